@@ -1,0 +1,96 @@
+"""MeterConfig: every setting of the agent, with defaults, environment variables and validation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from .events import LLMEvent
+
+ENV_API_KEY = "TOLLMETER_API_KEY"
+ENV_URL = "TOLLMETER_URL"
+
+
+class ConfigError(ValueError):
+    """A MeterConfig value is invalid."""
+
+
+@dataclass
+class MeterConfig:
+    #: Bearer key for the ingest endpoint (default: `$TOLLMETER_API_KEY`).
+    api_key: str | None = None
+    #: Ingest endpoint, e.g. `https://metering.example.com/v1/ingest` (default: `$TOLLMETER_URL`).
+    #: Without one, nothing touches the network.
+    url: str | None = None
+    #: Seconds between background flushes.
+    flush_interval: float = 2.0
+    #: A batch is sent as soon as this many events are queued.
+    max_batch_size: int = 500
+    #: Events held in memory at most; beyond it new events are dropped and counted.
+    max_queue_size: int = 10_000
+    #: HTTP timeout of one delivery attempt, in seconds.
+    timeout: float = 10.0
+    #: Delivery retries after the first attempt (429, 5xx and network errors only).
+    max_retries: int = 5
+    #: Called with every `LLMEvent`, on the background worker, after pricing.
+    on_event: Callable[["LLMEvent"], object] | None = None
+    #: Called with every instrumentation or delivery fault (an exception); never re-raised.
+    on_error: Callable[[BaseException], object] | None = None
+    #: Providers `patch_all()` patches; `None` means every registered provider.
+    providers: Sequence[str] | None = None
+    #: Tenant recorded for calls made outside any `for_tenant` scope.
+    default_tenant: str | None = None
+    #: Ask OpenAI-compatible streams for usage (`stream_options.include_usage`) when the caller
+    #: did not, hiding the extra chunk. Turn off for gateways that reject `stream_options`.
+    stream_usage: bool = True
+    #: Provider name by base-URL prefix, checked before the built-in attribution,
+    #: e.g. `{"https://llm.internal.example.com": "vllm"}`.
+    provider_overrides: Mapping[str, str] = field(default_factory=dict)
+    #: Log every event and delivery on the `tollmeter` logger at DEBUG.
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.api_key is None:
+            self.api_key = os.environ.get(ENV_API_KEY) or None
+        if self.url is None:
+            self.url = os.environ.get(ENV_URL) or None
+        self.validate()
+
+    def validate(self) -> None:
+        if self.url is not None:
+            if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+                raise ConfigError(f"url must be an http:// or https:// URL, got {self.url!r}")
+            if not self.api_key:
+                raise ConfigError(
+                    f"url is set but api_key is missing: pass api_key= or set ${ENV_API_KEY}"
+                )
+        _positive_number("flush_interval", self.flush_interval)
+        _positive_number("timeout", self.timeout)
+        _positive_int("max_batch_size", self.max_batch_size)
+        _positive_int("max_queue_size", self.max_queue_size)
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ConfigError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        for name in ("on_event", "on_error"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ConfigError(f"{name} must be callable, got {type(value).__name__}")
+        if self.providers is not None:
+            if isinstance(self.providers, str):
+                raise ConfigError("providers must be a list of names, e.g. ['openai'], not a string")
+            self.providers = tuple(self.providers)
+        if self.default_tenant is not None and not isinstance(self.default_tenant, str):
+            raise ConfigError(f"default_tenant must be a str, got {self.default_tenant!r}")
+        if not isinstance(self.provider_overrides, Mapping):
+            raise ConfigError("provider_overrides must map a base-URL prefix to a provider name")
+
+
+def _positive_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an int >= 1, got {value!r}")

@@ -1,0 +1,61 @@
+"""Reading provider payloads that may be SDK objects or plain dicts (a raw response's JSON).
+
+Adapters read usage through `field()` so that one reader serves the parsed SDK model, a
+streamed chunk and the JSON body of a raw response alike. Values a provider sends oddly
+(strings, floats, negatives, booleans) are coerced or dropped, never raised on.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+
+def field(obj: Any, name: str) -> Any:
+    """`obj.name` or `obj[name]`; None when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def count(value: Any) -> int | None:
+    """A token count as a non-negative int, or None when missing or nonsensical."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number < 0 or number == float("inf"):
+        return None
+    return int(number)
+
+
+def money(value: Any) -> Decimal | None:
+    """A provider-reported amount as an exact Decimal, or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and amount >= 0 else None
+
+
+def text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def add(a: int | None, b: int | None) -> int | None:
+    """Sum of two counts where None means unreported (None + None stays None)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b

@@ -1,0 +1,306 @@
+"""The `openai` SDK: chat completions, Responses, legacy completions and embeddings.
+
+Helpers are covered through the methods they call: `chat.completions.stream()` and
+`responses.stream()` call `create` when entered; `parse()` posts on its own and is wrapped too.
+OpenAI-compatible APIs reached through this client are attributed by base URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import openai
+from openai import AsyncStream, Stream
+
+from ..events import Usage
+from .attribution import provider_for_base_url
+from .call import Call
+from .endpoint import ChunkReader, Endpoint, Kind
+from .fields import count, field, money, text
+from .registry import Patch
+
+_RAW_TYPES: tuple[type, ...] = tuple(
+    cls
+    for cls in (
+        getattr(getattr(openai, "_legacy_response", None), "LegacyAPIResponse", None),
+        getattr(getattr(openai, "_response", None), "APIResponse", None),
+        getattr(getattr(openai, "_response", None), "AsyncAPIResponse", None),
+    )
+    if isinstance(cls, type)
+)
+
+
+class _OpenAIEndpoint(Endpoint):
+    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
+        call.provider = _provider_of(instance, call)
+        model = kwargs.get("model")
+        call.request_model = model if isinstance(model, str) else None
+        call.stream = kwargs.get("stream") is True
+        return None
+
+    def classify(self, result: Any) -> Kind:
+        if isinstance(result, Stream):
+            return Kind.STREAM
+        if isinstance(result, AsyncStream):
+            return Kind.ASYNC_STREAM
+        if _RAW_TYPES and isinstance(result, _RAW_TYPES):
+            return Kind.RAW
+        return Kind.VALUE
+
+
+_provider_cache: dict[int, tuple[Any, str]] = {}
+
+
+def _provider_of(instance: Any, call: Call) -> str:
+    """The provider behind the client that owns this resource, cached per base URL object."""
+    client = getattr(instance, "_client", None)
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return "openai"
+    cached = _provider_cache.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    provider = provider_for_base_url(base_url, "openai", call.meter.config.provider_overrides)
+    if len(_provider_cache) > 1024:
+        _provider_cache.clear()
+    _provider_cache[id(base_url)] = (base_url, provider)
+    return provider
+
+
+def _read_token_usage(call: Call, usage: Any) -> None:
+    """`usage` of chat completions, legacy completions and embeddings (and compatible APIs)."""
+    if usage is None:
+        return
+    prompt = field(usage, "prompt_tokens")
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
+    cached = count(field(prompt_details, "cached_tokens"))
+    if cached is None:  # DeepSeek reports its cache hits beside prompt_tokens
+        cached = count(field(usage, "prompt_cache_hit_tokens"))
+    call.usage = Usage(
+        input_tokens=count(prompt),
+        output_tokens=count(field(usage, "completion_tokens")),
+        cache_read_tokens=cached,
+        input_audio_tokens=count(field(prompt_details, "audio_tokens")),
+        input_image_tokens=count(field(prompt_details, "image_tokens")),
+        reasoning_tokens=count(field(completion_details, "reasoning_tokens")),
+        output_audio_tokens=count(field(completion_details, "audio_tokens")),
+        accepted_prediction_tokens=count(field(completion_details, "accepted_prediction_tokens")),
+        rejected_prediction_tokens=count(field(completion_details, "rejected_prediction_tokens")),
+    )
+    cost = money(field(usage, "cost"))  # OpenRouter reports what the call cost
+    if cost is not None:
+        call.provider_cost_usd = cost
+
+
+def _read_common(call: Call, response: Any) -> None:
+    model = field(response, "model")
+    if isinstance(model, str):
+        call.model = model
+    tier = field(response, "service_tier")
+    if tier is not None:
+        call.service_tier = text(tier)
+    request_id = field(response, "_request_id")
+    if isinstance(request_id, str):
+        call.request_id = request_id
+
+
+# -- chat completions ------------------------------------------------------------------------
+
+
+class ChatCompletions(_OpenAIEndpoint):
+    name = "chat.completions"
+
+    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
+        super().start(call, instance, args, kwargs)
+        if call.stream and call.meter.config.stream_usage:
+            return _ask_for_stream_usage(call, kwargs)
+        return None
+
+    def read_response(self, call: Call, response: Any) -> None:
+        _read_common(call, response)
+        _read_token_usage(call, field(response, "usage"))
+        choices = field(response, "choices") or ()
+        tool_calls = 0
+        for choice in choices:
+            message = field(choice, "message")
+            tool_calls += len(field(message, "tool_calls") or ())
+            if field(message, "function_call") is not None:
+                tool_calls += 1
+        call.tool_calls = tool_calls
+        if choices:
+            call.finish_reason = text(field(choices[0], "finish_reason"))
+
+    def stream_reader(self, call: Call) -> ChunkReader:
+        return _ChatStreamReader(call, self)
+
+
+def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
+    """Ask for the usage chunk the caller did not ask for; the stream proxy hides it again."""
+    options = kwargs.get("stream_options")
+    if isinstance(options, Mapping):
+        if options.get("include_usage") is True:
+            return None
+        options = {**options, "include_usage": True}
+    else:
+        options = {"include_usage": True}
+    call.hide_usage_chunk = True
+    return {**kwargs, "stream_options": options}
+
+
+class _ChatStreamReader:
+    """Chat and legacy completion chunks: usage from the final usage chunk (or the last choice
+    chunk, as some compatible servers send it), tool calls from the deltas."""
+
+    __slots__ = ("call", "endpoint", "tool_calls")
+
+    def __init__(self, call: Call, endpoint: Endpoint) -> None:
+        self.call = call
+        self.endpoint = endpoint
+        self.tool_calls = 0
+        call.tool_calls = 0
+
+    def __call__(self, chunk: Any) -> bool:
+        call = self.call
+        choices = chunk.choices
+        if choices:
+            if call.first_token_ns is None:
+                call.mark_first_token()
+                _read_common(call, chunk)
+            for choice in choices:
+                delta = getattr(choice, "delta", None)
+                if delta is not None:
+                    deltas = delta.tool_calls
+                    if deltas:
+                        for tool_call in deltas:
+                            if tool_call.id is not None:  # the first fragment of a call carries its id
+                                call.tool_calls = self.tool_calls = self.tool_calls + 1
+                    elif delta.function_call is not None and delta.function_call.name:
+                        call.tool_calls = self.tool_calls = self.tool_calls + 1
+                reason = choice.finish_reason
+                if reason is not None:
+                    call.finish_reason = reason
+        usage = chunk.usage
+        if usage is None:
+            if call.hide_usage_chunk:
+                _forget_usage_key(chunk)
+            return True
+        if call.model is None:
+            _read_common(call, chunk)
+        _read_token_usage(call, usage)
+        return choices or not call.hide_usage_chunk
+
+
+def _forget_usage_key(chunk: Any) -> None:
+    """A chunk carries `"usage": null` only because we asked for usage; the caller's would not."""
+    fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+    if fields_set is not None:
+        fields_set.discard("usage")
+
+
+# -- Responses API ---------------------------------------------------------------------------
+
+_TOOL_CALL_ITEMS = frozenset({
+    "function_call", "custom_tool_call", "computer_call", "mcp_call", "local_shell_call",
+    "shell_call", "apply_patch_call", "code_interpreter_call", "file_search_call",
+    "image_generation_call",
+})
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class Responses(_OpenAIEndpoint):
+    name = "responses"
+
+    def read_response(self, call: Call, response: Any) -> None:
+        _read_common(call, response)
+        usage = field(response, "usage")
+        if usage is not None:
+            input_details = field(usage, "input_tokens_details")
+            output_details = field(usage, "output_tokens_details")
+            call.usage = Usage(
+                input_tokens=count(field(usage, "input_tokens")),
+                output_tokens=count(field(usage, "output_tokens")),
+                cache_read_tokens=count(field(input_details, "cached_tokens")),
+                reasoning_tokens=count(field(output_details, "reasoning_tokens")),
+            )
+            cost = money(field(usage, "cost"))
+            if cost is not None:
+                call.provider_cost_usd = cost
+        tool_calls = web_searches = 0
+        for item in field(response, "output") or ():
+            kind = field(item, "type")
+            if kind == "web_search_call":
+                web_searches += 1
+            elif kind in _TOOL_CALL_ITEMS:
+                tool_calls += 1
+        call.tool_calls = tool_calls
+        call.web_search_requests = web_searches
+        status = field(response, "status")
+        incomplete = field(field(response, "incomplete_details"), "reason")
+        call.finish_reason = text(incomplete) if incomplete else text(status)
+        if status == "failed":
+            call.error = "response.failed"
+            code = field(field(response, "error"), "code")
+            if code:
+                call.error += f": {code}"
+
+    def stream_reader(self, call: Call) -> ChunkReader:
+        def read(event: Any) -> bool:
+            kind = event.type
+            if call.first_token_ns is None and kind.endswith(".delta"):
+                call.mark_first_token()
+            if kind in _TERMINAL_EVENTS:
+                self.read_response(call, event.response)
+            elif kind == "response.created" and call.model is None:
+                _read_common(call, event.response)
+            elif kind == "error":
+                call.error = "error"
+                code = getattr(event, "code", None)
+                if code:
+                    call.error += f": {code}"
+            return True
+
+        return read
+
+
+# -- legacy completions and embeddings -------------------------------------------------------
+
+
+class TextCompletions(ChatCompletions):
+    """Legacy `/v1/completions`: the same usage and chunk shapes as chat, text instead of messages."""
+
+    name = "completions"
+
+
+class Embeddings(_OpenAIEndpoint):
+    name = "embeddings"
+
+    def read_response(self, call: Call, response: Any) -> None:
+        _read_common(call, response)
+        usage = field(response, "usage")
+        if usage is not None:
+            call.usage = Usage(input_tokens=count(field(usage, "prompt_tokens")))
+
+
+_CHAT, _RESPONSES, _COMPLETIONS, _EMBEDDINGS = ChatCompletions(), Responses(), TextCompletions(), Embeddings()
+
+
+def patches() -> list[Patch]:
+    chat = "openai.resources.chat.completions.completions"
+    beta_chat = "openai.resources.beta.chat.completions"  # where openai < 1.92 kept `parse`
+    targets = (
+        (chat, "Completions", ("create", "parse"), _CHAT),
+        (beta_chat, "Completions", ("parse",), _CHAT),
+        ("openai.resources.responses.responses", "Responses", ("create", "parse"), _RESPONSES),
+        ("openai.resources.completions", "Completions", ("create",), _COMPLETIONS),
+        ("openai.resources.embeddings", "Embeddings", ("create",), _EMBEDDINGS),
+    )
+    return [
+        patch
+        for module, owner, methods, endpoint in targets
+        for method in methods
+        for patch in (
+            Patch(module, f"{owner}.{method}", endpoint),
+            Patch(module, f"Async{owner}.{method}", endpoint, is_async=True),
+        )
+    ]

@@ -1,0 +1,132 @@
+"""The patch registry: which providers exist, and applying / removing their patches.
+
+Patching is at class level through `wrapt`, so clients created before and after patching are
+covered. The original attribute of each class is kept and put back by `unpatch`, so an
+unpatched SDK is byte for byte what it was. A provider whose SDK is not installed is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+from .call import async_wrapper, sync_wrapper
+from .endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from ..meter import Meter
+
+logger = logging.getLogger("tollmeter")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One SDK method to wrap: `module`, then `path` ("Class.method") inside it."""
+
+    module: str
+    path: str
+    endpoint: Endpoint
+    is_async: bool = False
+
+
+#: Provider name -> (the SDK's import name, the tollmeter module that knows it).
+PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "tollmeter.instrument.openai"),
+    "anthropic": ("anthropic", "tollmeter.instrument.anthropic"),
+}
+
+
+class UnknownProviderError(ValueError):
+    pass
+
+
+@dataclass
+class _Applied:
+    owner: Any  # the class the method lives on
+    attribute: str
+    original: Any
+
+
+# (class, attribute) -> the Meter whose wrapper is installed there. Two meters never stack.
+_installed: dict[tuple[Any, str], "Meter"] = {}
+_lock = threading.RLock()
+
+
+class Patcher:
+    """The patches one Meter has applied, by provider."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
+        self._applied: dict[str, list[_Applied]] = {}
+
+    @property
+    def patched(self) -> list[str]:
+        return sorted(self._applied)
+
+    def patch(self, name: str) -> bool:
+        """Patch one provider; False if its SDK is not installed. Idempotent."""
+        if name not in PROVIDERS:
+            raise UnknownProviderError(
+                f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}"
+            )
+        with _lock:
+            if name in self._applied:
+                return True
+            sdk, module_name = PROVIDERS[name]
+            if importlib.util.find_spec(sdk) is None:
+                logger.debug("tollmeter: %s is not installed; not patching it", sdk)
+                return False
+            try:
+                module = importlib.import_module(module_name)
+                patches: list[Patch] = module.patches()
+            except Exception as fault:
+                self._meter._fault(fault, f"loading the {name} instrumentation")
+                return False
+            applied = [a for p in patches if (a := self._apply(p)) is not None]
+            self._applied[name] = applied
+            logger.debug("tollmeter: patched %d methods of %s", len(applied), name)
+            return True
+
+    def unpatch(self, name: str) -> None:
+        with _lock:
+            for applied in reversed(self._applied.pop(name, [])):
+                setattr(applied.owner, applied.attribute, applied.original)
+                _installed.pop((applied.owner, applied.attribute), None)
+
+    def unpatch_all(self) -> None:
+        for name in list(self._applied):
+            self.unpatch(name)
+
+    def _apply(self, patch: Patch) -> _Applied | None:
+        try:
+            module = importlib.import_module(patch.module)
+            *owner_path, attribute = patch.path.split(".")
+            owner: Any = module
+            for part in owner_path:
+                owner = getattr(owner, part)
+        except (ImportError, AttributeError):
+            # An SDK release without this method: nothing to patch.
+            logger.debug("tollmeter: %s.%s not found; skipped", patch.module, patch.path)
+            return None
+        if attribute not in vars(owner):
+            logger.debug("tollmeter: %s.%s is inherited; skipped", patch.module, patch.path)
+            return None
+        key = (owner, attribute)
+        holder = _installed.get(key)
+        if holder is not None and holder is not self._meter:
+            logger.warning(
+                "tollmeter: %s.%s is already instrumented by another Meter; not patching it twice",
+                patch.module, patch.path,
+            )
+            return None
+        original = vars(owner)[attribute]
+        make = async_wrapper if patch.is_async else sync_wrapper
+        wrapt.wrap_function_wrapper(owner, attribute, make(self._meter, patch.endpoint))
+        _installed[key] = self._meter
+        return _Applied(owner, attribute, original)

@@ -1,0 +1,5 @@
+"""Per-tenant spend limits."""
+
+from .exceptions import LimitExceededException
+
+__all__ = ["LimitExceededException"]

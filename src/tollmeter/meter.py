@@ -1,0 +1,254 @@
+"""Meter: the agent's lifecycle (patching, scopes, recording, flush and shutdown)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from contextvars import Token
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from .config import MeterConfig
+from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope, make_scope
+from .events import LLMEvent
+from .instrument.registry import PROVIDERS, Patcher
+from .transport.http import HttpSink
+from .transport.worker import BatchWorker
+
+if TYPE_CHECKING:
+    from .instrument.call import Call
+
+logger = logging.getLogger("tollmeter")
+
+
+class Meter:
+    """Meters, prices and caps the LLM calls of a process, per tenant.
+
+    >>> meter = Meter(MeterConfig(api_key="...", url="https://metering.example.com/v1/ingest"))
+    >>> meter.patch_all()
+    >>> with meter.for_tenant("acme"):
+    ...     client.chat.completions.create(...)
+    """
+
+    def __init__(self, config: MeterConfig | None = None, **options: Any) -> None:
+        if config is None:
+            config = MeterConfig(**options)
+        elif options:
+            raise TypeError("pass either a MeterConfig or keyword options, not both")
+        self.config = config
+        self._patcher = Patcher(self)
+        self._instrumenting = True
+        self._faults = 0
+        self._faults_seen: set[str] = set()
+        self._fault_lock = threading.Lock()
+        self._sink = (
+            HttpSink(
+                config.url,
+                config.api_key or "",
+                timeout=config.timeout,
+                max_retries=config.max_retries,
+                report=self._report_delivery_error,
+            )
+            if config.url
+            else None
+        )
+        self._worker = BatchWorker(
+            self._handle_batch,
+            max_batch_size=config.max_batch_size,
+            flush_interval=config.flush_interval,
+            max_queue_size=config.max_queue_size,
+        )
+        self._closed = False
+        atexit.register(_shutdown_at_exit, weakref.ref(self))
+
+    # -- patching ------------------------------------------------------------------------------
+
+    def patch_all(self) -> list[str]:
+        """Patch every provider whose SDK is installed (or those in `config.providers`)."""
+        names: Iterable[str] = self.config.providers or PROVIDERS
+        return [name for name in names if self._patcher.patch(name)]
+
+    def patch(self, name: str) -> bool:
+        """Patch one provider. False when its SDK is not installed."""
+        return self._patcher.patch(name)
+
+    def unpatch(self, name: str) -> None:
+        self._patcher.unpatch(name)
+
+    def unpatch_all(self) -> None:
+        self._patcher.unpatch_all()
+
+    @property
+    def patched(self) -> list[str]:
+        return self._patcher.patched
+
+    # -- scopes --------------------------------------------------------------------------------
+
+    def for_tenant(
+        self,
+        tenant_id: str | None,
+        *,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> TenantScope:
+        """Attribute the calls made inside to `tenant_id` (`with`, `async with` or decorator)."""
+        return TenantScope(make_scope(tenant_id, run_id, agent_id, tags))
+
+    def set_tenant(
+        self,
+        tenant_id: str | None,
+        *,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> Token:
+        """Set the tenant for the rest of the current context (for middleware).
+
+        Returns a token for `reset_tenant`; a web framework running each request in its own
+        context (Starlette, Django's ASGI handler) needs no reset.
+        """
+        return enter_scope(make_scope(tenant_id, run_id, agent_id, tags))
+
+    def reset_tenant(self, token: Token) -> None:
+        exit_scope(token)
+
+    def current_scope(self) -> Scope | None:
+        return self._scope_for_call()
+
+    # -- the call path (caller's thread) -------------------------------------------------------
+
+    def _scope_for_call(self) -> Scope | None:
+        scope = current_scope()
+        if scope is None and self.config.default_tenant is not None:
+            scope = Scope(self.config.default_tenant)
+        return scope
+
+    def _guard_call(self, call: Call) -> None:
+        """Check the call against its tenant's limits and reserve its cost (limits come later)."""
+
+    def _record_call(self, call: Call, partial: bool) -> None:
+        try:
+            event = call.to_event(partial)
+        except Exception as fault:
+            self._fault(fault, "building an event")
+            return
+        self._submit(event)
+
+    def _abandon_call(self, call: Call) -> None:
+        """A call that never reached the provider."""
+
+    def _submit(self, event: LLMEvent) -> None:
+        if not self._worker.submit(event):
+            self._fault_once(
+                "queue full",
+                f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events",
+            )
+
+    # -- the background side -------------------------------------------------------------------
+
+    def _handle_batch(self, events: list[LLMEvent]) -> None:
+        on_event = self.config.on_event
+        for event in events:
+            if self.config.debug:
+                logger.debug("tollmeter event: %s", event.to_dict())
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception as fault:
+                    self._fault(fault, "in on_event")
+        if self._sink is not None:
+            try:
+                self._sink.send([event.to_dict() for event in events])
+            except Exception as fault:
+                self._fault(fault, "delivering a batch")
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _fault(self, exc: BaseException, what: str) -> None:
+        """An instrumentation fault: logged and reported, never raised into the application."""
+        with self._fault_lock:
+            self._faults += 1
+            first = what not in self._faults_seen
+            self._faults_seen.add(what)
+        if first:
+            logger.warning("tollmeter: fault %s (the call itself is unaffected): %r", what, exc,
+                           exc_info=exc)
+        else:
+            logger.debug("tollmeter: fault %s: %r", what, exc)
+        self._call_on_error(exc)
+
+    def _fault_once(self, key: str, message: str) -> None:
+        with self._fault_lock:
+            first = key not in self._faults_seen
+            self._faults_seen.add(key)
+        if first:
+            logger.warning(message)
+
+    def _report_delivery_error(self, exc: BaseException) -> None:
+        logger.warning("tollmeter: %s", exc)
+        self._call_on_error(exc)
+
+    def _call_on_error(self, exc: BaseException) -> None:
+        on_error = self.config.on_error
+        if on_error is None:
+            return
+        try:
+            on_error(exc)
+        except Exception:
+            logger.exception("tollmeter: on_error raised")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything recorded so far. True if done within `timeout` seconds."""
+        return self._worker.flush(self.config.timeout * (self.config.max_retries + 1) if timeout is None else timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Unpatch, deliver what is queued and stop the background worker."""
+        if self._closed:
+            return True
+        self._closed = True
+        self.unpatch_all()
+        timeout = self.config.timeout if timeout is None else timeout
+        flushed = self._worker.flush(timeout)
+        if self._sink is not None:
+            self._sink.stopping.set()
+        stopped = self._worker.shutdown(timeout)
+        if self._sink is not None:
+            self._sink.close()
+        return flushed and stopped
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults."""
+        delivery = self._sink.stats if self._sink is not None else None
+        return {
+            "recorded": self._worker.submitted + self._worker.dropped,
+            "queued": self._worker.queued,
+            "sent": delivery.sent if delivery else 0,
+            "retried": delivery.retried if delivery else 0,
+            "dropped": self._worker.dropped,
+            "failed": delivery.failed if delivery else 0,
+            "rejected": delivery.rejected if delivery else 0,
+            "faults": self._faults,
+        }
+
+    def __enter__(self) -> Meter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        target = self.config.url or "no url"
+        return f"<Meter {target} patched={self.patched}>"
+
+
+def _shutdown_at_exit(ref: weakref.ref[Meter]) -> None:
+    meter = ref()
+    if meter is not None:
+        try:
+            meter.shutdown()
+        except Exception:  # interpreter teardown: nothing left to report to
+            logger.debug("tollmeter: shutdown at exit failed", exc_info=True)

@@ -1,0 +1,177 @@
+"""HttpSink: POST a batch of events as gzip JSON to the ingest URL, with retries.
+
+Retried: 429, 5xx and network errors, with exponential backoff and jitter, honouring
+`Retry-After`. Any other 4xx is permanent: counted as failed, reported, never retried.
+Runs on the background worker only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httpx
+
+from .._version import __version__
+
+logger = logging.getLogger("tollmeter")
+
+#: Longest wait between two attempts, whatever the server's Retry-After says.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class DeliveryError(Exception):
+    """A batch, or some events of it, could not be delivered."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, events: int = 0) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.events = events
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rejected: int = 0
+    batches: int = 0
+
+
+class HttpSink:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        report: Callable[[BaseException], None],
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "User-Agent": f"tollmeter/{__version__}",
+        }
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._report = report
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._pid = os.getpid()
+        self.stats = DeliveryStats()
+        #: Set when the agent shuts down: backoff waits end early and no new retry starts.
+        self.stopping = threading.Event()
+
+    @staticmethod
+    def encode(events: list[dict[str, Any]]) -> bytes:
+        body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False)
+        return gzip.compress(body.encode("utf-8"), compresslevel=6)
+
+    def send(self, events: list[dict[str, Any]]) -> bool:
+        """Deliver one batch; True if the server accepted it (perhaps rejecting some events)."""
+        body = self.encode(events)
+        count = len(events)
+        attempt = 0
+        while True:
+            status, retry_after, detail = self._attempt(body)
+            if status is not None and 200 <= status < 300:
+                self.stats.batches += 1
+                self._account_accepted(count, detail)
+                return True
+            retryable = status is None or status == 429 or status >= 500
+            if not retryable:
+                self.stats.failed += count
+                self._report(DeliveryError(
+                    f"ingest refused a batch of {count} events with HTTP {status}: {detail}",
+                    status_code=status, events=count,
+                ))
+                return False
+            if attempt >= self._max_retries or self.stopping.is_set():
+                self.stats.failed += count
+                self._report(DeliveryError(
+                    f"gave up on a batch of {count} events after {attempt + 1} attempts: "
+                    + (f"HTTP {status}" if status is not None else str(detail)),
+                    status_code=status, events=count,
+                ))
+                return False
+            delay = self._backoff(attempt, retry_after)
+            attempt += 1
+            self.stats.retried += 1
+            logger.debug("tollmeter: retrying a batch in %.2fs (attempt %d)", delay, attempt + 1)
+            if self.stopping.wait(delay):
+                continue  # shutting down: one last attempt right away, then give up
+
+    def _attempt(self, body: bytes) -> tuple[int | None, float | None, Any]:
+        try:
+            response = self._http().post(self.url, content=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return None, None, exc
+        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        try:
+            detail: Any = response.json()
+        except ValueError:
+            detail = response.text[:200]
+        return response.status_code, retry_after, detail
+
+    def _account_accepted(self, count: int, detail: Any) -> None:
+        rejected = detail.get("rejected") if isinstance(detail, dict) else None
+        if isinstance(rejected, list) and rejected:
+            self.stats.rejected += len(rejected)
+            self.stats.sent += count - len(rejected)
+            reasons = "; ".join(
+                f"#{r.get('index')}: {r.get('reason')}" for r in rejected[:5] if isinstance(r, dict)
+            )
+            self._report(DeliveryError(
+                f"ingest rejected {len(rejected)} of {count} events ({reasons})",
+                status_code=200, events=len(rejected),
+            ))
+        else:
+            self.stats.sent += count
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_BACKOFF_SECONDS)
+        ceiling = min(self._backoff_max, self._backoff_base * (2 ** attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _http(self) -> httpx.Client:
+        if self._client is None or self._pid != os.getpid():
+            # After fork() the parent's connections are not ours: open our own.
+            self._pid = os.getpid()
+            self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+        self._client = None
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,171 @@
+"""BatchWorker: a bounded in-memory queue drained in batches by one background thread.
+
+The caller's side (`submit`) takes a lock, appends and returns: no I/O, no allocation beyond the
+queue slot. The thread starts on the first submit and hands batches of up to `max_batch_size`
+items to `handle_batch` every `flush_interval` seconds, or as soon as a full batch is queued.
+After `fork()` the child gets an empty queue and a fresh thread: the parent's items stay the
+parent's to deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable
+
+logger = logging.getLogger("tollmeter")
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        handle_batch: Callable[[list[Any]], None],
+        *,
+        max_batch_size: int,
+        flush_interval: float,
+        max_queue_size: int,
+        name: str = "tollmeter-worker",
+    ) -> None:
+        self._handle_batch = handle_batch
+        self._max_batch_size = max_batch_size
+        self._flush_interval = flush_interval
+        self._max_queue_size = max_queue_size
+        self._name = name
+        self._init_state()
+        _register_fork_handler(self)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._queue: deque[Any] = deque()
+        self._thread: threading.Thread | None = None
+        self._submitted = 0
+        self._handled = 0
+        self._dropped = 0
+        self._flush_wanted = False
+        self._stopping = False
+
+    # -- caller side -------------------------------------------------------------------------
+
+    def submit(self, item: Any) -> bool:
+        """Queue `item`; False (and counted as dropped) when the queue is full or shut down."""
+        with self._lock:
+            if self._stopping or len(self._queue) >= self._max_queue_size:
+                self._dropped += 1
+                return False
+            self._queue.append(item)
+            self._submitted += 1
+            if self._thread is None:
+                self._start()
+            elif len(self._queue) >= self._max_batch_size:
+                self._has_work.notify()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far has been handled. True if it was in time."""
+        if threading.current_thread() is self._thread:
+            return False  # called from inside handle_batch: waiting would deadlock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._submitted
+            if self._handled >= target:
+                return True
+            if self._thread is None or not self._thread.is_alive():
+                return False
+            self._flush_wanted = True
+            self._has_work.notify()
+            while self._handled < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Handle what is queued, then stop the thread. True if it finished in time."""
+        with self._lock:
+            self._stopping = True
+            self._has_work.notify()
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return not self._queue
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def submitted(self) -> int:
+        return self._submitted
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # -- background side ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                deadline = time.monotonic() + self._flush_interval
+                while (
+                    not self._stopping
+                    and not self._flush_wanted
+                    and len(self._queue) < self._max_batch_size
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._has_work.wait(remaining)
+                count = min(len(self._queue), self._max_batch_size)
+                batch = [self._queue.popleft() for _ in range(count)]
+                if not self._queue:
+                    self._flush_wanted = False
+                stopping = self._stopping
+            if batch:
+                try:
+                    self._handle_batch(batch)
+                except Exception:  # handle_batch reports its own faults; this is the last net
+                    logger.exception("tollmeter: a batch of %d events could not be handled", count)
+                with self._lock:
+                    self._handled += count
+                    self._progress.notify_all()
+            elif stopping:
+                return
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue and thread belong to the parent; start clean.
+        self._init_state()
+
+
+_workers: "weakref.WeakSet[BatchWorker]" = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def _register_fork_handler(worker: BatchWorker) -> None:
+    global _fork_hook_installed
+    _workers.add(worker)
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_reset_workers_in_child)
+        _fork_hook_installed = True
+
+
+def _reset_workers_in_child() -> None:
+    for worker in list(_workers):
+        worker._after_fork_in_child()
