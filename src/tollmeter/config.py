@@ -34,6 +34,8 @@ class MeterConfig:
     timeout: float = 10.0
     #: Delivery retries after the first attempt (429, 5xx and network errors only).
     max_retries: int = 5
+    #: First delivery backoff in seconds; doubled on each retry (with jitter), at most 30 s.
+    retry_backoff: float = 0.5
     #: Called with every `LLMEvent`, on the background worker, after pricing.
     on_event: Callable[["LLMEvent"], object] | None = None
     #: Called with every instrumentation or delivery fault (an exception); never re-raised.
@@ -68,6 +70,7 @@ class MeterConfig:
                 )
         _positive_number("flush_interval", self.flush_interval)
         _positive_number("timeout", self.timeout)
+        _positive_number("retry_backoff", self.retry_backoff)
         _positive_int("max_batch_size", self.max_batch_size)
         _positive_int("max_queue_size", self.max_queue_size)
         if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:

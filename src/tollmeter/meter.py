@@ -7,11 +7,12 @@ import logging
 import threading
 import weakref
 from contextvars import Token
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .config import MeterConfig
 from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope, make_scope
-from .events import LLMEvent
+from .events import LLMEvent, Usage
 from .instrument.registry import PROVIDERS, Patcher
 from .transport.http import HttpSink
 from .transport.worker import BatchWorker
@@ -48,6 +49,7 @@ class Meter:
                 config.api_key or "",
                 timeout=config.timeout,
                 max_retries=config.max_retries,
+                backoff_base=config.retry_backoff,
                 report=self._report_delivery_error,
             )
             if config.url
@@ -116,6 +118,56 @@ class Meter:
 
     def current_scope(self) -> Scope | None:
         return self._scope_for_call()
+
+    # -- manual tracking -----------------------------------------------------------------------
+
+    def track_manually(
+        self,
+        *,
+        provider: str,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        usage: Usage | Mapping[str, int] | None = None,
+        cost_usd: Decimal | float | str | None = None,
+        endpoint: str = "manual",
+        tenant_id: str | None = None,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        duration_ms: float | None = None,
+        units: Mapping[str, float] | None = None,
+        request_id: str | None = None,
+        error: str | None = None,
+    ) -> LLMEvent:
+        """Record a call the agent cannot see, or a non-LLM cost given in USD.
+
+        The tenant is the one in scope unless `tenant_id` is given. A `cost_usd` is taken as
+        the cost the provider charged (it wins over any computed price).
+        """
+        if usage is None:
+            usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        elif isinstance(usage, Mapping):
+            usage = Usage.from_dict({"input_tokens": input_tokens, "output_tokens": output_tokens, **usage})
+        scope = self._scope_for_call()
+        if tenant_id is not None or run_id is not None or agent_id is not None or tags:
+            scope = make_scope(tenant_id, run_id, agent_id, tags).within(scope)
+        cost = None
+        if cost_usd is not None:
+            cost = cost_usd if isinstance(cost_usd, Decimal) else Decimal(str(cost_usd))
+            if not cost.is_finite() or cost < 0:
+                raise ValueError(f"cost_usd must be a finite amount >= 0, got {cost_usd!r}")
+        event = LLMEvent(
+            provider=provider, model=model, request_model=model, endpoint=endpoint, usage=usage,
+            tenant_id=scope.tenant_id if scope else None,
+            run_id=scope.run_id if scope else None,
+            agent_id=scope.agent_id if scope else None,
+            tags=scope.tags if scope else {},
+            duration_ms=duration_ms, provider_cost_usd=cost, units=units,
+            request_id=request_id, error=error,
+        )
+        self._submit(event)
+        return event
 
     # -- the call path (caller's thread) -------------------------------------------------------
 

@@ -33,6 +33,8 @@ ChunkReader = Callable[[Any], bool]
 class Endpoint:
     #: The event's `endpoint` value, e.g. "chat.completions".
     name: str = ""
+    #: Response header holding the provider's request id (read for streams).
+    request_id_header: str | None = None
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         """Read the request into `call`. Return replacement kwargs to send, or None to keep them."""

@@ -31,6 +31,8 @@ _RAW_TYPES: tuple[type, ...] = tuple(
 
 
 class _OpenAIEndpoint(Endpoint):
+    request_id_header = "x-request-id"
+
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         call.provider = _provider_of(instance, call)
         model = kwargs.get("model")

@@ -20,8 +20,14 @@ from .call import Call
 from .endpoint import ChunkReader, Kind
 
 
-def _safe_reader(call: Call) -> ChunkReader:
+def _start_reading(call: Call, stream: Any) -> ChunkReader:
+    """The endpoint's reader for this stream; the request id comes from the response headers."""
     try:
+        header = call.endpoint.request_id_header
+        if header and call.request_id is None:
+            response = getattr(stream, "response", None)
+            if response is not None:
+                call.request_id = response.headers.get(header)
         return call.endpoint.stream_reader(call)
     except Exception as fault:
         call.meter._fault(fault, f"starting to read a {call.endpoint.name} stream")
@@ -59,7 +65,7 @@ class StreamProxy(_ChunkReading, wrapt.ObjectProxy):
     def __init__(self, stream: Any, call: Call) -> None:
         super().__init__(stream)
         self._self_call = call
-        self._self_reader = _safe_reader(call)
+        self._self_reader = _start_reading(call, stream)
         self._self_next = getattr(stream, "__next__", None) or iter(stream).__next__
 
     def __iter__(self) -> StreamProxy:
@@ -99,7 +105,7 @@ class AsyncStreamProxy(_ChunkReading, wrapt.ObjectProxy):
     def __init__(self, stream: Any, call: Call) -> None:
         super().__init__(stream)
         self._self_call = call
-        self._self_reader = _safe_reader(call)
+        self._self_reader = _start_reading(call, stream)
         self._self_anext = getattr(stream, "__anext__", None) or stream.__aiter__().__anext__
 
     def __aiter__(self) -> AsyncStreamProxy:

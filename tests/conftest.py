@@ -1,0 +1,57 @@
+"""Shared fixtures: a meter that records into a list, and a respx router at the HTTP transport.
+
+The current openai, anthropic and google-genai releases are built on httpx2, older ones on httpx;
+`http_mock` routes both through one respx router (httpx2 through pytest-httpx2's httpcore2 mocker).
+"""
+
+from __future__ import annotations
+
+import pytest
+import respx
+from respx.mocks import Mocker
+
+from tollmeter import LLMEvent, Meter, MeterConfig
+
+
+class Recorder:
+    """A patched Meter whose events land in a list."""
+
+    def __init__(self, **options) -> None:
+        self.events: list[LLMEvent] = []
+        self.errors: list[BaseException] = []
+        options.setdefault("flush_interval", 0.05)
+        self.meter = Meter(MeterConfig(on_event=self.events.append, on_error=self.errors.append, **options))
+
+    def recorded(self) -> list[LLMEvent]:
+        assert self.meter.flush(timeout=10), "events were not handled in time"
+        return self.events
+
+    def one(self) -> LLMEvent:
+        events = self.recorded()
+        assert len(events) == 1, f"expected exactly one event, got {len(events)}: {events}"
+        return events[0]
+
+
+@pytest.fixture
+def recorder():
+    rec = Recorder()
+    rec.meter.patch_all()
+    yield rec
+    rec.meter.shutdown()
+    assert not rec.errors, f"instrumentation faults: {rec.errors!r}"
+
+
+@pytest.fixture
+def http_mock():
+    """One respx router mocking httpx and httpx2 transports; unmatched requests fail the test."""
+    with respx.mock(using="httpcore", assert_all_called=False) as router:
+        second = Mocker.registry.get("httpcore2")
+        if second is not None:
+            second.register(router)
+            second.start()
+        try:
+            yield router
+        finally:
+            if second is not None:
+                second.unregister(router)
+                second.stop()
