@@ -193,6 +193,9 @@ class Meter:
 
     def _submit(self, event: LLMEvent) -> None:
         if not self._worker.submit(event):
+            if self._worker.stopping:
+                logger.debug("tollmeter: an event recorded after shutdown was dropped: %s", event.event_id)
+                return
             self._fault_once(
                 "queue full",
                 f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events",

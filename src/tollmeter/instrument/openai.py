@@ -83,6 +83,7 @@ def _read_token_usage(call: Call, usage: Any) -> None:
         input_tokens=count(prompt),
         output_tokens=count(field(usage, "completion_tokens")),
         cache_read_tokens=cached,
+        cache_write_tokens=count(field(prompt_details, "cache_write_tokens")),  # OpenRouter
         input_audio_tokens=count(field(prompt_details, "audio_tokens")),
         input_image_tokens=count(field(prompt_details, "image_tokens")),
         reasoning_tokens=count(field(completion_details, "reasoning_tokens")),
@@ -223,6 +224,7 @@ class Responses(_OpenAIEndpoint):
                 input_tokens=count(field(usage, "input_tokens")),
                 output_tokens=count(field(usage, "output_tokens")),
                 cache_read_tokens=count(field(input_details, "cached_tokens")),
+                cache_write_tokens=count(field(input_details, "cache_write_tokens")),
                 reasoning_tokens=count(field(output_details, "reasoning_tokens")),
             )
             cost = money(field(usage, "cost"))
@@ -236,7 +238,9 @@ class Responses(_OpenAIEndpoint):
             elif kind in _TOOL_CALL_ITEMS:
                 tool_calls += 1
         call.tool_calls = tool_calls
-        call.web_search_requests = web_searches
+        # The API counts the searches it bills in tool_usage; older responses only list the calls.
+        reported = count(field(field(field(response, "tool_usage"), "web_search"), "num_requests"))
+        call.web_search_requests = reported if reported is not None else web_searches
         status = field(response, "status")
         incomplete = field(field(response, "incomplete_details"), "reason")
         call.finish_reason = text(incomplete) if incomplete else text(status)
