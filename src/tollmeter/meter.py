@@ -180,21 +180,17 @@ class Meter:
     def _guard_call(self, call: Call) -> None:
         """Check the call against its tenant's limits and reserve its cost (limits come later)."""
 
-    def _record_call(self, call: Call, partial: bool) -> None:
-        try:
-            event = call.to_event(partial)
-        except Exception as fault:
-            self._fault(fault, "building an event")
-            return
-        self._submit(event)
+    def _record_call(self, call: Call) -> None:
+        """A finished call: queued as it is, its event is built on the background worker."""
+        self._submit(call)
 
     def _abandon_call(self, call: Call) -> None:
         """A call that never reached the provider."""
 
-    def _submit(self, event: LLMEvent) -> None:
-        if not self._worker.submit(event):
+    def _submit(self, item: LLMEvent | Call) -> None:
+        if not self._worker.submit(item):
             if self._worker.stopping:
-                logger.debug("tollmeter: an event recorded after shutdown was dropped: %s", event.event_id)
+                logger.debug("tollmeter: an event recorded after shutdown was dropped")
                 return
             self._fault_once(
                 "queue full",
@@ -203,7 +199,16 @@ class Meter:
 
     # -- the background side -------------------------------------------------------------------
 
-    def _handle_batch(self, events: list[LLMEvent]) -> None:
+    def _handle_batch(self, items: list[LLMEvent | Call]) -> None:
+        events = []
+        for item in items:
+            if isinstance(item, LLMEvent):
+                events.append(item)
+                continue
+            try:
+                events.append(item.to_event())
+            except Exception as fault:
+                self._fault(fault, "building an event")
         on_event = self.config.on_event
         for event in events:
             if self.config.debug:

@@ -32,9 +32,10 @@ class Call:
 
     __slots__ = (
         "meter", "endpoint", "scope", "provider", "request_model", "stream", "model", "usage",
-        "timestamp", "started_ns", "first_token_ns", "request_id", "tool_calls",
+        "wall_ns", "started_ns", "first_token_ns", "request_id", "tool_calls",
         "web_search_requests", "service_tier", "finish_reason", "provider_cost_usd", "units",
-        "error", "status_code", "hide_usage_chunk", "request", "done", "ticket",
+        "error", "status_code", "hide_usage_chunk", "request", "done", "ticket", "response",
+        "partial", "ended_ns",
     )
 
     def __init__(self, meter: Meter, endpoint: Endpoint, scope: Scope | None) -> None:
@@ -46,7 +47,7 @@ class Call:
         self.stream = False
         self.model: str | None = None
         self.usage: Usage | None = None
-        self.timestamp = datetime.now(timezone.utc)
+        self.wall_ns = time.time_ns()  # made a datetime on the background worker
         self.started_ns = time.perf_counter_ns()
         self.first_token_ns: int | None = None
         self.request_id: str | None = None
@@ -65,22 +66,33 @@ class Call:
         self.done = False
         #: The guard's reservation for this call, if any.
         self.ticket: Any = None
+        #: A complete response whose usage is still to be read (on the background worker).
+        self.response: Any = None
+        self.partial = False
+        self.ended_ns = 0
 
     def restart_clock(self) -> None:
         """For stream managers: the request starts on `__enter__`, not when the manager is made."""
-        self.timestamp = datetime.now(timezone.utc)
+        self.wall_ns = time.time_ns()
         self.started_ns = time.perf_counter_ns()
 
     def mark_first_token(self) -> None:
         if self.first_token_ns is None:
             self.first_token_ns = time.perf_counter_ns()
 
-    def finish(self, partial: bool = False) -> None:
-        """Record the call. Only the first finish counts."""
+    def finish(self, partial: bool = False, response: Any = None) -> None:
+        """Record the call; only the first finish counts.
+
+        A complete `response` is kept as it is: its usage is read on the background worker,
+        keeping that work off the caller's thread.
+        """
         if self.done:
             return
         self.done = True
-        self.meter._record_call(self, partial)
+        self.ended_ns = time.perf_counter_ns()
+        self.partial = partial
+        self.response = response
+        self.meter._record_call(self)
 
     def fail(self, exc: BaseException, partial: bool = False) -> None:
         if self.done:
@@ -99,9 +111,15 @@ class Call:
         self.done = True
         self.meter._abandon_call(self)
 
-    def to_event(self, partial: bool) -> LLMEvent:
+    def to_event(self) -> LLMEvent:
+        """The event of a finished call (on the background worker)."""
+        response, self.response = self.response, None
+        if response is not None:
+            try:
+                self.endpoint.read_response(self, response)
+            except Exception as fault:
+                self.meter._fault(fault, f"reading a {self.endpoint.name} response")
         scope = self.scope
-        now = time.perf_counter_ns()
         return LLMEvent(
             provider=self.provider,
             model=self.model or self.request_model,
@@ -113,8 +131,8 @@ class Call:
             run_id=scope.run_id if scope else None,
             agent_id=scope.agent_id if scope else None,
             tags=scope.tags if scope else {},
-            timestamp=self.timestamp,
-            duration_ms=(now - self.started_ns) / 1e6,
+            timestamp=datetime.fromtimestamp(self.wall_ns / 1e9, timezone.utc),
+            duration_ms=(self.ended_ns - self.started_ns) / 1e6,
             time_to_first_token_ms=(
                 None if self.first_token_ns is None else (self.first_token_ns - self.started_ns) / 1e6
             ),
@@ -125,7 +143,7 @@ class Call:
             finish_reason=self.finish_reason,
             error=self.error,
             status_code=self.status_code,
-            partial=partial,
+            partial=self.partial,
             provider_cost_usd=self.provider_cost_usd,
             units=self.units,
         )
@@ -153,8 +171,7 @@ def _complete(call: Call, result: Any) -> Any:
     try:
         kind = call.endpoint.classify(result)
         if kind is Kind.VALUE:
-            call.endpoint.read_response(call, result)
-            call.finish()
+            call.finish(response=result)
             return result
         if kind is Kind.STREAM:
             return streams.StreamProxy(result, call)

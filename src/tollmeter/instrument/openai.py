@@ -56,7 +56,8 @@ _provider_cache: dict[int, tuple[Any, str]] = {}
 def _provider_of(instance: Any, call: Call) -> str:
     """The provider behind the client that owns this resource, cached per base URL object."""
     client = getattr(instance, "_client", None)
-    base_url = getattr(client, "base_url", None)
+    # `_base_url` first: the public property costs a couple of microseconds on the OpenAI client.
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     if base_url is None:
         return "openai"
     cached = _provider_cache.get(id(base_url))
@@ -135,7 +136,7 @@ class ChatCompletions(_OpenAIEndpoint):
             call.finish_reason = text(field(choices[0], "finish_reason"))
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        return _ChatStreamReader(call, self)
+        return _ChatStreamReader(call)
 
 
 def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
@@ -152,53 +153,70 @@ def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
 
 
 class _ChatStreamReader:
-    """Chat and legacy completion chunks: usage from the final usage chunk (or the last choice
-    chunk, as some compatible servers send it), tool calls from the deltas."""
+    """Chat completion chunks: usage from the final usage chunk (or from the last choice chunk,
+    as some compatible servers send it), tool calls from the deltas. Runs once per chunk on the
+    caller's thread, so it touches only declared fields, each once."""
 
-    __slots__ = ("call", "endpoint", "tool_calls")
+    __slots__ = ("call", "hide", "started")
 
-    def __init__(self, call: Call, endpoint: Endpoint) -> None:
+    def __init__(self, call: Call) -> None:
         self.call = call
-        self.endpoint = endpoint
-        self.tool_calls = 0
+        self.hide = call.hide_usage_chunk
+        self.started = False
         call.tool_calls = 0
 
     def __call__(self, chunk: Any) -> bool:
-        call = self.call
         choices = chunk.choices
         if choices:
-            if call.first_token_ns is None:
-                call.mark_first_token()
-                _read_common(call, chunk)
+            if not self.started:
+                self.started = True
+                self.call.mark_first_token()
+                _read_common(self.call, chunk)
             for choice in choices:
-                delta = getattr(choice, "delta", None)
-                if delta is not None:
-                    deltas = delta.tool_calls
-                    if deltas:
-                        for tool_call in deltas:
-                            if tool_call.id is not None:  # the first fragment of a call carries its id
-                                call.tool_calls = self.tool_calls = self.tool_calls + 1
-                    elif delta.function_call is not None and delta.function_call.name:
-                        call.tool_calls = self.tool_calls = self.tool_calls + 1
+                tool_deltas = choice.delta.tool_calls
+                if tool_deltas:
+                    for tool_delta in tool_deltas:
+                        if tool_delta.id is not None:  # a call's first fragment carries its id
+                            self.call.tool_calls += 1
                 reason = choice.finish_reason
                 if reason is not None:
-                    call.finish_reason = reason
+                    self.call.finish_reason = reason
+                    if reason == "function_call":  # the legacy single function call
+                        self.call.tool_calls += 1
+        return self.take_usage(chunk, choices)
+
+    def take_usage(self, chunk: Any, choices: Any) -> bool:
         usage = chunk.usage
         if usage is None:
-            if call.hide_usage_chunk:
-                _forget_usage_key(chunk)
+            if self.hide:
+                # "usage": null is there only because we asked for usage: unset it again.
+                fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+                if fields_set is not None:
+                    fields_set.discard("usage")
             return True
+        call = self.call
         if call.model is None:
             _read_common(call, chunk)
         _read_token_usage(call, usage)
-        return choices or not call.hide_usage_chunk
+        return bool(choices) or not self.hide
 
 
-def _forget_usage_key(chunk: Any) -> None:
-    """A chunk carries `"usage": null` only because we asked for usage; the caller's would not."""
-    fields_set = getattr(chunk, "__pydantic_fields_set__", None)
-    if fields_set is not None:
-        fields_set.discard("usage")
+class _TextStreamReader(_ChatStreamReader):
+    """Legacy completion chunks: the same usage chunk, choices without deltas."""
+
+    __slots__ = ()
+
+    def __call__(self, chunk: Any) -> bool:
+        choices = chunk.choices
+        if choices:
+            if not self.started:
+                self.started = True
+                self.call.mark_first_token()
+                _read_common(self.call, chunk)
+            reason = choices[-1].finish_reason
+            if reason is not None:
+                self.call.finish_reason = reason
+        return self.take_usage(chunk, choices)
 
 
 # -- Responses API ---------------------------------------------------------------------------
@@ -276,6 +294,9 @@ class TextCompletions(ChatCompletions):
     """Legacy `/v1/completions`: the same usage and chunk shapes as chat, text instead of messages."""
 
     name = "completions"
+
+    def stream_reader(self, call: Call) -> ChunkReader:
+        return _TextStreamReader(call)
 
 
 class Embeddings(_OpenAIEndpoint):

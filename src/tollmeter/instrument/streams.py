@@ -39,18 +39,16 @@ def _show(chunk: Any) -> bool:
 
 
 class _ChunkReading:
-    """Shared by the sync and async stream proxies: read a chunk, never raise."""
+    """Shared by the sync and async stream proxies."""
 
     __slots__ = ()
 
-    def _tollmeter_read(self, chunk: Any) -> bool:
-        try:
-            return self._self_reader(chunk)  # type: ignore[attr-defined]
-        except Exception as fault:
-            call: Call = self._self_call  # type: ignore[attr-defined]
-            call.meter._fault(fault, f"reading a {call.endpoint.name} stream chunk")
-            self._self_reader = _show  # type: ignore[attr-defined]
-            return True
+    def _tollmeter_reader_failed(self, fault: Exception) -> bool:
+        """A reader fault: reported once, then the reader steps aside and chunks flow on."""
+        call: Call = self._self_call  # type: ignore[attr-defined]
+        call.meter._fault(fault, f"reading a {call.endpoint.name} stream chunk")
+        self._self_reader = _show  # type: ignore[attr-defined]
+        return True
 
     def __del__(self) -> None:
         try:
@@ -81,7 +79,11 @@ class StreamProxy(_ChunkReading, wrapt.ObjectProxy):
             except BaseException as exc:
                 self._self_call.fail(exc, partial=True)
                 raise
-            if self._tollmeter_read(chunk):
+            try:
+                show = self._self_reader(chunk)
+            except Exception as fault:
+                show = self._tollmeter_reader_failed(fault)
+            if show:
                 return chunk
 
     def __enter__(self) -> StreamProxy:
@@ -121,7 +123,11 @@ class AsyncStreamProxy(_ChunkReading, wrapt.ObjectProxy):
             except BaseException as exc:
                 self._self_call.fail(exc, partial=True)
                 raise
-            if self._tollmeter_read(chunk):
+            try:
+                show = self._self_reader(chunk)
+            except Exception as fault:
+                show = self._tollmeter_reader_failed(fault)
+            if show:
                 return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
@@ -172,8 +178,7 @@ def wrap_raw_response(raw: Any, call: Call) -> Any:
         parse = getattr(raw, "parse", None)
         parsed = parse() if parse is not None else None
         if not inspect.isawaitable(parsed):
-            call.endpoint.read_response(call, parsed)
-            call.finish()
+            call.finish(response=parsed)
             return raw
         parsed.close()  # an async parse of a read body: don't run it here
     return RawResponseProxy(raw, call)
@@ -203,9 +208,7 @@ class RawResponseProxy(wrapt.ObjectProxy):
         call = self._self_call
         try:
             if not call.stream:
-                if not call.done:
-                    call.endpoint.read_response(call, parsed)
-                    call.finish()
+                call.finish(response=parsed)
                 return parsed
             # A stream: the SDK caches its parse, so hand out the same proxy every time.
             proxy = self._self_streams.get(id(parsed))
@@ -249,8 +252,7 @@ class RawResponseProxy(wrapt.ObjectProxy):
         try:
             http = self.__wrapped__.http_response
             if not call.stream and getattr(http, "is_stream_consumed", False):
-                call.endpoint.read_response(call, json.loads(http.content))
-                call.finish()
+                call.finish(response=json.loads(http.content))
                 return
         except Exception:  # not JSON, or not readable: record what is known
             pass

@@ -1,0 +1,1 @@
+"""Demo helpers: a local fake LLM provider for ``make demo`` and benchmarks."""
