@@ -136,7 +136,7 @@ class ChatCompletions(_OpenAIEndpoint):
             call.finish_reason = text(field(choices[0], "finish_reason"))
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        return _ChatStreamReader(call)
+        return _chat_stream_reader(call)
 
 
 def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
@@ -152,71 +152,85 @@ def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
     return {**kwargs, "stream_options": options}
 
 
-class _ChatStreamReader:
+def _chat_stream_reader(call: Call) -> ChunkReader:
     """Chat completion chunks: usage from the final usage chunk (or from the last choice chunk,
     as some compatible servers send it), tool calls from the deltas. Runs once per chunk on the
-    caller's thread, so it touches only declared fields, each once."""
+    caller's thread, so it touches only declared fields, each once, and calls nothing on the
+    common path (a content delta)."""
+    take_usage = _usage_taker(call)
+    hide = call.hide_usage_chunk
+    started = False
+    call.tool_calls = 0
 
-    __slots__ = ("call", "hide", "started")
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.hide = call.hide_usage_chunk
-        self.started = False
-        call.tool_calls = 0
-
-    def __call__(self, chunk: Any) -> bool:
+    def read(chunk: Any) -> bool:
+        nonlocal started, hide
         choices = chunk.choices
         if choices:
-            if not self.started:
-                self.started = True
-                self.call.mark_first_token()
-                _read_common(self.call, chunk)
+            if not started:
+                started = True
+                call.mark_first_token()
+                _read_common(call, chunk)
+                hide = hide and hasattr(chunk, "__pydantic_fields_set__")  # pydantic 2
             for choice in choices:
                 tool_deltas = choice.delta.tool_calls
                 if tool_deltas:
                     for tool_delta in tool_deltas:
                         if tool_delta.id is not None:  # a call's first fragment carries its id
-                            self.call.tool_calls += 1
+                            call.tool_calls += 1
                 reason = choice.finish_reason
                 if reason is not None:
-                    self.call.finish_reason = reason
+                    call.finish_reason = reason
                     if reason == "function_call":  # the legacy single function call
-                        self.call.tool_calls += 1
-        return self.take_usage(chunk, choices)
+                        call.tool_calls += 1
+            if chunk.usage is None:
+                if hide:
+                    chunk.__pydantic_fields_set__.discard("usage")
+                return True
+        return take_usage(chunk, choices)
 
-    def take_usage(self, chunk: Any, choices: Any) -> bool:
+    return read
+
+
+def _text_stream_reader(call: Call) -> ChunkReader:
+    """Legacy completion chunks: the same usage chunk, choices without deltas."""
+    take_usage = _usage_taker(call)
+    started = False
+
+    def read(chunk: Any) -> bool:
+        nonlocal started
+        choices = chunk.choices
+        if choices:
+            if not started:
+                started = True
+                call.mark_first_token()
+                _read_common(call, chunk)
+            reason = choices[-1].finish_reason
+            if reason is not None:
+                call.finish_reason = reason
+        return take_usage(chunk, choices)
+
+    return read
+
+
+def _usage_taker(call: Call) -> Any:
+    """Reads a chunk's usage; says whether the caller may see the chunk."""
+    hide = call.hide_usage_chunk
+
+    def take_usage(chunk: Any, choices: Any) -> bool:
         usage = chunk.usage
         if usage is None:
-            if self.hide:
+            if hide:
                 # "usage": null is there only because we asked for usage: unset it again.
                 fields_set = getattr(chunk, "__pydantic_fields_set__", None)
                 if fields_set is not None:
                     fields_set.discard("usage")
             return True
-        call = self.call
         if call.model is None:
             _read_common(call, chunk)
         _read_token_usage(call, usage)
-        return bool(choices) or not self.hide
+        return bool(choices) or not hide
 
-
-class _TextStreamReader(_ChatStreamReader):
-    """Legacy completion chunks: the same usage chunk, choices without deltas."""
-
-    __slots__ = ()
-
-    def __call__(self, chunk: Any) -> bool:
-        choices = chunk.choices
-        if choices:
-            if not self.started:
-                self.started = True
-                self.call.mark_first_token()
-                _read_common(self.call, chunk)
-            reason = choices[-1].finish_reason
-            if reason is not None:
-                self.call.finish_reason = reason
-        return self.take_usage(chunk, choices)
+    return take_usage
 
 
 # -- Responses API ---------------------------------------------------------------------------
@@ -296,7 +310,7 @@ class TextCompletions(ChatCompletions):
     name = "completions"
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        return _TextStreamReader(call)
+        return _text_stream_reader(call)
 
 
 class Embeddings(_OpenAIEndpoint):

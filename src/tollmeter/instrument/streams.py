@@ -38,53 +38,65 @@ def _show(chunk: Any) -> bool:
     return True
 
 
-class _ChunkReading:
-    """Shared by the sync and async stream proxies."""
+class _Reader:
+    """A stream's chunk reader, held by the proxy and by every iterator over it.
 
-    __slots__ = ()
+    When the last of them is gone and the call is not recorded yet, the stream was dropped
+    before its end: it is recorded as partial then. After its first fault the reader is
+    replaced by `_show` (the fault is reported once) and chunks flow on.
+    """
 
-    def _tollmeter_reader_failed(self, fault: Exception) -> bool:
-        """A reader fault: reported once, then the reader steps aside and chunks flow on."""
-        call: Call = self._self_call  # type: ignore[attr-defined]
-        call.meter._fault(fault, f"reading a {call.endpoint.name} stream chunk")
-        self._self_reader = _show  # type: ignore[attr-defined]
+    __slots__ = ("call", "read")
+
+    def __init__(self, call: Call, read: ChunkReader) -> None:
+        self.call = call
+        self.read = read
+
+    def failed(self, fault: Exception) -> bool:
+        self.call.meter._fault(fault, f"reading a {self.call.endpoint.name} stream chunk")
+        self.read = _show
         return True
 
     def __del__(self) -> None:
-        try:
-            call = self._self_call  # type: ignore[attr-defined]
-        except AttributeError:  # __init__ did not get that far
-            return
+        call = self.call
         if not call.done:
             call.finish(partial=True)
 
 
-class StreamProxy(_ChunkReading, wrapt.ObjectProxy):
+def _iterate(reader: _Reader, chunks: Any) -> Any:
+    """The chunks the caller sees. A generator: resuming it costs less than a method call."""
+    call = reader.call
+    try:
+        for chunk in chunks:
+            try:
+                show = reader.read(chunk)
+            except Exception as fault:
+                show = reader.failed(fault)
+            if show:
+                yield chunk
+    except GeneratorExit:  # the caller stopped iterating; close() or collection records it
+        raise
+    except BaseException as exc:
+        call.fail(exc, partial=True)
+        raise
+    call.finish()
+
+
+class StreamProxy(wrapt.ObjectProxy):
     def __init__(self, stream: Any, call: Call) -> None:
         super().__init__(stream)
         self._self_call = call
-        self._self_reader = _start_reading(call, stream)
-        self._self_next = getattr(stream, "__next__", None) or iter(stream).__next__
+        self._self_reader = _Reader(call, _start_reading(call, stream))
+        self._self_iterator: Any = None
 
-    def __iter__(self) -> StreamProxy:
-        return self
+    def __iter__(self) -> Any:
+        return _iterate(self._self_reader, iter(self.__wrapped__))
 
     def __next__(self) -> Any:
-        while True:
-            try:
-                chunk = self._self_next()
-            except StopIteration:
-                self._self_call.finish()
-                raise
-            except BaseException as exc:
-                self._self_call.fail(exc, partial=True)
-                raise
-            try:
-                show = self._self_reader(chunk)
-            except Exception as fault:
-                show = self._tollmeter_reader_failed(fault)
-            if show:
-                return chunk
+        iterator = self._self_iterator
+        if iterator is None:
+            iterator = self._self_iterator = iter(self)
+        return next(iterator)
 
     def __enter__(self) -> StreamProxy:
         self.__wrapped__.__enter__()
@@ -103,11 +115,11 @@ class StreamProxy(_ChunkReading, wrapt.ObjectProxy):
             self._self_call.finish(partial=True)
 
 
-class AsyncStreamProxy(_ChunkReading, wrapt.ObjectProxy):
+class AsyncStreamProxy(wrapt.ObjectProxy):
     def __init__(self, stream: Any, call: Call) -> None:
         super().__init__(stream)
         self._self_call = call
-        self._self_reader = _start_reading(call, stream)
+        self._self_reader = _Reader(call, _start_reading(call, stream))
         self._self_anext = getattr(stream, "__anext__", None) or stream.__aiter__().__anext__
 
     def __aiter__(self) -> AsyncStreamProxy:
@@ -123,10 +135,11 @@ class AsyncStreamProxy(_ChunkReading, wrapt.ObjectProxy):
             except BaseException as exc:
                 self._self_call.fail(exc, partial=True)
                 raise
+            reader = self._self_reader
             try:
-                show = self._self_reader(chunk)
+                show = reader.read(chunk)
             except Exception as fault:
-                show = self._tollmeter_reader_failed(fault)
+                show = reader.failed(fault)
             if show:
                 return chunk
 
