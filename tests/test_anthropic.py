@@ -16,6 +16,8 @@ from tollmeter import Usage
 
 from .bodies import anthropic_bodies as B
 
+pytestmark = pytest.mark.sdk
+
 URL = "https://api.anthropic.com/v1/messages"
 ARGS = dict(model=B.MODEL, max_tokens=1024, messages=[{"role": "user", "content": "Weather in Paris?"}])
 SSE = B.STREAM_HEADERS

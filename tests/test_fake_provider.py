@@ -18,6 +18,8 @@ import pytest
 
 from tollmeter.demo.fake_provider import FakeProvider
 
+pytestmark = pytest.mark.sdk
+
 CLAUDE = "claude-sonnet-4-6"
 
 

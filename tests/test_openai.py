@@ -17,6 +17,8 @@ from tollmeter import Usage
 
 from .bodies import openai_bodies as B
 
+pytestmark = pytest.mark.sdk
+
 BASE = "https://api.openai.com/v1"
 CHAT = f"{BASE}/chat/completions"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

@@ -17,6 +17,8 @@ from tollmeter.instrument.registry import UnknownProviderError
 from .bodies import openai_bodies as B
 from .conftest import Recorder
 
+pytestmark = pytest.mark.sdk
+
 CHAT = "https://api.openai.com/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]
 

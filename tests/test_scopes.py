@@ -13,6 +13,8 @@ from tollmeter import Meter, MeterConfig, carry_scope, current_scope
 
 from .conftest import Recorder
 
+pytestmark = pytest.mark.sdk
+
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 BODY = {
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",

@@ -23,6 +23,8 @@ from tollmeter import Meter, MeterConfig
 from .bodies import anthropic_bodies as A
 from .bodies import openai_bodies as O
 
+pytestmark = pytest.mark.sdk
+
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 ANTHROPIC_ARGS = dict(model=A.MODEL, max_tokens=256, messages=MSGS)
 

@@ -1,0 +1,118 @@
+"""`make demo`: three tenants call a local fake provider through the real SDKs, metered.
+
+No server, no keys, no internet: `FakeProvider` answers on 127.0.0.1 like the OpenAI and
+Anthropic APIs, and the real `openai` and `anthropic` clients talk to it. Every call is metered
+and attributed to the tenant in scope; the table at the end is built from the events alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import defaultdict
+
+import anthropic
+import openai
+
+from tollmeter import LLMEvent, Meter, MeterConfig
+from tollmeter.demo.fake_provider import FakeProvider
+from tollmeter.tables import format_table
+
+SUPPORT_PROMPT = "You are the support assistant of a project-management SaaS. " * 40
+
+
+def show(event: LLMEvent) -> None:
+    u = event.usage
+    kind = "stream" if event.stream else "call  "
+    ttft = f"  first token {event.time_to_first_token_ms:5.1f} ms" if event.time_to_first_token_ms else ""
+    cached = f" ({u.cache_read_tokens} cached)" if u.cache_read_tokens else ""
+    print(f"  {event.tenant_id:<8} {kind} {event.provider:<9} {event.endpoint:<16} {event.model:<22}"
+          f" in {u.input_tokens:>5}{cached:<14} out {u.output_tokens:>4}{ttft}")
+
+
+def support_bot(meter: Meter, client: openai.OpenAI) -> None:
+    """acme: a support bot on OpenAI chat completions, plain and streamed."""
+    with meter.for_tenant("acme", agent_id="support-bot", tags={"plan": "pro"}):
+        for question in ("How do I archive a project?", "Can I export my board to CSV?"):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "system", "content": SUPPORT_PROMPT},
+                                               {"role": "user", "content": question}])
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", stream=True,
+            messages=[{"role": "user", "content": "Write release notes for our sprint."}])
+        for _ in stream:
+            pass
+
+
+def analyst(meter: Meter, client: anthropic.Anthropic) -> None:
+    """globex: an analyst on Anthropic, with a cached system prompt and a streamed answer."""
+    system = [{"type": "text", "text": SUPPORT_PROMPT, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    with meter.for_tenant("globex", run_id="quarterly-report", tags={"plan": "enterprise"}):
+        for question in ("Summarise Q3 churn.", "Which accounts grew fastest?"):
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=512, system=system,
+                                   messages=[{"role": "user", "content": question}])
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=512, system=system,
+                                    messages=[{"role": "user", "content": "Draft the board memo."}]) as stream:
+            stream.get_final_message()
+
+
+async def async_agents(meter: Meter, fp: FakeProvider) -> None:
+    """initech: concurrent async agents on both providers, each task in its own scope."""
+    oai = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="fake-key")
+    ant = anthropic.AsyncAnthropic(base_url=fp.anthropic_base_url, api_key="fake-key")
+
+    async def researcher(n: int) -> None:
+        async with meter.for_tenant("initech", agent_id="researcher", run_id=f"run-{n}"):
+            await oai.responses.create(model="gpt-4.1-mini", input=f"Research topic number {n}")
+
+    async def writer(n: int) -> None:
+        async with meter.for_tenant("initech", agent_id="writer", run_id=f"run-{n}"):
+            stream = await ant.messages.create(model="claude-haiku-4-5", max_tokens=256, stream=True,
+                                               messages=[{"role": "user", "content": f"Write section {n}"}])
+            async for _ in stream:
+                pass
+
+    await asyncio.gather(*(researcher(n) for n in range(3)), *(writer(n) for n in range(3)))
+
+
+def usage_table(events: list[LLMEvent]) -> str:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for e in events:
+        t = totals[e.tenant_id or "(none)"]
+        t["calls"] += 1
+        t["streams"] += e.stream
+        t["input"] += e.usage.input_tokens or 0
+        t["cached"] += (e.usage.cache_read_tokens or 0)
+        t["output"] += e.usage.output_tokens or 0
+    rows = [(tenant, t["calls"], t["streams"], t["input"], t["cached"], t["output"])
+            for tenant, t in sorted(totals.items())]
+    return format_table(["tenant", "calls", "streamed", "input tokens", "of which cached", "output tokens"],
+                        rows, right=range(1, 6))
+
+
+def main() -> int:
+    events: list[LLMEvent] = []
+
+    def on_event(event: LLMEvent) -> None:
+        events.append(event)
+        show(event)
+
+    with FakeProvider(latency=0.01, chunk_delay=0.002) as fp:
+        # The fake provider listens on 127.0.0.1; say which real API each base URL stands for.
+        config = MeterConfig(on_event=on_event, flush_interval=0.2, provider_overrides={
+            fp.openai_base_url: "openai", fp.anthropic_base_url: "anthropic"})
+        with Meter(config) as meter:
+            print(f"tollmeter demo: fake provider on {fp.openai_base_url}; patched {meter.patch_all()}\n")
+            support_bot(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
+            analyst(meter, anthropic.Anthropic(base_url=fp.anthropic_base_url, api_key="fake-key"))
+            asyncio.run(async_agents(meter, fp))
+            meter.flush()
+            print("\nUsage per tenant (from the metered events):\n")
+            print(usage_table(events))
+            stats = meter.stats()
+            print(f"\n{stats['recorded']} events recorded, {stats['dropped']} dropped, {stats['faults']} faults")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
