@@ -250,3 +250,40 @@ def test_fork_child_has_its_own_worker_and_never_resends_parent_events(http_mock
     assert meter.flush(5)
     assert [e["event_id"] for e in posted_events(route)] == parent_ids
     meter.shutdown()
+
+
+def test_atexit_delivers_what_a_process_left_queued(tmp_path):
+    """A real process that records events and exits without flushing: the atexit hook sends them."""
+    import subprocess
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Ingest(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Authorization"], json.loads(gzip.decompress(body))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = tmp_path / "app.py"
+    script.write_text(
+        "from tollmeter import Meter, MeterConfig\n"
+        f"meter = Meter(MeterConfig(url='http://127.0.0.1:{server.server_port}/v1/ingest', api_key='k', flush_interval=60))\n"
+        "for i in range(3):\n"
+        "    meter.track_manually(provider='openai', model='gpt-4o', input_tokens=i, tenant_id='acme')\n"
+        "print('exiting without flush')\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert len(received) == 1
+    auth, payload = received[0]
+    assert auth == "Bearer k" and [e["usage"].get("input_tokens") for e in payload["events"]] == [0, 1, 2]
