@@ -15,44 +15,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import anthropic
-from anthropic import AsyncStream, Stream
+from anthropic import AsyncStream
 
 from ..events import Usage
-from .attribution import provider_for_base_url
 from .call import Call
-from .endpoint import ChunkReader, Endpoint, Kind
+from .endpoint import ChunkReader, Kind
 from .fields import add, count, field, text
 from .registry import Patch
+from .stainless import StainlessEndpoint
 from .streams import AsyncStreamProxy, StreamProxy
-
-_RAW_TYPES: tuple[type, ...] = tuple(
-    cls
-    for cls in (
-        getattr(getattr(anthropic, "_legacy_response", None), "LegacyAPIResponse", None),
-        getattr(getattr(anthropic, "_response", None), "APIResponse", None),
-        getattr(getattr(anthropic, "_response", None), "AsyncAPIResponse", None),
-    )
-    if isinstance(cls, type)
-)
 
 # Client class name fragment -> provider, for the cloud clients sharing the Messages resource.
 _CLIENT_PROVIDERS = (("Bedrock", "aws"), ("AWS", "aws"), ("Vertex", "google-vertex"), ("Foundry", "azure"))
-_provider_cache: dict[type, str] = {}
-
-
-def _provider_of(instance: Any, call: Call) -> str:
-    client = getattr(instance, "_client", None)
-    client_type = type(client)
-    provider = _provider_cache.get(client_type)
-    if provider is None:
-        provider = next((p for frag, p in _CLIENT_PROVIDERS if frag in client_type.__name__), "")
-        _provider_cache[client_type] = provider
-    if provider:
-        return provider
-    base_url = getattr(client, "base_url", None)
-    if base_url is None:
-        return "anthropic"
-    return provider_for_base_url(base_url, "anthropic", call.meter.config.provider_overrides)
+_by_client_type: dict[type, str] = {}
 
 
 class _Counts:
@@ -112,25 +87,19 @@ def _count_tool_uses(content: Any) -> int:
     return sum(1 for block in content or () if field(block, "type") == "tool_use")
 
 
-class Messages(Endpoint):
+class Messages(StainlessEndpoint):
+    sdk = anthropic
+    default_provider = "anthropic"
     name = "messages"
     request_id_header = "request-id"
 
-    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        call.provider = _provider_of(instance, call)
-        model = kwargs.get("model")
-        call.request_model = model if isinstance(model, str) else None
-        call.stream = kwargs.get("stream") is True
-        return None
-
-    def classify(self, result: Any) -> Kind:
-        if isinstance(result, Stream):
-            return Kind.STREAM
-        if isinstance(result, AsyncStream):
-            return Kind.ASYNC_STREAM
-        if _RAW_TYPES and isinstance(result, _RAW_TYPES):
-            return Kind.RAW
-        return Kind.VALUE
+    def provider_of(self, instance: Any, call: Call) -> str:
+        client_type = type(getattr(instance, "_client", None))
+        provider = _by_client_type.get(client_type)
+        if provider is None:
+            name = client_type.__name__
+            provider = _by_client_type[client_type] = next((p for f, p in _CLIENT_PROVIDERS if f in name), "")
+        return provider or super().provider_of(instance, call)
 
     def read_response(self, call: Call, response: Any) -> None:
         model = field(response, "model")

@@ -10,64 +10,18 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import openai
-from openai import AsyncStream, Stream
 
 from ..events import Usage
-from .attribution import provider_for_base_url
 from .call import Call
-from .endpoint import ChunkReader, Endpoint, Kind
+from .endpoint import ChunkReader
 from .fields import count, field, money, text
 from .registry import Patch
+from .stainless import StainlessEndpoint
 
-_RAW_TYPES: tuple[type, ...] = tuple(
-    cls
-    for cls in (
-        getattr(getattr(openai, "_legacy_response", None), "LegacyAPIResponse", None),
-        getattr(getattr(openai, "_response", None), "APIResponse", None),
-        getattr(getattr(openai, "_response", None), "AsyncAPIResponse", None),
-    )
-    if isinstance(cls, type)
-)
-
-
-class _OpenAIEndpoint(Endpoint):
+class _OpenAIEndpoint(StainlessEndpoint):
+    sdk = openai
+    default_provider = "openai"
     request_id_header = "x-request-id"
-
-    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        call.provider = _provider_of(instance, call)
-        model = kwargs.get("model")
-        call.request_model = model if isinstance(model, str) else None
-        call.stream = kwargs.get("stream") is True
-        return None
-
-    def classify(self, result: Any) -> Kind:
-        if isinstance(result, Stream):
-            return Kind.STREAM
-        if isinstance(result, AsyncStream):
-            return Kind.ASYNC_STREAM
-        if _RAW_TYPES and isinstance(result, _RAW_TYPES):
-            return Kind.RAW
-        return Kind.VALUE
-
-
-_provider_cache: dict[int, tuple[Any, str]] = {}
-
-
-def _provider_of(instance: Any, call: Call) -> str:
-    """The provider behind the client that owns this resource, cached per base URL object."""
-    client = getattr(instance, "_client", None)
-    # `_base_url` first: the public property costs a couple of microseconds on the OpenAI client.
-    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    if base_url is None:
-        return "openai"
-    cached = _provider_cache.get(id(base_url))
-    if cached is not None and cached[0] is base_url:
-        return cached[1]
-    provider = provider_for_base_url(base_url, "openai", call.meter.config.provider_overrides)
-    if len(_provider_cache) > 1024:
-        _provider_cache.clear()
-    _provider_cache[id(base_url)] = (base_url, provider)
-    return provider
 
 
 def _read_token_usage(call: Call, usage: Any) -> None:
