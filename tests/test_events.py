@@ -25,7 +25,7 @@ def test_to_dict_is_json_safe_with_exact_money():
     assert wire["provider_cost_usd"] == "0.0062652" and wire["cost_usd"] == "0.00612"
     assert wire["timestamp"] == "2026-11-26T12:00:00+00:00"
     assert wire["tags"] == {"plan": "pro"} and wire["schema_version"] == 1
-    assert event.billed_cost_usd == Decimal("0.0062652")  # the provider-reported cost wins
+    assert wire["computed_cost_usd"] is None
     assert not any(key in wire for key in ("prompt", "messages", "content", "completion", "input", "output"))
 
 
@@ -55,6 +55,7 @@ def test_track_manually_uses_the_scope_and_takes_the_cost_as_billed():
     assert meter.flush(5)
     assert events[0] is event
     assert (event.tenant_id, event.run_id, event.provider_cost_usd) == ("acme", "r1", Decimal("0.005"))
+    assert (event.cost_usd, event.priced, event.price_source) == (Decimal("0.005"), True, "manual")
     assert (events[1].tenant_id, events[1].run_id, events[1].usage.input_tokens) == ("globex", None, 812)
     with pytest.raises(ValueError):
         meter.track_manually(provider="x", cost_usd="-1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from .events import LLMEvent
@@ -50,6 +50,13 @@ class MeterConfig:
     #: Provider name by base-URL prefix, checked before the built-in attribution,
     #: e.g. `{"https://llm.internal.example.com": "vllm"}`.
     provider_overrides: Mapping[str, str] = field(default_factory=dict)
+    #: Price every event (on the background worker). Off: events carry usage only.
+    pricing: bool = True
+    #: Your rate card: a YAML/JSON/TOML file path, or a dict / list of entries (docs/pricing.md).
+    prices: Any = None
+    #: Fetch the newest genai-prices data in the background at start-up (the bundled data is
+    #: used until it arrives, and kept if the fetch fails). Off by default: no network.
+    refresh_prices: bool = False
     #: Log every event and delivery on the `tollmeter` logger at DEBUG.
     debug: bool = False
 

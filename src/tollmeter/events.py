@@ -127,20 +127,20 @@ class LLMEvent:
     error: str | None = None
     status_code: int | None = None
     partial: bool = False
-    #: Cost as priced by tollmeter; `None` while unpriced.
+    #: What the call cost: the provider-reported cost when there is one, else the computed
+    #: price; `None` while unpriced (an unknown model is never $0).
     cost_usd: Decimal | None = None
     priced: bool = False
+    #: Where `cost_usd` came from: "genai-prices 0.2.3", "rate card rates.yaml:12", "provider", ...
     price_source: str | None = None
+    #: The price entry that matched, e.g. "openai/gpt-4o".
     price_model: str | None = None
     #: Cost the provider or gateway reported itself (OpenRouter `usage.cost`), or the caller gave.
     provider_cost_usd: Decimal | None = None
+    #: tollmeter's own price of the usage, kept beside a provider-reported cost.
+    computed_cost_usd: Decimal | None = None
     #: Non-token quantities (seconds of audio, images, characters) for media endpoints.
     units: Mapping[str, float] | None = None
-
-    @property
-    def billed_cost_usd(self) -> Decimal | None:
-        """The cost to account for: the provider-reported cost wins over the computed one."""
-        return self.provider_cost_usd if self.provider_cost_usd is not None else self.cost_usd
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form: JSON-safe, money as decimal strings, timestamps in ISO 8601 UTC."""
@@ -173,6 +173,7 @@ class LLMEvent:
             "price_source": self.price_source,
             "price_model": self.price_model,
             "provider_cost_usd": _money(self.provider_cost_usd),
+            "computed_cost_usd": _money(self.computed_cost_usd),
             "units": dict(self.units) if self.units else None,
         }
 

@@ -19,6 +19,7 @@ from .transport.worker import BatchWorker
 
 if TYPE_CHECKING:
     from .instrument.call import Call
+    from .pricing.pricer import Pricer
 
 logger = logging.getLogger("tollmeter")
 
@@ -61,8 +62,27 @@ class Meter:
             flush_interval=config.flush_interval,
             max_queue_size=config.max_queue_size,
         )
+        self._pricer: Pricer | None = None
+        if config.pricing and config.prices is not None:
+            self._pricing()  # a bad rate card fails here, at start-up
+        if config.pricing and config.refresh_prices:
+            threading.Thread(target=self._refresh_prices, name="tollmeter-prices", daemon=True).start()
         self._closed = False
         atexit.register(_shutdown_at_exit, weakref.ref(self))
+
+    def _pricing(self) -> Pricer:
+        """The pricer, made on first use: genai-prices takes a few hundred ms to import."""
+        if self._pricer is None:
+            from .pricing.pricer import load_pricer
+
+            self._pricer = load_pricer(self.config.prices)
+        return self._pricer
+
+    def _refresh_prices(self) -> None:
+        try:
+            self._pricing().bundled.refresh()
+        except Exception as fault:
+            self._fault(fault, "refreshing prices")
 
     # -- patching ------------------------------------------------------------------------------
 
@@ -164,7 +184,7 @@ class Meter:
             agent_id=scope.agent_id if scope else None,
             tags=scope.tags if scope else {},
             duration_ms=duration_ms, provider_cost_usd=cost, units=units,
-            request_id=request_id, error=error,
+            request_id=request_id, error=error, price_source="manual" if cost is not None else None,
         )
         self._submit(event)
         return event
@@ -209,6 +229,13 @@ class Meter:
                 events.append(item.to_event())
             except Exception as fault:
                 self._fault(fault, "building an event")
+        if self.config.pricing:
+            pricer = self._pricing()
+            for event in events:
+                try:
+                    pricer.price(event)
+                except Exception as fault:
+                    self._fault(fault, "pricing an event")
         on_event = self.config.on_event
         for event in events:
             if self.config.debug:
@@ -281,7 +308,8 @@ class Meter:
         return flushed and stopped
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults."""
+        """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults,
+        unpriced (events whose model has no known price)."""
         delivery = self._sink.stats if self._sink is not None else None
         return {
             "recorded": self._worker.submitted + self._worker.dropped,
@@ -292,6 +320,7 @@ class Meter:
             "failed": delivery.failed if delivery else 0,
             "rejected": delivery.rejected if delivery else 0,
             "faults": self._faults,
+            "unpriced": self._pricer.unpriced if self._pricer is not None else 0,
         }
 
     def __enter__(self) -> Meter:

@@ -1,0 +1,161 @@
+"""RateSheet: one model's prices, compiled for pricing many events quickly and exactly.
+
+Prices are per unit of genai-prices' usage keys (`input_mtok` is USD per million
+`input_tokens`, `web_searches_kcount` USD per thousand `web_searches`, ...). Usage is
+inclusive, as in tollmeter's events: the price of a count is charged on its *leaf* value, the
+count minus the counts of more specific priced units inside it (cache reads inside input, the
+1-hour writes inside cache writes). A model that does not price cache writes charges them at
+the input rate, because they stay in the input leaf. Tiered prices (long context) pick their
+tier by the call's total input tokens. Everything is `Decimal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from genai_prices.types import TieredPrices
+from genai_prices.units import _get_registry  # the bundled unit registry
+
+from ..events import Usage
+
+class InconsistentUsage(ValueError):
+    """A detail count exceeds the total it is part of (e.g. cache reads above input)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    usage_key: str
+    price_key: str
+    price: Any  # Decimal | TieredPrices
+    per: int
+    #: Priced usage keys strictly inside this one, whose leaves are charged on their own.
+    inside: tuple[str, ...]
+
+    def unit_price(self, input_tokens: int) -> Decimal:
+        price = self.price
+        if isinstance(price, TieredPrices):
+            chosen = price.base
+            for tier in reversed(price.tiers):
+                if input_tokens > tier.start:
+                    chosen = tier.price
+                    break
+            return chosen
+        return price
+
+
+#: tollmeter Usage field -> genai-prices usage key.
+USAGE_KEYS = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "cache_write_1h_tokens": "cache_write_1h_tokens",
+    "input_audio_tokens": "input_audio_tokens",
+    "input_image_tokens": "input_image_tokens",
+    "input_video_tokens": "input_video_tokens",
+    "tool_use_prompt_tokens": "input_tool_tokens",
+    "reasoning_tokens": "output_reasoning_tokens",
+    "output_audio_tokens": "output_audio_tokens",
+    "output_image_tokens": "output_image_tokens",
+}
+
+
+def price_keys() -> frozenset[str]:
+    """Every price key a rate may use (`input_mtok`, `cache_write_1h_mtok`, `web_searches_kcount`, ...)."""
+    return frozenset(unit.price_key for unit in _get_registry().units.values())
+
+
+class RateSheet:
+    """The compiled prices of one model (for one service tier, at one time)."""
+
+    __slots__ = ("rates", "by_price_key")
+
+    def __init__(self, prices: Mapping[str, Any]) -> None:
+        """`prices`: price key -> Decimal or TieredPrices (None values are skipped)."""
+        registry = _get_registry()
+        units = {}
+        for price_key, price in prices.items():
+            if price is None:
+                continue
+            unit = registry.unit_for_price_key(price_key)  # KeyError: not a price key
+            units[unit.usage_key] = (unit, price)
+        rates = []
+        for usage_key, (unit, price) in units.items():
+            inside = tuple(
+                other.usage_key
+                for other, _ in units.values()
+                if other is not unit and unit.dimensions.items() <= other.dimensions.items()
+            )
+            rates.append(Rate(usage_key, unit.price_key, price, unit.per, inside))
+        # The most specific first, so that every leaf inside a rate is known before it.
+        rates.sort(key=lambda r: -len(registry.units[r.usage_key].dimensions))
+        self.rates: tuple[Rate, ...] = tuple(rates)
+        self.by_price_key = {r.price_key: r for r in rates}
+
+    def cost(self, counts: Mapping[str, int | float]) -> Decimal:
+        """The exact cost of `counts` (genai-prices usage keys; `requests` is 1 per call)."""
+        input_tokens = int(counts.get("input_tokens") or 0)
+        leaves: dict[str, int | float] = {}
+        total = Decimal(0)
+        for rate in self.rates:
+            value = counts.get(rate.usage_key) or 0
+            leaf = value - sum(leaves[key] for key in rate.inside) if rate.inside else value
+            if leaf < 0:
+                raise InconsistentUsage(
+                    f"{rate.usage_key} ({value}) is less than the counts inside it "
+                    + ", ".join(f"{k}={counts.get(k) or 0}" for k in rate.inside)
+                )
+            leaves[rate.usage_key] = leaf
+            if leaf:
+                total += rate.unit_price(input_tokens) * Decimal(leaf) / rate.per
+        return total
+
+    def scaled(self, factor: Decimal) -> RateSheet:
+        """The same sheet with every price multiplied by `factor` (a negotiated discount)."""
+        prices: dict[str, Any] = {}
+        for rate in self.rates:
+            price = rate.price
+            if isinstance(price, TieredPrices):
+                tiers = [type(t)(start=t.start, price=t.price * factor) for t in price.tiers]
+                prices[rate.price_key] = TieredPrices(base=price.base * factor, tiers=tiers)
+            else:
+                prices[rate.price_key] = price * factor
+        return RateSheet(prices)
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(price key, price) pairs for display, tiers included."""
+        out = []
+        for rate in sorted(self.rates, key=lambda r: r.price_key):
+            price = rate.price
+            if isinstance(price, TieredPrices):
+                tiers = ", ".join(f"{t.price} above {t.start:,} input tokens" for t in price.tiers)
+                out.append((rate.price_key, f"{price.base} ({tiers})"))
+            else:
+                out.append((rate.price_key, str(price)))
+        return out
+
+    def rate(self, price_key: str, input_tokens: int = 0) -> Decimal | None:
+        rate = self.by_price_key.get(price_key)
+        return None if rate is None else rate.unit_price(input_tokens)
+
+
+def usage_counts(usage: Usage, *, web_searches: int | None = None,
+                 units: Mapping[str, float] | None = None) -> dict[str, int | float]:
+    """A tollmeter Usage (and the event's other billable quantities) as genai-prices counts."""
+    counts: dict[str, int | float] = {"requests": 1}
+    for name, key in USAGE_KEYS.items():
+        value = getattr(usage, name)
+        if value:
+            counts[key] = value
+    if web_searches:
+        counts["web_searches"] = web_searches
+    if units:
+        counts.update({k: v for k, v in units.items() if v})
+    return counts
+
+
+def sheet_from_model_price(model_price: Any) -> RateSheet:
+    """Compile a genai-prices ModelPrice (its set attributes are the price keys)."""
+    return RateSheet({k: v for k, v in vars(model_price).items() if not k.startswith("_")})
