@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import defaultdict
+from decimal import Decimal
+from typing import Any
 
 import anthropic
 import openai
@@ -26,8 +28,9 @@ def show(event: LLMEvent) -> None:
     kind = "stream" if event.stream else "call  "
     ttft = f"  first token {event.time_to_first_token_ms:5.1f} ms" if event.time_to_first_token_ms else ""
     cached = f" ({u.cache_read_tokens} cached)" if u.cache_read_tokens else ""
+    cost = f"${event.cost_usd:.6f}" if event.cost_usd is not None else "unpriced"
     print(f"  {event.tenant_id:<8} {kind} {event.provider:<9} {event.endpoint:<16} {event.model:<22}"
-          f" in {u.input_tokens:>5}{cached:<14} out {u.output_tokens:>4}{ttft}")
+          f" in {u.input_tokens:>5}{cached:<14} out {u.output_tokens:>4}  {cost:>10}{ttft}")
 
 
 def support_bot(meter: Meter, client: openai.OpenAI) -> None:
@@ -76,18 +79,19 @@ async def async_agents(meter: Meter, fp: FakeProvider) -> None:
 
 
 def usage_table(events: list[LLMEvent]) -> str:
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     for e in events:
         t = totals[e.tenant_id or "(none)"]
         t["calls"] += 1
         t["streams"] += e.stream
         t["input"] += e.usage.input_tokens or 0
-        t["cached"] += (e.usage.cache_read_tokens or 0)
+        t["cached"] += e.usage.cache_read_tokens or 0
         t["output"] += e.usage.output_tokens or 0
-    rows = [(tenant, t["calls"], t["streams"], t["input"], t["cached"], t["output"])
+        t["cost"] += e.cost_usd or Decimal(0)
+    rows = [(tenant, t["calls"], t["streams"], t["input"], t["cached"], t["output"], f"${t['cost']:.6f}")
             for tenant, t in sorted(totals.items())]
-    return format_table(["tenant", "calls", "streamed", "input tokens", "of which cached", "output tokens"],
-                        rows, right=range(1, 6))
+    return format_table(["tenant", "calls", "streamed", "input tokens", "of which cached", "output tokens", "cost"],
+                        rows, right=range(1, 7))
 
 
 def main() -> int:
