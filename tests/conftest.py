@@ -6,11 +6,16 @@ The current openai, anthropic and google-genai releases are built on httpx2, old
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import respx
 from respx.mocks import Mocker
 
 from tollmeter import LLMEvent, Meter, MeterConfig
+
+# Meters made by tests keep their embedded store in memory, not in the user's data directory.
+os.environ["TOLLMETER_DB"] = ":memory:"
 
 
 class Recorder:

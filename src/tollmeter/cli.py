@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from decimal import Decimal
 from typing import Sequence
@@ -15,6 +16,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tollmeter", description="Meter, price and cap LLM spend per tenant.")
     commands = parser.add_subparsers(dest="command", required=True)
     _prices_parser(commands)
+    _report_parser(commands)
+    _limits_parser(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -113,6 +116,156 @@ def _usage_text(usage: Usage, web_searches: int | None) -> str:
 
 def _money(amount: Decimal) -> str:
     return f"{amount.normalize():f}" if amount else "0"
+
+
+# -- tollmeter report ----------------------------------------------------------------------------
+
+
+def _db_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH",
+                   help="the embedded store (default: $TOLLMETER_DB or ~/.local/share/tollmeter/tollmeter.db)")
+
+
+def _open_store(args: argparse.Namespace):
+    from .store.store import Store, default_path
+
+    path = args.db or default_path()
+    if str(path) != ":memory:" and "://" not in str(path) and not os.path.exists(path):
+        raise CommandError(f"no store at {path} (give --db PATH)")
+    return Store(path)
+
+
+def _report_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("report", help="per-tenant and per-model usage, cost and limits",
+                            description="Calls, tokens and cost per tenant (with limits and % used) and per model.")
+    _db_argument(p)
+    p.add_argument("--since", metavar="WHEN",
+                   help="only calls since: an ISO date or time (2026-11-01, 2026-11-26T09:00), or 24h, 7d")
+    p.add_argument("--tenant", help="only this tenant")
+    p.set_defaults(run=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    since = _since(args.since) if args.since else None
+    store = _open_store(args)
+    try:
+        tenants = store.usage(group_by=["tenant_id"], since=since, tenant_id=args.tenant)
+        models = store.usage(group_by=["provider", "model"], since=since, tenant_id=args.tenant)
+        rows = []
+        for row in tenants:
+            tenant = row["tenant_id"]
+            states = store.limit_states(tenant) if tenant is not None else []
+            binding = max(states, key=lambda s: s.spent_usd / s.limit.limit_usd if s.limit.limit_usd else 1,
+                          default=None)
+            limit = f"${binding.limit.limit_usd} {binding.limit.frequency}" if binding else "-"
+            used = (f"{100 * binding.spent_usd / binding.limit.limit_usd:.0f}%"
+                    if binding and binding.limit.limit_usd else ("100%" if binding else "-"))
+            rows.append((tenant or "(none)", row["calls"], row["input_tokens"], row["output_tokens"],
+                         _usd(row["cost_usd"]), row["unpriced"] or "", limit, used))
+    finally:
+        store.close()
+    title = "since " + since.isoformat(timespec="minutes") if since else "all time"
+    print(f"Usage per tenant ({title})\n")
+    print(format_table(["tenant", "calls", "input tokens", "output tokens", "cost", "unpriced", "limit", "% used"],
+                       rows, right=(1, 2, 3, 4, 5, 7)))
+    print("\nPer model\n")
+    print(format_table(["provider", "model", "calls", "input tokens", "output tokens", "cost"],
+                       [(r["provider"], r["model"], r["calls"], r["input_tokens"], r["output_tokens"],
+                         _usd(r["cost_usd"])) for r in models], right=(2, 3, 4, 5)))
+    return 0
+
+
+def _since(text: str):
+    from datetime import datetime, timedelta, timezone
+
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1] in units:
+        return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--since: expected a date, a time or 24h / 7d, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _usd(amount: Decimal) -> str:
+    return f"${amount:.6f}" if amount else "$0"
+
+
+# -- tollmeter limits ----------------------------------------------------------------------------
+
+
+def _limits_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("limits", help="set, list and remove tenant spend limits",
+                            description="Spend limits of the embedded store (tenant '*' is the default limit).")
+    actions = p.add_subparsers(dest="action", required=True)
+    s = actions.add_parser("set", help="set a limit: tollmeter limits set acme 50 --per month")
+    s.add_argument("tenant", help="tenant id, or * for the default limit of tenants without one")
+    s.add_argument("amount", help="USD")
+    s.add_argument("--per", default="month", choices=["hour", "day", "month", "total"])
+    _db_argument(s)
+    s.set_defaults(run=_limits_set)
+    ls = actions.add_parser("list", help="list limits and where each tenant stands")
+    ls.add_argument("tenant", nargs="?")
+    _db_argument(ls)
+    ls.set_defaults(run=_limits_list)
+    r = actions.add_parser("remove", help="remove a tenant's limit (all of them without --per)")
+    r.add_argument("tenant")
+    r.add_argument("--per", choices=["hour", "day", "month", "total"])
+    _db_argument(r)
+    r.set_defaults(run=_limits_remove)
+
+
+def _frequency(per: str | None) -> str | None:
+    return None if per is None else ("total" if per == "total" else f"per_{per}")
+
+
+def _limits_set(args: argparse.Namespace) -> int:
+    from .limits.keeper import usd_amount
+    from .store.store import Store, default_path
+
+    try:
+        amount = usd_amount(args.amount)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    store = Store(args.db or default_path())
+    try:
+        store.set_limit(args.tenant, _frequency(args.per), amount)
+    finally:
+        store.close()
+    print(f"{args.tenant}: ${amount} {_frequency(args.per)}")
+    return 0
+
+
+def _limits_list(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        limits = [lim for lim in store.all_limits() if args.tenant in (None, lim.tenant_id)]
+        rows = []
+        for lim in limits:
+            state = next((s for s in store.limit_states(lim.tenant_id) if s.limit.frequency == lim.frequency), None)
+            spent = state.spent_usd if state and lim.tenant_id != "*" else None
+            resets = state.resets_at.isoformat(timespec="minutes") if state and state.resets_at else "-"
+            rows.append((lim.tenant_id, lim.frequency, f"${lim.limit_usd}", _usd(spent) if spent is not None else "-",
+                         f"{100 * spent / lim.limit_usd:.0f}%" if spent is not None and lim.limit_usd else "-",
+                         resets))
+    finally:
+        store.close()
+    if not rows:
+        print("no limits" + (f" for {args.tenant}" if args.tenant else ""))
+        return 0
+    print(format_table(["tenant", "period", "limit", "spent", "% used", "resets at"], rows, right=(2, 3, 4)))
+    return 0
+
+
+def _limits_remove(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        removed = store.remove_limit(args.tenant, _frequency(args.per))
+    finally:
+        store.close()
+    print(f"{args.tenant}: removed {removed} limit{'s' if removed != 1 else ''}")
+    return 0 if removed else 1
 
 
 if __name__ == "__main__":

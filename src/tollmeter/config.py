@@ -57,6 +57,21 @@ class MeterConfig:
     #: Fetch the newest genai-prices data in the background at start-up (the bundled data is
     #: used until it arrives, and kept if the fetch fails). Off by default: no network.
     refresh_prices: bool = False
+    #: The embedded store of events, limits and spend when there is no `url`: a SQLite file
+    #: path, ":memory:", or None for `$TOLLMETER_DB` or ~/.local/share/tollmeter/tollmeter.db.
+    #: False keeps no events (limits then live in memory, for this process only).
+    store: Any = None
+    #: What limits reserve for a call whose model has no price: "estimate" (at
+    #: `fallback_prices`, and settled at them), "block" (refuse it), "allow" (reserve nothing).
+    unpriced_calls: str = "estimate"
+    #: Conservative prices for that estimate (genai-prices keys, USD per unit).
+    fallback_prices: Mapping[str, Any] = field(default_factory=lambda: {"input_mtok": "15", "output_mtok": "75"})
+    #: Seconds a budget lease lives unless renewed (limits; see docs/limits.md).
+    lease_ttl: float = 30.0
+    #: Fractions of a limit at which `on_threshold` is called, once per period.
+    alert_thresholds: Sequence[float] = (0.8, 1.0)
+    #: Called on the background worker as `on_threshold(tenant_id, limit, fraction)`.
+    on_threshold: Callable[[str, Any, float], object] | None = None
     #: Log every event and delivery on the `tollmeter` logger at DEBUG.
     debug: bool = False
 
@@ -82,7 +97,14 @@ class MeterConfig:
         _positive_int("max_queue_size", self.max_queue_size)
         if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
             raise ConfigError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
-        for name in ("on_event", "on_error"):
+        if self.unpriced_calls not in ("estimate", "block", "allow"):
+            raise ConfigError(f"unpriced_calls must be 'estimate', 'block' or 'allow', got {self.unpriced_calls!r}")
+        _positive_number("lease_ttl", self.lease_ttl)
+        thresholds = tuple(self.alert_thresholds or ())
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 10 for t in thresholds):
+            raise ConfigError(f"alert_thresholds must be fractions of a limit like (0.8, 1.0), got {self.alert_thresholds!r}")
+        self.alert_thresholds = tuple(sorted(thresholds))
+        for name in ("on_event", "on_error", "on_threshold"):
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise ConfigError(f"{name} must be callable, got {type(value).__name__}")

@@ -14,12 +14,14 @@ from .config import MeterConfig
 from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope, make_scope
 from .events import LLMEvent, Usage
 from .instrument.registry import PROVIDERS, Patcher
+from .limits.keeper import LimitKeeper, Settled, SpendStatus
 from .transport.http import HttpSink
 from .transport.worker import BatchWorker
 
 if TYPE_CHECKING:
     from .instrument.call import Call
     from .pricing.pricer import Pricer
+    from .store.store import Limit
 
 logger = logging.getLogger("tollmeter")
 
@@ -56,26 +58,32 @@ class Meter:
             if config.url
             else None
         )
+        self._pricer: Pricer | None = None
+        self._pricer_lock = threading.Lock()
+        if config.prices is not None:
+            self._pricing()  # a bad rate card fails here, at start-up
+        self._limits = LimitKeeper(config, self._pricing, self._fault)
         self._worker = BatchWorker(
             self._handle_batch,
             max_batch_size=config.max_batch_size,
             flush_interval=config.flush_interval,
             max_queue_size=config.max_queue_size,
+            on_wake=self._limits.maintain,
         )
-        self._pricer: Pricer | None = None
-        if config.pricing and config.prices is not None:
-            self._pricing()  # a bad rate card fails here, at start-up
         if config.pricing and config.refresh_prices:
             threading.Thread(target=self._refresh_prices, name="tollmeter-prices", daemon=True).start()
+        self._limits.warm_up()
         self._closed = False
         atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     def _pricing(self) -> Pricer:
         """The pricer, made on first use: genai-prices takes a few hundred ms to import."""
         if self._pricer is None:
-            from .pricing.pricer import load_pricer
+            with self._pricer_lock:
+                if self._pricer is None:
+                    from .pricing.pricer import load_pricer
 
-            self._pricer = load_pricer(self.config.prices)
+                    self._pricer = load_pricer(self.config.prices)
         return self._pricer
 
     def _refresh_prices(self) -> None:
@@ -139,6 +147,37 @@ class Meter:
     def current_scope(self) -> Scope | None:
         return self._scope_for_call()
 
+    # -- limits --------------------------------------------------------------------------------
+
+    def set_limit(self, tenant_id: str, limit_usd: Decimal | float | str, frequency: str = "per_month") -> None:
+        """Cap `tenant_id`'s spend at `limit_usd` per_hour, per_day, per_month (UTC calendar
+        periods) or in total. One limit per frequency; it applies to the very next call."""
+        self._limits.set_limit(tenant_id, limit_usd, frequency)
+
+    def remove_limit(self, tenant_id: str, frequency: str | None = None) -> int:
+        """Remove one of the tenant's limits, or all of them; returns how many were removed."""
+        return self._limits.remove_limit(tenant_id, frequency)
+
+    def get_limits(self, tenant_id: str) -> list[Limit]:
+        """The tenant's limits (or the default limits, marked `default`, if it has none)."""
+        return self._limits.get_limits(tenant_id)
+
+    def set_default_limit(self, limit_usd: Decimal | float | str, frequency: str = "per_month") -> None:
+        """A limit for every tenant that has none of its own."""
+        self._limits.set_limit("*", limit_usd, frequency)
+
+    def remove_default_limit(self, frequency: str | None = None) -> int:
+        return self._limits.remove_limit("*", frequency)
+
+    def set_rate_limit(self, tenant_id: str, *, requests_per_minute: int | None = None,
+                       tokens_per_minute: int | None = None) -> None:
+        """Cap the tenant's requests and tokens per minute (in this process); None removes."""
+        self._limits.set_rate_limit(tenant_id, requests_per_minute, tokens_per_minute)
+
+    def spend(self, tenant_id: str) -> list[SpendStatus]:
+        """Spent, reserved, limit, remaining and reset time for each of the tenant's limits."""
+        return self._limits.spend(tenant_id)
+
     # -- manual tracking -----------------------------------------------------------------------
 
     def track_manually(
@@ -198,17 +237,30 @@ class Meter:
         return scope
 
     def _guard_call(self, call: Call) -> None:
-        """Check the call against its tenant's limits and reserve its cost (limits come later)."""
+        """Check the call against its tenant's limits and reserve its worst-case cost."""
+        self._limits.guard_call(call)
+
+    async def _aguard_call(self, call: Call) -> None:
+        await self._limits.aguard_call(call)
 
     def _record_call(self, call: Call) -> None:
-        """A finished call: queued as it is, its event is built on the background worker."""
-        self._submit(call)
+        """A finished call: queued as it is, its event built on the background worker. A call
+        that holds a reservation is priced and settled here, so that the tenant's next call
+        already sees its real cost (the store write still happens on the worker)."""
+        if call.ticket is None:
+            self._submit(call)
+            return
+        try:
+            self._submit(self._limits.settle_now(call), urgent=True)
+        except Exception as fault:
+            self._fault(fault, "settling a reservation")
 
     def _abandon_call(self, call: Call) -> None:
-        """A call that never reached the provider."""
+        """A call that never reached the provider: its reservation goes back."""
+        self._limits.release(call)
 
-    def _submit(self, item: LLMEvent | Call) -> None:
-        if not self._worker.submit(item):
+    def _submit(self, item: LLMEvent | Call | Settled, urgent: bool = False) -> None:
+        if not self._worker.submit(item, urgent):
             if self._worker.stopping:
                 logger.debug("tollmeter: an event recorded after shutdown was dropped")
                 return
@@ -219,23 +271,35 @@ class Meter:
 
     # -- the background side -------------------------------------------------------------------
 
-    def _handle_batch(self, items: list[LLMEvent | Call]) -> None:
-        events = []
+    def _handle_batch(self, items: list[LLMEvent | Call | Settled]) -> None:
+        events: list[LLMEvent] = []
+        settled: list[Settled | None] = []
         for item in items:
+            if isinstance(item, Settled):
+                events.append(item.event)
+                settled.append(item)
+                continue
             if isinstance(item, LLMEvent):
                 events.append(item)
-                continue
-            try:
-                events.append(item.to_event())
-            except Exception as fault:
-                self._fault(fault, "building an event")
+            else:
+                try:
+                    events.append(item.to_event())
+                except Exception as fault:
+                    self._fault(fault, "building an event")
+                    continue
+            settled.append(None)
         if self.config.pricing:
             pricer = self._pricing()
-            for event in events:
-                try:
-                    pricer.price(event)
-                except Exception as fault:
-                    self._fault(fault, "pricing an event")
+            for event, done in zip(events, settled):
+                if done is None:  # a settled call was priced when it finished
+                    try:
+                        pricer.price(event)
+                    except Exception as fault:
+                        self._fault(fault, "pricing an event")
+        try:
+            self._limits.record(events, settled)
+        except Exception as fault:
+            self._fault(fault, "recording spend")
         on_event = self.config.on_event
         for event in events:
             if self.config.debug:
@@ -305,6 +369,7 @@ class Meter:
         stopped = self._worker.shutdown(timeout)
         if self._sink is not None:
             self._sink.close()
+        self._limits.close()
         return flushed and stopped
 
     def stats(self) -> dict[str, int]:

@@ -160,7 +160,6 @@ def _begin(meter: Meter, endpoint: Endpoint, instance: Any, args: tuple, kwargs:
     except Exception as fault:
         meter._fault(fault, f"reading a {endpoint.name} request")
         return None, kwargs
-    meter._guard_call(call)  # may raise LimitExceededException: before anything is sent
     return call, kwargs
 
 
@@ -197,6 +196,7 @@ def sync_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
         call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        meter._guard_call(call)  # may raise LimitExceededException: before anything is sent
         token = _in_call.set(True)
         try:
             result = wrapped(*args, **kwargs)
@@ -217,6 +217,7 @@ def async_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
         call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        await meter._aguard_call(call)  # may raise LimitExceededException: before anything is sent
         token = _in_call.set(True)
         try:
             result = await wrapped(*args, **kwargs)

@@ -1,5 +1,5 @@
-"""Per-tenant spend limits."""
+"""Per-tenant spend limits: periods, the pre-call guard with budget leases, the estimates."""
 
-from .exceptions import LimitExceededException
+from .exceptions import LimitExceededException, RateLimitExceededException
 
-__all__ = ["LimitExceededException"]
+__all__ = ["LimitExceededException", "RateLimitExceededException"]

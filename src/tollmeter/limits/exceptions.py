@@ -44,3 +44,7 @@ class LimitExceededException(Exception):
             if resets_at is not None:
                 message += f"; resets at {resets_at.isoformat()}"
         super().__init__(message)
+
+
+class RateLimitExceededException(LimitExceededException):
+    """A call was refused before it was sent: the tenant is over its requests or tokens per minute."""

@@ -29,8 +29,10 @@ class BatchWorker:
         flush_interval: float,
         max_queue_size: int,
         name: str = "tollmeter-worker",
+        on_wake: Callable[[], None] | None = None,
     ) -> None:
         self._handle_batch = handle_batch
+        self._on_wake = on_wake
         self._max_batch_size = max_batch_size
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
@@ -52,8 +54,9 @@ class BatchWorker:
 
     # -- caller side -------------------------------------------------------------------------
 
-    def submit(self, item: Any) -> bool:
-        """Queue `item`; False (and counted as dropped) when the queue is full or shut down."""
+    def submit(self, item: Any, urgent: bool = False) -> bool:
+        """Queue `item`; False (and counted as dropped) when the queue is full or shut down.
+        An `urgent` item wakes the worker now instead of at the next interval."""
         with self._lock:
             if self._stopping or len(self._queue) >= self._max_queue_size:
                 self._dropped += 1
@@ -62,9 +65,18 @@ class BatchWorker:
             self._submitted += 1
             if self._thread is None:
                 self._start()
+            elif urgent:
+                self._flush_wanted = True
+                self._has_work.notify()
             elif len(self._queue) >= self._max_batch_size:
                 self._has_work.notify()
         return True
+
+    def start(self) -> None:
+        """Start the thread now (it otherwise starts with the first item)."""
+        with self._lock:
+            if self._thread is None and not self._stopping:
+                self._start()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has been handled. True if it was in time."""
@@ -138,6 +150,11 @@ class BatchWorker:
                 if not self._queue:
                     self._flush_wanted = False
                 stopping = self._stopping
+            if self._on_wake is not None:
+                try:
+                    self._on_wake()
+                except Exception:
+                    logger.exception("tollmeter: background upkeep failed")
             if batch:
                 try:
                     self._handle_batch(batch)

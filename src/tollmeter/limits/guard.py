@@ -1,0 +1,380 @@
+"""The guard: a tenant over its allowance is stopped before the request leaves the process.
+
+Before a call, the guard reserves the call's worst-case cost (`estimate.py`: the request's
+input, its output cap at the output rate, times `n`). The check is in memory: each process
+holds a *lease*, a slice of the tenant's remaining budget granted atomically by the store, and
+reserves against it. When a lease runs short the guard asks the store for more (one short
+transaction, not one per call); when the store has none left, the call is refused with
+`LimitExceededException` and nothing is sent. After the call the reservation is replaced by
+the real cost on the background worker, which writes the spend and takes it off the lease in
+the same transaction.
+
+Because every reservation fits inside a lease and the leases of all processes together never
+exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
+spend exceeds a limit only by what calls cost beyond their reservation. See docs/limits.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable
+
+from .estimate import estimate_request
+from .exceptions import LimitExceededException, RateLimitExceededException
+
+if TYPE_CHECKING:
+    from ..instrument.call import Call
+    from ..pricing.pricer import PriceMatch, Pricer
+    from ..pricing.rates import RateSheet
+    from ..store.store import Grant, Store
+
+logger = logging.getLogger("tollmeter")
+
+_ZERO = Decimal(0)
+
+#: Returned by `Guard.check` when the local lease cannot cover the call: `refill`.
+NEEDS_LEASE = object()
+
+UNPRICED_POLICIES = ("estimate", "block", "allow")
+
+
+@dataclass
+class GuardSettings:
+    #: Seconds a lease lives unless renewed; leases with open reservations are renewed.
+    lease_ttl: float = 30.0
+    #: A lease asks for this fraction of the smallest limit (at least twice the call's estimate).
+    lease_fraction: Decimal = Decimal("0.05")
+    #: Seconds a "no limit here" answer (or an exhausted budget) is trusted before asking again.
+    recheck_after: float = 2.0
+    #: What to reserve for a model without a price: "estimate" (at `fallback_prices`),
+    #: "block" (refuse the call), "allow" (reserve nothing; the call counts when priced).
+    unpriced_calls: str = "estimate"
+    #: Conservative rates for models without a price (genai-prices price keys, USD).
+    fallback_prices: Any = None
+
+
+class Reservation:
+    """A call's claim on its tenant's budget, from the check until the real cost is known."""
+
+    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry")
+
+    def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
+                 window_entry: list | None) -> None:
+        self.budget = budget
+        self.estimate_usd = estimate_usd
+        self.lease_id = lease_id
+        self.tokens = tokens
+        self.window_entry = window_entry
+
+    @property
+    def tenant_id(self) -> str:
+        return self.budget.tenant_id
+
+
+class Budget:
+    """One tenant's budget in this process: its lease, what is reserved against it, its rates."""
+
+    __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
+                 "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
+                 "refilling")
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.lease_id: str | None = None
+        #: The lease's budget not yet spent, as this process sees it.
+        self.remaining = _ZERO
+        #: Open reservations against it.
+        self.reserved = _ZERO
+        self.expires = 0.0  # monotonic time the lease lapses
+        self.checked_until = 0.0  # monotonic time until which "no limit" is trusted
+        self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
+        self.refilling = threading.Lock()  # held while this process asks the store for more
+        self.unlimited = False
+        self.states: tuple = ()
+        self.requests_per_minute: int | None = None
+        self.tokens_per_minute: int | None = None
+        #: [monotonic time, tokens] of the calls of the last minute, for rate limits.
+        self.window: deque[list] = deque()
+        self.last_used = 0.0
+
+    @property
+    def free(self) -> Decimal:
+        return self.remaining - self.reserved
+
+
+class Guard:
+    def __init__(self, store: Store, pricer: Callable[[], Pricer], settings: GuardSettings | None = None) -> None:
+        self.store = store
+        self._pricer = pricer
+        self.settings = settings or GuardSettings()
+        self._lock = threading.Lock()
+        self._budgets: dict[str, Budget] = {}
+        self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
+        self._fallback: RateSheet | None = None
+        self._warned: set[tuple[str | None, str | None]] = set()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    # -- the caller's thread --------------------------------------------------------------------
+
+    def check(self, call: Call) -> Reservation | None | object:
+        """Reserve the call's worst case in memory: a Reservation, None (no limit applies), or
+        NEEDS_LEASE (then `refill`). Raises LimitExceededException."""
+        scope = call.scope
+        tenant = scope.tenant_id if scope is not None else None
+        if tenant is None:
+            return None
+        budget = self._budgets.get(tenant)
+        if budget is None:
+            return NEEDS_LEASE
+        now = time.monotonic()
+        if budget.unlimited:
+            if now >= budget.checked_until:
+                return NEEDS_LEASE
+            if budget.requests_per_minute is None and budget.tokens_per_minute is None:
+                return None
+        estimate, tokens = self.estimate(call)
+        with self._lock:
+            reservation = self._reserve(budget, now, estimate, tokens)
+            if reservation is not None:
+                return reservation
+            if now < budget.exhausted_until:
+                # The store had nothing more a moment ago, and this process freed too little since.
+                raise self._refusal(budget, estimate)
+        return NEEDS_LEASE
+
+    def refill(self, call: Call) -> Reservation | None:
+        """Ask the store for budget (one short transaction) and reserve the call's share of it
+        at once. Runs on the caller's thread, or in a worker thread for async callers. Raises
+        LimitExceededException when the limits leave too little."""
+        tenant = call.scope.tenant_id  # type: ignore[union-attr]
+        with self._lock:
+            budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
+        estimate, tokens = self.estimate(call)
+        # One refill per tenant at a time: the threads that queue behind it usually find the
+        # budget it brought back enough, without a trip to the store of their own.
+        with budget.refilling:
+            now = time.monotonic()
+            if budget.states or budget.unlimited:
+                with self._lock:
+                    if budget.unlimited and now < budget.checked_until:
+                        return self._reserve(budget, now, estimate, tokens)
+                    if not budget.unlimited:
+                        reservation = self._reserve(budget, now, estimate, tokens)
+                        if reservation is not None:
+                            return reservation
+            return self._grant(budget, estimate, tokens)
+
+    def _reserve(self, budget: Budget, now: float, estimate: Decimal, tokens: int) -> Reservation | None:
+        """Under the lock: take the call's rate and reserve its estimate, or None if it does not fit."""
+        if not budget.unlimited and not (now < budget.expires and estimate <= budget.free):
+            return None
+        entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
+        if budget.unlimited:
+            return Reservation(budget, _ZERO, None, tokens, entry) if entry is not None else None
+        budget.reserved += estimate
+        budget.last_used = now
+        return Reservation(budget, estimate, budget.lease_id, tokens, entry)
+
+    def _grant(self, budget: Budget, estimate: Decimal, tokens: int | None) -> Reservation | None:
+        """Lease more budget from the store; with `tokens`, reserve the call in the same step."""
+        now = time.monotonic()
+        lease_id = budget.lease_id if now < budget.expires else None
+        free = budget.free if lease_id is not None else -budget.reserved
+        need = max(_ZERO, estimate - free)
+        smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
+        want = max(need + estimate, smallest * self.settings.lease_fraction)
+        grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
+                                 lease_id=lease_id)
+        rate = self.store.rate_limit_for(budget.tenant_id)
+        with self._lock:
+            budget.requests_per_minute = rate.requests_per_minute if rate else None
+            budget.tokens_per_minute = rate.tokens_per_minute if rate else None
+            budget.checked_until = now + self.settings.recheck_after
+            budget.states = grant.states
+            budget.unlimited = grant.unlimited
+            if grant.unlimited:
+                budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
+            elif grant.lease_id != budget.lease_id:
+                # A new lease: what is still reserved belongs to calls of the old one, which
+                # settle against it; this process counts them against the new one too (safe side).
+                budget.lease_id = grant.lease_id
+                budget.remaining = grant.remaining_usd
+                budget.expires = now + self.settings.lease_ttl
+            else:
+                budget.remaining += grant.granted_usd
+                budget.expires = now + self.settings.lease_ttl
+            if tokens is None:
+                return None
+            reservation = self._reserve(budget, time.monotonic(), estimate, tokens)
+            if reservation is None and not budget.unlimited:
+                budget.exhausted_until = now + self.settings.recheck_after
+                raise self._refusal(budget, estimate)
+            return reservation
+
+    def estimate(self, call: Call) -> tuple[Decimal, int]:
+        """The call's worst-case cost and tokens."""
+        request = call.request or {}
+        guess = estimate_request(call.endpoint.name, request, call.request_model)
+        counts: dict[str, int] = {"input_tokens": guess.input_tokens, "output_tokens": guess.output_tokens,
+                                  "requests": 1}
+        tier = request.get("service_tier") if hasattr(request, "get") else None
+        sheet = self._sheet(call.provider, call.request_model, tier if isinstance(tier, str) else None)
+        if sheet is None:
+            return _ZERO, guess.input_tokens + guess.output_tokens
+        reasoning = sheet.rate("output_reasoning_mtok", guess.input_tokens)
+        if reasoning is not None and reasoning > (sheet.rate("output_mtok", guess.input_tokens) or _ZERO):
+            counts["output_reasoning_tokens"] = guess.output_tokens
+        return sheet.cost(counts), guess.input_tokens + guess.output_tokens
+
+    def _sheet(self, provider: str | None, model: str | None, tier: str | None) -> RateSheet | None:
+        key = (provider, model, tier)
+        try:
+            match: PriceMatch | None = self._prices[key]
+        except KeyError:
+            match = self._pricer().match(provider, model, service_tier=tier) if model else None
+            self._prices[key] = match
+        if match is not None:
+            return match.sheet
+        policy = self.settings.unpriced_calls
+        if (provider, model) not in self._warned:
+            self._warned.add((provider, model))
+            logger.warning(
+                "tollmeter: no price for %r (provider %r): limits reserve its calls %s", model, provider,
+                {"estimate": "at the fallback prices", "block": "by refusing them",
+                 "allow": "as free until priced"}[policy],
+            )
+        if policy == "block":
+            raise LimitExceededException(
+                None, limit="unpriced model", message=f"no price is known for model {model!r} "
+                f"(provider {provider!r}) and unpriced calls are blocked for tenants with limits")
+        if policy == "allow":
+            return None
+        return self.fallback_sheet()
+
+    def fallback_sheet(self) -> RateSheet:
+        if self._fallback is None:
+            from ..pricing.rates import RateSheet
+
+            prices = self.settings.fallback_prices or {"input_mtok": "15", "output_mtok": "75"}
+            self._fallback = RateSheet({k: Decimal(str(v)) for k, v in prices.items()})
+        return self._fallback
+
+    def _take_rate(self, budget: Budget, now: float, tokens: int) -> list | None:
+        rpm, tpm = budget.requests_per_minute, budget.tokens_per_minute
+        if rpm is None and tpm is None:
+            return None
+        window = budget.window
+        while window and window[0][0] <= now - 60:
+            window.popleft()
+        if rpm is not None and len(window) + 1 > rpm:
+            raise self._rate_refusal(budget, f"{rpm} requests per minute", window[0][0] + 60 - now)
+        if tpm is not None and sum(e[1] for e in window) + tokens > tpm:
+            raise self._rate_refusal(budget, f"{tpm} tokens per minute", window[0][0] + 60 - now if window else 60)
+        entry = [now, tokens]
+        window.append(entry)
+        return entry
+
+    # -- the background worker ------------------------------------------------------------------
+
+    def settle(self, reservation: Reservation, actual_usd: Decimal | None, actual_tokens: int | None) -> None:
+        """Replace a reservation by what the call cost (None: the reservation stands as spent)."""
+        cost = reservation.estimate_usd if actual_usd is None else actual_usd
+        budget = reservation.budget
+        with self._lock:
+            budget.reserved -= reservation.estimate_usd
+            if reservation.lease_id is not None:
+                budget.remaining -= cost
+            if reservation.window_entry is not None and actual_tokens is not None:
+                reservation.window_entry[1] = actual_tokens
+
+    def release(self, reservation: Reservation) -> None:
+        """The call was never sent: its reservation goes back whole."""
+        budget = reservation.budget
+        with self._lock:
+            budget.reserved -= reservation.estimate_usd
+            if reservation.window_entry is not None:
+                try:
+                    budget.window.remove(reservation.window_entry)
+                except ValueError:
+                    pass
+
+    def unpriced_cost(self, usage_counts: dict[str, int]) -> Decimal | None:
+        """What an unpriced call counts against limits, by the policy."""
+        if self.settings.unpriced_calls == "estimate":
+            return self.fallback_sheet().cost(usage_counts)
+        if self.settings.unpriced_calls == "allow":
+            return _ZERO
+        return None
+
+    def maintain(self) -> None:
+        """Renew leases that calls still reserve against; give idle ones back."""
+        now = time.monotonic()
+        for budget in list(self._budgets.values()):
+            if budget.lease_id is None:
+                continue
+            if budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2:
+                with budget.refilling:
+                    self._grant(budget, _ZERO, None)
+            elif budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
+                self._return(budget)
+
+    def _return(self, budget: Budget) -> None:
+        with self._lock:
+            lease_id, budget.lease_id = budget.lease_id, None
+            budget.remaining, budget.expires = _ZERO, 0.0
+        if lease_id is not None:
+            self.store.release(lease_id)
+
+    def forget(self, tenant_id: str | None = None) -> None:
+        """Limits changed: drop what this process knew (its leases were revoked by the store)."""
+        with self._lock:
+            targets = [self._budgets[tenant_id]] if tenant_id in self._budgets else (
+                list(self._budgets.values()) if tenant_id is None else [])
+            for budget in targets:
+                budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
+                budget.checked_until = budget.exhausted_until = 0.0
+                budget.unlimited = False
+
+    def close(self) -> None:
+        for budget in list(self._budgets.values()):
+            if budget.lease_id is not None:
+                try:
+                    self._return(budget)
+                except Exception:  # shutting down: the lease lapses on its own
+                    logger.debug("tollmeter: could not return a lease", exc_info=True)
+
+    def reserved(self, tenant_id: str) -> Decimal:
+        budget = self._budgets.get(tenant_id)
+        return budget.reserved if budget is not None else _ZERO
+
+    def has_limits(self, tenant_id: str) -> bool:
+        budget = self._budgets.get(tenant_id)
+        return budget is not None and not budget.unlimited
+
+    # -- refusals -------------------------------------------------------------------------------
+
+    def _refusal(self, budget: Budget, estimate: Decimal) -> LimitExceededException:
+        binding = min(budget.states, key=lambda s: s.available_usd) if budget.states else None
+        if binding is None:
+            return LimitExceededException(budget.tenant_id, limit="spend", estimated_cost_usd=estimate)
+        return LimitExceededException(
+            budget.tenant_id, limit=binding.limit.frequency, limit_usd=binding.limit.limit_usd,
+            spent_usd=binding.spent_usd, reserved_usd=binding.leased_usd, estimated_cost_usd=estimate,
+            period=binding.limit.frequency, resets_at=binding.resets_at,
+        )
+
+    def _rate_refusal(self, budget: Budget, what: str, retry_in: float) -> RateLimitExceededException:
+        from datetime import datetime, timedelta, timezone
+
+        return RateLimitExceededException(
+            budget.tenant_id, limit=what, period="per_minute",
+            resets_at=datetime.now(timezone.utc) + timedelta(seconds=max(0.0, retry_in)),
+            message=f"tenant {budget.tenant_id!r} is over its rate limit of {what}; retry in {retry_in:.1f}s",
+        )

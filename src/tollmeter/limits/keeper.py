@@ -1,0 +1,307 @@
+"""LimitKeeper: a Meter's limits, from `set_limit` to the guard, settlement and alerts.
+
+It opens the store (SQLite; SQLAlchemy is imported then, in the background at start-up) and
+owns the guard. The caller's thread only meets `guard_call`; settlement of real costs, the
+events written to the embedded store and threshold alerts run on the background worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .exceptions import LimitExceededException
+from .guard import NEEDS_LEASE
+from .periods import frequency as check_frequency
+from .periods import period_key
+
+if TYPE_CHECKING:
+    from ..config import MeterConfig
+    from ..events import LLMEvent
+    from ..instrument.call import Call
+    from ..pricing.pricer import Pricer
+    from ..store.store import Limit, Store
+    from .guard import Guard
+
+logger = logging.getLogger("tollmeter")
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A call whose reservation was replaced by its real cost, on its way to the store."""
+
+    event: LLMEvent
+    reservation: Any
+    #: What it counts against limits (its price, or by the unpriced policy); None: unknown,
+    #: and the reservation stands as spent.
+    cost_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class SpendStatus:
+    """Where a tenant stands against one of its limits."""
+
+    tenant_id: str
+    frequency: str
+    limit_usd: Decimal
+    spent_usd: Decimal
+    #: Open reservations of this process (calls under way).
+    reserved_usd: Decimal
+    #: Budget leased to agent processes and not yet spent (all processes, reservations included).
+    leased_usd: Decimal
+    resets_at: datetime | None
+    #: True when the tenant has no limit of its own and this is the default limit.
+    default: bool = False
+
+    @property
+    def remaining_usd(self) -> Decimal:
+        return max(_ZERO, self.limit_usd - self.spent_usd - self.reserved_usd)
+
+    @property
+    def used_fraction(self) -> float:
+        return float(self.spent_usd / self.limit_usd) if self.limit_usd else 1.0
+
+
+class LimitKeeper:
+    def __init__(self, config: MeterConfig, pricer: Callable[[], Pricer], fault: Callable[[BaseException, str], None]) -> None:
+        self.config = config
+        self._pricer = pricer
+        self._fault = fault
+        self._open_lock = threading.Lock()
+        self._store: Store | None = None
+        self._guard: Guard | None = None
+        #: Events go to the store (the embedded default) unless they are shipped to a server.
+        self.keeps_events = config.url is None and config.store is not False
+        _keepers.add(self)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Open the store and load prices in the background, so that the first call does not."""
+        def run() -> None:
+            try:
+                self.guard
+                self._pricer()
+            except Exception as fault:
+                self._fault(fault, "opening the store")
+
+        threading.Thread(target=run, name="tollmeter-warm-up", daemon=True).start()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    from ..store.store import Store
+
+                    target = self.config.store
+                    if target is False or (target is None and self.config.url is not None):
+                        target = ":memory:"
+                    self._store = Store(target)
+        return self._store
+
+    @property
+    def guard(self) -> Guard:
+        if self._guard is None:
+            store = self.store
+            with self._open_lock:
+                if self._guard is None:
+                    from .guard import Guard, GuardSettings
+
+                    self._guard = Guard(store, self._pricer, GuardSettings(
+                        lease_ttl=self.config.lease_ttl, unpriced_calls=self.config.unpriced_calls,
+                        fallback_prices=self.config.fallback_prices))
+        return self._guard
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def set_limit(self, tenant_id: str, limit_usd: Any, frequency: str) -> None:
+        amount = usd_amount(limit_usd)
+        freq = check_frequency(frequency)
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise ValueError("tenant_id must be a non-empty string")
+        self.store.set_limit(tenant_id, freq, amount)
+        self.guard.forget(None if tenant_id == "*" else tenant_id)
+
+    def remove_limit(self, tenant_id: str, frequency: str | None = None) -> int:
+        removed = self.store.remove_limit(tenant_id, check_frequency(frequency) if frequency else None)
+        self.guard.forget(None if tenant_id == "*" else tenant_id)
+        return removed
+
+    def get_limits(self, tenant_id: str) -> list[Limit]:
+        return self.store.limits_for(tenant_id)
+
+    def set_rate_limit(self, tenant_id: str, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
+        for name, value in (("requests_per_minute", requests_per_minute), ("tokens_per_minute", tokens_per_minute)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 or None, got {value!r}")
+        self.store.set_rate_limit(tenant_id, requests_per_minute, tokens_per_minute)
+        self.guard.forget(tenant_id)
+
+    def spend(self, tenant_id: str) -> list[SpendStatus]:
+        reserved = self.guard.reserved(tenant_id)
+        return [
+            SpendStatus(tenant_id, s.limit.frequency, s.limit.limit_usd, s.spent_usd, reserved, s.leased_usd,
+                        s.resets_at, s.limit.default)
+            for s in self.store.limit_states(tenant_id)
+        ]
+
+    # -- the caller's thread --------------------------------------------------------------------
+
+    def guard_call(self, call: Call) -> None:
+        """Reserve the call's worst case, or raise LimitExceededException. Blocks only when the
+        lease must be refilled (one short store transaction)."""
+        try:
+            guard = self.guard
+            reservation = guard.check(call)
+            if reservation is NEEDS_LEASE:
+                reservation = guard.refill(call)
+        except LimitExceededException:
+            raise
+        except Exception as fault:  # the store is broken: let the call through, say so
+            self._fault(fault, "checking limits")
+            return
+        call.ticket = reservation
+
+    async def aguard_call(self, call: Call) -> None:
+        """The same for async callers: a refill runs in a worker thread, off the event loop."""
+        try:
+            if self._guard is None:
+                await asyncio.to_thread(lambda: self.guard)
+            guard = self.guard
+            reservation = guard.check(call)
+            if reservation is NEEDS_LEASE:
+                reservation = await asyncio.to_thread(guard.refill, call)
+        except LimitExceededException:
+            raise
+        except Exception as fault:
+            self._fault(fault, "checking limits")
+            return
+        call.ticket = reservation
+
+    def release(self, call: Call) -> None:
+        """A call that was never sent gives its reservation back."""
+        if call.ticket is not None and self._guard is not None:
+            self._guard.release(call.ticket)
+            call.ticket = None
+
+    # -- the background worker ------------------------------------------------------------------
+
+    def settle_now(self, call: Call) -> Settled:
+        """On the caller's thread, as a reserved call finishes: build and price its event and
+        replace the reservation by the real cost, so that the tenant's next call sees it."""
+        event = call.to_event()
+        if self.config.pricing:
+            self._pricer().price(event)
+        reservation = call.ticket
+        cost = self._limit_cost(event, reservation)
+        if self._guard is not None:
+            self._guard.settle(reservation, cost, event.usage.total_tokens)
+        return Settled(event, reservation, cost)
+
+    def record(self, events: Sequence[LLMEvent], settled: Sequence[Settled | None]) -> None:
+        """Write the events (embedded store) and their spend with the lease settlements in one
+        transaction, then send threshold alerts. On the background worker."""
+        settlements: dict[str, Decimal] = {}
+        extra_spend: list[tuple[str, datetime, Decimal]] = []
+        for event, done in zip(events, settled):
+            cost = done.cost_usd if done is not None else (event.cost_usd if event.priced else None)
+            lease_id = done.reservation.lease_id if done is not None else None
+            if lease_id is not None and cost is not None:
+                settlements[lease_id] = settlements.get(lease_id, _ZERO) + cost
+            # A stored priced event adds its cost to the spend itself (once, however often it
+            # is stored); anything else that counts against limits is added here.
+            counted_by_row = self.keeps_events and event.priced
+            if cost and event.tenant_id is not None and not counted_by_row:
+                extra_spend.append((event.tenant_id, event.timestamp, cost))
+        rows = []
+        if self.keeps_events:
+            from ..store.rows import event_row
+
+            rows = [event_row(event.to_dict()) for event in events]
+        if rows or settlements or extra_spend:
+            self.store.add_events(rows, settlements, extra_spend=extra_spend)
+        if self.config.alert_thresholds and self.config.on_threshold is not None:
+            self._alerts({e.tenant_id for e in events if e.tenant_id is not None})
+
+    def _limit_cost(self, event: LLMEvent, ticket: Any) -> Decimal | None:
+        """What the call counts against limits: its cost, or by the policy when unpriced."""
+        if event.priced:
+            return event.cost_usd
+        if ticket is None or self._guard is None:
+            return None
+        from ..pricing.rates import usage_counts
+
+        if event.usage.is_empty():
+            return None  # unknown: the reservation stands as spent
+        return self._guard.unpriced_cost(usage_counts(event.usage))
+
+    def _alerts(self, tenants: set[str]) -> None:
+        guard = self._guard
+        now = datetime.now(timezone.utc)
+        for tenant in tenants:
+            if guard is None or not guard.has_limits(tenant):
+                continue
+            for state in self.store.limit_states(tenant, now):
+                fraction = state.spent_usd / state.limit.limit_usd if state.limit.limit_usd else Decimal(1)
+                for threshold in self.config.alert_thresholds:
+                    if fraction < Decimal(str(threshold)):
+                        break
+                    period = period_key(state.limit.frequency, now)
+                    if self.store.claim_alert(tenant, period, f"{threshold:g}"):
+                        try:
+                            self.config.on_threshold(tenant, state.limit, threshold)  # type: ignore[misc]
+                        except Exception as fault:
+                            self._fault(fault, "in on_threshold")
+
+    def maintain(self) -> None:
+        if self._guard is not None:
+            self._guard.maintain()
+
+    def close(self) -> None:
+        if self._guard is not None:
+            self._guard.close()
+        if self._store is not None:
+            self._store.close()
+
+    def _after_fork_in_child(self) -> None:
+        """The parent's database connections and leases are the parent's: start afresh."""
+        self._open_lock = threading.Lock()
+        if self._store is not None:
+            self._store.engine.dispose(close=False)  # never close the parent's connections
+            if self._store._lock is not None:  # an in-memory store: its one connection is shared
+                self._store._lock = threading.Lock()
+        self._guard = None
+
+
+_keepers: "weakref.WeakSet[LimitKeeper]" = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    for keeper in list(_keepers):
+        keeper._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def usd_amount(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError(f"limit_usd must be an amount of USD, got {value!r}")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except Exception:
+        raise ValueError(f"limit_usd must be an amount of USD, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"limit_usd must be >= 0, got {value!r}")
+    return amount

@@ -1,0 +1,187 @@
+"""The store's tables, shared by the embedded store (SQLite) and the ingest server (SQLite or
+PostgreSQL).
+
+Money is exact on both: `NUMERIC` on PostgreSQL; on SQLite, which has no decimal type, the
+decimal text, summed by an exact `decimal_sum` aggregate registered on every connection.
+Every row belongs to a project (an API key's scope on the server; "default" embedded).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+DEFAULT_PROJECT = "default"
+
+
+class Money(TypeDecorator):
+    """USD as an exact Decimal: NUMERIC(30, 15), or decimal text on SQLite."""
+
+    impl = Numeric(30, 15)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(30, 15, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        value = value if isinstance(value, Decimal) else Decimal(str(value))
+        return format(value, "f") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class money_sum(GenericFunction):  # noqa: N801 - SQL function name
+    """SUM of a Money column, exact on every dialect."""
+
+    type = Money()
+    inherit_cache = True
+
+
+@compiles(money_sum)
+def _money_sum_default(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"sum({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(money_sum, "sqlite")
+def _money_sum_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"decimal_sum({compiler.process(element.clauses, **kw)})"
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("tenant_id", String(255)),
+    Column("run_id", String(255)),
+    Column("agent_id", String(255)),
+    Column("tags", JSON),
+    Column("provider", String(64)),
+    Column("model", String(255)),
+    Column("request_model", String(255)),
+    Column("endpoint", String(64)),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cache_read_tokens", BigInteger),
+    Column("cache_write_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    #: Every usage count as reported (the columns above are copies for queries).
+    Column("usage", JSON),
+    Column("tool_calls", Integer),
+    Column("web_search_requests", Integer),
+    Column("service_tier", String(32)),
+    Column("finish_reason", String(64)),
+    Column("duration_ms", Float),
+    Column("time_to_first_token_ms", Float),
+    Column("request_id", String(255)),
+    Column("error", String(255)),
+    Column("status_code", Integer),
+    Column("partial", Boolean, nullable=False, default=False),
+    Column("cost_usd", Money),
+    Column("priced", Boolean, nullable=False, default=False),
+    Column("price_source", String(255)),
+    Column("price_model", String(255)),
+    Column("provider_cost_usd", Money),
+    Column("computed_cost_usd", Money),
+    Column("units", JSON),
+    Index("ix_events_tenant_time", "project_id", "tenant_id", "timestamp"),
+    Index("ix_events_time", "project_id", "timestamp"),
+)
+
+limits = Table(
+    "limits",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    #: "*" holds the default limits of tenants without their own.
+    Column("tenant_id", String(255), primary_key=True),
+    Column("frequency", String(16), primary_key=True),  # per_hour, per_day, per_month, total
+    Column("limit_usd", Money, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("requests_per_minute", Integer),
+    Column("tokens_per_minute", BigInteger),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Settled spend per tenant and period ("per_day:2026-11-26", "total"), kept as events arrive.
+spend = Table(
+    "spend",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("period", String(40), primary_key=True),
+    Column("spent_usd", Money, nullable=False),
+)
+
+#: Budget granted to one agent process and not yet spent (see limits/leases).
+leases = Table(
+    "leases",
+    metadata,
+    Column("lease_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("tenant_id", String(255), nullable=False),
+    Column("holder", String(255), nullable=False),
+    Column("remaining_usd", Money, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_leases_tenant", "project_id", "tenant_id", "expires_at"),
+)
+
+#: Threshold alerts already sent, so that each fires once per period whatever the process.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("period", String(40), primary_key=True),
+    Column("threshold", String(16), primary_key=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The ingest server's API keys (stored hashed).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("note", Text),
+)

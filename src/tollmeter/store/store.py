@@ -1,0 +1,474 @@
+"""Store: events, limits, spend and budget leases in SQLite or PostgreSQL (SQLAlchemy Core).
+
+The embedded default is a SQLite file shared by the processes of one machine (WAL, writes
+serialised with `BEGIN IMMEDIATE`); `:memory:` keeps everything in this process. The ingest
+server uses the same class on SQLite or PostgreSQL. Every method is one short transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
+from . import schema
+from .schema import DEFAULT_PROJECT, money_sum
+
+DEFAULT_TENANT_LIMITS = "*"
+_ZERO = Decimal(0)
+_NANO = Decimal("0.000000001")
+
+
+def default_path() -> Path:
+    """`$TOLLMETER_DB`, else `$XDG_DATA_HOME/tollmeter/tollmeter.db` (~/.local/share/...)."""
+    explicit = os.environ.get("TOLLMETER_DB")
+    if explicit:
+        return Path(explicit)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "tollmeter" / "tollmeter.db"
+
+
+def database_url(target: str | os.PathLike | None) -> str:
+    """A SQLAlchemy URL from a path, ':memory:', or a URL (postgresql://... is given as is)."""
+    if target is None:
+        target = default_path()
+    text = os.fspath(target)
+    if text == ":memory:":
+        return "sqlite://"
+    if "://" in text:
+        if text.startswith("postgresql://"):
+            return "postgresql+psycopg://" + text[len("postgresql://"):]
+        return text
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    tenant_id: str
+    frequency: str
+    limit_usd: Decimal
+    #: True when this is the default limit, applied because the tenant has none of its own.
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """A limit at one moment: what is spent in its period and what is leased out."""
+
+    limit: Limit
+    spent_usd: Decimal
+    leased_usd: Decimal
+    resets_at: datetime | None
+
+    @property
+    def available_usd(self) -> Decimal:
+        return self.limit.limit_usd - self.spent_usd - self.leased_usd
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The answer to a lease request."""
+
+    lease_id: str | None
+    granted_usd: Decimal
+    #: The lease's budget not yet spent, after this grant.
+    remaining_usd: Decimal
+    expires_at: datetime | None
+    #: Every limit of the tenant, as it stood (empty: the tenant has no limit).
+    states: tuple[LimitState, ...] = field(default=())
+
+    @property
+    def unlimited(self) -> bool:
+        return not self.states
+
+    @property
+    def binding(self) -> LimitState | None:
+        """The limit with the least budget left."""
+        return min(self.states, key=lambda s: s.available_usd) if self.states else None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    tenant_id: str
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+
+
+class _DecimalSum:
+    """SQLite aggregate: exact sum of decimal text."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            self.total = (self.total or _ZERO) + Decimal(str(value))
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else format(self.total, "f")
+
+
+class Store:
+    def __init__(self, target: str | os.PathLike | None = None, *, project: str = DEFAULT_PROJECT,
+                 create: bool = True) -> None:
+        self.url = database_url(target)
+        self.project = project
+        self.engine = _engine(self.url)
+        self._lock = threading.Lock() if self.url == "sqlite://" else None  # one shared connection
+        if create:
+            schema.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _begin(self) -> Any:
+        return _Transaction(self.engine, self._lock)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def add_events(self, rows: Sequence[Mapping[str, Any]],
+                   settlements: Mapping[str, Decimal] | None = None, *,
+                   extra_spend: Iterable[tuple[str, datetime, Decimal]] = ()) -> list[str]:
+        """Store events (those already stored are skipped: idempotent on event_id), add the
+        priced ones to their tenant's spend, and take `settlements` (lease id -> USD) off the
+        leases that covered them; `extra_spend` (tenant, time, USD) is spend without a stored
+        priced event. One transaction. Returns the ids stored now."""
+        now = _now()
+        with self._begin() as conn:
+            inserted = self._insert_events(conn, rows, now)
+            by_id = {row["event_id"]: row for row in rows}
+            spent = [
+                (row["tenant_id"], row["timestamp"], Decimal(str(row["cost_usd"])))
+                for row in (by_id[event_id] for event_id in inserted)
+                if row.get("cost_usd") is not None and row.get("tenant_id") is not None
+            ]
+            totals: dict[tuple[str, str], Decimal] = {}
+            for tenant, moment, cost in [*spent, *extra_spend]:
+                for key in period_keys(moment):
+                    totals[(tenant, key)] = totals.get((tenant, key), _ZERO) + cost
+            self._add_spend(conn, totals)
+            for lease_id, amount in (settlements or {}).items():
+                self._take_from_lease(conn, lease_id, Decimal(amount))
+        return inserted
+
+    def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+        if not rows:
+            return []
+        values = [{**row, "project_id": self.project, "received_at": now} for row in rows]
+        stmt = _insert(conn, schema.events).values(values).on_conflict_do_nothing(
+            index_elements=["project_id", "event_id"]
+        ).returning(schema.events.c.event_id)
+        return [r[0] for r in conn.execute(stmt)]
+
+    def _add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
+        if not totals:
+            return
+        t = schema.spend
+        conn.execute(_insert(conn, t).values([
+            {"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
+            for tenant, period in totals
+        ]).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]))
+        for (tenant, period), amount in totals.items():
+            key = and_(t.c.project_id == self.project, t.c.tenant_id == tenant, t.c.period == period)
+            current = conn.execute(select(t.c.spent_usd).where(key).with_for_update()).scalar_one()
+            conn.execute(update(t).where(key).values(spent_usd=current + amount))
+
+    def _take_from_lease(self, conn: Connection, lease_id: str, amount: Decimal) -> None:
+        t = schema.leases
+        key = t.c.lease_id == lease_id
+        current = conn.execute(select(t.c.remaining_usd).where(key).with_for_update()).scalar_one_or_none()
+        if current is not None:
+            conn.execute(update(t).where(key).values(remaining_usd=current - amount))
+
+    # -- limits ---------------------------------------------------------------------------------
+
+    def set_limit(self, tenant_id: str, frequency: str, limit_usd: Decimal) -> None:
+        t = schema.limits
+        with self._begin() as conn:
+            conn.execute(delete(t).where(_limit_key(t, self.project, tenant_id, frequency)))
+            conn.execute(insert(t).values(project_id=self.project, tenant_id=tenant_id, frequency=frequency,
+                                          limit_usd=limit_usd, updated_at=_now()))
+            self._revoke_leases(conn, tenant_id)
+
+    def remove_limit(self, tenant_id: str, frequency: str | None = None) -> int:
+        t = schema.limits
+        where = and_(t.c.project_id == self.project, t.c.tenant_id == tenant_id)
+        if frequency is not None:
+            where = and_(where, t.c.frequency == frequency)
+        with self._begin() as conn:
+            removed = conn.execute(delete(t).where(where)).rowcount
+            self._revoke_leases(conn, tenant_id)
+        return removed
+
+    def _revoke_leases(self, conn: Connection, tenant_id: str) -> None:
+        """A changed limit: leases granted under the old one no longer stand."""
+        t = schema.leases
+        where = t.c.project_id == self.project
+        if tenant_id != DEFAULT_TENANT_LIMITS:
+            where = and_(where, t.c.tenant_id == tenant_id)
+        conn.execute(delete(t).where(where))
+
+    def limits_for(self, tenant_id: str) -> list[Limit]:
+        with self._begin() as conn:
+            return self._limits_for(conn, tenant_id)
+
+    def _limits_for(self, conn: Connection, tenant_id: str) -> list[Limit]:
+        t = schema.limits
+        rows = conn.execute(
+            select(t.c.tenant_id, t.c.frequency, t.c.limit_usd)
+            .where(t.c.project_id == self.project, t.c.tenant_id.in_([tenant_id, DEFAULT_TENANT_LIMITS]))
+        ).all()
+        own = [Limit(tenant_id, f, amount) for tid, f, amount in rows if tid == tenant_id]
+        if own:
+            return _ordered(own)
+        return _ordered([Limit(tenant_id, f, amount, default=True) for _, f, amount in rows])
+
+    def all_limits(self) -> list[Limit]:
+        t = schema.limits
+        with self._begin() as conn:
+            rows = conn.execute(select(t.c.tenant_id, t.c.frequency, t.c.limit_usd)
+                                .where(t.c.project_id == self.project)).all()
+        return sorted((Limit(tid, f, amount) for tid, f, amount in rows),
+                      key=lambda lim: (lim.tenant_id, FREQUENCIES.index(lim.frequency)))
+
+    def set_rate_limit(self, tenant_id: str, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
+        t = schema.rate_limits
+        with self._begin() as conn:
+            conn.execute(delete(t).where(t.c.project_id == self.project, t.c.tenant_id == tenant_id))
+            if requests_per_minute is not None or tokens_per_minute is not None:
+                conn.execute(insert(t).values(project_id=self.project, tenant_id=tenant_id,
+                                              requests_per_minute=requests_per_minute,
+                                              tokens_per_minute=tokens_per_minute, updated_at=_now()))
+
+    def rate_limit_for(self, tenant_id: str) -> RateLimit | None:
+        t = schema.rate_limits
+        with self._begin() as conn:
+            row = conn.execute(select(t.c.requests_per_minute, t.c.tokens_per_minute)
+                               .where(t.c.project_id == self.project, t.c.tenant_id == tenant_id)).first()
+        return None if row is None else RateLimit(tenant_id, row[0], row[1])
+
+    # -- spend and leases -----------------------------------------------------------------------
+
+    def limit_states(self, tenant_id: str, at: datetime | None = None) -> list[LimitState]:
+        at = at or _now()
+        with self._begin() as conn:
+            return self._states(conn, tenant_id, self._limits_for(conn, tenant_id), at)
+
+    def _states(self, conn: Connection, tenant_id: str, limits: list[Limit], at: datetime) -> list[LimitState]:
+        if not limits:
+            return []
+        periods = {lim.frequency: period_key(lim.frequency, at) for lim in limits}
+        s = schema.spend
+        spent = dict(conn.execute(
+            select(s.c.period, s.c.spent_usd).where(
+                s.c.project_id == self.project, s.c.tenant_id == tenant_id, s.c.period.in_(list(periods.values())))
+        ).all())
+        ls = schema.leases
+        leased = conn.execute(
+            select(money_sum(ls.c.remaining_usd)).where(
+                ls.c.project_id == self.project, ls.c.tenant_id == tenant_id, ls.c.expires_at > at)
+        ).scalar() or _ZERO
+        return [
+            LimitState(lim, spent.get(periods[lim.frequency], _ZERO), max(leased, _ZERO),
+                       period_end(lim.frequency, at))
+            for lim in limits
+        ]
+
+    def spent(self, tenant_id: str, at: datetime | None = None) -> dict[str, Decimal]:
+        """Settled spend in the current period of every frequency."""
+        at = at or _now()
+        keys = {freq: period_key(freq, at) for freq in FREQUENCIES}
+        s = schema.spend
+        with self._begin() as conn:
+            rows = dict(conn.execute(select(s.c.period, s.c.spent_usd).where(
+                s.c.project_id == self.project, s.c.tenant_id == tenant_id,
+                s.c.period.in_(list(keys.values())))).all())
+        return {freq: rows.get(key, _ZERO) for freq, key in keys.items()}
+
+    def grant(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float, need: Decimal = _ZERO,
+              lease_id: str | None = None, at: datetime | None = None) -> Grant:
+        """Lease budget to `holder` (a new lease, or more on `lease_id`): `need` USD at least,
+        or nothing when the limits do not leave that much; up to `want`, but never more than a
+        quarter of what is left beyond the need, so that near a limit every process's lease
+        shrinks and little budget sits unused in one process while another is refused.
+        What the limits leave is the limit minus settled spend minus every active lease."""
+        at = at or _now()
+        ls = schema.leases
+        with self._begin() as conn:
+            limits = self._limits_for(conn, tenant_id)
+            if not limits:
+                return Grant(None, _ZERO, _ZERO, None)
+            conn.execute(delete(ls).where(ls.c.project_id == self.project, ls.c.expires_at <= at))
+            states = self._states(conn, tenant_id, limits, at)
+            available = min(state.available_usd for state in states)
+            if available < need or available <= 0:
+                granted = _ZERO
+            else:
+                granted = min(want, max(need, need + (available - need) / 4), available)
+                granted = granted.quantize(_NANO, rounding=ROUND_DOWN) if granted > need else granted
+            resets = [s.resets_at for s in states if s.resets_at is not None]
+            expires = min([at + timedelta(seconds=ttl), *resets])
+            current = None
+            if lease_id is not None:
+                current = conn.execute(select(ls.c.remaining_usd).where(
+                    ls.c.lease_id == lease_id, ls.c.tenant_id == tenant_id).with_for_update()).scalar_one_or_none()
+            if current is not None:
+                remaining = current + granted
+                conn.execute(update(ls).where(ls.c.lease_id == lease_id)
+                             .values(remaining_usd=remaining, expires_at=expires))
+            elif granted > 0:
+                lease_id = secrets.token_hex(12)
+                remaining = granted
+                conn.execute(insert(ls).values(lease_id=lease_id, project_id=self.project, tenant_id=tenant_id,
+                                               holder=holder, remaining_usd=granted, expires_at=expires))
+            else:
+                lease_id, remaining = None, _ZERO
+            return Grant(lease_id, granted, remaining, expires, tuple(states))
+
+    def release(self, lease_id: str) -> None:
+        """Give a lease's unspent budget back."""
+        with self._begin() as conn:
+            conn.execute(delete(schema.leases).where(schema.leases.c.lease_id == lease_id))
+
+    def claim_alert(self, tenant_id: str, period: str, threshold: str) -> bool:
+        """True for the first caller only: the alert is this process's to send."""
+        t = schema.alerts
+        with self._begin() as conn:
+            result = conn.execute(_insert(conn, t).values(
+                project_id=self.project, tenant_id=tenant_id, period=period, threshold=threshold, sent_at=_now()
+            ).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period", "threshold"]))
+            return result.rowcount == 1
+
+    # -- reports --------------------------------------------------------------------------------
+
+    def usage(self, *, group_by: Sequence[str], since: datetime | None = None,
+              until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Calls, tokens and cost grouped by event columns (tenant_id, model, provider, agent_id,
+        run_id) or by "day"."""
+        e = schema.events
+        keys = []
+        for name in group_by:
+            if name == "day":
+                keys.append(func.substr(func.cast(e.c.timestamp, schema.String), 1, 10).label("day")
+                            if self.engine.dialect.name == "sqlite" else
+                            func.to_char(e.c.timestamp, "YYYY-MM-DD").label("day"))
+            elif name in ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint"):
+                keys.append(e.c[name])
+            else:
+                raise ValueError(f"cannot group usage by {name!r}")
+        query = select(
+            *keys,
+            func.count().label("calls"),
+            func.coalesce(func.sum(e.c.input_tokens), 0).label("input_tokens"),
+            func.coalesce(func.sum(e.c.output_tokens), 0).label("output_tokens"),
+            func.coalesce(func.sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
+            money_sum(e.c.cost_usd).label("cost_usd"),
+            func.sum(func.cast(~e.c.priced, schema.Integer)).label("unpriced"),
+            func.sum(func.cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
+        ).where(e.c.project_id == self.project)
+        if since is not None:
+            query = query.where(e.c.timestamp >= since)
+        if until is not None:
+            query = query.where(e.c.timestamp < until)
+        if tenant_id is not None:
+            query = query.where(e.c.tenant_id == tenant_id)
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+        with self._begin() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**row, "cost_usd": row["cost_usd"] or _ZERO} for row in rows]
+
+    def count_events(self) -> int:
+        with self._begin() as conn:
+            return conn.execute(select(func.count()).select_from(schema.events)
+                                .where(schema.events.c.project_id == self.project)).scalar_one()
+
+
+def _ordered(limits: Iterable[Limit]) -> list[Limit]:
+    return sorted(limits, key=lambda lim: FREQUENCIES.index(lim.frequency))
+
+
+def _limit_key(t: Any, project: str, tenant_id: str, frequency: str) -> Any:
+    return and_(t.c.project_id == project, t.c.tenant_id == tenant_id, t.c.frequency == frequency)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    """INSERT with ON CONFLICT support on both dialects."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Transaction:
+    """`with store._begin() as conn:` one transaction (serialised for an in-memory database)."""
+
+    def __init__(self, engine: Engine, lock: threading.Lock | None) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._context: Any = None
+
+    def __enter__(self) -> Connection:
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._context = self._engine.begin()
+            return self._context.__enter__()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._context.__exit__(*exc_info)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    if url == "sqlite://":
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
+        cursor = dbapi_connection.cursor()
+        if url != "sqlite://":
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        # Take the write lock at the start: read-then-write transactions of several processes
+        # then run one after the other instead of failing with "database is locked".
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

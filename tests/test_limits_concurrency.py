@@ -1,0 +1,173 @@
+"""Limits under concurrency, on the real SQLite store: 32 threads, 4 processes x 16 threads,
+200 asyncio tasks, all spending against one tenant's limit with calls of varying cost.
+
+Every call that reaches the (respx) provider bills a usage below its reservation (its input
+is below the estimate, its output below max_tokens), so the documented bound says the settled
+spend never exceeds the limit: spend <= limit + sum over calls of (cost - reservation)+ = limit.
+Every call that reached the provider is in the store as an event, so "spend <= limit" also says
+that no call past the limit reached the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from tollmeter import LimitExceededException, Meter, MeterConfig
+from tollmeter.store.store import Store
+
+pytestmark = pytest.mark.sdk
+
+CHAT = "https://api.openai.com/v1/chat/completions"
+LIMIT = Decimal("0.5")
+
+
+def billed(request):
+    """The provider's answer: usage below the reservation, varying with the request."""
+    body = json.loads(request.content)
+    text = json.dumps(body["messages"])
+    prompt = len(text) // 4 + 3
+    completion = max(1, body["max_tokens"] * (3 + len(text) % 5) // 8)  # 3/8 to 7/8 of the cap
+    return httpx.Response(200, json={
+        "id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    })
+
+
+def spend_calls(meter: Meter, client: openai.OpenAI, worker: int, calls: int = 400) -> tuple[int, int]:
+    sent = refused = 0
+    with meter.for_tenant("acme"):
+        for j in range(calls):
+            max_tokens = 20 + (worker * 37 + j * 53) % 400  # $0.0002 to $0.0042 of output
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o", max_tokens=max_tokens,
+                    messages=[{"role": "user", "content": f"question {worker}-{j} " + "x" * (j % 90)}])
+            except LimitExceededException:
+                refused += 1
+                if refused >= 5:
+                    break
+            else:
+                sent += 1
+    return sent, refused
+
+
+def settled(db) -> tuple[Decimal, int]:
+    store = Store(db)
+    try:
+        return store.spent("acme")["per_day"], store.count_events()
+    finally:
+        store.close()
+
+
+def check(db, sent: int, refused: int, provider_calls: int) -> None:
+    spend, stored = settled(db)
+    assert refused > 0, "the limit was never reached"
+    assert stored == sent == provider_calls  # only sent calls reached the provider
+    assert spend <= LIMIT, f"spent {spend} past the limit of {LIMIT}"
+    # and the limit was really used: refusals came near the end, not from the start
+    assert spend >= LIMIT * Decimal("0.8"), f"only {spend} of {LIMIT} spent"
+
+
+def test_32_threads(http_mock, tmp_path):
+    route = http_mock.post(CHAT).mock(side_effect=billed)
+    db = tmp_path / "limits.db"
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter.patch("openai")
+    meter.set_limit("acme", LIMIT, frequency="per_day")
+    client = openai.OpenAI(api_key="k", max_retries=0)
+    barrier = threading.Barrier(32)
+
+    def worker(i):
+        barrier.wait()
+        return spend_calls(meter, client, i)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(worker, range(32)))
+    assert meter.flush(10)
+    meter.shutdown()
+    check(db, sum(s for s, _ in results), sum(r for _, r in results), route.call_count)
+
+
+def _process(db: str, index: int, queue) -> None:
+    """One app process (spawned, so it inherits no locks): its own meter on the shared store
+    and its own mocked provider, 16 threads."""
+    try:
+        import pytest_httpx2  # noqa: F401 - registers respx's httpx2 mocker
+        import respx
+
+        with respx.mock(using="httpcore2") as router:
+            route = router.post(CHAT).mock(side_effect=billed)
+            meter = Meter(MeterConfig(store=db, flush_interval=0.05))
+            meter.patch("openai")
+            client = openai.OpenAI(api_key="k", max_retries=0)
+            with ThreadPoolExecutor(16) as pool:
+                results = list(pool.map(lambda t: spend_calls(meter, client, index * 16 + t), range(16)))
+            meter.flush(10)
+            meter.shutdown()
+        queue.put(("ok", sum(s for s, _ in results), sum(r for _, r in results), route.call_count))
+    except BaseException as exc:  # report, never leave the parent waiting
+        queue.put(("error", repr(exc), 0, 0))
+
+
+def test_4_processes_of_16_threads(tmp_path):
+    db = str(tmp_path / "limits.db")
+    store = Store(db)
+    store.set_limit("acme", "per_day", LIMIT)
+    store.close()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=_process, args=(db, i, queue)) for i in range(4)]
+    for p in processes:
+        p.start()
+    results = [queue.get(timeout=180) for _ in processes]
+    for p in processes:
+        p.join(30)
+    assert all(status == "ok" for status, *_ in results), results
+    sent = sum(r[1] for r in results)
+    refused = sum(r[2] for r in results)
+    provider_calls = sum(r[3] for r in results)
+    check(db, sent, refused, provider_calls)
+
+
+async def test_200_asyncio_tasks(http_mock, tmp_path):
+    route = http_mock.post(CHAT).mock(side_effect=billed)
+    db = tmp_path / "limits.db"
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter.patch("openai")
+    meter.set_limit("acme", LIMIT, frequency="per_day")
+    client = openai.AsyncOpenAI(api_key="k", max_retries=0)
+    start = asyncio.Event()
+
+    async def task(i):
+        await start.wait()
+        sent = refused = 0
+        async with meter.for_tenant("acme"):
+            for j in range(50):
+                try:
+                    await client.chat.completions.create(
+                        model="gpt-4o", max_tokens=20 + (i * 37 + j * 53) % 400,
+                        messages=[{"role": "user", "content": f"q {i}-{j} " + "y" * (j % 90)}])
+                except LimitExceededException:
+                    refused += 1
+                    if refused >= 3:
+                        break
+                else:
+                    sent += 1
+        return sent, refused
+
+    tasks = [asyncio.create_task(task(i)) for i in range(200)]
+    start.set()
+    results = await asyncio.gather(*tasks)
+    assert await asyncio.to_thread(meter.flush, 10)
+    meter.shutdown()
+    check(db, sum(s for s, _ in results), sum(r for _, r in results), route.call_count)
