@@ -74,3 +74,66 @@ def test_failed_refresh_keeps_the_bundled_prices(capsys, http_mock, restore_bund
     code, out, _ = run(capsys, "prices", "gpt-4o", "--provider", "openai", "--refresh", "--input", "1000")
     assert code == 0 and "refresh failed, using: genai-prices 0." in out
     assert "cost:    $0.0025" in out  # 1,000 x $2.50 per million, from the bundled data
+
+
+# -- report and limits ----------------------------------------------------------------------------
+
+
+def _store_with_events(path):
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from tollmeter.store.store import Store
+
+    store = Store(path)
+    now = datetime.now(timezone.utc)
+    rows = []
+    for i, (tenant, model, cost) in enumerate([("acme", "gpt-4o", "0.25"), ("acme", "claude-sonnet-4-6", "0.50"),
+                                               ("globex", "gpt-4o", "0.10"), ("globex", "mystery", None)]):
+        rows.append({"event_id": f"e{i}", "timestamp": now, "tenant_id": tenant, "provider": "openai", "model": model,
+                     "input_tokens": 100 * (i + 1), "output_tokens": 10 * (i + 1), "usage": {},
+                     "cost_usd": Decimal(cost) if cost else None, "priced": cost is not None,
+                     "stream": False, "partial": False})
+    store.add_events(rows)
+    store.set_limit("acme", "per_day", Decimal("1"))
+    store.close()
+
+
+def test_limits_set_list_remove(capsys, tmp_path):
+    db = str(tmp_path / "t.db")
+    code, out, _ = run(capsys, "limits", "set", "acme", "50", "--per", "month", "--db", db)
+    assert code == 0 and "acme: $50 per_month" in out
+    run(capsys, "limits", "set", "*", "5", "--per", "day", "--db", db)
+    code, out, _ = run(capsys, "limits", "list", "--db", db)
+    assert "acme" in out and "per_month" in out and "$50" in out and "*" in out
+    code, out, _ = run(capsys, "limits", "remove", "acme", "--db", db)
+    assert code == 0 and "removed 1 limit" in out
+    code, out, _ = run(capsys, "limits", "list", "acme", "--db", db)
+    assert "no limits for acme" in out
+    code, _, err = run(capsys, "limits", "set", "acme", "lots", "--db", db)
+    assert code == 2 and "limit_usd" in err
+
+
+def test_report_per_tenant_and_model(capsys, tmp_path):
+    db = str(tmp_path / "t.db")
+    _store_with_events(db)
+    code, out, _ = run(capsys, "report", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    acme = next(line for line in lines if line.startswith("acme"))
+    globex = next(line for line in lines if line.startswith("globex"))
+    # acme: 2 calls, 300 input, 30 output, $0.75 of a $1 daily limit
+    assert acme.split()[:5] == ["acme", "2", "300", "30", "$0.750000"] and "75%" in acme and "$1 per_day" in acme
+    assert globex.split()[:5] == ["globex", "2", "700", "70", "$0.100000"] and globex.split()[5] == "1"  # 1 unpriced
+    assert "claude-sonnet-4-6" in out and "Per model" in out
+
+
+def test_report_filters_and_a_missing_store(capsys, tmp_path):
+    db = str(tmp_path / "t.db")
+    _store_with_events(db)
+    _, out, _ = run(capsys, "report", "--db", db, "--tenant", "globex", "--since", "24h")
+    assert "globex" in out and "acme" not in out.split("Per model")[0]
+    code, _, err = run(capsys, "report", "--db", str(tmp_path / "nope.db"))
+    assert code == 2 and "no store at" in err
+    code, _, err = run(capsys, "report", "--db", db, "--since", "last week")
+    assert code == 2 and "--since" in err

@@ -251,7 +251,7 @@ class Meter:
             self._submit(call)
             return
         try:
-            self._submit(self._limits.settle_now(call), urgent=True)
+            self._submit(self._limits.settle_now(call))
         except Exception as fault:
             self._fault(fault, "settling a reservation")
 

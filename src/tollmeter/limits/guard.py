@@ -222,16 +222,12 @@ class Guard:
         """The call's worst-case cost and tokens."""
         request = call.request or {}
         guess = estimate_request(call.endpoint.name, request, call.request_model)
-        counts: dict[str, int] = {"input_tokens": guess.input_tokens, "output_tokens": guess.output_tokens,
-                                  "requests": 1}
         tier = request.get("service_tier") if hasattr(request, "get") else None
         sheet = self._sheet(call.provider, call.request_model, tier if isinstance(tier, str) else None)
+        tokens = guess.input_tokens + guess.output_tokens
         if sheet is None:
-            return _ZERO, guess.input_tokens + guess.output_tokens
-        reasoning = sheet.rate("output_reasoning_mtok", guess.input_tokens)
-        if reasoning is not None and reasoning > (sheet.rate("output_mtok", guess.input_tokens) or _ZERO):
-            counts["output_reasoning_tokens"] = guess.output_tokens
-        return sheet.cost(counts), guess.input_tokens + guess.output_tokens
+            return _ZERO, tokens
+        return sheet.worst_case(guess.input_tokens, guess.output_tokens), tokens
 
     def _sheet(self, provider: str | None, model: str | None, tier: str | None) -> RateSheet | None:
         key = (provider, model, tier)

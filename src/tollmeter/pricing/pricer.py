@@ -50,6 +50,8 @@ class Pricer:
         self._bundled = bundled
         self._lock = threading.Lock()
         self._warned: set[tuple[str | None, str | None]] = set()
+        self._recent: dict[tuple, PriceMatch] = {}
+        self._source_seen: str | None = None
         self.unpriced = 0
 
     @property
@@ -61,10 +63,17 @@ class Pricer:
     def match(self, provider: str | None, model: str, *, timestamp: datetime | None = None,
               service_tier: str | None = None) -> PriceMatch | None:
         timestamp = timestamp or datetime.now(timezone.utc)
+        # Prices change at most at a minute boundary (dated prices, time-of-day discounts).
+        key = (provider, model, service_tier, int(timestamp.timestamp()) // 60)
+        match = self._recent.get(key)
+        if match is not None and self._source_seen is self.bundled.source:
+            return match
         entry = self.rate_card.find(provider, model) if self.rate_card else None
         if entry is not None and entry.sheet is not None:
             sheet = entry.sheet.scaled(1 - entry.discount) if entry.discount else entry.sheet
-            return PriceMatch(sheet, f"rate card {entry.origin}", entry.label)
+            match = PriceMatch(sheet, f"rate card {entry.origin}", entry.label)
+            self._remember(key, match)
+            return match
         found = self.bundled.find(provider, model)
         if found is None:
             return None
@@ -74,7 +83,18 @@ class Pricer:
         if entry is not None and entry.discount:
             sheet = sheet.scaled(1 - entry.discount)
             source += f" with a {(entry.discount * 100).normalize():f}% discount ({entry.origin})"
-        return PriceMatch(sheet, source, f"{genai_provider.id}/{genai_model.id}")
+        match = PriceMatch(sheet, source, f"{genai_provider.id}/{genai_model.id}")
+        self._remember(key, match)
+        return match
+
+    def _remember(self, key: tuple, match: PriceMatch) -> None:
+        """Matches are kept per (provider, model, tier, minute) until the data is refreshed."""
+        if self._source_seen is not self.bundled.source:
+            self._recent.clear()
+            self._source_seen = self.bundled.source
+        if len(self._recent) > 4096:
+            self._recent.clear()
+        self._recent[key] = match
 
     def quote(self, provider: str | None, model: str | None, usage: Usage, *,
               timestamp: datetime | None = None, service_tier: str | None = None,

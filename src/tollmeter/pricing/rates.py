@@ -20,6 +20,8 @@ from genai_prices.units import _get_registry  # the bundled unit registry
 
 from ..events import Usage
 
+_ZERO = Decimal(0)
+
 class InconsistentUsage(ValueError):
     """A detail count exceeds the total it is part of (e.g. cache reads above input)."""
 
@@ -110,6 +112,24 @@ class RateSheet:
             leaves[rate.usage_key] = leaf
             if leaf:
                 total += rate.unit_price(input_tokens) * Decimal(leaf) / rate.per
+        return total
+
+    def worst_case(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """The most `input_tokens` in and `output_tokens` out can cost: all input at the plain
+        input rate (cache reads and writes are not assumed), all output at the output or the
+        reasoning rate, whichever is higher, plus a per-request fee. For reservations."""
+        total = _ZERO
+        rate = self.by_price_key.get("input_mtok")
+        if rate is not None and input_tokens:
+            total += rate.unit_price(input_tokens) * input_tokens / rate.per
+        output = self.by_price_key.get("output_mtok")
+        reasoning = self.by_price_key.get("output_reasoning_mtok")
+        if output_tokens and (output is not None or reasoning is not None):
+            prices = [r.unit_price(input_tokens) for r in (output, reasoning) if r is not None]
+            total += max(prices) * output_tokens / 1_000_000
+        requests = self.by_price_key.get("requests_kcount")
+        if requests is not None:
+            total += requests.unit_price(input_tokens) / requests.per
         return total
 
     def scaled(self, factor: Decimal) -> RateSheet:

@@ -166,20 +166,23 @@ class Store:
     def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
         if not rows:
             return []
-        values = [{**row, "project_id": self.project, "received_at": now} for row in rows]
-        stmt = _insert(conn, schema.events).values(values).on_conflict_do_nothing(
+        values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
+        # executemany of one compiled statement (SQLAlchemy batches it as "insertmanyvalues"):
+        # compiling a VALUES list per batch costs more than the insert itself.
+        stmt = _insert(conn, schema.events).on_conflict_do_nothing(
             index_elements=["project_id", "event_id"]
         ).returning(schema.events.c.event_id)
-        return [r[0] for r in conn.execute(stmt)]
+        return [r[0] for r in conn.execute(stmt, values)]
 
     def _add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
         if not totals:
             return
         t = schema.spend
-        conn.execute(_insert(conn, t).values([
-            {"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
-            for tenant, period in totals
-        ]).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]))
+        conn.execute(
+            _insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]),
+            [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
+             for tenant, period in totals],
+        )
         for (tenant, period), amount in totals.items():
             key = and_(t.c.project_id == self.project, t.c.tenant_id == tenant, t.c.period == period)
             current = conn.execute(select(t.c.spent_usd).where(key).with_for_update()).scalar_one()
@@ -394,6 +397,13 @@ class Store:
         with self._begin() as conn:
             return conn.execute(select(func.count()).select_from(schema.events)
                                 .where(schema.events.c.project_id == self.project)).scalar_one()
+
+
+#: Every column an event row may leave out, so that all rows of an executemany have the same keys.
+_EVENT_DEFAULTS: dict[str, Any] = {
+    column.name: None for column in schema.events.columns if column.name not in ("project_id", "received_at")
+}
+_EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
 
 
 def _ordered(limits: Iterable[Limit]) -> list[Limit]:
