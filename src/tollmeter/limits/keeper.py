@@ -81,6 +81,7 @@ class LimitKeeper:
         self._guard: Guard | None = None
         #: Events go to the store (the embedded default) unless they are shipped to a server.
         self.keeps_events = config.url is None and config.store is not False
+        self._warming: threading.Thread | None = None
         _keepers.add(self)
 
     # -- opening --------------------------------------------------------------------------------
@@ -94,7 +95,8 @@ class LimitKeeper:
             except Exception as fault:
                 self._fault(fault, "opening the store")
 
-        threading.Thread(target=run, name="tollmeter-warm-up", daemon=True).start()
+        self._warming = threading.Thread(target=run, name="tollmeter-warm-up", daemon=True)
+        self._warming.start()
 
     @property
     def store(self) -> Store:
@@ -286,13 +288,23 @@ class LimitKeeper:
 _keepers: "weakref.WeakSet[LimitKeeper]" = weakref.WeakSet()
 
 
+def _before_fork() -> None:
+    # A child forked while the warm-up thread imports would inherit a held import lock and
+    # hang on its first import: let the warm-up finish first (it takes well under a second).
+    for keeper in list(_keepers):
+        warming = keeper._warming
+        if warming is not None and warming.is_alive() and warming is not threading.current_thread():
+            warming.join(10)
+
+
 def _reset_in_child() -> None:
     for keeper in list(_keepers):
+        keeper._warming = None
         keeper._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_reset_in_child)
 
 
 def usd_amount(value: Any) -> Decimal:
