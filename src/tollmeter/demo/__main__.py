@@ -1,24 +1,24 @@
-"""`make demo`: three tenants call a local fake provider through the real SDKs, metered.
+"""`make demo`: tenants call a local fake provider through the real SDKs, metered and capped.
 
 No server, no keys, no internet: `FakeProvider` answers on 127.0.0.1 like the OpenAI and
-Anthropic APIs, and the real `openai` and `anthropic` clients talk to it. Every call is metered
-and attributed to the tenant in scope; the table at the end is built from the events alone.
+Anthropic APIs, and the real `openai` and `anthropic` clients talk to it. Every call is metered,
+priced and attributed to the tenant in scope; tenants have different spend limits, and one on
+the free plan runs into its limit: the app catches `LimitExceededException` and answers
+"upgrade your plan". The report at the end is `tollmeter report` on the demo's embedded store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
-from collections import defaultdict
-from decimal import Decimal
-from typing import Any
+import tempfile
 
 import anthropic
 import openai
 
-from tollmeter import LLMEvent, Meter, MeterConfig
+from tollmeter import LimitExceededException, LLMEvent, Meter, MeterConfig, cli
 from tollmeter.demo.fake_provider import FakeProvider
-from tollmeter.tables import format_table
 
 SUPPORT_PROMPT = "You are the support assistant of a project-management SaaS. " * 40
 
@@ -59,6 +59,21 @@ def analyst(meter: Meter, client: anthropic.Anthropic) -> None:
             stream.get_final_message()
 
 
+def free_plan_chat(meter: Meter, client: openai.OpenAI) -> None:
+    """hooli: a free-plan tenant with a $0.002 daily limit chats until it is stopped."""
+    with meter.for_tenant("hooli", agent_id="chat"):
+        for turn in range(1, 30):
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o", max_tokens=60,
+                    messages=[{"role": "user", "content": f"Question {turn}: tell me about our roadmap."}])
+            except LimitExceededException as exc:
+                meter.flush()  # show the calls before the refusal
+                print(f"\n  hooli    refused before sending: {exc}")
+                print("  app ->   \"You have used today's AI allowance of the free plan: upgrade your plan.\"\n")
+                return
+
+
 async def async_agents(meter: Meter, fp: FakeProvider) -> None:
     """initech: concurrent async agents on both providers, each task in its own scope."""
     oai = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="fake-key")
@@ -78,22 +93,6 @@ async def async_agents(meter: Meter, fp: FakeProvider) -> None:
     await asyncio.gather(*(researcher(n) for n in range(3)), *(writer(n) for n in range(3)))
 
 
-def usage_table(events: list[LLMEvent]) -> str:
-    totals: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    for e in events:
-        t = totals[e.tenant_id or "(none)"]
-        t["calls"] += 1
-        t["streams"] += e.stream
-        t["input"] += e.usage.input_tokens or 0
-        t["cached"] += e.usage.cache_read_tokens or 0
-        t["output"] += e.usage.output_tokens or 0
-        t["cost"] += e.cost_usd or Decimal(0)
-    rows = [(tenant, t["calls"], t["streams"], t["input"], t["cached"], t["output"], f"${t['cost']:.6f}")
-            for tenant, t in sorted(totals.items())]
-    return format_table(["tenant", "calls", "streamed", "input tokens", "of which cached", "output tokens", "cost"],
-                        rows, right=range(1, 7))
-
-
 def main() -> int:
     events: list[LLMEvent] = []
 
@@ -101,21 +100,32 @@ def main() -> int:
         events.append(event)
         show(event)
 
-    with FakeProvider(latency=0.01, chunk_delay=0.002) as fp:
+    with tempfile.TemporaryDirectory() as tmp, FakeProvider(latency=0.01, chunk_delay=0.002) as fp:
+        db = os.path.join(tmp, "tollmeter.db")
         # The fake provider listens on 127.0.0.1; say which real API each base URL stands for.
-        config = MeterConfig(on_event=on_event, flush_interval=0.2, provider_overrides={
+        config = MeterConfig(store=db, on_event=on_event, flush_interval=0.2, provider_overrides={
             fp.openai_base_url: "openai", fp.anthropic_base_url: "anthropic"})
         with Meter(config) as meter:
-            print(f"tollmeter demo: fake provider on {fp.openai_base_url}; patched {meter.patch_all()}\n")
+            print(f"tollmeter demo: fake provider on {fp.openai_base_url}; patched {meter.patch_all()}")
+            meter.set_limit("acme", 50, frequency="per_month")      # pro plan
+            meter.set_limit("globex", 500, frequency="per_month")   # enterprise plan
+            meter.set_limit("globex", 40, frequency="per_day")
+            meter.set_default_limit(5, frequency="per_month")       # everyone else
+            meter.set_limit("hooli", "0.002", frequency="per_day")  # free plan
+            print("limits: acme $50/month, globex $500/month and $40/day, hooli $0.002/day, others $5/month\n")
             support_bot(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
             analyst(meter, anthropic.Anthropic(base_url=fp.anthropic_base_url, api_key="fake-key"))
             asyncio.run(async_agents(meter, fp))
+            free_plan_chat(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
             meter.flush()
-            print("\nUsage per tenant (from the metered events):\n")
-            print(usage_table(events))
             stats = meter.stats()
-            print(f"\n{stats['recorded']} events recorded, {stats['dropped']} dropped, {stats['faults']} faults")
-    return 0
+            print(f"{stats['recorded']} events recorded, {stats['dropped']} dropped, {stats['faults']} faults, "
+                  f"{stats['unpriced']} unpriced\n")
+            for status in meter.spend("hooli"):
+                print(f"hooli: spent ${status.spent_usd:.6f} of ${status.limit_usd} {status.frequency}, "
+                      f"resets {status.resets_at:%Y-%m-%d %H:%M} UTC\n")
+        print(f"$ tollmeter report --db {db}\n")
+        return cli.main(["report", "--db", db])
 
 
 if __name__ == "__main__":

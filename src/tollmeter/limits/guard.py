@@ -83,7 +83,7 @@ class Budget:
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
-                 "refilling")
+                 "refilling", "remaining_at_grant")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -96,6 +96,7 @@ class Budget:
         self.checked_until = 0.0  # monotonic time until which "no limit" is trusted
         self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
         self.refilling = threading.Lock()  # held while this process asks the store for more
+        self.remaining_at_grant = _ZERO  # the lease's budget as the store saw it at the last grant
         self.unlimited = False
         self.states: tuple = ()
         self.requests_per_minute: int | None = None
@@ -210,6 +211,7 @@ class Guard:
             else:
                 budget.remaining += grant.granted_usd
                 budget.expires = now + self.settings.lease_ttl
+            budget.remaining_at_grant = grant.remaining_usd
             if tokens is None:
                 return None
             reservation = self._reserve(budget, time.monotonic(), estimate, tokens)
@@ -360,10 +362,14 @@ class Guard:
         binding = min(budget.states, key=lambda s: s.available_usd) if budget.states else None
         if binding is None:
             return LimitExceededException(budget.tenant_id, limit="spend", estimated_cost_usd=estimate)
+        # The store's figures are those of the last lease request, before this process's latest
+        # settlements reached it: add those, and count other processes' leases as reserved.
+        settled_here = max(_ZERO, budget.remaining_at_grant - budget.remaining)
+        others = max(_ZERO, binding.leased_usd - budget.remaining_at_grant)
         return LimitExceededException(
             budget.tenant_id, limit=binding.limit.frequency, limit_usd=binding.limit.limit_usd,
-            spent_usd=binding.spent_usd, reserved_usd=binding.leased_usd, estimated_cost_usd=estimate,
-            period=binding.limit.frequency, resets_at=binding.resets_at,
+            spent_usd=binding.spent_usd + settled_here, reserved_usd=budget.reserved + others,
+            estimated_cost_usd=estimate, period=binding.limit.frequency, resets_at=binding.resets_at,
         )
 
     def _rate_refusal(self, budget: Budget, what: str, retry_in: float) -> RateLimitExceededException:
