@@ -7,6 +7,7 @@ The current openai, anthropic and google-genai releases are built on httpx2, old
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
 import respx
@@ -46,9 +47,11 @@ def recorder():
     assert not rec.errors, f"instrumentation faults: {rec.errors!r}"
 
 
-@pytest.fixture
-def http_mock():
-    """One respx router mocking httpx and httpx2 transports; unmatched requests fail the test."""
+@contextmanager
+def mock_http():
+    """One respx router mocking httpx and httpx2 transports; unmatched requests fail."""
+    import pytest_httpx2  # noqa: F401 - registers respx's httpcore2 mocker outside pytest too
+
     with respx.mock(using="httpcore", assert_all_called=False) as router:
         second = Mocker.registry.get("httpcore2")
         if second is not None:
@@ -60,3 +63,9 @@ def http_mock():
             if second is not None:
                 second.unregister(router)
                 second.stop()
+
+
+@pytest.fixture
+def http_mock():
+    with mock_http() as router:
+        yield router

@@ -102,10 +102,9 @@ def _process(db: str, index: int, queue) -> None:
     """One app process (spawned, so it inherits no locks): its own meter on the shared store
     and its own mocked provider, 16 threads."""
     try:
-        import pytest_httpx2  # noqa: F401 - registers respx's httpx2 mocker
-        import respx
+        from .conftest import mock_http
 
-        with respx.mock(using="httpcore2") as router:
+        with mock_http() as router:
             route = router.post(CHAT).mock(side_effect=billed)
             meter = Meter(MeterConfig(store=db, flush_interval=0.05))
             meter.patch("openai")
