@@ -8,7 +8,7 @@ import threading
 import weakref
 from contextvars import Token
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from .config import MeterConfig
 from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope, make_scope
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .store.store import Limit
 
 logger = logging.getLogger("tollmeter")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Meter:
@@ -179,6 +181,26 @@ class Meter:
         return self._limits.spend(tenant_id)
 
     # -- manual tracking -----------------------------------------------------------------------
+
+    def track(self, *, provider: str, model: str | None = None, endpoint: str | None = None,
+              extract_usage: Callable[[Any], Any] | None = None) -> Callable[[F], F]:
+        """Meter a function as a provider call: sync, async, generator or async generator.
+
+        >>> @meter.track(provider="vllm", model="llama-3.1-70b",
+        ...              extract_usage=lambda r: {"input_tokens": r["usage"]["prompt_tokens"],
+        ...                                       "output_tokens": r["usage"]["completion_tokens"]})
+        ... def generate(prompt): ...
+
+        `extract_usage` gets the result (each yielded item, for generators) and returns a
+        `Usage`, a dict of counts (with optional "model", "cost_usd", "units"), or None.
+        """
+        from .instrument.track import track
+
+        def decorate(fn: F) -> F:
+            return track(self, fn, provider=provider, model=model, endpoint=endpoint,
+                         extract_usage=extract_usage)  # type: ignore[return-value]
+
+        return decorate
 
     def track_manually(
         self,

@@ -182,6 +182,8 @@ def _complete(call: Call, result: Any) -> Any:
             return streams.ManagerProxy(result, call)
         if kind is Kind.ASYNC_MANAGER:
             return streams.AsyncManagerProxy(result, call)
+        if kind is Kind.CUSTOM:
+            return call.endpoint.wrap_result(call, result)
     except Exception as fault:
         call.meter._fault(fault, f"reading a {call.endpoint.name} response")
     if not call.done:
@@ -191,7 +193,7 @@ def _complete(call: Call, result: Any) -> Any:
 
 def sync_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _in_call.get() or not meter._instrumenting:
+        if _in_call.get() or not meter._instrumenting or not endpoint.accepts(instance, args, kwargs):
             return wrapped(*args, **kwargs)
         call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
         if call is None:
@@ -212,7 +214,7 @@ def sync_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
 
 def async_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _in_call.get() or not meter._instrumenting:
+        if _in_call.get() or not meter._instrumenting or not endpoint.accepts(instance, args, kwargs):
             return await wrapped(*args, **kwargs)
         call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
         if call is None:

@@ -24,6 +24,7 @@ class Kind(enum.Enum):
     RAW = "raw"  # a raw-response wrapper (`with_raw_response`, `with_streaming_response`)
     MANAGER = "manager"  # a sync stream manager whose request starts on __enter__
     ASYNC_MANAGER = "async_manager"  # the async twin, started on __aenter__
+    CUSTOM = "custom"  # the endpoint instruments the result itself (`wrap_result`)
 
 
 #: Reads one streamed chunk into the call; returns False to hide the chunk from the caller.
@@ -35,6 +36,11 @@ class Endpoint:
     name: str = ""
     #: Response header holding the provider's request id (read for streams).
     request_id_header: str | None = None
+
+    def accepts(self, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
+        """Whether this call is metered at all (a method shared with calls that are not LLM
+        calls, like botocore's `_make_api_call`, says no for those). Must be cheap."""
+        return True
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         """Read the request into `call`. Return replacement kwargs to send, or None to keep them."""
@@ -49,6 +55,13 @@ class Endpoint:
     def stream_reader(self, call: Call) -> ChunkReader:
         """A reader for one stream's chunks; it may keep state of its own."""
         return _show_all
+
+    def wrap_result(self, call: Call, result: Any) -> Any:
+        """For `Kind.CUSTOM`: instrument a result the shared proxies do not fit (a response dict
+        holding an event stream, say) and return what the caller gets. The endpoint finishes the
+        call, typically through `streams.StreamProxy` / `AsyncStreamProxy` or `call.finish()`."""
+        call.finish(response=result)
+        return result
 
     def enter_manager(self, call: Call, entered: Any) -> Any:
         """For stream managers: instrument what `__enter__` returned; return what the caller gets."""

@@ -39,11 +39,23 @@ class Patch:
 PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("openai", "tollmeter.instrument.openai"),
     "anthropic": ("anthropic", "tollmeter.instrument.anthropic"),
+    "google": ("google.genai", "tollmeter.instrument.google"),
+    "bedrock": ("botocore", "tollmeter.instrument.bedrock"),
+    "groq": ("groq", "tollmeter.instrument.groq"),
+    "mistral": ("mistralai", "tollmeter.instrument.mistral"),
+    "cohere": ("cohere", "tollmeter.instrument.cohere"),
 }
 
 
 class UnknownProviderError(ValueError):
     pass
+
+
+def _installed_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing ("google" for "google.genai")
+        return False
 
 
 @dataclass
@@ -79,7 +91,7 @@ class Patcher:
             if name in self._applied:
                 return True
             sdk, module_name = PROVIDERS[name]
-            if importlib.util.find_spec(sdk) is None:
+            if not _installed_module(sdk) or not _installed_module(module_name):
                 logger.debug("tollmeter: %s is not installed; not patching it", sdk)
                 return False
             try:
