@@ -586,3 +586,33 @@ async def test_async_concurrent_requests(fp):
             *[aclient.messages.create(model=CLAUDE, max_tokens=32, messages=user(f"c{i}")) for i in range(20)],
         )
     assert len(results) == 40 and fp.requests == 40
+
+
+def test_gemini_generate_content_and_stream(fp):
+    from google import genai
+
+    client = genai.Client(api_key="fake", http_options={"base_url": fp.gemini_base_url})
+    response = client.models.generate_content(model="gemini-2.5-flash", contents="Hello there")
+    usage = response.usage_metadata
+    assert response.text and usage.candidates_token_count == len(response.text.split())
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
+    chunks = list(client.models.generate_content_stream(model="gemini-2.0-flash", contents="Stream please"))
+    assert len(chunks) > 2 and chunks[-1].candidates[0].finish_reason == "STOP"
+    assert chunks[-1].usage_metadata.candidates_token_count == len(chunks)  # cumulative, one word per chunk
+    assert chunks[-1].usage_metadata.thoughts_token_count is None
+
+
+def test_bedrock_converse_and_converse_stream(fp):
+    import boto3
+
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=fp.bedrock_endpoint_url,
+                          aws_access_key_id="fake", aws_secret_access_key="fake")
+    messages = [{"role": "user", "content": [{"text": "Hello Bedrock"}]}]
+    response = client.converse(modelId="us.anthropic.claude-3-5-sonnet-20241022-v2:0", messages=messages,
+                               inferenceConfig={"maxTokens": 5})
+    assert response["stopReason"] == "max_tokens" and response["usage"]["outputTokens"] == 5
+    events = list(client.converse_stream(modelId="amazon.nova-lite-v1:0", messages=messages)["stream"])
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
+    deltas = [e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e]
+    assert events[-1]["metadata"]["usage"]["outputTokens"] == len(deltas)

@@ -44,6 +44,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import secrets
 import socket
 import socketserver
@@ -547,6 +548,103 @@ def _anthropic_error(status: int, message: str, request_id: str) -> Dict[str, An
             "request_id": request_id}
 
 
+# --------------------------------------------------------------------------- #
+# Gemini API (google-genai) and Bedrock Converse (boto3)
+# --------------------------------------------------------------------------- #
+
+
+def _gemini(body: Dict[str, Any], fp: "FakeProvider", model: str, stream: bool) -> _Reply:
+    """``POST /v1[beta]/models/{model}:generateContent`` (or ``:streamGenerateContent?alt=sse``)."""
+    contents = body.get("contents")
+    config = body.get("generationConfig") or {}
+    prompt = _count_input(contents, body.get("systemInstruction"), tools=body.get("tools"))
+    seed = _text_of(contents[-1]) if isinstance(contents, list) and contents else _text_of(contents)
+    pieces, _, cut = _budget(_reply_pieces(seed), _int_or_none(config.get("maxOutputTokens")), 0)
+    thoughts = 12 + 2 * len(pieces) if "2.5" in model or "3" in model.split("-")[1:2] else 0
+    response_id = _rand62(22)
+
+    def usage(out: int) -> Dict[str, Any]:
+        u: Dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": out,
+                             "totalTokenCount": prompt + out + thoughts,
+                             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        if thoughts:
+            u["thoughtsTokenCount"] = thoughts
+        return u
+
+    def chunk(text: str, out: int, finish: Optional[str]) -> Dict[str, Any]:
+        candidate: Dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        if finish:
+            candidate["finishReason"] = finish
+        return {"candidates": [candidate], "usageMetadata": usage(out), "modelVersion": model,
+                "responseId": response_id}
+
+    finish = "MAX_TOKENS" if cut else "STOP"
+    if not stream:
+        return chunk("".join(pieces), len(pieces), finish)
+
+    def gen() -> Iterator[str]:
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            yield "data: " + _j(chunk(piece, i + 1, finish if last else None)) + "\r\n\r\n"
+
+    return gen()
+
+
+def _converse(body: Dict[str, Any], fp: "FakeProvider", model: str, stream: bool) -> Any:
+    """``POST /model/{modelId}/converse`` (or ``/converse-stream``, AWS event-stream frames)."""
+    messages = body.get("messages")
+    tool_config = body.get("toolConfig") or {}
+    prompt = _count_input(messages, body.get("system"), tools=tool_config.get("tools"))
+    limit = _int_or_none((body.get("inferenceConfig") or {}).get("maxTokens"))
+    pieces, _, cut = _budget(_reply_pieces(_last_user_text(messages)), limit, 0)
+    stop = "max_tokens" if cut else "end_turn"
+    usage = {"inputTokens": prompt, "outputTokens": len(pieces), "totalTokens": prompt + len(pieces)}
+    if not stream:
+        return {"output": {"message": {"role": "assistant", "content": [{"text": "".join(pieces)}]}},
+                "stopReason": stop, "usage": usage, "metrics": {"latencyMs": 120}}
+
+    def gen() -> Iterator[bytes]:
+        yield _aws_event("messageStart", {"role": "assistant"})
+        for piece in pieces:
+            yield _aws_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+        yield _aws_event("contentBlockStop", {"contentBlockIndex": 0})
+        yield _aws_event("messageStop", {"stopReason": stop})
+        yield _aws_event("metadata", {"usage": usage, "metrics": {"latencyMs": 120}})
+
+    return ("application/vnd.amazon.eventstream", gen())
+
+
+def _aws_event(event_type: str, payload: Dict[str, Any]) -> bytes:
+    """One AWS event-stream message: prelude, string headers, payload, and their CRC32s."""
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"),
+                        (":message-type", "event")):
+        raw_name, raw_value = name.encode(), value.encode()
+        headers += struct.pack("!B", len(raw_name)) + raw_name + b"\x07" + struct.pack("!H", len(raw_value)) + raw_value
+    body = _j(payload).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack("!II", total, len(headers))
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    message = prelude + headers + body
+    return message + struct.pack("!I", zlib.crc32(message))
+
+
+def _pattern_route(path: str) -> Optional[Tuple[str, Callable[[Dict[str, Any], "FakeProvider"], Any]]]:
+    from urllib.parse import unquote
+
+    gemini = re.match(r"^/v1(?:beta|alpha)?/models/([^:]+):(\w+)$", path)
+    if gemini:
+        model, method = gemini.groups()
+        if method in ("generateContent", "streamGenerateContent"):
+            stream = method == "streamGenerateContent"
+            return "gemini", lambda body, fp: _gemini(body, fp, unquote(model), stream)
+    if path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
+        model, _, op = path[len("/model/"):].rpartition("/")
+        stream = op == "converse-stream"
+        return "bedrock", lambda body, fp: _converse(body, fp, unquote(model), stream)
+    return None
+
+
 _ROUTES: Dict[str, Tuple[str, Callable[[Dict[str, Any], "FakeProvider"], _Reply]]] = {
     "/v1/chat/completions": ("openai", _chat),
     "/v1/responses": ("openai", _responses),
@@ -629,7 +727,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._t0 = time.monotonic()
         self._sent = False
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        route = _ROUTES.get(path) if self.command == "POST" else None
+        route = (_ROUTES.get(path) or _pattern_route(path)) if self.command == "POST" else None
         if route is not None:
             self._flavor = route[0]
         else:
@@ -659,6 +757,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(400, str(exc))
             if isinstance(reply, dict):
                 self._send_json(200, reply)
+            elif isinstance(reply, tuple):  # (content type, binary frames)
+                self._send_stream(reply[1], content_type=reply[0])
             else:
                 self._send_stream(reply)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
@@ -674,6 +774,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- responses -----------------------------------------------------------
 
     def _common_headers(self) -> List[Tuple[str, str]]:
+        if self._flavor == "bedrock":
+            return [("x-amzn-RequestId", self._request_id)]
+        if self._flavor == "gemini":
+            return [("server", "scaffolding on HTTPServer2")]
         if self._flavor == "anthropic":
             return [
                 ("request-id", self._request_id),
@@ -711,10 +815,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _send_stream(self, events: Iterator[str]) -> None:
+    def _send_stream(self, events: Iterator[Any], content_type: str = "text/event-stream; charset=utf-8") -> None:
         delay = self.server.provider.chunk_delay
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         for k, v in self._common_headers():
@@ -726,7 +830,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not first and delay > 0:
                 time.sleep(delay)
             first = False
-            data = event.encode("utf-8")
+            data = event if isinstance(event, bytes) else event.encode("utf-8")
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.write(b"0\r\n\r\n")
 
@@ -816,6 +920,16 @@ class FakeProvider:
     @property
     def openai_base_url(self) -> str:
         return self._origin + "/v1"
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For ``genai.Client(api_key=..., http_options={"base_url": fp.gemini_base_url})``."""
+        return self._origin
+
+    @property
+    def bedrock_endpoint_url(self) -> str:
+        """For ``boto3.client("bedrock-runtime", endpoint_url=fp.bedrock_endpoint_url, ...)``."""
+        return self._origin
 
     @property
     def anthropic_base_url(self) -> str:
