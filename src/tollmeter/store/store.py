@@ -130,6 +130,12 @@ class Store:
         if create:
             schema.metadata.create_all(self.engine)
 
+    def for_project(self, project: str) -> Store:
+        """The same database seen as another project (the server's per-API-key view)."""
+        view = Store.__new__(Store)
+        view.url, view.project, view.engine, view._lock = self.url, project, self.engine, self._lock
+        return view
+
     def close(self) -> None:
         self.engine.dispose()
 
