@@ -7,6 +7,7 @@ The current openai, anthropic and google-genai releases are built on httpx2, old
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 
 import pytest
@@ -15,8 +16,10 @@ from respx.mocks import Mocker
 
 from tollmeter import LLMEvent, Meter, MeterConfig
 
-# Meters made by tests keep their embedded store in memory, not in the user's data directory.
+# Meters made by tests keep their embedded store in memory, and anything else they would
+# write (spools) in a throwaway data directory, never in the user's.
 os.environ["TOLLMETER_DB"] = ":memory:"
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="tollmeter-tests-")
 
 
 class Recorder:

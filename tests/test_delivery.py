@@ -21,6 +21,7 @@ def make_meter(**options) -> Meter:
     options.setdefault("api_key", "tm_test_key")
     options.setdefault("flush_interval", 60)  # only size, flush() and shutdown() send
     options.setdefault("retry_backoff", 0.01)
+    options.setdefault("spool_dir", False)  # the spool has tests of its own
     return Meter(MeterConfig(**options))
 
 
@@ -138,7 +139,7 @@ def test_permanent_4xx_is_reported_counted_and_not_retried(http_mock):
     meter.shutdown()
 
 
-def test_gives_up_after_max_retries(http_mock):
+def test_gives_up_after_max_retries_without_a_spool(http_mock):
     route = http_mock.post(INGEST).respond(500)
     errors = []
     meter = make_meter(max_retries=2, on_error=errors.append)

@@ -72,6 +72,11 @@ class MeterConfig:
     alert_thresholds: Sequence[float] = (0.8, 1.0)
     #: Called on the background worker as `on_threshold(tenant_id, limit, fraction)`.
     on_threshold: Callable[[str, Any, float], object] | None = None
+    #: Where batches the ingest server could not take wait until it can (also across restarts):
+    #: a directory, None for ~/.local/share/tollmeter/spool/<url hash>, False for no spool.
+    spool_dir: Any = None
+    #: The spool's size bound; past it the oldest batches are dropped (counted and reported).
+    spool_max_bytes: int = 100 * 1024 * 1024
     #: Log every event and delivery on the `tollmeter` logger at DEBUG.
     debug: bool = False
 
@@ -95,6 +100,7 @@ class MeterConfig:
         _positive_number("retry_backoff", self.retry_backoff)
         _positive_int("max_batch_size", self.max_batch_size)
         _positive_int("max_queue_size", self.max_queue_size)
+        _positive_int("spool_max_bytes", self.spool_max_bytes)
         if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
             raise ConfigError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
         if self.unpriced_calls not in ("estimate", "block", "allow"):

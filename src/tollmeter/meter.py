@@ -15,7 +15,9 @@ from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope,
 from .events import LLMEvent, Usage
 from .instrument.registry import PROVIDERS, Patcher
 from .limits.keeper import LimitKeeper, Settled, SpendStatus
-from .transport.http import HttpSink
+from .paths import default_spool
+from .transport.http import DeliveryError, HttpSink, Outcome
+from .transport.spool import Spool
 from .transport.worker import BatchWorker
 
 if TYPE_CHECKING:
@@ -65,12 +67,15 @@ class Meter:
         if config.prices is not None:
             self._pricing()  # a bad rate card fails here, at start-up
         self._limits = LimitKeeper(config, self._pricing, self._fault)
+        self._spool: Spool | None = None
+        if self._sink is not None and config.spool_dir is not False:
+            self._spool = Spool(config.spool_dir or default_spool(config.url or ""), config.spool_max_bytes)
         self._worker = BatchWorker(
             self._handle_batch,
             max_batch_size=config.max_batch_size,
             flush_interval=config.flush_interval,
             max_queue_size=config.max_queue_size,
-            on_wake=self._limits.maintain,
+            on_wake=self._upkeep,
         )
         if config.pricing and config.refresh_prices:
             threading.Thread(target=self._refresh_prices, name="tollmeter-prices", daemon=True).start()
@@ -333,9 +338,44 @@ class Meter:
                     self._fault(fault, "in on_event")
         if self._sink is not None:
             try:
-                self._sink.send([event.to_dict() for event in events])
+                self._deliver([event.to_dict() for event in events])
             except Exception as fault:
                 self._fault(fault, "delivering a batch")
+
+    def _deliver(self, events: list[dict[str, Any]]) -> None:
+        """POST a batch; what the server cannot take now goes to the spool."""
+        assert self._sink is not None
+        body = self._sink.encode(events)
+        if self._spool is not None and self._sink.is_down:
+            self._keep(body, len(events))  # the server did not answer lately: no waiting
+            return
+        if self._sink.send_body(body, len(events)) is Outcome.UNREACHABLE:
+            self._keep(body, len(events))
+
+    def _keep(self, body: bytes, count: int) -> None:
+        assert self._sink is not None
+        if self._spool is not None and self._spool.put(body, count):
+            logger.debug("tollmeter: %d events spooled (%s)", count, self._sink.last_error)
+            return
+        self._sink.stats.failed += count
+        self._report_delivery_error(DeliveryError(
+            f"could not deliver a batch of {count} events ({self._sink.last_error}) and could not spool it",
+            events=count))
+
+    def _upkeep(self) -> None:
+        """On every wake of the worker: limits upkeep, and spooled batches sent when possible."""
+        self._limits.maintain()
+        if self._spool is None or self._sink is None or self._sink.is_down:
+            return
+        for path in self._spool.pending()[:20]:
+            batch = self._spool.claim(path)
+            if batch is None:
+                continue
+            outcome = self._sink.send_body(batch.body, batch.events, retries=0)
+            if outcome is Outcome.UNREACHABLE:
+                self._spool.put_back(batch)
+                return
+            self._spool.sent(batch)  # sent, or refused for good (counted as failed)
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -396,7 +436,7 @@ class Meter:
 
     def stats(self) -> dict[str, int]:
         """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults,
-        unpriced (events whose model has no known price)."""
+        unpriced (events whose model has no known price), spooled, replayed and spool_dropped."""
         delivery = self._sink.stats if self._sink is not None else None
         return {
             "recorded": self._worker.submitted + self._worker.dropped,
@@ -408,6 +448,9 @@ class Meter:
             "rejected": delivery.rejected if delivery else 0,
             "faults": self._faults,
             "unpriced": self._pricer.unpriced if self._pricer is not None else 0,
+            "spooled": self._spool.stats.spooled if self._spool else 0,
+            "replayed": self._spool.stats.replayed if self._spool else 0,
+            "spool_dropped": self._spool.stats.dropped if self._spool else 0,
         }
 
     def __enter__(self) -> Meter:

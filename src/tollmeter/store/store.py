@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
+from ..paths import default_store
 from . import schema
 from .schema import DEFAULT_PROJECT, money_sum
 
@@ -31,11 +32,7 @@ _NANO = Decimal("0.000000001")
 
 def default_path() -> Path:
     """`$TOLLMETER_DB`, else `$XDG_DATA_HOME/tollmeter/tollmeter.db` (~/.local/share/...)."""
-    explicit = os.environ.get("TOLLMETER_DB")
-    if explicit:
-        return Path(explicit)
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "tollmeter" / "tollmeter.db"
+    return default_store()
 
 
 def database_url(target: str | os.PathLike | None) -> str:

@@ -8,6 +8,7 @@ Runs on the background worker only.
 from __future__ import annotations
 
 import email.utils
+import enum
 import gzip
 import json
 import logging
@@ -26,6 +27,14 @@ logger = logging.getLogger("tollmeter")
 
 #: Longest wait between two attempts, whatever the server's Retry-After says.
 MAX_BACKOFF_SECONDS = 60.0
+#: After a batch could not be delivered, how long until the next try (doubling to the max).
+_FIRST_PROBE_DELAY = 2.0
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"
 
 
 class DeliveryError(Exception):
@@ -77,23 +86,29 @@ class HttpSink:
         self.stats = DeliveryStats()
         #: Set when the agent shuts down: backoff waits end early and no new retry starts.
         self.stopping = threading.Event()
+        self.down_until = 0.0
+        self._probe_delay = _FIRST_PROBE_DELAY
+        self.last_error: str | None = None
 
     @staticmethod
     def encode(events: list[dict[str, Any]]) -> bytes:
         body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False)
         return gzip.compress(body.encode("utf-8"), compresslevel=6)
 
-    def send(self, events: list[dict[str, Any]]) -> bool:
-        """Deliver one batch; True if the server accepted it (perhaps rejecting some events)."""
-        body = self.encode(events)
-        count = len(events)
+    def send_body(self, body: bytes, count: int, *, retries: int | None = None) -> Outcome:
+        """Deliver one encoded batch. SENT (the server took it, perhaps rejecting some events),
+        REFUSED (a 4xx other than 429: reported, never retried), or UNREACHABLE (network
+        errors, 429 and 5xx until the retries ran out: the batch is the caller's to keep)."""
+        retries = self._max_retries if retries is None else retries
         attempt = 0
         while True:
             status, retry_after, detail = self._attempt(body)
             if status is not None and 200 <= status < 300:
                 self.stats.batches += 1
                 self._account_accepted(count, detail)
-                return True
+                self.down_until = 0.0
+                self._probe_delay = _FIRST_PROBE_DELAY
+                return Outcome.SENT
             retryable = status is None or status == 429 or status >= 500
             if not retryable:
                 self.stats.failed += count
@@ -101,21 +116,24 @@ class HttpSink:
                     f"ingest refused a batch of {count} events with HTTP {status}: {detail}",
                     status_code=status, events=count,
                 ))
-                return False
-            if attempt >= self._max_retries or self.stopping.is_set():
-                self.stats.failed += count
-                self._report(DeliveryError(
-                    f"gave up on a batch of {count} events after {attempt + 1} attempts: "
-                    + (f"HTTP {status}" if status is not None else str(detail)),
-                    status_code=status, events=count,
-                ))
-                return False
+                return Outcome.REFUSED
+            if attempt >= retries or self.stopping.is_set():
+                # Down: until a probe gets through, batches skip the network (see `is_down`).
+                self.down_until = time.monotonic() + self._probe_delay
+                self._probe_delay = min(self._probe_delay * 2, MAX_BACKOFF_SECONDS)
+                self.last_error = f"HTTP {status}" if status is not None else str(detail)
+                return Outcome.UNREACHABLE
             delay = self._backoff(attempt, retry_after)
             attempt += 1
             self.stats.retried += 1
             logger.debug("tollmeter: retrying a batch in %.2fs (attempt %d)", delay, attempt + 1)
             if self.stopping.wait(delay):
                 continue  # shutting down: one last attempt right away, then give up
+
+    @property
+    def is_down(self) -> bool:
+        """The server did not answer lately: batches go straight to the spool until a probe works."""
+        return time.monotonic() < self.down_until
 
     def _attempt(self, body: bytes) -> tuple[int | None, float | None, Any]:
         try:
