@@ -68,6 +68,9 @@ class MeterConfig:
     fallback_prices: Mapping[str, Any] = field(default_factory=lambda: {"input_mtok": "15", "output_mtok": "75"})
     #: Seconds a budget lease lives unless renewed (limits; see docs/limits.md).
     lease_ttl: float = 30.0
+    #: With a `url`: when the server cannot be asked for budget, "open" lets calls through
+    #: judged by the last known state and this process's own spend since; "closed" refuses them.
+    limits_unreachable: str = "open"
     #: Fractions of a limit at which `on_threshold` is called, once per period.
     alert_thresholds: Sequence[float] = (0.8, 1.0)
     #: Called on the background worker as `on_threshold(tenant_id, limit, fraction)`.
@@ -106,6 +109,8 @@ class MeterConfig:
         if self.unpriced_calls not in ("estimate", "block", "allow"):
             raise ConfigError(f"unpriced_calls must be 'estimate', 'block' or 'allow', got {self.unpriced_calls!r}")
         _positive_number("lease_ttl", self.lease_ttl)
+        if self.limits_unreachable not in ("open", "closed"):
+            raise ConfigError(f"limits_unreachable must be 'open' or 'closed', got {self.limits_unreachable!r}")
         thresholds = tuple(self.alert_thresholds or ())
         if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 10 for t in thresholds):
             raise ConfigError(f"alert_thresholds must be fractions of a limit like (0.8, 1.0), got {self.alert_thresholds!r}")

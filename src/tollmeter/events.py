@@ -141,6 +141,8 @@ class LLMEvent:
     computed_cost_usd: Decimal | None = None
     #: Non-token quantities (seconds of audio, images, characters) for media endpoints.
     units: Mapping[str, float] | None = None
+    #: The budget lease the call was reserved against (the server takes its cost off it).
+    lease_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form: JSON-safe, money as decimal strings, timestamps in ISO 8601 UTC."""
@@ -175,6 +177,7 @@ class LLMEvent:
             "provider_cost_usd": _money(self.provider_cost_usd),
             "computed_cost_usd": _money(self.computed_cost_usd),
             "units": dict(self.units) if self.units else None,
+            "lease_id": self.lease_id,
         }
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .estimate import estimate_request
 from .exceptions import LimitExceededException, RateLimitExceededException
+from .remote import BudgetsUnavailable
 
 if TYPE_CHECKING:
     from ..instrument.call import Call
@@ -58,6 +59,8 @@ class GuardSettings:
     unpriced_calls: str = "estimate"
     #: Conservative rates for models without a price (genai-prices price keys, USD).
     fallback_prices: Any = None
+    #: When the budget source (a server) cannot be asked: "open" or "closed".
+    unreachable: str = "open"
 
 
 class Reservation:
@@ -120,6 +123,7 @@ class Guard:
         self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
         self._fallback: RateSheet | None = None
         self._warned: set[tuple[str | None, str | None]] = set()
+        self._unreachable_warned: set[str] = set()
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
 
     # -- the caller's thread --------------------------------------------------------------------
@@ -191,9 +195,13 @@ class Guard:
         need = max(_ZERO, estimate - free)
         smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
         want = max(need + estimate, smallest * self.settings.lease_fraction)
-        grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
-                                 lease_id=lease_id)
+        try:
+            grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
+                                     lease_id=lease_id)
+        except BudgetsUnavailable as exc:
+            return self._unreachable(budget, estimate, tokens, exc)
         rate = self.store.rate_limit_for(budget.tenant_id)
+        now = time.monotonic()  # the lease's life starts when the answer arrives
         with self._lock:
             budget.requests_per_minute = rate.requests_per_minute if rate else None
             budget.tokens_per_minute = rate.tokens_per_minute if rate else None
@@ -219,6 +227,35 @@ class Guard:
                 budget.exhausted_until = now + self.settings.recheck_after
                 raise self._refusal(budget, estimate)
             return reservation
+
+    def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int | None,
+                     exc: BudgetsUnavailable) -> Reservation | None:
+        """The server cannot be asked for budget: fail open (judge by the last known state and
+        this process's own spend since) or closed (refuse), as configured."""
+        if budget.tenant_id not in self._unreachable_warned:
+            self._unreachable_warned.add(budget.tenant_id)
+            logger.warning("tollmeter: cannot ask the server for %r's budget (%s); failing %s",
+                           budget.tenant_id, exc, self.settings.unreachable)
+        if tokens is None:
+            return None
+        if self.settings.unreachable == "closed":
+            raise LimitExceededException(
+                budget.tenant_id, limit="server unreachable", estimated_cost_usd=estimate,
+                message=f"the metering server cannot be reached to check {budget.tenant_id!r}'s "
+                        "limits, and limits are set to fail closed")
+        now = time.monotonic()
+        with self._lock:
+            if budget.states and not budget.unlimited:
+                binding = min(budget.states, key=lambda s: s.available_usd)
+                spent_since = max(_ZERO, budget.remaining_at_grant - budget.remaining)
+                left = binding.available_usd + budget.remaining_at_grant - spent_since - budget.reserved
+                if estimate > left:
+                    raise self._refusal(budget, estimate)
+                budget.reserved += estimate
+                budget.last_used = now
+                return Reservation(budget, estimate, None, tokens, None)
+            # Nothing known about this tenant: let the call through, counted locally.
+            return Reservation(budget, _ZERO, None, tokens, None)
 
     def estimate(self, call: Call) -> tuple[Decimal, int]:
         """The call's worst-case cost and tokens."""
@@ -287,7 +324,7 @@ class Guard:
         budget = reservation.budget
         with self._lock:
             budget.reserved -= reservation.estimate_usd
-            if reservation.lease_id is not None:
+            if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
             if reservation.window_entry is not None and actual_tokens is not None:
                 reservation.window_entry[1] = actual_tokens
@@ -317,11 +354,14 @@ class Guard:
         for budget in list(self._budgets.values()):
             if budget.lease_id is None:
                 continue
-            if budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2:
-                with budget.refilling:
-                    self._grant(budget, _ZERO, None)
-            elif budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
-                self._return(budget)
+            try:
+                if budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2:
+                    with budget.refilling:
+                        self._grant(budget, _ZERO, None)
+                elif budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
+                    self._return(budget)
+            except BudgetsUnavailable:
+                continue  # the lease lapses on the server; asked again on the next call
 
     def _return(self, budget: Budget) -> None:
         with self._lock:

@@ -105,10 +105,15 @@ class LimitKeeper:
                 if self._store is None:
                     from ..store.store import Store
 
-                    target = self.config.store
-                    if target is False or (target is None and self.config.url is not None):
-                        target = ":memory:"
-                    self._store = Store(target)
+                    if self.config.url is not None:
+                        # Limits shared by every instance of the app live on the server.
+                        from .remote import RemoteBudgets
+
+                        self._store = RemoteBudgets(self.config.url, self.config.api_key or "",
+                                                    timeout=min(self.config.timeout, 5.0))
+                    else:
+                        target = ":memory:" if self.config.store is False else self.config.store
+                        self._store = Store(target)
         return self._store
 
     @property
@@ -121,7 +126,8 @@ class LimitKeeper:
 
                     self._guard = Guard(store, self._pricer, GuardSettings(
                         lease_ttl=self.config.lease_ttl, unpriced_calls=self.config.unpriced_calls,
-                        fallback_prices=self.config.fallback_prices))
+                        fallback_prices=self.config.fallback_prices,
+                        unreachable=self.config.limits_unreachable))
         return self._guard
 
     # -- the API --------------------------------------------------------------------------------
@@ -205,6 +211,7 @@ class LimitKeeper:
         if self.config.pricing:
             self._pricer().price(event)
         reservation = call.ticket
+        event.lease_id = reservation.lease_id
         cost = self._limit_cost(event, reservation)
         if self._guard is not None:
             self._guard.settle(reservation, cost, event.usage.total_tokens)
@@ -212,7 +219,10 @@ class LimitKeeper:
 
     def record(self, events: Sequence[LLMEvent], settled: Sequence[Settled | None]) -> None:
         """Write the events (embedded store) and their spend with the lease settlements in one
-        transaction, then send threshold alerts. On the background worker."""
+        transaction, then send threshold alerts. On the background worker. With a server, the
+        server does all this as the events arrive (each names its lease)."""
+        if getattr(self._store, "remote", False) or (self._store is None and self.config.url is not None):
+            return
         settlements: dict[str, Decimal] = {}
         extra_spend: list[tuple[str, datetime, Decimal]] = []
         for event, done in zip(events, settled):
@@ -278,10 +288,13 @@ class LimitKeeper:
     def _after_fork_in_child(self) -> None:
         """The parent's database connections and leases are the parent's: start afresh."""
         self._open_lock = threading.Lock()
-        if self._store is not None:
-            self._store.engine.dispose(close=False)  # never close the parent's connections
-            if self._store._lock is not None:  # an in-memory store: its one connection is shared
-                self._store._lock = threading.Lock()
+        store: Any = self._store
+        if getattr(store, "remote", False):
+            store.after_fork()
+        elif store is not None:
+            store.engine.dispose(close=False)  # never close the parent's connections
+            if store._lock is not None:  # an in-memory store: its one connection is shared
+                store._lock = threading.Lock()
         self._guard = None
 
 

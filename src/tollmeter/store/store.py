@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
+from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
 from . import schema
 from .schema import DEFAULT_PROJECT, money_sum
@@ -49,58 +49,6 @@ def database_url(target: str | os.PathLike | None) -> str:
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
-
-
-@dataclass(frozen=True)
-class Limit:
-    tenant_id: str
-    frequency: str
-    limit_usd: Decimal
-    #: True when this is the default limit, applied because the tenant has none of its own.
-    default: bool = False
-
-
-@dataclass(frozen=True)
-class LimitState:
-    """A limit at one moment: what is spent in its period and what is leased out."""
-
-    limit: Limit
-    spent_usd: Decimal
-    leased_usd: Decimal
-    resets_at: datetime | None
-
-    @property
-    def available_usd(self) -> Decimal:
-        return self.limit.limit_usd - self.spent_usd - self.leased_usd
-
-
-@dataclass(frozen=True)
-class Grant:
-    """The answer to a lease request."""
-
-    lease_id: str | None
-    granted_usd: Decimal
-    #: The lease's budget not yet spent, after this grant.
-    remaining_usd: Decimal
-    expires_at: datetime | None
-    #: Every limit of the tenant, as it stood (empty: the tenant has no limit).
-    states: tuple[LimitState, ...] = field(default=())
-
-    @property
-    def unlimited(self) -> bool:
-        return not self.states
-
-    @property
-    def binding(self) -> LimitState | None:
-        """The limit with the least budget left."""
-        return min(self.states, key=lambda s: s.available_usd) if self.states else None
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    tenant_id: str
-    requests_per_minute: int | None
-    tokens_per_minute: int | None
 
 
 class _DecimalSum:
@@ -143,11 +91,14 @@ class Store:
 
     def add_events(self, rows: Sequence[Mapping[str, Any]],
                    settlements: Mapping[str, Decimal] | None = None, *,
-                   extra_spend: Iterable[tuple[str, datetime, Decimal]] = ()) -> list[str]:
+                   extra_spend: Iterable[tuple[str, datetime, Decimal]] = (),
+                   event_leases: Mapping[str, str] | None = None) -> list[str]:
         """Store events (those already stored are skipped: idempotent on event_id), add the
         priced ones to their tenant's spend, and take `settlements` (lease id -> USD) off the
         leases that covered them; `extra_spend` (tenant, time, USD) is spend without a stored
-        priced event. One transaction. Returns the ids stored now."""
+        priced event. `event_leases` (event id -> lease id): the cost of each event stored now
+        is taken off its lease (a retried event settles nothing twice). One transaction.
+        Returns the ids stored now."""
         now = _now()
         with self._begin() as conn:
             inserted = self._insert_events(conn, rows, now)
@@ -162,8 +113,13 @@ class Store:
                 for key in period_keys(moment):
                     totals[(tenant, key)] = totals.get((tenant, key), _ZERO) + cost
             self._add_spend(conn, totals)
-            for lease_id, amount in (settlements or {}).items():
-                self._take_from_lease(conn, lease_id, Decimal(amount))
+            settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
+            for event_id in inserted if event_leases else ():
+                lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
+                if lease_id is not None and cost is not None:
+                    settle[lease_id] = settle.get(lease_id, _ZERO) + Decimal(str(cost))
+            for lease_id, amount in sorted(settle.items()):  # one lock order: no deadlocks
+                self._take_from_lease(conn, lease_id, amount)
         return inserted
 
     def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
@@ -181,6 +137,7 @@ class Store:
         if not totals:
             return
         t = schema.spend
+        totals = dict(sorted(totals.items()))  # rows locked in one order by every writer: no deadlocks
         conn.execute(
             _insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]),
             [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
@@ -193,7 +150,7 @@ class Store:
 
     def _take_from_lease(self, conn: Connection, lease_id: str, amount: Decimal) -> None:
         t = schema.leases
-        key = t.c.lease_id == lease_id
+        key = and_(t.c.lease_id == lease_id, t.c.project_id == self.project)
         current = conn.execute(select(t.c.remaining_usd).where(key).with_for_update()).scalar_one_or_none()
         if current is not None:
             conn.execute(update(t).where(key).values(remaining_usd=current - amount))
@@ -313,6 +270,11 @@ class Store:
         at = at or _now()
         ls = schema.leases
         with self._begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
+                # replicas could lease the same budget out twice.
+                conn.execute(select(func.pg_advisory_xact_lock(
+                    func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
             limits = self._limits_for(conn, tenant_id)
             if not limits:
                 return Grant(None, _ZERO, _ZERO, None)
@@ -329,7 +291,8 @@ class Store:
             current = None
             if lease_id is not None:
                 current = conn.execute(select(ls.c.remaining_usd).where(
-                    ls.c.lease_id == lease_id, ls.c.tenant_id == tenant_id).with_for_update()).scalar_one_or_none()
+                    ls.c.lease_id == lease_id, ls.c.project_id == self.project, ls.c.tenant_id == tenant_id,
+                ).with_for_update()).scalar_one_or_none()
             if current is not None:
                 remaining = current + granted
                 conn.execute(update(ls).where(ls.c.lease_id == lease_id)
@@ -346,7 +309,8 @@ class Store:
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
         with self._begin() as conn:
-            conn.execute(delete(schema.leases).where(schema.leases.c.lease_id == lease_id))
+            conn.execute(delete(schema.leases).where(schema.leases.c.lease_id == lease_id,
+                                                     schema.leases.c.project_id == self.project))
 
     def claim_alert(self, tenant_id: str, period: str, threshold: str) -> bool:
         """True for the first caller only: the alert is this process's to send."""
