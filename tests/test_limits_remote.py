@@ -92,8 +92,9 @@ def server(http_mock):
 
 
 def meter_for(**options):
+    options.setdefault("max_retries", 0)
     meter = Meter(MeterConfig(url=f"{SERVER}/v1/ingest", api_key="tm_k", flush_interval=0.05, spool_dir=False,
-                              **options))
+                              retry_backoff=0.01, **options))
     meter.patch("openai")
     return meter
 

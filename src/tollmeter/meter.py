@@ -425,6 +425,9 @@ class Meter:
         self._closed = True
         self.unpatch_all()
         timeout = self.config.timeout if timeout is None else timeout
+        if self._sink is not None and self._spool is not None:
+            # What the server does not take at once waits in the spool: no backoff to sit out.
+            self._sink.stopping.set()
         flushed = self._worker.flush(timeout)
         if self._sink is not None:
             self._sink.stopping.set()
