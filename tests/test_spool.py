@@ -103,7 +103,7 @@ def test_spool_survives_a_killed_process(tmp_path):
     script = (
         "from tollmeter import Meter, MeterConfig\n"
         f"m = Meter(MeterConfig(url='http://127.0.0.1:9/v1/ingest', api_key='k', max_retries=0, "
-        f"spool_dir={str(tmp_path)!r}, flush_interval=60, timeout=1))\n"
+        f"spool_dir={str(tmp_path)!r}, flush_interval=60))\n"
         "for i in range(3): m.track_manually(provider='openai', model='gpt-4o', input_tokens=i)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
