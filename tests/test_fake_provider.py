@@ -72,7 +72,9 @@ def test_base_urls_and_lifecycle():
     try:
         assert provider.port > 0
         assert provider.openai_base_url == f"http://127.0.0.1:{provider.port}/v1"
-        assert provider.anthropic_base_url == f"http://127.0.0.1:{provider.port}"
+        assert provider.anthropic_base_url == f"http://127.0.0.1:{provider.port}/anthropic"
+        assert provider.gemini_base_url == f"http://127.0.0.1:{provider.port}/gemini"
+        assert provider.bedrock_endpoint_url == f"http://127.0.0.1:{provider.port}/bedrock"
         assert provider.requests == 0
         with oai(provider) as client:
             client.chat.completions.create(model="gpt-4o-mini", messages=user("hi"))

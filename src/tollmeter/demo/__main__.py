@@ -59,6 +59,29 @@ def analyst(meter: Meter, client: anthropic.Anthropic) -> None:
             stream.get_final_message()
 
 
+def research_team(meter: Meter, fp: FakeProvider) -> None:
+    """umbrella: a research team on Gemini and on Claude through AWS Bedrock."""
+    try:
+        import boto3
+        from google import genai
+    except ImportError:  # the demo's other tenants run without them
+        print("  (google-genai or boto3 not installed: skipping the Gemini and Bedrock calls)")
+        return
+    gemini = genai.Client(api_key="fake-key", http_options={"base_url": fp.gemini_base_url})
+    bedrock = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=fp.bedrock_endpoint_url,
+                           aws_access_key_id="fake", aws_secret_access_key="fake")
+    question = [{"role": "user", "content": [{"text": "Which trials report on compound 7?"}]}]
+    with meter.for_tenant("umbrella", agent_id="researcher"):
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="Summarise the latest trial results.")
+        for _ in gemini.models.generate_content_stream(model="gemini-2.5-pro", contents="Draft a literature review."):
+            pass
+        bedrock.converse(modelId="us.anthropic.claude-3-5-sonnet-20241022-v2:0", messages=question,
+                         inferenceConfig={"maxTokens": 400})
+        stream = bedrock.converse_stream(modelId="amazon.nova-lite-v1:0", messages=question)
+        for _ in stream["stream"]:
+            pass
+
+
 def free_plan_chat(meter: Meter, client: openai.OpenAI) -> None:
     """hooli: a free-plan tenant with a $0.002 daily limit chats until it is stopped."""
     with meter.for_tenant("hooli", agent_id="chat"):
@@ -104,7 +127,7 @@ def main() -> int:
         db = os.path.join(tmp, "tollmeter.db")
         # The fake provider listens on 127.0.0.1; say which real API each base URL stands for.
         config = MeterConfig(store=db, on_event=on_event, flush_interval=0.2, provider_overrides={
-            fp.openai_base_url: "openai", fp.anthropic_base_url: "anthropic"})
+            fp.openai_base_url: "openai", fp.anthropic_base_url: "anthropic", fp.gemini_base_url: "google"})
         with Meter(config) as meter:
             print(f"tollmeter demo: fake provider on {fp.openai_base_url}; patched {meter.patch_all()}")
             meter.set_limit("acme", 50, frequency="per_month")      # pro plan
@@ -113,9 +136,11 @@ def main() -> int:
             meter.set_default_limit(5, frequency="per_month")       # everyone else
             meter.set_limit("hooli", "0.002", frequency="per_day")  # free plan
             print("limits: acme $50/month, globex $500/month and $40/day, hooli $0.002/day, others $5/month\n")
+            print("  tenant   kind   provider  endpoint         model                  tokens in / out      cost")
             support_bot(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
             analyst(meter, anthropic.Anthropic(base_url=fp.anthropic_base_url, api_key="fake-key"))
             asyncio.run(async_agents(meter, fp))
+            research_team(meter, fp)
             free_plan_chat(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
             meter.flush()
             stats = meter.stats()

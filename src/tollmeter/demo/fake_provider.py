@@ -629,6 +629,10 @@ def _aws_event(event_type: str, payload: Dict[str, Any]) -> bytes:
     return message + struct.pack("!I", zlib.crc32(message))
 
 
+#: Path prefixes that keep the base URLs of the APIs apart (for attribution by base URL).
+_API_PREFIXES = ("/anthropic", "/gemini", "/bedrock")
+
+
 def _pattern_route(path: str) -> Optional[Tuple[str, Callable[[Dict[str, Any], "FakeProvider"], Any]]]:
     from urllib.parse import unquote
 
@@ -727,6 +731,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._t0 = time.monotonic()
         self._sent = False
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        for prefix in _API_PREFIXES:  # one origin, a distinct base URL per API
+            if path.startswith(prefix + "/"):
+                path = path[len(prefix):]
+                break
         route = (_ROUTES.get(path) or _pattern_route(path)) if self.command == "POST" else None
         if route is not None:
             self._flavor = route[0]
@@ -924,16 +932,16 @@ class FakeProvider:
     @property
     def gemini_base_url(self) -> str:
         """For ``genai.Client(api_key=..., http_options={"base_url": fp.gemini_base_url})``."""
-        return self._origin
+        return self._origin + "/gemini"
 
     @property
     def bedrock_endpoint_url(self) -> str:
         """For ``boto3.client("bedrock-runtime", endpoint_url=fp.bedrock_endpoint_url, ...)``."""
-        return self._origin
+        return self._origin + "/bedrock"
 
     @property
     def anthropic_base_url(self) -> str:
-        return self._origin
+        return self._origin + "/anthropic"
 
     @property
     def requests(self) -> int:
