@@ -277,7 +277,190 @@ class Embeddings(_OpenAIEndpoint):
             call.usage = Usage(input_tokens=count(field(usage, "prompt_tokens")))
 
 
+# -- audio and images ------------------------------------------------------------------------
+#
+# Speech-to-text: gpt-4o(-mini)-transcribe bill tokens and report them in `usage` (type
+# "tokens": input_tokens with their audio/text split, output_tokens); whisper-1 bills seconds of
+# audio and reports them in `usage` (type "duration") in the json and verbose_json formats, and
+# verbose_json also carries `duration`. They become `units` {"audio_seconds",
+# "input_audio_seconds"} (the total and its input part, both priced by genai-prices for
+# whisper-1). The text, srt and vtt formats return a bare string: no duration is known, and the
+# event is recorded without usage (unpriced). Translations answer {"text"} in json (no duration)
+# and carry `duration` in verbose_json.
+#
+# Text-to-speech: tts-1 and tts-1-hd bill characters of input, counted from the request
+# (`units` {"input_characters"}: a count, never the text). gpt-4o-mini-tts bills tokens, which
+# the API reports only with stream_format="sse" (`speech.audio.done` carries `usage`); without
+# it the event has no usage and stays unpriced (characters are not recorded for the gpt-* models:
+# their price has no character rate, so they would price the call at $0). The response is
+# binary and returned untouched; it is read on the background worker.
+#
+# Images: the GPT image models report `usage` (input with its text/image split, output with its
+# image/text split); DALL·E reports none. `units` {"images": n} counts the images returned:
+# genai-prices has no per-image unit, so it prices nothing and DALL·E calls stay unpriced.
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration as a non-negative finite float, or None."""
+    from math import isfinite
+
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if isfinite(seconds) and seconds >= 0 else None
+
+
+def _read_audio_usage(call: Call, usage: Any, duration: Any = None) -> None:
+    """A transcription's `usage` (tokens or duration), or the verbose formats' `duration`."""
+    seconds = None
+    if usage is not None:
+        seconds = _seconds(field(usage, "seconds"))
+        if seconds is None and field(usage, "type") != "duration":
+            details = field(usage, "input_token_details")
+            input_tokens = count(field(usage, "input_tokens"))
+            output_tokens = count(field(usage, "output_tokens"))
+            if input_tokens is not None or output_tokens is not None:
+                call.usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                                   input_audio_tokens=count(field(details, "audio_tokens")))
+                return
+    if seconds is None:
+        seconds = _seconds(duration)
+    if seconds is not None:
+        call.units = {"audio_seconds": seconds, "input_audio_seconds": seconds}
+
+
+class Transcriptions(_OpenAIEndpoint):
+    name = "audio.transcriptions"
+
+    def read_response(self, call: Call, response: Any) -> None:
+        if isinstance(response, str):  # text, srt, vtt: nothing but the text
+            return
+        _read_common(call, response)
+        _read_audio_usage(call, field(response, "usage"), field(response, "duration"))
+
+    def stream_reader(self, call: Call) -> ChunkReader:
+        def read(event: Any) -> bool:
+            kind = event.type
+            if kind == "transcript.text.delta":
+                if call.first_token_ns is None:
+                    call.mark_first_token()
+            elif kind == "transcript.text.done":
+                _read_audio_usage(call, field(event, "usage"))
+            return True
+
+        return read
+
+
+class Translations(Transcriptions):
+    name = "audio.translations"
+
+
+class Speech(_OpenAIEndpoint):
+    name = "audio.speech"
+
+    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
+        super().start(call, instance, args, kwargs)
+        spoken = kwargs.get("input")
+        if isinstance(spoken, str) and not (call.request_model or "").startswith("gpt-"):
+            call.units = {"input_characters": len(spoken)}
+        return None
+
+    def read_error(self, call: Call, exc: BaseException) -> None:
+        super().read_error(call, exc)
+        call.units = None  # counted from the request: a refused request bills no characters
+
+    def read_response(self, call: Call, response: Any) -> None:
+        http = getattr(response, "response", None)  # HttpxBinaryResponseContent
+        headers = getattr(http, "headers", None)
+        if headers is None:
+            return
+        request_id = headers.get("x-request-id")
+        if request_id:
+            call.request_id = request_id
+        if "text/event-stream" not in (headers.get("content-type") or ""):
+            return
+        try:
+            body = http.content  # read already: create() returns after reading the body
+        except RuntimeError:  # httpx's ResponseNotRead: a streamed body the caller reads
+            return
+        usage = _speech_done_usage(body)
+        if usage is not None:
+            call.usage = Usage(input_tokens=count(field(usage, "input_tokens")),
+                               output_tokens=count(field(usage, "output_tokens")))
+
+
+def _speech_done_usage(body: bytes) -> Any:
+    """The `usage` of the last `speech.audio.done` event of an SSE speech body, or None."""
+    import json
+
+    at = body.rfind(b'"speech.audio.done"')
+    if at < 0:
+        return None
+    start = body.rfind(b"\n", 0, at) + 1
+    end = body.find(b"\n", at)
+    line = body[start:end if end >= 0 else len(body)].strip()
+    if line.startswith(b"data:"):
+        line = line[5:]
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event.get("usage") if isinstance(event, dict) else None
+
+
+def _read_image_usage(call: Call, usage: Any) -> None:
+    if usage is None:
+        return
+    input_details = field(usage, "input_tokens_details")
+    output_details = field(usage, "output_tokens_details")
+    call.usage = Usage(
+        input_tokens=count(field(usage, "input_tokens")),
+        output_tokens=count(field(usage, "output_tokens")),
+        cache_read_tokens=count(field(input_details, "cached_tokens")),
+        input_image_tokens=count(field(input_details, "image_tokens")),
+        output_image_tokens=count(field(output_details, "image_tokens")),
+    )
+
+
+class Images(_OpenAIEndpoint):
+    name = "images.generate"
+
+    def read_response(self, call: Call, response: Any) -> None:
+        _read_common(call, response)
+        _read_image_usage(call, field(response, "usage"))
+        images = field(response, "data")
+        if isinstance(images, list):
+            call.units = {"images": len(images)}
+
+    def stream_reader(self, call: Call) -> ChunkReader:
+        """`image_generation.*` / `image_edit.*` events: partial images, then one completed
+        event per image carrying the usage."""
+        completed = 0
+
+        def read(event: Any) -> bool:
+            nonlocal completed
+            kind = event.type
+            if kind.endswith(".completed"):
+                completed += 1
+                call.units = {"images": completed}
+                _read_image_usage(call, field(event, "usage"))
+            if call.first_token_ns is None:
+                call.mark_first_token()
+            return True
+
+        return read
+
+
+class ImageEdits(Images):
+    name = "images.edit"
+
+
 _CHAT, _RESPONSES, _COMPLETIONS, _EMBEDDINGS = ChatCompletions(), Responses(), TextCompletions(), Embeddings()
+_TRANSCRIPTIONS, _TRANSLATIONS, _SPEECH = Transcriptions(), Translations(), Speech()
+_IMAGES, _IMAGE_EDITS = Images(), ImageEdits()
 
 
 def patches() -> list[Patch]:
@@ -289,6 +472,11 @@ def patches() -> list[Patch]:
         ("openai.resources.responses.responses", "Responses", ("create", "parse"), _RESPONSES),
         ("openai.resources.completions", "Completions", ("create",), _COMPLETIONS),
         ("openai.resources.embeddings", "Embeddings", ("create",), _EMBEDDINGS),
+        ("openai.resources.audio.transcriptions", "Transcriptions", ("create",), _TRANSCRIPTIONS),
+        ("openai.resources.audio.translations", "Translations", ("create",), _TRANSLATIONS),
+        ("openai.resources.audio.speech", "Speech", ("create",), _SPEECH),
+        ("openai.resources.images", "Images", ("generate",), _IMAGES),
+        ("openai.resources.images", "Images", ("edit",), _IMAGE_EDITS),
     )
     return [
         patch

@@ -105,6 +105,8 @@ class Pricer:
             match = self.match(provider, candidate, timestamp=timestamp, service_tier=service_tier)
             if match is not None:
                 counts = usage_counts(usage, web_searches=web_searches, units=units)
+                if not match.sheet.covers(counts):
+                    return None  # e.g. characters reported for a model priced per token
                 return Quote(match.sheet.cost(counts), match)
         return None
 

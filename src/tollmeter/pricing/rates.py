@@ -96,6 +96,19 @@ class RateSheet:
         self.rates: tuple[Rate, ...] = tuple(rates)
         self.by_price_key = {r.price_key: r for r in rates}
 
+    def covers(self, counts: Mapping[str, int | float]) -> bool:
+        """Whether any reported quantity (other than the request itself) has a rate here: a
+        sheet of token prices says nothing about characters or seconds, and pricing those at
+        $0 would be wrong."""
+        registry = _get_registry()
+        priced = {rate.usage_key for rate in self.rates}
+        for key, value in counts.items():
+            if not value or key == "requests":
+                continue
+            if key in priced or registry.ancestor_usage_keys(key) & priced:
+                return True
+        return False
+
     def cost(self, counts: Mapping[str, int | float]) -> Decimal:
         """The exact cost of `counts` (genai-prices usage keys; `requests` is 1 per call)."""
         input_tokens = int(counts.get("input_tokens") or 0)
@@ -111,7 +124,9 @@ class RateSheet:
                 )
             leaves[rate.usage_key] = leaf
             if leaf:
-                total += rate.unit_price(input_tokens) * Decimal(leaf) / rate.per
+                # a float (seconds of audio) as the decimal it prints as, not its binary expansion
+                amount = Decimal(leaf) if isinstance(leaf, int) else Decimal(str(leaf))
+                total += rate.unit_price(input_tokens) * amount / rate.per
         return total
 
     def worst_case(self, input_tokens: int, output_tokens: int) -> Decimal:
