@@ -156,7 +156,8 @@ def _begin(meter: Meter, endpoint: Endpoint, instance: Any, args: tuple, kwargs:
         replaced = endpoint.start(call, instance, args, kwargs)
         if replaced is not None:
             kwargs = replaced
-        call.request = kwargs
+        if call.request is None:  # an endpoint whose request is positional sets it itself
+            call.request = kwargs
     except Exception as fault:
         meter._fault(fault, f"reading a {endpoint.name} request")
         return None, kwargs

@@ -54,6 +54,7 @@ their true size is unknowable before the call.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -881,6 +882,8 @@ _CAP_KEYS = (
     "maxTokens",
     "max_new_tokens",
     "maxOutputTokens",
+    "max_gen_len",  # Bedrock Llama
+    "maxTokenCount",  # Bedrock Titan
 )
 
 
@@ -890,7 +893,27 @@ def _generic(acc: _Acc, kw: Mapping) -> int | None:
     return max(caps) if caps else None
 
 
+def _invoke_model(acc: _Acc, kw: Mapping) -> int | None:
+    """Bedrock InvokeModel: the request is the model family's own JSON, in `body`."""
+    body = kw.get("body")
+    if isinstance(body, (bytes, bytearray, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = None
+    if not isinstance(body, Mapping):
+        return _generic(acc, kw)
+    if "anthropic_version" in body or ("messages" in body and "max_tokens" in body):
+        return _anthropic(acc, body)
+    if "inferenceConfig" in body or "schemaVersion" in body:  # Amazon Nova: Converse-like
+        config = body.get("inferenceConfig") or {}
+        return _converse(acc, {**body, "inferenceConfig": {"maxTokens": config.get("maxTokens")
+                                                           or config.get("max_new_tokens")}})
+    return _generic(acc, body)  # Llama (max_gen_len), Titan (maxTokenCount), Mistral, Cohere
+
+
 _ENDPOINTS = {
+    "invoke_model": _invoke_model,
     "chat.completions": _chat,
     "completions": _completions,
     "responses": _responses,
@@ -899,7 +922,7 @@ _ENDPOINTS = {
     "generate_content": _generate_content,
     "converse": _converse,
 }
-_CLAUDE_BY_DEFAULT = frozenset(("messages", "converse"))
+_CLAUDE_BY_DEFAULT = frozenset(("messages", "converse", "invoke_model"))
 
 
 # -- models ----------------------------------------------------------------------------------
