@@ -90,7 +90,6 @@ def _prices(args: argparse.Namespace) -> int:
                   reasoning_tokens=args.reasoning)
     quote = pricer.quote(args.provider, args.model, usage, service_tier=args.service_tier,
                          web_searches=args.web_searches)
-    assert quote is not None
     print(f"model:   {match.model}")
     print(f"source:  {match.source}")
     if args.service_tier:
@@ -99,6 +98,9 @@ def _prices(args: argparse.Namespace) -> int:
     print(format_table(["price", "USD"], match.sheet.describe()))
     print()
     print(f"usage:   {_usage_text(usage, args.web_searches)}")
+    if quote is None:
+        print("cost:    unpriced (the entry has no price for this usage)")
+        return 0
     print(f"cost:    ${_money(quote.cost_usd)}")
     return 0
 

@@ -46,11 +46,14 @@ class _Reader:
     replaced by `_show` (the fault is reported once) and chunks flow on.
     """
 
-    __slots__ = ("call", "read")
+    __slots__ = ("call", "read", "seen")
 
     def __init__(self, call: Call, read: ChunkReader) -> None:
         self.call = call
         self.read = read
+        #: Whether a chunk arrived: a stream that fails before any is a failed call, not a
+        #: partial stream.
+        self.seen = False
 
     def failed(self, fault: Exception) -> bool:
         self.call.meter._fault(fault, f"reading a {self.call.endpoint.name} stream chunk")
@@ -68,6 +71,7 @@ def _iterate(reader: _Reader, chunks: Any) -> Any:
     call = reader.call
     try:
         for chunk in chunks:
+            reader.seen = True
             try:
                 show = reader.read(chunk)
             except Exception as fault:
@@ -77,7 +81,7 @@ def _iterate(reader: _Reader, chunks: Any) -> Any:
     except GeneratorExit:  # the caller stopped iterating; close() or collection records it
         raise
     except BaseException as exc:
-        call.fail(exc, partial=True)
+        call.fail(exc, partial=reader.seen)
         raise
     call.finish()
 
@@ -133,9 +137,10 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
                 self._self_call.finish()
                 raise
             except BaseException as exc:
-                self._self_call.fail(exc, partial=True)
+                self._self_call.fail(exc, partial=self._self_reader.seen)
                 raise
             reader = self._self_reader
+            reader.seen = True
             try:
                 show = reader.read(chunk)
             except Exception as fault:

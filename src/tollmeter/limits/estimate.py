@@ -609,6 +609,13 @@ def _embeddings(acc: _Acc, kw: Mapping) -> int:
     return 0
 
 
+def _embed_content(acc: _Acc, kw: Mapping) -> int:
+    """google-genai `embed_content` (the wire body: `requests` / `instances` / `contents`):
+    every string in it; no output."""
+    _walk(acc, dict(kw), 0)
+    return 0
+
+
 # -- Anthropic Messages ----------------------------------------------------------------------
 
 
@@ -920,6 +927,7 @@ _ENDPOINTS = {
     "embeddings": _embeddings,
     "messages": _anthropic,
     "generate_content": _generate_content,
+    "embed_content": _embed_content,
     "converse": _converse,
 }
 _CLAUDE_BY_DEFAULT = frozenset(("messages", "converse", "invoke_model"))
@@ -1116,7 +1124,7 @@ def estimate_request(
     claude_by_default = handler is None or endpoint in _CLAUDE_BY_DEFAULT
     num, den, image_tokens = _profile(model, claude_by_default)
     acc = _Acc(image_tokens)
-    acc.fixed = PER_REQUEST_TOKENS if handler is not _embeddings else 0
+    acc.fixed = PER_REQUEST_TOKENS if handler is not _embeddings and handler is not _embed_content else 0
     cap: int | None = None
     failed = False
     try:
@@ -1129,7 +1137,7 @@ def estimate_request(
         input_tokens += TRUNCATED_TOKENS
     if failed:
         input_tokens += ERROR_TOKENS
-    if handler is _embeddings:
+    if handler is _embeddings or handler is _embed_content:
         output = 0
     else:
         if cap is None:
