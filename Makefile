@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PREV := .venv-prev
 # The previous major releases of the provider SDKs, tested in a second pass.
-PREV_SDKS := "openai>=2,<3" "anthropic>=1,<2" "groq<1" "mistralai>=2,<3" "cohere>=6,<7"
+PREV_SDKS := "openai>=2,<3" "anthropic>=1,<2" "groq<1" "mistralai>=2,<3" "cohere>=6,<7" "google-genai>=2,<3"
 
 .PHONY: demo test test-current test-previous bench clean
 
