@@ -18,6 +18,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _prices_parser(commands)
     _report_parser(commands)
     _limits_parser(commands)
+    from .server.commands import register  # serve, keys, db, reprice
+
+    register(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

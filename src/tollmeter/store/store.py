@@ -7,6 +7,7 @@ server uses the same class on SQLite or PostgreSQL. Every method is one short tr
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -15,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -23,7 +24,7 @@ from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
 from . import schema
-from .schema import DEFAULT_PROJECT, money_sum
+from .schema import DEFAULT_PROJECT, Money, money_sum
 
 DEFAULT_TENANT_LIMITS = "*"
 _ZERO = Decimal(0)
@@ -126,6 +127,14 @@ class Store:
         if not rows:
             return []
         values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
+        if conn.dialect.name == "postgresql":
+            # The batch as one JSON parameter: a VALUES list of every row's parameters would be
+            # parsed anew by the driver on each batch (most of the time of a large insert).
+            stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM jsonb_populate_recordset("
+                        f"NULL::{schema.events.name}, CAST(:rows AS jsonb)) "
+                        "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
+            payload = json.dumps(values, default=_json_value, separators=(",", ":"))
+            return [r[0] for r in conn.execute(stmt, {"rows": payload})]
         # executemany of one compiled statement (SQLAlchemy batches it as "insertmanyvalues"):
         # compiling a VALUES list per batch costs more than the insert itself.
         stmt = _insert(conn, schema.events).on_conflict_do_nothing(
@@ -138,15 +147,34 @@ class Store:
             return
         t = schema.spend
         totals = dict(sorted(totals.items()))  # rows locked in one order by every writer: no deadlocks
+        if conn.dialect.name == "postgresql":
+            # NUMERIC adds exactly in the database: one upsert for every row.
+            stmt = _insert(conn, t)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["project_id", "tenant_id", "period"],
+                                           set_={"spent_usd": t.c.spent_usd + stmt.excluded.spent_usd}),
+                [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": amount}
+                 for (tenant, period), amount in totals.items()],
+            )
+            return
+        # SQLite keeps decimal text, which SQL would add as floats: add in Python. The write lock
+        # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back.
         conn.execute(
             _insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]),
             [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
              for tenant, period in totals],
         )
-        for (tenant, period), amount in totals.items():
-            key = and_(t.c.project_id == self.project, t.c.tenant_id == tenant, t.c.period == period)
-            current = conn.execute(select(t.c.spent_usd).where(key).with_for_update()).scalar_one()
-            conn.execute(update(t).where(key).values(spent_usd=current + amount))
+        keys, current = list(totals), {}
+        for at in range(0, len(keys), 400):  # within SQLite's limit of bound parameters
+            current.update(((tenant, period), amount) for tenant, period, amount in conn.execute(
+                select(t.c.tenant_id, t.c.period, t.c.spent_usd).where(
+                    t.c.project_id == self.project, tuple_(t.c.tenant_id, t.c.period).in_(keys[at:at + 400]))))
+        conn.execute(
+            update(t).where(t.c.project_id == bindparam("b_project"), t.c.tenant_id == bindparam("b_tenant"),
+                            t.c.period == bindparam("b_period")).values(spent_usd=bindparam("b_spent", type_=Money())),
+            [{"b_project": self.project, "b_tenant": tenant, "b_period": period,
+              "b_spent": current[(tenant, period)] + amount} for (tenant, period), amount in totals.items()],
+        )
 
     def _take_from_lease(self, conn: Connection, lease_id: str, amount: Decimal) -> None:
         t = schema.leases
@@ -371,6 +399,14 @@ _EVENT_DEFAULTS: dict[str, Any] = {
     column.name: None for column in schema.events.columns if column.name not in ("project_id", "received_at")
 }
 _EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in an event")
 
 
 def _ordered(limits: Iterable[Limit]) -> list[Limit]:

@@ -1,0 +1,102 @@
+"""A request body read within limits: at most `max_body_bytes` as sent (refused as soon as the
+Content-Length or the bytes received pass it), and at most `max_decompressed_bytes` once
+gunzipped. Decompression is a stream (`zlib.decompressobj` with `max_length`), so a gzip bomb is
+refused after the limit's worth of output, never inflated whole into memory."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, AsyncIterator
+
+
+class PayloadError(Exception):
+    """A body the server will not take; `status` is its HTTP status."""
+
+    status = 400
+
+
+class PayloadTooLarge(PayloadError):
+    status = 413
+
+
+class UnsupportedEncoding(PayloadError):
+    status = 415
+
+
+ENCODINGS = ("gzip", "identity")
+
+
+def content_encoding(header: str | None) -> str:
+    value = (header or "identity").strip().lower() or "identity"
+    if value == "x-gzip":
+        value = "gzip"
+    if value not in ENCODINGS:
+        raise UnsupportedEncoding(f"Content-Encoding {header!r} is not supported: send gzip or nothing")
+    return value
+
+
+async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared_length: str | None = None) -> bytes:
+    """The whole body, or PayloadTooLarge as soon as it passes `limit` bytes."""
+    if declared_length is not None:
+        try:
+            declared = int(declared_length)
+        except ValueError:
+            raise PayloadError("invalid Content-Length") from None
+        if declared > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress gzip data (several members allowed), refusing output beyond `limit` bytes
+    without producing it."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pending = data
+        try:
+            while pending and not inflater.eof:
+                # max_length: never more than one byte past what is still allowed.
+                out += inflater.decompress(pending, limit - len(out) + 1)
+                if len(out) > limit:
+                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+                pending = inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise PayloadError(f"invalid gzip data: {exc}") from None
+        if not inflater.eof:
+            raise PayloadError("invalid gzip data: truncated")
+        data = inflater.unused_data
+        if not data.strip(b"\0"):  # padding after the last member
+            break
+    return bytes(out)
+
+
+def decode(body: bytes, encoding: str, max_decompressed: int) -> bytes:
+    if encoding == "gzip":
+        return gunzip_limited(body, max_decompressed)
+    if len(body) > max_decompressed:
+        raise PayloadTooLarge(f"request body is over the limit of {max_decompressed} bytes")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise PayloadError("the body is not UTF-8") from None
+    except RecursionError:
+        raise PayloadError("the JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise PayloadError(f"invalid JSON: {exc}") from None

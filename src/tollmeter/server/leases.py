@@ -1,0 +1,41 @@
+"""Budget leases for agents: POST /v1/leases, DELETE /v1/leases/{lease_id}.
+
+An agent's guard reserves calls against a lease in memory and asks for more when short
+(limits/guard.py, limits/remote.py): the store grants `need_usd` at least, or nothing when the
+limits do not leave that much, and up to `want_usd` (at most a quarter of what is left beyond
+the need). Grants of one tenant are serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+advisory lock per tenant), so replicas never lease the same budget twice. A refused lease is a
+200 with `refused: true`, `granted_usd: "0"` and the limits as they stand."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Response
+
+from ..store.store import DEFAULT_TENANT_LIMITS
+from . import wire
+from .deps import ProjectStore, State
+from .models import LeaseIn, LeaseOut
+from .retry import with_retries
+
+router = APIRouter(tags=["leases"])
+
+
+@router.post("/v1/leases", response_model=LeaseOut, summary="Lease budget (a new lease, or more on yours)")
+def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, Any]:
+    if body.tenant_id == DEFAULT_TENANT_LIMITS:
+        raise HTTPException(422, "leases are per tenant: '*' holds default limits, not a tenant")
+    if body.need_usd > body.want_usd:
+        raise HTTPException(422, "need_usd must not exceed want_usd")
+    ttl = min(body.ttl_seconds, state.settings.max_lease_ttl)
+    grant = with_retries(lambda: store.grant(body.tenant_id, body.holder, body.want_usd, ttl=ttl,
+                                             need=body.need_usd, lease_id=body.lease_id))
+    return wire.grant(grant, store.rate_limit_for(body.tenant_id), want=body.want_usd)
+
+
+@router.delete("/v1/leases/{lease_id}", status_code=204, response_class=Response,
+               summary="Give a lease's unspent budget back")
+def release_lease(lease_id: Annotated[str, Path(min_length=1, max_length=64)], store: ProjectStore) -> Response:
+    store.release(lease_id)  # only the project's own leases; unknown or lapsed: nothing to do
+    return Response(status_code=204)

@@ -1,0 +1,71 @@
+"""What a server process holds while it runs: the settings, the store (one engine and its
+connection pool for every project), and the pricer. Nothing else: any number of processes and
+replicas share one database and no state of their own."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..store import migrations
+from ..store.store import Store, default_path
+from .pricing import load_pricer
+from .settings import ServerSettings
+
+if TYPE_CHECKING:
+    from ..pricing.pricer import Pricer
+
+logger = logging.getLogger("tollmeter.server")
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    store: Store
+    pricer: Pricer
+
+    @classmethod
+    def open(cls, settings: ServerSettings) -> ServerState:
+        pricer = load_pricer(settings.prices)  # a bad rate card stops the start, before the database
+        store = open_store(settings.database_url)
+        try:
+            if settings.migrate:
+                before, after = migrations.upgrade(store.engine)
+                if before != after:
+                    logger.info("database migrated from %s to %s", before or "empty", after)
+            else:
+                revision = migrations.current(store.engine)
+                if revision != migrations.HEAD:
+                    raise SchemaNotReady(f"the database is at revision {revision or 'none'}, not "
+                                         f"{migrations.HEAD}: run `tollmeter db upgrade` first")
+            pricer.bundled.find("openai", "gpt-4o")  # load the price data now, not on the first batch
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store, pricer)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_store(database_url: str | None) -> Store:
+    """The store at a URL or path (default: the embedded store's file), schema not created:
+    migrations do that."""
+    return Store(database_url or default_path(), create=False)
+
+
+def describe(database_url: str | None) -> str:
+    """The database for a log line, without its password."""
+    from sqlalchemy.engine import make_url
+
+    from ..store.store import database_url as to_url
+
+    try:
+        return make_url(to_url(database_url or default_path())).render_as_string(hide_password=True)
+    except Exception:
+        return "(database)"

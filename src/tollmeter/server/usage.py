@@ -1,0 +1,58 @@
+"""GET /v1/usage: calls, tokens and cost, grouped by tenant, day, model, provider, agent, run
+or endpoint, over a time range."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from . import wire
+from .deps import ProjectStore
+from .models import UsageOut
+
+router = APIRouter(tags=["usage"])
+
+GROUPS = ("tenant_id", "day", "model", "provider", "agent_id", "run_id", "endpoint")
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+_INTS = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "unpriced", "errors")
+
+
+def parse_time(text: str, name: str) -> datetime:
+    """ISO 8601 (a date, or a date and time; UTC without an offset), or `90m`, `24h`, `7d` ago."""
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[relative.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: int(relative.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, f"{name}: expected an ISO 8601 date or time, or 24h / 7d, got {text!r}") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@router.get("/v1/usage", response_model=UsageOut, summary="Calls, tokens and cost, grouped")
+def usage(
+    store: ProjectStore,
+    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
+    since: Annotated[str | None, Query(description="from (inclusive): 2026-11-01, 2026-11-26T09:00Z, 24h, 7d")] = None,
+    until: Annotated[str | None, Query(description="to (exclusive), same forms")] = None,
+    group_by: Annotated[str, Query(description="comma-separated: " + ", ".join(GROUPS))] = "tenant_id",
+) -> dict[str, Any]:
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or len(set(groups)) != len(groups):
+        raise HTTPException(422, f"group_by: each of {', '.join(GROUPS)} at most once, got {group_by!r}")
+    rows = store.usage(group_by=groups, tenant_id=tenant_id,
+                       since=parse_time(since, "since") if since else None,
+                       until=parse_time(until, "until") if until else None)
+    out = []
+    for row in rows:
+        item = {g: row[g] for g in groups}
+        item.update({name: int(row[name] or 0) for name in _INTS[:4]})
+        item["cost_usd"] = wire.usd(row["cost_usd"])
+        item.update({name: int(row[name] or 0) for name in _INTS[4:]})
+        out.append(item)
+    return {"rows": out}

@@ -1,0 +1,237 @@
+"""One event of a batch, checked on its own: a clean wire dict, or the reason it is refused.
+
+What is checked (see docs/server.md):
+
+- `event_id` (1-64 characters: letters, digits, `.`, `_`, `:`, `-`) and `timestamp` (ISO 8601;
+  UTC when it has no offset; not before 2000 nor more than a day ahead) are required.
+- Strings are strings of at most their column's length, without NUL or unpaired surrogates.
+- Usage counts are non-negative integers (JSON integers, not 1.0, not booleans), as are
+  `tool_calls` and `web_search_requests`; durations are non-negative numbers.
+- Money (`cost_usd`, `provider_cost_usd`, `computed_cost_usd`) is a decimal *string*, finite,
+  non-negative, below 10^15; more than 15 decimal places are rounded to 15 (the columns'
+  precision).
+- `tags` maps strings to strings (64 at most), `units` names to non-negative numbers.
+- Content is refused: a key named like prompt or completion content (`prompt`, `messages`,
+  `content`, `input`, `output`, `completion`, ... see CONTENT_FIELDS), at any depth of the event,
+  tags and unknown fields included, refuses the whole event. Other unknown fields are ignored
+  (not stored), so newer agents can add fields.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from ..events import SCHEMA_VERSION
+
+#: Keys that name prompt or completion content; refused anywhere in an event (case-insensitive).
+CONTENT_FIELDS = frozenset({
+    "prompt", "prompts", "messages", "message", "content", "contents", "input", "inputs", "output",
+    "outputs", "completion", "completions", "instructions", "system_prompt", "choices",
+})
+
+#: String fields and their longest length (the store's columns).
+STRINGS = {
+    "tenant_id": 255, "run_id": 255, "agent_id": 255, "provider": 64, "model": 255, "request_model": 255,
+    "endpoint": 64, "service_tier": 32, "finish_reason": 64, "request_id": 255, "error": 255,
+    "price_source": 255, "price_model": 255, "lease_id": 64,
+}
+BOOLEANS = ("stream", "partial", "priced")
+COUNTS = ("tool_calls", "web_search_requests")
+DURATIONS = ("duration_ms", "time_to_first_token_ms")
+MONEY = ("cost_usd", "provider_cost_usd", "computed_cost_usd")
+
+MAX_TAGS = 64
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 1024
+MAX_ENTRIES = 32  # usage counts, units
+MAX_DEPTH = 32
+MAX_COUNT = 2**63 - 1
+MAX_MONEY = Decimal(10) ** 15
+MONEY_PLACES = Decimal(1).scaleb(-15)
+FUTURE_SKEW = timedelta(days=1)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+_EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+class Invalid(Exception):
+    """Why an event is refused (the message is the reason sent back)."""
+
+
+def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
+    """The event as a clean wire dict (timestamp a datetime, money Decimal); raises Invalid."""
+    if not isinstance(raw, dict):
+        raise Invalid("an event must be a JSON object")
+    _refuse_content(raw, "", 0)
+    out: dict[str, Any] = {}
+    version = raw.get("schema_version")
+    if version is not None and (not _is_int(version) or not 1 <= version <= SCHEMA_VERSION):
+        raise Invalid(f"schema_version: this server reads versions 1 to {SCHEMA_VERSION}")
+    event_id = raw.get("event_id")
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        raise Invalid("event_id: required, 1-64 letters, digits, '.', '_', ':' or '-'")
+    out["event_id"] = event_id
+    out["timestamp"] = _timestamp(raw.get("timestamp"), now)
+    for name, longest in STRINGS.items():
+        value = raw.get(name)
+        if value is not None:
+            out[name] = _text(value, name, longest)
+    for name in BOOLEANS:
+        value = raw.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise Invalid(f"{name}: must be true or false")
+        out[name] = bool(value)
+    for name in COUNTS:
+        value = raw.get(name)
+        if value is not None:
+            out[name] = _count(value, name)
+    status = raw.get("status_code")
+    if status is not None:
+        if not _is_int(status) or not 100 <= status <= 599:
+            raise Invalid("status_code: must be an HTTP status (100-599)")
+        out["status_code"] = status
+    for name in DURATIONS:
+        value = raw.get(name)
+        if value is not None:
+            if not _is_number(value) or value < 0:
+                raise Invalid(f"{name}: must be a non-negative number")
+            out[name] = float(value)
+    for name in MONEY:
+        value = raw.get(name)
+        if value is not None:
+            out[name] = money(value, name)
+    out["usage"] = _usage(raw.get("usage"))
+    out["tags"] = _tags(raw.get("tags"))
+    units = raw.get("units")
+    if units is not None:
+        out["units"] = _units(units)
+    return out
+
+
+def needs_pricing(event: dict[str, Any]) -> bool:
+    """Unpriced on arrival: `priced` false or no cost."""
+    return not event.get("priced") or event.get("cost_usd") is None
+
+
+def money(value: Any, name: str) -> Decimal:
+    """A decimal string as an exact Decimal (15 decimal places at most)."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise Invalid(f"{name}: must be a decimal string, like \"0.0123\"")
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise Invalid(f"{name}: must be a decimal string, like \"0.0123\"") from None
+    if not amount.is_finite() or amount < 0 or amount >= MAX_MONEY:
+        raise Invalid(f"{name}: must be a finite amount >= 0 and below 10^15")
+    if amount.as_tuple().exponent < -15:  # type: ignore[operator]
+        amount = amount.quantize(MONEY_PLACES, rounding=ROUND_HALF_EVEN)
+    return amount if amount else Decimal(0)
+
+
+def _refuse_content(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise Invalid(f"{path or 'event'}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        if not CONTENT_FIELDS.isdisjoint([key.lower() for key in value]):
+            key = next(k for k in value if k.lower() in CONTENT_FIELDS)
+            raise Invalid(f"{path}{key}: content fields are not accepted "
+                          "(events never carry prompt or completion content)")
+        for key, item in value.items():
+            if item.__class__ is dict or item.__class__ is list:
+                _refuse_content(item, f"{path}{key[:64]}.", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if item.__class__ is dict or item.__class__ is list:
+                _refuse_content(item, f"{path}{i}.", depth + 1)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _text(value: Any, name: str, longest: int) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{name}: must be a string")
+    if len(value) > longest:
+        raise Invalid(f"{name}: longer than {longest} characters")
+    if _BAD_TEXT.search(value):
+        raise Invalid(f"{name}: contains a NUL or an unpaired surrogate")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if not _is_int(value) or not 0 <= value <= MAX_COUNT:
+        raise Invalid(f"{name}: must be a non-negative integer")
+    return value
+
+
+def _timestamp(value: Any, now: datetime) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise Invalid("timestamp: required, an ISO 8601 date and time")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise Invalid("timestamp: required, an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    if moment < EARLIEST or moment > now + FUTURE_SKEW:
+        raise Invalid("timestamp: before 2000 or more than a day in the future")
+    return moment
+
+
+def _usage(value: Any) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("usage: must be an object of token counts")
+    if len(value) > MAX_ENTRIES:
+        raise Invalid(f"usage: more than {MAX_ENTRIES} counts")
+    out = {}
+    for key, count in value.items():
+        if not _NAME.match(key):
+            raise Invalid("usage: count names are 1-64 letters, digits, '_', '.', ':' or '-'")
+        if count is None:
+            continue
+        out[key] = _count(count, f"usage.{key}")
+    return out
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("tags: must be an object of strings")
+    if len(value) > MAX_TAGS:
+        raise Invalid(f"tags: more than {MAX_TAGS} tags")
+    for key, item in value.items():
+        if not key or len(key) > MAX_TAG_KEY or _BAD_TEXT.search(key):
+            raise Invalid(f"tags: a tag name is 1-{MAX_TAG_KEY} characters")
+        if not isinstance(item, str):
+            raise Invalid(f"tags.{key}: must be a string")
+        _text(item, f"tags.{key}", MAX_TAG_VALUE)
+    return dict(value)
+
+
+def _units(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise Invalid("units: must be an object of quantities")
+    if len(value) > MAX_ENTRIES:
+        raise Invalid(f"units: more than {MAX_ENTRIES} quantities")
+    for key, quantity in value.items():
+        if not _NAME.match(key):
+            raise Invalid("units: names are 1-64 letters, digits, '_', '.', ':' or '-'")
+        if not _is_number(quantity) or quantity < 0:
+            raise Invalid(f"units.{key}: must be a non-negative number")
+    return dict(value)

@@ -1,0 +1,64 @@
+"""Answers as JSON: money as decimal strings (exact, never floats), times in ISO 8601 UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store.store import Grant, Limit, LimitState, RateLimit
+
+_ZERO = Decimal(0)
+
+
+def usd(amount: Decimal | None) -> str | None:
+    """`Decimal("50.000000000000000")` -> "50"; `Decimal("1E-7")` -> "0.0000001"."""
+    if amount is None:
+        return None
+    if not amount:
+        return "0"
+    return format(amount.normalize(), "f")
+
+
+def when(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def limit(lim: Limit) -> dict[str, Any]:
+    return {"frequency": lim.frequency, "limit_usd": usd(lim.limit_usd), "default": lim.default}
+
+
+def state(st: LimitState, *, remaining: bool = True) -> dict[str, Any]:
+    out = {
+        "frequency": st.limit.frequency, "limit_usd": usd(st.limit.limit_usd), "spent_usd": usd(st.spent_usd),
+        "leased_usd": usd(st.leased_usd),
+    }
+    if remaining:
+        out["remaining_usd"] = usd(max(_ZERO, st.available_usd))
+    out["resets_at"] = when(st.resets_at)
+    out["default"] = st.limit.default
+    return out
+
+
+def rate_limit(tenant_id: str, rate: RateLimit | None) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "requests_per_minute": rate.requests_per_minute if rate else None,
+            "tokens_per_minute": rate.tokens_per_minute if rate else None}
+
+
+def grant(g: Grant, rate: RateLimit | None, *, want: Decimal) -> dict[str, Any]:
+    return {
+        "lease_id": g.lease_id,
+        "granted_usd": usd(g.granted_usd),
+        "remaining_usd": usd(g.remaining_usd),
+        "expires_at": when(g.expires_at),
+        "unlimited": g.unlimited,
+        "refused": not g.unlimited and not g.granted_usd and want > 0,
+        "limits": [state(s, remaining=False) for s in g.states],
+        "rate_limit": (None if rate is None else
+                       {"requests_per_minute": rate.requests_per_minute, "tokens_per_minute": rate.tokens_per_minute}),
+    }
