@@ -20,6 +20,7 @@ import groq
 
 from ..events import Usage
 from .call import Call
+from .chat_format import read_choices
 from .endpoint import ChunkReader
 from .fields import count, field, text
 from .registry import Patch
@@ -72,16 +73,7 @@ class ChatCompletions(_GroqEndpoint):
             call.service_tier = text(tier)
         _read_request_id(call, field(response, "x_groq"))
         _read_usage(call, field(response, "usage"))
-        choices = field(response, "choices") or ()
-        tool_calls = 0
-        for choice in choices:
-            message = field(choice, "message")
-            tool_calls += len(field(message, "tool_calls") or ())
-            if field(message, "function_call") is not None:
-                tool_calls += 1
-        call.tool_calls = tool_calls
-        if choices:
-            call.finish_reason = text(field(choices[0], "finish_reason"))
+        read_choices(call, response)
 
     def stream_reader(self, call: Call) -> ChunkReader:
         """Runs once per chunk on the caller's thread: a content chunk costs a few attribute

@@ -13,10 +13,12 @@ import openai
 
 from ..events import Usage
 from .call import Call
+from .chat_format import read_choices
 from .endpoint import ChunkReader
 from .fields import count, field, money, text
 from .registry import Patch
 from .stainless import StainlessEndpoint
+
 
 class _OpenAIEndpoint(StainlessEndpoint):
     sdk = openai
@@ -78,16 +80,7 @@ class ChatCompletions(_OpenAIEndpoint):
     def read_response(self, call: Call, response: Any) -> None:
         _read_common(call, response)
         _read_token_usage(call, field(response, "usage"))
-        choices = field(response, "choices") or ()
-        tool_calls = 0
-        for choice in choices:
-            message = field(choice, "message")
-            tool_calls += len(field(message, "tool_calls") or ())
-            if field(message, "function_call") is not None:
-                tool_calls += 1
-        call.tool_calls = tool_calls
-        if choices:
-            call.finish_reason = text(field(choices[0], "finish_reason"))
+        read_choices(call, response)
 
     def stream_reader(self, call: Call) -> ChunkReader:
         return _chat_stream_reader(call)

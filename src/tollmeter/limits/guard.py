@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..instrument.call import Call
     from ..pricing.pricer import PriceMatch, Pricer
     from ..pricing.rates import RateSheet
-    from ..store.store import Grant, Store
+    from ..store.store import Store
 
 logger = logging.getLogger("tollmeter")
 
