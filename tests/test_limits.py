@@ -7,8 +7,8 @@ Cost arithmetic: gpt-4o is $2.50/M input and $10/M output; CHAT_PLAIN bills 19 i
 
 from __future__ import annotations
 
-import asyncio
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -331,3 +331,31 @@ def test_a_forked_child_keeps_enforcing_limits_on_the_shared_store(tmp_path, htt
     assert refused > 0 and 1 <= sent <= 4  # the child saw the parent's spend of 2 calls
     assert spent(meter, "acme") <= PLAIN_COST * 6
     meter.shutdown()
+
+
+def test_no_limit_answers_are_refreshed_in_the_background(limited):
+    """A tenant without a limit is not asked about on the caller's thread at every recheck; the
+    worker asks, and a limit set meanwhile (here directly in the store, as another process
+    would) applies once it has."""
+    from decimal import Decimal
+
+    guard = limited._limits.guard
+    with limited.for_tenant("acme"):
+        ask(client())  # first call: "acme" has no limit
+    budget = guard._budgets["acme"]
+    assert budget.unlimited
+    asked = []
+    original = guard.store.grant
+    guard.store.grant = lambda *a, **kw: asked.append(threading.current_thread()) or original(*a, **kw)
+    budget.checked_until = time.monotonic() - 1  # the answer is due for a recheck, not stale
+    with limited.for_tenant("acme"):
+        ask(client())
+    assert threading.current_thread() not in asked  # not asked on the caller's thread
+    guard.store.set_limit("acme", "per_day", Decimal("0"))
+    budget.checked_until = time.monotonic() - 1
+    deadline = time.monotonic() + 5
+    while budget.unlimited and time.monotonic() < deadline:  # the worker's upkeep asks again
+        time.sleep(0.01)
+    assert not budget.unlimited and asked
+    with limited.for_tenant("acme"), pytest.raises(LimitExceededException):
+        ask(client())

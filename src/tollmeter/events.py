@@ -16,26 +16,6 @@ from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
 
-#: Subsets of `input_tokens`.
-INPUT_DETAILS = (
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "input_audio_tokens",
-    "input_image_tokens",
-    "input_video_tokens",
-    "tool_use_prompt_tokens",
-)
-#: Subsets of `output_tokens`.
-OUTPUT_DETAILS = (
-    "reasoning_tokens",
-    "output_audio_tokens",
-    "output_image_tokens",
-    "accepted_prediction_tokens",
-    "rejected_prediction_tokens",
-)
-
-
 @dataclass(slots=True)
 class Usage:
     """Token counts of one call, inclusive totals with subsets as details."""

@@ -40,6 +40,10 @@ logger = logging.getLogger("tollmeter")
 
 _ZERO = Decimal(0)
 
+#: Seconds past its recheck after which a "no limit" answer is asked again on the caller's
+#: thread (normally the background worker asks well before).
+_STALE_UNLIMITED = 60.0
+
 #: Returned by `Guard.check` when the local lease cannot cover the call: `refill`.
 NEEDS_LEASE = object()
 
@@ -140,7 +144,10 @@ class Guard:
             return NEEDS_LEASE
         now = time.monotonic()
         if budget.unlimited:
-            if now >= budget.checked_until:
+            # "No limit" is re-asked on the background worker (`maintain`); the caller's thread
+            # only asks itself when that answer is long out of date.
+            budget.last_used = now
+            if now >= budget.checked_until + _STALE_UNLIMITED:
                 return NEEDS_LEASE
             if budget.requests_per_minute is None and budget.tokens_per_minute is None:
                 return None
@@ -352,6 +359,14 @@ class Guard:
         """Renew leases that calls still reserve against; give idle ones back."""
         now = time.monotonic()
         for budget in list(self._budgets.values()):
+            if budget.unlimited:
+                if now >= budget.checked_until and now - budget.last_used < _STALE_UNLIMITED:
+                    try:
+                        with budget.refilling:
+                            self._grant(budget, _ZERO, None)  # still no limit? (a limit set elsewhere)
+                    except BudgetsUnavailable:
+                        pass
+                continue
             if budget.lease_id is None:
                 continue
             try:

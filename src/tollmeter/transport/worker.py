@@ -72,11 +72,6 @@ class BatchWorker:
                 self._has_work.notify()
         return True
 
-    def start(self) -> None:
-        """Start the thread now (it otherwise starts with the first item)."""
-        with self._lock:
-            if self._thread is None and not self._stopping:
-                self._start()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has been handled. True if it was in time."""
