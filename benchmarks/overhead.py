@@ -122,11 +122,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--no-store", dest="store", action="store_const", const=False, default=":memory:",
+                        help="keep no events (the background worker then writes nothing to SQLite)")
     args = parser.parse_args()
 
     client = make_client(args.chunks)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    meter = Meter(MeterConfig(max_queue_size=1_000_000))
+    meter = Meter(MeterConfig(max_queue_size=1_000_000, store=args.store))
 
     def plain():
         client.chat.completions.create(model="gpt-4o", messages=messages)
@@ -140,6 +142,7 @@ def main() -> None:
                                                 stream_options={"include_usage": True}):
             pass
 
+    meter.set_tenant("acme")  # calls are a tenant's (one without a limit), as in an app
     for _ in range(50):
         plain()
         streamed()
