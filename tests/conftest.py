@@ -14,6 +14,8 @@ import pytest
 import respx
 from respx.mocks import Mocker
 
+import pydantic
+
 from tollmeter import LLMEvent, Meter, MeterConfig
 
 # Meters made by tests keep their embedded store in memory, and anything else they would
@@ -72,3 +74,29 @@ def mock_http():
 def http_mock():
     with mock_http() as router:
         yield router
+
+
+def observe(value):
+    """What a caller can see of an SDK result, in comparable form (fields set included)."""
+    if isinstance(value, pydantic.BaseModel):
+        return (value.__class__.__qualname__, value.model_dump(mode="json", warnings=False),
+                value.model_dump(mode="json", exclude_unset=True, warnings=False))
+    if isinstance(value, (list, tuple)):
+        return [observe(v) for v in value]
+    if value.__class__.__name__ == "HttpxBinaryResponseContent":  # openai's binary audio
+        return value.__class__.__qualname__, value.content, dict(value.response.headers)
+    return value
+
+
+def run_bare_then_patched(scenario, provider: str | None = None):
+    """Run `scenario` on the bare SDK, then patched (one provider, or all): (bare, patched, events)."""
+    bare = scenario()
+    events: list[LLMEvent] = []
+    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
+    meter.patch(provider) if provider else meter.patch_all()
+    try:
+        patched = scenario()
+        assert meter.flush(5)
+    finally:
+        meter.shutdown()
+    return bare, patched, events

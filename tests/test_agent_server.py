@@ -17,25 +17,14 @@ import pytest
 
 from tollmeter import LimitExceededException, Meter, MeterConfig
 
-from .server_support import database_for, free_port, wait_ready, Server, _WORK
+from .server_support import _WORK, Server, database_for, free_port, wait_ready
+from .test_limits_concurrency import billed  # the provider: usage below the reservation
 
 pytest_plugins = ["tests.server_harness"]
 pytestmark = pytest.mark.sdk
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 LIMIT = Decimal("0.05")
-
-
-def billed(request):
-    """The provider: usage below the reservation, varying with the request."""
-    body = json.loads(request.content)
-    text = json.dumps(body["messages"])
-    prompt = len(text) // 4 + 3
-    completion = max(1, body["max_tokens"] * (3 + len(text) % 5) // 8)
-    return httpx.Response(200, json={
-        "id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
 
 
 def _app_process(base: str, key: str, index: int, spool: str, queue) -> None:

@@ -14,12 +14,12 @@ from decimal import Decimal
 
 import cohere
 import httpx
-import pydantic
 import pytest
 
 from tollmeter import Meter, MeterConfig, Usage
 
 from .bodies import cohere_bodies as B
+from .conftest import observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -393,13 +393,6 @@ def test_rerank_is_unpriced_not_free(recorder, http_mock):
 # -- transparency and one event per call -----------------------------------------------------------
 
 
-def observe(value):
-    if isinstance(value, pydantic.BaseModel):
-        return (value.__class__.__qualname__, value.model_dump(mode="json"),
-                value.model_dump(mode="json", exclude_unset=True))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    return value
 
 
 def _chat():
@@ -454,15 +447,7 @@ def _mock_all(router, rerank_fails=False):
 @pytest.mark.parametrize("scenario", SCENARIOS + [_error], ids=[s.__name__ for s in SCENARIOS + [_error]])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     _mock_all(http_mock, rerank_fails=scenario is _error)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch("cohere")
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario, "cohere")
     assert patched == bare and bare is not None
     assert events, "the patched run was not metered"
 

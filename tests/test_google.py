@@ -15,7 +15,6 @@ import re
 from decimal import Decimal
 
 import httpx
-import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -24,6 +23,7 @@ from google.oauth2.credentials import Credentials
 from tollmeter import Meter, MeterConfig, Usage
 
 from .bodies import google_bodies as B
+from .conftest import observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -645,13 +645,6 @@ def test_embedding_cost_end_to_end(recorder, http_mock, body, model, cost):
 # -- transparency: the caller gets the same with and without tollmeter --------------------------
 
 
-def observe(value):
-    if isinstance(value, pydantic.BaseModel):
-        return (type(value).__qualname__, value.model_dump(mode="json", warnings=False),
-                value.model_dump(mode="json", exclude_unset=True, warnings=False))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    return value
 
 
 def mock_apis(router):
@@ -716,15 +709,7 @@ SCENARIOS = [generate, generate_afc, stream, chat, embed, error, async_calls]
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     mock_apis(http_mock)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch_all()
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario)
     assert patched == bare
     assert events, "the patched run was not metered"
 

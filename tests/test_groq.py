@@ -13,12 +13,12 @@ from decimal import Decimal
 
 import groq
 import httpx
-import pydantic
 import pytest
 
 from tollmeter import Meter, MeterConfig, Usage
 
 from .bodies import groq_bodies as B
+from .conftest import observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -385,13 +385,6 @@ def test_unpatch_restores_the_sdk():
 # -- transparency --------------------------------------------------------------------------------
 
 
-def observe(value):
-    if isinstance(value, pydantic.BaseModel):
-        return (type(value).__qualname__, value.model_dump(mode="json", warnings=False),
-                value.model_dump(mode="json", exclude_unset=True, warnings=False))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    return value
 
 
 def _mock_groq(router):
@@ -445,15 +438,7 @@ SCENARIOS = [_create, _stream, _raw, _raw_stream, _transcription, _async]
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__.strip("_") for s in SCENARIOS])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     _mock_groq(http_mock)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch("groq")
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario, "groq")
     assert patched == bare
     assert len(events) == (2 if scenario is _async else 1)
 
@@ -467,13 +452,5 @@ def test_error_is_unchanged(http_mock):
         except groq.RateLimitError as exc:
             return type(exc).__qualname__, str(exc), exc.status_code, exc.body
 
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch("groq")
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario, "groq")
     assert patched == bare and bare[2] == 429 and len(events) == 1

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.sdk
 
 pytest.importorskip("mistralai.client.chat")  # mistralai 2.x and 3.x (1.x kept its modules under `mistralai`)
 from mistralai.client import Mistral, errors
+from .conftest import observe, run_bare_then_patched
 
 BASE = "https://api.mistral.ai/v1"
 CHAT = f"{BASE}/chat/completions"
@@ -397,13 +398,6 @@ def test_unpatch_restores_the_sdk():
 # -- transparency --------------------------------------------------------------------------------
 
 
-def observe(value):
-    if isinstance(value, pydantic.BaseModel):
-        return (type(value).__qualname__, value.model_dump(mode="json", warnings=False),
-                value.model_dump(mode="json", exclude_unset=True, warnings=False))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    return value
 
 
 def _mock_mistral(router):
@@ -455,14 +449,6 @@ SCENARIOS = [_complete, _stream, _fim_and_embeddings, _async, _error]
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__.strip("_") for s in SCENARIOS])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     _mock_mistral(http_mock)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch("mistral")
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario, "mistral")
     assert patched == bare and bare is not None
     assert len(events) == (2 if scenario in (_fim_and_embeddings, _async) else 1)

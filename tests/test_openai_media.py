@@ -13,12 +13,12 @@ from decimal import Decimal
 
 import httpx
 import openai
-import pydantic
 import pytest
 
-from tollmeter import Meter, MeterConfig, Usage
+from tollmeter import Usage
 
 from .bodies import openai_media_bodies as B
+from .conftest import observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -396,15 +396,6 @@ def test_dalle_is_unpriced_not_free(recorder, http_mock):
 # -- transparency and one event per call -----------------------------------------------------------
 
 
-def observe(value):
-    if isinstance(value, pydantic.BaseModel):
-        return (value.__class__.__qualname__, value.model_dump(mode="json", warnings=False),
-                value.model_dump(mode="json", exclude_unset=True, warnings=False))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    if value.__class__.__name__ == "HttpxBinaryResponseContent":
-        return value.__class__.__qualname__, value.content, dict(value.response.headers)
-    return value
 
 
 def mock_media(router):
@@ -494,15 +485,7 @@ SCENARIOS = [_transcriptions, _transcription_stream, _speech, _speech_streaming_
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     mock_media(http_mock)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch("openai")
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario, "openai")
     assert patched == bare and bare is not None
     assert events, "the patched run was not metered"
 

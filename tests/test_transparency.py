@@ -15,13 +15,12 @@ import json
 import anthropic
 import httpx
 import openai
-import pydantic
 import pytest
 
-from tollmeter import Meter, MeterConfig
 
 from .bodies import anthropic_bodies as A
 from .bodies import openai_bodies as O
+from .conftest import observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -29,14 +28,6 @@ MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 ANTHROPIC_ARGS = dict(model=A.MODEL, max_tokens=256, messages=MSGS)
 
 
-def observe(value):
-    """What a caller can see of a value, in comparable form."""
-    if isinstance(value, pydantic.BaseModel):
-        return (type(value).__qualname__, value.model_dump(mode="json", warnings=False),
-                value.model_dump(mode="json", exclude_unset=True, warnings=False))
-    if isinstance(value, (list, tuple)):
-        return [observe(v) for v in value]
-    return value
 
 
 def mock_apis(router):
@@ -162,14 +153,6 @@ SCENARIOS = [chat_create, chat_stream, chat_stream_asking_usage, chat_stream_hel
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
 def test_patched_result_equals_unpatched(http_mock, scenario):
     mock_apis(http_mock)
-    bare = scenario()
-    events = []
-    meter = Meter(MeterConfig(on_event=events.append, flush_interval=0.05))
-    meter.patch_all()
-    try:
-        patched = scenario()
-        assert meter.flush(5)
-    finally:
-        meter.shutdown()
+    bare, patched, events = run_bare_then_patched(scenario)
     assert patched == bare
     assert events, "the patched run was not metered"
