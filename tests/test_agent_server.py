@@ -4,14 +4,12 @@ the server is stopped and restarted."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-import httpx
 import openai
 import pytest
 
