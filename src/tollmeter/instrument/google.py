@@ -53,7 +53,6 @@ from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind
 from .fields import add, count, field, text
 from .registry import Patch
-from .streams import StreamProxy
 
 GEMINI, VERTEX = "google", "google-vertex"
 
@@ -400,12 +399,10 @@ class GenerateContentStream(GenerateContent):
         if hasattr(result, "__anext__"):
             return Kind.ASYNC_STREAM  # the request was sent (and an HTTP error raised) when awaited
         if hasattr(result, "__next__"):
-            return Kind.CUSTOM
+            # A generator whose request goes out at the first next(): a refusal then (429, 400)
+            # is a failed call, not a partial stream (the proxy knows no chunk came yet).
+            return Kind.STREAM
         return Kind.VALUE
-
-    def wrap_result(self, call: Call, result: Any) -> Any:
-        """The sync generator: its request goes out at the first `next()`."""
-        return StreamProxy(_refused_is_not_partial(call, result), call)
 
     def stream_reader(self, call: Call) -> ChunkReader:
         """Per chunk (a `GenerateContentResponse`), on the caller's thread: only fields that
@@ -451,22 +448,6 @@ class GenerateContentStream(GenerateContent):
             return True
 
         return read
-
-
-def _refused_is_not_partial(call: Call, chunks: Any) -> Any:
-    """The chunks, unchanged. A sync stream sends its request at the first `next()`, so an HTTP
-    error (429, 400, ...) is raised while iterating, which a stream proxy records as a partial
-    stream; a request refused before any chunk came is recorded as a plain failed call instead,
-    as it is for the async stream (and priced as nothing billed)."""
-    try:
-        first = next(chunks)
-    except StopIteration:
-        return
-    except Exception as exc:
-        call.fail(exc)
-        raise
-    yield first
-    yield from chunks
 
 
 # -- embed_content ---------------------------------------------------------------------------

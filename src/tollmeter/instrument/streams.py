@@ -269,7 +269,8 @@ class RawResponseProxy(wrapt.ObjectProxy):
             return
         try:
             http = self.__wrapped__.http_response
-            if not call.stream and getattr(http, "is_stream_consumed", False):
+            if (not call.stream and getattr(http, "is_stream_consumed", False)
+                    and "json" in http.headers.get("content-type", "")):
                 call.finish(response=json.loads(http.content))
                 return
         except Exception:  # not JSON, or not readable: record what is known
