@@ -359,3 +359,23 @@ def test_no_limit_answers_are_refreshed_in_the_background(limited):
     assert not budget.unlimited and asked
     with limited.for_tenant("acme"), pytest.raises(LimitExceededException):
         ask(client())
+
+
+def test_idle_leases_are_given_back(http_mock):
+    """A process that stops calling for a tenant returns its unspent budget to the store."""
+    from decimal import Decimal
+
+    http_mock.post(CHAT).respond(json=O.CHAT_PLAIN)
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, lease_ttl=0.2))
+    meter.patch("openai")
+    try:
+        meter.set_limit("acme", Decimal("1"), frequency="per_day")
+        with meter.for_tenant("acme"):
+            ask(client())
+        assert meter.spend("acme")[0].leased_usd > 0  # this process holds a lease
+        deadline = time.monotonic() + 5
+        while meter.spend("acme")[0].leased_usd > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker's upkeep returns it after half a lease's life unused
+        assert meter.spend("acme")[0].leased_usd == 0
+    finally:
+        meter.shutdown()
