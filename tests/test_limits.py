@@ -366,13 +366,14 @@ def test_idle_leases_are_given_back(http_mock):
     from decimal import Decimal
 
     http_mock.post(CHAT).respond(json=O.CHAT_PLAIN)
-    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, lease_ttl=0.2))
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05))  # leases live 30 s
     meter.patch("openai")
     try:
         meter.set_limit("acme", Decimal("1"), frequency="per_day")
         with meter.for_tenant("acme"):
             ask(client())
         assert meter.spend("acme")[0].leased_usd > 0  # this process holds a lease
+        meter._limits.guard._budgets["acme"].last_used -= 60  # unused for a minute
         deadline = time.monotonic() + 5
         while meter.spend("acme")[0].leased_usd > 0 and time.monotonic() < deadline:
             time.sleep(0.05)  # the worker's upkeep returns it after half a lease's life unused
