@@ -102,6 +102,13 @@ class Store:
         Returns the ids stored now."""
         now = _now()
         with self._begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # The tenants' grant locks: a grant must see this spend and these lease
+                # settlements together or not at all (read committed could show it the lease
+                # taken down but the spend not yet up, and lease the difference out twice).
+                tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
+                for tenant in sorted(t for t in tenants if t is not None):  # one order: no deadlocks
+                    self._lock_tenant(conn, tenant)
             inserted = self._insert_events(conn, rows, now)
             by_id = {row["event_id"]: row for row in rows}
             spent = [
@@ -301,8 +308,7 @@ class Store:
             if conn.dialect.name == "postgresql":
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
                 # replicas could lease the same budget out twice.
-                conn.execute(select(func.pg_advisory_xact_lock(
-                    func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
+                self._lock_tenant(conn, tenant_id)
             limits = self._limits_for(conn, tenant_id)
             if not limits:
                 return Grant(None, _ZERO, _ZERO, None)
@@ -333,6 +339,11 @@ class Store:
             else:
                 lease_id, remaining = None, _ZERO
             return Grant(lease_id, granted, remaining, expires, tuple(states))
+
+    def _lock_tenant(self, conn: Connection, tenant_id: str) -> None:
+        """PostgreSQL: the tenant's budget lock, held to the end of the transaction."""
+        conn.execute(select(func.pg_advisory_xact_lock(
+            func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
 
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
