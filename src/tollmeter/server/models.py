@@ -7,8 +7,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
+from ..events import EVENT_FIELDS, SCHEMA_VERSION, USAGE_FIELDS, EventField, Kind
 from ..limits.periods import FREQUENCIES
 from ..limits.periods import frequency as check_frequency
 
@@ -148,50 +149,56 @@ class IngestResult(BaseModel):
     rejected: list[Rejected]
 
 
-class WireUsage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
+def _wire_field(f: EventField) -> tuple[Any, Any]:
+    """The annotation and default of one field of the wire form (as `create_model` takes them),
+    documented with its line of the description; the bounds are those validation.py checks."""
+    doc = {"description": f.doc}
+    kind = f.kind
+    if kind == Kind.VERSION:
+        return int | None, Field(SCHEMA_VERSION, **doc)
+    if kind == Kind.ID:
+        return str, Field(max_length=f.max_length, **doc)
+    if kind == Kind.TIMESTAMP:
+        return str, Field(description=f"ISO 8601: {f.doc}")
+    if kind == Kind.TEXT:
+        return Annotated[str, Field(max_length=f.max_length)] | None, Field(None, **doc)
+    if kind == Kind.FLAG:
+        return bool, Field(False, **doc)
+    if kind in (Kind.COUNT, Kind.TOKENS):
+        return Annotated[int, Field(ge=0)] | None, Field(None, **doc)
+    if kind == Kind.STATUS:
+        return Annotated[int, Field(ge=100, le=599)] | None, Field(None, **doc)
+    if kind == Kind.DURATION:
+        return Annotated[float, Field(ge=0)] | None, Field(None, **doc)
+    if kind == Kind.MONEY:
+        return MoneyOut | None, Field(None, **doc)
+    if kind == Kind.TAGS:
+        return dict[str, str] | None, Field(None, **doc)
+    if kind == Kind.UNITS:
+        return dict[str, Annotated[float, Field(ge=0)]] | None, Field(None, **doc)
+    if kind == Kind.USAGE:
+        return WireUsage | None, Field(None, **doc)
+    raise TypeError(f"{f.name}: no wire model for fields of kind {kind}")  # a new kind: at import
 
 
-class WireEvent(BaseModel):
-    """One event as `LLMEvent.to_dict()` makes it (docs/events.md)."""
+#: An event's usage as the wire form has it (unknown counts are accepted and stored too).
+WireUsage = create_model(
+    "WireUsage",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="The token counts that were reported (docs/events.md); more counts are accepted.",
+    __module__=__name__,
+    **{f.name: _wire_field(f) for f in USAGE_FIELDS},  # type: ignore[call-overload]
+)
 
-    model_config = ConfigDict(extra="allow")
-    event_id: str = Field(max_length=64)
-    timestamp: str = Field(description="ISO 8601")
-    schema_version: int | None = 1
-    tenant_id: str | None = None
-    run_id: str | None = None
-    agent_id: str | None = None
-    tags: dict[str, str] | None = None
-    provider: str | None = None
-    model: str | None = None
-    request_model: str | None = None
-    endpoint: str | None = None
-    stream: bool = False
-    usage: WireUsage | None = None
-    tool_calls: int | None = None
-    web_search_requests: int | None = None
-    service_tier: str | None = None
-    finish_reason: str | None = None
-    duration_ms: float | None = None
-    time_to_first_token_ms: float | None = None
-    request_id: str | None = None
-    error: str | None = None
-    status_code: int | None = None
-    partial: bool = False
-    cost_usd: MoneyOut | None = None
-    priced: bool = False
-    price_source: str | None = None
-    price_model: str | None = None
-    provider_cost_usd: MoneyOut | None = None
-    computed_cost_usd: MoneyOut | None = None
-    units: dict[str, float] | None = None
-    lease_id: str | None = Field(default=None, description="the budget lease the call was reserved against")
+#: One event as the wire form has it, documented for the OpenAPI schema. The server reads
+#: events with validation.py, not with this model; unknown fields are ignored.
+WireEvent = create_model(
+    "WireEvent",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="One event as `LLMEvent.to_dict()` makes it (docs/events.md).",
+    __module__=__name__,
+    **{f.name: _wire_field(f) for f in EVENT_FIELDS},  # type: ignore[call-overload]
+)
 
 
 class IngestBatch(BaseModel):

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from ..events import SCHEMA_VERSION
+from ..events import EVENT_FIELDS, SCHEMA_VERSION, Kind, of_kind
 
 #: Keys that name prompt or completion content; refused anywhere in an event (case-insensitive).
 CONTENT_FIELDS = frozenset({
@@ -33,16 +33,22 @@ CONTENT_FIELDS = frozenset({
     "outputs", "completion", "completions", "instructions", "system_prompt", "choices",
 })
 
-#: String fields and their longest length (the store's columns).
-STRINGS = {
-    "tenant_id": 255, "run_id": 255, "agent_id": 255, "provider": 64, "model": 255, "request_model": 255,
-    "endpoint": 64, "service_tier": 32, "finish_reason": 64, "request_id": 255, "error": 255,
-    "price_source": 255, "price_model": 255, "lease_id": 64,
-}
-BOOLEANS = ("stream", "partial", "priced")
-COUNTS = ("tool_calls", "web_search_requests")
-DURATIONS = ("duration_ms", "time_to_first_token_ms")
-MONEY = ("cost_usd", "provider_cost_usd", "computed_cost_usd")
+#: The checks of each kind of field (events.py describes the fields): string fields and their
+#: longest length (their columns'), flags, counts, durations, money.
+STRINGS = {f.name: f.max_length for f in of_kind(Kind.TEXT)}
+BOOLEANS = tuple(f.name for f in of_kind(Kind.FLAG))
+COUNTS = tuple(f.name for f in of_kind(Kind.COUNT))
+STATUSES = tuple(f.name for f in of_kind(Kind.STATUS))
+DURATIONS = tuple(f.name for f in of_kind(Kind.DURATION))
+MONEY = tuple(f.name for f in of_kind(Kind.MONEY))
+#: The fields validate_event checks by name: the one field of each of these kinds.
+SINGLE = {Kind.VERSION: "schema_version", Kind.ID: "event_id", Kind.TIMESTAMP: "timestamp",
+          Kind.USAGE: "usage", Kind.TAGS: "tags", Kind.UNITS: "units"}
+_BY_TABLE = {Kind.TEXT, Kind.FLAG, Kind.COUNT, Kind.STATUS, Kind.DURATION, Kind.MONEY}
+if ({f.kind for f in EVENT_FIELDS} - _BY_TABLE - set(SINGLE)
+        or any([f.name for f in of_kind(kind)] != [name] for kind, name in SINGLE.items())):
+    # A field the server would silently drop: fail at import rather than lose it.
+    raise RuntimeError("server/validation.py does not check every field of events.EVENT_FIELDS")
 
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
@@ -91,11 +97,12 @@ def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
         value = raw.get(name)
         if value is not None:
             out[name] = _count(value, name)
-    status = raw.get("status_code")
-    if status is not None:
-        if not _is_int(status) or not 100 <= status <= 599:
-            raise Invalid("status_code: must be an HTTP status (100-599)")
-        out["status_code"] = status
+    for name in STATUSES:
+        status = raw.get(name)
+        if status is not None:
+            if not _is_int(status) or not 100 <= status <= 599:
+                raise Invalid(f"{name}: must be an HTTP status (100-599)")
+            out[name] = status
     for name in DURATIONS:
         value = raw.get(name)
         if value is not None:

@@ -30,6 +30,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator
 
+from ..events import EVENT_FIELDS, USAGE_FIELDS, EventField, Kind
+
 metadata = MetaData()
 
 DEFAULT_PROJECT = "default"
@@ -75,46 +77,51 @@ def _money_sum_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return f"decimal_sum({compiler.process(element.clauses, **kw)})"
 
 
+def _event_columns() -> list[Column[Any]]:
+    """The events table's columns, made from the description of an event's fields (events.py)
+    in its order: `project_id` first, `received_at` after `timestamp`, and before `usage` (every
+    count as reported, JSON) copies of the usage counts that have a column, for queries. Fields
+    without a column (`schema_version`, `lease_id`) are not stored."""
+    columns: list[Column[Any]] = [Column("project_id", String(64), primary_key=True)]
+    for f in EVENT_FIELDS:
+        if not f.column:
+            continue
+        if f.kind == Kind.USAGE:
+            columns += [Column(u.name, _EVENT_TYPES[u.kind]) for u in USAGE_FIELDS if u.column]
+        columns.append(_event_column(f))
+        if f.kind == Kind.TIMESTAMP:
+            columns.append(Column("received_at", DateTime(timezone=True), nullable=False))
+    return columns
+
+
+def _event_column(f: EventField) -> Column[Any]:
+    if f.kind == Kind.ID:
+        return Column(f.name, String(f.max_length), primary_key=True)
+    if f.kind == Kind.TEXT:
+        return Column(f.name, String(f.max_length))
+    if f.kind == Kind.TIMESTAMP:
+        return Column(f.name, DateTime(timezone=True), nullable=False)
+    if f.kind == Kind.FLAG:
+        return Column(f.name, Boolean, nullable=False, default=False)
+    return Column(f.name, _EVENT_TYPES[f.kind])  # a new kind without a column type: KeyError at import
+
+
+#: The column type of the other kinds (nullable columns).
+_EVENT_TYPES: dict[Kind, Any] = {
+    Kind.COUNT: Integer,
+    Kind.TOKENS: BigInteger,
+    Kind.STATUS: Integer,
+    Kind.DURATION: Float,
+    Kind.MONEY: Money,
+    Kind.TAGS: JSON,
+    Kind.UNITS: JSON,
+    Kind.USAGE: JSON,
+}
+
 events = Table(
     "events",
     metadata,
-    Column("project_id", String(64), primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-    Column("timestamp", DateTime(timezone=True), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("tenant_id", String(255)),
-    Column("run_id", String(255)),
-    Column("agent_id", String(255)),
-    Column("tags", JSON),
-    Column("provider", String(64)),
-    Column("model", String(255)),
-    Column("request_model", String(255)),
-    Column("endpoint", String(64)),
-    Column("stream", Boolean, nullable=False, default=False),
-    Column("input_tokens", BigInteger),
-    Column("output_tokens", BigInteger),
-    Column("cache_read_tokens", BigInteger),
-    Column("cache_write_tokens", BigInteger),
-    Column("reasoning_tokens", BigInteger),
-    #: Every usage count as reported (the columns above are copies for queries).
-    Column("usage", JSON),
-    Column("tool_calls", Integer),
-    Column("web_search_requests", Integer),
-    Column("service_tier", String(32)),
-    Column("finish_reason", String(64)),
-    Column("duration_ms", Float),
-    Column("time_to_first_token_ms", Float),
-    Column("request_id", String(255)),
-    Column("error", String(255)),
-    Column("status_code", Integer),
-    Column("partial", Boolean, nullable=False, default=False),
-    Column("cost_usd", Money),
-    Column("priced", Boolean, nullable=False, default=False),
-    Column("price_source", String(255)),
-    Column("price_model", String(255)),
-    Column("provider_cost_usd", Money),
-    Column("computed_cost_usd", Money),
-    Column("units", JSON),
+    *_event_columns(),
     Index("ix_events_tenant_time", "project_id", "tenant_id", "timestamp"),
     Index("ix_events_time", "project_id", "timestamp"),
 )
