@@ -81,11 +81,11 @@ def alternate(fn, meter: Meter, calls: int) -> tuple[float, float]:
     """
     bare, metered = [], []
     for i in range(calls * 2):
-        meter._instrumenting = bool(i % 2)
+        meter.instrumenting = bool(i % 2)
         (metered if i % 2 else bare).append(timed(fn))
         if i % 1000 == 999:
             meter.flush(10)
-    meter._instrumenting = True
+    meter.instrumenting = True
     return statistics.median(bare), statistics.median(metered)
 
 
@@ -107,13 +107,13 @@ def wrapper_floor(meter: Meter, calls: int = 200_000) -> float:
     from tollmeter.instrument.call import sync_wrapper
     from tollmeter.instrument.openai import ChatCompletions
 
-    wrapper = sync_wrapper(meter, ChatCompletions())
-    meter._instrumenting = False
+    wrapper = sync_wrapper(meter._hooks, ChatCompletions())
+    meter.instrumenting = False
     target = lambda **kw: None  # noqa: E731
     start = time.perf_counter_ns()
     for _ in range(calls):
         wrapper(target, None, (), {})
-    meter._instrumenting = True
+    meter.instrumenting = True
     return (time.perf_counter_ns() - start) / 1000 / calls
 
 

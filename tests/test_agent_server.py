@@ -120,8 +120,8 @@ def test_server_stopped_and_restarted_every_event_arrives_once(backend, tmp_path
         assert meter.stats()["spooled"] == 7 and meter.stats()["failed"] == 0
 
         server = _serve(url, port)  # back, on the same database
-        meter._sink.down_until = 0.0  # the next probe is due now (it would be within seconds)
-        meter._upkeep()
+        meter._delivery.sink.down_until = 0.0  # the next probe is due now (it would be within seconds)
+        meter._pipeline.upkeep()
         after = record(3, "after")
         assert meter.flush(30)
         meter.shutdown()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tollmeter import Meter, MeterConfig, Usage
+from tollmeter.instrument.hooks import InstrumentSettings
 
 from .bodies import cohere_bodies as B
 from .conftest import observe, run_bare_then_patched
@@ -352,14 +353,11 @@ def test_bedrock_client_is_attributed_to_aws():
     sagemaker = cohere.SagemakerClientV2(aws_region="us-east-1", aws_access_key="a", aws_secret_key="b")
 
     class _Call:
-        meter = Meter(MeterConfig())
+        settings = InstrumentSettings()
 
-    try:
-        assert _provider_of(bedrock._raw_client._v2, _Call) == "aws"
-        assert _provider_of(sagemaker._raw_client._v2, _Call) == "aws-sagemaker"
-        assert _provider_of(client()._raw_client._v2, _Call) == "cohere"
-    finally:
-        _Call.meter.shutdown()
+    assert _provider_of(bedrock._raw_client._v2, _Call) == "aws"
+    assert _provider_of(sagemaker._raw_client._v2, _Call) == "aws-sagemaker"
+    assert _provider_of(client()._raw_client._v2, _Call) == "cohere"
 
 
 # -- pricing -------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def test_fork_child_has_its_own_worker_and_never_resends_parent_events(http_mock
             ok = meter.flush(5)
             sent = [e["event_id"] for e in posted_events(route)]
             report = {"ok": ok, "sent": sent, "child_ids": child_ids, "stats": meter.stats(),
-                      "thread": meter._worker._thread.ident != threading.main_thread().ident}
+                      "thread": meter._pipeline.worker._thread.ident != threading.main_thread().ident}
             os.write(write_fd, json.dumps(report).encode())
         finally:
             os._exit(0)

@@ -304,9 +304,11 @@ def test_a_forked_child_keeps_enforcing_limits_on_the_shared_store(tmp_path, htt
     meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
     meter.patch("openai")
     meter.set_limit("acme", PLAIN_COST * 6, frequency="per_day")
+    # max_tokens covers the mock's 10 output tokens: each reservation bounds its call's cost, so
+    # the only way for the child to stop in time is to see the parent's spend in the store.
     with meter.for_tenant("acme"):
         for _ in range(2):
-            ask(client(), max_tokens=1)
+            ask(client(), max_tokens=10)
     assert meter.flush(5)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -316,7 +318,7 @@ def test_a_forked_child_keeps_enforcing_limits_on_the_shared_store(tmp_path, htt
             with meter.for_tenant("acme"):
                 for _ in range(10):
                     try:
-                        ask(client(), max_tokens=1)
+                        ask(client(), max_tokens=10)
                         sent += 1
                     except LimitExceededException:
                         refused += 1

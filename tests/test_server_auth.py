@@ -103,7 +103,7 @@ def test_keys_are_stored_hashed(server):
     api = server.project()
     digest = hashlib.sha256(api.key.encode()).hexdigest()
     t = schema.api_keys
-    with server.store._begin() as conn:
+    with server.store.transaction() as conn:
         rows = conn.execute(select(t).where(t.c.project_id == api.project)).mappings().all()
     [row] = rows
     assert row["key_hash"] == digest and api.key not in str(dict(row))

@@ -200,7 +200,7 @@ def test_pricing_on_arrival(api):
     from tollmeter.store import schema
 
     e = schema.events
-    with api.server.store._begin() as conn:
+    with api.server.store.transaction() as conn:
         rows = {r.event_id: r for r in conn.execute(select(e).where(e.c.project_id == api.project))}
     assert rows[provider_cost["event_id"]].cost_usd == Decimal("0.042")
     assert rows[provider_cost["event_id"]].computed_cost_usd == Decimal(EVENT_COST)

@@ -53,7 +53,7 @@ def test_reprice_prices_what_a_new_rate_card_knows(api, capsys):
     assert api.spend("acme")["spent"]["per_day"] == "0.0042"  # three days ago: another day
 
     e = schema.events
-    with api.server.store._begin() as conn:
+    with api.server.store.transaction() as conn:
         sources = {r[0] for r in conn.execute(select(e.c.price_source).where(
             e.c.project_id == api.project, e.c.model == "tm-later-model"))}
     assert sources == {"rate card later.json models[1]"}

@@ -48,8 +48,8 @@ def test_undelivered_batches_are_spooled_then_sent_when_the_server_is_back(http_
     route.reset()
     route.side_effect = None
     route.respond(200, json={"accepted": 3})
-    meter._sink.down_until = 0.0  # the next probe is due
-    meter._upkeep()
+    meter._delivery.sink.down_until = 0.0  # the next probe is due
+    meter._pipeline.upkeep()
     assert sorted(sent_ids(route)) == sorted(first + second)
     assert meter.stats()["replayed"] == 5 and Spool(tmp_path, 10**9).pending() == []
     meter.shutdown()
@@ -67,7 +67,7 @@ def test_shutdown_with_the_server_down_spools_and_the_next_process_sends(http_mo
     route.side_effect = None
     route.respond(200)
     after_restart = meter_for(tmp_path)  # a new process of the same app, same spool
-    after_restart._upkeep()
+    after_restart._pipeline.upkeep()
     assert sorted(sent_ids(route)) == sorted(ids)
     after_restart.shutdown()
 

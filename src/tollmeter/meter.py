@@ -1,4 +1,6 @@
-"""Meter: the agent's lifecycle (patching, scopes, recording, flush and shutdown)."""
+"""Meter: the public API. It wires the pieces and delegates: patching (instrument/), the call
+hooks (call_hooks.py), limits (limits/), the batch pipeline (pipeline.py), delivery
+(transport/) and fault reporting (faults.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ from contextvars import Token
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
+from .call_hooks import MeterHooks
 from .config import MeterConfig
-from .context import Scope, TenantScope, current_scope, enter_scope, exit_scope, make_scope
+from .context import Scope, TenantScope, enter_scope, exit_scope, make_scope
 from .events import LLMEvent, Usage
+from .faults import Faults
+from .instrument.call import Call
+from .instrument.endpoint import Endpoint
 from .instrument.registry import PROVIDERS, Patcher
-from .limits.keeper import LimitKeeper, Settled, SpendStatus
-from .paths import default_spool
-from .transport.http import DeliveryError, HttpSink, Outcome
-from .transport.spool import Spool
-from .transport.worker import BatchWorker
+from .limits.keeper import LimitKeeper, SpendStatus
+from .pipeline import Pipeline
+from .transport.delivery import Delivery
 
 if TYPE_CHECKING:
-    from .instrument.call import Call
     from .pricing.pricer import Pricer
     from .store.store import Limit
 
@@ -45,38 +48,17 @@ class Meter:
         elif options:
             raise TypeError("pass either a MeterConfig or keyword options, not both")
         self.config = config
-        self._patcher = Patcher(self)
-        self._instrumenting = True
-        self._faults = 0
-        self._faults_seen: set[str] = set()
-        self._fault_lock = threading.Lock()
-        self._sink = (
-            HttpSink(
-                config.url,
-                config.api_key or "",
-                timeout=config.timeout,
-                max_retries=config.max_retries,
-                backoff_base=config.retry_backoff,
-                report=self._report_delivery_error,
-            )
-            if config.url
-            else None
-        )
+        self._faults = Faults(config.on_error)
         self._pricer: Pricer | None = None
         self._pricer_lock = threading.Lock()
         if config.prices is not None:
             self._pricing()  # a bad rate card fails here, at start-up
-        self._limits = LimitKeeper(config, self._pricing, self._fault)
-        self._spool: Spool | None = None
-        if self._sink is not None and config.spool_dir is not False:
-            self._spool = Spool(config.spool_dir or default_spool(config.url or ""), config.spool_max_bytes)
-        self._worker = BatchWorker(
-            self._handle_batch,
-            max_batch_size=config.max_batch_size,
-            flush_interval=config.flush_interval,
-            max_queue_size=config.max_queue_size,
-            on_wake=self._upkeep,
-        )
+        self._delivery = Delivery(config, self._faults) if config.url else None
+        self._limits = LimitKeeper(config, self._pricing, self._faults)
+        self._pipeline = Pipeline(config, self._faults, self._pricing, self._limits, self._delivery)
+        self._limits.settle_record = self._pipeline.settle
+        self._hooks = MeterHooks(config, self._limits, self._pipeline, self._faults)
+        self._patcher = Patcher(self._hooks)
         if config.pricing and config.refresh_prices:
             threading.Thread(target=self._refresh_prices, name="tollmeter-prices", daemon=True).start()
         self._limits.warm_up()
@@ -97,7 +79,16 @@ class Meter:
         try:
             self._pricing().bundled.refresh()
         except Exception as fault:
-            self._fault(fault, "refreshing prices")
+            self._faults(fault, "refreshing prices")
+
+    @property
+    def instrumenting(self) -> bool:
+        """False: patched methods call straight through, unrecorded (patches stay installed)."""
+        return self._hooks.active
+
+    @instrumenting.setter
+    def instrumenting(self, value: bool) -> None:
+        self._hooks.active = bool(value)
 
     # -- patching ------------------------------------------------------------------------------
 
@@ -152,7 +143,7 @@ class Meter:
         exit_scope(token)
 
     def current_scope(self) -> Scope | None:
-        return self._scope_for_call()
+        return self._hooks.scope()
 
     # -- limits --------------------------------------------------------------------------------
 
@@ -202,7 +193,7 @@ class Meter:
         from .instrument.track import track
 
         def decorate(fn: F) -> F:
-            return track(self, fn, provider=provider, model=model, endpoint=endpoint,
+            return track(self._hooks, fn, provider=provider, model=model, endpoint=endpoint,
                          extract_usage=extract_usage)  # type: ignore[return-value]
 
         return decorate
@@ -235,7 +226,7 @@ class Meter:
             usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
         elif isinstance(usage, Mapping):
             usage = Usage.from_dict({"input_tokens": input_tokens, "output_tokens": output_tokens, **usage})
-        scope = self._scope_for_call()
+        scope = self._hooks.scope()
         if tenant_id is not None or run_id is not None or agent_id is not None or tags:
             scope = make_scope(tenant_id, run_id, agent_id, tags).within(scope)
         cost = None
@@ -243,180 +234,25 @@ class Meter:
             cost = cost_usd if isinstance(cost_usd, Decimal) else Decimal(str(cost_usd))
             if not cost.is_finite() or cost < 0:
                 raise ValueError(f"cost_usd must be a finite amount >= 0, got {cost_usd!r}")
-        event = LLMEvent(
-            provider=provider, model=model, request_model=model, endpoint=endpoint, usage=usage,
-            tenant_id=scope.tenant_id if scope else None,
-            run_id=scope.run_id if scope else None,
-            agent_id=scope.agent_id if scope else None,
-            tags=scope.tags if scope else {},
-            duration_ms=duration_ms, provider_cost_usd=cost, units=units,
-            request_id=request_id, error=error, price_source="manual" if cost is not None else None,
-        )
-        self._submit(event)
+        call = Call(self._hooks, _manual(endpoint), scope)
+        call.provider, call.request_model, call.usage = provider, model, usage
+        call.provider_cost_usd, call.units, call.request_id, call.error = cost, units, request_id, error
+        call.ended_ns = call.started_ns + round(duration_ms * 1e6) if duration_ms is not None else 0
+        event = call.to_event()
+        if cost is not None:
+            from .pricing.pricer import MANUAL_SOURCE
+
+            event.price_source = MANUAL_SOURCE
+        self._pipeline.submit(event)
         return event
-
-    # -- the call path (caller's thread) -------------------------------------------------------
-
-    def _scope_for_call(self) -> Scope | None:
-        scope = current_scope()
-        if scope is None and self.config.default_tenant is not None:
-            scope = Scope(self.config.default_tenant)
-        return scope
-
-    def _guard_call(self, call: Call) -> None:
-        """Check the call against its tenant's limits and reserve its worst-case cost."""
-        self._limits.guard_call(call)
-
-    async def _aguard_call(self, call: Call) -> None:
-        await self._limits.aguard_call(call)
-
-    def _record_call(self, call: Call) -> None:
-        """A finished call: queued as it is, its event built on the background worker. A call
-        that holds a reservation is priced and settled here, so that the tenant's next call
-        already sees its real cost (the store write still happens on the worker)."""
-        if call.ticket is None:
-            self._submit(call)
-            return
-        try:
-            self._submit(self._limits.settle_now(call))
-        except Exception as fault:
-            self._fault(fault, "settling a reservation")
-
-    def _abandon_call(self, call: Call) -> None:
-        """A call that never reached the provider: its reservation goes back."""
-        self._limits.release(call)
-
-    def _submit(self, item: LLMEvent | Call | Settled, urgent: bool = False) -> None:
-        if not self._worker.submit(item, urgent):
-            if self._worker.stopping:
-                logger.debug("tollmeter: an event recorded after shutdown was dropped")
-                return
-            self._fault_once(
-                "queue full",
-                f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events",
-            )
-
-    # -- the background side -------------------------------------------------------------------
-
-    def _handle_batch(self, items: list[LLMEvent | Call | Settled]) -> None:
-        events: list[LLMEvent] = []
-        settled: list[Settled | None] = []
-        for item in items:
-            if isinstance(item, Settled):
-                events.append(item.event)
-                settled.append(item)
-                continue
-            if isinstance(item, LLMEvent):
-                events.append(item)
-            else:
-                try:
-                    events.append(item.to_event())
-                except Exception as fault:
-                    self._fault(fault, "building an event")
-                    continue
-            settled.append(None)
-        if self.config.pricing:
-            pricer = self._pricing()
-            for event, done in zip(events, settled):
-                if done is None:  # a settled call was priced when it finished
-                    try:
-                        pricer.price(event)
-                    except Exception as fault:
-                        self._fault(fault, "pricing an event")
-        try:
-            self._limits.record(events, settled)
-        except Exception as fault:
-            self._fault(fault, "recording spend")
-        on_event = self.config.on_event
-        for event in events:
-            if self.config.debug:
-                logger.debug("tollmeter event: %s", event.to_dict())
-            if on_event is not None:
-                try:
-                    on_event(event)
-                except Exception as fault:
-                    self._fault(fault, "in on_event")
-        if self._sink is not None:
-            try:
-                self._deliver([event.to_dict() for event in events])
-            except Exception as fault:
-                self._fault(fault, "delivering a batch")
-
-    def _deliver(self, events: list[dict[str, Any]]) -> None:
-        """POST a batch; what the server cannot take now goes to the spool."""
-        assert self._sink is not None
-        body = self._sink.encode(events)
-        if self._spool is not None and self._sink.is_down:
-            self._keep(body, len(events))  # the server did not answer lately: no waiting
-            return
-        if self._sink.send_body(body, len(events)) is Outcome.UNREACHABLE:
-            self._keep(body, len(events))
-
-    def _keep(self, body: bytes, count: int) -> None:
-        assert self._sink is not None
-        if self._spool is not None and self._spool.put(body, count):
-            logger.debug("tollmeter: %d events spooled (%s)", count, self._sink.last_error)
-            return
-        self._sink.stats.failed += count
-        self._report_delivery_error(DeliveryError(
-            f"could not deliver a batch of {count} events ({self._sink.last_error}) and could not spool it",
-            events=count))
-
-    def _upkeep(self) -> None:
-        """On every wake of the worker: limits upkeep, and spooled batches sent when possible."""
-        self._limits.maintain()
-        if self._spool is None or self._sink is None or self._sink.is_down:
-            return
-        for path in self._spool.pending()[:20]:
-            batch = self._spool.claim(path)
-            if batch is None:
-                continue
-            outcome = self._sink.send_body(batch.body, batch.events, retries=0)
-            if outcome is Outcome.UNREACHABLE:
-                self._spool.put_back(batch)
-                return
-            self._spool.sent(batch)  # sent, or refused for good (counted as failed)
-
-    # -- faults --------------------------------------------------------------------------------
-
-    def _fault(self, exc: BaseException, what: str) -> None:
-        """An instrumentation fault: logged and reported, never raised into the application."""
-        with self._fault_lock:
-            self._faults += 1
-            first = what not in self._faults_seen
-            self._faults_seen.add(what)
-        if first:
-            logger.warning("tollmeter: fault %s (the call itself is unaffected): %r", what, exc,
-                           exc_info=exc)
-        else:
-            logger.debug("tollmeter: fault %s: %r", what, exc)
-        self._call_on_error(exc)
-
-    def _fault_once(self, key: str, message: str) -> None:
-        with self._fault_lock:
-            first = key not in self._faults_seen
-            self._faults_seen.add(key)
-        if first:
-            logger.warning(message)
-
-    def _report_delivery_error(self, exc: BaseException) -> None:
-        logger.warning("tollmeter: %s", exc)
-        self._call_on_error(exc)
-
-    def _call_on_error(self, exc: BaseException) -> None:
-        on_error = self.config.on_error
-        if on_error is None:
-            return
-        try:
-            on_error(exc)
-        except Exception:
-            logger.exception("tollmeter: on_error raised")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything recorded so far. True if done within `timeout` seconds."""
-        return self._worker.flush(self.config.timeout * (self.config.max_retries + 1) if timeout is None else timeout)
+        if timeout is None:
+            timeout = self.config.timeout * (self.config.max_retries + 1)
+        return self._pipeline.flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Unpatch, deliver what is queued and stop the background worker."""
@@ -425,35 +261,36 @@ class Meter:
         self._closed = True
         self.unpatch_all()
         timeout = self.config.timeout if timeout is None else timeout
-        if self._sink is not None and self._spool is not None:
-            # What the server does not take at once waits in the spool: no backoff to sit out.
-            self._sink.stopping.set()
-        flushed = self._worker.flush(timeout)
-        if self._sink is not None:
-            self._sink.stopping.set()
-        stopped = self._worker.shutdown(timeout)
-        if self._sink is not None:
-            self._sink.close()
+        delivery = self._delivery
+        if delivery is not None and delivery.spool is not None:
+            delivery.stop_waiting()  # what the server does not take at once waits in the spool
+        flushed = self._pipeline.flush(timeout)
+        if delivery is not None:
+            delivery.stop_waiting()
+        stopped = self._pipeline.shutdown(timeout)
+        if delivery is not None:
+            delivery.close()
         self._limits.close()
         return flushed and stopped
 
     def stats(self) -> dict[str, int]:
         """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults,
         unpriced (events whose model has no known price), spooled, replayed and spool_dropped."""
-        delivery = self._sink.stats if self._sink is not None else None
+        delivery = self._delivery.stats() if self._delivery is not None else {}
+        pipeline = self._pipeline.stats()
         return {
-            "recorded": self._worker.submitted + self._worker.dropped,
-            "queued": self._worker.queued,
-            "sent": delivery.sent if delivery else 0,
-            "retried": delivery.retried if delivery else 0,
-            "dropped": self._worker.dropped,
-            "failed": delivery.failed if delivery else 0,
-            "rejected": delivery.rejected if delivery else 0,
-            "faults": self._faults,
+            "recorded": pipeline["recorded"],
+            "queued": pipeline["queued"],
+            "sent": delivery.get("sent", 0),
+            "retried": delivery.get("retried", 0),
+            "dropped": pipeline["dropped"],
+            "failed": delivery.get("failed", 0),
+            "rejected": delivery.get("rejected", 0),
+            "faults": self._faults.count,
             "unpriced": self._pricer.unpriced if self._pricer is not None else 0,
-            "spooled": self._spool.stats.spooled if self._spool else 0,
-            "replayed": self._spool.stats.replayed if self._spool else 0,
-            "spool_dropped": self._spool.stats.dropped if self._spool else 0,
+            "spooled": delivery.get("spooled", 0),
+            "replayed": delivery.get("replayed", 0),
+            "spool_dropped": delivery.get("spool_dropped", 0),
         }
 
     def __enter__(self) -> Meter:
@@ -474,3 +311,22 @@ def _shutdown_at_exit(ref: weakref.ref[Meter]) -> None:
             meter.shutdown()
         except Exception:  # interpreter teardown: nothing left to report to
             logger.debug("tollmeter: shutdown at exit failed", exc_info=True)
+
+
+class _Manual(Endpoint):
+    """What `track_manually` records: the caller says everything."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_manual_endpoints: dict[str, _Manual] = {}
+
+
+def _manual(name: str) -> _Manual:
+    endpoint = _manual_endpoints.get(name)
+    if endpoint is None:
+        if len(_manual_endpoints) > 1024:
+            _manual_endpoints.clear()
+        endpoint = _manual_endpoints[name] = _Manual(name)
+    return endpoint

@@ -15,15 +15,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import anthropic
-from anthropic import AsyncStream
 
 from ..events import Usage
 from .call import Call
 from .endpoint import ChunkReader, Kind
 from .fields import add, count, field, text
 from .registry import Patch
-from .stainless import StainlessEndpoint
-from .streams import AsyncStreamProxy, StreamProxy
+from .stainless import StainlessEndpoint, lifecycle_patches
+from .streams import observe_stream, start_on_enter
 
 # Client class name fragment -> provider, for the cloud clients sharing the Messages resource.
 _CLIENT_PROVIDERS = (("Bedrock", "aws"), ("AWS", "aws"), ("Vertex", "google-vertex"), ("Foundry", "azure"))
@@ -151,13 +150,18 @@ class StreamingMessages(Messages):
         return None
 
     def classify(self, result: Any) -> Kind:
-        return Kind.ASYNC_MANAGER if hasattr(result, "__aenter__") else Kind.MANAGER
+        return Kind.CUSTOM
 
-    def enter_manager(self, call: Call, entered: Any) -> Any:
-        raw = entered._raw_stream  # MessageStream reads its events from here, lazily
-        proxy = AsyncStreamProxy(raw, call) if isinstance(raw, AsyncStream) else StreamProxy(raw, call)
-        entered._raw_stream = proxy
-        return entered
+    def observe_result(self, call: Call, manager: Any) -> Any:
+        # The manager keeps its request (a callable, or a coroutine for the async manager) in a
+        # private attribute named after its class: `_MessageStreamManager__api_request`, ...
+        attribute = next(name for name in vars(manager) if name.endswith("__api_request"))
+        return start_on_enter(call, manager, attribute, _observe_raw_stream)
+
+
+def _observe_raw_stream(call: Call, raw_stream: Any) -> Any:
+    """The raw event stream the manager's `MessageStream` reads: observed in place."""
+    return observe_stream(raw_stream, call)
 
 
 _MESSAGES, _STREAMING = Messages(), StreamingMessages()
@@ -179,4 +183,4 @@ def patches() -> list[Patch]:
             out.append(Patch(module, f"{owner}.parse", _MESSAGES, is_async=is_async))
             # stream() is a plain function in both clients: it returns a manager.
             out.append(Patch(module, f"{owner}.stream", _STREAMING))
-    return out
+    return out + lifecycle_patches("anthropic")

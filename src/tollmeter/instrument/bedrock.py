@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import json
+import weakref
 from typing import Any, Mapping
 
 from botocore.eventstream import EventStream
@@ -45,7 +46,7 @@ from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind
 from .fields import add, count, text
 from .registry import Patch
-from .streams import StreamProxy
+from .streams import ChunkObserver, close_patches, observe_stream
 
 PROVIDER = "aws"
 _SERVICE = "bedrock-runtime"
@@ -169,8 +170,8 @@ class Converse(_Operation):
 
 
 class ConverseStream(Converse):
-    """`response["stream"]` is an EventStream of events that botocore has already parsed into
-    dicts; it is replaced by a proxy that reads them as they pass."""
+    """`response["stream"]` is an EventStream of events that botocore parses into dicts; it is
+    observed in place (`_observe_event_stream`) and its parsed events are read as they pass."""
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         super().start(call, instance, args, kwargs)
@@ -180,13 +181,13 @@ class ConverseStream(Converse):
     def classify(self, result: Any) -> Kind:
         return Kind.CUSTOM
 
-    def wrap_result(self, call: Call, result: Any) -> Any:
+    def observe_result(self, call: Call, result: Any) -> Any:
         stream = result.get("stream") if isinstance(result, dict) else None
         if not isinstance(stream, EventStream):
             call.finish()
             return result
         _response_metadata(call, result)
-        result["stream"] = StreamProxy(stream, call)
+        _observe_event_stream(stream, call)
         return result
 
     def stream_reader(self, call: Call) -> ChunkReader:
@@ -338,12 +339,12 @@ def _loads(data: Any) -> dict | None:
 
 
 class _Invoked:
-    """An InvokeModel response and the bytes of its body, for the worker."""
+    """An InvokeModel response's headers and the bytes of its body, for the worker."""
 
-    __slots__ = ("result", "data")
+    __slots__ = ("headers", "data")
 
-    def __init__(self, result: dict, data: bytes | None) -> None:
-        self.result = result
+    def __init__(self, headers: dict, data: bytes | None) -> None:
+        self.headers = headers
         self.data = data
 
 
@@ -369,13 +370,15 @@ class InvokeModel(_Operation):
     def classify(self, result: Any) -> Kind:
         return Kind.CUSTOM
 
-    def wrap_result(self, call: Call, result: Any) -> Any:
+    def observe_result(self, call: Call, result: Any) -> Any:
         if not isinstance(result, dict):
             call.finish()
             return result
+        headers = self._read_metadata(call, result)
         body = result.get("body")
         if not isinstance(body, StreamingBody):
-            call.finish(response=_Invoked(result, None))
+            call.defer_usage(self.read_response, _Invoked(headers, None))
+            call.finish()
             return result
         try:
             data = body.read()
@@ -383,26 +386,33 @@ class InvokeModel(_Operation):
             # The caller gets the same exception when it reads the body.
             result["body"] = StreamingBody(_Unreadable(exc), None)
             call.error = type(exc).__name__
-            call.finish(partial=True, response=_Invoked(result, None))
+            call.defer_usage(self.read_response, _Invoked(headers, None))
+            call.finish(partial=True)
             return result
         result["body"] = StreamingBody(io.BytesIO(data), len(data))
-        call.finish(response=_Invoked(result, data))
+        # The body is parsed on the worker: Bedrock's own counts are in the headers, the body
+        # adds the stop reason, tool calls and the Anthropic 1-hour cache-write split.
+        call.defer_usage(self.read_response, _Invoked(headers, data))
+        call.finish()
         return result
 
-    def read_response(self, call: Call, response: Any) -> None:
-        if not isinstance(response, _Invoked):
-            return
-        result = response.result
+    @staticmethod
+    def _read_metadata(call: Call, result: Mapping[str, Any]) -> dict:
         meta = _response_metadata(call, result)
         tier = result.get("serviceTier")
         if isinstance(tier, str):
             call.service_tier = tier
+        return _dict(meta.get("HTTPHeaders"))
+
+    def read_response(self, call: Call, response: Any) -> None:
+        if not isinstance(response, _Invoked):
+            return
         counts = _Counts()
         if response.data:
             body = _loads(response.data)
             if body is not None:
                 counts.body(body)
-        headers = _dict(meta.get("HTTPHeaders"))
+        headers = response.headers
         counts.apply(call, headers.get(_HEADER_INPUT), headers.get(_HEADER_OUTPUT),
                      headers.get(_HEADER_CACHE_READ), headers.get(_HEADER_CACHE_WRITE))
 
@@ -461,16 +471,13 @@ class InvokeModelWithResponseStream(InvokeModel):
         call.stream = True
         return None
 
-    def wrap_result(self, call: Call, result: Any) -> Any:
+    def observe_result(self, call: Call, result: Any) -> Any:
         stream = result.get("body") if isinstance(result, dict) else None
         if not isinstance(stream, EventStream):
             call.finish()
             return result
-        _response_metadata(call, result)
-        tier = result.get("serviceTier")
-        if isinstance(tier, str):
-            call.service_tier = tier
-        result["body"] = StreamProxy(stream, call)
+        self._read_metadata(call, result)
+        _observe_event_stream(stream, call)
         return result
 
     def stream_reader(self, call: Call) -> ChunkReader:
@@ -503,7 +510,8 @@ class InvokeModelWithResponseStream(InvokeModel):
             # bytes.find: `in` first tries the needle as an int and pays for the TypeError
             if data.find(_METRICS_KEY) >= 0:
                 # The last chunk: the call is complete; the rest is read on the worker.
-                call.finish(response=_StreamTail(first, kept, previous, data))
+                call.defer_usage(self.read_response, _StreamTail(first, kept, previous, data))
+                call.finish()
             elif tool_marker is not None and data.find(tool_marker) >= 0:
                 kept.append(data)
             previous = data
@@ -554,6 +562,48 @@ class InvokeModelWithResponseStream(InvokeModel):
                      metrics.get("cacheReadInputTokenCount"), metrics.get("cacheWriteInputTokenCount"))
 
 
+# -- observing an EventStream in place ----------------------------------------------------------
+
+
+def _observe_event_stream(stream: EventStream, call: Call) -> None:
+    """botocore's EventStream parses each raw event of `_event_generator` in `__iter__`. The raw
+    generator is observed (end, error, close and collection end the call); the parsed events
+    are read through `_parse_event`, looked up on the instance first."""
+    observe_stream(stream, call, "_event_generator", read=_raw_event)
+    observer = stream._event_generator
+    stream._parse_event = _ParsedEvents(weakref.ref(stream), call.endpoint.stream_reader(call), observer)
+
+
+def _raw_event(event: Any) -> bool:
+    return True
+
+
+class _ParsedEvents:
+    """Stands in for `EventStream._parse_event` on one stream: parses as botocore does, then
+    reads the parsed event. Holds the stream weakly (no cycle: a dropped stream goes at once)."""
+
+    __slots__ = ("stream", "read", "observer")
+
+    def __init__(self, stream: weakref.ref, read: ChunkReader, observer: ChunkObserver) -> None:
+        self.stream = stream
+        self.read = read
+        self.observer = observer
+
+    def __call__(self, event: Any) -> Any:
+        observer = self.observer
+        try:
+            parsed = EventStream._parse_event(self.stream(), event)
+        except BaseException as exc:  # an exception event (EventStreamError): the call failed
+            observer.call.fail(exc, partial=observer.seen)
+            raise
+        try:
+            self.read(parsed)
+        except Exception as fault:
+            self.read = _raw_event
+            observer.failed(fault)
+        return parsed
+
+
 # -- the patched method ------------------------------------------------------------------------
 
 _OPERATIONS: dict[str, _Operation] = {
@@ -585,4 +635,5 @@ class BedrockRuntime(Endpoint):
 
 
 def patches() -> list[Patch]:
-    return [Patch("botocore.client", "BaseClient._make_api_call", BedrockRuntime())]
+    return [Patch("botocore.client", "BaseClient._make_api_call", BedrockRuntime()),
+            *close_patches("botocore.eventstream", ("EventStream",), "_event_generator")]

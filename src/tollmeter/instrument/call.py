@@ -1,11 +1,15 @@
 """The flow of one instrumented call, shared by every provider.
 
 `sync_wrapper` / `async_wrapper` build the function wrapt installs on an SDK method. For each
-call they capture the scope, let the meter guard it (the only exception raised on purpose,
-`LimitExceededException`, comes from there), call the original method, and turn what it
-returned into an event: at once for a plain response, when the stream ends for streams. While
-an instrumented method runs, instrumented methods it calls itself are passed through, so one
-call is one event.
+call they capture the scope, let the hooks admit it (the only exception raised on purpose,
+`LimitExceededException`, comes from there), call the original method, and observe what it
+returned: a response is read at once, a stream as it is consumed (streams.py). While an
+instrumented method runs, instrumented methods it calls itself are passed through, so one call
+is one event.
+
+On the caller's thread a call reads only what is cheap (ids, the model, counts of tool calls)
+and keeps a reference to the response's small usage object; turning that into `Usage`, the
+event, its price and its settlement happen on the background worker (`Call.to_event`).
 """
 
 from __future__ import annotations
@@ -21,25 +25,32 @@ from .endpoint import Endpoint, Kind
 
 if TYPE_CHECKING:
     from ..context import Scope
-    from ..meter import Meter
+    from .hooks import CallHooks, InstrumentSettings
 
 #: True while an instrumented method runs in this context: nested instrumented calls pass through.
-_in_call: ContextVar[bool] = ContextVar("tollmeter_in_call", default=False)
+in_call: ContextVar[bool] = ContextVar("tollmeter_in_call", default=False)
+
+#: Reads a deferred usage object into the call (on the background worker).
+UsageReader = Callable[["Call", Any], None]
 
 
 class Call:
-    """What is known about one call while it runs; becomes one `LLMEvent` exactly once."""
+    """What is known about one call while it runs; becomes one `LLMEvent` exactly once.
+
+    After `finish` it holds no request and no response: only counts, ids and, until the worker
+    reads it, the provider's usage object (a few hundred bytes).
+    """
 
     __slots__ = (
-        "meter", "endpoint", "scope", "provider", "request_model", "stream", "model", "usage",
+        "hooks", "endpoint", "scope", "provider", "request_model", "stream", "model", "usage",
         "wall_ns", "started_ns", "first_token_ns", "request_id", "tool_calls",
         "web_search_requests", "service_tier", "finish_reason", "provider_cost_usd", "units",
-        "error", "status_code", "hide_usage_chunk", "request", "done", "ticket", "response",
-        "partial", "ended_ns",
+        "error", "status_code", "hide_usage_chunk", "request", "done", "ticket", "partial",
+        "ended_ns", "deferred",
     )
 
-    def __init__(self, meter: Meter, endpoint: Endpoint, scope: Scope | None) -> None:
-        self.meter = meter
+    def __init__(self, hooks: CallHooks, endpoint: Endpoint, scope: Scope | None) -> None:
+        self.hooks = hooks
         self.endpoint = endpoint
         self.scope = scope
         self.provider: str | None = None
@@ -61,15 +72,19 @@ class Call:
         self.status_code: int | None = None
         #: Set by an adapter that asked for stream usage the caller did not ask for.
         self.hide_usage_chunk = False
-        #: What the guard needs to know about the request (kwargs), kept until the call starts.
+        #: The request's keyword arguments, kept only until the call is admitted.
         self.request: Mapping[str, Any] | None = None
         self.done = False
-        #: The guard's reservation for this call, if any.
+        #: The reservation the hooks made for this call, if any (opaque here).
         self.ticket: Any = None
-        #: A complete response whose usage is still to be read (on the background worker).
-        self.response: Any = None
         self.partial = False
         self.ended_ns = 0
+        #: (reader, usage object): usage read on the background worker, see `defer_usage`.
+        self.deferred: tuple[UsageReader, Any] | None = None
+
+    @property
+    def settings(self) -> InstrumentSettings:
+        return self.hooks.settings
 
     def restart_clock(self) -> None:
         """For stream managers: the request starts on `__enter__`, not when the manager is made."""
@@ -80,19 +95,26 @@ class Call:
         if self.first_token_ns is None:
             self.first_token_ns = time.perf_counter_ns()
 
-    def finish(self, partial: bool = False, response: Any = None) -> None:
-        """Record the call; only the first finish counts.
+    def defer_usage(self, reader: UsageReader, usage: Any) -> None:
+        """Keep the provider's usage object and read it on the background worker: `reader(call,
+        usage)` sets `call.usage` (and whatever else the usage says). The last deferral wins."""
+        self.deferred = (reader, usage)
+        self.usage = None
 
-        A complete `response` is kept as it is: its usage is read on the background worker,
-        keeping that work off the caller's thread.
-        """
+    def finish(self, partial: bool = False, response: Any = None) -> None:
+        """Record the call; only the first finish counts. A complete `response` is read now
+        (cheaply: its usage object is kept for the worker) and not kept."""
         if self.done:
             return
         self.done = True
         self.ended_ns = time.perf_counter_ns()
         self.partial = partial
-        self.response = response
-        self.meter._record_call(self)
+        if response is not None:
+            try:
+                self.endpoint.read_response(self, response)
+            except Exception as fault:
+                self.hooks.fault(fault, f"reading a {self.endpoint.name} response")
+        self.hooks.finished(self)
 
     def fail(self, exc: BaseException, partial: bool = False) -> None:
         if self.done:
@@ -101,7 +123,7 @@ class Call:
         try:
             self.endpoint.read_error(self, exc)
         except Exception as fault:  # never let reading an error hide the error itself
-            self.meter._fault(fault, f"reading a {self.error} from {self.endpoint.name}")
+            self.hooks.fault(fault, f"reading a {self.error} from {self.endpoint.name}")
         self.finish(partial)
 
     def abandon(self) -> None:
@@ -109,16 +131,18 @@ class Call:
         if self.done:
             return
         self.done = True
-        self.meter._abandon_call(self)
+        self.hooks.abandoned(self)
 
     def to_event(self) -> LLMEvent:
-        """The event of a finished call (on the background worker)."""
-        response, self.response = self.response, None
-        if response is not None:
+        """The event of a finished call: the one place an event is built (on the background
+        worker, or for `track_manually` on the caller's thread)."""
+        deferred = self.deferred
+        if deferred is not None:
+            self.deferred = None
             try:
-                self.endpoint.read_response(self, response)
+                deferred[0](self, deferred[1])
             except Exception as fault:
-                self.meter._fault(fault, f"reading a {self.endpoint.name} response")
+                self.hooks.fault(fault, f"reading a {self.endpoint.name} usage")
         scope = self.scope
         return LLMEvent(
             provider=self.provider,
@@ -132,7 +156,7 @@ class Call:
             agent_id=scope.agent_id if scope else None,
             tags=scope.tags if scope else {},
             timestamp=datetime.fromtimestamp(self.wall_ns / 1e9, timezone.utc),
-            duration_ms=(self.ended_ns - self.started_ns) / 1e6,
+            duration_ms=(self.ended_ns - self.started_ns) / 1e6 if self.ended_ns else None,
             time_to_first_token_ms=(
                 None if self.first_token_ns is None else (self.first_token_ns - self.started_ns) / 1e6
             ),
@@ -149,23 +173,24 @@ class Call:
         )
 
 
-def _begin(meter: Meter, endpoint: Endpoint, instance: Any, args: tuple, kwargs: dict) -> tuple[Call | None, dict]:
+def _begin(hooks: CallHooks, endpoint: Endpoint, instance: Any, args: tuple, kwargs: dict) -> tuple[Call | None, dict]:
     """Start a call. Returns (None, kwargs) when instrumentation must step aside."""
     try:
-        call = Call(meter, endpoint, meter._scope_for_call())
+        call = Call(hooks, endpoint, hooks.scope())
         replaced = endpoint.start(call, instance, args, kwargs)
         if replaced is not None:
             kwargs = replaced
         if call.request is None:  # an endpoint whose request is positional sets it itself
             call.request = kwargs
     except Exception as fault:
-        meter._fault(fault, f"reading a {endpoint.name} request")
+        hooks.fault(fault, f"reading a {endpoint.name} request")
         return None, kwargs
     return call, kwargs
 
 
 def _complete(call: Call, result: Any) -> Any:
-    """Turn the original method's result into an event (now or when its stream ends)."""
+    """Observe the original method's result: read it now, or as its stream is consumed. The
+    caller always gets `result` itself."""
     from . import streams
 
     try:
@@ -174,61 +199,60 @@ def _complete(call: Call, result: Any) -> Any:
             call.finish(response=result)
             return result
         if kind is Kind.STREAM:
-            return streams.StreamProxy(result, call)
-        if kind is Kind.ASYNC_STREAM:
-            return streams.AsyncStreamProxy(result, call)
+            return streams.observe_stream(result, call)
+        if kind is Kind.GENERATOR:
+            return streams.observe_generator(result, call)
+        if kind is Kind.ASYNC_GENERATOR:
+            return streams.observe_async_generator(result, call)
         if kind is Kind.RAW:
-            return streams.wrap_raw_response(result, call)
-        if kind is Kind.MANAGER:
-            return streams.ManagerProxy(result, call)
-        if kind is Kind.ASYNC_MANAGER:
-            return streams.AsyncManagerProxy(result, call)
-        if kind is Kind.CUSTOM:
-            return call.endpoint.wrap_result(call, result)
+            return streams.observe_raw_response(result, call)
+        return call.endpoint.observe_result(call, result)
     except Exception as fault:
-        call.meter._fault(fault, f"reading a {call.endpoint.name} response")
+        call.hooks.fault(fault, f"observing a {call.endpoint.name} response")
     if not call.done:
         call.finish()
     return result
 
 
-def sync_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
+def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _in_call.get() or not meter._instrumenting or not endpoint.accepts(instance, args, kwargs):
+        if in_call.get() or not hooks.active or not endpoint.accepts(instance, args, kwargs):
             return wrapped(*args, **kwargs)
-        call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
+        call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        meter._guard_call(call)  # may raise LimitExceededException: before anything is sent
-        token = _in_call.set(True)
+        hooks.admit(call)  # may raise LimitExceededException: before anything is sent
+        call.request = None
+        token = in_call.set(True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
-            _in_call.reset(token)
+            in_call.reset(token)
         return _complete(call, result)
 
     return wrapper
 
 
-def async_wrapper(meter: Meter, endpoint: Endpoint) -> Callable[..., Any]:
+def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _in_call.get() or not meter._instrumenting or not endpoint.accepts(instance, args, kwargs):
+        if in_call.get() or not hooks.active or not endpoint.accepts(instance, args, kwargs):
             return await wrapped(*args, **kwargs)
-        call, kwargs = _begin(meter, endpoint, instance, args, kwargs)
+        call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        await meter._aguard_call(call)  # may raise LimitExceededException: before anything is sent
-        token = _in_call.set(True)
+        await hooks.admit_async(call)  # may raise LimitExceededException: before anything is sent
+        call.request = None
+        token = in_call.set(True)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
-            _in_call.reset(token)
+            in_call.reset(token)
         return _complete(call, result)
 
     return wrapper

@@ -32,7 +32,7 @@ from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind
 from .fields import count, field, text
 from .registry import Patch
-from .streams import AsyncStreamProxy, StreamProxy
+from .streams import observe_async_generator, observe_generator, start_on_enter_generator
 
 _RAW_MODULE = "cohere.v2.raw_client"
 
@@ -109,18 +109,10 @@ class ChatStream(_CohereEndpoint):
         return None
 
     def classify(self, result: Any) -> Kind:
-        return Kind.ASYNC_MANAGER if hasattr(result, "__aenter__") else Kind.MANAGER
+        return Kind.CUSTOM
 
-    def enter_manager(self, call: Call, entered: Any) -> Any:
-        # The HttpResponse the SDK made for this stream: its events are read through a proxy.
-        events = getattr(entered, "_data", None)
-        if events is None:  # not the HttpResponse this module knows: leaving the block records it
-            return entered
-        if hasattr(events, "__anext__"):
-            entered._data = AsyncStreamProxy(events, call)
-        else:
-            entered._data = StreamProxy(events, call)
-        return entered
+    def observe_result(self, call: Call, manager: Any) -> Any:
+        return start_on_enter_generator(call, manager, _observe_events)
 
     def stream_reader(self, call: Call) -> ChunkReader:
         call.tool_calls = 0
@@ -149,6 +141,19 @@ class ChatStream(_CohereEndpoint):
             return True
 
         return read
+
+
+def _observe_events(call: Call, response: Any) -> Any:
+    """The HttpResponse the SDK made for this stream: its event generator is observed."""
+    events = getattr(response, "_data", None)
+    if events is None:  # not the HttpResponse this module knows: the call ends without usage
+        call.finish()
+        return response
+    if hasattr(events, "__anext__"):
+        response._data = observe_async_generator(events, call)
+    else:
+        response._data = observe_generator(events, call)
+    return response
 
 
 class Embed(_CohereEndpoint):
@@ -209,7 +214,7 @@ def _find_provider(wrapper: Any, call: Call) -> str:
     base_url = get_base_url() if callable(get_base_url) else None
     if not base_url:
         return "cohere"
-    return provider_for_base_url(base_url, "cohere", call.meter.config.provider_overrides)
+    return provider_for_base_url(base_url, "cohere", call.settings.provider_overrides)
 
 
 def _closure_value(function: Any, name: str) -> Any:

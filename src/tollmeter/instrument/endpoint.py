@@ -2,8 +2,9 @@
 
 A provider module subclasses `Endpoint` once per family of methods (chat completions, messages,
 ...) and says: how to read the request (model, stream flag, provider), what kind of object the
-method returned, and how to read usage from a response, a streamed chunk or an SDK error. It
-never builds events, proxies streams or talks to the meter: that is the shared machinery's job.
+method returned, and how to read a response, a streamed chunk or an SDK error. The wire format
+it speaks (formats/) reads usage and estimates requests; the endpoint never builds events,
+observes streams or talks to the meter: that is the shared machinery's job.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from .fields import text
 
 if TYPE_CHECKING:
+    from ..limits.estimate import RequestEstimate
     from .call import Call
 
 
 class Kind(enum.Enum):
-    VALUE = "value"  # a parsed response object
-    STREAM = "stream"  # a sync iterator of chunks
-    ASYNC_STREAM = "async_stream"  # an async iterator of chunks
-    RAW = "raw"  # a raw-response wrapper (`with_raw_response`, `with_streaming_response`)
-    MANAGER = "manager"  # a sync stream manager whose request starts on __enter__
-    ASYNC_MANAGER = "async_manager"  # the async twin, started on __aenter__
-    CUSTOM = "custom"  # the endpoint instruments the result itself (`wrap_result`)
+    VALUE = "value"  # a parsed response object: read at once
+    STREAM = "stream"  # an SDK stream object keeping its chunk iterator in an attribute
+    GENERATOR = "generator"  # a generator of chunks (the caller gets a generator back)
+    ASYNC_GENERATOR = "async_generator"  # the async twin
+    RAW = "raw"  # a Stainless raw-response wrapper (`with_raw_response`, `with_streaming_response`)
+    CUSTOM = "custom"  # the endpoint observes the result itself (`observe_result`)
 
 
 #: Reads one streamed chunk into the call; returns False to hide the chunk from the caller.
@@ -36,6 +37,8 @@ class Endpoint:
     name: str = ""
     #: Response header holding the provider's request id (read for streams).
     request_id_header: str | None = None
+    #: For `Kind.STREAM`: the attribute of the SDK's stream object that holds its chunk iterator.
+    stream_iterator: str = "_iterator"
 
     def accepts(self, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
         """Whether this call is metered at all (a method shared with calls that are not LLM
@@ -46,26 +49,30 @@ class Endpoint:
         """Read the request into `call`. Return replacement kwargs to send, or None to keep them."""
         return None
 
+    def estimate(self, request: Mapping[str, Any], model: str | None) -> RequestEstimate:
+        """The request's worst-case tokens, for limits. Endpoints of a known wire format use
+        that format's estimator; this default counts every string and the model's output cap."""
+        from ..limits.estimate import estimate_request
+
+        return estimate_request(self.name, request, model)
+
     def classify(self, result: Any) -> Kind:
         return Kind.VALUE
 
     def read_response(self, call: Call, response: Any) -> None:
-        """Read a complete response (an SDK object or its JSON as a dict) into `call`."""
+        """Read a complete response (an SDK object or its JSON as a dict) into `call`, on the
+        caller's thread: cheap fields now, the usage object through `call.defer_usage`."""
 
     def stream_reader(self, call: Call) -> ChunkReader:
         """A reader for one stream's chunks; it may keep state of its own."""
         return _show_all
 
-    def wrap_result(self, call: Call, result: Any) -> Any:
-        """For `Kind.CUSTOM`: instrument a result the shared proxies do not fit (a response dict
-        holding an event stream, say) and return what the caller gets. The endpoint finishes the
-        call, typically through `streams.StreamProxy` / `AsyncStreamProxy` or `call.finish()`."""
+    def observe_result(self, call: Call, result: Any) -> Any:
+        """For `Kind.CUSTOM`: observe a result the shared kinds do not fit (a stream manager,
+        a response dict holding an event stream) in place, and return `result` itself. The
+        endpoint finishes the call, typically through the helpers of `streams` or `call.finish()`."""
         call.finish(response=result)
         return result
-
-    def enter_manager(self, call: Call, entered: Any) -> Any:
-        """For stream managers: instrument what `__enter__` returned; return what the caller gets."""
-        return entered
 
     def read_error(self, call: Call, exc: BaseException) -> None:
         """Read an SDK exception into `call` (status code, request id)."""

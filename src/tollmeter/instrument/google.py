@@ -100,7 +100,7 @@ def _provider(call: Call, api_client: Any) -> str:
     that bills the calls; `MeterConfig.provider_overrides` can still name another provider.
     """
     provider = VERTEX if getattr(api_client, "vertexai", None) else GEMINI
-    overrides = call.meter.config.provider_overrides
+    overrides = call.settings.provider_overrides
     if overrides:
         options = getattr(api_client, "_http_options", None)
         base_url = getattr(options, "base_url", None)
@@ -397,11 +397,11 @@ class GenerateContentStream(GenerateContent):
 
     def classify(self, result: Any) -> Kind:
         if hasattr(result, "__anext__"):
-            return Kind.ASYNC_STREAM  # the request was sent (and an HTTP error raised) when awaited
+            return Kind.ASYNC_GENERATOR  # the request was sent (and an HTTP error raised) when awaited
         if hasattr(result, "__next__"):
             # A generator whose request goes out at the first next(): a refusal then (429, 400)
-            # is a failed call, not a partial stream (the proxy knows no chunk came yet).
-            return Kind.STREAM
+            # is a failed call, not a partial stream (the observer knows no chunk came yet).
+            return Kind.GENERATOR
         return Kind.VALUE
 
     def stream_reader(self, call: Call) -> ChunkReader:

@@ -24,7 +24,7 @@ from .chat_format import read_choices
 from .endpoint import ChunkReader
 from .fields import count, field, text
 from .registry import Patch
-from .stainless import StainlessEndpoint
+from .stainless import StainlessEndpoint, lifecycle_patches
 
 #: Groq bills at least this many seconds of audio per transcription or translation.
 MIN_BILLED_AUDIO_SECONDS = 10.0
@@ -156,4 +156,4 @@ def patches() -> list[Patch]:
             Patch(module, f"{owner}.create", endpoint),
             Patch(module, f"Async{owner}.create", endpoint, is_async=True),
         )
-    ]
+    ] + lifecycle_patches("groq")

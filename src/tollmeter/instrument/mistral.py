@@ -33,6 +33,7 @@ from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind
 from .fields import count, field, text
 from .registry import Patch
+from .streams import close_patches
 
 REQUEST_ID_HEADER = "mistral-correlation-id"
 _UNSET_NAME = "Unset"
@@ -105,7 +106,7 @@ class MistralEndpoint(Endpoint):
             return self.provider  # one of the SDK's own servers (global, eu, us)
         provider = _mistral_urls.get(url)
         if provider is None:
-            provider = provider_for_base_url(url, self.provider, call.meter.config.provider_overrides)
+            provider = provider_for_base_url(url, self.provider, call.settings.provider_overrides)
             host = (urlsplit(url).hostname or "").lower()
             if provider == "mistral-compatible" and (host == "mistral.ai" or host.endswith(".mistral.ai")):
                 provider = "mistral"  # api.eu.mistral.ai, api.us.mistral.ai
@@ -114,12 +115,12 @@ class MistralEndpoint(Endpoint):
             _mistral_urls[url] = provider
         return provider
 
+    #: `EventStream` / `EventStreamAsync` keep their event generator here.
+    stream_iterator = "generator"
+
     def classify(self, result: Any) -> Kind:
-        if self.streams:  # an EventStream / EventStreamAsync
-            if hasattr(result, "__anext__"):
-                return Kind.ASYNC_STREAM
-            if hasattr(result, "__next__"):
-                return Kind.STREAM
+        if self.streams and hasattr(result, "generator"):  # an EventStream / EventStreamAsync
+            return Kind.STREAM
         return Kind.VALUE
 
     def read_response(self, call: Call, response: Any) -> None:
@@ -211,7 +212,7 @@ def _family(package: str, provider: str, *, fim: bool, agents: bool, embeddings:
         Patch(f"{package}.{module}", f"{owner}.{method}", endpoint, is_async=is_async)
         for module, owner, methods in targets
         for method, endpoint, is_async in methods
-    ]
+    ] + close_patches(f"{package}.utils.eventstreaming", ("EventStream", "EventStreamAsync"), "generator")
 
 
 def patches() -> list[Patch]:

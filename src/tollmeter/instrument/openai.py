@@ -17,7 +17,7 @@ from .chat_format import read_choices
 from .endpoint import ChunkReader
 from .fields import count, field, money, text
 from .registry import Patch
-from .stainless import StainlessEndpoint
+from .stainless import StainlessEndpoint, lifecycle_patches
 
 
 class _OpenAIEndpoint(StainlessEndpoint):
@@ -73,7 +73,7 @@ class ChatCompletions(_OpenAIEndpoint):
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         super().start(call, instance, args, kwargs)
-        if call.stream and call.meter.config.stream_usage:
+        if call.stream and call.settings.stream_usage:
             return _ask_for_stream_usage(call, kwargs)
         return None
 
@@ -479,4 +479,4 @@ def patches() -> list[Patch]:
             Patch(module, f"{owner}.{method}", endpoint),
             Patch(module, f"Async{owner}.{method}", endpoint, is_async=True),
         )
-    ]
+    ] + lifecycle_patches("openai")

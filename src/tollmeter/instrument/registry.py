@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import wrapt
 
@@ -20,19 +20,25 @@ from .call import async_wrapper, sync_wrapper
 from .endpoint import Endpoint
 
 if TYPE_CHECKING:
-    from ..meter import Meter
+    from .hooks import CallHooks
 
 logger = logging.getLogger("tollmeter")
 
 
 @dataclass(frozen=True)
 class Patch:
-    """One SDK method to wrap: `module`, then `path` ("Class.method") inside it."""
+    """One SDK method to wrap: `module`, then `path` ("Class.method") inside it.
+
+    A method that makes a call names its `endpoint`; a lifecycle method (a stream's `close`, a
+    raw response's `parse`) gives a `wrapper` factory instead: `wrapper(hooks)` returns the
+    wrapt wrapper to install.
+    """
 
     module: str
     path: str
-    endpoint: Endpoint
+    endpoint: Endpoint | None = None
     is_async: bool = False
+    wrapper: Callable[[Any], Callable[..., Any]] | None = None
 
 
 #: Provider name -> (the SDK's import name, the tollmeter module that knows it).
@@ -65,16 +71,16 @@ class _Applied:
     original: Any
 
 
-# (class, attribute) -> the Meter whose wrapper is installed there. Two meters never stack.
-_installed: dict[tuple[Any, str], "Meter"] = {}
+# (class, attribute) -> the hooks whose wrapper is installed there. Two meters never stack.
+_installed: dict[tuple[Any, str], "CallHooks"] = {}
 _lock = threading.RLock()
 
 
 class Patcher:
-    """The patches one Meter has applied, by provider."""
+    """The patches one set of hooks (one Meter) has applied, by provider."""
 
-    def __init__(self, meter: Meter) -> None:
-        self._meter = meter
+    def __init__(self, hooks: CallHooks) -> None:
+        self._hooks = hooks
         self._applied: dict[str, list[_Applied]] = {}
 
     @property
@@ -98,7 +104,7 @@ class Patcher:
                 module = importlib.import_module(module_name)
                 patches: list[Patch] = module.patches()
             except Exception as fault:
-                self._meter._fault(fault, f"loading the {name} instrumentation")
+                self._hooks.fault(fault, f"loading the {name} instrumentation")
                 return False
             applied = [a for p in patches if (a := self._apply(p)) is not None]
             self._applied[name] = applied
@@ -131,14 +137,18 @@ class Patcher:
             return None
         key = (owner, attribute)
         holder = _installed.get(key)
-        if holder is not None and holder is not self._meter:
+        if holder is not None and holder is not self._hooks:
             logger.warning(
                 "tollmeter: %s.%s is already instrumented by another Meter; not patching it twice",
                 patch.module, patch.path,
             )
             return None
         original = vars(owner)[attribute]
-        make = async_wrapper if patch.is_async else sync_wrapper
-        wrapt.wrap_function_wrapper(owner, attribute, make(self._meter, patch.endpoint))
-        _installed[key] = self._meter
+        if patch.wrapper is not None:
+            wrapper = patch.wrapper(self._hooks)
+        else:
+            assert patch.endpoint is not None, f"{patch.path}: a Patch needs an endpoint or a wrapper"
+            wrapper = (async_wrapper if patch.is_async else sync_wrapper)(self._hooks, patch.endpoint)
+        wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+        _installed[key] = self._hooks
         return _Applied(owner, attribute, original)

@@ -1,26 +1,41 @@
-"""Proxies that stand in for what an SDK returns until the call's usage is known.
+"""Streams, raw responses and stream managers, observed in place.
 
-Each proxy is a `wrapt.ObjectProxy`: `isinstance`, attributes, `repr` and everything the
-proxy does not define go to the real object. A stream proxy reads each chunk as it passes and
-records the call exactly once: at the end of the stream, on `break` + `close()`, on leaving a
-`with` block, on an exception, or when it is garbage collected. A stream not read to its end is
-recorded as `partial`. The call's scope was captured when it started, so no ContextVar is touched
-while chunks are yielded.
+The caller always gets the SDK's own object back (`type(result) is type(unpatched_result)`):
+
+- An SDK stream object (openai/anthropic/groq `Stream`, mistral's `EventStream`, botocore's
+  `EventStream`) keeps its chunk iterator in an attribute; a `ChunkObserver` is put there in
+  its place and reads each chunk as it passes. Closing the stream (a class-level hook on its
+  `close`, see `close_patches`) or dropping it ends the call.
+- A generator result (google-genai, cohere, `@meter.track`) is handed back as a generator
+  over the same observer.
+- A raw response (`with_raw_response`, `with_streaming_response`) is tracked by identity;
+  class-level hooks on `parse` and `close` (`raw_response_patches`) and its collection end
+  the call.
+- A stream manager whose request goes out on `__enter__` gets its request callable replaced
+  (`start_on_enter`); a manager dropped unentered abandons the call.
+
+The call is recorded exactly once: at the end of the stream, on `close()`, on an exception, or
+when the observer is collected (a stream not read to its end is `partial`). The observer never
+holds the stream object itself, so a dropped stream is collected at once. The call's scope was
+captured when it started: no ContextVar is touched while chunks are read.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from typing import Any
-
-import wrapt
+import weakref
+from typing import Any, Callable
 
 from .call import Call
 from .endpoint import ChunkReader, Kind
 
 
-def _start_reading(call: Call, stream: Any) -> ChunkReader:
+def _show(chunk: Any) -> bool:
+    return True
+
+
+def _reader(call: Call, stream: Any) -> ChunkReader:
     """The endpoint's reader for this stream; the request id comes from the response headers."""
     try:
         header = call.endpoint.request_id_header
@@ -30,25 +45,17 @@ def _start_reading(call: Call, stream: Any) -> ChunkReader:
                 call.request_id = response.headers.get(header)
         return call.endpoint.stream_reader(call)
     except Exception as fault:
-        call.meter._fault(fault, f"starting to read a {call.endpoint.name} stream")
+        call.hooks.fault(fault, f"starting to read a {call.endpoint.name} stream")
         return _show
 
 
-def _show(chunk: Any) -> bool:
-    return True
+class _Observer:
+    """What every observer shares: the call, the chunk reader, and ending the call once."""
 
+    __slots__ = ("source", "call", "read", "seen", "__weakref__")
 
-class _Reader:
-    """A stream's chunk reader, held by the proxy and by every iterator over it.
-
-    When the last of them is gone and the call is not recorded yet, the stream was dropped
-    before its end: it is recorded as partial then. After its first fault the reader is
-    replaced by `_show` (the fault is reported once) and chunks flow on.
-    """
-
-    __slots__ = ("call", "read", "seen")
-
-    def __init__(self, call: Call, read: ChunkReader) -> None:
+    def __init__(self, source: Any, call: Call, read: ChunkReader) -> None:
+        self.source = source
         self.call = call
         self.read = read
         #: Whether a chunk arrived: a stream that fails before any is a failed call, not a
@@ -56,141 +63,174 @@ class _Reader:
         self.seen = False
 
     def failed(self, fault: Exception) -> bool:
-        self.call.meter._fault(fault, f"reading a {self.call.endpoint.name} stream chunk")
+        """After its first fault the reader is set aside (reported once) and chunks flow on."""
+        self.call.hooks.fault(fault, f"reading a {self.call.endpoint.name} stream chunk")
         self.read = _show
         return True
 
+    def ended(self) -> None:
+        """Closed by the caller: whatever was read is the call's usage."""
+        self.call.finish(partial=True)
+
     def __del__(self) -> None:
-        call = self.call
+        try:
+            call = self.call
+        except AttributeError:
+            return
         if not call.done:
             call.finish(partial=True)
 
 
-def _iterate(reader: _Reader, chunks: Any) -> Any:
-    """The chunks the caller sees. A generator: resuming it costs less than a method call."""
-    call = reader.call
-    try:
-        for chunk in chunks:
-            reader.seen = True
-            try:
-                show = reader.read(chunk)
-            except Exception as fault:
-                show = reader.failed(fault)
-            if show:
-                yield chunk
-    except GeneratorExit:  # the caller stopped iterating; close() or collection records it
-        raise
-    except BaseException as exc:
-        call.fail(exc, partial=reader.seen)
-        raise
-    call.finish()
+class ChunkObserver(_Observer):
+    """A sync chunk iterator standing in for the SDK's own."""
 
+    __slots__ = ()
 
-class StreamProxy(wrapt.ObjectProxy):
-    def __init__(self, stream: Any, call: Call) -> None:
-        super().__init__(stream)
-        self._self_call = call
-        self._self_reader = _Reader(call, _start_reading(call, stream))
-        self._self_iterator: Any = None
-
-    def __iter__(self) -> Any:
-        return _iterate(self._self_reader, iter(self.__wrapped__))
-
-    def __next__(self) -> Any:
-        iterator = self._self_iterator
-        if iterator is None:
-            iterator = self._self_iterator = iter(self)
-        return next(iterator)
-
-    def __enter__(self) -> StreamProxy:
-        self.__wrapped__.__enter__()
+    def __iter__(self) -> ChunkObserver:
         return self
 
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            self._self_call.finish(partial=True)
+    def __next__(self) -> Any:
+        while True:
+            try:
+                chunk = self.source.__next__()
+            except StopIteration:
+                self.call.finish()
+                raise
+            except BaseException as exc:
+                self.call.fail(exc, partial=self.seen)
+                raise
+            self.seen = True
+            try:
+                show = self.read(chunk)
+            except Exception as fault:
+                show = self.failed(fault)
+            if show:
+                return chunk
 
-    def close(self) -> Any:
-        try:
-            return self.__wrapped__.close()
-        finally:
-            self._self_call.finish(partial=True)
 
+class AsyncChunkObserver(_Observer):
+    """An async chunk iterator standing in for the SDK's own."""
 
-class AsyncStreamProxy(wrapt.ObjectProxy):
-    def __init__(self, stream: Any, call: Call) -> None:
-        super().__init__(stream)
-        self._self_call = call
-        self._self_reader = _Reader(call, _start_reading(call, stream))
-        self._self_anext = getattr(stream, "__anext__", None) or stream.__aiter__().__anext__
+    __slots__ = ()
 
-    def __aiter__(self) -> AsyncStreamProxy:
+    def __aiter__(self) -> AsyncChunkObserver:
         return self
 
     async def __anext__(self) -> Any:
         while True:
             try:
-                chunk = await self._self_anext()
+                chunk = await self.source.__anext__()
             except StopAsyncIteration:
-                self._self_call.finish()
+                self.call.finish()
                 raise
             except BaseException as exc:
-                self._self_call.fail(exc, partial=self._self_reader.seen)
+                self.call.fail(exc, partial=self.seen)
                 raise
-            reader = self._self_reader
-            reader.seen = True
+            self.seen = True
             try:
-                show = reader.read(chunk)
+                show = self.read(chunk)
             except Exception as fault:
-                show = reader.failed(fault)
+                show = self.failed(fault)
             if show:
                 return chunk
 
-    async def __aenter__(self) -> AsyncStreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
 
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            self._self_call.finish(partial=True)
+_OBSERVERS = (ChunkObserver, AsyncChunkObserver)
 
-    def close(self) -> Any:
-        return self._tollmeter_closing(self.__wrapped__.close)
 
-    def aclose(self) -> Any:
-        return self._tollmeter_closing(self.__wrapped__.aclose)
+# -- SDK stream objects ----------------------------------------------------------------------
 
-    def _tollmeter_closing(self, close: Any) -> Any:
-        try:
-            result = close()
-        except BaseException:
-            self._self_call.finish(partial=True)
-            raise
-        if inspect.isawaitable(result):
-            return self._tollmeter_await_close(result)
-        self._self_call.finish(partial=True)
-        return result
 
-    async def _tollmeter_await_close(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        finally:
-            self._self_call.finish(partial=True)
+def observe_stream(stream: Any, call: Call, attribute: str | None = None, read: ChunkReader | None = None) -> Any:
+    """Observe `stream` in place: its chunk iterator (in `attribute`, by default the endpoint's
+    `stream_iterator`) is replaced by an observer. Returns `stream`. Observing twice is a no-op."""
+    attribute = attribute or call.endpoint.stream_iterator
+    source = getattr(stream, attribute)
+    if type(source) in _OBSERVERS:
+        return stream
+    if read is None:
+        read = _reader(call, stream)
+    observer = AsyncChunkObserver if hasattr(source, "__anext__") else ChunkObserver
+    setattr(stream, attribute, observer(source, call, read))
+    return stream
+
+
+def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_iterator") -> list[Any]:
+    """Hooks on the `close` of stream classes observed through `attribute`: closing an
+    observed stream ends its call at once (the stream object may live on)."""
+    from .registry import Patch
+
+    def factory(hooks: Any) -> Callable[..., Any]:
+        def on_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            values = getattr(instance, "__dict__", None)
+            observer = values.get(attribute) if values is not None else None
+            if type(observer) in _OBSERVERS:
+                observer.ended()
+            return wrapped(*args, **kwargs)
+
+        return on_close
+
+    return [Patch(module, f"{owner}.close", wrapper=factory) for owner in owners]
+
+
+# -- generators ------------------------------------------------------------------------------
+
+
+def observe_generator(generator: Any, call: Call) -> Any:
+    """A generator over the same chunks (the caller gets a generator, as unpatched)."""
+    return _observed(ChunkObserver(generator, call, _reader(call, generator)))
+
+
+def _observed(observer: ChunkObserver) -> Any:
+    try:
+        yield from observer
+    except GeneratorExit:  # closed by the caller, or collected while suspended
+        observer.ended()
+        close = getattr(observer.source, "close", None)
+        if close is not None:
+            close()
+        raise
+
+
+def observe_async_generator(generator: Any, call: Call) -> Any:
+    """An async generator over the same chunks."""
+    return _observed_async(AsyncChunkObserver(generator, call, _reader(call, generator)))
+
+
+async def _observed_async(observer: AsyncChunkObserver) -> Any:
+    try:
+        async for chunk in observer:
+            yield chunk
+    except GeneratorExit:
+        observer.ended()
+        aclose = getattr(observer.source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
 
 
 # -- raw responses ---------------------------------------------------------------------------
 
 
-def wrap_raw_response(raw: Any, call: Call) -> Any:
-    """`with_raw_response` / `with_streaming_response` results.
+class _RawState:
+    __slots__ = ("call", "parsed")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.parsed = False
+
+
+#: raw response -> its call, until the response is parsed, closed or collected.
+_raw: weakref.WeakKeyDictionary[Any, _RawState] = weakref.WeakKeyDictionary()
+
+
+def observe_raw_response(raw: Any, call: Call) -> Any:
+    """`with_raw_response` / `with_streaming_response` results, returned as they are.
 
     A plain (non-stream) response whose body is already read is parsed now (the SDK caches the
-    parse, so the caller's own `parse()` gets the same object) and returned untouched. Anything
-    else is proxied so that `parse()`, `close()` or garbage collection records the call.
+    parse, so the caller's own `parse()` gets the same object). Otherwise the response is
+    remembered: its `parse()` (the hooks of `raw_response_patches`), `close()` or collection
+    records the call.
     """
     if not call.stream and _body_is_read(raw):
         parse = getattr(raw, "parse", None)
@@ -198,8 +238,11 @@ def wrap_raw_response(raw: Any, call: Call) -> Any:
         if not inspect.isawaitable(parsed):
             call.finish(response=parsed)
             return raw
-        parsed.close()  # an async parse of a read body: don't run it here
-    return RawResponseProxy(raw, call)
+        parsed.close()  # an async parse of a read body: not run here
+    state = _RawState(call)
+    _raw[raw] = state
+    weakref.finalize(raw, _finish_unparsed, state, getattr(raw, "http_response", None))
+    return raw
 
 
 def _body_is_read(raw: Any) -> bool:
@@ -207,152 +250,220 @@ def _body_is_read(raw: Any) -> bool:
     return bool(getattr(http, "is_stream_consumed", False))
 
 
-class RawResponseProxy(wrapt.ObjectProxy):
-    def __init__(self, raw: Any, call: Call) -> None:
-        super().__init__(raw)
-        self._self_call = call
-        self._self_streams: dict[int, Any] = {}
+def raw_response_patches(module: str, owners: tuple[str, ...], *, closes: bool = True) -> list[Any]:
+    """Hooks on `parse` (and `close`) of raw-response classes, for the responses observed."""
+    from .registry import Patch
 
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        parsed = self.__wrapped__.parse(*args, **kwargs)
-        if inspect.isawaitable(parsed):
-            return self._tollmeter_parse_async(parsed)
-        return self._tollmeter_take(parsed)
-
-    async def _tollmeter_parse_async(self, awaitable: Any) -> Any:
-        return self._tollmeter_take(await awaitable)
-
-    def _tollmeter_take(self, parsed: Any) -> Any:
-        call = self._self_call
-        try:
-            if not call.stream:
-                call.finish(response=parsed)
+    def parse_factory(hooks: Any) -> Callable[..., Any]:
+        def on_parse(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            parsed = wrapped(*args, **kwargs)
+            state = _raw.get(instance)
+            if state is None:
                 return parsed
-            # A stream: the SDK caches its parse, so hand out the same proxy every time.
-            proxy = self._self_streams.get(id(parsed))
-            if proxy is None:
-                kind = call.endpoint.classify(parsed)
-                if kind is Kind.STREAM:
-                    proxy = StreamProxy(parsed, call)
-                elif kind is Kind.ASYNC_STREAM:
-                    proxy = AsyncStreamProxy(parsed, call)
-                else:
-                    return parsed
-                self._self_streams[id(parsed)] = proxy
-            return proxy
-        except Exception as fault:
-            call.meter._fault(fault, f"reading a raw {call.endpoint.name} response")
-            call.finish()
+            if inspect.isawaitable(parsed):
+                return _parsed_async(state, parsed)
+            return _took(state, parsed)
+
+        return on_parse
+
+    def close_factory(hooks: Any) -> Callable[..., Any]:
+        def on_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            state = _raw.get(instance)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException:
+                if state is not None:
+                    _finish_unparsed(state, getattr(instance, "http_response", None))
+                raise
+            if state is None:
+                return result
+            if inspect.isawaitable(result):
+                return _closed_async(state, result, getattr(instance, "http_response", None))
+            _finish_unparsed(state, getattr(instance, "http_response", None))
+            return result
+
+        return on_close
+
+    patches = [Patch(module, f"{owner}.parse", wrapper=parse_factory) for owner in owners]
+    if closes:
+        patches += [Patch(module, f"{owner}.close", wrapper=close_factory) for owner in owners]
+    return patches
+
+
+async def _parsed_async(state: _RawState, awaitable: Any) -> Any:
+    return _took(state, await awaitable)
+
+
+async def _closed_async(state: _RawState, awaitable: Any, http: Any) -> Any:
+    try:
+        return await awaitable
+    finally:
+        _finish_unparsed(state, http)
+
+
+def _took(state: _RawState, parsed: Any) -> Any:
+    """The caller parsed an observed raw response: the call's response, or its stream."""
+    call = state.call
+    try:
+        if not call.stream:
+            call.finish(response=parsed)
             return parsed
+        if call.endpoint.classify(parsed) is Kind.STREAM:
+            state.parsed = True
+            observe_stream(parsed, call)  # the SDK caches the parse: observed once
+    except Exception as fault:
+        call.hooks.fault(fault, f"reading a raw {call.endpoint.name} response")
+        call.finish()
+    return parsed
 
-    def close(self) -> Any:
-        try:
-            result = self.__wrapped__.close()
-        except BaseException:
-            self._tollmeter_finish_unparsed()
-            raise
-        if inspect.isawaitable(result):
-            return self._tollmeter_await_close(result)
-        self._tollmeter_finish_unparsed()
-        return result
 
-    async def _tollmeter_await_close(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        finally:
-            self._tollmeter_finish_unparsed()
-
-    def _tollmeter_finish_unparsed(self) -> None:
-        """Closed or dropped without `parse()`: read what the caller read, if anything."""
-        call = self._self_call
-        if call.done or self._self_streams:
+def _finish_unparsed(state: _RawState, http: Any) -> None:
+    """Closed or dropped without `parse()`: read what the caller read, if anything."""
+    call = state.call
+    if call.done or state.parsed:
+        return
+    try:
+        if (not call.stream and http is not None and getattr(http, "is_stream_consumed", False)
+                and "json" in http.headers.get("content-type", "")):
+            call.finish(response=json.loads(http.content))
             return
-        try:
-            http = self.__wrapped__.http_response
-            if (not call.stream and getattr(http, "is_stream_consumed", False)
-                    and "json" in http.headers.get("content-type", "")):
-                call.finish(response=json.loads(http.content))
-                return
-        except Exception:  # not JSON, or not readable: record what is known
-            pass
-        call.finish(partial=call.stream)
-
-    def __del__(self) -> None:
-        try:
-            self._self_call  # noqa: B018
-        except AttributeError:
-            return
-        self._tollmeter_finish_unparsed()
+    except Exception:  # not JSON, or not readable: record what is known
+        pass
+    call.finish(partial=call.stream)
 
 
 # -- stream managers -------------------------------------------------------------------------
 
+#: Observes what a manager's request returned; returns what the manager should get.
+Instrument = Callable[[Call, Any], Any]
 
-class ManagerProxy(wrapt.ObjectProxy):
-    """A stream manager (`with client.messages.stream(...) as stream`) whose request starts on enter."""
 
-    def __init__(self, manager: Any, call: Call) -> None:
-        super().__init__(manager)
-        self._self_call = call
-        self._self_entered = False
+class _Entering:
+    """Stands in for a manager's request: the call starts when the manager is entered."""
 
-    def __enter__(self) -> Any:
-        call = self._self_call
-        call.restart_clock()
-        self._self_entered = True
+    __slots__ = ("call", "request", "instrument", "started")
+
+    def __init__(self, call: Call, request: Any, instrument: Instrument) -> None:
+        self.call = call
+        self.request = request
+        self.instrument = instrument
+        self.started = False
+
+    def _start(self) -> None:
+        self.started = True
+        self.call.restart_clock()
+
+    def _observe(self, result: Any) -> Any:
         try:
-            entered = self.__wrapped__.__enter__()
+            return self.instrument(self.call, result)
+        except Exception as fault:
+            self.call.hooks.fault(fault, f"instrumenting a {self.call.endpoint.name} stream")
+            self.call.finish()
+            return result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # a sync manager's request callable
+        self._start()
+        try:
+            result = self.request(*args, **kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            self.call.fail(exc)
             raise
-        return _instrument_entered(call, entered)
+        return self._observe(result)
 
-    def __exit__(self, *exc_info: Any) -> Any:
+    def __await__(self) -> Any:  # an async manager's request coroutine
+        self._start()
         try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            self._self_call.finish(partial=True)
-
-    def __del__(self) -> None:
-        try:
-            call, entered = self._self_call, self._self_entered
-        except AttributeError:
-            return
-        if not entered:
-            call.abandon()
-        elif not call.done:
-            call.finish(partial=True)
-
-
-class AsyncManagerProxy(wrapt.ObjectProxy):
-    def __init__(self, manager: Any, call: Call) -> None:
-        super().__init__(manager)
-        self._self_call = call
-        self._self_entered = False
-
-    async def __aenter__(self) -> Any:
-        call = self._self_call
-        call.restart_clock()
-        self._self_entered = True
-        try:
-            entered = await self.__wrapped__.__aenter__()
+            result = yield from self.request.__await__()
         except BaseException as exc:
-            call.fail(exc)
+            self.call.fail(exc)
             raise
-        return _instrument_entered(call, entered)
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            self._self_call.finish(partial=True)
-
-    __del__ = ManagerProxy.__del__
+        return self._observe(result)
 
 
-def _instrument_entered(call: Call, entered: Any) -> Any:
+def start_on_enter(call: Call, manager: Any, attribute: str, instrument: Instrument) -> Any:
+    """Observe a manager whose request is sent on `__enter__` / `__aenter__`, in place: the
+    request it keeps in `attribute` (a callable, or an awaitable for async managers) is
+    replaced so that the call's clock starts when it runs and `instrument` observes its
+    result. A manager collected without being entered abandons the call. Returns `manager`."""
+    entering = _Entering(call, getattr(manager, attribute), instrument)
+    setattr(manager, attribute, entering)
+    weakref.finalize(manager, _dropped_manager, entering)
+    return manager
+
+
+def _dropped_manager(entering: _Entering) -> None:
+    if not entering.started:
+        entering.call.abandon()
+
+
+def start_on_enter_generator(call: Call, manager: Any, instrument: Instrument) -> Any:
+    """`start_on_enter` for a `contextlib` (async) generator context manager: its generator is
+    replaced by one that starts the call and observes what it yields."""
+    entering = _Entering(call, None, instrument)
+    if hasattr(manager.gen, "__anext__"):
+        manager.gen = _entering_async(entering, manager.gen)
+    else:
+        manager.gen = _entering_sync(entering, manager.gen)
+    weakref.finalize(manager, _dropped_manager, entering)
+    return manager
+
+
+def _entering_sync(entering: _Entering, generator: Any) -> Any:
+    entering._start()
     try:
-        return call.endpoint.enter_manager(call, entered)
-    except Exception as fault:
-        call.meter._fault(fault, f"instrumenting a {call.endpoint.name} stream")
-        return entered
+        first = next(generator)
+    except StopIteration:
+        return
+    except BaseException as exc:
+        entering.call.fail(exc)
+        raise
+    try:
+        yield entering._observe(first)
+    except GeneratorExit:
+        _left(entering)
+        generator.close()
+        raise
+    except BaseException as exc:  # thrown in by __exit__: the original decides
+        _left(entering)
+        try:
+            again = generator.throw(exc)
+        except StopIteration:
+            return
+        yield again  # the original yielded again: contextlib reports it, as unpatched
+    _left(entering)
+    yield from generator  # the manager's exit: next() reaches the original
+
+
+def _left(entering: _Entering) -> None:
+    """The manager's block was left: whatever its stream delivered is the call."""
+    entering.call.finish(partial=True)
+
+
+async def _entering_async(entering: _Entering, generator: Any) -> Any:
+    entering._start()
+    try:
+        first = await generator.__anext__()
+    except StopAsyncIteration:
+        return
+    except BaseException as exc:
+        entering.call.fail(exc)
+        raise
+    try:
+        yield entering._observe(first)
+    except GeneratorExit:
+        _left(entering)
+        await generator.aclose()
+        raise
+    except BaseException as exc:  # thrown in by __aexit__: the original decides
+        _left(entering)
+        try:
+            again = await generator.athrow(exc)
+        except StopAsyncIteration:
+            return
+        yield again  # the original yielded again: contextlib reports it, as unpatched
+    _left(entering)
+    try:
+        again = await generator.__anext__()
+    except StopAsyncIteration:
+        return
+    yield again

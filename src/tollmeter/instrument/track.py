@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..events import Usage
-from .call import Call, _in_call, async_wrapper, sync_wrapper
+from .call import Call, async_wrapper, in_call, sync_wrapper
 from .endpoint import ChunkReader, Endpoint, Kind
 from .fields import count, money, text
+
+if TYPE_CHECKING:
+    from .hooks import CallHooks
 
 UsageExtractor = Callable[[Any], "Usage | Mapping[str, Any] | None"]
 
@@ -43,14 +46,14 @@ class TrackedEndpoint(Endpoint):
     def classify(self, result: Any) -> Kind:
         return Kind.VALUE if self.kind == "function" else Kind.CUSTOM
 
-    def wrap_result(self, call: Call, result: Any) -> Any:
-        from .streams import AsyncStreamProxy, StreamProxy
+    def observe_result(self, call: Call, result: Any) -> Any:
+        from .streams import observe_async_generator, observe_generator
 
         # A generator's body runs while it is iterated, outside the wrapper: mark those
         # stretches as inside this call, so that SDK calls it makes are not counted again.
         if self.kind == "async generator":
-            return AsyncStreamProxy(_async_inside_call(result), call)
-        return StreamProxy(_inside_call(result), call)
+            return observe_async_generator(_async_inside_call(result), call)
+        return observe_generator(_inside_call(result), call)
 
     def read_response(self, call: Call, response: Any) -> None:
         if self.extract_usage is not None:
@@ -97,29 +100,29 @@ def apply_usage(call: Call, reported: Usage | Mapping[str, Any] | None) -> None:
 
 def _inside_call(generator: Any) -> Any:
     while True:
-        token = _in_call.set(True)
+        token = in_call.set(True)
         try:
             item = next(generator)
         except StopIteration:
             return
         finally:
-            _in_call.reset(token)
+            in_call.reset(token)
         yield item
 
 
 async def _async_inside_call(generator: Any) -> Any:
     while True:
-        token = _in_call.set(True)
+        token = in_call.set(True)
         try:
             item = await generator.__anext__()
         except StopAsyncIteration:
             return
         finally:
-            _in_call.reset(token)
+            in_call.reset(token)
         yield item
 
 
-def track(meter: Any, fn: Callable[..., Any], *, provider: str, model: str | None, endpoint: str | None,
+def track(hooks: CallHooks, fn: Callable[..., Any], *, provider: str, model: str | None, endpoint: str | None,
           extract_usage: UsageExtractor | None) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(fn):
         kind = "async generator"
@@ -129,14 +132,14 @@ def track(meter: Any, fn: Callable[..., Any], *, provider: str, model: str | Non
         kind = "function"
     tracked = TrackedEndpoint(endpoint or getattr(fn, "__name__", "function"), provider, model, extract_usage, kind)
     if inspect.iscoroutinefunction(fn):
-        run_async = async_wrapper(meter, tracked)
+        run_async = async_wrapper(hooks, tracked)
 
         @functools.wraps(fn)
         async def tracked_async(*args: Any, **kwargs: Any) -> Any:
             return await run_async(fn, None, args, kwargs)
 
         return tracked_async
-    run = sync_wrapper(meter, tracked)
+    run = sync_wrapper(hooks, tracked)
 
     @functools.wraps(fn)
     def tracked_call(*args: Any, **kwargs: Any) -> Any:

@@ -7,7 +7,9 @@ reserves against it. When a lease runs short the guard asks the store for more (
 transaction, not one per call); when the store has none left, the call is refused with
 `LimitExceededException` and nothing is sent. After the call the reservation is replaced by
 the real cost on the background worker, which writes the spend and takes it off the lease in
-the same transaction.
+the same transaction. Until then the finished call's reservation still counts; a tenant whose
+next call does not fit settles its finished calls first, on its own thread (`finished`,
+`settle_finished`), so that a reservation already replaced in fact never refuses a call.
 
 Because every reservation fits inside a lease and the leases of all processes together never
 exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
@@ -26,15 +28,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
-from .estimate import estimate_request
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
 if TYPE_CHECKING:
-    from ..instrument.call import Call
     from ..pricing.pricer import PriceMatch, Pricer
     from ..pricing.rates import RateSheet
     from ..store.store import Store
+    from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
 
@@ -70,7 +71,7 @@ class GuardSettings:
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry")
+    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled")
 
     def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
                  window_entry: list | None) -> None:
@@ -79,6 +80,7 @@ class Reservation:
         self.lease_id = lease_id
         self.tokens = tokens
         self.window_entry = window_entry
+        self.settled = False
 
     @property
     def tenant_id(self) -> str:
@@ -90,7 +92,7 @@ class Budget:
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
-                 "refilling", "remaining_at_grant")
+                 "refilling", "remaining_at_grant", "finished", "settling")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -111,6 +113,10 @@ class Budget:
         #: [monotonic time, tokens] of the calls of the last minute, for rate limits.
         self.window: deque[list] = deque()
         self.last_used = 0.0
+        #: Reservations of calls that ended and are not settled yet -> what settles them.
+        self.finished: dict[Reservation, Any] = {}
+        #: Held while finished calls are settled (by the worker, or by a caller short of budget).
+        self.settling = threading.Lock()
 
     @property
     def free(self) -> Decimal:
@@ -118,9 +124,12 @@ class Budget:
 
 
 class Guard:
-    def __init__(self, store: Store, pricer: Callable[[], Pricer], settings: GuardSettings | None = None) -> None:
+    def __init__(self, store: Store, pricer: Callable[[], Pricer], settings: GuardSettings | None = None,
+                 settle: Callable[[Any], None] | None = None) -> None:
         self.store = store
         self._pricer = pricer
+        #: Settles a finished call (`finished(reservation, record)`): prices it and calls `settle`.
+        self._settle_record = settle
         self.settings = settings or GuardSettings()
         self._lock = threading.Lock()
         self._budgets: dict[str, Budget] = {}
@@ -132,13 +141,23 @@ class Guard:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def check(self, call: Call) -> Reservation | None | object:
+    def unlimited(self, tenant_id: str) -> bool:
+        """True when the tenant is known to have neither a limit nor a rate limit (the common
+        case, asked first and cheaply on every call)."""
+        budget = self._budgets.get(tenant_id)
+        if (budget is None or not budget.unlimited or budget.requests_per_minute is not None
+                or budget.tokens_per_minute is not None):
+            return False
+        now = time.monotonic()
+        if now >= budget.checked_until + _STALE_UNLIMITED:
+            return False  # long out of date: `check` asks again on this thread
+        budget.last_used = now  # the worker keeps the answer fresh while the tenant is active
+        return True
+
+    def check(self, request: CallRequest) -> Reservation | None | object:
         """Reserve the call's worst case in memory: a Reservation, None (no limit applies), or
         NEEDS_LEASE (then `refill`). Raises LimitExceededException."""
-        scope = call.scope
-        tenant = scope.tenant_id if scope is not None else None
-        if tenant is None:
-            return None
+        tenant = request.tenant_id
         budget = self._budgets.get(tenant)
         if budget is None:
             return NEEDS_LEASE
@@ -151,24 +170,32 @@ class Guard:
                 return NEEDS_LEASE
             if budget.requests_per_minute is None and budget.tokens_per_minute is None:
                 return None
-        estimate, tokens = self.estimate(call)
+        estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
             if reservation is not None:
                 return reservation
+        if budget.finished and self.settle_finished(budget):
+            with self._lock:
+                reservation = self._reserve(budget, now, estimate, tokens)
+                if reservation is not None:
+                    return reservation
+        with self._lock:
             if now < budget.exhausted_until:
                 # The store had nothing more a moment ago, and this process freed too little since.
                 raise self._refusal(budget, estimate)
         return NEEDS_LEASE
 
-    def refill(self, call: Call) -> Reservation | None:
+    def refill(self, request: CallRequest) -> Reservation | None:
         """Ask the store for budget (one short transaction) and reserve the call's share of it
         at once. Runs on the caller's thread, or in a worker thread for async callers. Raises
         LimitExceededException when the limits leave too little."""
-        tenant = call.scope.tenant_id  # type: ignore[union-attr]
+        tenant = request.tenant_id
         with self._lock:
             budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
-        estimate, tokens = self.estimate(call)
+        estimate, tokens = self.estimate(request)
+        if budget.finished:
+            self.settle_finished(budget)  # what the lease asks for counts their real costs
         # One refill per tenant at a time: the threads that queue behind it usually find the
         # budget it brought back enough, without a trip to the store of their own.
         with budget.refilling:
@@ -264,12 +291,10 @@ class Guard:
             # Nothing known about this tenant: let the call through, counted locally.
             return Reservation(budget, _ZERO, None, tokens, None)
 
-    def estimate(self, call: Call) -> tuple[Decimal, int]:
+    def estimate(self, request: CallRequest) -> tuple[Decimal, int]:
         """The call's worst-case cost and tokens."""
-        request = call.request or {}
-        guess = estimate_request(call.endpoint.name, request, call.request_model)
-        tier = request.get("service_tier") if hasattr(request, "get") else None
-        sheet = self._sheet(call.provider, call.request_model, tier if isinstance(tier, str) else None)
+        guess = request.estimate()
+        sheet = self._sheet(request.provider, request.model, request.service_tier)
         tokens = guess.input_tokens + guess.output_tokens
         if sheet is None:
             return _ZERO, tokens
@@ -325,11 +350,48 @@ class Guard:
 
     # -- the background worker ------------------------------------------------------------------
 
+    def finished(self, reservation: Reservation, record: Any) -> None:
+        """The call holding `reservation` ended (caller's thread): it waits for settlement,
+        which `settle_finished` or the worker (`settle_one`) do by settling `record`."""
+        budget = reservation.budget
+        with self._lock:
+            if not reservation.settled:
+                budget.finished[reservation] = record
+
+    def settle_one(self, reservation: Reservation) -> None:
+        """Settle one finished call unless a caller short of budget already did (the worker)."""
+        budget = reservation.budget
+        with budget.settling:
+            with self._lock:
+                record = budget.finished.pop(reservation, None)
+            if record is not None:
+                self._settle(record)
+
+    def settle_finished(self, budget: Budget) -> bool:
+        """Settle every finished call of the tenant now (a caller whose call did not fit).
+        True if any was settled."""
+        with budget.settling:
+            with self._lock:
+                records = list(budget.finished.values())
+                budget.finished.clear()
+            for record in records:
+                self._settle(record)
+        return bool(records)
+
+    def _settle(self, record: Any) -> None:
+        if self._settle_record is None:
+            raise RuntimeError("this guard was made without a way to settle calls")
+        self._settle_record(record)
+
     def settle(self, reservation: Reservation, actual_usd: Decimal | None, actual_tokens: int | None) -> None:
         """Replace a reservation by what the call cost (None: the reservation stands as spent)."""
         cost = reservation.estimate_usd if actual_usd is None else actual_usd
         budget = reservation.budget
         with self._lock:
+            if reservation.settled:
+                return
+            reservation.settled = True
+            budget.finished.pop(reservation, None)
             budget.reserved -= reservation.estimate_usd
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
@@ -340,6 +402,9 @@ class Guard:
         """The call was never sent: its reservation goes back whole."""
         budget = reservation.budget
         with self._lock:
+            if reservation.settled:
+                return
+            reservation.settled = True
             budget.reserved -= reservation.estimate_usd
             if reservation.window_entry is not None:
                 try:

@@ -1,8 +1,10 @@
 """LimitKeeper: a Meter's limits, from `set_limit` to the guard, settlement and alerts.
 
 It opens the store (SQLite; SQLAlchemy is imported then, in the background at start-up) and
-owns the guard. The caller's thread only meets `guard_call`; settlement of real costs, the
-events written to the embedded store and threshold alerts run on the background worker.
+owns the guard. The caller's thread meets `unlimited`, `admit` and `finished`; settlement of
+real costs (`settle`), the events written to the embedded store and threshold alerts run on
+the background worker, except that a tenant short of budget settles its own finished calls
+before being refused (see guard.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from .periods import period_key
 if TYPE_CHECKING:
     from ..config import MeterConfig
     from ..events import LLMEvent
-    from ..instrument.call import Call
     from ..pricing.pricer import Pricer
     from ..store.store import Limit, Store
-    from .guard import Guard
+    from .guard import Guard, Reservation
+    from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
 
@@ -82,6 +84,8 @@ class LimitKeeper:
         #: Events go to the store (the embedded default) unless they are shipped to a server.
         self.keeps_events = config.url is None and config.store is not False
         self._warming: threading.Thread | None = None
+        #: Settles a finished call's record (the pipeline's); see `finished`.
+        self.settle_record: Callable[[Any], None] | None = None
         _keepers.add(self)
 
     # -- opening --------------------------------------------------------------------------------
@@ -127,7 +131,7 @@ class LimitKeeper:
                     self._guard = Guard(store, self._pricer, GuardSettings(
                         lease_ttl=self.config.lease_ttl, unpriced_calls=self.config.unpriced_calls,
                         fallback_prices=self.config.fallback_prices,
-                        unreachable=self.config.limits_unreachable))
+                        unreachable=self.config.limits_unreachable), settle=self._settle_record)
         return self._guard
 
     # -- the API --------------------------------------------------------------------------------
@@ -165,56 +169,75 @@ class LimitKeeper:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def guard_call(self, call: Call) -> None:
+    def unlimited(self, tenant_id: str) -> bool:
+        """Known to have no limit (the common case: a dictionary look-up)."""
+        guard = self._guard
+        return guard is not None and guard.unlimited(tenant_id)
+
+    def admit(self, request: CallRequest) -> Reservation | None:
         """Reserve the call's worst case, or raise LimitExceededException. Blocks only when the
         lease must be refilled (one short store transaction)."""
         try:
             guard = self.guard
-            reservation = guard.check(call)
+            reservation = guard.check(request)
             if reservation is NEEDS_LEASE:
-                reservation = guard.refill(call)
+                reservation = guard.refill(request)
         except LimitExceededException:
             raise
         except Exception as fault:  # the store is broken: let the call through, say so
             self._fault(fault, "checking limits")
-            return
-        call.ticket = reservation
+            return None
+        return reservation  # type: ignore[return-value]
 
-    async def aguard_call(self, call: Call) -> None:
+    async def admit_async(self, request: CallRequest) -> Reservation | None:
         """The same for async callers: a refill runs in a worker thread, off the event loop."""
         try:
             if self._guard is None:
                 await asyncio.to_thread(lambda: self.guard)
             guard = self.guard
-            reservation = guard.check(call)
+            reservation = guard.check(request)
             if reservation is NEEDS_LEASE:
-                reservation = await asyncio.to_thread(guard.refill, call)
+                reservation = await asyncio.to_thread(guard.refill, request)
         except LimitExceededException:
             raise
         except Exception as fault:
             self._fault(fault, "checking limits")
-            return
-        call.ticket = reservation
+            return None
+        return reservation  # type: ignore[return-value]
 
-    def release(self, call: Call) -> None:
+    def finished(self, reservation: Reservation, record: Any) -> None:
+        """The call ended: its reservation waits for `settle` (worker) or for its tenant's next
+        call short of budget, which settles `record` through `settle_record` first."""
+        if self._guard is not None:
+            self._guard.finished(reservation, record)
+
+    def release(self, reservation: Reservation) -> None:
         """A call that was never sent gives its reservation back."""
-        if call.ticket is not None and self._guard is not None:
-            self._guard.release(call.ticket)
-            call.ticket = None
+        if self._guard is not None:
+            self._guard.release(reservation)
 
     # -- the background worker ------------------------------------------------------------------
 
-    def settle_now(self, call: Call) -> Settled:
-        """On the caller's thread, as a reserved call finishes: build and price its event and
-        replace the reservation by the real cost, so that the tenant's next call sees it."""
-        event = call.to_event()
-        if self.config.pricing:
-            self._pricer().price(event)
-        reservation = call.ticket
-        event.lease_id = reservation.lease_id
-        cost = self._limit_cost(event, reservation)
+    def _settle_record(self, record: Any) -> None:
+        if self.settle_record is None:
+            raise RuntimeError("no settle_record: the meter did not wire its pipeline")
+        self.settle_record(record)
+
+    def settle_one(self, reservation: Reservation) -> None:
+        """Settle a finished call unless a caller short of budget already has."""
         if self._guard is not None:
-            self._guard.settle(reservation, cost, event.usage.total_tokens)
+            self._guard.settle_one(reservation)
+
+    def settle(self, reservation: Reservation, event: LLMEvent | None) -> Settled | None:
+        """Replace the reservation by the call's real cost (its priced event; None when the
+        event could not be built: the reservation then stands as spent)."""
+        cost = self._limit_cost(event, reservation) if event is not None else None
+        if self._guard is not None:
+            tokens = event.usage.total_tokens if event is not None else None
+            self._guard.settle(reservation, cost, tokens)
+        if event is None:
+            return None
+        event.lease_id = reservation.lease_id
         return Settled(event, reservation, cost)
 
     def record(self, events: Sequence[LLMEvent], settled: Sequence[Settled | None]) -> None:
@@ -292,9 +315,7 @@ class LimitKeeper:
         if getattr(store, "remote", False):
             store.after_fork()
         elif store is not None:
-            store.engine.dispose(close=False)  # never close the parent's connections
-            if store._lock is not None:  # an in-memory store: its one connection is shared
-                store._lock = threading.Lock()
+            store.after_fork()
         self._guard = None
 
 

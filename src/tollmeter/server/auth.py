@@ -59,7 +59,7 @@ def create_key(store: Store, project: str, note: str | None = None) -> tuple[Api
     key_id = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     now = datetime.now(timezone.utc)
-    with store._begin() as conn:
+    with store.transaction() as conn:
         conn.execute(insert(schema.api_keys).values(key_id=key_id, project_id=project, key_hash=key_hash(key),
                                                     created_at=now, note=note))
     return ApiKey(key_id, project, now, None, note), key
@@ -70,7 +70,7 @@ def list_keys(store: Store, project: str | None = None) -> list[ApiKey]:
     query = select(t.c.key_id, t.c.project_id, t.c.created_at, t.c.revoked_at, t.c.note)
     if project is not None:
         query = query.where(t.c.project_id == project)
-    with store._begin() as conn:
+    with store.transaction() as conn:
         rows = conn.execute(query.order_by(t.c.project_id, t.c.created_at)).all()
     return [ApiKey(r[0], r[1], _utc(r[2]), _utc(r[3]) if r[3] else None, r[4]) for r in rows]
 
@@ -86,7 +86,7 @@ def revoke_key(store: Store, key_or_id: str) -> ApiKey | None:
         key_id = key_or_id.removeprefix(KEY_PREFIX).split("_", 1)[0]
         where = t.c.key_id == key_id
     now = datetime.now(timezone.utc)
-    with store._begin() as conn:
+    with store.transaction() as conn:
         row = conn.execute(select(t.c.key_id, t.c.project_id, t.c.created_at, t.c.revoked_at, t.c.note)
                            .where(where)).first()
         if row is None:
@@ -102,7 +102,7 @@ def project_for(store: Store, key: str) -> str | None:
         return None
     digest = key_hash(key)
     t = schema.api_keys
-    with store._begin() as conn:
+    with store.transaction() as conn:
         row = conn.execute(select(t.c.key_hash, t.c.project_id)
                            .where(t.c.key_hash == digest, t.c.revoked_at.is_(None))).first()
     if row is None or not hmac.compare_digest(row[0], digest):

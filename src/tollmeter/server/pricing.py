@@ -80,7 +80,7 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
     unpriced = e.c.priced.is_(False)
     if since is not None:
         unpriced = unpriced & (e.c.timestamp >= since)
-    with store._begin() as conn:
+    with store.transaction() as conn:
         query = select(e.c.project_id).where(unpriced).distinct()
         projects = [project] if project is not None else sorted(r[0] for r in conn.execute(query))
     columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.provider, e.c.model, e.c.request_model,
@@ -90,7 +90,7 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
         view = store.for_project(name)
         after = ""
         while True:
-            with view._begin() as conn:
+            with view.transaction() as conn:
                 rows = conn.execute(select(*columns).where(e.c.project_id == name, unpriced, e.c.event_id > after)
                                     .order_by(e.c.event_id).limit(batch)).mappings().all()
                 if not rows:
@@ -115,7 +115,7 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
                     if row["tenant_id"] is not None and cost:
                         for key in period_keys(event.timestamp):
                             totals[(row["tenant_id"], key)] = totals.get((row["tenant_id"], key), Decimal(0)) + cost
-                view._add_spend(conn, totals)
+                view.add_spend(conn, totals)
                 after = rows[-1]["event_id"]
     if result.priced:
         logger.info("repriced %d events, %s USD added to the spend", result.priced, result.added_usd)

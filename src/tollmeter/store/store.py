@@ -85,8 +85,16 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _begin(self) -> Any:
+    def transaction(self) -> Any:
+        """`with store.transaction() as conn:` one transaction (a SQLAlchemy Connection), for
+        the server's tables beside the store's own (API keys, repricing)."""
         return _Transaction(self.engine, self._lock)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections are the parent's (never closed here)."""
+        self.engine.dispose(close=False)
+        if self._lock is not None:  # an in-memory store: its one connection is shared
+            self._lock = threading.Lock()
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -101,7 +109,7 @@ class Store:
         is taken off its lease (a retried event settles nothing twice). One transaction.
         Returns the ids stored now."""
         now = _now()
-        with self._begin() as conn:
+        with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 # The tenants' grant locks: a grant must see this spend and these lease
                 # settlements together or not at all (read committed could show it the lease
@@ -120,7 +128,7 @@ class Store:
             for tenant, moment, cost in [*spent, *extra_spend]:
                 for key in period_keys(moment):
                     totals[(tenant, key)] = totals.get((tenant, key), _ZERO) + cost
-            self._add_spend(conn, totals)
+            self.add_spend(conn, totals)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -149,7 +157,8 @@ class Store:
         ).returning(schema.events.c.event_id)
         return [r[0] for r in conn.execute(stmt, values)]
 
-    def _add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
+    def add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
+        """Add USD to tenants' spend, {(tenant, period key): amount}, inside `conn`'s transaction."""
         if not totals:
             return
         t = schema.spend
@@ -194,7 +203,7 @@ class Store:
 
     def set_limit(self, tenant_id: str, frequency: str, limit_usd: Decimal) -> None:
         t = schema.limits
-        with self._begin() as conn:
+        with self.transaction() as conn:
             conn.execute(delete(t).where(_limit_key(t, self.project, tenant_id, frequency)))
             conn.execute(insert(t).values(project_id=self.project, tenant_id=tenant_id, frequency=frequency,
                                           limit_usd=limit_usd, updated_at=_now()))
@@ -205,7 +214,7 @@ class Store:
         where = and_(t.c.project_id == self.project, t.c.tenant_id == tenant_id)
         if frequency is not None:
             where = and_(where, t.c.frequency == frequency)
-        with self._begin() as conn:
+        with self.transaction() as conn:
             removed = conn.execute(delete(t).where(where)).rowcount
             self._revoke_leases(conn, tenant_id)
         return removed
@@ -219,7 +228,7 @@ class Store:
         conn.execute(delete(t).where(where))
 
     def limits_for(self, tenant_id: str) -> list[Limit]:
-        with self._begin() as conn:
+        with self.transaction() as conn:
             return self._limits_for(conn, tenant_id)
 
     def _limits_for(self, conn: Connection, tenant_id: str) -> list[Limit]:
@@ -235,7 +244,7 @@ class Store:
 
     def all_limits(self) -> list[Limit]:
         t = schema.limits
-        with self._begin() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(select(t.c.tenant_id, t.c.frequency, t.c.limit_usd)
                                 .where(t.c.project_id == self.project)).all()
         return sorted((Limit(tid, f, amount) for tid, f, amount in rows),
@@ -243,7 +252,7 @@ class Store:
 
     def set_rate_limit(self, tenant_id: str, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
         t = schema.rate_limits
-        with self._begin() as conn:
+        with self.transaction() as conn:
             conn.execute(delete(t).where(t.c.project_id == self.project, t.c.tenant_id == tenant_id))
             if requests_per_minute is not None or tokens_per_minute is not None:
                 conn.execute(insert(t).values(project_id=self.project, tenant_id=tenant_id,
@@ -252,7 +261,7 @@ class Store:
 
     def rate_limit_for(self, tenant_id: str) -> RateLimit | None:
         t = schema.rate_limits
-        with self._begin() as conn:
+        with self.transaction() as conn:
             row = conn.execute(select(t.c.requests_per_minute, t.c.tokens_per_minute)
                                .where(t.c.project_id == self.project, t.c.tenant_id == tenant_id)).first()
         return None if row is None else RateLimit(tenant_id, row[0], row[1])
@@ -261,7 +270,7 @@ class Store:
 
     def limit_states(self, tenant_id: str, at: datetime | None = None) -> list[LimitState]:
         at = at or _now()
-        with self._begin() as conn:
+        with self.transaction() as conn:
             return self._states(conn, tenant_id, self._limits_for(conn, tenant_id), at)
 
     def _states(self, conn: Connection, tenant_id: str, limits: list[Limit], at: datetime) -> list[LimitState]:
@@ -289,7 +298,7 @@ class Store:
         at = at or _now()
         keys = {freq: period_key(freq, at) for freq in FREQUENCIES}
         s = schema.spend
-        with self._begin() as conn:
+        with self.transaction() as conn:
             rows = dict(conn.execute(select(s.c.period, s.c.spent_usd).where(
                 s.c.project_id == self.project, s.c.tenant_id == tenant_id,
                 s.c.period.in_(list(keys.values())))).all())
@@ -304,7 +313,7 @@ class Store:
         What the limits leave is the limit minus settled spend minus every active lease."""
         at = at or _now()
         ls = schema.leases
-        with self._begin() as conn:
+        with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
                 # replicas could lease the same budget out twice.
@@ -347,14 +356,14 @@ class Store:
 
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
-        with self._begin() as conn:
+        with self.transaction() as conn:
             conn.execute(delete(schema.leases).where(schema.leases.c.lease_id == lease_id,
                                                      schema.leases.c.project_id == self.project))
 
     def claim_alert(self, tenant_id: str, period: str, threshold: str) -> bool:
         """True for the first caller only: the alert is this process's to send."""
         t = schema.alerts
-        with self._begin() as conn:
+        with self.transaction() as conn:
             result = conn.execute(_insert(conn, t).values(
                 project_id=self.project, tenant_id=tenant_id, period=period, threshold=threshold, sent_at=_now()
             ).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period", "threshold"]))
@@ -395,12 +404,12 @@ class Store:
             query = query.where(e.c.tenant_id == tenant_id)
         if keys:
             query = query.group_by(*keys).order_by(*keys)
-        with self._begin() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(query).mappings().all()
         return [{**row, "cost_usd": row["cost_usd"] or _ZERO} for row in rows]
 
     def count_events(self) -> int:
-        with self._begin() as conn:
+        with self.transaction() as conn:
             return conn.execute(select(func.count()).select_from(schema.events)
                                 .where(schema.events.c.project_id == self.project)).scalar_one()
 
@@ -444,7 +453,7 @@ def _now() -> datetime:
 
 
 class _Transaction:
-    """`with store._begin() as conn:` one transaction (serialised for an in-memory database)."""
+    """One transaction, serialised for an in-memory database (its one connection is shared)."""
 
     def __init__(self, engine: Engine, lock: threading.Lock | None) -> None:
         self._engine = engine

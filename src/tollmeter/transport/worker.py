@@ -30,9 +30,11 @@ class BatchWorker:
         max_queue_size: int,
         name: str = "tollmeter-worker",
         on_wake: Callable[[], None] | None = None,
+        on_fault: Callable[[BaseException, str], None] | None = None,
     ) -> None:
         self._handle_batch = handle_batch
         self._on_wake = on_wake
+        self._on_fault = on_fault
         self._max_batch_size = max_batch_size
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
@@ -51,6 +53,7 @@ class BatchWorker:
         self._dropped = 0
         self._flush_wanted = False
         self._stopping = False
+        self.start_failures = 0
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -64,24 +67,43 @@ class BatchWorker:
             self._queue.append(item)
             self._submitted += 1
             if self._thread is None:
-                self._start()
-            elif urgent:
-                self._flush_wanted = True
-                self._has_work.notify()
-            elif len(self._queue) >= self._max_batch_size:
-                self._has_work.notify()
+                fault = self._start()
+            else:
+                fault = None
+                if urgent:
+                    self._flush_wanted = True
+                    self._has_work.notify()
+                elif len(self._queue) >= self._max_batch_size:
+                    self._has_work.notify()
+        if fault is not None:
+            self._fault(fault, "starting the background worker")
         return True
 
+    def _fault(self, exc: BaseException, what: str) -> None:
+        if self._on_fault is not None:
+            try:
+                self._on_fault(exc, what)
+                return
+            except Exception:
+                pass
+        logger.warning("tollmeter: %s failed: %r", what, exc)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has been handled. True if it was in time."""
         if threading.current_thread() is self._thread:
             return False  # called from inside handle_batch: waiting would deadlock
         deadline = None if timeout is None else time.monotonic() + timeout
+        fault = None
         with self._lock:
             target = self._submitted
             if self._handled >= target:
                 return True
+            if self._thread is None and not self._stopping:
+                fault = self._start()  # it could not start before: try again
+        if fault is not None:
+            self._fault(fault, "starting the background worker")
+            return False
+        with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 return False
             self._flush_wanted = True
@@ -99,10 +121,29 @@ class BatchWorker:
             self._stopping = True
             self._has_work.notify()
             thread = self._thread
-        if thread is None or thread is threading.current_thread():
+        if thread is None:
+            # The thread never started (or could not): what is queued is handled here.
+            self._drain_here()
+            return not self._queue
+        if thread is threading.current_thread():
             return not self._queue
         thread.join(timeout)
         return not thread.is_alive()
+
+    def _drain_here(self) -> None:
+        while True:
+            with self._lock:
+                count = min(len(self._queue), self._max_batch_size)
+                batch = [self._queue.popleft() for _ in range(count)]
+            if not batch:
+                return
+            try:
+                self._handle_batch(batch)
+            except Exception as exc:
+                self._fault(exc, f"handling a batch of {count} events")
+            with self._lock:
+                self._handled += count
+                self._progress.notify_all()
 
     @property
     def queued(self) -> int:
@@ -122,10 +163,16 @@ class BatchWorker:
 
     # -- background side ---------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self) -> BaseException | None:
+        """Start the thread (under the lock); the exception if it could not start."""
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        try:
+            thread.start()
+        except Exception as exc:  # RuntimeError: can't start new thread / at interpreter shutdown
+            self.start_failures += 1
+            return exc
         self._thread = thread
-        thread.start()
+        return None
 
     def _run(self) -> None:
         while True:
@@ -148,13 +195,13 @@ class BatchWorker:
             if self._on_wake is not None:
                 try:
                     self._on_wake()
-                except Exception:
-                    logger.exception("tollmeter: background upkeep failed")
+                except Exception as exc:
+                    self._fault(exc, "background upkeep")
             if batch:
                 try:
                     self._handle_batch(batch)
-                except Exception:  # handle_batch reports its own faults; this is the last net
-                    logger.exception("tollmeter: a batch of %d events could not be handled", count)
+                except Exception as exc:  # handle_batch reports its own faults; this is the last net
+                    self._fault(exc, f"handling a batch of {count} events")
                 with self._lock:
                     self._handled += count
                     self._progress.notify_all()

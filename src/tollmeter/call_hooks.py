@@ -1,0 +1,68 @@
+"""MeterHooks: what a Meter does at each point of an instrumented call (instrument.hooks).
+
+Everything here runs on the caller's thread, so it does dictionary and ContextVar work only:
+the scope, a limit check in memory (a store or server round trip only when a lease runs out),
+and queueing the finished call for the background pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .context import Scope, current_scope
+from .instrument.hooks import InstrumentSettings
+from .limits.request import CallRequest
+from .pipeline import Reserved
+
+if TYPE_CHECKING:
+    from .config import MeterConfig
+    from .faults import Faults
+    from .instrument.call import Call
+    from .limits.keeper import LimitKeeper
+    from .pipeline import Pipeline
+
+
+class MeterHooks:
+    def __init__(self, config: MeterConfig, limits: LimitKeeper, pipeline: Pipeline, faults: Faults) -> None:
+        self.settings = InstrumentSettings(stream_usage=config.stream_usage,
+                                           provider_overrides=dict(config.provider_overrides))
+        self.active = True
+        self._default = Scope(config.default_tenant) if config.default_tenant is not None else None
+        self._limits = limits
+        self._pipeline = pipeline
+        self.fault = faults
+
+    def scope(self) -> Scope | None:
+        scope = current_scope()
+        return self._default if scope is None else scope
+
+    def _request(self, call: Call) -> CallRequest | None:
+        scope = call.scope
+        tenant = scope.tenant_id if scope is not None else None
+        if tenant is None or self._limits.unlimited(tenant):
+            return None
+        return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
+
+    def admit(self, call: Call) -> None:
+        request = self._request(call)
+        if request is not None:
+            call.ticket = self._limits.admit(request)
+
+    async def admit_async(self, call: Call) -> None:
+        request = self._request(call)
+        if request is not None:
+            call.ticket = await self._limits.admit_async(request)
+
+    def finished(self, call: Call) -> None:
+        reservation = call.ticket
+        if reservation is None:
+            self._pipeline.submit(call)
+            return
+        reserved = Reserved(call)
+        self._limits.finished(reservation, reserved)
+        self._pipeline.submit(reserved)
+
+    def abandoned(self, call: Call) -> None:
+        if call.ticket is not None:
+            self._limits.release(call.ticket)
+            call.ticket = None

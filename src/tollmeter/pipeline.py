@@ -1,0 +1,151 @@
+"""The background half of every call: event -> price -> settle -> store -> on_event -> deliver.
+
+The caller's thread only queues what finished (`submit`: a lock and an append). One batching
+worker thread builds each event (`Call.to_event`, the one place events are made), prices it,
+replaces its limit reservation by its real cost, writes it to the embedded store, hands it to
+`on_event` and ships it to the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from .events import LLMEvent
+from .transport.worker import BatchWorker
+
+if TYPE_CHECKING:
+    from .config import MeterConfig
+    from .faults import Faults
+    from .instrument.call import Call
+    from .limits.keeper import LimitKeeper, Settled
+    from .pricing.pricer import Pricer
+    from .transport.delivery import Delivery
+
+logger = logging.getLogger("tollmeter")
+
+
+class Reserved:
+    """A finished call that holds a limit reservation, until it is settled (by the worker, or
+    by its tenant's next call when that one is short of budget: see limits/guard.py)."""
+
+    __slots__ = ("call", "settled")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.settled: Settled | None = None
+
+
+class Pipeline:
+    def __init__(self, config: MeterConfig, faults: Faults, pricing: Callable[[], Pricer],
+                 limits: LimitKeeper, delivery: Delivery | None) -> None:
+        self.config = config
+        self._faults = faults
+        self._pricing = pricing
+        self._limits = limits
+        self._delivery = delivery
+        self.worker = BatchWorker(
+            self.handle_batch,
+            max_batch_size=config.max_batch_size,
+            flush_interval=config.flush_interval,
+            max_queue_size=config.max_queue_size,
+            on_wake=self.upkeep,
+            on_fault=faults,
+        )
+
+    # -- the caller's thread --------------------------------------------------------------------
+
+    def submit(self, item: Call | Reserved | LLMEvent) -> None:
+        if not self.worker.submit(item):
+            if self.worker.stopping:
+                logger.debug("tollmeter: an event recorded after shutdown was dropped")
+                return
+            self._faults.warn_once(
+                "queue full", f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events")
+
+    # -- settlement (the worker, or a caller short of budget) -----------------------------------
+
+    def settle(self, reserved: Reserved) -> None:
+        """Build and price a reserved call's event and replace its reservation by its cost.
+        Runs once per call (the guard serialises it); the reservation is always settled."""
+        event = self._event(reserved.call)
+        if event is not None and self.config.pricing:
+            self._price(event)
+        try:
+            reserved.settled = self._limits.settle(reserved.call.ticket, event)
+        except Exception as fault:
+            self._faults(fault, "settling a reservation")
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    def handle_batch(self, items: list[Call | Reserved | LLMEvent]) -> None:
+        events: list[LLMEvent] = []
+        settled: list[Settled | None] = []
+        for item in items:
+            if type(item) is LLMEvent:  # track_manually
+                if self.config.pricing:
+                    self._price(item)
+                events.append(item)
+                settled.append(None)
+            elif type(item) is Reserved:
+                self._limits.settle_one(item.call.ticket)  # unless a caller already did
+                done = item.settled
+                if done is not None:
+                    events.append(done.event)
+                    settled.append(done)
+            else:
+                event = self._event(item)  # type: ignore[arg-type]
+                if event is not None:
+                    if self.config.pricing:
+                        self._price(event)
+                    events.append(event)
+                    settled.append(None)
+        try:
+            self._limits.record(events, settled)
+        except Exception as fault:
+            self._faults(fault, "recording spend")
+        on_event = self.config.on_event
+        for event in events:
+            if self.config.debug:
+                logger.debug("tollmeter event: %s", event.to_dict())
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception as fault:
+                    self._faults(fault, "in on_event")
+        if self._delivery is not None and events:
+            try:
+                self._delivery.deliver([event.to_dict() for event in events])
+            except Exception as fault:
+                self._faults(fault, "delivering a batch")
+
+    def _event(self, call: Call) -> LLMEvent | None:
+        try:
+            return call.to_event()
+        except Exception as fault:
+            self._faults(fault, "building an event")
+            return None
+
+    def _price(self, event: LLMEvent) -> None:
+        try:
+            self._pricing().price(event)
+        except Exception as fault:
+            self._faults(fault, "pricing an event")
+
+    def upkeep(self) -> None:
+        """On every wake of the worker: limits upkeep, and spooled batches sent when possible."""
+        self._limits.maintain()
+        if self._delivery is not None:
+            self._delivery.replay()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None) -> bool:
+        return self.worker.flush(timeout)
+
+    def shutdown(self, timeout: float | None) -> bool:
+        return self.worker.shutdown(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        worker = self.worker
+        return {"recorded": worker.submitted + worker.dropped, "queued": worker.queued, "dropped": worker.dropped}
