@@ -191,6 +191,77 @@ def test_stream_manager_never_entered_gives_its_reservation_back(limited):
     assert limited.spend("acme")[0].reserved_usd == 0
 
 
+# -- a limit smaller than one call's worst case -------------------------------------------------
+
+#: A gpt-4o answer of 2,000 output tokens: (19 x 2.50 + 2000 x 10) / 1e6 = $0.0200475.
+LONG_ANSWER = {**O.CHAT_PLAIN, "usage": {"prompt_tokens": 19, "completion_tokens": 2000, "total_tokens": 2019}}
+LONG_COST = (19 * Decimal("2.50") + 2000 * Decimal(10)) / 1_000_000
+
+
+def free_plan(http_mock, reservation):
+    """A $0.05 daily plan, and gpt-4o calls without max_tokens: each call's worst case is 16,384
+    output tokens (about $0.16), more than the whole limit."""
+    route = http_mock.post(CHAT).respond(json=LONG_ANSWER, headers=O.HEADERS)
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, reservation=reservation))
+    meter.patch("openai")
+    meter.set_limit("free-tier", Decimal("0.05"), frequency="per_day")
+    return meter, route
+
+
+def test_worst_case_policy_refuses_a_call_whose_worst_case_exceeds_the_limit(http_mock):
+    meter, route = free_plan(http_mock, "worst_case")
+    try:
+        with meter.for_tenant("free-tier"), pytest.raises(LimitExceededException) as refused:
+            client().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert route.call_count == 0 and refused.value.estimated_cost_usd > Decimal("0.05")
+    finally:
+        meter.shutdown()
+
+
+def test_adaptive_policy_lets_a_small_limit_work_with_a_bounded_overshoot(http_mock):
+    meter, route = free_plan(http_mock, "adaptive")
+    sent = 0
+    try:
+        with meter.for_tenant("free-tier"):
+            for _ in range(10):
+                try:
+                    client().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+                except LimitExceededException:
+                    break
+                sent += 1
+        assert meter.flush(5)
+        spend = spent(meter, "free-tier")
+    finally:
+        meter.shutdown()
+    assert route.call_count == sent >= 2  # calls do go through
+    assert spend == sent * LONG_COST
+    # Refused once the observed cost no longer fits; the overshoot is below one call's worst
+    # case minus what it reserved (here: less than one answer).
+    assert Decimal("0.05") - LONG_COST < spend <= Decimal("0.05") + LONG_COST
+
+
+def test_adaptive_policy_reserves_the_worst_case_while_it_fits(limited, http_mock):
+    """With room for the worst case, adaptive reserves it (the strict bound holds)."""
+    limited.set_limit("acme", Decimal("100"), frequency="per_day")
+    gate, release = threading.Event(), threading.Event()
+
+    def slow(request):
+        gate.set()
+        release.wait(5)
+        return httpx.Response(200, json=O.CHAT_PLAIN)
+
+    http_mock.post(CHAT).mock(side_effect=slow)
+    worker = threading.Thread(target=limited.for_tenant("acme")(lambda: ask(client(), max_tokens=1000)))
+    worker.start()
+    try:
+        assert gate.wait(5)
+        reserved = next(s for s in limited.spend("acme") if s.frequency == "per_day").reserved_usd
+        assert reserved >= Decimal(1000) * 10 / 1_000_000  # all of max_tokens at the output price
+    finally:
+        release.set()
+        worker.join(5)
+
+
 def test_rate_limit_requests_per_minute(limited):
     limited.set_rate_limit("acme", requests_per_minute=3)
     c = client()

@@ -1,11 +1,15 @@
 """Limits under concurrency, on the real SQLite store: 32 threads, 4 processes x 16 threads,
 200 asyncio tasks, all spending against one tenant's limit with calls of varying cost.
 
-Every call that reaches the (respx) provider bills a usage below its reservation (its input
-is below the estimate, its output below max_tokens), so the documented bound says the settled
-spend never exceeds the limit: spend <= limit + sum over calls of (cost - reservation)+ = limit.
-Every call that reached the provider is in the store as an event, so "spend <= limit" also says
-that no call past the limit reached the provider.
+With `reservation="worst_case"`, every call that reaches the (respx) provider bills a usage
+below its reservation (its input is below the estimate, its output below max_tokens), so the
+documented bound says the settled spend never exceeds the limit: spend <= limit + sum over calls
+of (cost - reservation)+ = limit. Every call that reached the provider is in the store as an
+event, so "spend <= limit" also says that no call past the limit reached the provider.
+
+With the default `reservation="adaptive"`, calls near the limit may be admitted on less than
+their worst case: each can overshoot by at most its worst case minus what it reserved, so with
+32 threads the spend stays under limit + 32 x the largest worst case.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def check(db, sent: int, refused: int, provider_calls: int) -> None:
 def test_32_threads(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case"))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.OpenAI(api_key="k", max_retries=0)
@@ -106,7 +110,7 @@ def _process(db: str, index: int, queue) -> None:
 
         with mock_http() as router:
             route = router.post(CHAT).mock(side_effect=billed)
-            meter = Meter(MeterConfig(store=db, flush_interval=0.05))
+            meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case"))
             meter.patch("openai")
             client = openai.OpenAI(api_key="k", max_retries=0)
             with ThreadPoolExecutor(16) as pool:
@@ -141,7 +145,7 @@ def test_4_processes_of_16_threads(tmp_path):
 async def test_200_asyncio_tasks(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case"))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.AsyncOpenAI(api_key="k", max_retries=0)
@@ -170,3 +174,28 @@ async def test_200_asyncio_tasks(http_mock, tmp_path):
     assert await asyncio.to_thread(meter.flush, 10)
     meter.shutdown()
     check(db, sum(s for s, _ in results), sum(r for _, r in results), route.call_count)
+
+
+def test_32_threads_adaptive(http_mock, tmp_path):
+    """The default policy under the same load: bounded overshoot, the limit really used."""
+    route = http_mock.post(CHAT).mock(side_effect=billed)
+    db = tmp_path / "limits.db"
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter.patch("openai")
+    meter.set_limit("acme", LIMIT, frequency="per_day")
+    client = openai.OpenAI(api_key="k", max_retries=0)
+    barrier = threading.Barrier(32)
+
+    def worker(i):
+        barrier.wait()
+        return spend_calls(meter, client, i)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(worker, range(32)))
+    assert meter.flush(10)
+    meter.shutdown()
+    spend, stored = settled(db)
+    sent, refused = sum(s for s, _ in results), sum(r for _, r in results)
+    assert refused > 0 and stored == sent == route.call_count
+    largest_worst_case = (200 * Decimal("2.5") + 420 * Decimal(10)) / 1_000_000  # input bound + max_tokens
+    assert LIMIT * Decimal("0.8") <= spend <= LIMIT + 32 * largest_worst_case, spend

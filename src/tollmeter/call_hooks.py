@@ -60,7 +60,7 @@ class MeterHooks:
             return
         reserved = Reserved(call)
         self._limits.finished(reservation, reserved)
-        self._pipeline.submit(reserved)
+        self._pipeline.submit(reserved, urgent=reservation.fallback)
 
     def abandoned(self, call: Call) -> None:
         if call.ticket is not None:

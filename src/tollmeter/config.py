@@ -66,6 +66,10 @@ class MeterConfig:
     unpriced_calls: str = "estimate"
     #: Conservative prices for that estimate (genai-prices keys, USD per unit).
     fallback_prices: Mapping[str, Any] = field(default_factory=lambda: {"input_mtok": "15", "output_mtok": "75"})
+    #: What a call reserves against its tenant's limit: "adaptive" (the worst case when the
+    #: budget covers it, else what recent calls of the model used; small limits work) or
+    #: "worst_case" (always the worst case: a strict bound). See docs/limits.md.
+    reservation: str = "adaptive"
     #: Seconds a budget lease lives unless renewed (limits; see docs/limits.md).
     lease_ttl: float = 30.0
     #: With a `url`: when the server cannot be asked for budget, "open" lets calls through
@@ -108,6 +112,8 @@ class MeterConfig:
             raise ConfigError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
         if self.unpriced_calls not in ("estimate", "block", "allow"):
             raise ConfigError(f"unpriced_calls must be 'estimate', 'block' or 'allow', got {self.unpriced_calls!r}")
+        if self.reservation not in ("adaptive", "worst_case"):
+            raise ConfigError(f"reservation must be 'adaptive' or 'worst_case', got {self.reservation!r}")
         _positive_number("lease_ttl", self.lease_ttl)
         if self.limits_unreachable not in ("open", "closed"):
             raise ConfigError(f"limits_unreachable must be 'open' or 'closed', got {self.limits_unreachable!r}")

@@ -55,8 +55,10 @@ class Pipeline:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def submit(self, item: Call | Reserved | LLMEvent) -> None:
-        if not self.worker.submit(item):
+    def submit(self, item: Call | Reserved | LLMEvent, urgent: bool = False) -> None:
+        """Queue a finished call; `urgent` wakes the worker now (a call admitted on less than
+        its worst case is settled at once, to keep its tenant's view of its budget exact)."""
+        if not self.worker.submit(item, urgent):
             if self.worker.stopping:
                 logger.debug("tollmeter: an event recorded after shutdown was dropped")
                 return

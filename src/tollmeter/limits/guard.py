@@ -14,6 +14,14 @@ next call does not fit settles its finished calls first, on its own thread (`fin
 Because every reservation fits inside a lease and the leases of all processes together never
 exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
 spend exceeds a limit only by what calls cost beyond their reservation. See docs/limits.md.
+
+What a call reserves is the `reservation` policy's: "worst_case" always reserves the worst
+case (a call whose worst case exceeds what its tenant has left is refused, even when the limit
+is smaller than any one call's worst case). "adaptive" (the default) reserves the worst case
+whenever the budget can cover it; when it cannot, it reserves what recent calls of the same
+model actually produced (`Observed`: the 95th percentile of their output tokens, at least the
+request's estimated input), capped at the worst case, and admits the call if that fits. Such a
+call can overshoot by at most its worst case minus what it reserved.
 """
 
 from __future__ import annotations
@@ -66,12 +74,45 @@ class GuardSettings:
     fallback_prices: Any = None
     #: When the budget source (a server) cannot be asked: "open" or "closed".
     unreachable: str = "open"
+    #: "adaptive" or "worst_case" (see the module's docstring).
+    reservation: str = "adaptive"
+
+
+RESERVATION_POLICIES = ("adaptive", "worst_case")
+
+#: Output tokens a fallback reservation assumes for a model with too few observed calls.
+DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
+#: Calls of a model observed before their percentile is trusted, and how many are kept.
+MIN_OBSERVED, MAX_OBSERVED = 8, 200
+
+
+class Observed:
+    """Output tokens of this process's recent settled calls, per (provider, model)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[tuple[str | None, str | None], deque[int]] = {}
+
+    def add(self, key: tuple[str | None, str | None], output_tokens: int) -> None:
+        calls = self._calls.get(key)
+        if calls is None:
+            if len(self._calls) > 4096:
+                self._calls.clear()
+            calls = self._calls[key] = deque(maxlen=MAX_OBSERVED)
+        calls.append(output_tokens)
+
+    def output_tokens(self, key: tuple[str | None, str | None]) -> int:
+        """The 95th percentile of the model's observed output tokens (the default without enough)."""
+        calls = self._calls.get(key)
+        if calls is None or len(calls) < MIN_OBSERVED:
+            return DEFAULT_OBSERVED_OUTPUT_TOKENS
+        ordered = sorted(calls)
+        return ordered[min(len(ordered) - 1, (len(ordered) * 95 + 99) // 100 - 1)]
 
 
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled")
+    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled", "model", "fallback")
 
     def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
                  window_entry: list | None) -> None:
@@ -81,6 +122,10 @@ class Reservation:
         self.tokens = tokens
         self.window_entry = window_entry
         self.settled = False
+        #: (provider, model): the settled call's output tokens are observed under it.
+        self.model: tuple[str | None, str | None] | None = None
+        #: True when less than the worst case was reserved (the adaptive policy's fallback).
+        self.fallback = False
 
     @property
     def tenant_id(self) -> str:
@@ -92,6 +137,7 @@ class Budget:
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
+                 "worst_refused_until",
                  "refilling", "remaining_at_grant", "finished", "settling")
 
     def __init__(self, tenant_id: str) -> None:
@@ -104,6 +150,8 @@ class Budget:
         self.expires = 0.0  # monotonic time the lease lapses
         self.checked_until = 0.0  # monotonic time until which "no limit" is trusted
         self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
+        #: Adaptive policy: until then, the store could not cover a worst case (ask for less).
+        self.worst_refused_until = 0.0
         self.refilling = threading.Lock()  # held while this process asks the store for more
         self.remaining_at_grant = _ZERO  # the lease's budget as the store saw it at the last grant
         self.unlimited = False
@@ -138,6 +186,7 @@ class Guard:
         self._warned: set[tuple[str | None, str | None]] = set()
         self._unreachable_warned: set[str] = set()
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.observed = Observed()
 
     # -- the caller's thread --------------------------------------------------------------------
 
@@ -173,18 +222,41 @@ class Guard:
         estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
-            if reservation is not None:
-                return reservation
-        if budget.finished and self.settle_finished(budget):
+        if reservation is None and budget.finished and self.settle_finished(budget):
             with self._lock:
                 reservation = self._reserve(budget, now, estimate, tokens)
+        if reservation is not None:
+            return self._mark(reservation, request)
+        if now < budget.exhausted_until:
+            # The store had nothing more a moment ago, and this process freed too little since.
+            fallback = self._fallback_amount(request, estimate)
+            if fallback is not None:
+                with self._lock:
+                    reservation = self._reserve(budget, now, fallback, tokens)
                 if reservation is not None:
-                    return reservation
-        with self._lock:
-            if now < budget.exhausted_until:
-                # The store had nothing more a moment ago, and this process freed too little since.
-                raise self._refusal(budget, estimate)
+                    return self._mark(reservation, request, fallback=True)
+            with self._lock:
+                raise self._refusal(budget, estimate if fallback is None else fallback)
         return NEEDS_LEASE
+
+    def _mark(self, reservation: Reservation, request: CallRequest, fallback: bool = False) -> Reservation:
+        reservation.model = (request.provider, request.model)
+        reservation.fallback = fallback
+        return reservation
+
+    def _fallback_amount(self, request: CallRequest, worst: Decimal) -> Decimal | None:
+        """The adaptive policy's reservation for a call whose worst case does not fit: its input
+        plus the observed output of recent calls of its model, capped at the worst case. None
+        when the policy is worst_case or this would reserve no less."""
+        if self.settings.reservation != "adaptive":
+            return None
+        sheet = self._sheet(request.provider, request.model, request.service_tier)
+        if sheet is None:
+            return None
+        guess = request.estimate()
+        output = min(guess.output_tokens, self.observed.output_tokens((request.provider, request.model)))
+        amount = sheet.worst_case(guess.input_tokens, output)
+        return amount if amount < worst else None
 
     def refill(self, request: CallRequest) -> Reservation | None:
         """Ask the store for budget (one short transaction) and reserve the call's share of it
@@ -203,12 +275,28 @@ class Guard:
             if budget.states or budget.unlimited:
                 with self._lock:
                     if budget.unlimited and now < budget.checked_until:
-                        return self._reserve(budget, now, estimate, tokens)
+                        return self._mark_maybe(self._reserve(budget, now, estimate, tokens), request)
                     if not budget.unlimited:
                         reservation = self._reserve(budget, now, estimate, tokens)
                         if reservation is not None:
-                            return reservation
-            return self._grant(budget, estimate, tokens)
+                            return self._mark(reservation, request)
+            if time.monotonic() >= budget.worst_refused_until:
+                try:
+                    return self._mark_maybe(self._grant(budget, estimate, tokens), request)
+                except LimitExceededException:
+                    if self._fallback_amount(request, estimate) is None:
+                        raise
+                    budget.worst_refused_until = budget.exhausted_until
+            fallback = self._fallback_amount(request, estimate)
+            if fallback is None:  # the policy changed meanwhile
+                return self._mark_maybe(self._grant(budget, estimate, tokens), request)
+            # "Exhausted" now means: not even the fallback could be covered.
+            budget.exhausted_until = 0.0
+            reservation = self._grant(budget, fallback, tokens)
+            return self._mark(reservation, request, fallback=True) if reservation is not None else None
+
+    def _mark_maybe(self, reservation: Reservation | None, request: CallRequest) -> Reservation | None:
+        return self._mark(reservation, request) if reservation is not None else None
 
     def _reserve(self, budget: Budget, now: float, estimate: Decimal, tokens: int) -> Reservation | None:
         """Under the lock: take the call's rate and reserve its estimate, or None if it does not fit."""
@@ -383,13 +471,16 @@ class Guard:
             raise RuntimeError("this guard was made without a way to settle calls")
         self._settle_record(record)
 
-    def settle(self, reservation: Reservation, actual_usd: Decimal | None, actual_tokens: int | None) -> None:
+    def settle(self, reservation: Reservation, actual_usd: Decimal | None, actual_tokens: int | None,
+               output_tokens: int | None = None) -> None:
         """Replace a reservation by what the call cost (None: the reservation stands as spent)."""
         cost = reservation.estimate_usd if actual_usd is None else actual_usd
         budget = reservation.budget
         with self._lock:
             if reservation.settled:
                 return
+            if output_tokens is not None and reservation.model is not None:
+                self.observed.add(reservation.model, output_tokens)
             reservation.settled = True
             budget.finished.pop(reservation, None)
             budget.reserved -= reservation.estimate_usd
@@ -457,7 +548,7 @@ class Guard:
                 list(self._budgets.values()) if tenant_id is None else [])
             for budget in targets:
                 budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
-                budget.checked_until = budget.exhausted_until = 0.0
+                budget.checked_until = budget.exhausted_until = budget.worst_refused_until = 0.0
                 budget.unlimited = False
 
     def close(self) -> None:

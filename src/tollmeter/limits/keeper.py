@@ -131,7 +131,8 @@ class LimitKeeper:
                     self._guard = Guard(store, self._pricer, GuardSettings(
                         lease_ttl=self.config.lease_ttl, unpriced_calls=self.config.unpriced_calls,
                         fallback_prices=self.config.fallback_prices,
-                        unreachable=self.config.limits_unreachable), settle=self._settle_record)
+                        unreachable=self.config.limits_unreachable, reservation=self.config.reservation),
+                        settle=self._settle_record)
         return self._guard
 
     # -- the API --------------------------------------------------------------------------------
@@ -233,8 +234,9 @@ class LimitKeeper:
         event could not be built: the reservation then stands as spent)."""
         cost = self._limit_cost(event, reservation) if event is not None else None
         if self._guard is not None:
-            tokens = event.usage.total_tokens if event is not None else None
-            self._guard.settle(reservation, cost, tokens)
+            usage = event.usage if event is not None else None
+            self._guard.settle(reservation, cost, usage.total_tokens if usage else None,
+                               usage.output_tokens if usage and not event.partial and not event.error else None)
         if event is None:
             return None
         event.lease_id = reservation.lease_id
