@@ -270,7 +270,11 @@ def async_raw_scenario(create: Callable[..., Any], stream: bool) -> Callable[[Se
     async def scenario(seen):
         raw = seen.of("raw", await create(stream=stream))
         seen.of("raw.http_response", raw.http_response)
-        parsed = seen.of("parse()", raw.parse())  # the legacy raw response parses synchronously
+        # openai's async raw response (LegacyAPIResponse) parses synchronously, anthropic's
+        # (AsyncAPIResponse) returns a coroutine
+        parsed = seen.of("parse()", raw.parse())
+        if inspect.isawaitable(parsed):
+            parsed = seen.of("await parse()", await parsed)
         if stream:
             await seen.each_async("chunk", parsed)
         else:

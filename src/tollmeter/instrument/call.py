@@ -191,8 +191,6 @@ def _begin(hooks: CallHooks, endpoint: Endpoint, instance: Any, args: tuple, kwa
 def _complete(call: Call, result: Any) -> Any:
     """Observe the original method's result: read it now, or as its stream is consumed. The
     caller always gets `result` itself."""
-    from . import streams
-
     try:
         kind = call.endpoint.classify(result)
         if kind is Kind.VALUE:
@@ -214,9 +212,16 @@ def _complete(call: Call, result: Any) -> Any:
     return result
 
 
+def _accepts(endpoint: Endpoint) -> Callable[[Any, tuple, dict], bool] | None:
+    """The endpoint's `accepts`, or None when it accepts every call (one call fewer per call)."""
+    return None if type(endpoint).accepts is Endpoint.accepts else endpoint.accepts
+
+
 def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
+    accepts = _accepts(endpoint)
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if in_call.get() or not hooks.active or not endpoint.accepts(instance, args, kwargs):
+        if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
             return wrapped(*args, **kwargs)
         call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
         if call is None:
@@ -237,8 +242,10 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
 
 
 def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
+    accepts = _accepts(endpoint)
+
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if in_call.get() or not hooks.active or not endpoint.accepts(instance, args, kwargs):
+        if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
             return await wrapped(*args, **kwargs)
         call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
         if call is None:
@@ -256,3 +263,6 @@ def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
         return _complete(call, result)
 
     return wrapper
+
+
+from . import streams  # noqa: E402 - streams builds on Call, defined above

@@ -143,16 +143,41 @@ _OBSERVERS = (ChunkObserver, AsyncChunkObserver)
 
 def observe_stream(stream: Any, call: Call, attribute: str | None = None, read: ChunkReader | None = None) -> Any:
     """Observe `stream` in place: its chunk iterator (in `attribute`, by default the endpoint's
-    `stream_iterator`) is replaced by an observer. Returns `stream`. Observing twice is a no-op."""
+    `stream_iterator`) is replaced by an observer. Returns `stream`. Observing twice is a no-op.
+
+    A private attribute gets a `ChunkObserver` (the cheapest per chunk); a public one that
+    holds a generator (mistral's `EventStream.generator`) gets a generator over the observer,
+    so that what the caller can reach keeps its type too."""
     attribute = attribute or call.endpoint.stream_iterator
     source = getattr(stream, attribute)
-    if type(source) in _OBSERVERS:
+    if _observer_in(source) is not None:
         return stream
     if read is None:
         read = _reader(call, stream)
-    observer = AsyncChunkObserver if hasattr(source, "__anext__") else ChunkObserver
-    setattr(stream, attribute, observer(source, call, read))
+    if inspect.isasyncgen(source) and not attribute.startswith("_"):
+        observer: _Observer = AsyncChunkObserver(source, call, read)
+        replacement = _observed_async(observer)
+        _in_generators[replacement] = observer
+    elif inspect.isgenerator(source) and not attribute.startswith("_"):
+        observer = ChunkObserver(source, call, read)
+        replacement = _observed(observer)
+        _in_generators[replacement] = observer
+    else:
+        replacement = (AsyncChunkObserver if hasattr(source, "__anext__") else ChunkObserver)(source, call, read)
+    setattr(stream, attribute, replacement)
     return stream
+
+
+#: generator handed out in a public attribute -> the observer inside it.
+_in_generators: weakref.WeakKeyDictionary[Any, _Observer] = weakref.WeakKeyDictionary()
+
+
+def _observer_in(value: Any) -> _Observer | None:
+    if type(value) in _OBSERVERS:
+        return value
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        return _in_generators.get(value)
+    return None
 
 
 def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_iterator") -> list[Any]:
@@ -163,8 +188,8 @@ def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_itera
     def factory(hooks: Any) -> Callable[..., Any]:
         def on_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
             values = getattr(instance, "__dict__", None)
-            observer = values.get(attribute) if values is not None else None
-            if type(observer) in _OBSERVERS:
+            observer = _observer_in(values.get(attribute)) if values is not None else None
+            if observer is not None:
                 observer.ended()
             return wrapped(*args, **kwargs)
 
