@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 FREQUENCIES = ("per_hour", "per_day", "per_month", "total")
 _ALIASES = {"hourly": "per_hour", "hour": "per_hour", "daily": "per_day", "day": "per_day",
@@ -55,4 +56,13 @@ def period_key(freq: str, at: datetime) -> str:
 
 
 def period_keys(at: datetime) -> list[str]:
-    return [period_key(freq, at) for freq in FREQUENCIES]
+    """The spend rows an amount spent at `at` adds to (one per frequency). Memoised per UTC
+    hour: every event of a batch asks, and they mostly share the hour."""
+    utc = at.astimezone(timezone.utc)
+    return list(_keys_of_hour(utc.year, utc.month, utc.day, utc.hour))
+
+
+@lru_cache(maxsize=64)
+def _keys_of_hour(year: int, month: int, day: int, hour: int) -> tuple[str, ...]:
+    at = datetime(year, month, day, hour, tzinfo=timezone.utc)
+    return tuple(period_key(freq, at) for freq in FREQUENCIES)

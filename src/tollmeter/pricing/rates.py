@@ -72,7 +72,7 @@ def price_keys() -> frozenset[str]:
 class RateSheet:
     """The compiled prices of one model (for one service tier, at one time)."""
 
-    __slots__ = ("rates", "by_price_key")
+    __slots__ = ("rates", "by_price_key", "_flat")
 
     def __init__(self, prices: Mapping[str, Any]) -> None:
         """`prices`: price key -> Decimal or TieredPrices (None values are skipped)."""
@@ -95,6 +95,21 @@ class RateSheet:
         rates.sort(key=lambda r: -len(registry.units[r.usage_key].dimensions))
         self.rates: tuple[Rate, ...] = tuple(rates)
         self.by_price_key = {r.price_key: r for r in rates}
+        self._flat = self._flat_worst_case()
+
+    def _flat_worst_case(self) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(USD per input token, per output token, per request) when none of the prices the
+        worst case uses has tiers: `worst_case` is then two multiplications."""
+        keys = ("input_mtok", "output_mtok", "output_reasoning_mtok", "requests_kcount")
+        used = [self.by_price_key.get(key) for key in keys]
+        if any(rate is not None and isinstance(rate.price, TieredPrices) for rate in used):
+            return None
+        inp, out, reasoning, requests = used
+        per_input = inp.price / inp.per if inp is not None else _ZERO
+        outputs = [r.price / r.per for r in (out, reasoning) if r is not None]
+        per_output = max(outputs) if outputs else _ZERO
+        per_request = requests.price / requests.per if requests is not None else _ZERO
+        return per_input, per_output, per_request
 
     def covers(self, counts: Mapping[str, int | float]) -> bool:
         """Whether any reported quantity (other than the request itself) has a rate here: a
@@ -133,6 +148,9 @@ class RateSheet:
         """The most `input_tokens` in and `output_tokens` out can cost: all input at the plain
         input rate (cache reads and writes are not assumed), all output at the output or the
         reasoning rate, whichever is higher, plus a per-request fee. For reservations."""
+        flat = self._flat
+        if flat is not None:
+            return flat[0] * input_tokens + flat[1] * output_tokens + flat[2]
         total = _ZERO
         rate = self.by_price_key.get("input_mtok")
         if rate is not None and input_tokens:
