@@ -288,3 +288,44 @@ def test_atexit_delivers_what_a_process_left_queued(tmp_path):
     assert len(received) == 1
     auth, payload = received[0]
     assert auth == "Bearer k" and [e["usage"].get("input_tokens") for e in payload["events"]] == [0, 1, 2]
+
+
+# -- a worker thread that cannot start -----------------------------------------------------------
+
+
+def _refuse_worker_threads(monkeypatch):
+    real_start = threading.Thread.start
+
+    def start(self):
+        if self.name == "tollmeter-worker":
+            raise RuntimeError("can't start new thread")
+        return real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return real_start
+
+
+def test_a_worker_that_cannot_start_is_a_counted_fault_never_an_exception(monkeypatch):
+    errors, events = [], []
+    meter = Meter(MeterConfig(store=False, on_error=errors.append, on_event=events.append, flush_interval=0.05))
+    real_start = _refuse_worker_threads(monkeypatch)
+    try:
+        event = meter.track_manually(provider="openai", model="gpt-4o", input_tokens=10, output_tokens=2)
+        assert meter.flush(1) is False  # nothing could run it yet; no exception either
+        assert meter.stats()["faults"] >= 1 and meter.stats()["queued"] == 1
+        assert any("can't start new thread" in str(e) for e in errors)
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        assert meter.flush(5)  # a later flush starts it: the queued event was kept
+        assert events == [event]
+    finally:
+        meter.shutdown()
+
+
+def test_shutdown_without_a_worker_handles_the_queue_itself(monkeypatch):
+    events = []
+    meter = Meter(MeterConfig(store=False, on_error=lambda e: None, on_event=events.append))
+    _refuse_worker_threads(monkeypatch)
+    recorded = [meter.track_manually(provider="openai", model="gpt-4o", input_tokens=i, output_tokens=1)
+                for i in range(3)]
+    assert meter.shutdown(timeout=5)
+    assert events == recorded and meter.stats()["dropped"] == 0

@@ -264,14 +264,16 @@ class Meter:
         delivery = self._delivery
         if delivery is not None and delivery.spool is not None:
             delivery.stop_waiting()  # what the server does not take at once waits in the spool
-        flushed = self._pipeline.flush(timeout)
+        self._pipeline.flush(timeout)
         if delivery is not None:
             delivery.stop_waiting()
+        # The worker handles everything still queued before it stops (or, if it never could
+        # start, shutdown handles it here): stopped in time means nothing is left.
         stopped = self._pipeline.shutdown(timeout)
         if delivery is not None:
             delivery.close()
         self._limits.close()
-        return flushed and stopped
+        return stopped
 
     def stats(self) -> dict[str, int]:
         """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults,

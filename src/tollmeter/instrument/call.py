@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..events import LLMEvent, Usage
+from . import streams
 from .endpoint import Endpoint, Kind
 
 if TYPE_CHECKING:
@@ -263,6 +264,3 @@ def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
         return _complete(call, result)
 
     return wrapper
-
-
-from . import streams  # noqa: E402 - streams builds on Call, defined above

@@ -25,10 +25,12 @@ from __future__ import annotations
 import inspect
 import json
 import weakref
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .call import Call
 from .endpoint import ChunkReader, Kind
+
+if TYPE_CHECKING:
+    from .call import Call
 
 
 def _show(chunk: Any) -> bool:
@@ -360,7 +362,7 @@ def _finish_unparsed(state: _RawState, http: Any) -> None:
 # -- stream managers -------------------------------------------------------------------------
 
 #: Observes what a manager's request returned; returns what the manager should get.
-Instrument = Callable[[Call, Any], Any]
+Instrument = Callable[["Call", Any], Any]
 
 
 class _Entering:
