@@ -85,7 +85,8 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
         projects = [project] if project is not None else sorted(r[0] for r in conn.execute(query))
     columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.provider, e.c.model, e.c.request_model,
                e.c.endpoint, e.c.usage, e.c.service_tier, e.c.web_search_requests, e.c.error, e.c.partial,
-               e.c.provider_cost_usd, e.c.price_source, e.c.units]
+               e.c.provider_cost_usd, e.c.price_source, e.c.units, e.c.run_id, e.c.agent_id, e.c.input_tokens,
+               e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced]
     for name in projects:
         view = store.for_project(name)
         after = ""
@@ -96,6 +97,7 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
                 if not rows:
                     break
                 totals: dict[tuple[str, str], Decimal] = {}
+                before, after_pricing = [], []  # the rollups take the old row out, the priced one in
                 for row in rows:
                     result.seen += 1
                     event = _event(row)
@@ -110,12 +112,16 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
                     if done.rowcount != 1:
                         continue  # priced meanwhile by another run
                     result.priced += 1
+                    before.append(row)
+                    after_pricing.append({**row, "cost_usd": event.cost_usd, "priced": True})
                     cost = event.cost_usd or Decimal(0)
                     result.added_usd += cost
                     if row["tenant_id"] is not None and cost:
                         for key in period_keys(event.timestamp):
                             totals[(row["tenant_id"], key)] = totals.get((row["tenant_id"], key), Decimal(0)) + cost
                 view.add_spend(conn, totals)
+                view.add_to_rollups(conn, before, sign=-1)
+                view.add_to_rollups(conn, after_pricing)
                 after = rows[-1]["event_id"]
     if result.priced:
         logger.info("repriced %d events, %s USD added to the spend", result.priced, result.added_usd)

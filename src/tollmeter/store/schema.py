@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -191,4 +192,95 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("note", Text),
+)
+
+
+# -- the business side: customers, plans, runs, and the rollups margin reads ----------------------
+
+#: A customer is a tenant with a name; its plans (with seats) live in customer_plans.
+customers = Table(
+    "customers",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("name", String(255)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A customer's plan (business/plans.py, as JSON) and seats from a UTC day on: the row with the
+#: latest `effective_from` on or before a day is the one in force that day.
+customer_plans = Table(
+    "customer_plans",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("effective_from", Date, primary_key=True),
+    Column("plan", JSON, nullable=False),
+    Column("seats", Integer),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A run (one unit of work: a ticket, a report), open until resolved with an outcome. Its tenant
+#: and agent are those of its first event (or given when it is resolved first).
+runs = Table(
+    "runs",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("run_id", String(255), primary_key=True),
+    Column("tenant_id", String(255)),
+    Column("agent_id", String(255)),
+    Column("first_seen", DateTime(timezone=True)),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("outcome", String(16)),
+    #: Revenue given when it was resolved: overrides what its plan says.
+    Column("revenue_usd", Money),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution_key", String(255)),
+    Index("ix_runs_resolved", "project_id", "resolved_at"),
+)
+
+
+def _measures() -> list[Column[Any]]:
+    return [
+        Column("calls", BigInteger, nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cache_read_tokens", BigInteger, nullable=False),
+        Column("cost_usd", Money, nullable=False),
+        Column("unpriced", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+    ]
+
+
+#: What the rollups add up per key, in this order.
+ROLLUP_MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
+#: A rollup key column of an event that had no value ("" : no tenant, agent or model).
+NONE_KEY = ""
+
+#: Usage per tenant, UTC day, agent and model, added to in the transaction that stores the
+#: events (and when they are repriced): what margin and usage queries read, whatever the history.
+usage_rollup = Table(
+    "usage_rollup",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("agent_id", String(255), primary_key=True),
+    Column("model", String(255), primary_key=True),
+    *_measures(),
+    Index("ix_usage_rollup_day", "project_id", "day"),
+)
+
+#: The same for the events of runs, per run.
+run_rollup = Table(
+    "run_rollup",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("run_id", String(255), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("agent_id", String(255), primary_key=True),
+    Column("model", String(255), primary_key=True),
+    *_measures(),
+    Index("ix_run_rollup_day", "project_id", "day"),
 )

@@ -11,12 +11,13 @@ import json
 import os
 import secrets
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, or_, select, text,
+                        tuple_, update)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -75,6 +76,8 @@ class Store:
         self._lock = threading.Lock() if self.url == "sqlite://" else None  # one shared connection
         if create:
             schema.metadata.create_all(self.engine)
+            with self.transaction() as conn:  # a database from before the rollups: fill them once
+                fill_missing_rollups(conn, quick=True)
 
     def for_project(self, project: str) -> Store:
         """The same database seen as another project (the server's per-API-key view)."""
@@ -129,6 +132,9 @@ class Store:
                 for key in period_keys(moment):
                     totals[(tenant, key)] = totals.get((tenant, key), _ZERO) + cost
             self.add_spend(conn, totals)
+            stored = [by_id[event_id] for event_id in inserted]
+            add_to_rollups(conn, self.project, stored)
+            see_runs(conn, self.project, stored)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -159,38 +165,18 @@ class Store:
 
     def add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
         """Add USD to tenants' spend, {(tenant, period key): amount}, inside `conn`'s transaction."""
-        if not totals:
-            return
-        t = schema.spend
-        totals = dict(sorted(totals.items()))  # rows locked in one order by every writer: no deadlocks
-        if conn.dialect.name == "postgresql":
-            # NUMERIC adds exactly in the database: one upsert for every row.
-            stmt = _insert(conn, t)
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=["project_id", "tenant_id", "period"],
-                                           set_={"spent_usd": t.c.spent_usd + stmt.excluded.spent_usd}),
-                [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": amount}
-                 for (tenant, period), amount in totals.items()],
-            )
-            return
-        # SQLite keeps decimal text, which SQL would add as floats: add in Python. The write lock
-        # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back.
-        conn.execute(
-            _insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period"]),
-            [{"project_id": self.project, "tenant_id": tenant, "period": period, "spent_usd": _ZERO}
-             for tenant, period in totals],
-        )
-        keys, current = list(totals), {}
-        for at in range(0, len(keys), 400):  # within SQLite's limit of bound parameters
-            current.update(((tenant, period), amount) for tenant, period, amount in conn.execute(
-                select(t.c.tenant_id, t.c.period, t.c.spent_usd).where(
-                    t.c.project_id == self.project, tuple_(t.c.tenant_id, t.c.period).in_(keys[at:at + 400]))))
-        conn.execute(
-            update(t).where(t.c.project_id == bindparam("b_project"), t.c.tenant_id == bindparam("b_tenant"),
-                            t.c.period == bindparam("b_period")).values(spent_usd=bindparam("b_spent", type_=Money())),
-            [{"b_project": self.project, "b_tenant": tenant, "b_period": period,
-              "b_spent": current[(tenant, period)] + amount} for (tenant, period), amount in totals.items()],
-        )
+        accumulate(conn, self.project, schema.spend, ("tenant_id", "period"),
+                   {key: (amount,) for key, amount in totals.items()}, ("spent_usd",))
+
+    def add_to_rollups(self, conn: Connection, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
+        """Add stored event rows to the usage and run rollups (`sign=-1` takes them out)."""
+        add_to_rollups(conn, self.project, rows, sign)
+
+    def rebuild_rollups(self) -> int:
+        """Recompute the rollups and runs' first/last seen times from the raw events (a
+        consistency repair); returns the number of events read."""
+        with self.transaction() as conn:
+            return rebuild_rollups(conn, self.project)
 
     def _take_from_lease(self, conn: Connection, lease_id: str, amount: Decimal) -> None:
         t = schema.leases
@@ -419,6 +405,172 @@ _EVENT_DEFAULTS: dict[str, Any] = {
     column.name: None for column in schema.events.columns if column.name not in ("project_id", "received_at")
 }
 _EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
+
+
+def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
+    """Add stored event rows to the usage and run rollups of `project` (`sign=-1` takes them
+    out), inside `conn`'s transaction: the rollups are exact sums of the stored events."""
+    usage: dict[tuple[Any, ...], list[Any]] = {}
+    per_run: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        cost = row.get("cost_usd")
+        measures = (1, row.get("input_tokens") or 0, row.get("output_tokens") or 0,
+                    row.get("cache_read_tokens") or 0, _decimal(cost) if cost is not None else _ZERO,
+                    0 if row.get("priced") else 1, 1 if row.get("error") is not None else 0)
+        key = (row.get("tenant_id") or schema.NONE_KEY, _day(row["timestamp"]),
+               row.get("agent_id") or schema.NONE_KEY, row.get("model") or schema.NONE_KEY)
+        _add_measures(usage, key, measures, sign)
+        if row.get("run_id"):
+            _add_measures(per_run, (row["run_id"], *key), measures, sign)
+    names = schema.ROLLUP_MEASURES
+    accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
+                    {k: tuple(v) for k, v in usage.items()}, names)
+    accumulate(conn, project, schema.run_rollup, ("run_id", "tenant_id", "day", "agent_id", "model"),
+                    {k: tuple(v) for k, v in per_run.items()}, names)
+
+
+def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
+               increments: Mapping[tuple[Any, ...], Sequence[Any]], measures: Sequence[str]) -> None:
+    """Add `increments` ({key values: measure values}) to the rows of `table` of `project`,
+    creating missing rows at zero: exact on both databases, rows taken in one
+    order by every writer (no deadlocks)."""
+    if not increments:
+        return
+    items = sorted(increments.items())
+    columns = [table.c[name] for name in keys]
+    if conn.dialect.name == "postgresql":
+        # NUMERIC and integers add exactly in the database: one upsert for every row.
+        stmt = _insert(conn, table)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["project_id", *keys],
+                                       set_={m: table.c[m] + stmt.excluded[m] for m in measures}),
+            [{"project_id": project, **dict(zip(keys, key)), **dict(zip(measures, values))}
+             for key, values in items],
+        )
+        return
+    # SQLite keeps decimal text, which SQL would add as floats: add in Python. The write lock
+    # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back.
+    zero = {m: (_ZERO if isinstance(table.c[m].type, Money) else 0) for m in measures}
+    conn.execute(
+        _insert(conn, table).on_conflict_do_nothing(index_elements=["project_id", *keys]),
+        [{"project_id": project, **dict(zip(keys, key)), **zero} for key, _ in items],
+    )
+    wanted = [key for key, _ in items]
+    current: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    step = max(1, 400 // len(keys))  # within SQLite's limit of bound parameters
+    for at in range(0, len(wanted), step):
+        for row in conn.execute(select(*columns, *(table.c[m] for m in measures)).where(
+                table.c.project_id == project, tuple_(*columns).in_(wanted[at:at + step]))):
+            current[tuple(row[:len(keys)])] = tuple(row[len(keys):])
+    where = [table.c.project_id == bindparam("b_project")]
+    where += [table.c[name] == bindparam(f"b_{name}") for name in keys]
+    conn.execute(
+        update(table).where(*where).values({m: bindparam(f"v_{m}", type_=table.c[m].type) for m in measures}),
+        [{"b_project": project, **{f"b_{name}": value for name, value in zip(keys, key)},
+          **{f"v_{m}": old + add for m, old, add in zip(measures, current[_normal(key, current)], values)}}
+         for key, values in items],
+    )
+
+
+def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Runs met in stored events: created when new (tenant and agent of their first event),
+    their first and last seen times widened."""
+    seen: dict[str, list[Any]] = {}
+    for row in rows:
+        run_id = row.get("run_id")
+        if not run_id:
+            continue
+        moment = row["timestamp"]
+        known = seen.get(run_id)
+        if known is None:
+            seen[run_id] = [row.get("tenant_id"), row.get("agent_id"), moment, moment]
+        else:
+            known[0] = known[0] or row.get("tenant_id")
+            known[1] = known[1] or row.get("agent_id")
+            known[2], known[3] = min(known[2], moment), max(known[3], moment)
+    if not seen:
+        return
+    t = schema.runs
+    items = sorted(seen.items())
+    conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]),
+                 [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
+                   "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
+    first, last = bindparam("v_first", type_=t.c.first_seen.type), bindparam("v_last", type_=t.c.last_seen.type)
+    conn.execute(
+        update(t).where(t.c.project_id == bindparam("b_project"), t.c.run_id == bindparam("b_run")).values(
+            tenant_id=func.coalesce(t.c.tenant_id, bindparam("v_tenant")),
+            agent_id=func.coalesce(t.c.agent_id, bindparam("v_agent")),
+            first_seen=case((or_(t.c.first_seen.is_(None), t.c.first_seen > first), first), else_=t.c.first_seen),
+            last_seen=case((or_(t.c.last_seen.is_(None), t.c.last_seen < last), last), else_=t.c.last_seen)),
+        [{"b_project": project, "b_run": run_id, "v_tenant": tenant, "v_agent": agent, "v_first": f,
+          "v_last": la} for run_id, (tenant, agent, f, la) in items],
+    )
+
+
+def rebuild_rollups(conn: Connection, project: str) -> int:
+    """Recompute `project`'s rollups and runs' seen times from its raw events, in `conn`'s
+    transaction (runs' outcomes are kept). Returns the number of events read."""
+    for table in (schema.usage_rollup, schema.run_rollup):
+        conn.execute(delete(table).where(table.c.project_id == project))
+    e = schema.events
+    columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.run_id, e.c.agent_id, e.c.model, e.c.input_tokens,
+               e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced, e.c.error]
+    after, count = "", 0
+    while True:
+        rows = conn.execute(select(*columns).where(e.c.project_id == project, e.c.event_id > after)
+                            .order_by(e.c.event_id).limit(5000)).mappings().all()
+        if not rows:
+            return count
+        add_to_rollups(conn, project, rows)
+        see_runs(conn, project, rows)
+        count += len(rows)
+        after = rows[-1]["event_id"]
+
+
+def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
+    """Fill the rollups of every project that has events but no rollups yet (a database made
+    before rollups existed). Returns the projects filled. `quick`: look no further when any
+    rollup exists (the embedded store's check on every open)."""
+    e, u = schema.events, schema.usage_rollup
+    if quick and (conn.execute(select(u.c.project_id).limit(1)).first() is not None
+                  or conn.execute(select(e.c.project_id).limit(1)).first() is None):
+        return []
+    with_events = {r[0] for r in conn.execute(select(e.c.project_id).distinct())}
+    with_rollups = {r[0] for r in conn.execute(select(u.c.project_id).distinct())}
+    missing = sorted(with_events - with_rollups)
+    for project in missing:
+        rebuild_rollups(conn, project)
+    return missing
+
+
+def _add_measures(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], measures: tuple[Any, ...],
+                  sign: int) -> None:
+    current = into.get(key)
+    if current is None:
+        into[key] = [m * sign for m in measures]
+    else:
+        for i, m in enumerate(measures):
+            current[i] += m * sign
+
+
+def _day(moment: Any) -> date:
+    """The UTC day of an event's timestamp (a datetime, or its ISO text)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.date()
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _normal(key: tuple[Any, ...], current: Mapping[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    """The key as the database gave it back (a day may come back as a date or as text)."""
+    if key in current:
+        return key
+    return tuple(str(k) if isinstance(k, date) else k for k in key)
 
 
 def _json_value(value: Any) -> Any:

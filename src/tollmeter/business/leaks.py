@@ -1,0 +1,241 @@
+"""Leaks: customers, runs and agents that lose money, each flag naming its rule, its numbers and
+since when. Rules over the current month to date (UTC), with thresholds in `LeakSettings`:
+
+- `cost_over_revenue`: a customer's cost this month exceeds what its plan brought in this
+  month; `since` is the first day the running cost passed the running revenue.
+- `projected_over_revenue`: not over yet, but at its recent daily rate (the mean of the last
+  `projection_days` days) its cost passes its revenue before the month ends; `crosses_on` is
+  that day. Revenue is projected the same way (recurring shares as scheduled, the rest at its
+  recent daily rate).
+- `run_over_unit_revenue`: a run (per_unit, per_resolution or hybrid plan) whose cost passed the
+  revenue one run earns (its resolve-time revenue, or the plan's unit revenue); `since` is the
+  day its running cost passed it.
+- `margin_below_floor`: a customer, or an agent on its runs (their revenue against the cost of
+  their events), whose margin this month is below `margin_floor_pct` of its revenue.
+- `cost_spike`: a day whose cost is over `spike_factor` times the customer's mean daily cost of
+  the `spike_window_days` days before it, and at least `spike_min_usd`; the latest such day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .margin import MarginRow, margin
+from .plans import PlanError
+from .revenue import days, month_start, recurring, unit_revenue
+
+if TYPE_CHECKING:
+    from ..store.ledger import Ledger
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class LeakSettings:
+    #: Margin below this percentage of revenue is flagged (customers and agents).
+    margin_floor_pct: Decimal = Decimal(20)
+    #: A day's cost over this many times the trailing mean is a spike...
+    spike_factor: Decimal = Decimal(3)
+    #: ...the mean of this many days before it...
+    spike_window_days: int = 14
+    #: ...when the day cost at least this much (no alarm over cents).
+    spike_min_usd: Decimal = Decimal(1)
+    #: Days whose mean daily cost and revenue a projection extends to the month's end.
+    projection_days: int = 7
+
+    def __post_init__(self) -> None:
+        for name in ("margin_floor_pct", "spike_factor", "spike_min_usd"):
+            value = getattr(self, name)
+            try:
+                value = Decimal(str(value))
+            except Exception:
+                raise PlanError(f"{name} must be a number, got {value!r}") from None
+            if not value.is_finite() or value < 0:
+                raise PlanError(f"{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, value)
+        for name in ("spike_window_days", "projection_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 366:
+                raise PlanError(f"{name} must be a whole number of days from 1 to 366, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Leak:
+    rule: str
+    #: "customer", "run" or "agent", and which one.
+    subject: str
+    subject_id: str | None
+    tenant_id: str | None
+    since: date | None
+    message: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "subject": self.subject, "subject_id": self.subject_id,
+                "tenant_id": self.tenant_id, "since": self.since.isoformat() if self.since else None,
+                "message": self.message,
+                "numbers": {k: (_text(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, date) else v)
+                            for k, v in self.numbers.items()}}
+
+
+def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None) -> list[Leak]:
+    settings = settings or LeakSettings()
+    today = today or datetime.now(timezone.utc).date()
+    first, end = month_start(today), today + timedelta(days=1)
+    found: list[Leak] = []
+    daily = margin(ledger, ("tenant", "day"), since=first - timedelta(days=settings.spike_window_days), until=end)
+    by_tenant: dict[str | None, dict[date, Any]] = {}
+    for row in daily.rows:
+        by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
+    book = ledger.plan_book()
+    month_days = list(days(first, end))
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")):
+        rows = by_tenant.get(tenant, {})
+        cost = sum((rows[d].cost_usd for d in month_days if d in rows), _ZERO)
+        revenue = sum((rows[d].revenue_usd for d in month_days if d in rows), _ZERO)
+        has_plan = tenant is not None and any(book.on(tenant, d) for d in month_days)
+        label = tenant or "(no tenant)"
+        if has_plan and cost > revenue:
+            found.append(Leak("cost_over_revenue", "customer", tenant, tenant, _crossed(rows, month_days),
+                              f"{label} costs more than its plan brings in: -${_money(cost - revenue)} this month, "
+                              f"since {_day_text(_crossed(rows, month_days))}",
+                              {"cost_usd": cost, "revenue_usd": revenue, "margin_usd": revenue - cost}))
+        elif has_plan:
+            projected = _projection(book, tenant, rows, month_days, today, next_month, settings, cost, revenue)
+            if projected is not None:
+                crosses_on, month_cost, month_revenue = projected
+                found.append(Leak("projected_over_revenue", "customer", tenant, tenant, today,
+                                  f"{label} will cost more than its plan brings in by {crosses_on} at its "
+                                  f"current daily rate", {"cost_usd": cost, "revenue_usd": revenue,
+                                                          "projected_cost_usd": month_cost,
+                                                          "projected_revenue_usd": month_revenue,
+                                                          "crosses_on": crosses_on}))
+        if revenue and (revenue - cost) / revenue * 100 < settings.margin_floor_pct and cost <= revenue:
+            pct = ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
+            found.append(Leak("margin_below_floor", "customer", tenant, tenant, first,
+                              f"{label}'s margin this month is {pct}%, below the floor of {settings.margin_floor_pct}%",
+                              {"margin_pct": pct, "floor_pct": settings.margin_floor_pct, "cost_usd": cost,
+                               "revenue_usd": revenue}))
+        spike = _spike(rows, month_days, settings)
+        if spike is not None:
+            day, day_cost, baseline = spike
+            before = (f"{(day_cost / baseline).quantize(Decimal('0.1'))}x its daily mean of ${_money(baseline)}"
+                      if baseline else "with no spend") + f" over the {settings.spike_window_days} days before"
+            found.append(Leak("cost_spike", "customer", tenant, tenant, day,
+                              f"{label} spent ${_money(day_cost)} on {day}, {before}",
+                              {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
+    found += _agents(ledger, first, end, settings)
+    found += _runs(ledger, book, first, end)
+    return found
+
+
+def _crossed(rows: dict[date, Any], month_days: list[date]) -> date | None:
+    cost = revenue = _ZERO
+    for day in month_days:
+        row = rows.get(day)
+        if row is not None:
+            cost += row.cost_usd
+            revenue += row.revenue_usd
+        if cost > revenue:
+            return day
+    return None
+
+
+def _projection(book: Any, tenant: str, rows: dict[date, Any], month_days: list[date], today: date,
+                next_month: date, settings: LeakSettings, cost: Decimal,
+                revenue: Decimal) -> tuple[date, Decimal, Decimal] | None:
+    recent = [d for d in month_days if d > today - timedelta(days=settings.projection_days)]
+    if not recent:
+        return None
+    shares = dict(recurring(book, tenant, days(recent[0], next_month)))
+    cost_rate = sum((rows[d].cost_usd for d in recent if d in rows), _ZERO) / len(recent)
+    other_revenue = sum((rows[d].revenue_usd - shares.get(d, _ZERO) for d in recent if d in rows), _ZERO)
+    revenue_rate = other_revenue / len(recent)
+    running_cost, running_revenue, crosses = cost, revenue, None
+    for day in days(today + timedelta(days=1), next_month):
+        running_cost += cost_rate
+        running_revenue += revenue_rate + shares.get(day, _ZERO)
+        if crosses is None and running_cost > running_revenue:
+            crosses = day
+    return (crosses, running_cost, running_revenue) if crosses is not None else None
+
+
+def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings) -> tuple[date, Decimal, Decimal] | None:
+    for day in reversed(month_days):
+        row = rows.get(day)
+        if row is None or row.cost_usd < settings.spike_min_usd:
+            continue
+        window = [day - timedelta(days=n) for n in range(1, settings.spike_window_days + 1)]
+        baseline = sum((rows[d].cost_usd for d in window if d in rows), _ZERO) / settings.spike_window_days
+        if row.cost_usd > settings.spike_factor * baseline:
+            return day, row.cost_usd, baseline
+    return None
+
+
+def _agents(ledger: Ledger, first: date, end: date, settings: LeakSettings) -> list[Leak]:
+    """An agent's margin is that of its runs: their revenue against the cost of their events."""
+    per_agent: dict[str, MarginRow] = {}
+    for row in margin(ledger, ("agent", "run"), since=first, until=end).rows:
+        agent = row.key["agent"]
+        if agent is not None and row.key["run"] is not None:
+            per_agent.setdefault(agent, MarginRow({"agent": agent})).add(row)
+    out = []
+    for agent, row in sorted(per_agent.items()):
+        if not row.revenue_usd or row.margin_pct is None or row.margin_pct >= settings.margin_floor_pct:
+            continue
+        out.append(Leak("margin_below_floor", "agent", agent, None, first,
+                        f"agent {agent}'s margin on its runs this month is {row.margin_pct}%, below the floor of "
+                        f"{settings.margin_floor_pct}%", {"margin_pct": row.margin_pct, "cost_usd": row.cost_usd,
+                                                          "revenue_usd": row.revenue_usd, "runs": row.runs}))
+    return out
+
+
+def _runs(ledger: Ledger, book: Any, first: date, end: date) -> list[Leak]:
+    runs = ledger.runs_seen(first, end)
+    costs = ledger.run_costs(r["run_id"] for r in runs)
+    out = []
+    for run in sorted(runs, key=lambda r: r["run_id"]):
+        history = costs.get(run["run_id"])
+        if not history:
+            continue
+        if run["revenue_usd"] is not None:
+            earns = run["revenue_usd"]
+        else:
+            day = (run["resolved_at"] or run["last_seen"] or datetime.now(timezone.utc)).date()
+            span = book.on(run["tenant_id"], day)
+            if span is None or span.plan.pricing_model not in ("per_unit", "per_resolution", "hybrid"):
+                continue
+            earns = span.plan.unit_revenue_usd or _ZERO
+            if run["outcome"] is not None and span.plan.pricing_model == "per_resolution":
+                earns = unit_revenue(span.plan, run["outcome"], 0)
+        running, since = _ZERO, None
+        for day, cost in history:
+            running += cost
+            if since is None and running > earns:
+                since = day
+        if since is None:
+            continue
+        out.append(Leak("run_over_unit_revenue", "run", run["run_id"], run["tenant_id"], since,
+                        f"run {run['run_id']} ({run['tenant_id']}) cost ${_money(running)}, more than the "
+                        f"${_money(earns)} it earns", {"cost_usd": running, "revenue_usd": earns,
+                                                      "outcome": run["outcome"]}))
+    return out
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def _day_text(day: date | None) -> str:
+    if day is None:
+        return "the start of the month"
+    suffix = "th" if 11 <= day.day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10, "th")
+    return f"the {day.day}{suffix}"
+
+
+def _text(value: Decimal) -> str:
+    return "0" if not value else format(value.normalize(), "f")

@@ -1,0 +1,216 @@
+"""Margin: revenue, cost and margin grouped by any of tenant, run, agent, model, day, week and
+month, over a range of UTC days, exact in Decimal.
+
+Every amount of revenue and cost belongs to exactly one (tenant, day, run, agent, model) piece
+(business/revenue.py says which); a report adds the pieces into its groups, so the groups of
+any grouping add up to the total exactly. Cost comes from the rollups kept at ingest, never
+from the raw events, so a report costs the same whatever the history holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .plans import PlanError
+from .revenue import days, month_start, recurring, run_revenues, usage_revenue
+
+if TYPE_CHECKING:
+    from ..store.ledger import Ledger
+
+GROUPS = ("tenant", "run", "agent", "model", "day", "week", "month")
+_COLUMNS = {"agent": "agent_id", "model": "model"}
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
+
+
+@dataclass
+class MarginRow:
+    """One group: its key values (by group name) and its sums."""
+
+    key: dict[str, Any]
+    revenue_usd: Decimal = _ZERO
+    cost_usd: Decimal = _ZERO
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    unpriced: int = 0
+    #: Runs resolved in the range, and how.
+    resolved: int = 0
+    escalated: int = 0
+    failed: int = 0
+
+    @property
+    def margin_usd(self) -> Decimal:
+        return self.revenue_usd - self.cost_usd
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        """Margin as a percentage of revenue, to the hundredth (None without revenue)."""
+        if not self.revenue_usd:
+            return None
+        return (self.margin_usd / self.revenue_usd * _HUNDRED).quantize(_CENT)
+
+    @property
+    def runs(self) -> int:
+        return self.resolved + self.escalated + self.failed
+
+    @property
+    def resolution_rate(self) -> Decimal | None:
+        """Share of the runs resolved in the range whose outcome is "resolved" (None without runs)."""
+        return (Decimal(self.resolved) / self.runs).quantize(Decimal("0.0001")) if self.runs else None
+
+    @property
+    def cost_per_resolved_run(self) -> Decimal | None:
+        """All of the group's cost divided by its successfully resolved runs: what one
+        resolution costs, everything included (None without one)."""
+        return self.cost_usd / self.resolved if self.resolved else None
+
+    def add(self, other: MarginRow) -> None:
+        for name in ("revenue_usd", "cost_usd", "calls", "input_tokens", "output_tokens", "unpriced", "resolved",
+                     "escalated", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: money as exact decimal strings."""
+        return {
+            **self.key,
+            "revenue_usd": _text(self.revenue_usd), "cost_usd": _text(self.cost_usd),
+            "margin_usd": _text(self.margin_usd), "margin_pct": _text(self.margin_pct),
+            "calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "unpriced": self.unpriced, "runs": self.runs, "resolved": self.resolved, "escalated": self.escalated,
+            "failed": self.failed, "resolution_rate": _text(self.resolution_rate),
+            "cost_per_resolved_run_usd": _text(self.cost_per_resolved_run),
+        }
+
+
+@dataclass
+class MarginReport:
+    group_by: tuple[str, ...]
+    #: The UTC days first <= day < end that the report covers.
+    first: date
+    end: date
+    rows: list[MarginRow] = field(default_factory=list)
+    total: MarginRow = field(default_factory=lambda: MarginRow({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group_by": list(self.group_by), "since": self.first.isoformat(), "until": self.end.isoformat(),
+                "rows": [row.to_dict() for row in self.rows], "total": self.total.to_dict()}
+
+
+def day_range(since: datetime | date | None, until: datetime | date | None,
+              today: date | None = None) -> tuple[date, date]:
+    """UTC days [first, end): a day is in when its midnight is in [since, until). By default
+    the current month to date (today included)."""
+    today = today or datetime.now(timezone.utc).date()
+    first = _ceil_day(since) if since is not None else month_start(today)
+    end = _ceil_day(until) if until is not None else today + timedelta(days=1)
+    if end < first:
+        raise PlanError(f"until ({end}) is before since ({first})")
+    return first, end
+
+
+def check_groups(group_by: Iterable[str] | str) -> tuple[str, ...]:
+    groups = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+    for name in groups:
+        if name not in GROUPS:
+            raise PlanError(f"cannot group by {name!r}; choose from {', '.join(GROUPS)}")
+    if len(set(groups)) != len(groups):
+        raise PlanError(f"a group is named twice in {groups!r}")
+    return groups
+
+
+def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: Any = None, until: Any = None,
+           tenant_id: str | None = None) -> MarginReport:
+    groups = check_groups(group_by)
+    first, end = day_range(since, until)
+    report = MarginReport(groups, first, end)
+    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
+    rows: dict[tuple[Any, ...], MarginRow] = {}
+
+    def piece(tenant: str | None, day: date, run: str | None, agent: str | None, model: str | None) -> MarginRow:
+        values = {"tenant": tenant, "run": run, "agent": agent, "model": model, "day": day.isoformat(),
+                  "week": _week(day), "month": f"{day:%Y-%m}"}
+        key = tuple(values[g] for g in groups)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = MarginRow(dict(zip(groups, key)))
+        return row
+
+    # Cost and usage revenue, from the rollups.
+    for usage in _usage(ledger, groups, first, end, tenant_id):
+        row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
+        span = book.on(usage["tenant_id"], usage["day"])
+        row.revenue_usd += usage_revenue(span.plan if span else None, usage["cost_usd"], usage["input_tokens"],
+                                         usage["output_tokens"])
+        row.cost_usd += usage["cost_usd"]
+        row.calls += usage["calls"]
+        row.input_tokens += usage["input_tokens"]
+        row.output_tokens += usage["output_tokens"]
+        row.unpriced += usage["unpriced"]
+    # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs).
+    resolved = [r for r in ledger.resolved_runs(month_start(first), end)
+                if tenant_id is None or r.tenant_id == tenant_id]
+    revenues = run_revenues(book, resolved)
+    for run in resolved:
+        if run.day < first:
+            continue
+        row = piece(run.tenant_id, run.day, run.run_id, run.agent_id, None)
+        row.revenue_usd += revenues[run.run_id]
+        setattr(row, run.outcome, getattr(row, run.outcome) + 1)
+    # Recurring fees, a share per day.
+    for tenant in book.tenants:
+        for day, share in recurring(book, tenant, days(first, end)):
+            piece(tenant, day, None, None, None).revenue_usd += share
+    report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
+    for row in report.rows:
+        report.total.add(row)
+    return report
+
+
+def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date,
+           tenant_id: str | None) -> list[dict[str, Any]]:
+    """Usage per (tenant, day, the grouped-by columns). Grouped by run, the events of runs come
+    from the run rollup and the rest (no run) is the usage rollup less the runs' part."""
+    keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
+    if "run" not in groups:
+        return ledger.usage(first, end, keys, tenant_id=tenant_id)
+    per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id)
+    rest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in ledger.usage(first, end, keys, tenant_id=tenant_id):
+        rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
+    for row in per_run:
+        left = rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))]
+        for measure in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors"):
+            left[measure] -= row[measure]
+    return per_run + [row for row in rest.values() if row["calls"] or row["cost_usd"]]
+
+
+def _week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _ceil_day(value: datetime | date) -> date:
+    """The first UTC day whose midnight is at or after `value`."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        moment = moment.astimezone(timezone.utc)
+        day = moment.date()
+        return day if moment == datetime(day.year, day.month, day.day, tzinfo=timezone.utc) else day + timedelta(days=1)
+    if isinstance(value, date):
+        return value
+    raise PlanError(f"since and until are dates or datetimes, got {value!r}")
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    return (1, "") if value is None else (0, value)
+
+
+def _text(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    return "0" if not value else format(value.normalize(), "f")

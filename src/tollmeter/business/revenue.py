@@ -1,0 +1,162 @@
+"""Revenue recognition: which revenue belongs to which UTC day, tenant, run, agent and model.
+
+Three kinds, each an exact `Decimal`:
+
+- **recurring** (`per_seat`, `flat`, the base of `hybrid`): the month's fee is spread over the
+  month's days, each day in force getting its share: the fee in steps of 10^-15 USD divided
+  evenly, the remainder one step each to the first days, so the days of a month add up to the
+  fee exactly. A plan changed mid-month gives each day the share of the plan in force that day.
+  Recurring revenue belongs to the tenant and the day, to no run, agent or model.
+- **usage** (`usage_based`): on each day's usage under the plan in force that day: cost x
+  (1 + markup), plus tokens at `input_rate_mtok` / `output_rate_mtok` (USD per million).
+- **per run** (`per_unit`, `per_resolution`, `usage_based` with `unit_revenue_usd`, the overage
+  of `hybrid`): recognised on the day the run is resolved, under the plan in force that day; a
+  revenue given at resolve time replaces it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Iterable, Mapping, Sequence
+
+from .plans import Plan
+
+_ZERO = Decimal(0)
+QUANTUM = Decimal(1).scaleb(-15)
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class PlanSpan:
+    """A customer's plan and seats from `effective_from` until the next span."""
+
+    effective_from: date
+    plan: Plan
+    seats: int | None
+
+
+class PlanBook:
+    """Every customer's plans over time: which plan was in force on a day."""
+
+    def __init__(self, spans: Mapping[str, Sequence[PlanSpan]]) -> None:
+        self._spans = {tenant: sorted(s, key=lambda span: span.effective_from) for tenant, s in spans.items()}
+        self._starts = {tenant: [span.effective_from for span in s] for tenant, s in self._spans.items()}
+
+    @property
+    def tenants(self) -> list[str]:
+        return sorted(self._spans)
+
+    def on(self, tenant: str | None, day: date) -> PlanSpan | None:
+        if tenant is None:
+            return None
+        starts = self._starts.get(tenant)
+        if not starts:
+            return None
+        at = bisect.bisect_right(starts, day) - 1
+        return self._spans[tenant][at] if at >= 0 else None
+
+    def spans(self, tenant: str) -> Sequence[PlanSpan]:
+        return self._spans.get(tenant, ())
+
+
+def monthly_fee(span: PlanSpan) -> Decimal:
+    plan = span.plan
+    if plan.pricing_model == "per_seat":
+        return (plan.seat_revenue_usd or _ZERO) * (span.seats or 0)
+    if plan.pricing_model in ("flat", "hybrid"):
+        return plan.base_revenue_usd or _ZERO
+    return _ZERO
+
+
+def daily_share(fee: Decimal, day: date) -> Decimal:
+    """The share of a monthly `fee` that `day` recognises (the days of a month add up to `fee`)."""
+    if not fee:
+        return _ZERO
+    days = calendar.monthrange(day.year, day.month)[1]
+    steps = int(fee / QUANTUM)  # fees have at most 15 decimals: exact
+    whole, rest = divmod(steps, days)
+    return (whole + (1 if day.day <= rest else 0)) * QUANTUM
+
+
+def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tuple[date, Decimal]]:
+    """(day, revenue) of a tenant's recurring fees on each of `days` (days without one left out)."""
+    for day in days:
+        span = book.on(tenant, day)
+        if span is not None and span.plan.recurring:
+            share = daily_share(monthly_fee(span), day)
+            if share:
+                yield day, share
+
+
+def usage_revenue(plan: Plan | None, cost: Decimal, input_tokens: int, output_tokens: int) -> Decimal:
+    """What a usage_based plan earns on usage (0 for the other models)."""
+    if plan is None or plan.pricing_model != "usage_based":
+        return _ZERO
+    revenue = _ZERO
+    if plan.markup is not None:
+        revenue += cost * (1 + plan.markup)
+    if plan.input_rate_mtok is not None:
+        revenue += plan.input_rate_mtok * input_tokens / _MILLION
+    if plan.output_rate_mtok is not None:
+        revenue += plan.output_rate_mtok * output_tokens / _MILLION
+    return revenue
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    run_id: str
+    tenant_id: str | None
+    agent_id: str | None
+    outcome: str
+    day: date
+    #: Sorts the runs of a month in the order they were resolved (for hybrid plans).
+    order: tuple
+    revenue_override: Decimal | None
+
+
+def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun]) -> dict[str, Decimal]:
+    """Revenue of each resolved run. `runs` must hold, for hybrid plans, every run of the
+    tenant resolved earlier in the same month (their rank decides the overage)."""
+    out: dict[str, Decimal] = {}
+    rank: dict[tuple[str | None, int, int], int] = {}
+    for run in sorted(runs, key=lambda r: r.order):
+        month = (run.tenant_id, run.day.year, run.day.month)
+        position = rank.get(month, 0)
+        rank[month] = position + 1
+        if run.revenue_override is not None:
+            out[run.run_id] = run.revenue_override
+            continue
+        span = book.on(run.tenant_id, run.day)
+        out[run.run_id] = unit_revenue(span.plan if span else None, run.outcome, position)
+    return out
+
+
+def unit_revenue(plan: Plan | None, outcome: str, position_in_month: int) -> Decimal:
+    """What one resolved run earns under `plan` (`position_in_month`: runs of the tenant
+    resolved before it this month)."""
+    if plan is None or plan.unit_revenue_usd is None:
+        return _ZERO
+    model = plan.pricing_model
+    if model in ("per_unit", "usage_based"):
+        return plan.unit_revenue_usd
+    if model == "per_resolution":
+        return plan.unit_revenue_usd if outcome == "resolved" else _ZERO
+    if model == "hybrid":
+        return plan.unit_revenue_usd if position_in_month >= (plan.included_units or 0) else _ZERO
+    return _ZERO
+
+
+def days(first: date, end: date) -> Iterable[date]:
+    """first, first + 1, ... up to but not including `end`."""
+    day = first
+    while day < end:
+        yield day
+        day += timedelta(days=1)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)

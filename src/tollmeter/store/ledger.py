@@ -1,0 +1,254 @@
+"""Ledger: the store's business tables (customers, their plans over time, runs and their
+outcomes) and the rollups margin reads. Shared by the embedded store and the server; every
+method is one short transaction through `Store.transaction()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, or_, select, update
+
+from ..business.plans import Plan, PlanError, money, outcome as check_outcome, seats as check_seats
+from ..business.revenue import PlanBook, PlanSpan, ResolvedRun
+from . import schema
+from .store import Store, _insert
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Customer:
+    tenant_id: str
+    name: str | None
+    #: The plan and seats in force today (None: no plan yet, or one starting later).
+    plan: Plan | None
+    seats: int | None
+    #: Every plan the customer had, oldest first.
+    history: tuple[PlanSpan, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Resolution:
+    run_id: str
+    tenant_id: str | None
+    agent_id: str | None
+    outcome: str
+    revenue_usd: Decimal | None
+    resolved_at: datetime
+    #: True when the run was already resolved this way: nothing changed.
+    duplicate: bool = False
+
+
+class RunAlreadyResolved(PlanError):
+    """A run resolved once cannot be resolved again differently."""
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def project(self) -> str:
+        return self.store.project
+
+    # -- customers and plans --------------------------------------------------------------------
+
+    def upsert_customer(self, tenant_id: str, *, name: str | None = None, plan: Plan | dict | None = None,
+                        seats: int | None = None, effective_from: date | None = None) -> Customer:
+        """Create or update a customer. A plan or seats given take effect from `effective_from`
+        (a UTC day; today by default); earlier days keep what was in force then."""
+        if not isinstance(tenant_id, str) or not tenant_id or len(tenant_id) > 255:
+            raise PlanError(f"tenant_id must be a non-empty string of at most 255 characters, got {tenant_id!r}")
+        if name is not None and (not isinstance(name, str) or len(name) > 255):
+            raise PlanError(f"name must be a string of at most 255 characters, got {name!r}")
+        chosen = Plan.of(plan) if plan is not None else None
+        count = check_seats(seats)
+        if effective_from is not None and (not isinstance(effective_from, date) or isinstance(effective_from, datetime)):
+            raise PlanError(f"effective_from must be a date, got {effective_from!r}")
+        start = effective_from or datetime.now(timezone.utc).date()
+        now = datetime.now(timezone.utc)
+        c, p = schema.customers, schema.customer_plans
+        with self.store.transaction() as conn:
+            conn.execute(_insert(conn, c).on_conflict_do_nothing(index_elements=["project_id", "tenant_id"]),
+                         {"project_id": self.project, "tenant_id": tenant_id, "name": name, "updated_at": now})
+            values: dict[str, Any] = {"updated_at": now}
+            if name is not None:
+                values["name"] = name
+            conn.execute(update(c).where(c.c.project_id == self.project, c.c.tenant_id == tenant_id).values(values))
+            if chosen is not None or count is not None:
+                current = self._span_on(conn, tenant_id, start)
+                if chosen is None:
+                    if current is None:
+                        raise PlanError(f"{tenant_id!r} has no plan on {start}: give a plan with the seats")
+                    chosen = current.plan
+                if count is None and current is not None:
+                    count = current.seats
+                if chosen.pricing_model == "per_seat" and count is None:
+                    raise PlanError("a per_seat plan needs seats")
+                row = {"plan": chosen.to_dict(), "seats": count, "set_at": now}
+                stmt = _insert(conn, p)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "tenant_id", "effective_from"],
+                                                        set_=row),
+                             {"project_id": self.project, "tenant_id": tenant_id, "effective_from": start, **row})
+        found = self.customer(tenant_id)
+        assert found is not None
+        return found
+
+    def customer(self, tenant_id: str) -> Customer | None:
+        customers = self.customers([tenant_id])
+        return customers[0] if customers else None
+
+    def customers(self, tenant_ids: Sequence[str] | None = None) -> list[Customer]:
+        c = schema.customers
+        query = select(c.c.tenant_id, c.c.name).where(c.c.project_id == self.project)
+        if tenant_ids is not None:
+            query = query.where(c.c.tenant_id.in_(list(tenant_ids)))
+        with self.store.transaction() as conn:
+            names = dict(conn.execute(query.order_by(c.c.tenant_id)).all())
+            book = self._book(conn, list(names) if tenant_ids is not None else None)
+        today = datetime.now(timezone.utc).date()
+        out = []
+        for tenant, name in names.items():
+            span = book.on(tenant, today)
+            out.append(Customer(tenant, name, span.plan if span else None, span.seats if span else None,
+                                tuple(book.spans(tenant))))
+        return out
+
+    def plan_book(self, tenant_ids: Sequence[str] | None = None) -> PlanBook:
+        with self.store.transaction() as conn:
+            return self._book(conn, tenant_ids)
+
+    def _book(self, conn: Any, tenant_ids: Sequence[str] | None) -> PlanBook:
+        p = schema.customer_plans
+        query = select(p.c.tenant_id, p.c.effective_from, p.c.plan, p.c.seats).where(p.c.project_id == self.project)
+        if tenant_ids is not None:
+            query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
+        spans: dict[str, list[PlanSpan]] = {}
+        for tenant, start, plan, seats in conn.execute(query):
+            spans.setdefault(tenant, []).append(PlanSpan(_date(start), Plan.of(plan), seats))
+        return PlanBook(spans)
+
+    def _span_on(self, conn: Any, tenant_id: str, day: date) -> PlanSpan | None:
+        return self._book(conn, [tenant_id]).on(tenant_id, day)
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def resolve(self, run_id: str, outcome: str, *, revenue_usd: Any = None, tenant_id: str | None = None,
+                agent_id: str | None = None, at: datetime | None = None, key: str | None = None) -> Resolution:
+        """Resolve a run once. Resolving it again the same way (or with the same `key`) changes
+        nothing (`duplicate=True`); differently raises RunAlreadyResolved. A run not seen yet
+        is recorded now, and its events add up when they arrive."""
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 255:
+            raise PlanError(f"run_id must be a non-empty string of at most 255 characters, got {run_id!r}")
+        check_outcome(outcome)
+        revenue = money(revenue_usd, "revenue_usd")
+        for name, value in (("tenant_id", tenant_id), ("agent_id", agent_id), ("key", key)):
+            if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+                raise PlanError(f"{name} must be a non-empty string of at most 255 characters, got {value!r}")
+        moment = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        r = schema.runs
+        where = and_(r.c.project_id == self.project, r.c.run_id == run_id)
+        with self.store.transaction() as conn:
+            conn.execute(_insert(conn, r).on_conflict_do_nothing(index_elements=["project_id", "run_id"]),
+                         {"project_id": self.project, "run_id": run_id, "tenant_id": tenant_id, "agent_id": agent_id})
+            won = conn.execute(update(r).where(where, r.c.outcome.is_(None)).values(
+                outcome=outcome, revenue_usd=revenue, resolved_at=moment, resolution_key=key,
+                tenant_id=func.coalesce(r.c.tenant_id, tenant_id), agent_id=func.coalesce(r.c.agent_id, agent_id),
+            )).rowcount == 1
+            row = conn.execute(select(r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at,
+                                      r.c.resolution_key).where(where)).one()
+        stored = Resolution(run_id, row[0], row[1], row[2], row[3], _utc(row[4]), duplicate=not won)
+        if not won and not ((key is not None and key == row[5])
+                            or (row[2] == outcome and (revenue is None or row[3] == revenue))):
+            raise RunAlreadyResolved(
+                f"run {run_id!r} was already resolved as {row[2]!r}"
+                + (f" with revenue {row[3]}" if row[3] is not None else "") + f" at {stored.resolved_at.isoformat()}")
+        return stored
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        r = schema.runs
+        with self.store.transaction() as conn:
+            row = conn.execute(select(r).where(r.c.project_id == self.project, r.c.run_id == run_id)).mappings().first()
+        return None if row is None else {k: v for k, v in row.items() if k != "project_id"}
+
+    def resolved_runs(self, first: date, end: date) -> list[ResolvedRun]:
+        """Runs resolved on days first <= day < end."""
+        r = schema.runs
+        start, stop = _midnight(first), _midnight(end)
+        query = select(r.c.run_id, r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.resolved_at, r.c.revenue_usd).where(
+            r.c.project_id == self.project, r.c.resolved_at >= start, r.c.resolved_at < stop)
+        with self.store.transaction() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for run_id, tenant, agent, result, resolved_at, revenue in rows:
+            moment = _utc(resolved_at)
+            out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
+        return out
+
+    # -- rollups ----------------------------------------------------------------------------------
+
+    def usage(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False,
+              tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Rollup sums on days first <= day < end, grouped by tenant, day and `keys` (any of
+        agent_id, model, and run_id when `runs`): from the run rollup when `runs`, else the
+        usage rollup. Key columns come back as None for "none"."""
+        table = schema.run_rollup if runs else schema.usage_rollup
+        group = [table.c.tenant_id, table.c.day, *(table.c[k] for k in keys)]
+        measures = [func.sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
+        query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
+            table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
+        if tenant_id is not None:
+            query = query.where(table.c.tenant_id == tenant_id)
+        with self.store.transaction() as conn:
+            rows = conn.execute(query.group_by(*group)).mappings().all()
+        out = []
+        for row in rows:
+            item = {k: (None if row[k] == schema.NONE_KEY else row[k]) for k in ("tenant_id", *keys)}
+            item["day"] = _date(row["day"])
+            for m in schema.ROLLUP_MEASURES:
+                item[m] = row[m] if row[m] is not None else (_ZERO if m == "cost_usd" else 0)
+            out.append(item)
+        return out
+
+    def run_costs(self, run_ids: Iterable[str]) -> dict[str, list[tuple[date, Decimal]]]:
+        """Each run's cost per day, all days (for leak rules on runs)."""
+        ids = list(run_ids)
+        t = schema.run_rollup
+        out: dict[str, list[tuple[date, Decimal]]] = {}
+        with self.store.transaction() as conn:
+            for at in range(0, len(ids), 400):
+                query = select(t.c.run_id, t.c.day, schema.money_sum(t.c.cost_usd)).where(
+                    t.c.project_id == self.project, t.c.run_id.in_(ids[at:at + 400])).group_by(t.c.run_id, t.c.day)
+                for run_id, day, cost in conn.execute(query):
+                    out.setdefault(run_id, []).append((_date(day), cost or _ZERO))
+        for costs in out.values():
+            costs.sort()
+        return out
+
+    def runs_seen(self, first: date, end: date) -> list[dict[str, Any]]:
+        """Runs with events or a resolution on days first <= day < end."""
+        r = schema.runs
+        start, stop = _midnight(first), _midnight(end)
+        query = select(r).where(r.c.project_id == self.project, or_(
+            and_(r.c.last_seen >= start, r.c.first_seen < stop), and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
+        with self.store.transaction() as conn:
+            return [{k: v for k, v in row.items() if k != "project_id"} for row in conn.execute(query).mappings()]
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
