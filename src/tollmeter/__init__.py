@@ -1,6 +1,7 @@
 """tollmeter: meter, price and cap the LLM spend of every tenant of an AI product."""
 
 from ._version import __version__
+from .business.plans import Plan, PlanError
 from .config import ConfigError, MeterConfig
 from .context import Scope, carry_scope, current_scope
 from .events import LLMEvent, Usage
@@ -15,6 +16,8 @@ __all__ = [
     "LimitExceededException",
     "Meter",
     "MeterConfig",
+    "Plan",
+    "PlanError",
     "Scope",
     "Usage",
     "__version__",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import uuid
 import weakref
 from contextvars import Token
 from decimal import Decimal
@@ -25,7 +26,13 @@ from .pipeline import Pipeline
 from .transport.delivery import Delivery
 
 if TYPE_CHECKING:
+    from datetime import date, datetime
+
+    from .business.leaks import Leak, LeakSettings
+    from .business.margin import MarginReport
+    from .business.plans import Plan
     from .pricing.pricer import Pricer
+    from .store.ledger import Customer, Ledger
     from .store.store import Limit
 
 logger = logging.getLogger("tollmeter")
@@ -55,7 +62,8 @@ class Meter:
             self._pricing()  # a bad rate card fails here, at start-up
         self._delivery = Delivery(config, self._faults) if config.url else None
         self._limits = LimitKeeper(config, self._pricing, self._faults)
-        self._pipeline = Pipeline(config, self._faults, self._pricing, self._limits, self._delivery)
+        self._pipeline = Pipeline(config, self._faults, self._pricing, self._limits, self._delivery,
+                                  ledger=None if config.url else self._ledger)
         self._limits.settle_record = self._pipeline.settle
         self._hooks = MeterHooks(config, self._limits, self._pipeline, self._faults)
         self._patcher = Patcher(self._hooks)
@@ -176,6 +184,62 @@ class Meter:
         """Spent, reserved, limit, remaining and reset time for each of the tenant's limits."""
         return self._limits.spend(tenant_id)
 
+    # -- customers, runs and margin -------------------------------------------------------------
+
+    def _ledger(self) -> Ledger:
+        """Customers, plans, runs and rollups: the embedded store's, or the server's."""
+        if self.config.url is not None:
+            from .business.remote import RemoteLedger
+
+            return RemoteLedger(self.config.url, self.config.api_key or "", timeout=self.config.timeout)
+        from .store.ledger import Ledger
+
+        return Ledger(self._limits.store)
+
+    def upsert_customer(self, tenant_id: str, *, name: str | None = None, plan: Plan | Mapping[str, Any] | None = None,
+                        seats: int | None = None, effective_from: date | None = None) -> Customer:
+        """Create or update a customer (a tenant): its name, and its plan and seats from
+        `effective_from` (a UTC day, today by default); earlier days keep the plan they had.
+        A plan is a `tollmeter.Plan` or a dict with the same keys (docs/margin.md)."""
+        return self._ledger().upsert_customer(tenant_id, name=name, plan=plan, seats=seats,  # type: ignore[arg-type]
+                                              effective_from=effective_from)
+
+    def customer(self, tenant_id: str) -> Customer | None:
+        return self._ledger().customer(tenant_id)
+
+    def customers(self) -> list[Customer]:
+        return self._ledger().customers()
+
+    def resolve(self, run_id: str, outcome: str = "resolved", *, revenue_usd: Decimal | float | str | None = None,
+                tenant_id: str | None = None, agent_id: str | None = None,
+                idempotency_key: str | None = None) -> None:
+        """End a run with its outcome ("resolved", "escalated" or "failed"): its margin is known
+        from then on. `revenue_usd` replaces what the plan says it earns. Checked at once
+        (ValueError), then stored like an event: resolving twice the same way is one resolution."""
+        from .business.runs import RunResolution
+
+        self._pipeline.submit(RunResolution.checked(run_id, outcome, revenue_usd, tenant_id, agent_id, idempotency_key))
+
+    def run(self, run_id: str, *, tenant: str | None = None, agent: str | None = None,
+            tags: Mapping[str, Any] | None = None) -> Any:
+        """`with meter.run("ticket-4711", tenant="acme", agent="support-bot") as run: ...;
+        run.resolve("resolved")`: the calls inside belong to the run."""
+        from .business.runs import Run
+
+        scope = self._hooks.scope()
+        tenant_id = tenant if tenant is not None else (scope.tenant_id if scope is not None else None)
+        return Run(run_id, tenant_id, agent, TenantScope(make_scope(tenant_id, run_id, agent, tags)), self.resolve)
+
+    def margin(self, group_by: Iterable[str] | str = ("tenant",), since: date | datetime | None = None,
+               until: date | datetime | None = None) -> MarginReport:
+        """Revenue, cost and margin grouped by any of tenant, run, agent, model, day, week and
+        month, over UTC days (by default this month to date). Exact: the groups add up to the total."""
+        return self._ledger().margin(group_by, since=since, until=until)
+
+    def leaks(self, settings: LeakSettings | None = None) -> list[Leak]:
+        """Customers, runs and agents losing money this month, each with its rule and numbers."""
+        return self._ledger().leaks(settings)
+
     # -- manual tracking -----------------------------------------------------------------------
 
     def track(self, *, provider: str, model: str | None = None, endpoint: str | None = None,
@@ -216,11 +280,13 @@ class Meter:
         units: Mapping[str, float] | None = None,
         request_id: str | None = None,
         error: str | None = None,
+        idempotency_key: str | None = None,
     ) -> LLMEvent:
         """Record a call the agent cannot see, or a non-LLM cost given in USD.
 
         The tenant is the one in scope unless `tenant_id` is given. A `cost_usd` is taken as
-        the cost the provider charged (it wins over any computed price).
+        the cost the provider charged (it wins over any computed price). An `idempotency_key`
+        ("ticket-4711#step-3") makes the event's id, so a retried job books it once.
         """
         if usage is None:
             usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
@@ -239,6 +305,8 @@ class Meter:
         call.provider_cost_usd, call.units, call.request_id, call.error = cost, units, request_id, error
         call.ended_ns = call.started_ns + round(duration_ms * 1e6) if duration_ms is not None else 0
         event = call.to_event()
+        if idempotency_key is not None:
+            event.event_id = event_id_for(idempotency_key)
         if cost is not None:
             from .pricing.pricer import MANUAL_SOURCE
 
@@ -332,3 +400,15 @@ def _manual(name: str) -> _Manual:
             _manual_endpoints.clear()
         endpoint = _manual_endpoints[name] = _Manual(name)
     return endpoint
+
+
+def event_id_for(idempotency_key: str) -> str:
+    """The event id a caller's idempotency key stands for (the same key, the same id)."""
+
+
+    if not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 1024:
+        raise ValueError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+
+
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c3b1e-4f0a-4c52-9a55-7f5d2f0c7a11")

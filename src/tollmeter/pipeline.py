@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from .business.runs import RunResolution
 from .events import LLMEvent
 from .transport.worker import BatchWorker
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from .instrument.call import Call
     from .limits.keeper import LimitKeeper, Settled
     from .pricing.pricer import Pricer
+    from .store.ledger import Ledger
     from .transport.delivery import Delivery
 
 logger = logging.getLogger("tollmeter")
@@ -38,12 +40,14 @@ class Reserved:
 
 class Pipeline:
     def __init__(self, config: MeterConfig, faults: Faults, pricing: Callable[[], Pricer],
-                 limits: LimitKeeper, delivery: Delivery | None) -> None:
+                 limits: LimitKeeper, delivery: Delivery | None, ledger: Callable[[], Ledger] | None = None) -> None:
         self.config = config
         self._faults = faults
         self._pricing = pricing
         self._limits = limits
         self._delivery = delivery
+        #: The embedded store's ledger, where run resolutions go when there is no server.
+        self._ledger = ledger
         self.worker = BatchWorker(
             self.handle_batch,
             max_batch_size=config.max_batch_size,
@@ -55,7 +59,7 @@ class Pipeline:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def submit(self, item: Call | Reserved | LLMEvent, urgent: bool = False) -> None:
+    def submit(self, item: Call | Reserved | LLMEvent | RunResolution, urgent: bool = False) -> None:
         """Queue a finished call; `urgent` wakes the worker now (a call admitted on less than
         its worst case is settled at once, to keep its tenant's view of its budget exact)."""
         if not self.worker.submit(item, urgent):
@@ -80,11 +84,14 @@ class Pipeline:
 
     # -- the worker -----------------------------------------------------------------------------
 
-    def handle_batch(self, items: list[Call | Reserved | LLMEvent]) -> None:
+    def handle_batch(self, items: list[Call | Reserved | LLMEvent | RunResolution]) -> None:
         events: list[LLMEvent] = []
         settled: list[Settled | None] = []
+        resolutions: list[RunResolution] = []
         for item in items:
-            if type(item) is LLMEvent:  # track_manually
+            if type(item) is RunResolution:
+                resolutions.append(item)
+            elif type(item) is LLMEvent:  # track_manually
                 if self.config.pricing:
                     self._price(item)
                 events.append(item)
@@ -106,6 +113,8 @@ class Pipeline:
             self._limits.record(events, settled)
         except Exception as fault:
             self._faults(fault, "recording spend")
+        if resolutions and self._ledger is not None:
+            self._resolve(resolutions)
         on_event = self.config.on_event
         for event in events:
             if self.config.debug:
@@ -115,11 +124,22 @@ class Pipeline:
                     on_event(event)
                 except Exception as fault:
                     self._faults(fault, "in on_event")
-        if self._delivery is not None and events:
+        if self._delivery is not None and (events or resolutions):
             try:
-                self._delivery.deliver([event.to_dict() for event in events])
+                self._delivery.deliver([event.to_dict() for event in events], [r.to_dict() for r in resolutions])
             except Exception as fault:
                 self._faults(fault, "delivering a batch")
+
+    def _resolve(self, resolutions: list[RunResolution]) -> None:
+        """Into the embedded store, after the batch's events (so that their runs are known)."""
+        assert self._ledger is not None
+        ledger = self._ledger()
+        for r in resolutions:
+            try:
+                ledger.resolve(r.run_id, r.outcome, revenue_usd=r.revenue_usd, tenant_id=r.tenant_id,
+                               agent_id=r.agent_id, at=r.resolved_at, key=r.key)
+            except Exception as fault:  # RunAlreadyResolved: the first resolution stands
+                self._faults(fault, "resolving a run")
 
     def _event(self, call: Call) -> LLMEvent | None:
         try:

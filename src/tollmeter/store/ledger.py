@@ -188,6 +188,19 @@ class Ledger:
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
 
+    # -- reports ----------------------------------------------------------------------------------
+
+    def margin(self, group_by: Any = ("tenant",), since: Any = None, until: Any = None,
+               tenant_id: str | None = None) -> Any:
+        from ..business.margin import margin
+
+        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id)
+
+    def leaks(self, settings: Any = None, today: date | None = None) -> Any:
+        from ..business.leaks import leaks
+
+        return leaks(self, settings, today=today)
+
     # -- rollups ----------------------------------------------------------------------------------
 
     def usage(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False,

@@ -28,14 +28,16 @@ class Delivery:
         if config.spool_dir is not False:
             self.spool = Spool(config.spool_dir or default_spool(config.url), config.spool_max_bytes)
 
-    def deliver(self, events: list[dict[str, Any]]) -> None:
-        """POST a batch; what the server cannot take now goes to the spool."""
-        body = self.sink.encode(events)
+    def deliver(self, events: list[dict[str, Any]], resolutions: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+        """POST a batch (events, and run resolutions); what the server cannot take now goes to
+        the spool."""
+        body = self.sink.encode(events, list(resolutions))
+        count = len(events) + len(resolutions)
         if self.spool is not None and self.sink.is_down:
-            self._keep(body, len(events))  # the server did not answer lately: no waiting
+            self._keep(body, count)  # the server did not answer lately: no waiting
             return
-        if self.sink.send_body(body, len(events)) is Outcome.UNREACHABLE:
-            self._keep(body, len(events))
+        if self.sink.send_body(body, count) is Outcome.UNREACHABLE:
+            self._keep(body, count)
 
     def _keep(self, body: bytes, count: int) -> None:
         if self.spool is not None and self.spool.put(body, count):

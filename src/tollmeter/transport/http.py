@@ -91,8 +91,11 @@ class HttpSink:
         self.last_error: str | None = None
 
     @staticmethod
-    def encode(events: list[dict[str, Any]]) -> bytes:
-        body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False)
+    def encode(events: list[dict[str, Any]], resolutions: list[dict[str, Any]] | None = None) -> bytes:
+        payload: dict[str, Any] = {"events": events}
+        if resolutions:
+            payload["resolutions"] = resolutions
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         return gzip.compress(body.encode("utf-8"), compresslevel=6)
 
     def send_body(self, body: bytes, count: int, *, retries: int | None = None) -> Outcome:
