@@ -9,6 +9,8 @@ import logging
 import threading
 import uuid
 import weakref
+from datetime import datetime as datetime_type
+from datetime import timezone
 from contextvars import Token
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
@@ -281,13 +283,17 @@ class Meter:
         request_id: str | None = None,
         error: str | None = None,
         idempotency_key: str | None = None,
+        timestamp: datetime | None = None,
     ) -> LLMEvent:
         """Record a call the agent cannot see, or a non-LLM cost given in USD.
 
         The tenant is the one in scope unless `tenant_id` is given. A `cost_usd` is taken as
         the cost the provider charged (it wins over any computed price). An `idempotency_key`
-        ("ticket-4711#step-3") makes the event's id, so a retried job books it once.
+        ("ticket-4711#step-3") makes the event's id, so a retried job books it once. A
+        `timestamp` (timezone-aware) records a call made earlier (a backfill from logs).
         """
+        if timestamp is not None and (not isinstance(timestamp, datetime_type) or timestamp.tzinfo is None):
+            raise ValueError(f"timestamp must be a timezone-aware datetime, got {timestamp!r}")
         if usage is None:
             usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
         elif isinstance(usage, Mapping):
@@ -307,6 +313,8 @@ class Meter:
         event = call.to_event()
         if idempotency_key is not None:
             event.event_id = event_id_for(idempotency_key)
+        if timestamp is not None:
+            event.timestamp = timestamp.astimezone(timezone.utc)
         if cost is not None:
             from .pricing.pricer import MANUAL_SOURCE
 
