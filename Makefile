@@ -1,4 +1,4 @@
-# tollmeter: `make demo` and `make test` set everything up on a fresh machine (Python 3.10+ and make).
+# tollmeter: `make demo` and `make test` set everything up on a fresh machine (Python 3.11+ and make).
 
 PYTHON ?= python3
 VENV := .venv
