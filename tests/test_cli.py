@@ -137,3 +137,165 @@ def test_report_filters_and_a_missing_store(capsys, tmp_path):
     assert code == 2 and "no store at" in err
     code, _, err = run(capsys, "report", "--db", db, "--since", "last week")
     assert code == 2 and "--since" in err
+
+
+# -- customers, margin and leaks ----------------------------------------------------------------
+
+
+def _business_store(path):
+    """acme: $2 per run, two runs (resolved, failed) of $0.25 each; hooli: $1 a month, $3 of calls
+    today (a leak); all from the 1st of this month."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from tollmeter.store.ledger import Ledger
+    from tollmeter.store.store import Store
+
+    store = Store(path)
+    now = datetime.now(timezone.utc)
+    first = now.date().replace(day=1)
+    ledger = Ledger(store)
+    ledger.upsert_customer("acme", name="Acme", plan={"name": "pro", "pricing_model": "per_unit",
+                                                      "unit_revenue_usd": "2"}, effective_from=first)
+    ledger.upsert_customer("hooli", plan={"name": "basic", "pricing_model": "flat", "base_revenue_usd": "1"},
+                           effective_from=first)
+    rows = []
+    for i, (tenant, run, cost) in enumerate([("acme", "t-1", "0.25"), ("acme", "t-2", "0.25"),
+                                             ("hooli", None, "3")]):
+        rows.append({"event_id": f"e{i}", "timestamp": now, "tenant_id": tenant, "run_id": run,
+                     "agent_id": "bot" if run else None, "provider": "openai", "model": "gpt-4o",
+                     "input_tokens": 100, "output_tokens": 10, "usage": {}, "cost_usd": Decimal(cost),
+                     "priced": True, "stream": False, "partial": False})
+    store.add_events(rows)
+    ledger.resolve("t-1", "resolved")
+    ledger.resolve("t-2", "failed")
+    store.close()
+
+
+def test_customers_set_list_show(capsys, tmp_path):
+    import json
+
+    db = str(tmp_path / "t.db")
+    code, out, _ = run(capsys, "customers", "set", "acme", "--name", "Acme", "--plan", "pro", "--model", "per_unit",
+                       "--unit-revenue", "2", "--from", "2026-01-01", "--db", db)
+    assert code == 0 and "pro (per_unit): $2.00 per run" in out and "2026-01-01" in out
+    code, out, _ = run(capsys, "customers", "set", "hooli", "--plan-json",
+                       '{"name": "team", "pricing_model": "per_seat", "seat_revenue_usd": "12.5"}', "--seats", "4",
+                       "--from", "2026-01-01", "--db", db)
+    assert code == 0 and "$12.50 per seat per month x 4 = $50.00" in out
+    run(capsys, "customers", "set", "hooli", "--seats", "6", "--from", "2026-02-01", "--db", db)
+    code, out, _ = run(capsys, "customers", "list", "--db", db)
+    lines = out.splitlines()
+    assert lines[0].split() == ["tenant", "name", "plan", "model", "price", "seats", "since"]
+    acme = next(line for line in lines if line.startswith("acme"))
+    hooli = next(line for line in lines if line.startswith("hooli"))
+    assert "Acme" in acme and "$2.00 per run" in acme and acme.endswith("2026-01-01")
+    assert hooli.split()[-2:] == ["6", "2026-02-01"]
+    assert lines[2].index("pro") == lines[0].index("plan")  # aligned columns
+    code, out, _ = run(capsys, "customers", "show", "hooli", "--db", db, "--format", "json")
+    shown = json.loads(out)
+    assert shown["seats"] == 6 and [s["seats"] for s in shown["history"]] == [4, 6]
+    assert json.loads(run(capsys, "customers", "list", "--db", db, "--format", "json")[1])["customers"][0][
+        "plan"] == {"name": "pro", "pricing_model": "per_unit", "unit_revenue_usd": "2"}
+    code, _, err = run(capsys, "customers", "show", "globex", "--db", db)
+    assert code == 1 and "no customer 'globex'" in err
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["--plan", "pro", "--model", "per_unit"], "unit_revenue_usd"),  # a plan without its amounts
+    (["--model", "flat", "--base-revenue", "-5"], "base_revenue_usd must be >= 0"),
+    (["--model", "flat", "--base-revenue", "NaN"], "base_revenue_usd must be finite"),
+    (["--unit-revenue", "2"], "--model"),
+    (["--plan-json", '{"name": "x", "pricing_model": "per_minute"}'], "pricing_model"),
+    (["--plan-json", "{not json"], "--plan-json"),
+    (["--plan-json", '{"name": "x", "pricing_model": "flat", "base_revenue_usd": "1"}', "--model", "flat"], "not both"),
+    (["--model", "per_seat", "--seat-revenue", "10", "--seats", "-1"], "seats"),
+    (["--seats", "3"], "no plan"),
+    (["--model", "flat", "--base-revenue", "1", "--from", "2026-02-30"], "--from"),
+])
+def test_customers_set_refuses_bad_input(capsys, tmp_path, argv, reason):
+    db = str(tmp_path / "t.db")
+    code, _, err = run(capsys, "customers", "set", "acme", *argv, "--db", db)
+    assert code == 2 and reason in err
+    _, out, err = run(capsys, "customers", "list", "--db", db)
+    assert "no customers" in out or "no store at" in err  # nothing stored
+
+
+def test_margin_table_json_and_csv(capsys, tmp_path):
+    import csv
+    import io
+    import json
+    from decimal import Decimal
+
+    db = str(tmp_path / "t.db")
+    _business_store(db)
+    code, out, _ = run(capsys, "margin", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("Margin by tenant: ") and lines[0].endswith("(UTC)")
+    header = lines[2]
+    assert header.split()[:5] == ["tenant", "revenue", "cost", "margin", "margin"]
+    acme = next(line for line in lines if line.startswith("acme"))
+    assert acme.split()[:5] == ["acme", "$4.00", "$0.50", "$3.50", "87.5%"]
+    assert acme.split()[5:] == ["2", "2", "50.0%", "$0.50"]  # calls, runs, resolved %, cost per resolved run
+    total = lines[-1]
+    assert total.startswith("TOTAL") and lines[-2].startswith("------")
+    assert len({len(line) for line in lines[2:] if line.strip()}) == 1  # aligned: every row as wide
+    hooli = next(line for line in lines if line.startswith("hooli"))
+    assert hooli.split()[2:4] == ["$3.00", f"-${(3 - Decimal(hooli.split()[1][1:])):.2f}"]
+
+    report = json.loads(run(capsys, "margin", "--db", db, "--group-by", "tenant,run", "--format", "json")[1])
+    rows = {(r["tenant"], r["run"]): r for r in report["rows"]}
+    assert rows[("acme", "t-1")]["revenue_usd"] == "2" and rows[("acme", "t-2")]["failed"] == 1
+    assert Decimal(report["total"]["cost_usd"]) == Decimal("3.5")
+    assert sum(Decimal(r["revenue_usd"]) for r in report["rows"]) == Decimal(report["total"]["revenue_usd"])
+
+    out = run(capsys, "margin", "--db", db, "--group-by", "run", "--format", "csv")[1]
+    table = list(csv.reader(io.StringIO(out)))
+    assert table[0][:4] == ["run", "revenue_usd", "cost_usd", "margin_usd"]
+    assert table[-1][0] == "TOTAL" and table[-1][1] == report["total"]["revenue_usd"]  # full precision
+    assert [line[0] for line in table[1:-1]] == ["t-1", "t-2", ""]
+
+    assert "acme" not in run(capsys, "margin", "--db", db, "--tenant", "hooli")[1]
+    assert "TOTAL" in run(capsys, "margin", "--db", db, "--since", "7d", "--until", "2099-01-01")[1]
+    code, _, err = run(capsys, "margin", "--db", db, "--group-by", "planet")
+    assert code == 2 and "cannot group by 'planet'" in err
+    code, _, err = run(capsys, "margin", "--db", db, "--since", "last week")
+    assert code == 2 and "--since" in err
+    code, _, err = run(capsys, "margin", "--db", str(tmp_path / "nope.db"))
+    assert code == 2 and "no store at" in err
+
+
+def test_leaks_table_json_and_csv(capsys, tmp_path):
+    import csv
+    import io
+    import json
+
+    db = str(tmp_path / "t.db")
+    _business_store(db)
+    code, out, _ = run(capsys, "leaks", "--db", db)
+    assert code == 0 and " this month (to " in out.splitlines()[0]
+    over = next(line for line in out.splitlines() if line.startswith("cost_over_revenue"))
+    assert "customer hooli" in over and "hooli costs more than its plan brings in: -$" in over
+    leaks = json.loads(run(capsys, "leaks", "--db", db, "--format", "json")[1])["leaks"]
+    assert {"cost_over_revenue", "cost_spike"} <= {leak["rule"] for leak in leaks}
+    table = list(csv.reader(io.StringIO(run(capsys, "leaks", "--db", db, "--format", "csv")[1])))
+    assert table[0][:6] == ["rule", "subject", "subject_id", "tenant_id", "since", "message"]
+    assert len(table) == 1 + len(leaks)
+    spike_free = json.loads(run(capsys, "leaks", "--db", db, "--format", "json", "--spike-min-usd", "100")[1])
+    assert "cost_spike" not in {leak["rule"] for leak in spike_free["leaks"]}
+    code, _, err = run(capsys, "leaks", "--db", db, "--spike-factor", "-2")
+    assert code == 2 and "spike-factor" in err
+    empty = str(tmp_path / "empty.db")
+    run(capsys, "customers", "set", "acme", "--model", "flat", "--base-revenue", "100", "--db", empty)
+    assert run(capsys, "leaks", "--db", empty)[1].startswith("no leaks this month")
+
+
+def test_business_commands_read_a_server_project(capsys, tmp_path):
+    db = str(tmp_path / "server.db")
+    code, _, _ = run(capsys, "customers", "set", "acme", "--model", "flat", "--base-revenue", "10", "--db", db,
+                     "--project", "acme-prod")
+    assert code == 0
+    assert "acme" in run(capsys, "customers", "list", "--db", db, "--project", "acme-prod")[1]
+    assert "no customers" in run(capsys, "customers", "list", "--db", db)[1]  # the embedded store's own project
+    assert "acme" in run(capsys, "margin", "--db", db, "--project", "acme-prod")[1]

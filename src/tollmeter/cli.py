@@ -8,6 +8,7 @@ import sys
 from decimal import Decimal
 from typing import Sequence
 
+from .business.plans import PRICING_MODELS
 from .events import Usage
 from .tables import format_table
 
@@ -18,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _prices_parser(commands)
     _report_parser(commands)
     _limits_parser(commands)
+    _customers_parser(commands)
+    _margin_parser(commands)
+    _leaks_parser(commands)
     from .server.commands import register  # serve, keys, db, reprice
 
     register(commands)
@@ -271,6 +275,262 @@ def _limits_remove(args: argparse.Namespace) -> int:
         store.close()
     print(f"{args.tenant}: removed {removed} limit{'s' if removed != 1 else ''}")
     return 0 if removed else 1
+
+
+# -- tollmeter customers | margin | leaks -----------------------------------------------------------
+
+
+_PLAN_AMOUNTS = (("--unit-revenue", "unit_revenue_usd", "USD per run (per_unit, per_resolution, hybrid overage)"),
+                 ("--base-revenue", "base_revenue_usd", "USD per month (flat, hybrid)"),
+                 ("--seat-revenue", "seat_revenue_usd", "USD per seat per month (per_seat)"),
+                 ("--markup", "markup", "usage_based: revenue = cost x (1 + markup); 0.3 is +30%%"),
+                 ("--input-rate", "input_rate_mtok", "usage_based: USD per million input tokens"),
+                 ("--output-rate", "output_rate_mtok", "usage_based: USD per million output tokens"))
+
+
+def _customers_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("customers", help="set, list and show customers and their plans",
+                            description="Customers (tenants) of the embedded store, their plans and seats over time "
+                                        "(docs/margin.md).")
+    actions = p.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "set", help="create or update a customer: tollmeter customers set acme --plan pro --model per_unit "
+                    "--unit-revenue 2",
+        description="Create or update a customer. A plan (--plan-json, or --plan/--model and its amounts) and "
+                    "--seats take effect from --from (a UTC day, today by default); earlier days keep theirs.")
+    s.add_argument("tenant")
+    s.add_argument("--name", help="the customer's name")
+    s.add_argument("--plan-json", metavar="JSON", help='the plan as JSON: \'{"name": "pro", "pricing_model": '
+                                                       '"flat", "base_revenue_usd": "300"}\'')
+    s.add_argument("--plan", metavar="NAME", help="the plan's name (default: its pricing model)")
+    s.add_argument("--model", choices=PRICING_MODELS, help="the plan's pricing model")
+    for flag, _, text in _PLAN_AMOUNTS:
+        s.add_argument(flag, metavar="X" if flag == "--markup" else "USD", help=text)
+    s.add_argument("--included-units", type=int, metavar="N", help="runs included per month (hybrid)")
+    s.add_argument("--seats", type=int, metavar="N", help="seats (per_seat)")
+    s.add_argument("--from", dest="effective_from", metavar="YYYY-MM-DD", help="the first UTC day of the plan and seats")
+    _format_argument(s, ("table", "json"))
+    _db_argument(s)
+    _project_argument(s)
+    s.set_defaults(run=_customers_set)
+    ls = actions.add_parser("list", help="list customers with the plan in force today")
+    _format_argument(ls, ("table", "json"))
+    _db_argument(ls)
+    _project_argument(ls)
+    ls.set_defaults(run=_customers_list)
+    sh = actions.add_parser("show", help="a customer and its plan history")
+    sh.add_argument("tenant")
+    _format_argument(sh, ("table", "json"))
+    _db_argument(sh)
+    _project_argument(sh)
+    sh.set_defaults(run=_customers_show)
+
+
+def _margin_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("margin", help="revenue, cost and margin by tenant, run, agent, model, day, week or month",
+                            description="Revenue, cost and margin over UTC days (this month to date by default), "
+                                        "grouped; exact, and the groups add up to the total.")
+    _db_argument(p)
+    _project_argument(p)
+    p.add_argument("--group-by", default="tenant", metavar="GROUPS",
+                   help="comma-separated: tenant, run, agent, model, day, week, month (default tenant)")
+    p.add_argument("--since", metavar="WHEN", help="first day: 2026-11-01, a time (its next midnight), or 7d")
+    p.add_argument("--until", metavar="WHEN", help="the end (exclusive), same forms (default: tomorrow)")
+    p.add_argument("--tenant", help="only this tenant")
+    _format_argument(p, ("table", "json", "csv"))
+    p.set_defaults(run=_margin)
+
+
+def _leaks_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("leaks", help="customers, runs and agents losing money this month",
+                            description="The leak rules over this month to date (UTC): cost over revenue, projected "
+                                        "to cross, runs above their unit revenue, margin below a floor, cost spikes.")
+    _db_argument(p)
+    _project_argument(p)
+    p.add_argument("--margin-floor-pct", metavar="PCT", help="flag margins below this %% of revenue (default 20)")
+    p.add_argument("--spike-factor", metavar="X", help="a day over X times the trailing mean is a spike (default 3)")
+    p.add_argument("--spike-window-days", type=int, metavar="N", help="the trailing mean's days (default 14)")
+    p.add_argument("--spike-min-usd", metavar="USD", help="no spike below this day cost (default 1)")
+    p.add_argument("--projection-days", type=int, metavar="N", help="days whose daily rate is projected (default 7)")
+    _format_argument(p, ("table", "json", "csv"))
+    p.set_defaults(run=_leaks)
+
+
+def _format_argument(p: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    p.add_argument("--format", default="table", choices=choices, help=f"default table ({', '.join(choices)})")
+
+
+def _project_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", metavar="NAME",
+                   help="a server project's data, with --db naming the server's database (postgresql://...)")
+
+
+def _ledger(args: argparse.Namespace, *, create: bool = False):
+    from .store.ledger import Ledger
+    from .store.store import Store, default_path
+
+    store = Store(args.db or default_path()) if create else _open_store(args)
+    return Ledger(store.for_project(args.project) if args.project else store)
+
+
+def _customer_plan(args: argparse.Namespace) -> dict | None:
+    import json
+
+    amounts = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key, _ in _PLAN_AMOUNTS}
+    amounts["included_units"] = args.included_units
+    amounts = {k: v for k, v in amounts.items() if v is not None}
+    if args.plan_json is not None:
+        if args.plan is not None or args.model is not None or amounts:
+            raise CommandError("give the plan as --plan-json or as --plan/--model and amounts, not both")
+        try:
+            plan = json.loads(args.plan_json)
+        except ValueError as exc:
+            raise CommandError(f"--plan-json: not JSON ({exc})") from None
+        if not isinstance(plan, dict):
+            raise CommandError("--plan-json: a JSON object, like '{\"name\": \"pro\", \"pricing_model\": ...}'")
+        return plan
+    if args.model is None:
+        if args.plan is not None or amounts:
+            raise CommandError("a plan needs its pricing model: --model " + "|".join(PRICING_MODELS))
+        return None
+    return {"name": args.plan or args.model, "pricing_model": args.model, **amounts}
+
+
+def _customers_set(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from .business.plans import PlanError
+
+    plan = _customer_plan(args)
+    start = None
+    if args.effective_from is not None:
+        try:
+            start = date.fromisoformat(args.effective_from)
+        except ValueError:
+            raise CommandError(f"--from: expected a day, YYYY-MM-DD, got {args.effective_from!r}") from None
+    ledger = _ledger(args, create=True)
+    try:
+        customer = ledger.upsert_customer(args.tenant, name=args.name, plan=plan, seats=args.seats,
+                                          effective_from=start)
+    except PlanError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        ledger.store.close()
+    _print_customers([customer], args.format, one=True)
+    return 0
+
+
+def _customers_list(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    try:
+        customers = ledger.customers()
+    finally:
+        ledger.store.close()
+    if not customers and args.format == "table":
+        print("no customers (tollmeter customers set TENANT ...)")
+        return 0
+    _print_customers(customers, args.format)
+    return 0
+
+
+def _customers_show(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    try:
+        customer = ledger.customer(args.tenant)
+    finally:
+        ledger.store.close()
+    if customer is None:
+        print(f"tollmeter customers: no customer {args.tenant!r}", file=sys.stderr)
+        return 1
+    _print_customers([customer], args.format, one=True)
+    return 0
+
+
+def _print_customers(customers: list, fmt: str, *, one: bool = False) -> None:
+    import json
+
+    from .business.report import customer_text, customers_table
+    from .business.wire import customer_to_dict
+
+    if fmt == "json":
+        data = [customer_to_dict(c) for c in customers]
+        print(json.dumps(data[0] if one else {"customers": data}, indent=2))
+    else:
+        print(customer_text(customers[0]) if one else customers_table(customers))
+
+
+def _margin(args: argparse.Namespace) -> int:
+    import json
+    from datetime import timedelta
+
+    from .business.plans import PlanError
+    from .business.report import margin_csv, margin_table
+    from .business.wire import parse_when
+
+    groups = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    ledger = _ledger(args)
+    try:
+        report = ledger.margin(groups, since=parse_when(args.since, "--since"), until=parse_when(args.until, "--until"),
+                               tenant_id=args.tenant)
+    except PlanError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        ledger.store.close()
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2, default=_json_number))
+    elif args.format == "csv":
+        sys.stdout.write(margin_csv(report))
+    else:
+        last = report.end - timedelta(days=1)
+        span = f"{report.first}" + (f" to {last}" if last > report.first else "") if last >= report.first else "no days"
+        print(f"Margin by {', '.join(report.group_by) or 'nothing (the total)'}: {span} (UTC)"
+              + (f", tenant {args.tenant}" if args.tenant else "") + "\n")
+        print(margin_table(report))
+    return 0
+
+
+def _json_number(value: object) -> object:
+    """A count that a database summed as a Decimal (PostgreSQL's SUM of integers) as a JSON integer."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _leaks(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from .business.leaks import LeakSettings
+    from .business.plans import PlanError, money
+    from .business.report import leaks_csv, leaks_table
+
+    given: dict = {}
+    try:
+        for name in ("margin_floor_pct", "spike_factor", "spike_min_usd"):
+            if getattr(args, name) is not None:
+                given[name] = money(getattr(args, name), "--" + name.replace("_", "-"))
+        for name in ("spike_window_days", "projection_days"):
+            if getattr(args, name) is not None:
+                given[name] = getattr(args, name)
+        settings = LeakSettings(**given)
+    except PlanError as exc:
+        raise CommandError(str(exc)) from None
+    ledger = _ledger(args)
+    try:
+        found = ledger.leaks(settings)
+    finally:
+        ledger.store.close()
+    if args.format == "json":
+        print(json.dumps({"leaks": [leak.to_dict() for leak in found]}, indent=2, default=_json_number))
+    elif args.format == "csv":
+        sys.stdout.write(leaks_csv(found))
+    elif not found:
+        print(f"no leaks this month (to {datetime.now(timezone.utc).date()}, UTC)")
+    else:
+        print(f"{len(found)} leak{'s' if len(found) != 1 else ''} this month "
+              f"(to {datetime.now(timezone.utc).date()}, UTC)\n")
+        print(leaks_table(found))
+    return 0
 
 
 if __name__ == "__main__":

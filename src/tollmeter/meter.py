@@ -191,9 +191,13 @@ class Meter:
     def _ledger(self) -> Ledger:
         """Customers, plans, runs and rollups: the embedded store's, or the server's."""
         if self.config.url is not None:
-            from .business.remote import RemoteLedger
+            remote = getattr(self, "_remote_ledger", None)
+            if remote is None:  # one, so that its connections are reused (closed by shutdown)
+                from .business.remote import RemoteLedger
 
-            return RemoteLedger(self.config.url, self.config.api_key or "", timeout=self.config.timeout)
+                remote = self._remote_ledger = RemoteLedger(self.config.url, self.config.api_key or "",
+                                                            timeout=self.config.timeout)
+            return remote
         from .store.ledger import Ledger
 
         return Ledger(self._limits.store)
@@ -349,6 +353,9 @@ class Meter:
         if delivery is not None:
             delivery.close()
         self._limits.close()
+        remote = getattr(self, "_remote_ledger", None)
+        if remote is not None:
+            remote.close()
         return stopped
 
     def stats(self) -> dict[str, int]:

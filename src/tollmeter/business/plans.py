@@ -123,7 +123,7 @@ def money(value: Any, name: str, *, required: bool = False, negative: bool = Fal
         raise PlanError(f"{name} must be finite, got {value!r}")
     if amount < 0 and not (negative or name == "markup"):
         raise PlanError(f"{name} must be >= 0, got {value!r}")
-    if abs(amount) >= _MAX_MONEY:
+    if amount and amount.adjusted() >= 12:  # abs(amount) >= 10^12, without overflowing on 1e999999999
         raise PlanError(f"{name} must be below 10^12, got {value!r}")
     if amount.as_tuple().exponent < -_PLACES:  # type: ignore[operator]
         raise PlanError(f"{name} has more than {_PLACES} decimal places: {value!r}")

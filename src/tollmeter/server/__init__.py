@@ -19,6 +19,7 @@ share one database (SQLite on one machine, PostgreSQL anywhere). See docs/server
     limits.py     /v1/limits, /v1/rate-limits, /v1/tenants/{tenant}/spend
     leases.py     /v1/leases
     usage.py      /v1/usage
+    business.py   /v1/customers, /v1/runs/{run_id}/resolve, /v1/margin, /v1/leaks
     commands.py   `tollmeter serve | keys | db | reprice`
 """
 

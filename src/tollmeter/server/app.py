@@ -10,10 +10,13 @@ and the price data; then it holds nothing but a connection pool, so replicas can
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
@@ -22,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
-from . import ingest, leases, limits, usage
+from . import business, ingest, leases, limits, usage
 from .models import IngestBatch
 from .settings import ServerSettings
 from .state import ServerState, describe
@@ -31,7 +34,8 @@ logger = logging.getLogger("tollmeter.server")
 
 DESCRIPTION = """\
 Meters, prices and caps the LLM spend of every tenant: the agents post their events here, and
-ask for budget leases; you set limits and read usage. Every request needs
+ask for budget leases; you set limits and read usage, and with your customers' plans and the
+outcomes of their runs, revenue, margin and the customers that lose you money. Every request needs
 `Authorization: Bearer <API key>` (`tollmeter keys create --project NAME`), and sees only that
 key's project. Money is a decimal string, times are ISO 8601 UTC. See docs/server.md.
 """
@@ -52,7 +56,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             state.close()
 
     app = FastAPI(title="tollmeter", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    for module in (ingest, limits, leases, usage):
+    for module in (ingest, limits, leases, usage, business):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="The server and its database answer (no key needed)")
@@ -60,6 +64,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         with request.app.state.server.store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok"}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, except that a NaN or an Infinity in the body (Python's JSON
+        # reader takes them) is echoed as text: the answer cannot carry them as numbers.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -74,6 +84,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

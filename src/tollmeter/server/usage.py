@@ -23,14 +23,16 @@ _INTS = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "unprice
 def parse_time(text: str, name: str) -> datetime:
     """ISO 8601 (a date, or a date and time; UTC without an offset), or `90m`, `24h`, `7d` ago."""
     relative = _RELATIVE.match(text.strip())
-    if relative:
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[relative.group(2)]
-        return datetime.now(timezone.utc) - timedelta(**{unit: int(relative.group(1))})
     try:
+        if relative:
+            unit = {"m": "minutes", "h": "hours", "d": "days"}[relative.group(2)]
+            return datetime.now(timezone.utc) - timedelta(**{unit: int(relative.group(1))})
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise HTTPException(422, f"{name}: out of range: {text!r}") from None
     except ValueError:
         raise HTTPException(422, f"{name}: expected an ISO 8601 date or time, or 24h / 7d, got {text!r}") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 @router.get("/v1/usage", response_model=UsageOut, summary="Calls, tokens and cost, grouped")

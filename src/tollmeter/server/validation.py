@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from ..business.plans import PlanError
+from ..business.runs import RunResolution
 from ..events import EVENT_FIELDS, SCHEMA_VERSION, Kind, of_kind
 
 #: Keys that name prompt or completion content; refused anywhere in an event (case-insensitive).
@@ -183,19 +185,40 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
-def _timestamp(value: Any, now: datetime) -> datetime:
+def _timestamp(value: Any, now: datetime, name: str = "timestamp") -> datetime:
     if not isinstance(value, str) or len(value) > 64:
-        raise Invalid("timestamp: required, an ISO 8601 date and time")
+        raise Invalid(f"{name}: required, an ISO 8601 date and time")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise Invalid("timestamp: required, an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise Invalid(f"{name}: required, an ISO 8601 date and time") from None
     if moment < EARLIEST or moment > now + FUTURE_SKEW:
-        raise Invalid("timestamp: before 2000 or more than a day in the future")
+        raise Invalid(f"{name}: before 2000 or more than a day in the future")
     return moment
+
+
+def validate_resolution(raw: Any, now: datetime) -> RunResolution:
+    """A run resolution of a batch (`RunResolution.to_dict()`'s form), checked; raises Invalid.
+    `resolved_at` is now when left out; unknown fields are ignored."""
+    if not isinstance(raw, dict):
+        raise Invalid("a resolution must be a JSON object")
+    for name in ("run_id", "tenant_id", "agent_id", "idempotency_key"):
+        value = raw.get(name)
+        if value is not None:
+            _text(value, name, 255)
+    revenue = raw.get("revenue_usd")
+    if revenue is not None and (not isinstance(revenue, str) or len(revenue) > 64):
+        raise Invalid("revenue_usd: must be a decimal string, like \"2.50\"")
+    at = raw.get("resolved_at")
+    moment = _timestamp(at, now, "resolved_at") if at is not None else now
+    try:
+        return RunResolution.checked(raw.get("run_id"), raw.get("outcome"), revenue, raw.get("tenant_id"),
+                                     raw.get("agent_id"), raw.get("idempotency_key"), moment)
+    except PlanError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def _usage(value: Any) -> dict[str, int]:

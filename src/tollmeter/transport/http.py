@@ -164,6 +164,19 @@ class HttpSink:
             ))
         else:
             self.stats.sent += count
+        refused = detail.get("rejected_resolutions") if isinstance(detail, dict) else None
+        if isinstance(refused, list) and refused:
+            # Counted with the batch's items: a refused resolution (invalid, or contradicting
+            # the run's first resolution) is rejected, not sent.
+            self.stats.rejected += len(refused)
+            self.stats.sent -= len(refused)
+            reasons = "; ".join(
+                f"#{r.get('index')}: {r.get('reason')}" for r in refused[:5] if isinstance(r, dict)
+            )
+            self._report(DeliveryError(
+                f"ingest rejected {len(refused)} run resolution{'s' if len(refused) != 1 else ''} ({reasons})",
+                status_code=200, events=len(refused),
+            ))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
