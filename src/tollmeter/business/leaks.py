@@ -13,7 +13,8 @@ since when. Rules over the current month to date (UTC), with thresholds in `Leak
 - `margin_below_floor`: a customer, or an agent on its runs (their revenue against the cost of
   their events), whose margin this month is below `margin_floor_pct` of its revenue.
 - `cost_spike`: a day whose cost is over `spike_factor` times the customer's mean daily cost of
-  the `spike_window_days` days before it, and at least `spike_min_usd`; the latest such day.
+  the `spike_window_days` days before it (which must have some spend), and at least
+  `spike_min_usd`; the latest such day.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .margin import MarginRow, margin
-from .plans import PlanError
+from .plans import PlanError, money
 from .revenue import days, month_start, recurring, unit_revenue
 
 if TYPE_CHECKING:
@@ -48,13 +49,7 @@ class LeakSettings:
 
     def __post_init__(self) -> None:
         for name in ("margin_floor_pct", "spike_factor", "spike_min_usd"):
-            value = getattr(self, name)
-            try:
-                value = Decimal(str(value))
-            except Exception:
-                raise PlanError(f"{name} must be a number, got {value!r}") from None
-            if not value.is_finite() or value < 0:
-                raise PlanError(f"{name} must be a finite number >= 0, got {value!r}")
+            value = money(getattr(self, name), name)  # finite, >= 0, below 10^12
             object.__setattr__(self, name, value)
         for name in ("spike_window_days", "projection_days"):
             value = getattr(self, name)
@@ -124,7 +119,7 @@ def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | No
         if spike is not None:
             day, day_cost, baseline = spike
             before = (f"{(day_cost / baseline).quantize(Decimal('0.1'))}x its daily mean of ${_money(baseline)}"
-                      if baseline else "with no spend") + f" over the {settings.spike_window_days} days before"
+                      f" over the {settings.spike_window_days} days before")
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
                               {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
@@ -171,7 +166,9 @@ def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings
             continue
         window = [day - timedelta(days=n) for n in range(1, settings.spike_window_days + 1)]
         baseline = sum((rows[d].cost_usd for d in window if d in rows), _ZERO) / settings.spike_window_days
-        if row.cost_usd > settings.spike_factor * baseline:
+        # Without spend before it there is no baseline to be far above: a new customer's first
+        # day is not a spike.
+        if baseline and row.cost_usd > settings.spike_factor * baseline:
             return day, row.cost_usd, baseline
     return None
 

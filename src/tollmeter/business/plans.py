@@ -14,6 +14,7 @@ A run is one unit of work (a ticket, a report); "units" below are runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
@@ -54,8 +55,9 @@ class Plan:
     output_rate_mtok: Decimal | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 255:
-            raise PlanError(f"plan name must be a non-empty string of at most 255 characters, got {self.name!r}")
+        check_text(self.name, "plan name")
+        if not self.name.strip():
+            raise PlanError(f"plan name must not be blank, got {self.name!r}")
         if self.pricing_model not in PRICING_MODELS:
             raise PlanError(f"pricing_model must be one of {', '.join(PRICING_MODELS)}, got {self.pricing_model!r}")
         for name in _MONEY_FIELDS:
@@ -128,6 +130,20 @@ def money(value: Any, name: str, *, required: bool = False, negative: bool = Fal
     if amount.as_tuple().exponent < -_PLACES:  # type: ignore[operator]
         raise PlanError(f"{name} has more than {_PLACES} decimal places: {value!r}")
     return amount
+
+
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(value: Any, name: str, *, empty: bool = False, longest: int = 255) -> str:
+    """A name or id: a string of at most `longest` characters, without NUL or unpaired
+    surrogates (which no database stores); non-empty unless `empty`."""
+    if not isinstance(value, str) or (not value and not empty) or len(value) > longest:
+        raise PlanError(f"{name} must be a {'' if empty else 'non-empty '}string of at most {longest} characters, "
+                        f"got {value!r}")
+    if _BAD_TEXT.search(value):
+        raise PlanError(f"{name} must not contain NUL or unpaired surrogate characters")
+    return value
 
 
 def outcome(value: Any) -> str:

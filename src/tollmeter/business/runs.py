@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
-from .plans import PlanError, money, outcome as check_outcome
+from .plans import PlanError, check_text, money, outcome as check_outcome
 
 if TYPE_CHECKING:
     from ..context import TenantScope
@@ -37,10 +37,8 @@ class RunResolution:
                 agent_id: Any = None, key: Any = None, resolved_at: datetime | None = None) -> RunResolution:
         for name, value, required in (("run_id", run_id, True), ("tenant_id", tenant_id, False),
                                       ("agent_id", agent_id, False), ("idempotency_key", key, False)):
-            if value is None and not required:
-                continue
-            if not isinstance(value, str) or not value or len(value) > 255 or "\x00" in value:
-                raise PlanError(f"{name} must be a non-empty string of at most 255 characters, got {value!r}")
+            if value is not None or required:
+                check_text(value, name)
         moment = resolved_at or datetime.now(timezone.utc)
         if moment.tzinfo is None:
             raise PlanError("resolved_at must be timezone-aware")

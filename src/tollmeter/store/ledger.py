@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 
-from ..business.plans import Plan, PlanError, money, outcome as check_outcome, seats as check_seats
+from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun
 from . import schema
 from .store import Store, _insert
@@ -60,10 +60,9 @@ class Ledger:
                         seats: int | None = None, effective_from: date | None = None) -> Customer:
         """Create or update a customer. A plan or seats given take effect from `effective_from`
         (a UTC day; today by default); earlier days keep what was in force then."""
-        if not isinstance(tenant_id, str) or not tenant_id or len(tenant_id) > 255:
-            raise PlanError(f"tenant_id must be a non-empty string of at most 255 characters, got {tenant_id!r}")
-        if name is not None and (not isinstance(name, str) or len(name) > 255):
-            raise PlanError(f"name must be a string of at most 255 characters, got {name!r}")
+        check_text(tenant_id, "tenant_id")
+        if name is not None:
+            check_text(name, "name", empty=True)
         chosen = Plan.of(plan) if plan is not None else None
         count = check_seats(seats)
         if effective_from is not None and (not isinstance(effective_from, date) or isinstance(effective_from, datetime)):
@@ -141,13 +140,12 @@ class Ledger:
         """Resolve a run once. Resolving it again the same way (or with the same `key`) changes
         nothing (`duplicate=True`); differently raises RunAlreadyResolved. A run not seen yet
         is recorded now, and its events add up when they arrive."""
-        if not isinstance(run_id, str) or not run_id or len(run_id) > 255:
-            raise PlanError(f"run_id must be a non-empty string of at most 255 characters, got {run_id!r}")
+        check_text(run_id, "run_id")
         check_outcome(outcome)
         revenue = money(revenue_usd, "revenue_usd")
         for name, value in (("tenant_id", tenant_id), ("agent_id", agent_id), ("key", key)):
-            if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
-                raise PlanError(f"{name} must be a non-empty string of at most 255 characters, got {value!r}")
+            if value is not None:
+                check_text(value, name)
         moment = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
         r = schema.runs
         where = and_(r.c.project_id == self.project, r.c.run_id == run_id)
@@ -222,7 +220,11 @@ class Ledger:
             item = {k: (None if row[k] == schema.NONE_KEY else row[k]) for k in ("tenant_id", *keys)}
             item["day"] = _date(row["day"])
             for m in schema.ROLLUP_MEASURES:
-                item[m] = row[m] if row[m] is not None else (_ZERO if m == "cost_usd" else 0)
+                value = row[m]
+                if m == "cost_usd":
+                    item[m] = value if value is not None else _ZERO
+                else:  # PostgreSQL's SUM of integers is NUMERIC
+                    item[m] = int(value) if value is not None else 0
             out.append(item)
         return out
 
