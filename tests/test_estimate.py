@@ -1,4 +1,5 @@
-"""Worst-case token estimates of requests (tollmeter.limits.estimate)."""
+"""Worst-case token estimates of requests (tollmeter.limits.estimate and each wire format's
+request format in tollmeter.formats)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from tollmeter.formats.anthropic_messages import MESSAGES
+from tollmeter.formats.bedrock_invoke import INVOKE_MODEL
+from tollmeter.formats.converse import CONVERSE
+from tollmeter.formats.gemini import EMBED_CONTENT, GENERATE_CONTENT
+from tollmeter.formats.openai_chat import CHAT, COMPLETIONS, EMBEDDINGS
+from tollmeter.formats.openai_responses import RESPONSES
 from tollmeter.limits import estimate as E
 from tollmeter.limits.estimate import (
+    GENERIC,
     RequestEstimate,
+    RequestFormat,
+    estimate_generic,
     estimate_request,
     max_output_tokens,
     text_tokens,
@@ -87,14 +97,14 @@ SAMPLES: dict[str, tuple[str, dict[str, int]]] = {
 
 def _claude_input(text: str, model: str) -> int:
     kw = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
-    return estimate_request("messages", kw, model).input_tokens
+    return estimate_request(MESSAGES, kw, model).input_tokens
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_text_rule_bounds_real_tokenizers(name: str) -> None:
     text, real = SAMPLES[name]
     # OpenAI: the bare text bound, as embeddings bill it (no framing at all).
-    est = estimate_request("embeddings", {"input": text}, "text-embedding-3-small").input_tokens
+    est = estimate_request(EMBEDDINGS, {"input": text}, "text-embedding-3-small").input_tokens
     assert est == text_tokens(text)
     assert est >= real["cl100k"] and est >= real["o200k"]
     # Claude: the text x the model's factor, plus framing, bounds text + frame.
@@ -149,7 +159,7 @@ def test_code_and_json_bounds() -> None:
 
 def test_chat_minimal_exact() -> None:
     kw = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
-    est = estimate_request("chat.completions", kw, "gpt-4o")
+    est = estimate_request(CHAT, kw, "gpt-4o")
     assert est == RequestEstimate(
         input_tokens=E.PER_REQUEST_TOKENS + E.PER_MESSAGE_TOKENS + text_tokens("hi"),
         output_tokens=50,
@@ -168,7 +178,7 @@ def test_chat_three_messages_upper_bound() -> None:
             {"role": "assistant", "content": "Paris."},
         ],
     }
-    est = estimate_request("chat.completions", kw, "gpt-4o-mini")
+    est = estimate_request(CHAT, kw, "gpt-4o-mini")
     # OpenAI bills this prompt at 26 tokens (3 per message + content + 3 reply priming).
     assert est.input_tokens >= 26
     assert est.input_tokens == 12 + 3 * 5 + sum(
@@ -182,23 +192,23 @@ def test_chat_caps_and_n() -> None:
     base = {"model": "o3", "messages": [{"role": "user", "content": "x"}]}
     assert (
         estimate_request(
-            "chat.completions", {**base, "max_completion_tokens": 1000}, "o3"
+            CHAT, {**base, "max_completion_tokens": 1000}, "o3"
         ).output_tokens
         == 1000
     )
     assert (
-        estimate_request("chat.completions", {**base, "max_tokens": 700}, "o3").output_tokens == 700
+        estimate_request(CHAT, {**base, "max_tokens": 700}, "o3").output_tokens == 700
     )
     both = {**base, "max_tokens": 700, "max_completion_tokens": 900}
-    assert estimate_request("chat.completions", both, "o3").output_tokens == 900
+    assert estimate_request(CHAT, both, "o3").output_tokens == 900
     assert (
         estimate_request(
-            "chat.completions", {**base, "max_tokens": 500, "n": 3}, "o3"
+            CHAT, {**base, "max_tokens": 500, "n": 3}, "o3"
         ).output_tokens
         == 1500
     )
     # no cap: the model's maximum, per choice
-    assert estimate_request("chat.completions", {**base, "n": 2}, "o3").output_tokens == 200_000
+    assert estimate_request(CHAT, {**base, "n": 2}, "o3").output_tokens == 200_000
 
 
 def test_chat_parts_tools_and_format() -> None:
@@ -238,7 +248,7 @@ def test_chat_parts_tools_and_format() -> None:
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"},
     ]
-    plain = estimate_request("chat.completions", {"messages": messages}, "gpt-4o")
+    plain = estimate_request(CHAT, {"messages": messages}, "gpt-4o")
     assert plain.images == 2
     # image (4,000) + file (30,000); the 5,000-char data URL is not counted as text
     assert (
@@ -247,7 +257,7 @@ def test_chat_parts_tools_and_format() -> None:
         < E.IMAGE_TOKENS + E.DOCUMENT_TOKENS + 200
     )
     with_tools = estimate_request(
-        "chat.completions", {"messages": messages, "tools": tools}, "gpt-4o"
+        CHAT, {"messages": messages, "tools": tools}, "gpt-4o"
     )
     assert with_tools.input_tokens - plain.input_tokens >= 40  # the schema's words and keys
     schema = {
@@ -255,11 +265,11 @@ def test_chat_parts_tools_and_format() -> None:
         "json_schema": {"name": "answer", "schema": {"type": "object"}},
     }
     formatted = estimate_request(
-        "chat.completions", {"messages": messages, "response_format": schema}, "gpt-4o"
+        CHAT, {"messages": messages, "response_format": schema}, "gpt-4o"
     )
     assert formatted.input_tokens > plain.input_tokens
     # gpt-4o-mini bills images at up to 48,169 tokens
-    mini = estimate_request("chat.completions", {"messages": messages}, "gpt-4o-mini")
+    mini = estimate_request(CHAT, {"messages": messages}, "gpt-4o-mini")
     assert mini.input_tokens - plain.input_tokens == E.IMAGE_TOKENS_GPT_4O_MINI - E.IMAGE_TOKENS
 
 
@@ -270,7 +280,7 @@ def test_chat_prediction_adds_output() -> None:
         "prediction": {"type": "content", "content": prediction},
         "max_completion_tokens": 100,
     }
-    est = estimate_request("chat.completions", kw, "gpt-4o")
+    est = estimate_request(CHAT, kw, "gpt-4o")
     assert est.output_tokens == 100 + text_tokens(prediction)
 
 
@@ -279,7 +289,7 @@ def test_chat_accepts_sdk_message_objects() -> None:
 
     reply = ChatCompletionMessage(role="assistant", content="The answer is 42.")
     kw = {"messages": [{"role": "user", "content": "question"}, reply], "max_tokens": 10}
-    est = estimate_request("chat.completions", kw, "gpt-4o")
+    est = estimate_request(CHAT, kw, "gpt-4o")
     assert est.input_tokens >= 12 + 2 * 5 + text_tokens("The answer is 42.") + text_tokens(
         "question"
     )
@@ -290,31 +300,31 @@ def test_chat_accepts_sdk_message_objects() -> None:
 
 def test_completions() -> None:
     est = estimate_request(
-        "completions", {"prompt": "Say this is a test"}, "gpt-3.5-turbo-instruct"
+        COMPLETIONS, {"prompt": "Say this is a test"}, "gpt-3.5-turbo-instruct"
     )
     assert est.output_tokens == 16  # the API's default max_tokens
     assert est.input_tokens == 12 + text_tokens("Say this is a test")
     kw = {"prompt": ["one", "two"], "max_tokens": 10, "n": 2, "best_of": 3}
-    assert estimate_request("completions", kw, "davinci-002").output_tokens == 10 * 3 * 2
-    ids = estimate_request("completions", {"prompt": [1, 2, 3, 4], "max_tokens": 5}, "davinci-002")
+    assert estimate_request(COMPLETIONS, kw, "davinci-002").output_tokens == 10 * 3 * 2
+    ids = estimate_request(COMPLETIONS, {"prompt": [1, 2, 3, 4], "max_tokens": 5}, "davinci-002")
     assert ids.input_tokens == 12 + 4 and ids.output_tokens == 5
     batch = estimate_request(
-        "completions", {"prompt": [[1, 2], [3, 4, 5]], "max_tokens": 5}, "davinci-002"
+        COMPLETIONS, {"prompt": [[1, 2], [3, 4, 5]], "max_tokens": 5}, "davinci-002"
     )
     assert batch.input_tokens == 12 + 5 and batch.output_tokens == 10
 
 
 def test_embeddings() -> None:
     model = "text-embedding-3-small"
-    assert estimate_request("embeddings", {"input": "hello world"}, model) == RequestEstimate(
+    assert estimate_request(EMBEDDINGS, {"input": "hello world"}, model) == RequestEstimate(
         text_tokens("hello world"), 0, 0
     )
-    many = estimate_request("embeddings", {"input": ["a b", "c d e"]}, model)
+    many = estimate_request(EMBEDDINGS, {"input": ["a b", "c d e"]}, model)
     assert (
         many.input_tokens == text_tokens("a b") + text_tokens("c d e") and many.output_tokens == 0
     )
-    assert estimate_request("embeddings", {"input": [1, 2, 3]}, model).input_tokens == 3
-    assert estimate_request("embeddings", {"input": [[1, 2], [3]]}, model).input_tokens == 3
+    assert estimate_request(EMBEDDINGS, {"input": [1, 2, 3]}, model).input_tokens == 3
+    assert estimate_request(EMBEDDINGS, {"input": [[1, 2], [3]]}, model).input_tokens == 3
     assert max_output_tokens(model) == 0
 
 
@@ -328,10 +338,10 @@ def test_responses_string_input() -> None:
         "instructions": "Be brief.",
         "max_output_tokens": 300,
     }
-    est = estimate_request("responses", kw, "gpt-5")
+    est = estimate_request(RESPONSES, kw, "gpt-5")
     assert est.input_tokens == 12 + 2 * 5 + text_tokens("Write a haiku.") + text_tokens("Be brief.")
     assert est.output_tokens == 300
-    assert estimate_request("responses", {"input": "x"}, "gpt-5").output_tokens == 128_000
+    assert estimate_request(RESPONSES, {"input": "x"}, "gpt-5").output_tokens == 128_000
 
 
 def test_responses_items_parts_and_tools() -> None:
@@ -369,7 +379,7 @@ def test_responses_items_parts_and_tools() -> None:
             {"type": "web_search"},
         ],
     }
-    est = estimate_request("responses", kw, "gpt-5")
+    est = estimate_request(RESPONSES, kw, "gpt-5")
     assert est.images == 3
     floor = (
         E.IMAGE_TOKENS
@@ -383,7 +393,7 @@ def test_responses_items_parts_and_tools() -> None:
     assert est.input_tokens > floor
     assert est.input_tokens < floor + 300
     chained = estimate_request(
-        "responses", {"input": "next", "previous_response_id": "resp_1"}, "gpt-5"
+        RESPONSES, {"input": "next", "previous_response_id": "resp_1"}, "gpt-5"
     )
     assert chained.input_tokens >= E.STORED_CONTEXT_TOKENS
 
@@ -463,7 +473,7 @@ def test_messages_blocks() -> None:
             },
         ],
     }
-    est = estimate_request("messages", kw, "claude-sonnet-4-5")
+    est = estimate_request(MESSAGES, kw, "claude-sonnet-4-5")
     assert est.output_tokens == 2048  # the thinking budget is inside max_tokens
     assert est.images == 3  # two images, one PDF; the text document is counted as text
     floor = 2 * E.IMAGE_TOKENS_CLAUDE + E.DOCUMENT_TOKENS
@@ -471,7 +481,7 @@ def test_messages_blocks() -> None:
     # the base64 image data is not counted as text
     assert est.input_tokens < floor + 1000
     # Claude Opus 4.7+: high-resolution images and the new tokenizer
-    new = estimate_request("messages", kw, "claude-opus-4-7")
+    new = estimate_request(MESSAGES, kw, "claude-opus-4-7")
     assert new.input_tokens - est.input_tokens >= 2 * (
         E.IMAGE_TOKENS_CLAUDE_HIGH_RES - E.IMAGE_TOKENS_CLAUDE
     )
@@ -479,24 +489,24 @@ def test_messages_blocks() -> None:
 
 def test_messages_tools() -> None:
     base = {"max_tokens": 100, "messages": [{"role": "user", "content": "List files."}]}
-    plain = estimate_request("messages", base, "claude-haiku-4-5").input_tokens
+    plain = estimate_request(MESSAGES, base, "claude-haiku-4-5").input_tokens
     custom = {
         "name": "list_files",
         "description": "List the files in a directory.",
         "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
     }
     with_tool = estimate_request(
-        "messages", {**base, "tools": [custom]}, "claude-haiku-4-5"
+        MESSAGES, {**base, "tools": [custom]}, "claude-haiku-4-5"
     ).input_tokens
     assert with_tool - plain >= E.TOOLS_SYSTEM_PROMPT_TOKENS + 20
     bash = {"type": "bash_20250124", "name": "bash"}
     with_bash = estimate_request(
-        "messages", {**base, "tools": [custom, bash]}, "claude-haiku-4-5"
+        MESSAGES, {**base, "tools": [custom, bash]}, "claude-haiku-4-5"
     ).input_tokens
     assert with_bash - with_tool >= E.ANTHROPIC_DEFINED_TOOL_TOKENS
     search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
     with_search = estimate_request(
-        "messages", {**base, "tools": [search]}, "claude-haiku-4-5"
+        MESSAGES, {**base, "tools": [search]}, "claude-haiku-4-5"
     ).input_tokens
     assert with_search - plain >= E.HOSTED_TOOL_TOKENS
 
@@ -515,14 +525,14 @@ def test_messages_accepts_sdk_content_blocks() -> None:
             {"role": "assistant", "content": content},
         ],
     }
-    est = estimate_request("messages", kw, "claude-sonnet-4-5")
+    est = estimate_request(MESSAGES, kw, "claude-sonnet-4-5")
     assert est.input_tokens >= 12 + 10 + text_tokens("Checking the weather.") + text_tokens("Oslo")
 
 
 def test_messages_without_max_tokens_uses_model_maximum() -> None:
     kw = {"messages": [{"role": "user", "content": "hi"}]}
-    assert estimate_request("messages", kw, "claude-opus-4-1").output_tokens == 32_000
-    assert estimate_request("messages", kw, None).output_tokens == E.UNKNOWN_MODEL_MAX_OUTPUT_TOKENS
+    assert estimate_request(MESSAGES, kw, "claude-opus-4-1").output_tokens == 32_000
+    assert estimate_request(MESSAGES, kw, None).output_tokens == E.UNKNOWN_MODEL_MAX_OUTPUT_TOKENS
 
 
 # -- Google Gen AI ---------------------------------------------------------------------------
@@ -574,17 +584,17 @@ def test_generate_content_string_and_dict_config() -> None:
             "candidate_count": 2,
         },
     }
-    est = estimate_request("generate_content", kw, "gemini-2.5-flash")
+    est = estimate_request(GENERATE_CONTENT, kw, "gemini-2.5-flash")
     assert est.output_tokens == 1000
     assert est.input_tokens == 12 + 2 * 5 + text_tokens("Explain photosynthesis.") + text_tokens(
         "Answer like a teacher."
     )
     assert (
-        estimate_request("generate_content", {"contents": "x"}, "gemini-2.5-pro").output_tokens
+        estimate_request(GENERATE_CONTENT, {"contents": "x"}, "gemini-2.5-pro").output_tokens
         == 65_536
     )
     camel = {"contents": "x", "config": {"maxOutputTokens": 64, "candidateCount": 3}}
-    assert estimate_request("generate_content", camel, "gemini-2.0-flash").output_tokens == 192
+    assert estimate_request(GENERATE_CONTENT, camel, "gemini-2.0-flash").output_tokens == 192
 
 
 def test_generate_content_parts_and_config_object() -> None:
@@ -619,7 +629,7 @@ def test_generate_content_parts_and_config_object() -> None:
         candidate_count=2,
     )
     est = estimate_request(
-        "generate_content", {"contents": contents, "config": config}, "gemini-2.5-pro"
+        GENERATE_CONTENT, {"contents": contents, "config": config}, "gemini-2.5-pro"
     )
     assert est.output_tokens == 512
     assert est.images == 3  # image, PDF, video
@@ -672,13 +682,13 @@ def test_converse() -> None:
         },
         "inferenceConfig": {"maxTokens": 4000, "temperature": 0.2},
     }
-    est = estimate_request("converse", kw, None)  # the model comes from modelId
+    est = estimate_request(CONVERSE, kw, None)  # the model comes from modelId
     assert est.output_tokens == 4000
     assert est.images == 2
     floor = E.IMAGE_TOKENS_CLAUDE + E.DOCUMENT_TOKENS + E.TOOLS_SYSTEM_PROMPT_TOKENS
     assert floor + 30 < est.input_tokens < floor + 300
     no_cap = dict(kw, inferenceConfig={"temperature": 0})
-    assert estimate_request("converse", no_cap, None).output_tokens == 64_000  # Claude 3.7 Sonnet
+    assert estimate_request(CONVERSE, no_cap, None).output_tokens == 64_000  # Claude 3.7 Sonnet
 
 
 # -- anything else ---------------------------------------------------------------------------
@@ -690,18 +700,18 @@ def test_unknown_endpoint_counts_every_string() -> None:
         "prompt": "Tell me a story about a dragon.",
         "options": {"stop": ["\n\n"]},
     }
-    est = estimate_request("ollama.generate", kw, "llama-3.3-70b")
+    est = estimate_generic(kw, "llama-3.3-70b")
     assert est.input_tokens >= text_tokens("Tell me a story about a dragon.") + text_tokens(
         "llama-3.3-70b"
     )
     assert est.output_tokens == E.DEFAULT_MAX_OUTPUT_TOKENS
     # an explicit cap never lowers the bound below the model's maximum here
     assert (
-        estimate_request("x", {**kw, "max_tokens": 100_000}, "llama-3.3-70b").output_tokens
+        estimate_generic({**kw, "max_tokens": 100_000}, "llama-3.3-70b").output_tokens
         == 100_000
     )
     assert (
-        estimate_request("x", {**kw, "max_tokens": 10}, "llama-3.3-70b").output_tokens
+        estimate_generic({**kw, "max_tokens": 10}, "llama-3.3-70b").output_tokens
         == E.DEFAULT_MAX_OUTPUT_TOKENS
     )
 
@@ -724,14 +734,14 @@ def test_sdk_sentinels_are_absent() -> None:
             "response_format": sentinel,
             "prediction": sentinel,
         }
-        est = estimate_request("chat.completions", kw, "gpt-4o")
-        assert est == estimate_request("chat.completions", {"messages": messages}, "gpt-4o")
+        est = estimate_request(CHAT, kw, "gpt-4o")
+        assert est == estimate_request(CHAT, {"messages": messages}, "gpt-4o")
         assert est.output_tokens == 16_384
         akw = {"messages": messages, "max_tokens": 100, "system": sentinel, "tools": sentinel}
         assert (
-            estimate_request("messages", akw, "claude-sonnet-4").input_tokens
+            estimate_request(MESSAGES, akw, "claude-sonnet-4").input_tokens
             == estimate_request(
-                "messages", {"messages": messages, "max_tokens": 100}, "claude-sonnet-4"
+                MESSAGES, {"messages": messages, "max_tokens": 100}, "claude-sonnet-4"
             ).input_tokens
         )
         rkw = {
@@ -740,23 +750,26 @@ def test_sdk_sentinels_are_absent() -> None:
             "instructions": sentinel,
             "tools": sentinel,
         }
-        assert estimate_request("responses", rkw, "gpt-4.1").output_tokens == 32_768
+        assert estimate_request(RESPONSES, rkw, "gpt-4.1").output_tokens == 32_768
 
 
 @pytest.mark.parametrize(
     "endpoint",
     [
-        "chat.completions",
-        "completions",
-        "responses",
-        "embeddings",
-        "messages",
-        "generate_content",
-        "converse",
-        "other",
+        CHAT,
+        COMPLETIONS,
+        RESPONSES,
+        EMBEDDINGS,
+        MESSAGES,
+        GENERATE_CONTENT,
+        EMBED_CONTENT,
+        CONVERSE,
+        INVOKE_MODEL,
+        GENERIC,
     ],
+    ids=lambda f: f.name,
 )
-def test_odd_input_never_raises(endpoint: str) -> None:
+def test_odd_input_never_raises(endpoint: RequestFormat) -> None:
     class Exploding:
         def __getattr__(self, name: str) -> Any:
             raise RuntimeError(name)
@@ -818,14 +831,14 @@ def test_deep_and_cyclic_structures_are_conservative() -> None:
     deep: Any = "x"
     for _ in range(10_000):
         deep = {"k": deep}
-    est = estimate_request("other", {"payload": deep}, "gpt-4o")
+    est = estimate_generic({"payload": deep}, "gpt-4o")
     assert est.input_tokens >= E.TRUNCATED_TOKENS
     cyclic: list[Any] = ["y"]
     cyclic.append(cyclic)
     cyclic.append(cyclic)
     start = time.perf_counter()
     est = estimate_request(
-        "chat.completions", {"messages": [{"role": "user", "content": cyclic}]}, "gpt-4o"
+        CHAT, {"messages": [{"role": "user", "content": cyclic}]}, "gpt-4o"
     )
     assert est.input_tokens >= E.TRUNCATED_TOKENS
     assert time.perf_counter() - start < 10
@@ -834,33 +847,33 @@ def test_deep_and_cyclic_structures_are_conservative() -> None:
 def test_bool_and_negative_caps_are_absent() -> None:
     base = {"messages": [{"role": "user", "content": "x"}]}
     assert (
-        estimate_request("chat.completions", {**base, "max_tokens": True}, "gpt-4o").output_tokens
+        estimate_request(CHAT, {**base, "max_tokens": True}, "gpt-4o").output_tokens
         == 16_384
     )
     assert (
-        estimate_request("chat.completions", {**base, "max_tokens": -1}, "gpt-4o").output_tokens
+        estimate_request(CHAT, {**base, "max_tokens": -1}, "gpt-4o").output_tokens
         == 16_384
     )
     assert (
-        estimate_request("chat.completions", {**base, "max_tokens": "100"}, "gpt-4o").output_tokens
+        estimate_request(CHAT, {**base, "max_tokens": "100"}, "gpt-4o").output_tokens
         == 16_384
     )
     assert (
         estimate_request(
-            "chat.completions", {**base, "max_tokens": 10, "n": 0}, "gpt-4o"
+            CHAT, {**base, "max_tokens": 10, "n": 0}, "gpt-4o"
         ).output_tokens
         == 10
     )
     assert (
         estimate_request(
-            "chat.completions", {**base, "max_tokens": 10, "n": True}, "gpt-4o"
+            CHAT, {**base, "max_tokens": 10, "n": True}, "gpt-4o"
         ).output_tokens
         == 10
     )
 
 
 def test_request_estimate_is_a_frozen_slotted_dataclass() -> None:
-    est = estimate_request("chat.completions", {"messages": []}, "gpt-4o")
+    est = estimate_request(CHAT, {"messages": []}, "gpt-4o")
     assert dataclasses.is_dataclass(est) and not hasattr(est, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
         est.input_tokens = 1  # type: ignore[misc]
@@ -934,24 +947,24 @@ def test_model_factor_by_claude_version() -> None:
     base = text_tokens(text)
     fixed = 12 + 5
     assert (
-        estimate_request("messages", kw, "claude-3-5-haiku-20241022").input_tokens
+        estimate_request(MESSAGES, kw, "claude-3-5-haiku-20241022").input_tokens
         == math.ceil(base * 1.35) + fixed
     )
     assert (
-        estimate_request("messages", kw, "claude-opus-4-7").input_tokens
+        estimate_request(MESSAGES, kw, "claude-opus-4-7").input_tokens
         == math.ceil(base * 1.65) + fixed
     )
     assert (
-        estimate_request("messages", kw, "claude-opus-5").input_tokens
+        estimate_request(MESSAGES, kw, "claude-opus-5").input_tokens
         == math.ceil(base * 1.65) + fixed
     )
-    assert estimate_request("messages", kw, None).input_tokens == math.ceil(base * 1.65) + fixed
+    assert estimate_request(MESSAGES, kw, None).input_tokens == math.ceil(base * 1.65) + fixed
     # OpenAI-compatible gateways serving Claude get the Claude factor too
     chat = {"messages": [{"role": "user", "content": text}], "max_tokens": 1}
     assert estimate_request(
-        "chat.completions", chat, "anthropic/claude-sonnet-4.5"
+        CHAT, chat, "anthropic/claude-sonnet-4.5"
     ).input_tokens == (math.ceil(base * 1.35) + fixed)
-    assert estimate_request("chat.completions", chat, "gpt-4o").input_tokens == base + fixed
+    assert estimate_request(CHAT, chat, "gpt-4o").input_tokens == base + fixed
 
 
 # -- speed -----------------------------------------------------------------------------------
@@ -970,12 +983,12 @@ def test_typical_chat_request_is_fast() -> None:
         ],
         "max_tokens": 300,
     }
-    estimate_request("chat.completions", kw, "gpt-4o-mini")
+    estimate_request(CHAT, kw, "gpt-4o-mini")
     runs = 2_000
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
         for _ in range(runs):
-            estimate_request("chat.completions", kw, "gpt-4o-mini")
+            estimate_request(CHAT, kw, "gpt-4o-mini")
         best = min(best, (time.perf_counter() - start) / runs)
     assert best < 100e-6  # ~3-5 µs on a developer machine; generous for shared CI

@@ -8,14 +8,8 @@ methods and the raw-response methods are all covered, each call once. They retur
 `HttpResponse` whose `data` is the parsed body; `chat_stream` is a context manager whose request
 starts on enter and whose `data` is an iterator of events.
 
-Usage: Cohere reports two counts. `billed_units` is what Cohere charges for; `tokens` is what
-the model processed, which adds the tokens Cohere puts around the caller's input (its prompt
-template, special tokens) and may add special output tokens, none of them billed. Events
-carry the billed counts, so that they price to what the invoice says; `tokens` is read only
-when no billed count is reported. `cached_tokens` counts cache hits over that whole processed
-prompt (it can exceed the billed input) and Cohere does not bill them differently, so it is not
-recorded as cache reads of the billed input. Responses carry no model name: the requested one
-stands. Rerank is billed per search: `billed_units.search_units` becomes `units["rerank_searches"]`.
+Responses carry no model name: the requested one stands. Usage (billed units) and stream events
+are read by the Cohere format (`formats.cohere_chat`).
 """
 
 from __future__ import annotations
@@ -26,41 +20,15 @@ from typing import Any
 
 from cohere.core.http_response import BaseHttpResponse
 
-from ..events import Usage
+from ..formats import cohere_chat
 from .attribution import provider_for_base_url
 from .call import Call
-from .endpoint import ChunkReader, Endpoint, Kind
-from .fields import count, field, text
+from .endpoint import ChunkReader, Endpoint, Streaming
+from .fields import text
 from .registry import Patch
 from .streams import observe_async_generator, observe_generator, start_on_enter_generator
 
 _RAW_MODULE = "cohere.v2.raw_client"
-
-
-def _billed_usage(call: Call, usage: Any) -> None:
-    """`usage` of a chat response or a message-end event (`meta` of embed and rerank)."""
-    if usage is None:
-        return
-    billed = field(usage, "billed_units")
-    input_tokens = count(field(billed, "input_tokens"))
-    output_tokens = count(field(billed, "output_tokens"))
-    if billed is None:  # no billed counts at all: the processed ones are all there is
-        tokens = field(usage, "tokens")
-        input_tokens = count(field(tokens, "input_tokens"))
-        output_tokens = count(field(tokens, "output_tokens"))
-    # Embed bills text and image tokens under billed_units (older models count images instead,
-    # which no price uses: those are left out).
-    image_tokens = count(field(billed, "image_tokens"))
-    parts = count(field(billed, "text_tokens"))
-    if image_tokens is not None or parts is not None:
-        parts = (parts or 0) + (image_tokens or 0)
-        if input_tokens is None or input_tokens < parts:  # the input is at least its parts
-            input_tokens = parts
-    if input_tokens is not None or output_tokens is not None:
-        call.usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, input_image_tokens=image_tokens)
-    searches = count(field(billed, "search_units"))
-    if searches is not None:
-        call.units = {"rerank_searches": searches}
 
 
 class _CohereEndpoint(Endpoint):
@@ -87,60 +55,19 @@ class Chat(_CohereEndpoint):
     name = "chat"
 
     def read_response(self, call: Call, response: Any) -> None:
-        body = _data(response)
-        request_id = field(body, "id")
-        if request_id is not None:
-            call.request_id = text(request_id)
-        _billed_usage(call, field(body, "usage"))
-        call.tool_calls = len(field(field(body, "message"), "tool_calls") or ())
-        reason = field(body, "finish_reason")
-        if reason is not None:
-            call.finish_reason = text(reason)
+        cohere_chat.read_response(call, _data(response))
 
 
-class ChatStream(_CohereEndpoint):
+class ChatStream(Streaming, _CohereEndpoint):
     """`chat_stream`: a context manager; the request starts on enter."""
 
     name = "chat"
-
-    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        super().start(call, instance, args, kwargs)
-        call.stream = True
-        return None
-
-    def classify(self, result: Any) -> Kind:
-        return Kind.CUSTOM
 
     def observe_result(self, call: Call, manager: Any) -> Any:
         return start_on_enter_generator(call, manager, _observe_events)
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        call.tool_calls = 0
-
-        def read(event: Any) -> bool:
-            kind = getattr(event, "type", None)
-            if kind == "content-delta" or kind == "tool-plan-delta":
-                if call.first_token_ns is None:
-                    call.mark_first_token()
-            elif kind == "tool-call-start":
-                call.tool_calls += 1
-                if call.first_token_ns is None:
-                    call.mark_first_token()
-            elif kind == "message-start":
-                request_id = field(event, "id")
-                if request_id is not None:
-                    call.request_id = text(request_id)
-            elif kind == "message-end":
-                delta = field(event, "delta")
-                _billed_usage(call, field(delta, "usage"))
-                reason = field(delta, "finish_reason")
-                if reason is not None:
-                    call.finish_reason = text(reason)
-                if field(delta, "error"):
-                    call.error = "message-end error"
-            return True
-
-        return read
+        return cohere_chat.stream_reader(call)
 
 
 def _observe_events(call: Call, response: Any) -> Any:
@@ -160,11 +87,7 @@ class Embed(_CohereEndpoint):
     name = "embed"
 
     def read_response(self, call: Call, response: Any) -> None:
-        body = _data(response)
-        request_id = field(body, "id")
-        if request_id is not None:
-            call.request_id = text(request_id)
-        _billed_usage(call, field(body, "meta"))
+        cohere_chat.read_response(call, _data(response), chat=False)
 
 
 class Rerank(Embed):

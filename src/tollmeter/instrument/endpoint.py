@@ -3,8 +3,10 @@
 A provider module subclasses `Endpoint` once per family of methods (chat completions, messages,
 ...) and says: how to read the request (model, stream flag, provider), what kind of object the
 method returned, and how to read a response, a streamed chunk or an SDK error. The wire format
-it speaks (formats/) reads usage and estimates requests; the endpoint never builds events,
-observes streams or talks to the meter: that is the shared machinery's job.
+it speaks (formats/) reads usage and estimates requests: an endpoint names that format's
+request estimator (`request_format`) and hands its responses to that format's readers. The
+endpoint never builds events, observes streams or talks to the meter: that is the shared
+machinery's job.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from ..limits.estimate import estimate_generic
 from .fields import text
 
 if TYPE_CHECKING:
-    from ..limits.estimate import RequestEstimate
+    from ..limits.estimate import RequestEstimate, RequestFormat
     from .call import Call
 
 
@@ -39,6 +42,9 @@ class Endpoint:
     request_id_header: str | None = None
     #: For `Kind.STREAM`: the attribute of the SDK's stream object that holds its chunk iterator.
     stream_iterator: str = "_iterator"
+    #: How the requests of the wire format this endpoint speaks are estimated (a format's
+    #: `RequestFormat`, from `tollmeter.formats`); None: no known format, the generic estimate.
+    request_format: RequestFormat | None = None
 
     def accepts(self, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
         """Whether this call is metered at all (a method shared with calls that are not LLM
@@ -50,11 +56,12 @@ class Endpoint:
         return None
 
     def estimate(self, request: Mapping[str, Any], model: str | None) -> RequestEstimate:
-        """The request's worst-case tokens, for limits. Endpoints of a known wire format use
-        that format's estimator; this default counts every string and the model's output cap."""
-        from ..limits.estimate import estimate_request
-
-        return estimate_request(self.name, request, model)
+        """The request's worst-case tokens, for limits: by the rules of the endpoint's wire
+        format, or (no known format) every string counted and the model's output maximum."""
+        request_format = self.request_format
+        if request_format is None:
+            return estimate_generic(request, model)
+        return request_format.estimate(request, model)
 
     def classify(self, result: Any) -> Kind:
         return Kind.VALUE
@@ -82,6 +89,19 @@ class Endpoint:
         request_id = getattr(exc, "request_id", None)
         if request_id:
             call.request_id = text(request_id)
+
+
+class Streaming(Endpoint):
+    """Mixed in before an endpoint whose every call streams and whose result is observed by the
+    endpoint itself (`observe_result`): a stream manager, a response holding an event stream."""
+
+    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
+        replaced = super().start(call, instance, args, kwargs)
+        call.stream = True
+        return replaced
+
+    def classify(self, result: Any) -> Kind:
+        return Kind.CUSTOM
 
 
 def _show_all(chunk: Any) -> bool:

@@ -1,14 +1,16 @@
 """Reading provider payloads that may be SDK objects or plain dicts (a raw response's JSON).
 
-Adapters read usage through `field()` so that one reader serves the parsed SDK model, a
-streamed chunk and the JSON body of a raw response alike. Values a provider sends oddly
+The wire-format readers (`tollmeter.formats`) read usage through `field()` so that one reader
+serves the parsed SDK model, a streamed chunk and the JSON body of a raw response alike, and
+the few fields read on the caller's thread through `mapping()`. Values a provider sends oddly
 (strings, floats, negatives, booleans) are coerced or dropped, never raised on.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 
 _MISSING = object()
@@ -40,6 +42,22 @@ def field(obj: Any, name: str) -> Any:
     if private:
         return private.get(name)
     return None
+
+
+def mapping(obj: Any) -> Mapping[str, Any]:
+    """The fields of an SDK object (a pydantic model's `__dict__`: its declared fields) or a dict
+    itself, for reading several fields at a dict lookup each; {} for anything else.
+
+    For the caller's thread, where `field()` per field costs too much: declared fields only (no
+    extras, no private attributes), and a field the SDK left unset is absent.
+    """
+    if type(obj) is dict or isinstance(obj, dict):
+        return obj
+    values = getattr(obj, "__dict__", None)
+    return values if type(values) is dict else _EMPTY
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def count(value: Any) -> int | None:

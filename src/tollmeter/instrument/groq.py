@@ -18,11 +18,10 @@ from typing import Any
 
 import groq
 
-from ..events import Usage
+from ..formats import openai_chat
 from .call import Call
-from .chat_format import read_choices
 from .endpoint import ChunkReader
-from .fields import count, field, text
+from .fields import field, text
 from .registry import Patch
 from .stainless import StainlessEndpoint, lifecycle_patches
 
@@ -44,17 +43,6 @@ class _GroqEndpoint(StainlessEndpoint):
                 call.request_id = text(headers.get("x-request-id"))
 
 
-def _read_usage(call: Call, usage: Any) -> None:
-    if usage is None:
-        return
-    call.usage = Usage(
-        input_tokens=count(field(usage, "prompt_tokens")),
-        output_tokens=count(field(usage, "completion_tokens")),
-        cache_read_tokens=count(field(field(usage, "prompt_tokens_details"), "cached_tokens")),
-        reasoning_tokens=count(field(field(usage, "completion_tokens_details"), "reasoning_tokens")),
-    )
-
-
 def _read_request_id(call: Call, x_groq: Any) -> None:
     request_id = field(x_groq, "id")
     if isinstance(request_id, str) and request_id:
@@ -63,59 +51,38 @@ def _read_request_id(call: Call, x_groq: Any) -> None:
 
 class ChatCompletions(_GroqEndpoint):
     name = "chat.completions"
+    request_format = openai_chat.CHAT
 
     def read_response(self, call: Call, response: Any) -> None:
-        model = field(response, "model")
-        if isinstance(model, str):
-            call.model = model
-        tier = field(response, "service_tier")
-        if tier is not None:
-            call.service_tier = text(tier)
-        _read_request_id(call, field(response, "x_groq"))
-        _read_usage(call, field(response, "usage"))
-        read_choices(call, response)
+        values = openai_chat.read_response(call, response)
+        _read_request_id(call, values.get("x_groq"))
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        """Runs once per chunk on the caller's thread: a content chunk costs a few attribute
-        reads. The first chunk names the model and carries `x_groq.id`; the last carries usage."""
-        started = False
-        call.tool_calls = 0
+        """Chat completion chunks with Groq's `x_groq`: the first chunk's carries the request
+        id; the last one's the usage (the current API repeats it in the chunk's `usage`) and,
+        for a failed generation, an error."""
+        read_chunk = openai_chat.chunk_reader(call, head=_read_head)
 
         def read(chunk: Any) -> bool:
-            nonlocal started
-            choices = chunk.choices
-            if not started:
-                started = True
-                call.model = chunk.model
-                if call.request_id is None:
-                    _read_request_id(call, chunk.x_groq)
-            if choices:
-                if call.first_token_ns is None:
-                    call.mark_first_token()
-                for choice in choices:
-                    tool_deltas = choice.delta.tool_calls
-                    if tool_deltas:
-                        for tool_delta in tool_deltas:
-                            if tool_delta.id is not None:  # a call's first fragment carries its id
-                                call.tool_calls += 1
-                    reason = choice.finish_reason
-                    if reason is not None:
-                        call.finish_reason = reason
-                        if reason == "function_call":
-                            call.tool_calls += 1
+            shown = read_chunk(chunk)
             x_groq = chunk.x_groq
-            usage = chunk.usage
             if x_groq is not None:  # the first and the last chunk
-                if usage is None:
+                if chunk.usage is None:
                     usage = field(x_groq, "usage")
+                    if usage is not None:
+                        call.defer_usage(openai_chat.read_usage, usage)
                 error = field(x_groq, "error")
                 if error:
                     call.error = f"x_groq.error: {error}"[:200]
-            if usage is not None:
-                _read_usage(call, usage)
-            return True
+            return shown
 
         return read
+
+
+def _read_head(call: Call, chunk: Any) -> None:
+    openai_chat.read_head(call, chunk)
+    if call.request_id is None:
+        _read_request_id(call, chunk.x_groq)
 
 
 class AudioText(_GroqEndpoint):

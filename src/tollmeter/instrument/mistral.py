@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..events import Usage
+from ..formats import openai_chat
 from .attribution import provider_for_base_url
 from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind
-from .fields import count, field, text
+from .fields import field, text
 from .registry import Patch
 from .streams import close_patches
+
+if TYPE_CHECKING:
+    from ..limits.estimate import RequestFormat
 
 REQUEST_ID_HEADER = "mistral-correlation-id"
 _UNSET_NAME = "Unset"
@@ -51,32 +54,9 @@ def _get(obj: Any, name: str) -> Any:
     return value
 
 
-def _cached_tokens(usage: Any) -> int | None:
-    for details in ("prompt_tokens_details", "prompt_token_details"):
-        cached = count(_get(_get(usage, details), "cached_tokens"))
-        if cached is not None:
-            return cached
-    return count(_get(usage, "num_cached_tokens"))
-
-
 def _read_usage(call: Call, usage: Any) -> None:
-    if usage is None:
-        return
-    call.usage = Usage(
-        input_tokens=count(_get(usage, "prompt_tokens")),
-        output_tokens=count(_get(usage, "completion_tokens")),
-        cache_read_tokens=_cached_tokens(usage),
-        reasoning_tokens=count(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens")),
-    )
-    tier = _get(usage, "service_tier")
-    if tier is not None:
-        call.service_tier = text(tier)
-
-
-def _read_model(call: Call, response: Any) -> None:
-    model = _get(response, "model")
-    if isinstance(model, str):
-        call.model = model
+    """A deferred `UsageInfo`: the chat format's usage, counting only what the body carried."""
+    openai_chat.read_usage(call, usage, _get)
 
 
 _mistral_urls: dict[str, str] = {}
@@ -85,10 +65,12 @@ _mistral_urls: dict[str, str] = {}
 class MistralEndpoint(Endpoint):
     request_id_header = REQUEST_ID_HEADER
 
-    def __init__(self, name: str, *, streams: bool = False, provider: str = "mistral") -> None:
+    def __init__(self, name: str, *, streams: bool = False, provider: str = "mistral",
+                 request_format: RequestFormat | None = None) -> None:
         self.name = name
         self.streams = streams
         self.provider = provider
+        self.request_format = request_format
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         call.provider = self.provider_of(instance, kwargs, call)
@@ -124,50 +106,12 @@ class MistralEndpoint(Endpoint):
         return Kind.VALUE
 
     def read_response(self, call: Call, response: Any) -> None:
-        _read_model(call, response)
-        _read_usage(call, _get(response, "usage"))
-        choices = _get(response, "choices") or ()
-        tool_calls = 0
-        for choice in choices:
-            tool_calls += len(_get(_get(choice, "message"), "tool_calls") or ())
-        call.tool_calls = tool_calls
-        if choices:
-            call.finish_reason = text(_get(choices[0], "finish_reason"))
+        openai_chat.read_response(call, response, _read_usage)
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        """Runs once per event on the caller's thread: a content event costs a few attribute reads."""
-        started = False
-        call.tool_calls = 0
-
-        def read(event: Any) -> bool:
-            nonlocal started
-            chunk = event.data
-            if not started:
-                started = True
-                model = chunk.model
-                if isinstance(model, str):
-                    call.model = model
-            choices = chunk.choices
-            if choices:
-                if call.first_token_ns is None:
-                    call.mark_first_token()
-                for choice in choices:
-                    tool_deltas = choice.delta.tool_calls
-                    if tool_deltas:
-                        for tool_delta in tool_deltas:
-                            # A call's first fragment carries its id; the SDK defaults a missing id to "null".
-                            tool_id = tool_delta.id
-                            if tool_id and tool_id != "null":
-                                call.tool_calls += 1
-                    reason = choice.finish_reason
-                    if reason is not None:
-                        call.finish_reason = text(reason)
-            usage = chunk.usage
-            if usage is not None:
-                _read_usage(call, usage)  # the last chunk's usage covers the whole call
-            return True
-
-        return read
+        """Each `CompletionEvent`'s `.data` is a chat completion chunk."""
+        read = openai_chat.chunk_reader(call, usage_reader=_read_usage)
+        return lambda event: read(event.data)
 
     def read_error(self, call: Call, exc: BaseException) -> None:
         status = getattr(exc, "status_code", None)
@@ -180,12 +124,6 @@ class MistralEndpoint(Endpoint):
                 call.request_id = text(request_id)
 
 
-class Embeddings(MistralEndpoint):
-    def read_response(self, call: Call, response: Any) -> None:
-        _read_model(call, response)
-        _read_usage(call, _get(response, "usage"))
-
-
 def _methods(endpoint: MistralEndpoint, stream_endpoint: MistralEndpoint, *, complete: str = "complete",
              stream: str = "stream") -> list[tuple[str, MistralEndpoint, bool]]:
     return [
@@ -195,18 +133,22 @@ def _methods(endpoint: MistralEndpoint, stream_endpoint: MistralEndpoint, *, com
 
 
 def _family(package: str, provider: str, *, fim: bool, agents: bool, embeddings: bool) -> list[Patch]:
-    def make(name: str, streams: bool = False) -> MistralEndpoint:
-        return MistralEndpoint(name, streams=streams, provider=provider)
+    def make(name: str, streams: bool = False, request_format: RequestFormat | None = None) -> MistralEndpoint:
+        return MistralEndpoint(name, streams=streams, provider=provider, request_format=request_format)
 
+    # Chat takes OpenAI's chat request; FIM (`prompt`, `suffix`) and agents (an `agent_id`, its
+    # instructions and tools server-side) are estimated by the generic rule.
+    chat = openai_chat.CHAT
     targets: list[tuple[str, str, list[tuple[str, MistralEndpoint, bool]]]] = [
-        ("chat", "Chat", _methods(make("chat.completions"), make("chat.completions", True))),
+        ("chat", "Chat", _methods(make("chat.completions", False, chat), make("chat.completions", True, chat))),
     ]
     if fim:
         targets.append(("fim", "Fim", _methods(make("fim.completions"), make("fim.completions", True))))
     if agents:
         targets.append(("agents", "Agents", _methods(make("agents.completions"), make("agents.completions", True))))
     if embeddings:
-        endpoint = Embeddings("embeddings", provider=provider)
+        # NB: Mistral names the texts `inputs`, which OpenAI's embedding estimator does not read.
+        endpoint = make("embeddings", request_format=openai_chat.EMBEDDINGS)
         targets.append(("embeddings", "Embeddings", [("create", endpoint, False), ("create_async", endpoint, True)]))
     return [
         Patch(f"{package}.{module}", f"{owner}.{method}", endpoint, is_async=is_async)

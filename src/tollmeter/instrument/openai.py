@@ -11,13 +11,12 @@ from typing import Any, Mapping
 
 import openai
 
-from ..events import Usage
+from ..formats import openai_chat, openai_responses
 from .call import Call
-from .chat_format import read_choices
 from .endpoint import ChunkReader
-from .fields import count, field, money, text
+from .fields import field
 from .registry import Patch
-from .stainless import StainlessEndpoint, lifecycle_patches
+from .stainless import StainlessEndpoint, lifecycle_patches, read_request_id
 
 
 class _OpenAIEndpoint(StainlessEndpoint):
@@ -26,50 +25,20 @@ class _OpenAIEndpoint(StainlessEndpoint):
     request_id_header = "x-request-id"
 
 
-def _read_token_usage(call: Call, usage: Any) -> None:
-    """`usage` of chat completions, legacy completions and embeddings (and compatible APIs)."""
-    if usage is None:
-        return
-    prompt = field(usage, "prompt_tokens")
-    prompt_details = field(usage, "prompt_tokens_details")
-    completion_details = field(usage, "completion_tokens_details")
-    cached = count(field(prompt_details, "cached_tokens"))
-    if cached is None:  # DeepSeek reports its cache hits beside prompt_tokens
-        cached = count(field(usage, "prompt_cache_hit_tokens"))
-    call.usage = Usage(
-        input_tokens=count(prompt),
-        output_tokens=count(field(usage, "completion_tokens")),
-        cache_read_tokens=cached,
-        cache_write_tokens=count(field(prompt_details, "cache_write_tokens")),  # OpenRouter
-        input_audio_tokens=count(field(prompt_details, "audio_tokens")),
-        input_image_tokens=count(field(prompt_details, "image_tokens")),
-        reasoning_tokens=count(field(completion_details, "reasoning_tokens")),
-        output_audio_tokens=count(field(completion_details, "audio_tokens")),
-        accepted_prediction_tokens=count(field(completion_details, "accepted_prediction_tokens")),
-        rejected_prediction_tokens=count(field(completion_details, "rejected_prediction_tokens")),
-    )
-    cost = money(field(usage, "cost"))  # OpenRouter reports what the call cost
-    if cost is not None:
-        call.provider_cost_usd = cost
-
-
-def _read_common(call: Call, response: Any) -> None:
-    model = field(response, "model")
-    if isinstance(model, str):
-        call.model = model
-    tier = field(response, "service_tier")
-    if tier is not None:
-        call.service_tier = text(tier)
-    request_id = field(response, "_request_id")
-    if isinstance(request_id, str):
-        call.request_id = request_id
-
-
 # -- chat completions ------------------------------------------------------------------------
 
 
-class ChatCompletions(_OpenAIEndpoint):
+class _ChatFormat(_OpenAIEndpoint):
+    """Chat completions, legacy completions and embeddings: responses in the chat format."""
+
+    def read_response(self, call: Call, response: Any) -> None:
+        openai_chat.read_response(call, response)
+        read_request_id(call, response)
+
+
+class ChatCompletions(_ChatFormat):
     name = "chat.completions"
+    request_format = openai_chat.CHAT
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         super().start(call, instance, args, kwargs)
@@ -77,13 +46,8 @@ class ChatCompletions(_OpenAIEndpoint):
             return _ask_for_stream_usage(call, kwargs)
         return None
 
-    def read_response(self, call: Call, response: Any) -> None:
-        _read_common(call, response)
-        _read_token_usage(call, field(response, "usage"))
-        read_choices(call, response)
-
     def stream_reader(self, call: Call) -> ChunkReader:
-        return _chat_stream_reader(call)
+        return openai_chat.chunk_reader(call)
 
 
 def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
@@ -99,153 +63,19 @@ def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
     return {**kwargs, "stream_options": options}
 
 
-def _chat_stream_reader(call: Call) -> ChunkReader:
-    """Chat completion chunks: usage from the final usage chunk (or from the last choice chunk,
-    as some compatible servers send it), tool calls from the deltas. Runs once per chunk on the
-    caller's thread, so it touches only declared fields, each once, and calls nothing on the
-    common path (a content delta)."""
-    take_usage = _usage_taker(call)
-    hide = call.hide_usage_chunk
-    started = False
-    call.tool_calls = 0
-
-    def read(chunk: Any) -> bool:
-        nonlocal started, hide
-        choices = chunk.choices
-        if choices:
-            if not started:
-                started = True
-                call.mark_first_token()
-                _read_common(call, chunk)
-                hide = hide and hasattr(chunk, "__pydantic_fields_set__")  # pydantic 2
-            for choice in choices:
-                tool_deltas = choice.delta.tool_calls
-                if tool_deltas:
-                    for tool_delta in tool_deltas:
-                        if tool_delta.id is not None:  # a call's first fragment carries its id
-                            call.tool_calls += 1
-                reason = choice.finish_reason
-                if reason is not None:
-                    call.finish_reason = reason
-                    if reason == "function_call":  # the legacy single function call
-                        call.tool_calls += 1
-            if chunk.usage is None:
-                if hide:
-                    chunk.__pydantic_fields_set__.discard("usage")
-                return True
-        return take_usage(chunk, choices)
-
-    return read
-
-
-def _text_stream_reader(call: Call) -> ChunkReader:
-    """Legacy completion chunks: the same usage chunk, choices without deltas."""
-    take_usage = _usage_taker(call)
-    started = False
-
-    def read(chunk: Any) -> bool:
-        nonlocal started
-        choices = chunk.choices
-        if choices:
-            if not started:
-                started = True
-                call.mark_first_token()
-                _read_common(call, chunk)
-            reason = choices[-1].finish_reason
-            if reason is not None:
-                call.finish_reason = reason
-        return take_usage(chunk, choices)
-
-    return read
-
-
-def _usage_taker(call: Call) -> Any:
-    """Reads a chunk's usage; says whether the caller may see the chunk."""
-    hide = call.hide_usage_chunk
-
-    def take_usage(chunk: Any, choices: Any) -> bool:
-        usage = chunk.usage
-        if usage is None:
-            if hide:
-                # "usage": null is there only because we asked for usage: unset it again.
-                fields_set = getattr(chunk, "__pydantic_fields_set__", None)
-                if fields_set is not None:
-                    fields_set.discard("usage")
-            return True
-        if call.model is None:
-            _read_common(call, chunk)
-        _read_token_usage(call, usage)
-        return bool(choices) or not hide
-
-    return take_usage
-
-
 # -- Responses API ---------------------------------------------------------------------------
-
-_TOOL_CALL_ITEMS = frozenset({
-    "function_call", "custom_tool_call", "computer_call", "mcp_call", "local_shell_call",
-    "shell_call", "apply_patch_call", "code_interpreter_call", "file_search_call",
-    "image_generation_call",
-})
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class Responses(_OpenAIEndpoint):
     name = "responses"
+    request_format = openai_responses.RESPONSES
 
     def read_response(self, call: Call, response: Any) -> None:
-        _read_common(call, response)
-        usage = field(response, "usage")
-        if usage is not None:
-            input_details = field(usage, "input_tokens_details")
-            output_details = field(usage, "output_tokens_details")
-            call.usage = Usage(
-                input_tokens=count(field(usage, "input_tokens")),
-                output_tokens=count(field(usage, "output_tokens")),
-                cache_read_tokens=count(field(input_details, "cached_tokens")),
-                cache_write_tokens=count(field(input_details, "cache_write_tokens")),
-                reasoning_tokens=count(field(output_details, "reasoning_tokens")),
-            )
-            cost = money(field(usage, "cost"))
-            if cost is not None:
-                call.provider_cost_usd = cost
-        tool_calls = web_searches = 0
-        for item in field(response, "output") or ():
-            kind = field(item, "type")
-            if kind == "web_search_call":
-                web_searches += 1
-            elif kind in _TOOL_CALL_ITEMS:
-                tool_calls += 1
-        call.tool_calls = tool_calls
-        # The API counts the searches it bills in tool_usage; older responses only list the calls.
-        reported = count(field(field(field(response, "tool_usage"), "web_search"), "num_requests"))
-        call.web_search_requests = reported if reported is not None else web_searches
-        status = field(response, "status")
-        incomplete = field(field(response, "incomplete_details"), "reason")
-        call.finish_reason = text(incomplete) if incomplete else text(status)
-        if status == "failed":
-            call.error = "response.failed"
-            code = field(field(response, "error"), "code")
-            if code:
-                call.error += f": {code}"
+        openai_responses.read_response(call, response)
+        read_request_id(call, response)
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        def read(event: Any) -> bool:
-            kind = event.type
-            if call.first_token_ns is None and kind.endswith(".delta"):
-                call.mark_first_token()
-            if kind in _TERMINAL_EVENTS:
-                self.read_response(call, event.response)
-            elif kind == "response.created" and call.model is None:
-                _read_common(call, event.response)
-            elif kind == "error":
-                call.error = "error"
-                code = getattr(event, "code", None)
-                if code:
-                    call.error += f": {code}"
-            return True
-
-        return read
+        return openai_responses.stream_reader(call)
 
 
 # -- legacy completions and embeddings -------------------------------------------------------
@@ -255,19 +85,21 @@ class TextCompletions(ChatCompletions):
     """Legacy `/v1/completions`: the same usage and chunk shapes as chat, text instead of messages."""
 
     name = "completions"
+    request_format = openai_chat.COMPLETIONS
 
     def stream_reader(self, call: Call) -> ChunkReader:
-        return _text_stream_reader(call)
+        return openai_chat.chunk_reader(call, deltas=False)
 
 
-class Embeddings(_OpenAIEndpoint):
+class Embeddings(_ChatFormat):
     name = "embeddings"
+    request_format = openai_chat.EMBEDDINGS
 
-    def read_response(self, call: Call, response: Any) -> None:
-        _read_common(call, response)
-        usage = field(response, "usage")
-        if usage is not None:
-            call.usage = Usage(input_tokens=count(field(usage, "prompt_tokens")))
+
+def _read_head(call: Call, response: Any) -> None:
+    """The model, service tier and request id of a response that is not a chat completion."""
+    openai_chat.read_head(call, response)
+    read_request_id(call, response)
 
 
 # -- audio and images ------------------------------------------------------------------------
@@ -306,18 +138,17 @@ def _seconds(value: Any) -> float | None:
     return seconds if isfinite(seconds) and seconds >= 0 else None
 
 
-def _read_audio_usage(call: Call, usage: Any, duration: Any = None) -> None:
-    """A transcription's `usage` (tokens or duration), or the verbose formats' `duration`."""
+def _read_audio_usage(call: Call, reported: tuple[Any, Any]) -> None:
+    """A transcription's `usage` (tokens or duration), or the verbose formats' `duration`
+    (a `UsageReader` of the pair, on the worker)."""
+    usage, duration = reported
     seconds = None
     if usage is not None:
         seconds = _seconds(field(usage, "seconds"))
         if seconds is None and field(usage, "type") != "duration":
-            details = field(usage, "input_token_details")
-            input_tokens = count(field(usage, "input_tokens"))
-            output_tokens = count(field(usage, "output_tokens"))
-            if input_tokens is not None or output_tokens is not None:
-                call.usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
-                                   input_audio_tokens=count(field(details, "audio_tokens")))
+            tokens = openai_responses.usage_of(usage)
+            if tokens.input_tokens is not None or tokens.output_tokens is not None:
+                call.usage = tokens
                 return
     if seconds is None:
         seconds = _seconds(duration)
@@ -331,8 +162,8 @@ class Transcriptions(_OpenAIEndpoint):
     def read_response(self, call: Call, response: Any) -> None:
         if isinstance(response, str):  # text, srt, vtt: nothing but the text
             return
-        _read_common(call, response)
-        _read_audio_usage(call, field(response, "usage"), field(response, "duration"))
+        _read_head(call, response)
+        call.defer_usage(_read_audio_usage, (field(response, "usage"), field(response, "duration")))
 
     def stream_reader(self, call: Call) -> ChunkReader:
         def read(event: Any) -> bool:
@@ -341,7 +172,7 @@ class Transcriptions(_OpenAIEndpoint):
                 if call.first_token_ns is None:
                     call.mark_first_token()
             elif kind == "transcript.text.done":
-                _read_audio_usage(call, field(event, "usage"))
+                call.defer_usage(_read_audio_usage, (field(event, "usage"), None))
             return True
 
         return read
@@ -381,8 +212,7 @@ class Speech(_OpenAIEndpoint):
             return
         usage = _speech_done_usage(body)
         if usage is not None:
-            call.usage = Usage(input_tokens=count(field(usage, "input_tokens")),
-                               output_tokens=count(field(usage, "output_tokens")))
+            call.defer_usage(openai_responses.read_usage, usage)
 
 
 def _speech_done_usage(body: bytes) -> Any:
@@ -404,26 +234,17 @@ def _speech_done_usage(body: bytes) -> Any:
     return event.get("usage") if isinstance(event, dict) else None
 
 
-def _read_image_usage(call: Call, usage: Any) -> None:
-    if usage is None:
-        return
-    input_details = field(usage, "input_tokens_details")
-    output_details = field(usage, "output_tokens_details")
-    call.usage = Usage(
-        input_tokens=count(field(usage, "input_tokens")),
-        output_tokens=count(field(usage, "output_tokens")),
-        cache_read_tokens=count(field(input_details, "cached_tokens")),
-        input_image_tokens=count(field(input_details, "image_tokens")),
-        output_image_tokens=count(field(output_details, "image_tokens")),
-    )
+def _defer_image_usage(call: Call, usage: Any) -> None:
+    if usage is not None:  # the GPT image models' input/output usage; DALL·E reports none
+        call.defer_usage(openai_responses.read_usage, usage)
 
 
 class Images(_OpenAIEndpoint):
     name = "images.generate"
 
     def read_response(self, call: Call, response: Any) -> None:
-        _read_common(call, response)
-        _read_image_usage(call, field(response, "usage"))
+        _read_head(call, response)
+        _defer_image_usage(call, field(response, "usage"))
         images = field(response, "data")
         if isinstance(images, list):
             call.units = {"images": len(images)}
@@ -439,7 +260,7 @@ class Images(_OpenAIEndpoint):
             if kind.endswith(".completed"):
                 completed += 1
                 call.units = {"images": completed}
-                _read_image_usage(call, field(event, "usage"))
+                _defer_image_usage(call, field(event, "usage"))
             if call.first_token_ns is None:
                 call.mark_first_token()
             return True

@@ -50,18 +50,29 @@ system prompt. Images and documents are fixed per-part bounds (see the constants
 server-side state (previous_response_id, cached_content, stored prompts) and hosted tools whose
 results are billed as input (web/file search, code execution, MCP) add documented allowances:
 their true size is unknowable before the call.
+
+Formats
+-------
+This module is the shared machinery: the text rule, the accumulator and the walkers every
+format uses, the model tables, and `estimate_generic` for requests of no known format. How
+the requests of one wire format are walked (its messages, content parts, tools and caps) lives
+beside that format's readers in `tollmeter.formats`, as a `RequestFormat`; an endpoint names
+the format it speaks and estimates through it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["RequestEstimate", "estimate_request", "max_output_tokens"]
+__all__ = [
+    "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "max_output_tokens",
+    "text_tokens", "Acc", "as_mapping", "member", "cap_value", "choice_count", "walk", "walk_text",
+    "walk_parts", "walk_items", "walk_messages", "walk_tools", "walk_generic", "hosted_tool_tokens", "GENERIC",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +165,7 @@ def _int_tokens(v: int) -> int:
 # -- the accumulator -------------------------------------------------------------------------
 
 
-class _Acc:
+class Acc:
     __slots__ = (
         "text",
         "fixed",
@@ -196,7 +207,7 @@ class _Acc:
             self.document()
 
 
-def _mapping(v: Any) -> Mapping | None:
+def as_mapping(v: Any) -> Mapping | None:
     """`v` as a mapping: a dict, a Mapping, or a pydantic object's `model_dump()`; else None."""
     if type(v) is dict:
         return v
@@ -222,7 +233,7 @@ def _mapping(v: Any) -> Mapping | None:
     return d if isinstance(d, Mapping) else None
 
 
-def _get(m: Any, key: str, alt: str | None = None) -> Any:
+def member(m: Any, key: str, alt: str | None = None) -> Any:
     """`m[key]` (or `m[alt]`) from a mapping, or the attribute from an object; None if absent."""
     if isinstance(m, Mapping):
         v = m.get(key)
@@ -240,12 +251,12 @@ def _get(m: Any, key: str, alt: str | None = None) -> Any:
     return v
 
 
-def _int(v: Any) -> int | None:
+def cap_value(v: Any) -> int | None:
     """A non-negative int (not bool); anything else (None, sentinels, strings) is absent."""
     return v if type(v) is int and v >= 0 else None
 
 
-def _count(v: Any) -> int:
+def choice_count(v: Any) -> int:
     """`n`, `best_of`, `candidate_count`: an int >= 1, else 1."""
     return v if type(v) is int and v >= 1 else 1
 
@@ -254,7 +265,7 @@ def _is_data_url(s: str) -> bool:
     return s.startswith("data:") and ";base64," in s[:200]
 
 
-def _walk(acc: _Acc, v: Any, depth: int = 0) -> None:
+def walk(acc: Acc, v: Any, depth: int = 0) -> None:
     """Count everything in an arbitrary JSON-like value: strings as text, keys included, plus
     one token of punctuation per value; bytes, data URLs and PIL images as images."""
     acc.nodes += 1
@@ -279,10 +290,10 @@ def _walk(acc: _Acc, v: Any, depth: int = 0) -> None:
             for k, x in v.items():
                 if type(k) is str:
                     acc.text += text_tokens(k) + 1
-                _walk(acc, x, depth)
+                walk(acc, x, depth)
         else:
             for x in v:
-                _walk(acc, x, depth)
+                walk(acc, x, depth)
         acc.path.discard(key)
     elif t is int:
         acc.text += _int_tokens(v)
@@ -296,15 +307,15 @@ def _walk(acc: _Acc, v: Any, depth: int = 0) -> None:
         _walk_object(acc, v, depth)
 
 
-def _walk_object(acc: _Acc, v: Any, depth: int) -> None:
+def _walk_object(acc: Acc, v: Any, depth: int) -> None:
     if isinstance(v, str):
         acc.text += text_tokens(str(v)) + 1
         return
     if isinstance(v, Mapping):
-        _walk(acc, dict(v), depth)
+        walk(acc, dict(v), depth)
         return
     if isinstance(v, (list, tuple, set, frozenset)):
-        _walk(acc, list(v), depth)
+        walk(acc, list(v), depth)
         return
     if isinstance(v, int) and not isinstance(v, bool):
         acc.text += _int_tokens(int(v))
@@ -313,7 +324,7 @@ def _walk_object(acc: _Acc, v: Any, depth: int) -> None:
         schema = getattr(v, "model_json_schema", None)  # a pydantic model class as a schema
         if callable(schema):
             try:
-                _walk(acc, schema(), depth + 1)
+                walk(acc, schema(), depth + 1)
             except Exception:
                 acc.fixed += 500
         return
@@ -321,9 +332,9 @@ def _walk_object(acc: _Acc, v: Any, depth: int) -> None:
     if module.startswith("PIL."):  # a PIL image (Google Gen AI accepts them in contents)
         acc.image()
         return
-    m = _mapping(v)
+    m = as_mapping(v)
     if m is not None:
-        _walk(acc, m, depth)
+        walk(acc, m, depth)
         return
     if callable(v):  # a Python function given as a tool (Google Gen AI, agent frameworks)
         name = getattr(v, "__name__", "")
@@ -335,549 +346,107 @@ def _walk_object(acc: _Acc, v: Any, depth: int) -> None:
     # anything else (SDK sentinels, file handles, ...) is absent
 
 
-def _text(acc: _Acc, v: Any) -> None:
+def walk_text(acc: Acc, v: Any) -> None:
     """A value expected to be text: a string is counted directly, anything else walked."""
     if type(v) is str:
         acc.text += text_tokens(v)
     elif v is not None:
-        _walk(acc, v, 1)
+        walk(acc, v, 1)
 
 
-def _tools(acc: _Acc, tools: Any, *, anthropic: bool = False) -> None:
+def hosted_tool_tokens(kind: str) -> int:
+    """A built-in tool of the provider's (web search, file search, code interpreter, MCP, ...):
+    its results are billed as input within the call."""
+    return HOSTED_TOOL_TOKENS
+
+
+def walk_tools(acc: Acc, tools: Any, builtin: Callable[[str], int] = hosted_tool_tokens,
+               system_prompt: int = 0) -> None:
+    """Tool definitions: each walked, plus `TOOL_TOKENS`; a tool whose `type` is neither
+    "function" nor "custom" is one of the provider's own and adds `builtin(type)`; a format
+    whose tools come with a system prompt of their own adds `system_prompt` once."""
     if tools is None:
         return
     if not isinstance(tools, (list, tuple)) or not tools:
-        if tools is not None and _mapping(tools) is not None:
+        if tools is not None and as_mapping(tools) is not None:
             tools = [tools]
         else:
             return
-    if anthropic:
-        acc.fixed += TOOLS_SYSTEM_PROMPT_TOKENS
+    acc.fixed += system_prompt
     for tool in tools:
         acc.fixed += TOOL_TOKENS
-        m = _mapping(tool)
+        m = as_mapping(tool)
         if m is None:
-            _walk(acc, tool, 1)
+            walk(acc, tool, 1)
             continue
-        _walk(acc, m, 1)
+        walk(acc, m, 1)
         typ = m.get("type")
         if type(typ) is not str or typ in ("function", "custom"):
             continue
-        if anthropic:
-            if typ.startswith(("bash", "text_editor", "computer", "memory")):
-                acc.fixed += ANTHROPIC_DEFINED_TOOL_TOKENS
-            else:  # web_search, web_fetch, code_execution, tool_search, mcp_toolset, ...
-                acc.fixed += HOSTED_TOOL_TOKENS
-        else:  # Responses built-in tools: web_search, file_search, code_interpreter, mcp, ...
-            acc.fixed += HOSTED_TOOL_TOKENS
+        acc.fixed += builtin(typ)
 
 
-# -- OpenAI chat completions -----------------------------------------------------------------
+#: Reads one content part (a mapping) of a format's message content.
+PartWalker = Callable[[Acc, Mapping, int], None]
 
 
-def _openai_parts(acc: _Acc, content: Any) -> None:
+def walk_parts(acc: Acc, content: Any, part: PartWalker, depth: int = 1, strings: bool = True) -> None:
+    """A message's content: a string, or a list of parts each read by `part(acc, mapping,
+    depth)`; a bare string in the list is text (with `strings`; else walked like any value),
+    anything that is not a mapping is walked. Nesting deeper than 8 is walked."""
     if type(content) is str:
         acc.text += text_tokens(content)
         return
-    if not isinstance(content, (list, tuple)):
+    if not isinstance(content, (list, tuple)) or depth > 8:
         if content is not None:
-            _walk(acc, content, 1)
+            walk(acc, content, depth)
         return
-    for part in content:
-        if type(part) is str:
-            acc.text += text_tokens(part)
-            continue
-        p = _mapping(part)
-        if p is None:
-            _walk(acc, part, 2)
-            continue
-        typ = p.get("type")
-        if typ == "text":
-            _text(acc, p.get("text"))
-        elif typ == "image_url":
-            acc.image(_get(p.get("image_url"), "detail"))
-        elif typ == "file" or typ == "input_audio":
-            acc.document()
-        elif typ == "refusal":
-            _text(acc, p.get("refusal"))
-        else:
-            _walk(acc, p, 2)
+    for m in walk_items(acc, content, depth + 1, strings):
+        part(acc, m, depth)
 
 
-def _messages(acc: _Acc, messages: Any, parts: Any) -> None:
+def walk_items(acc: Acc, items: Iterable[Any], depth: int = 1, strings: bool = True,
+               per_item: int = 0) -> Iterator[Mapping]:
+    """The mappings among `items`, for the caller to read; each item adds `per_item` tokens,
+    a string item is text (with `strings`; else walked like any value) and any other item that
+    is not a mapping is walked at `depth`."""
+    for item in items:
+        acc.fixed += per_item
+        if strings and type(item) is str:
+            acc.text += text_tokens(item)
+            continue
+        m = as_mapping(item)
+        if m is None:
+            walk(acc, item, depth)
+            continue
+        yield m
+
+
+def walk_messages(acc: Acc, messages: Any, part: PartWalker) -> None:
+    """A list of role/content messages (OpenAI chat, Anthropic): `PER_MESSAGE_TOKENS` each, the
+    content through `walk_parts`, every other field but the role walked."""
     if type(messages) is not list:
         if isinstance(messages, (list, tuple)):
             messages = list(messages)
         elif messages is None:
             return
         else:
-            _walk(acc, messages, 1)
+            walk(acc, messages, 1)
             return
     for message in messages:
         acc.fixed += PER_MESSAGE_TOKENS
-        m = message if type(message) is dict else _mapping(message)
+        m = message if type(message) is dict else as_mapping(message)
         if m is None:
-            _walk(acc, message, 1)
+            walk(acc, message, 1)
             continue
         for k, v in m.items():
             if k == "content":
                 if type(v) is str:
                     acc.text += text_tokens(v)
                 elif v is not None:
-                    parts(acc, v)
+                    walk_parts(acc, v, part)
             elif k != "role" and v is not None:
-                _walk(acc, v, 1)
-
-
-_CHAT_EXTRAS = frozenset(
-    (
-        "tools",
-        "functions",
-        "response_format",
-        "tool_choice",
-        "function_call",
-        "web_search_options",
-        "prediction",
-    )
-)
-
-
-def _chat(acc: _Acc, kw: Mapping) -> int | None:
-    _messages(acc, kw.get("messages"), _openai_parts)
-    for key in kw:
-        if key not in _CHAT_EXTRAS:
-            continue
-        v = kw[key]
-        if v is None:
-            continue
-        if key == "tools" or key == "functions":
-            _tools(acc, v)
-        elif key == "web_search_options":
-            if _mapping(v) is not None:
-                acc.fixed += HOSTED_TOOL_TOKENS
-        elif key == "prediction":
-            # Predicted outputs: rejected prediction tokens are billed as completion tokens.
-            prediction = _mapping(v)
-            if prediction is not None:
-                pacc = _Acc(0)
-                _openai_parts(pacc, prediction.get("content"))
-                acc.extra_output += pacc.text + pacc.fixed
-        elif type(v) is str or isinstance(v, (list, tuple)) or _mapping(v) is not None:
-            _walk(acc, v, 1)
-    n = kw.get("n")
-    if n is not None:
-        acc.choices = _count(n)
-    # max_completion_tokens includes reasoning tokens; if both are given, the larger counts.
-    cap = _int(kw.get("max_completion_tokens"))
-    legacy = _int(kw.get("max_tokens"))
-    if legacy is not None and (cap is None or legacy > cap):
-        cap = legacy
-    return cap
-
-
-# -- OpenAI legacy completions and embeddings ------------------------------------------------
-
-
-def _prompts(acc: _Acc, prompt: Any) -> int:
-    """Count a `prompt`/`input` (str, list of str, token ids, lists of token ids); return how
-    many prompts it holds."""
-    if type(prompt) is str:
-        acc.text += text_tokens(prompt)
-        return 1
-    if isinstance(prompt, (list, tuple)):
-        if not prompt:
-            return 1
-        if all(type(x) is int for x in prompt):  # one prompt as token ids
-            acc.fixed += len(prompt)
-            return 1
-        for x in prompt:
-            if type(x) is str:
-                acc.text += text_tokens(x)
-            elif isinstance(x, (list, tuple)) and all(type(y) is int for y in x):
-                acc.fixed += len(x)
-            else:
-                _walk(acc, x, 2)
-        return len(prompt)
-    if prompt is not None and (isinstance(prompt, str) or _mapping(prompt) is not None):
-        _walk(acc, prompt, 1)
-    return 1
-
-
-def _completions(acc: _Acc, kw: Mapping) -> int:
-    prompts = _prompts(acc, kw.get("prompt"))
-    _text(acc, kw.get("suffix") if isinstance(kw.get("suffix"), str) else None)
-    cap = _int(kw.get("max_tokens"))
-    # best_of completions are generated server-side and all billed; n (or best_of) per prompt.
-    acc.choices = max(_count(kw.get("n")), _count(kw.get("best_of"))) * prompts
-    return 16 if cap is None else cap  # the API's default max_tokens is 16
-
-
-# -- OpenAI Responses ------------------------------------------------------------------------
-
-
-def _responses_parts(acc: _Acc, content: Any) -> None:
-    if type(content) is str:
-        acc.text += text_tokens(content)
-        return
-    if not isinstance(content, (list, tuple)):
-        if content is not None:
-            _walk(acc, content, 1)
-        return
-    for part in content:
-        if type(part) is str:
-            acc.text += text_tokens(part)
-            continue
-        p = _mapping(part)
-        if p is None:
-            _walk(acc, part, 2)
-            continue
-        typ = p.get("type")
-        if typ in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
-            _text(acc, p.get("text"))
-        elif typ == "input_image" or typ == "computer_screenshot":
-            acc.image(p.get("detail"))
-        elif typ == "input_file" or typ == "input_audio":
-            acc.document()
-        elif typ == "refusal":
-            _text(acc, p.get("refusal"))
-        else:
-            _walk(acc, p, 2)
-
-
-_RESPONSES_SKIP = frozenset(("type", "role", "id", "status", "call_id"))
-
-
-def _responses_input(acc: _Acc, inp: Any) -> None:
-    if type(inp) is str:
-        acc.fixed += PER_MESSAGE_TOKENS
-        acc.text += text_tokens(inp)
-        return
-    if not isinstance(inp, (list, tuple)):
-        if inp is not None:
-            _walk(acc, inp, 1)
-        return
-    for item in inp:
-        acc.fixed += PER_MESSAGE_TOKENS
-        if type(item) is str:
-            acc.text += text_tokens(item)
-            continue
-        m = _mapping(item)
-        if m is None:
-            _walk(acc, item, 1)
-            continue
-        typ = m.get("type")
-        if typ is None or typ == "message":
-            _responses_parts(acc, m.get("content"))
-        elif typ == "item_reference":
-            acc.fixed += STORED_CONTEXT_TOKENS
-        elif typ == "computer_call_output":
-            acc.image()
-        else:  # function calls and outputs, reasoning items, tool calls ...
-            for k, v in m.items():
-                if k in _RESPONSES_SKIP or v is None:
-                    continue
-                if k == "output" and isinstance(v, (list, tuple)):
-                    _responses_parts(acc, v)
-                else:
-                    _walk(acc, v, 1)
-
-
-def _responses(acc: _Acc, kw: Mapping) -> int | None:
-    _responses_input(acc, kw.get("input"))
-    instructions = kw.get("instructions")
-    if instructions is not None:
-        _responses_input(acc, instructions)
-    _tools(acc, kw.get("tools"))
-    for key in ("text", "tool_choice"):
-        v = _mapping(kw.get(key))
-        if v is not None:
-            _walk(acc, v, 1)
-    prompt = _mapping(kw.get("prompt"))
-    if prompt is not None:  # a stored prompt template: its text is server-side
-        acc.fixed += STORED_CONTEXT_TOKENS
-        _walk(acc, prompt, 1)
-    if type(kw.get("previous_response_id")) is str:
-        acc.fixed += STORED_CONTEXT_TOKENS
-    conversation = kw.get("conversation")
-    if type(conversation) is str or _mapping(conversation) is not None:
-        acc.fixed += STORED_CONTEXT_TOKENS
-    return _int(kw.get("max_output_tokens"))
-
-
-def _embeddings(acc: _Acc, kw: Mapping) -> int:
-    _prompts(acc, kw.get("input"))
-    return 0
-
-
-def _embed_content(acc: _Acc, kw: Mapping) -> int:
-    """google-genai `embed_content` (the wire body: `requests` / `instances` / `contents`):
-    every string in it; no output."""
-    _walk(acc, dict(kw), 0)
-    return 0
-
-
-# -- Anthropic Messages ----------------------------------------------------------------------
-
-
-def _anthropic_blocks(acc: _Acc, content: Any, depth: int = 1) -> None:
-    if type(content) is str:
-        acc.text += text_tokens(content)
-        return
-    if not isinstance(content, (list, tuple)) or depth > 8:
-        if content is not None:
-            _walk(acc, content, depth)
-        return
-    for block in content:
-        if type(block) is str:
-            acc.text += text_tokens(block)
-            continue
-        b = _mapping(block)
-        if b is None:
-            _walk(acc, block, depth + 1)
-            continue
-        typ = b.get("type")
-        if typ == "text":
-            _text(acc, b.get("text"))
-            if b.get("citations"):
-                _walk(acc, b.get("citations"), depth + 1)
-        elif typ == "image":
-            acc.image()
-        elif typ == "document":
-            src = _mapping(b.get("source"))
-            src_type = src.get("type") if src is not None else None
-            if src_type == "text":
-                acc.fixed += TOOL_TOKENS
-                _text(acc, src.get("data"))
-            elif src_type == "content":
-                acc.fixed += TOOL_TOKENS
-                _anthropic_blocks(acc, src.get("content"), depth + 1)
-            else:  # base64 / url / file PDFs: per page, unknowable
-                acc.document()
-            for key in ("title", "context"):
-                _text(acc, b.get(key) if isinstance(b.get(key), str) else None)
-        elif typ in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            acc.fixed += TOOL_TOKENS
-            _text(acc, b.get("name") if isinstance(b.get("name"), str) else None)
-            _walk(acc, b.get("input"), depth + 1)
-        elif typ in ("tool_result", "mcp_tool_result"):
-            acc.fixed += TOOL_TOKENS
-            _anthropic_blocks(acc, b.get("content"), depth + 1)
-        elif typ == "thinking":
-            _text(acc, b.get("thinking"))
-        elif typ == "container_upload":
-            acc.document()
-        else:  # redacted_thinking, search_result, web_search_tool_result, ...
-            _walk(acc, b, depth + 1)
-
-
-def _anthropic(acc: _Acc, kw: Mapping) -> int | None:
-    system = kw.get("system")
-    if system is not None:
-        _anthropic_blocks(acc, system)
-    _messages(acc, kw.get("messages"), _anthropic_blocks)
-    _tools(acc, kw.get("tools"), anthropic=True)
-    servers = kw.get("mcp_servers")
-    if isinstance(servers, (list, tuple)):
-        for server in servers:
-            acc.fixed += HOSTED_TOOL_TOKENS
-            _walk(acc, server, 1)
-    for key in ("output_format", "output_config", "tool_choice"):
-        v = _mapping(kw.get(key))
-        if v is not None:
-            _walk(acc, v, 1)
-    return _int(kw.get("max_tokens"))  # required by the API; includes the thinking budget
-
-
-# -- Google Gen AI generate_content ----------------------------------------------------------
-
-
-def _g_part(acc: _Acc, part: Any) -> None:
-    if type(part) is str:
-        acc.text += text_tokens(part)
-        return
-    p = _mapping(part)
-    if p is None:
-        _walk(acc, part, 2)
-        return
-    if "uri" in p and "text" not in p:  # an uploaded types.File given as a part
-        acc.media(p.get("mime_type", p.get("mimeType")))
-        return
-    for k, v in p.items():
-        if v is None or k in (
-            "thought",
-            "thought_signature",
-            "thoughtSignature",
-            "video_metadata",
-            "videoMetadata",
-            "media_resolution",
-            "mediaResolution",
-        ):
-            continue
-        if k == "text":
-            _text(acc, v)
-        elif k in ("inline_data", "inlineData", "file_data", "fileData"):
-            blob = _mapping(v)
-            mime = blob.get("mime_type", blob.get("mimeType")) if blob is not None else None
-            data = blob.get("data") if blob is not None else None
-            if type(mime) is str and mime.startswith("text/") and isinstance(data, (bytes, str)):
-                acc.fixed += (len(data) * 2 + 2) // 3  # <= 1 token per 1.5 bytes
-            else:
-                acc.media(mime)
-        else:  # function_call, function_response, executable_code, code_execution_result
-            _walk(acc, v, 2)
-
-
-def _g_contents(acc: _Acc, contents: Any) -> None:
-    if contents is None:
-        return
-    items = contents if isinstance(contents, (list, tuple)) else [contents]
-    acc.fixed += PER_MESSAGE_TOKENS
-    for item in items:
-        if type(item) is str:
-            acc.text += text_tokens(item)
-            continue
-        m = _mapping(item)
-        if m is None:
-            _walk(acc, item, 1)
-            continue
-        parts = m.get("parts")
-        if parts is not None or "role" in m:
-            acc.fixed += PER_MESSAGE_TOKENS
-            for part in parts if isinstance(parts, (list, tuple)) else [parts] if parts else []:
-                _g_part(acc, part)
-        else:
-            _g_part(acc, m)
-
-
-def _g_tools(acc: _Acc, tools: Any) -> None:
-    if tools is None:
-        return
-    for tool in tools if isinstance(tools, (list, tuple)) else [tools]:
-        acc.fixed += TOOL_TOKENS
-        m = _mapping(tool)
-        if m is None:
-            _walk(acc, tool, 1)  # a Python function, an MCP session, ...
-            continue
-        for k, v in m.items():
-            if v is None:
-                continue
-            if k in ("function_declarations", "functionDeclarations"):
-                _walk(acc, v, 1)
-            else:  # google_search, code_execution, url_context, retrieval, file_search, ...
-                acc.fixed += HOSTED_TOOL_TOKENS
-                _walk(acc, v, 1)
-
-
-def _generate_content(acc: _Acc, kw: Mapping) -> int | None:
-    _g_contents(acc, kw.get("contents"))
-    config = kw.get("config")
-    if config is None or isinstance(config, (str, int, float, list, tuple)):
-        return None
-    if not isinstance(config, Mapping) and not hasattr(config, "max_output_tokens"):
-        m = _mapping(config)  # neither a dict nor a config object: maybe another pydantic object
-        if m is None:
-            return None
-        config = m
-    system = _get(config, "system_instruction", "systemInstruction")
-    if system is not None:
-        _g_contents(acc, system)
-    _g_tools(acc, _get(config, "tools"))
-    for key, alt in (
-        ("response_schema", "responseSchema"),
-        ("response_json_schema", "responseJsonSchema"),
-    ):
-        schema = _get(config, key, alt)
-        if schema is not None:
-            _walk(acc, schema, 1)
-    if type(_get(config, "cached_content", "cachedContent")) is str:
-        acc.fixed += STORED_CONTEXT_TOKENS
-    acc.choices = _count(_get(config, "candidate_count", "candidateCount"))
-    return _int(_get(config, "max_output_tokens", "maxOutputTokens"))
-
-
-# -- Bedrock Converse ------------------------------------------------------------------------
-
-
-def _converse_blocks(acc: _Acc, content: Any, depth: int = 1) -> None:
-    if type(content) is str:
-        acc.text += text_tokens(content)
-        return
-    if not isinstance(content, (list, tuple)) or depth > 8:
-        if content is not None:
-            _walk(acc, content, depth)
-        return
-    for block in content:
-        b = _mapping(block)
-        if b is None:
-            _walk(acc, block, depth + 1)
-            continue
-        for k, v in b.items():
-            if v is None or k == "cachePoint":
-                continue
-            if k == "text":
-                _text(acc, v)
-            elif k == "image":
-                acc.image()
-            elif k == "document":
-                src = _mapping(_get(v, "source"))
-                if src is not None and isinstance(src.get("text"), str):
-                    acc.fixed += TOOL_TOKENS
-                    acc.text += text_tokens(src["text"])
-                elif src is not None and src.get("content") is not None:
-                    acc.fixed += TOOL_TOKENS
-                    _converse_blocks(acc, src.get("content"), depth + 1)
-                else:
-                    acc.document()
-            elif k in ("video", "audio"):
-                acc.document()
-            elif k == "toolUse":
-                acc.fixed += TOOL_TOKENS
-                _walk(acc, v, depth + 1)
-            elif k == "toolResult":
-                acc.fixed += TOOL_TOKENS
-                _converse_blocks(acc, _get(v, "content"), depth + 1)
-            elif k == "json":
-                _walk(acc, v, depth + 1)
-            elif k == "reasoningContent":
-                r = _mapping(v)
-                if r is not None:
-                    _text(acc, _get(r.get("reasoningText"), "text"))
-                    redacted = r.get("redactedContent")
-                    if isinstance(redacted, (bytes, bytearray)):
-                        acc.fixed += len(redacted) // 2 + 1
-            else:  # guardContent, citationsContent, searchResult, ...
-                _walk(acc, v, depth + 1)
-
-
-def _converse(acc: _Acc, kw: Mapping) -> int | None:
-    system = kw.get("system")
-    if system is not None:
-        _converse_blocks(acc, system)
-    messages = kw.get("messages")
-    if isinstance(messages, (list, tuple)):
-        for message in messages:
-            acc.fixed += PER_MESSAGE_TOKENS
-            m = _mapping(message)
-            if m is None:
-                _walk(acc, message, 1)
-            else:
-                _converse_blocks(acc, m.get("content"))
-    elif messages is not None:
-        _walk(acc, messages, 1)
-    tool_config = _mapping(kw.get("toolConfig"))
-    if tool_config is not None:
-        tools = tool_config.get("tools")
-        if isinstance(tools, (list, tuple)) and tools:
-            acc.fixed += TOOLS_SYSTEM_PROMPT_TOKENS + TOOL_TOKENS * len(tools)
-        _walk(acc, tool_config, 1)
-    variables = kw.get("promptVariables")
-    if variables is not None:  # a Bedrock prompt-management prompt: its text is server-side
-        acc.fixed += STORED_CONTEXT_TOKENS
-        _walk(acc, variables, 1)
-    extra = kw.get("additionalModelRequestFields")
-    if extra is not None:
-        _walk(acc, extra, 1)
-    return _int(_get(kw.get("inferenceConfig"), "maxTokens"))
+                walk(acc, v, 1)
 
 
 # -- anything else ---------------------------------------------------------------------------
@@ -894,43 +463,12 @@ _CAP_KEYS = (
 )
 
 
-def _generic(acc: _Acc, kw: Mapping) -> int | None:
-    _walk(acc, dict(kw), 0)
-    caps = [c for c in (_int(kw.get(k)) for k in _CAP_KEYS) if c is not None]
+def walk_generic(acc: Acc, kw: Mapping) -> int | None:
+    """A request of no known shape: every string in it; its cap, the largest of the usual
+    cap keys it carries."""
+    walk(acc, dict(kw), 0)
+    caps = [c for c in (cap_value(kw.get(k)) for k in _CAP_KEYS) if c is not None]
     return max(caps) if caps else None
-
-
-def _invoke_model(acc: _Acc, kw: Mapping) -> int | None:
-    """Bedrock InvokeModel: the request is the model family's own JSON, in `body`."""
-    body = kw.get("body")
-    if isinstance(body, (bytes, bytearray, str)):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            body = None
-    if not isinstance(body, Mapping):
-        return _generic(acc, kw)
-    if "anthropic_version" in body or ("messages" in body and "max_tokens" in body):
-        return _anthropic(acc, body)
-    if "inferenceConfig" in body or "schemaVersion" in body:  # Amazon Nova: Converse-like
-        config = body.get("inferenceConfig") or {}
-        return _converse(acc, {**body, "inferenceConfig": {"maxTokens": config.get("maxTokens")
-                                                           or config.get("max_new_tokens")}})
-    return _generic(acc, body)  # Llama (max_gen_len), Titan (maxTokenCount), Mistral, Cohere
-
-
-_ENDPOINTS = {
-    "invoke_model": _invoke_model,
-    "chat.completions": _chat,
-    "completions": _completions,
-    "responses": _responses,
-    "embeddings": _embeddings,
-    "messages": _anthropic,
-    "generate_content": _generate_content,
-    "embed_content": _embed_content,
-    "converse": _converse,
-}
-_CLAUDE_BY_DEFAULT = frozenset(("messages", "converse", "invoke_model"))
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -1101,15 +639,55 @@ def _profile(model: str | None, claude_by_default: bool) -> tuple[int, int, int]
 
 # -- the entry point -------------------------------------------------------------------------
 
+#: Counts a request's input into the accumulator; returns its output cap per choice (None: not
+#: given, the model's maximum applies).
+Walker = Callable[[Acc, Mapping], "int | None"]
+
+
+class RequestFormat:
+    """How the requests of one wire format are estimated: its walker and the rules around it.
+
+    `claude_by_default`: a request that names no model is assumed to be for a Claude model (the
+    costlier text factor and image bound); `embeds`: the format returns no output tokens and
+    frames no reply; `caps_known`: the cap the walker returns is the request's own (False for
+    requests of unknown semantics: the model's maximum is then never undercut).
+    """
+
+    __slots__ = ("name", "walk", "claude_by_default", "embeds", "caps_known")
+
+    def __init__(self, name: str, walk: Walker, *, claude_by_default: bool = False, embeds: bool = False,
+                 caps_known: bool = True) -> None:
+        self.name = name
+        self.walk = walk
+        self.claude_by_default = claude_by_default
+        self.embeds = embeds
+        self.caps_known = caps_known
+
+    def estimate(self, request: Mapping[str, Any], model: str | None) -> RequestEstimate:
+        """Worst-case tokens of one request of this format (see `estimate_request`)."""
+        return estimate_request(self, request, model)
+
+    def __repr__(self) -> str:
+        return f"RequestFormat({self.name!r})"
+
+
+#: Requests of no known format: every string counted, the model's output maximum at least.
+GENERIC = RequestFormat("generic", walk_generic, claude_by_default=True, caps_known=False)
+
+
+def estimate_generic(kwargs: Mapping[str, Any], model: str | None) -> RequestEstimate:
+    """Worst-case tokens of a request of no known format: every string in `kwargs` is counted and
+    the output bound is at least `max_output_tokens(model)`. Never raises."""
+    return estimate_request(GENERIC, kwargs, model)
+
 
 def estimate_request(
-    endpoint: str, kwargs: Mapping[str, Any], model: str | None
+    request_format: RequestFormat, kwargs: Mapping[str, Any], model: str | None
 ) -> RequestEstimate:
-    """Worst-case token counts of one request, from the keyword arguments of the SDK call.
+    """Worst-case token counts of one request, from the keyword arguments of the SDK call, by
+    the rules of its format (`tollmeter.formats`, or `GENERIC`). Never raises.
 
-    `endpoint` is "chat.completions", "completions", "responses", "embeddings", "messages",
-    "generate_content", "converse" or anything else (then every string in `kwargs` is counted
-    and the output bound is `max_output_tokens(model)`). Never raises.
+    `model` is the request's model; without one, the request's `model` or `modelId`.
     """
     if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         kwargs = {}
@@ -1120,15 +698,14 @@ def estimate_request(
             if type(v) is str and v:
                 model = v
                 break
-    handler = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
-    claude_by_default = handler is None or endpoint in _CLAUDE_BY_DEFAULT
-    num, den, image_tokens = _profile(model, claude_by_default)
-    acc = _Acc(image_tokens)
-    acc.fixed = PER_REQUEST_TOKENS if handler is not _embeddings and handler is not _embed_content else 0
+    embeds = request_format.embeds
+    num, den, image_tokens = _profile(model, request_format.claude_by_default)
+    acc = Acc(image_tokens)
+    acc.fixed = 0 if embeds else PER_REQUEST_TOKENS
     cap: int | None = None
     failed = False
     try:
-        cap = (handler or _generic)(acc, kwargs)
+        cap = request_format.walk(acc, kwargs)
     except Exception:  # never raise: whatever was counted plus a conservative allowance
         failed = True
     text = acc.text if num == 1 else (acc.text * num + den - 1) // den
@@ -1137,12 +714,12 @@ def estimate_request(
         input_tokens += TRUNCATED_TOKENS
     if failed:
         input_tokens += ERROR_TOKENS
-    if handler is _embeddings or handler is _embed_content:
+    if embeds:
         output = 0
     else:
         if cap is None:
             cap = max_output_tokens(model)
-        elif failed or handler is None:  # unknown semantics: never below the model's maximum
+        elif failed or not request_format.caps_known:  # unknown semantics: never below the model's maximum
             cap = max(cap, max_output_tokens(model))
         output = cap * acc.choices + acc.extra_output
     return _make(input_tokens, output, acc.images)

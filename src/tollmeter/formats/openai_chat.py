@@ -1,0 +1,307 @@
+"""The OpenAI chat-completions format: OpenAI's own API and every OpenAI-compatible server behind
+the `openai` client (Azure, DeepSeek, OpenRouter, Together, vLLM, ...), Groq, Mistral, and the
+OpenAI-style InvokeModel bodies on Bedrock (gpt-oss, Mistral Large, DeepSeek). Legacy
+completions and embeddings report the same `usage` object.
+
+Usage is inclusive: `prompt_tokens` counts the cached tokens (`prompt_tokens_details.
+cached_tokens`; DeepSeek reports its cache hits as `prompt_cache_hit_tokens` beside it, Mistral
+as `num_cached_tokens` or, in older responses, `prompt_token_details`) and `completion_tokens`
+the reasoning tokens. OpenRouter adds `cache_write_tokens` to the prompt details and the call's
+`cost`; Mistral adds the `service_tier`.
+
+Streams: each chunk carries `choices` with a `delta`; a tool call's first delta carries its id
+and the fragments after it none; usage comes in a last chunk of its own (OpenAI: only when asked
+for with `stream_options`), or on the last choice chunk (some compatible servers).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ..events import Usage
+from ..instrument.fields import count, field, mapping, money, text
+from ..limits.estimate import (HOSTED_TOOL_TOKENS, Acc, RequestFormat, as_mapping, cap_value, choice_count,
+                               member, text_tokens, walk, walk_messages, walk_parts, walk_text, walk_tools)
+
+if TYPE_CHECKING:
+    from ..instrument.call import Call, UsageReader
+    from ..instrument.endpoint import ChunkReader
+
+#: Reads one field of a payload: `field`, or an SDK's stricter reading of what was really sent.
+Getter = Callable[[Any, str], Any]
+
+
+# -- usage (on the background worker) --------------------------------------------------------
+
+
+def usage_of(usage: Any, get: Getter = field) -> Usage:
+    """The `Usage` of one `usage` object (an SDK object or its JSON)."""
+    prompt_details = get(usage, "prompt_tokens_details")
+    completion_details = get(usage, "completion_tokens_details")
+    cached = count(get(prompt_details, "cached_tokens"))
+    if cached is None:
+        cached = _cached_elsewhere(usage, get)
+    return Usage(
+        input_tokens=count(get(usage, "prompt_tokens")),
+        output_tokens=count(get(usage, "completion_tokens")),
+        cache_read_tokens=cached,
+        cache_write_tokens=count(get(prompt_details, "cache_write_tokens")),  # OpenRouter
+        input_audio_tokens=count(get(prompt_details, "audio_tokens")),
+        input_image_tokens=count(get(prompt_details, "image_tokens")),
+        reasoning_tokens=count(get(completion_details, "reasoning_tokens")),
+        output_audio_tokens=count(get(completion_details, "audio_tokens")),
+        accepted_prediction_tokens=count(get(completion_details, "accepted_prediction_tokens")),
+        rejected_prediction_tokens=count(get(completion_details, "rejected_prediction_tokens")),
+    )
+
+
+def _cached_elsewhere(usage: Any, get: Getter) -> int | None:
+    cached = count(get(get(usage, "prompt_token_details"), "cached_tokens"))  # older Mistral
+    if cached is None:
+        cached = count(get(usage, "prompt_cache_hit_tokens"))  # DeepSeek
+    if cached is None:
+        cached = count(get(usage, "num_cached_tokens"))  # Mistral
+    return cached
+
+
+def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
+    """A deferred `usage` object: the usage, and what else it reports (a `UsageReader`)."""
+    call.usage = usage_of(usage, get)
+    cost = money(get(usage, "cost"))  # OpenRouter reports what the call cost
+    if cost is not None:
+        call.provider_cost_usd = cost
+    tier = get(usage, "service_tier")  # Mistral
+    if tier is not None:
+        call.service_tier = text(tier)
+
+
+# -- complete responses (on the caller's thread) ---------------------------------------------
+
+
+def read_response(call: Call, response: Any, usage_reader: UsageReader = read_usage) -> Mapping[str, Any]:
+    """A chat completion, legacy completion or embedding list (an SDK object or its JSON): the
+    model, service tier, tool calls and finish reason now, the `usage` object deferred to
+    `usage_reader`. Returns the response's fields, for what an SDK adds to them."""
+    values = mapping(response)
+    _read_head(call, values)
+    usage = values.get("usage")
+    if usage is not None:
+        call.defer_usage(usage_reader, usage)
+    choices = values.get("choices")
+    if choices is not None:  # not in an embedding list
+        call.tool_calls, reason = summarize_choices(choices)
+        if choices:
+            call.finish_reason = reason
+    return values
+
+
+def summarize_choices(choices: Any) -> tuple[int, str | None]:
+    """The tool calls of a response's choices (the legacy single `function_call` counts as one)
+    and the first choice's finish reason (Bedrock's Mistral bodies call it `stop_reason`)."""
+    if not choices:
+        return 0, None
+    tool_calls = 0
+    first = None
+    for choice in choices:
+        # `mapping()`, inlined: this runs on the caller's thread for every response.
+        values = choice if type(choice) is dict else getattr(choice, "__dict__", None) or _EMPTY
+        if first is None:
+            first = values
+        message = values.get("message")
+        message = message if type(message) is dict else getattr(message, "__dict__", None) or _EMPTY
+        calls = message.get("tool_calls")
+        if calls:
+            tool_calls += len(calls)
+        if message.get("function_call") is not None:
+            tool_calls += 1
+    reason = first.get("finish_reason") or first.get("stop_reason")  # type: ignore[union-attr]
+    return tool_calls, reason if reason is None or type(reason) is str else text(reason)
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def read_head(call: Call, response: Any) -> None:
+    """The model and service tier a response or its first chunk names."""
+    _read_head(call, mapping(response))
+
+
+def _read_head(call: Call, values: Mapping[str, Any]) -> None:
+    model = values.get("model")
+    if type(model) is str:
+        call.model = model
+    tier = values.get("service_tier")
+    if tier is not None:
+        call.service_tier = tier if type(tier) is str else text(tier)
+
+
+# -- streams (on the caller's thread, once per chunk) ----------------------------------------
+
+
+def chunk_reader(call: Call, *, head: Callable[[Call, Any], None] = read_head,
+                 usage_reader: UsageReader = read_usage, deltas: bool = True) -> ChunkReader:
+    """A reader of chat completion chunks (`deltas`; legacy completion chunks without): the
+    first chunk with choices is the first token and names the model (`head`); tool calls are
+    counted from the deltas, the last finish reason wins; the last usage is deferred to
+    `usage_reader`. A chunk is hidden only if it is a usage chunk the caller did not ask for
+    (`call.hide_usage_chunk`), whose `usage` field is also unset on the chunks before it.
+
+    Runs once per chunk: a content delta costs a few attribute reads and calls nothing.
+    """
+    hide = call.hide_usage_chunk
+    started = False
+    if deltas:
+        call.tool_calls = 0
+
+    def read(chunk: Any) -> bool:
+        nonlocal started
+        choices = chunk.choices
+        if choices:
+            if not started:
+                started = True
+                call.mark_first_token()
+                head(call, chunk)
+            if deltas:
+                for choice in choices:
+                    tool_deltas = choice.delta.tool_calls
+                    if tool_deltas:
+                        for tool_delta in tool_deltas:
+                            # A call's first fragment carries its id (Mistral's SDK says "null" for none).
+                            tool_id = tool_delta.id
+                            if tool_id and tool_id != "null":
+                                call.tool_calls += 1
+                    reason = choice.finish_reason
+                    if reason is not None:
+                        call.finish_reason = reason
+                        if reason == "function_call":  # the legacy single function call
+                            call.tool_calls += 1
+            else:
+                reason = choices[-1].finish_reason
+                if reason is not None:
+                    call.finish_reason = reason
+        usage = chunk.usage
+        if usage is None:
+            if hide:
+                # "usage": null is there only because we asked for usage: unset it again.
+                try:
+                    chunk.__pydantic_fields_set__.discard("usage")
+                except AttributeError:  # not a pydantic 2 model: nothing to unset
+                    pass
+            return True
+        if call.model is None:
+            head(call, chunk)
+        call.defer_usage(usage_reader, usage)
+        return bool(choices) or not hide
+
+    return read
+
+
+# -- request estimates -----------------------------------------------------------------------
+
+
+def _part(acc: Acc, p: Mapping, depth: int) -> None:
+    typ = p.get("type")
+    if typ == "text":
+        walk_text(acc, p.get("text"))
+    elif typ == "image_url":
+        acc.image(member(p.get("image_url"), "detail"))
+    elif typ == "file" or typ == "input_audio":
+        acc.document()
+    elif typ == "refusal":
+        walk_text(acc, p.get("refusal"))
+    else:
+        walk(acc, p, depth + 1)
+
+
+_CHAT_EXTRAS = frozenset(
+    (
+        "tools",
+        "functions",
+        "response_format",
+        "tool_choice",
+        "function_call",
+        "web_search_options",
+        "prediction",
+    )
+)
+
+
+def walk_chat(acc: Acc, kw: Mapping) -> int | None:
+    walk_messages(acc, kw.get("messages"), _part)
+    for key in kw:
+        if key not in _CHAT_EXTRAS:
+            continue
+        v = kw[key]
+        if v is None:
+            continue
+        if key == "tools" or key == "functions":
+            walk_tools(acc, v)
+        elif key == "web_search_options":
+            if as_mapping(v) is not None:
+                acc.fixed += HOSTED_TOOL_TOKENS
+        elif key == "prediction":
+            # Predicted outputs: rejected prediction tokens are billed as completion tokens.
+            prediction = as_mapping(v)
+            if prediction is not None:
+                pacc = Acc(0)
+                walk_parts(pacc, prediction.get("content"), _part)
+                acc.extra_output += pacc.text + pacc.fixed
+        elif type(v) is str or isinstance(v, (list, tuple)) or as_mapping(v) is not None:
+            walk(acc, v, 1)
+    n = kw.get("n")
+    if n is not None:
+        acc.choices = choice_count(n)
+    # max_completion_tokens includes reasoning tokens; if both are given, the larger counts.
+    cap = cap_value(kw.get("max_completion_tokens"))
+    legacy = cap_value(kw.get("max_tokens"))
+    if legacy is not None and (cap is None or legacy > cap):
+        cap = legacy
+    return cap
+
+
+def _prompts(acc: Acc, prompt: Any) -> int:
+    """Count a `prompt`/`input` (str, list of str, token ids, lists of token ids); return how
+    many prompts it holds."""
+    if type(prompt) is str:
+        acc.text += text_tokens(prompt)
+        return 1
+    if isinstance(prompt, (list, tuple)):
+        if not prompt:
+            return 1
+        if all(type(x) is int for x in prompt):  # one prompt as token ids
+            acc.fixed += len(prompt)
+            return 1
+        for x in prompt:
+            if type(x) is str:
+                acc.text += text_tokens(x)
+            elif isinstance(x, (list, tuple)) and all(type(y) is int for y in x):
+                acc.fixed += len(x)
+            else:
+                walk(acc, x, 2)
+        return len(prompt)
+    if prompt is not None and (isinstance(prompt, str) or as_mapping(prompt) is not None):
+        walk(acc, prompt, 1)
+    return 1
+
+
+def walk_completions(acc: Acc, kw: Mapping) -> int:
+    prompts = _prompts(acc, kw.get("prompt"))
+    walk_text(acc, kw.get("suffix") if isinstance(kw.get("suffix"), str) else None)
+    cap = cap_value(kw.get("max_tokens"))
+    # best_of completions are generated server-side and all billed; n (or best_of) per prompt.
+    acc.choices = max(choice_count(kw.get("n")), choice_count(kw.get("best_of"))) * prompts
+    return 16 if cap is None else cap  # the API's default max_tokens is 16
+
+
+def walk_embeddings(acc: Acc, kw: Mapping) -> int:
+    _prompts(acc, kw.get("input"))
+    return 0
+
+
+#: `chat.completions.create(...)` (and the chat of the compatible SDKs).
+CHAT = RequestFormat("openai chat completions", walk_chat)
+#: Legacy `completions.create(...)`.
+COMPLETIONS = RequestFormat("openai completions", walk_completions)
+#: `embeddings.create(...)`: the input alone, no output.
+EMBEDDINGS = RequestFormat("openai embeddings", walk_embeddings, embeds=True)
