@@ -362,8 +362,9 @@ _NUMBER = st.floats(min_value=0, allow_nan=False, allow_infinity=False) | st.int
 
 def _money() -> st.SearchStrategy[Decimal]:
     """Below 10^15 with at most 15 decimal places (the columns' precision)."""
+    # Decimal(text) is exact; scaleb() would round to the context's 28 digits (up to 10^15).
     return st.integers(0, 15).flatmap(lambda places: st.integers(0, 10 ** (15 + places) - 1).map(
-        lambda n: Decimal(n).scaleb(-places)))
+        lambda n: Decimal(f"{n}E-{places}")))
 
 
 def _strategy(f: EventField) -> st.SearchStrategy:

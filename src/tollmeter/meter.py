@@ -308,8 +308,8 @@ class Meter:
         cost = None
         if cost_usd is not None:
             cost = cost_usd if isinstance(cost_usd, Decimal) else Decimal(str(cost_usd))
-            if not cost.is_finite() or cost < 0:
-                raise ValueError(f"cost_usd must be a finite amount >= 0, got {cost_usd!r}")
+            if not cost.is_finite() or cost < 0 or (cost and cost.adjusted() >= 15):
+                raise ValueError(f"cost_usd must be a finite amount >= 0 and below 10^15, got {cost_usd!r}")
         call = Call(self._hooks, _manual(endpoint), scope)
         call.provider, call.request_model, call.usage = provider, model, usage
         call.provider_cost_usd, call.units, call.request_id, call.error = cost, units, request_id, error

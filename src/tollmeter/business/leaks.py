@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
+from ..money import EXACT
 from .margin import MarginRow, margin
 from .plans import PlanError, money
 from .revenue import days, month_start, recurring, unit_revenue
@@ -77,7 +78,11 @@ class Leak:
 
 
 def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None) -> list[Leak]:
-    settings = settings or LeakSettings()
+    with localcontext(EXACT):
+        return _leaks(ledger, settings or LeakSettings(), today)
+
+
+def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None) -> list[Leak]:
     today = today or datetime.now(timezone.utc).date()
     first, end = month_start(today), today + timedelta(days=1)
     found: list[Leak] = []
@@ -202,7 +207,8 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date) -> list[Leak]:
         if run["revenue_usd"] is not None:
             earns = run["revenue_usd"]
         else:
-            day = (run["resolved_at"] or run["last_seen"] or datetime.now(timezone.utc)).date()
+            moment = run["resolved_at"] or run["last_seen"] or datetime.now(timezone.utc)
+            day = (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)).date()
             span = book.on(run["tenant_id"], day)
             if span is None or span.plan.pricing_model not in ("per_unit", "per_resolution", "hybrid"):
                 continue

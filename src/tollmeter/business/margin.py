@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ..money import EXACT
 from .plans import PlanError
 from .revenue import days, month_start, recurring, run_revenues, usage_revenue
 
@@ -45,14 +46,15 @@ class MarginRow:
 
     @property
     def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cost_usd
+        return EXACT.subtract(self.revenue_usd, self.cost_usd)
 
     @property
     def margin_pct(self) -> Decimal | None:
         """Margin as a percentage of revenue, to the hundredth (None without revenue)."""
         if not self.revenue_usd:
             return None
-        return (self.margin_usd / self.revenue_usd * _HUNDRED).quantize(_CENT)
+        with localcontext(EXACT):
+            return (self.margin_usd / self.revenue_usd * _HUNDRED).quantize(_CENT)
 
     @property
     def runs(self) -> int:
@@ -67,10 +69,12 @@ class MarginRow:
     def cost_per_resolved_run(self) -> Decimal | None:
         """All of the group's cost divided by its successfully resolved runs: what one
         resolution costs, everything included (None without one)."""
-        return self.cost_usd / self.resolved if self.resolved else None
+        return EXACT.divide(self.cost_usd, self.resolved) if self.resolved else None
 
     def add(self, other: MarginRow) -> None:
-        for name in ("revenue_usd", "cost_usd", "calls", "input_tokens", "output_tokens", "unpriced", "resolved",
+        self.revenue_usd = EXACT.add(self.revenue_usd, other.revenue_usd)
+        self.cost_usd = EXACT.add(self.cost_usd, other.cost_usd)
+        for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved",
                      "escalated", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -127,25 +131,47 @@ def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: A
            tenant_id: str | None = None) -> MarginReport:
     groups = check_groups(group_by)
     first, end = day_range(since, until)
+    with localcontext(EXACT):  # sums and products of 15-decimal amounts, exactly
+        return _margin(ledger, groups, first, end, tenant_id)
+
+
+def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None) -> MarginReport:
     report = MarginReport(groups, first, end)
     book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     rows: dict[tuple[Any, ...], MarginRow] = {}
+    periods = any(g in ("day", "week", "month") for g in groups)
 
-    def piece(tenant: str | None, day: date, run: str | None, agent: str | None, model: str | None) -> MarginRow:
-        values = {"tenant": tenant, "run": run, "agent": agent, "model": model, "day": day.isoformat(),
-                  "week": _week(day), "month": f"{day:%Y-%m}"}
-        key = tuple(values[g] for g in groups)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = MarginRow(dict(zip(groups, key)))
-        return row
+    def piece(tenant: str | None, day: date | None, run: str | None, agent: str | None, model: str | None) -> MarginRow:
+        key = []
+        for g in groups:
+            if g == "tenant":
+                key.append(tenant)
+            elif g == "run":
+                key.append(run)
+            elif g == "agent":
+                key.append(agent)
+            elif g == "model":
+                key.append(model)
+            elif g == "day":
+                key.append(day.isoformat())  # type: ignore[union-attr]
+            elif g == "week":
+                key.append(_week(day))  # type: ignore[arg-type]
+            else:
+                key.append(f"{day:%Y-%m}")
+        found = rows.get(tuple(key))
+        if found is None:
+            found = rows[tuple(key)] = MarginRow(dict(zip(groups, key)))
+        return found
 
-    # Cost and usage revenue, from the rollups.
-    for usage in _usage(ledger, groups, first, end, tenant_id):
+    # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
+    # grouped by, or a usage_based plan says what the day's usage earns).
+    priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
+    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage):
         row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
-        span = book.on(usage["tenant_id"], usage["day"])
-        row.revenue_usd += usage_revenue(span.plan if span else None, usage["cost_usd"], usage["input_tokens"],
-                                         usage["output_tokens"])
+        if usage["tenant_id"] in priced_by_usage:
+            span = book.on(usage["tenant_id"], usage["day"])
+            row.revenue_usd += usage_revenue(span.plan if span else None, usage["cost_usd"], usage["input_tokens"],
+                                             usage["output_tokens"])
         row.cost_usd += usage["cost_usd"]
         row.calls += usage["calls"]
         row.input_tokens += usage["input_tokens"]
@@ -171,22 +197,38 @@ def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: A
     return report
 
 
-def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date,
-           tenant_id: str | None) -> list[dict[str, Any]]:
-    """Usage per (tenant, day, the grouped-by columns). Grouped by run, the events of runs come
-    from the run rollup and the rest (no run) is the usage rollup less the runs' part."""
+def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
+           periods: bool, by_day: set[str]) -> list[dict[str, Any]]:
+    """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
+    for all when `periods`). Grouped by run, the events of runs come from the run rollup and
+    the rest (no run) is the usage rollup less the runs' part."""
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
-    if "run" not in groups:
-        return ledger.usage(first, end, keys, tenant_id=tenant_id)
-    per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id)
-    rest: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in ledger.usage(first, end, keys, tenant_id=tenant_id):
-        rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
-    for row in per_run:
-        left = rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))]
-        for measure in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors"):
-            left[measure] -= row[measure]
-    return per_run + [row for row in rest.values() if row["calls"] or row["cost_usd"]]
+    if periods or (tenant_id is not None and tenant_id in by_day):
+        parts = [dict(by_day=True)]
+    elif tenant_id is not None:
+        parts = [dict(by_day=False)]
+    else:
+        parts = [dict(by_day=True, tenants=sorted(by_day)), dict(by_day=False, exclude=sorted(by_day))]
+        if not by_day:
+            parts = [dict(by_day=False)]
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if part.get("tenants") == []:
+            continue
+        if "run" not in groups:
+            out += ledger.usage(first, end, keys, tenant_id=tenant_id, **part)
+            continue
+        per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        rest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in ledger.usage(first, end, keys, tenant_id=tenant_id, **part):
+            rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
+        for row in per_run:
+            left = rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))]
+            for measure in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced",
+                            "errors"):
+                left[measure] -= row[measure]
+        out += per_run + [row for row in rest.values() if row["calls"] or row["cost_usd"]]
+    return out
 
 
 def _week(day: date) -> str:

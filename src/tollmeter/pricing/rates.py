@@ -118,7 +118,7 @@ class RateSheet:
         registry = _get_registry()
         priced = {rate.usage_key for rate in self.rates}
         for key, value in counts.items():
-            if not value or key == "requests":
+            if value is None or key == "requests":
                 continue
             if key in priced or registry.ancestor_usage_keys(key) & priced:
                 return True
@@ -200,7 +200,7 @@ def usage_counts(usage: Usage, *, web_searches: int | None = None,
     counts: dict[str, int | float] = {"requests": 1}
     for name, key in USAGE_KEYS.items():
         value = getattr(usage, name)
-        if value:
+        if value is not None:  # a reported 0 is a quantity: the call is priced (at $0 for it)
             counts[key] = value
     if web_searches:
         counts["web_searches"] = web_searches

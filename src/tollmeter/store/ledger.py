@@ -146,7 +146,7 @@ class Ledger:
         for name, value in (("tenant_id", tenant_id), ("agent_id", agent_id), ("key", key)):
             if value is not None:
                 check_text(value, name)
-        moment = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        moment = _utc(at) if at is not None else datetime.now(timezone.utc)  # naive: UTC, like event times
         r = schema.runs
         where = and_(r.c.project_id == self.project, r.c.run_id == run_id)
         with self.store.transaction() as conn:
@@ -202,23 +202,29 @@ class Ledger:
     # -- rollups ----------------------------------------------------------------------------------
 
     def usage(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False,
-              tenant_id: str | None = None) -> list[dict[str, Any]]:
-        """Rollup sums on days first <= day < end, grouped by tenant, day and `keys` (any of
-        agent_id, model, and run_id when `runs`): from the run rollup when `runs`, else the
-        usage rollup. Key columns come back as None for "none"."""
+              tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
+              exclude: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rollup sums on days first <= day < end, grouped by tenant, day (unless not `by_day`:
+        then "day" is None) and `keys` (any of agent_id, model, and run_id when `runs`): from
+        the run rollup when `runs`, else the usage rollup. Only `tenants`, or all but `exclude`,
+        when given. Key columns come back as None for "none"."""
         table = schema.run_rollup if runs else schema.usage_rollup
-        group = [table.c.tenant_id, table.c.day, *(table.c[k] for k in keys)]
+        group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
         measures = [func.sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:
             query = query.where(table.c.tenant_id == tenant_id)
+        if tenants is not None:
+            query = query.where(table.c.tenant_id.in_(list(tenants)))
+        if exclude:
+            query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
             rows = conn.execute(query.group_by(*group)).mappings().all()
         out = []
         for row in rows:
             item = {k: (None if row[k] == schema.NONE_KEY else row[k]) for k in ("tenant_id", *keys)}
-            item["day"] = _date(row["day"])
+            item["day"] = _date(row["day"]) if by_day else None
             for m in schema.ROLLUP_MEASURES:
                 value = row[m]
                 if m == "cost_usd":

@@ -18,9 +18,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, or_, select, text,
                         tuple_, update)
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
@@ -61,7 +62,7 @@ class _DecimalSum:
 
     def step(self, value: Any) -> None:
         if value is not None:
-            self.total = (self.total or _ZERO) + Decimal(str(value))
+            self.total = EXACT.add(self.total or _ZERO, Decimal(str(value)))
 
     def finalize(self) -> str | None:
         return None if self.total is None else format(self.total, "f")
@@ -120,8 +121,10 @@ class Store:
                 tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
                 for tenant in sorted(t for t in tenants if t is not None):  # one order: no deadlocks
                     self._lock_tenant(conn, tenant)
-            inserted = self._insert_events(conn, rows, now)
-            by_id = {row["event_id"]: row for row in rows}
+            by_id: dict[str, Mapping[str, Any]] = {}
+            for row in rows:  # an id repeated in the batch: its first copy is the one stored
+                by_id.setdefault(row["event_id"], row)
+            inserted = self._insert_events(conn, list(by_id.values()), now)
             spent = [
                 (row["tenant_id"], row["timestamp"], Decimal(str(row["cost_usd"])))
                 for row in (by_id[event_id] for event_id in inserted)
@@ -633,6 +636,12 @@ class _Transaction:
 
 def _engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
+        if url.startswith("postgresql"):
+            # Sessions in UTC: days, periods and `to_char` are UTC days whatever the server's zone
+            # (added to the URL's own `options`, which may set a search_path).
+            parsed = make_url(url)
+            options = " ".join(filter(None, [parsed.query.get("options"), "-c timezone=UTC"]))
+            return create_engine(parsed.update_query_dict({"options": options}), pool_pre_ping=True)
         return create_engine(url, pool_pre_ping=True)
     if url == "sqlite://":
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
