@@ -4,7 +4,25 @@ decimal context, so reports and the store's sums compute in `EXACT`."""
 
 from __future__ import annotations
 
-from decimal import Context
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 #: Enough digits for any sum or product of amounts of the store's precision, exactly.
 EXACT = Context(prec=100)
+
+
+def usd_text(amount: Decimal | None) -> str:
+    """For people: `$1,234.57`, `-$0.72`, and small amounts to the millionth (`$0.000226`)
+    rather than a misleading `$0.00`; `-` for none."""
+    if amount is None:
+        return "-"
+    size = abs(amount)
+    if size >= 1 or not size or size == size.quantize(_CENT):
+        shown = f"{size.quantize(_CENT, rounding=ROUND_HALF_EVEN):,}"
+    else:
+        shown = format(size.quantize(_MICRO, rounding=ROUND_HALF_EVEN).normalize(), "f")
+        shown = shown if len(shown.partition(".")[2]) >= 2 else f"{float(shown):.2f}"
+    return f"{'-' if amount < 0 else ''}${shown}"
+
+
+_CENT = Decimal("0.01")
+_MICRO = Decimal("0.000001")

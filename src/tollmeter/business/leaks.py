@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
-from ..money import EXACT
+from ..money import EXACT, usd_text
 from .margin import MarginRow, margin
 from .plans import PlanError, money
 from .revenue import days, month_start, recurring, unit_revenue
@@ -230,7 +230,7 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date) -> list[Leak]:
 
 
 def _money(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.01')):,}"
+    return usd_text(value).lstrip("-$")
 
 
 def _day_text(day: date | None) -> str:

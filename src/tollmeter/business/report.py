@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ..money import usd_text
 from ..tables import format_table
 from .wire import MARGIN_MEASURES
 
@@ -158,11 +159,8 @@ def describe_plan(plan: Plan, seats: int | None = None) -> str:
 
 
 def money(amount: Decimal | None) -> str:
-    """To the cent: `$1,234.57`, `-$0.40`; `-` for none."""
-    if amount is None:
-        return "-"
-    cents = amount.quantize(_CENT, rounding=ROUND_HALF_EVEN)
-    return f"{'-' if amount < 0 else ''}${abs(cents):,}"
+    """`$1,234.57`, `-$0.40`, `$0.000226` (see money.usd_text); `-` for none."""
+    return usd_text(amount)
 
 
 def percent(value: Decimal | None) -> str:

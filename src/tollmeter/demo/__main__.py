@@ -2,9 +2,11 @@
 
 No server, no keys, no internet: `FakeProvider` answers on 127.0.0.1 like the OpenAI and
 Anthropic APIs, and the real `openai` and `anthropic` clients talk to it. Every call is metered,
-priced and attributed to the tenant in scope; tenants have different spend limits, and one on
-the free plan runs into its limit: the app catches `LimitExceededException` and answers
-"upgrade your plan". The report at the end is `tollmeter report` on the demo's embedded store.
+priced and attributed to the tenant in scope; tenants have plans (per seat, flat, per resolved
+ticket, usage-based) and different spend limits, and one on the free plan runs into its limit:
+the app catches `LimitExceededException` and answers "upgrade your plan". At the end come
+`tollmeter report` (usage), `tollmeter margin` (who makes money) and `tollmeter leaks` (who
+loses it) on the demo's embedded store.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import asyncio
 import os
 import sys
 import tempfile
+from datetime import date, datetime, timedelta, timezone
 
 import anthropic
 import openai
 
-from tollmeter import LimitExceededException, LLMEvent, Meter, MeterConfig, cli
+from tollmeter import LimitExceededException, LLMEvent, Meter, MeterConfig, Plan, cli
 from tollmeter.demo.fake_provider import FakeProvider
 
 SUPPORT_PROMPT = "You are the support assistant of a project-management SaaS. " * 40
@@ -98,22 +101,51 @@ def free_plan_chat(meter: Meter, client: openai.OpenAI) -> None:
 
 
 async def async_agents(meter: Meter, fp: FakeProvider) -> None:
-    """initech: concurrent async agents on both providers, each task in its own scope."""
+    """initech: concurrent async agents working tickets, paid per resolved ticket. Each ticket
+    is a run: researched on OpenAI, answered on Anthropic, then resolved (or escalated)."""
     oai = openai.AsyncOpenAI(base_url=fp.openai_base_url, api_key="fake-key")
     ant = anthropic.AsyncAnthropic(base_url=fp.anthropic_base_url, api_key="fake-key")
 
-    async def researcher(n: int) -> None:
-        async with meter.for_tenant("initech", agent_id="researcher", run_id=f"run-{n}"):
-            await oai.responses.create(model="gpt-4.1-mini", input=f"Research topic number {n}")
-
-    async def writer(n: int) -> None:
-        async with meter.for_tenant("initech", agent_id="writer", run_id=f"run-{n}"):
+    async def ticket(n: int) -> None:
+        async with meter.run(f"ticket-{4710 + n}", tenant="initech", agent="support-bot") as run:
+            await oai.responses.create(model="gpt-4.1-mini", input=f"Research ticket number {n}")
             stream = await ant.messages.create(model="claude-haiku-4-5", max_tokens=256, stream=True,
-                                               messages=[{"role": "user", "content": f"Write section {n}"}])
+                                               messages=[{"role": "user", "content": f"Answer ticket {n}"}])
             async for _ in stream:
                 pass
+            run.resolve("escalated" if n == 2 else "resolved")
 
-    await asyncio.gather(*(researcher(n) for n in range(3)), *(writer(n) for n in range(3)))
+    await asyncio.gather(*(ticket(n) for n in range(4)))
+
+
+def customers(meter: Meter) -> None:
+    """What each tenant pays, from the 1st of the month: the revenue side of the margin."""
+    first = datetime.now(timezone.utc).date().replace(day=1)
+    meter.upsert_customer("acme", name="Acme Corp", seats=12, effective_from=first,
+                          plan=Plan("pro", "per_seat", seat_revenue_usd="25"))
+    meter.upsert_customer("globex", name="Globex", effective_from=first,
+                          plan={"name": "enterprise", "pricing_model": "flat", "base_revenue_usd": "1500"})
+    meter.upsert_customer("initech", name="Initech", effective_from=first,
+                          plan={"name": "tickets", "pricing_model": "per_resolution", "unit_revenue_usd": "0.50"})
+    meter.upsert_customer("umbrella", name="Umbrella", effective_from=first,
+                          plan={"name": "usage", "pricing_model": "usage_based", "markup": "0.4"})
+    meter.upsert_customer("hooli", name="Hooli", effective_from=first,
+                          plan={"name": "free", "pricing_model": "flat", "base_revenue_usd": "0"})
+    print("plans: acme $25/seat x 12, globex $1,500/month, initech $0.50 per resolved ticket,\n"
+          "       umbrella cost + 40%, hooli free\n")
+
+
+def hooli_history(meter: Meter) -> None:
+    """hooli's chats of the days before today, imported from the app's logs (a backfill)."""
+    today = datetime.now(timezone.utc).date()
+    for back in range(3, 0, -1):
+        day = today - timedelta(days=back)
+        if day.month != today.month:
+            continue
+        for turn in range(40):
+            meter.track_manually(provider="openai", model="gpt-4o", input_tokens=1200, output_tokens=300,
+                                 tenant_id="hooli", agent_id="chat", idempotency_key=f"hooli-log-{day}-{turn}",
+                                 timestamp=datetime(day.year, day.month, day.day, 9, turn, tzinfo=timezone.utc))
 
 
 def main() -> int:
@@ -135,7 +167,9 @@ def main() -> int:
             meter.set_limit("globex", 40, frequency="per_day")
             meter.set_default_limit(5, frequency="per_month")       # everyone else
             meter.set_limit("hooli", "0.002", frequency="per_day")  # free plan
-            print("limits: acme $50/month, globex $500/month and $40/day, hooli $0.002/day, others $5/month\n")
+            print("limits: acme $50/month, globex $500/month and $40/day, hooli $0.002/day, others $5/month")
+            customers(meter)
+            hooli_history(meter)
             print("  tenant   kind   provider  endpoint         model                  tokens in / out      cost")
             support_bot(meter, openai.OpenAI(base_url=fp.openai_base_url, api_key="fake-key"))
             analyst(meter, anthropic.Anthropic(base_url=fp.anthropic_base_url, api_key="fake-key"))
@@ -150,7 +184,11 @@ def main() -> int:
                 print(f"hooli: spent ${status.spent_usd:.6f} of ${status.limit_usd} {status.frequency}, "
                       f"resets {status.resets_at:%Y-%m-%d %H:%M} UTC\n")
         print(f"$ tollmeter report --db {db}\n")
-        return cli.main(["report", "--db", db])
+        code = cli.main(["report", "--db", db])
+        print(f"\n$ tollmeter margin --db {db}\n")
+        code = code or cli.main(["margin", "--db", db])
+        print(f"\n$ tollmeter leaks --db {db}\n")
+        return code or cli.main(["leaks", "--db", db])
 
 
 if __name__ == "__main__":
