@@ -15,17 +15,12 @@ reason, a contradicting resolution `RunAlreadyResolved`, a missing or revoked AP
 
 from __future__ import annotations
 
-import os
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
-from urllib.parse import quote
-
 import httpx
 
-from .._version import __version__
-from ..limits.remote import server_base
+from ..transport.api import ServerApi, segment
 from .plans import Plan, PlanError
 from .wire import customer_from_dict, leak_from_dict, margin_from_dict, resolution_from_dict, usd
 
@@ -45,11 +40,8 @@ class RemoteLedger:
 
     def __init__(self, ingest_url: str, api_key: str, *, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self.base = server_base(ingest_url)
-        self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": f"tollmeter/{__version__}"}
-        self._timeout = timeout
-        self._transport = transport
-        self._local = threading.local()  # one client per thread (and per process: not fork-safe)
+        self._api = ServerApi(ingest_url, api_key, timeout=timeout, transport=transport)
+        self.base = self._api.base
 
     # -- customers --------------------------------------------------------------------------------
 
@@ -69,11 +61,11 @@ class RemoteLedger:
             body["seats"] = seats
         if effective_from is not None:
             body["effective_from"] = effective_from.isoformat()
-        return customer_from_dict(self._call("PUT", f"/v1/customers/{_segment(tenant_id)}", json=body))
+        return customer_from_dict(self._call("PUT", f"/v1/customers/{segment(tenant_id)}", json=body))
 
     def customer(self, tenant_id: str) -> Customer | None:
         _check_id(tenant_id, "tenant_id")
-        data = self._call("GET", f"/v1/customers/{_segment(tenant_id)}", missing_ok=True)
+        data = self._call("GET", f"/v1/customers/{segment(tenant_id)}", missing_ok=True)
         return None if data is None else customer_from_dict(data)
 
     def customers(self, tenant_ids: Sequence[str] | None = None) -> list[Customer]:
@@ -92,7 +84,7 @@ class RemoteLedger:
 
         checked = RunResolution.checked(run_id, outcome, revenue_usd, tenant_id, agent_id, key, at)
         body = {k: v for k, v in checked.to_dict().items() if k != "run_id" and v is not None}
-        return resolution_from_dict(self._call("POST", f"/v1/runs/{_segment(run_id)}/resolve", json=body))
+        return resolution_from_dict(self._call("POST", f"/v1/runs/{segment(run_id)}/resolve", json=body))
 
     # -- reports ----------------------------------------------------------------------------------
 
@@ -119,18 +111,9 @@ class RemoteLedger:
 
     # -- HTTP -------------------------------------------------------------------------------------
 
-    def _http(self) -> httpx.Client:
-        client = getattr(self._local, "client", None)
-        if client is None or self._local.pid != os.getpid():
-            # After fork() the parent's connections are not ours: open our own.
-            client = self._local.client = httpx.Client(timeout=self._timeout, transport=self._transport,
-                                                       headers=self._headers)
-            self._local.pid = os.getpid()
-        return client
-
     def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
         try:
-            response = self._http().request(method, self.base + path, **kwargs)
+            response = self._api.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise LedgerUnavailable(f"{method} {path}: {exc}") from exc
         status = response.status_code
@@ -153,21 +136,13 @@ class RemoteLedger:
             raise LedgerUnavailable(f"{method} {path}: the answer is not JSON") from None
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread's client is collected)."""
-        client = getattr(self._local, "client", None)
-        if client is not None and self._local.pid == os.getpid():
-            client.close()
-        self._local.client = None
+        self._api.close()
 
     def __enter__(self) -> RemoteLedger:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
 
 
 def _check_id(value: Any, name: str) -> None:

@@ -11,16 +11,15 @@ raises `BudgetsUnavailable`; the guard then applies `MeterConfig(limits_unreacha
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._version import __version__
+from ..transport.api import ServerApi, segment
 from .states import Grant, Limit, LimitState, RateLimit
+
 
 _ZERO = Decimal(0)
 
@@ -29,37 +28,19 @@ class BudgetsUnavailable(Exception):
     """The server could not be asked (network error, timeout, 5xx)."""
 
 
-def server_base(ingest_url: str) -> str:
-    """`https://m.example.com/v1/ingest` -> `https://m.example.com`."""
-    if ingest_url.rstrip("/").endswith("/v1/ingest"):
-        return ingest_url.rstrip("/")[: -len("/v1/ingest")]
-    parts = urlsplit(ingest_url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 class RemoteBudgets:
     #: Events are stored by the server, not here.
     remote = True
 
     def __init__(self, ingest_url: str, api_key: str, *, timeout: float = 5.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self.base = server_base(ingest_url)
-        self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": f"tollmeter/{__version__}"}
-        self._timeout = timeout
-        self._transport = transport
-        self._local = threading.local()  # one client per thread: httpx.Client is not fork-safe
+        self._api = ServerApi(ingest_url, api_key, timeout=timeout, transport=transport)
+        self.base = self._api.base
         self._rates: dict[str, RateLimit | None] = {}
-
-    def _http(self) -> httpx.Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = httpx.Client(timeout=self._timeout, transport=self._transport,
-                                                       headers=self._headers)
-        return client
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._http().request(method, self.base + path, **kwargs)
+            response = self._api.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise BudgetsUnavailable(f"{method} {path}: {exc}") from exc
         if response.status_code >= 500 or response.status_code == 429:
@@ -118,17 +99,14 @@ class RemoteBudgets:
         return [_state(tenant_id, item) for item in data.get("limits") or ()]
 
     def close(self) -> None:
-        client = getattr(self._local, "client", None)
-        if client is not None:
-            client.close()
-            self._local.client = None
+        self._api.close()
 
     def after_fork(self) -> None:
-        self._local = threading.local()  # never use the parent's connections
+        self._api.after_fork()
 
 
 def _tenant(tenant_id: str) -> str:
-    return quote(tenant_id, safe="")
+    return segment(tenant_id)
 
 
 def _state(tenant_id: str, item: dict[str, Any]) -> LimitState:

@@ -257,30 +257,24 @@ ROLLUP_MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens"
 #: A rollup key column of an event that had no value ("" : no tenant, agent or model).
 NONE_KEY = ""
 
+def _rollup(name: str, *keys: Column[Any]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", String(64), primary_key=True),
+        *keys,
+        Column("tenant_id", String(255), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("agent_id", String(255), primary_key=True),
+        Column("model", String(255), primary_key=True),
+        *_measures(),
+        Index(f"ix_{name}_day", "project_id", "day"),
+    )
+
+
 #: Usage per tenant, UTC day, agent and model, added to in the transaction that stores the
 #: events (and when they are repriced): what margin and usage queries read, whatever the history.
-usage_rollup = Table(
-    "usage_rollup",
-    metadata,
-    Column("project_id", String(64), primary_key=True),
-    Column("tenant_id", String(255), primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("agent_id", String(255), primary_key=True),
-    Column("model", String(255), primary_key=True),
-    *_measures(),
-    Index("ix_usage_rollup_day", "project_id", "day"),
-)
+usage_rollup = _rollup("usage_rollup")
 
 #: The same for the events of runs, per run.
-run_rollup = Table(
-    "run_rollup",
-    metadata,
-    Column("project_id", String(64), primary_key=True),
-    Column("run_id", String(255), primary_key=True),
-    Column("tenant_id", String(255), primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("agent_id", String(255), primary_key=True),
-    Column("model", String(255), primary_key=True),
-    *_measures(),
-    Index("ix_run_rollup_day", "project_id", "day"),
-)
+run_rollup = _rollup("run_rollup", Column("run_id", String(255), primary_key=True))
