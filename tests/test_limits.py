@@ -453,3 +453,13 @@ def test_idle_leases_are_given_back(http_mock):
         assert meter.spend("acme")[0].leased_usd == 0
     finally:
         meter.shutdown()
+
+
+def test_a_first_lease_is_sized_by_the_limits_not_by_the_first_call(limited):
+    """The agent knows no limits before its first grant; the store sizes that lease at
+    lease_fraction (5%) of the smallest limit, so calls do not each wait on the store (or on
+    settling the previous call) while the lease is a call or two wide."""
+    limited.set_limit("acme", Decimal("100"), frequency="per_month")
+    with limited.for_tenant("acme"):
+        ask(client())
+    assert limited._limits.guard._budgets["acme"].remaining == Decimal("5")

@@ -196,3 +196,11 @@ def test_the_agents_remote_budgets_against_the_server(api):
         assert budgets.grant("acme", "here", Decimal("1"), ttl=30.0).unlimited
     finally:
         budgets.close()
+
+
+def test_a_lease_asked_by_fraction_of_the_limit(api):
+    api.http.put("/v1/limits/acme", json={"limit_usd": "40", "frequency": "per_day"})
+    answer = api.http.post("/v1/leases", json={"tenant_id": "acme", "want_usd": "0.01", "want_fraction": "0.05"})
+    assert answer.status_code == 200 and answer.json()["granted_usd"] == "2"
+    refused = api.http.post("/v1/leases", json={"tenant_id": "acme", "want_usd": "0.01", "want_fraction": "2"})
+    assert refused.status_code == 422

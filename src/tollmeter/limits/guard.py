@@ -319,7 +319,9 @@ class Guard:
         want = max(need + estimate, smallest * self.settings.lease_fraction)
         try:
             grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
-                                     lease_id=lease_id)
+                                     lease_id=lease_id,
+                                     # The limits are unknown here before a first grant: the store sizes it.
+                                     want_fraction=None if budget.states else self.settings.lease_fraction)
         except BudgetsUnavailable as exc:
             return self._unreachable(budget, estimate, tokens, exc)
         rate = self.store.rate_limit_for(budget.tenant_id)

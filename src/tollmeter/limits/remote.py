@@ -52,9 +52,12 @@ class RemoteBudgets:
     # -- what the guard asks --------------------------------------------------------------------
 
     def grant(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float, need: Decimal = _ZERO,
-              lease_id: str | None = None, at: datetime | None = None) -> Grant:
+              lease_id: str | None = None, at: datetime | None = None,
+              want_fraction: Decimal | None = None) -> Grant:
         body: dict[str, Any] = {"tenant_id": tenant_id, "holder": holder, "want_usd": str(want),
                                 "need_usd": str(need), "ttl_seconds": ttl}
+        if want_fraction is not None:
+            body["want_fraction"] = str(want_fraction)
         if lease_id is not None:
             body["lease_id"] = lease_id
         data = self._call("POST", "/v1/leases", json=body)
@@ -73,7 +76,7 @@ class RemoteBudgets:
         return self._rates.get(tenant_id)
 
     def release(self, lease_id: str) -> None:
-        self._call("DELETE", f"/v1/leases/{quote(lease_id, safe='')}")
+        self._call("DELETE", f"/v1/leases/{segment(lease_id)}")
 
     # -- the Meter's API ------------------------------------------------------------------------
 

@@ -29,8 +29,11 @@ def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, A
     if body.need_usd > body.want_usd:
         raise HTTPException(422, "need_usd must not exceed want_usd")
     ttl = min(body.ttl_seconds, state.settings.max_lease_ttl)
+    if body.want_fraction is not None and body.want_fraction > 1:
+        raise HTTPException(422, "want_fraction is a fraction of a limit: at most 1")
     grant = with_retries(lambda: store.grant(body.tenant_id, body.holder, body.want_usd, ttl=ttl,
-                                             need=body.need_usd, lease_id=body.lease_id))
+                                             need=body.need_usd, lease_id=body.lease_id,
+                                             want_fraction=body.want_fraction))
     return wire.grant(grant, store.rate_limit_for(body.tenant_id), want=body.want_usd)
 
 

@@ -149,6 +149,9 @@ class LeaseIn(BaseModel):
         30.0)
     lease_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="a lease of yours to extend")
+    want_fraction: Annotated[Decimal, BeforeValidator(_money_in), WithJsonSchema(_MONEY_SCHEMA)] | None = Field(
+        default=None, description="ask for this fraction of the tenant's smallest limit if it is more than "
+                                  "want_usd (an agent that does not know the limits yet), e.g. \"0.05\"")
 
 
 class LeaseLimitOut(BaseModel):

@@ -294,12 +294,15 @@ class Store:
         return {freq: rows.get(key, _ZERO) for freq, key in keys.items()}
 
     def grant(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float, need: Decimal = _ZERO,
-              lease_id: str | None = None, at: datetime | None = None) -> Grant:
+              lease_id: str | None = None, at: datetime | None = None,
+              want_fraction: Decimal | None = None) -> Grant:
         """Lease budget to `holder` (a new lease, or more on `lease_id`): `need` USD at least,
-        or nothing when the limits do not leave that much; up to `want`, but never more than a
-        quarter of what is left beyond the need, so that near a limit every process's lease
-        shrinks and little budget sits unused in one process while another is refused.
-        What the limits leave is the limit minus settled spend minus every active lease."""
+        or nothing when the limits do not leave that much; up to `want` (or `want_fraction` of
+        the tenant's smallest limit, if more: a holder that does not know the limits yet asks
+        so), but never more than a quarter of what is left beyond the need, so that near a
+        limit every process's lease shrinks and little budget sits unused in one process while
+        another is refused. What the limits leave is the limit minus settled spend minus every
+        active lease."""
         at = at or _now()
         ls = schema.leases
         with self.transaction() as conn:
@@ -313,6 +316,8 @@ class Store:
             conn.execute(delete(ls).where(ls.c.project_id == self.project, ls.c.expires_at <= at))
             states = self._states(conn, tenant_id, limits, at)
             available = min(state.available_usd for state in states)
+            if want_fraction is not None:
+                want = max(want, min(lim.limit_usd for lim in limits) * want_fraction)
             if available < need or available <= 0:
                 granted = _ZERO
             else:
