@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .context import Scope, current_scope
+from .context import Scope
+from .context import current_scope as _current_scope
 from .instrument.hooks import InstrumentSettings
 from .limits.request import CallRequest
 from .pipeline import Reserved
@@ -30,15 +31,20 @@ class MeterHooks:
         self._default = Scope(config.default_tenant) if config.default_tenant is not None else None
         self._limits = limits
         self._pipeline = pipeline
+        self._queue = pipeline.worker.submit
         self.fault = faults
 
     def scope(self) -> Scope | None:
-        scope = current_scope()
+        scope = _current_scope()
         return self._default if scope is None else scope
 
     def _request(self, call: Call) -> CallRequest | None:
+        """The call as the limits see it, or None when no limit applies (the common case: a
+        tenant known to have none costs a dictionary look-up)."""
         scope = call.scope
-        tenant = scope.tenant_id if scope is not None else None
+        if scope is None:
+            return None
+        tenant = scope.tenant_id
         if tenant is None or self._limits.unlimited(tenant):
             return None
         return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
@@ -56,7 +62,8 @@ class MeterHooks:
     def finished(self, call: Call) -> None:
         reservation = call.ticket
         if reservation is None:
-            self._pipeline.submit(call)
+            if not self._queue(call):  # the worker's submit, straight: this runs for every call
+                self._pipeline.refused(call)
             return
         reserved = Reserved(call)
         self._limits.finished(reservation, reserved)

@@ -63,11 +63,15 @@ class Pipeline:
         """Queue a finished call; `urgent` wakes the worker now (a call admitted on less than
         its worst case is settled at once, to keep its tenant's view of its budget exact)."""
         if not self.worker.submit(item, urgent):
-            if self.worker.stopping:
-                logger.debug("tollmeter: an event recorded after shutdown was dropped")
-                return
-            self._faults.warn_once(
-                "queue full", f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events")
+            self.refused(item)
+
+    def refused(self, item: Any) -> None:
+        """The worker's queue did not take `item` (counted as dropped there)."""
+        if self.worker.stopping:
+            logger.debug("tollmeter: an event recorded after shutdown was dropped")
+            return
+        self._faults.warn_once(
+            "queue full", f"tollmeter: the event queue is full ({self.config.max_queue_size}); dropping events")
 
     # -- settlement (the worker, or a caller short of budget) -----------------------------------
 

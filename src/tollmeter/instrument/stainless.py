@@ -30,9 +30,11 @@ class StainlessEndpoint(Endpoint):
     _stream: ClassVar[type | None] = None
     _async_stream: ClassVar[type | None] = None
     _raw: ClassVar[tuple[type, ...]] = ()
+    _kinds: ClassVar[dict[type, Kind]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._kinds = {}
         sdk = cls.__dict__.get("sdk")
         if sdk is not None:
             cls._stream = getattr(sdk, "Stream", None)
@@ -52,19 +54,30 @@ class StainlessEndpoint(Endpoint):
         return None
 
     def classify(self, result: Any) -> Kind:
-        if self._stream is not None and isinstance(result, self._stream):
-            return Kind.STREAM
-        if self._async_stream is not None and isinstance(result, self._async_stream):
-            return Kind.STREAM
-        if self._raw and isinstance(result, self._raw):
-            return Kind.RAW
-        return Kind.VALUE
+        kinds = self._kinds  # by type: one dictionary look-up per call
+        kind = kinds.get(type(result))
+        if kind is None:
+            if self._stream is not None and isinstance(result, self._stream):
+                kind = Kind.STREAM
+            elif self._async_stream is not None and isinstance(result, self._async_stream):
+                kind = Kind.STREAM
+            elif self._raw and isinstance(result, self._raw):
+                kind = Kind.RAW
+            else:
+                kind = Kind.VALUE
+            if len(kinds) > 256:
+                kinds.clear()
+            kinds[type(result)] = kind
+        return kind
 
     def provider_of(self, instance: Any, call: Call) -> str:
         """The provider behind the client that owns this resource, by its base URL."""
         client = getattr(instance, "_client", None)
-        # `_base_url` first: the public property costs microseconds on some clients.
-        base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+        # The URL the client stores, read from its __dict__: `_base_url` and `base_url` are
+        # properties on some releases (openai 3.x: an import and a call, over a microsecond).
+        stored = getattr(client, "__dict__", None) or {}
+        base_url = (stored.get("_configured_base_url") or stored.get("_base_url")
+                    or getattr(client, "_base_url", None) or getattr(client, "base_url", None))
         if base_url is None:
             return self.default_provider
         cached = _by_base_url.get(id(base_url))

@@ -1,7 +1,7 @@
 """BatchWorker: a bounded in-memory queue drained in batches by one background thread.
 
-The caller's side (`submit`) takes a lock, appends and returns: no I/O, no allocation beyond the
-queue slot. The thread starts on the first submit and hands batches of up to `max_batch_size`
+The caller's side (`submit`) appends to a deque (atomic in CPython) and returns: no lock, no
+I/O, no allocation beyond the queue slot; it takes the lock only to start or wake the thread. The thread starts on the first submit and hands batches of up to `max_batch_size`
 items to `handle_batch` every `flush_interval` seconds, or as soon as a full batch is queued.
 After `fork()` the child gets an empty queue and a fresh thread: the parent's items stay the
 parent's to deliver.
@@ -48,8 +48,9 @@ class BatchWorker:
         self._progress = threading.Condition(self._lock)
         self._queue: deque[Any] = deque()
         self._thread: threading.Thread | None = None
-        self._submitted = 0
+        #: Items handled, and popped but not handled yet (both changed under the lock).
         self._handled = 0
+        self._in_flight = 0
         self._dropped = 0
         self._flush_wanted = False
         self._stopping = False
@@ -60,24 +61,31 @@ class BatchWorker:
     def submit(self, item: Any, urgent: bool = False) -> bool:
         """Queue `item`; False (and counted as dropped) when the queue is full or shut down.
         An `urgent` item wakes the worker now instead of at the next interval."""
-        with self._lock:
-            if self._stopping or len(self._queue) >= self._max_queue_size:
+        queue = self._queue
+        if self._stopping or len(queue) >= self._max_queue_size:
+            with self._lock:
                 self._dropped += 1
-                return False
-            self._queue.append(item)
-            self._submitted += 1
+            return False
+        queue.append(item)
+        # A full batch wakes the worker once: as it finishes a batch it takes the next one at
+        # once if there is a full one waiting (waking it on every submit past that costs each
+        # caller a lock the worker is holding).
+        if urgent or self._thread is None or len(queue) == self._max_batch_size:
+            self._wake(urgent)
+        return True
+
+    def _wake(self, urgent: bool) -> None:
+        fault = None
+        with self._lock:
             if self._thread is None:
-                fault = self._start()
+                if not self._stopping:
+                    fault = self._start()
             else:
-                fault = None
                 if urgent:
                     self._flush_wanted = True
-                    self._has_work.notify()
-                elif len(self._queue) >= self._max_batch_size:
-                    self._has_work.notify()
+                self._has_work.notify()
         if fault is not None:
             self._fault(fault, "starting the background worker")
-        return True
 
     def _fault(self, exc: BaseException, what: str) -> None:
         if self._on_fault is not None:
@@ -95,7 +103,7 @@ class BatchWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         fault = None
         with self._lock:
-            target = self._submitted
+            target = self._handled + self._in_flight + len(self._queue)
             if self._handled >= target:
                 return True
             if self._thread is None and not self._stopping:
@@ -128,13 +136,17 @@ class BatchWorker:
         if thread is threading.current_thread():
             return not self._queue
         thread.join(timeout)
-        return not thread.is_alive()
+        if thread.is_alive():
+            return False
+        self._drain_here()  # anything a caller appended as the thread was stopping
+        return True
 
     def _drain_here(self) -> None:
         while True:
             with self._lock:
                 count = min(len(self._queue), self._max_batch_size)
                 batch = [self._queue.popleft() for _ in range(count)]
+                self._in_flight = count
             if not batch:
                 return
             try:
@@ -143,6 +155,7 @@ class BatchWorker:
                 self._fault(exc, f"handling a batch of {count} events")
             with self._lock:
                 self._handled += count
+                self._in_flight = 0
                 self._progress.notify_all()
 
     @property
@@ -155,7 +168,8 @@ class BatchWorker:
 
     @property
     def submitted(self) -> int:
-        return self._submitted
+        """Items taken so far (handled, being handled, or queued)."""
+        return self._handled + self._in_flight + len(self._queue)
 
     @property
     def stopping(self) -> bool:
@@ -189,6 +203,7 @@ class BatchWorker:
                     self._has_work.wait(remaining)
                 count = min(len(self._queue), self._max_batch_size)
                 batch = [self._queue.popleft() for _ in range(count)]
+                self._in_flight = count
                 if not self._queue:
                     self._flush_wanted = False
                 stopping = self._stopping
@@ -204,6 +219,7 @@ class BatchWorker:
                     self._fault(exc, f"handling a batch of {count} events")
                 with self._lock:
                     self._handled += count
+                    self._in_flight = 0
                     self._progress.notify_all()
             elif stopping:
                 return
