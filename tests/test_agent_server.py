@@ -33,8 +33,9 @@ def _app_process(base: str, key: str, index: int, spool: str, queue) -> None:
         with mock_http() as router:
             router.route(host="127.0.0.1").pass_through()  # the metering server is real
             provider = router.post(CHAT).mock(side_effect=billed)
+            # The strict bound (spent <= limit) is the worst_case policy's; adaptive's is looser.
             meter = Meter(MeterConfig(url=f"{base}/v1/ingest", api_key=key, flush_interval=0.05,
-                                      spool_dir=spool))
+                                      spool_dir=spool, reservation="worst_case"))
             meter.patch("openai")
             client = openai.OpenAI(api_key="k", max_retries=0)
 

@@ -13,7 +13,6 @@ from .context import Scope
 from .context import current_scope as _current_scope
 from .instrument.hooks import InstrumentSettings
 from .limits.request import CallRequest
-from .pipeline import Reserved
 
 if TYPE_CHECKING:
     from .config import MeterConfig
@@ -62,12 +61,12 @@ class MeterHooks:
     def finished(self, call: Call) -> None:
         reservation = call.ticket
         if reservation is None:
-            if not self._queue(call):  # the worker's submit, straight: this runs for every call
-                self._pipeline.refused(call)
-            return
-        reserved = Reserved(call)
-        self._limits.finished(reservation, reserved)
-        self._pipeline.submit(reserved, urgent=reservation.fallback)
+            urgent = False
+        else:
+            self._limits.finished(reservation, call)
+            urgent = reservation.fallback
+        if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
+            self._pipeline.refused(call)
 
     def abandoned(self, call: Call) -> None:
         if call.ticket is not None:

@@ -1,6 +1,6 @@
 """The background half of every call: event -> price -> settle -> store -> on_event -> deliver.
 
-The caller's thread only queues what finished (`submit`: a lock and an append). One batching
+The caller's thread only queues what finished (`submit`: an append). One batching
 worker thread builds each event (`Call.to_event`, the one place events are made), prices it,
 replaces its limit reservation by its real cost, writes it to the embedded store, hands it to
 `on_event` and ships it to the server.
@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tollmeter")
 
 
-class Reserved:
-    """A finished call that holds a limit reservation, until it is settled (by the worker, or
-    by its tenant's next call when that one is short of budget: see limits/guard.py)."""
-
-    __slots__ = ("call", "settled")
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.settled: Settled | None = None
-
-
 class Pipeline:
     def __init__(self, config: MeterConfig, faults: Faults, pricing: Callable[[], Pricer],
                  limits: LimitKeeper, delivery: Delivery | None, ledger: Callable[[], Ledger] | None = None) -> None:
@@ -59,7 +48,7 @@ class Pipeline:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def submit(self, item: Call | Reserved | LLMEvent | RunResolution, urgent: bool = False) -> None:
+    def submit(self, item: Call | LLMEvent | RunResolution, urgent: bool = False) -> None:
         """Queue a finished call; `urgent` wakes the worker now (a call admitted on less than
         its worst case is settled at once, to keep its tenant's view of its budget exact)."""
         if not self.worker.submit(item, urgent):
@@ -75,20 +64,21 @@ class Pipeline:
 
     # -- settlement (the worker, or a caller short of budget) -----------------------------------
 
-    def settle(self, reserved: Reserved) -> None:
-        """Build and price a reserved call's event and replace its reservation by its cost.
-        Runs once per call (the guard serialises it); the reservation is always settled."""
-        event = self._event(reserved.call)
+    def settle(self, call: Call) -> None:
+        """Build and price a reserved call's event and replace its reservation by its cost
+        (the result stays on the reservation for the worker). Runs once per call (the guard
+        serialises it); the reservation is always settled."""
+        event = self._event(call)
         if event is not None and self.config.pricing:
             self._price(event)
         try:
-            reserved.settled = self._limits.settle(reserved.call.ticket, event)
+            call.ticket.result = self._limits.settle(call.ticket, event)
         except Exception as fault:
             self._faults(fault, "settling a reservation")
 
     # -- the worker -----------------------------------------------------------------------------
 
-    def handle_batch(self, items: list[Call | Reserved | LLMEvent | RunResolution]) -> None:
+    def handle_batch(self, items: list[Call | LLMEvent | RunResolution]) -> None:
         events: list[LLMEvent] = []
         settled: list[Settled | None] = []
         resolutions: list[RunResolution] = []
@@ -100,9 +90,9 @@ class Pipeline:
                     self._price(item)
                 events.append(item)
                 settled.append(None)
-            elif type(item) is Reserved:
-                self._limits.settle_one(item.call.ticket)  # unless a caller already did
-                done = item.settled
+            elif item.ticket is not None:  # type: ignore[union-attr]  # a call with a reservation
+                self._limits.settle_one(item.ticket)  # type: ignore[union-attr]  # unless a caller already did
+                done = item.ticket.result  # type: ignore[union-attr]
                 if done is not None:
                     events.append(done.event)
                     settled.append(done)

@@ -18,7 +18,7 @@ from .call import Call
 from .endpoint import Endpoint, Kind
 from .fields import field
 from .registry import Patch
-from .streams import close_patches, raw_response_patches
+from .streams import close_patches
 
 
 class StainlessEndpoint(Endpoint):
@@ -105,9 +105,5 @@ _by_base_url: dict[int, tuple[Any, str]] = {}
 
 
 def lifecycle_patches(sdk: str) -> list[Patch]:
-    """The stream and raw-response hooks a Stainless SDK package needs (see streams.py)."""
-    return [
-        *close_patches(f"{sdk}._streaming", ("Stream", "AsyncStream")),
-        *raw_response_patches(f"{sdk}._response", ("APIResponse", "AsyncAPIResponse")),
-        *raw_response_patches(f"{sdk}._legacy_response", ("LegacyAPIResponse",), closes=False),
-    ]
+    """The stream hooks a Stainless SDK package needs (see streams.py)."""
+    return close_patches(f"{sdk}._streaming", ("Stream", "AsyncStream"))

@@ -8,9 +8,8 @@ The caller always gets the SDK's own object back (`type(result) is type(unpatche
   `close`, see `close_patches`) or dropping it ends the call.
 - A generator result (google-genai, cohere, `@meter.track`) is handed back as a generator
   over the same observer.
-- A raw response (`with_raw_response`, `with_streaming_response`) is tracked by identity;
-  class-level hooks on `parse` and `close` (`raw_response_patches`) and its collection end
-  the call.
+- A raw response (`with_raw_response`, `with_streaming_response`) gets its `parse` and
+  `close` shadowed on that one object; those and its collection end the call.
 - A stream manager whose request goes out on `__enter__` gets its request callable replaced
   (`start_on_enter`); a manager dropped unentered abandons the call.
 
@@ -247,17 +246,13 @@ class _RawState:
         self.parsed = False
 
 
-#: raw response -> its call, until the response is parsed, closed or collected.
-_raw: weakref.WeakKeyDictionary[Any, _RawState] = weakref.WeakKeyDictionary()
-
-
 def observe_raw_response(raw: Any, call: Call) -> Any:
     """`with_raw_response` / `with_streaming_response` results, returned as they are.
 
     A plain (non-stream) response whose body is already read is parsed now (the SDK caches the
-    parse, so the caller's own `parse()` gets the same object). Otherwise the response is
-    remembered: its `parse()` (the hooks of `raw_response_patches`), `close()` or collection
-    records the call.
+    parse, so the caller's own `parse()` gets the same object). Otherwise the response's own
+    `parse` and `close` are shadowed on this one object (`_RawHooks`; its class is untouched,
+    so the SDK's every other response pays nothing) and its collection records the call.
     """
     if not call.stream and _body_is_read(raw):
         parse = getattr(raw, "parse", None)
@@ -267,7 +262,10 @@ def observe_raw_response(raw: Any, call: Call) -> Any:
             return raw
         parsed.close()  # an async parse of a read body: not run here
     state = _RawState(call)
-    _raw[raw] = state
+    hooks = _RawHooks(weakref.ref(raw), state)
+    raw.parse = hooks.parse
+    if callable(getattr(type(raw), "close", None)):
+        raw.close = hooks.close
     weakref.finalize(raw, _finish_unparsed, state, getattr(raw, "http_response", None))
     return raw
 
@@ -277,44 +275,35 @@ def _body_is_read(raw: Any) -> bool:
     return bool(getattr(http, "is_stream_consumed", False))
 
 
-def raw_response_patches(module: str, owners: tuple[str, ...], *, closes: bool = True) -> list[Any]:
-    """Hooks on `parse` (and `close`) of raw-response classes, for the responses observed."""
-    from .registry import Patch
+class _RawHooks:
+    """`parse` and `close` of one observed raw response: its class's own methods, then the
+    call's bookkeeping. Holds the response weakly (it lives in the response's __dict__)."""
 
-    def parse_factory(hooks: Any) -> Callable[..., Any]:
-        def on_parse(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-            parsed = wrapped(*args, **kwargs)
-            state = _raw.get(instance)
-            if state is None:
-                return parsed
-            if inspect.isawaitable(parsed):
-                return _parsed_async(state, parsed)
-            return _took(state, parsed)
+    __slots__ = ("raw", "state")
 
-        return on_parse
+    def __init__(self, raw: weakref.ref, state: _RawState) -> None:
+        self.raw = raw
+        self.state = state
 
-    def close_factory(hooks: Any) -> Callable[..., Any]:
-        def on_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-            state = _raw.get(instance)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException:
-                if state is not None:
-                    _finish_unparsed(state, getattr(instance, "http_response", None))
-                raise
-            if state is None:
-                return result
-            if inspect.isawaitable(result):
-                return _closed_async(state, result, getattr(instance, "http_response", None))
-            _finish_unparsed(state, getattr(instance, "http_response", None))
-            return result
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        raw = self.raw()
+        parsed = type(raw).parse(raw, *args, **kwargs)
+        if inspect.isawaitable(parsed):
+            return _parsed_async(self.state, parsed)
+        return _took(self.state, parsed)
 
-        return on_close
-
-    patches = [Patch(module, f"{owner}.parse", wrapper=parse_factory) for owner in owners]
-    if closes:
-        patches += [Patch(module, f"{owner}.close", wrapper=close_factory) for owner in owners]
-    return patches
+    def close(self, *args: Any, **kwargs: Any) -> Any:
+        raw = self.raw()
+        http = getattr(raw, "http_response", None)
+        try:
+            result = type(raw).close(raw, *args, **kwargs)
+        except BaseException:
+            _finish_unparsed(self.state, http)
+            raise
+        if inspect.isawaitable(result):
+            return _closed_async(self.state, result, http)
+        _finish_unparsed(self.state, http)
+        return result
 
 
 async def _parsed_async(state: _RawState, awaitable: Any) -> Any:

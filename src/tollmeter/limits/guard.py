@@ -8,8 +8,8 @@ transaction, not one per call); when the store has none left, the call is refuse
 `LimitExceededException` and nothing is sent. After the call the reservation is replaced by
 the real cost on the background worker, which writes the spend and takes it off the lease in
 the same transaction. Until then the finished call's reservation still counts; a tenant whose
-next call does not fit settles its finished calls first, on its own thread (`finished`,
-`settle_finished`), so that a reservation already replaced in fact never refuses a call.
+next call does not fit settles its finished calls first, on its own thread (`settle_finished`),
+so that a reservation already replaced in fact never refuses a call.
 
 Because every reservation fits inside a lease and the leases of all processes together never
 exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
@@ -112,7 +112,8 @@ class Observed:
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled", "model", "fallback")
+    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled", "model", "fallback",
+                 "record", "claimed", "result")
 
     def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
                  window_entry: list | None) -> None:
@@ -126,10 +127,21 @@ class Reservation:
         self.model: tuple[str | None, str | None] | None = None
         #: True when less than the worst case was reserved (the adaptive policy's fallback).
         self.fallback = False
+        #: What settles the call once it ended (set by `finished`; opaque here), whether someone
+        #: took it to settle, and what that settlement gave (opaque: the settler's).
+        self.record: Any = None
+        self.claimed = False
+        self.result: Any = None
 
     @property
     def tenant_id(self) -> str:
         return self.budget.tenant_id
+
+
+def _opened(reservation: Reservation) -> Reservation:
+    """Under the guard's lock: a new reservation, counted among its budget's open ones."""
+    reservation.budget.open.add(reservation)
+    return reservation
 
 
 class Budget:
@@ -138,7 +150,7 @@ class Budget:
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
-                 "refilling", "remaining_at_grant", "finished", "settling")
+                 "refilling", "remaining_at_grant", "open", "settling")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -161,8 +173,9 @@ class Budget:
         #: [monotonic time, tokens] of the calls of the last minute, for rate limits.
         self.window: deque[list] = deque()
         self.last_used = 0.0
-        #: Reservations of calls that ended and are not settled yet -> what settles them.
-        self.finished: dict[Reservation, Any] = {}
+        #: Reservations not settled yet: of calls under way, and of calls that ended (their
+        #: `record` set) waiting for the worker.
+        self.open: set[Reservation] = set()
         #: Held while finished calls are settled (by the worker, or by a caller short of budget).
         self.settling = threading.Lock()
 
@@ -222,7 +235,7 @@ class Guard:
         estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
-        if reservation is None and budget.finished and self.settle_finished(budget):
+        if reservation is None and budget.open and self.settle_finished(budget):
             with self._lock:
                 reservation = self._reserve(budget, now, estimate, tokens)
         if reservation is not None:
@@ -266,7 +279,7 @@ class Guard:
         with self._lock:
             budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
         estimate, tokens = self.estimate(request)
-        if budget.finished:
+        if budget.open:
             self.settle_finished(budget)  # what the lease asks for counts their real costs
         # One refill per tenant at a time: the threads that queue behind it usually find the
         # budget it brought back enough, without a trip to the store of their own.
@@ -304,10 +317,10 @@ class Guard:
             return None
         entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
         if budget.unlimited:
-            return Reservation(budget, _ZERO, None, tokens, entry) if entry is not None else None
+            return _opened(Reservation(budget, _ZERO, None, tokens, entry)) if entry is not None else None
         budget.reserved += estimate
         budget.last_used = now
-        return Reservation(budget, estimate, budget.lease_id, tokens, entry)
+        return _opened(Reservation(budget, estimate, budget.lease_id, tokens, entry))
 
     def _grant(self, budget: Budget, estimate: Decimal, tokens: int | None) -> Reservation | None:
         """Lease more budget from the store; with `tokens`, reserve the call in the same step."""
@@ -377,9 +390,9 @@ class Guard:
                     raise self._refusal(budget, estimate)
                 budget.reserved += estimate
                 budget.last_used = now
-                return Reservation(budget, estimate, None, tokens, None)
+                return _opened(Reservation(budget, estimate, None, tokens, None))
             # Nothing known about this tenant: let the call through, counted locally.
-            return Reservation(budget, _ZERO, None, tokens, None)
+            return _opened(Reservation(budget, _ZERO, None, tokens, None))
 
     def estimate(self, request: CallRequest) -> tuple[Decimal, int]:
         """The call's worst-case cost and tokens."""
@@ -441,32 +454,32 @@ class Guard:
     # -- the background worker ------------------------------------------------------------------
 
     def finished(self, reservation: Reservation, record: Any) -> None:
-        """The call holding `reservation` ended (caller's thread): it waits for settlement,
-        which `settle_finished` or the worker (`settle_one`) do by settling `record`."""
-        budget = reservation.budget
-        with self._lock:
-            if not reservation.settled:
-                budget.finished[reservation] = record
+        """The call holding `reservation` ended (caller's thread; no lock: one attribute): it
+        waits for settlement, which `settle_finished` or the worker (`settle_one`) do by
+        settling `record`."""
+        reservation.record = record
 
     def settle_one(self, reservation: Reservation) -> None:
         """Settle one finished call unless a caller short of budget already did (the worker)."""
         budget = reservation.budget
         with budget.settling:
             with self._lock:
-                record = budget.finished.pop(reservation, None)
-            if record is not None:
-                self._settle(record)
+                if reservation.claimed:
+                    return
+                reservation.claimed = True
+            self._settle(reservation.record)
 
     def settle_finished(self, budget: Budget) -> bool:
         """Settle every finished call of the tenant now (a caller whose call did not fit).
         True if any was settled."""
         with budget.settling:
             with self._lock:
-                records = list(budget.finished.values())
-                budget.finished.clear()
-            for record in records:
-                self._settle(record)
-        return bool(records)
+                todo = [r for r in budget.open if r.record is not None and not r.claimed]
+                for reservation in todo:
+                    reservation.claimed = True
+            for reservation in todo:
+                self._settle(reservation.record)
+        return bool(todo)
 
     def _settle(self, record: Any) -> None:
         if self._settle_record is None:
@@ -484,7 +497,7 @@ class Guard:
             if output_tokens is not None and reservation.model is not None:
                 self.observed.add(reservation.model, output_tokens)
             reservation.settled = True
-            budget.finished.pop(reservation, None)
+            budget.open.discard(reservation)
             budget.reserved -= reservation.estimate_usd
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
@@ -498,6 +511,7 @@ class Guard:
             if reservation.settled:
                 return
             reservation.settled = True
+            budget.open.discard(reservation)
             budget.reserved -= reservation.estimate_usd
             if reservation.window_entry is not None:
                 try:
