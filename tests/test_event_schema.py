@@ -386,7 +386,7 @@ def _strategy(f: EventField) -> st.SearchStrategy:
     value = {
         Kind.TEXT: lambda: st.text(_TEXT, max_size=f.max_length),
         Kind.COUNT: lambda: st.integers(0, 2**31 - 1),  # the INTEGER column's range
-        Kind.TOKENS: lambda: st.integers(0, 2**63 - 1),
+        Kind.TOKENS: lambda: st.integers(0, validation.MAX_TOKENS),  # what the server takes (10^12)
         Kind.STATUS: lambda: st.integers(100, 599),
         Kind.DURATION: lambda: st.floats(min_value=0, allow_nan=False, allow_infinity=False),
         Kind.MONEY: _money,

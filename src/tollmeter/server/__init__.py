@@ -9,12 +9,13 @@ share one database (SQLite on one machine, PostgreSQL anywhere). See docs/server
     state.py      what the app holds while it runs: the store, the pricer, the settings
     auth.py       API keys: created, listed, revoked, looked up by hash
     deps.py       request dependencies: the server's state, the Bearer key's project
-    body.py       reading a request body within limits; gzip decompressed as a stream
+    body.py       reading a request body within limits; gzip decompressed as a stream; strict JSON
     validation.py one wire event checked field by field (content fields refused)
     pricing.py    pricing on arrival, and `reprice` of stored unpriced events
     wire.py       money, times and limit states as JSON
     models.py     request and response models (validation of small bodies, OpenAPI)
-    retry.py      a transaction again after a PostgreSQL deadlock or serialization failure
+    retry.py      a transaction again after a PostgreSQL deadlock or serialization failure;
+                  which writes failed because a total overflowed its column
     ingest.py     POST /v1/ingest
     limits.py     /v1/limits, /v1/rate-limits, /v1/tenants/{tenant}/spend
     leases.py     /v1/leases

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -67,9 +68,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer, except that a NaN or an Infinity in the body (Python's JSON
-        # reader takes them) is echoed as text: the answer cannot carry them as numbers.
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+        # FastAPI's own answer, except that what it echoes must be JSON that UTF-8 can carry:
+        # a NaN or an Infinity in the body (Python's JSON reader takes them) is echoed as text,
+        # an unpaired surrogate ("\ud800" in the body) as its escape.
+        return JSONResponse({"detail": _echoable(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -86,14 +88,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     return app
 
 
-def _finite(value: Any) -> Any:
+def _echoable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_echoable(k): _echoable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [_echoable(v) for v in value]
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -1,13 +1,22 @@
 """A request body read within limits: at most `max_body_bytes` as sent (refused as soon as the
 Content-Length or the bytes received pass it), and at most `max_decompressed_bytes` once
 gunzipped. Decompression is a stream (`zlib.decompressobj` with `max_length`), so a gzip bomb is
-refused after the limit's worth of output, never inflated whole into memory."""
+refused after the limit's worth of output, never inflated whole into memory.
+
+JSON is read strictly (RFC 8259): Python's reader takes `NaN` and `Infinity`, which JSON does not
+have; the server refuses them in every body (`parse_json` for the ingest body, `StrictJSONRoute`
+for the bodies FastAPI reads, which also refuses a number too large for a float, like `1e999`:
+an ingest batch refuses the event that has one instead, not the batch)."""
 
 from __future__ import annotations
 
 import json
+import math
 import zlib
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, Coroutine
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
 
 class PayloadError(Exception):
@@ -89,6 +98,40 @@ def decode(body: bytes, encoding: str, max_decompressed: int) -> bytes:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:32]} is too large for a JSON number")
+    return number
+
+
+class StrictJSONRequest(Request):
+    """A request whose JSON body is read strictly: FastAPI answers 422 to NaN, Infinity or 1e999."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+            except json.JSONDecodeError:
+                raise
+            except ValueError as exc:  # NaN, Infinity, 1e999 (or not UTF-8)
+                raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """The server's routes: their JSON bodies read strictly (`APIRouter(route_class=...)`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict
 
 
 def parse_json(data: bytes) -> Any:

@@ -8,7 +8,6 @@ rules refuse (a plan without its amounts, negative money, an unknown group, ...)
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -20,29 +19,25 @@ from ..business.plans import PlanError, money
 from ..business.report import CSV_MEDIA_TYPE, leaks_csv, margin_csv
 from ..business.wire import customer_to_dict, parse_when, resolution_to_dict
 from ..store.ledger import Ledger, RunAlreadyResolved
+from .body import StrictJSONRoute
 from .deps import ProjectStore
-from .models import CustomerIn, CustomerOut, CustomersOut, LeaksOut, MarginOut, ResolutionOut, ResolveIn
+from .models import (CustomerIn, CustomerOut, CustomersOut, LeaksOut, MarginOut, ResolutionOut, ResolveIn,
+                     StorableText)
 from .retry import with_retries
 from .validation import Invalid, validate_resolution
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 
 #: The longest range of days a margin report covers (ten years).
 MAX_REPORT_DAYS = 3660
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 _CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}},
               "description": "JSON, or CSV with `Accept: text/csv`"}}
 # (GET /v1/margin answers its dict as it is, so that each row's group comes before its measures.)
 _REFUSED = {422: {"description": "a value the business rules refuse; `detail` names it"}}
 
-TenantPath = Annotated[str, Path(min_length=1, max_length=255, description="tenant id (percent-encoded)")]
-RunPath = Annotated[str, Path(min_length=1, max_length=255, description="run id (percent-encoded)")]
-
-
-def _path_id(value: str, name: str) -> str:
-    if _BAD_TEXT.search(value):
-        raise HTTPException(422, f"{name}: contains a NUL or an unpaired surrogate")
-    return value
+TenantPath = Annotated[str, Path(min_length=1, max_length=255, description="tenant id (percent-encoded)"),
+                       StorableText]
+RunPath = Annotated[str, Path(min_length=1, max_length=255, description="run id (percent-encoded)"), StorableText]
 
 
 def _refused(exc: Exception) -> HTTPException:
@@ -61,7 +56,7 @@ def list_customers(store: ProjectStore) -> dict[str, Any]:
 @router.get("/v1/customers/{tenant_id:path}", response_model=CustomerOut, tags=["customers"],
             summary="A customer", responses={404: {"description": "no such customer"}})
 def get_customer(tenant_id: TenantPath, store: ProjectStore) -> dict[str, Any]:
-    found = Ledger(store).customer(_path_id(tenant_id, "tenant_id"))
+    found = Ledger(store).customer(tenant_id)
     if found is None:
         raise HTTPException(404, f"no customer {tenant_id!r}")
     return customer_to_dict(found)
@@ -70,7 +65,6 @@ def get_customer(tenant_id: TenantPath, store: ProjectStore) -> dict[str, Any]:
 @router.put("/v1/customers/{tenant_id:path}", response_model=CustomerOut, tags=["customers"], responses=_REFUSED,
             summary="Create or update a customer: its name, and its plan and seats from a day on")
 def put_customer(tenant_id: TenantPath, body: CustomerIn, store: ProjectStore) -> dict[str, Any]:
-    _path_id(tenant_id, "tenant_id")
     plan = body.plan.model_dump(exclude_none=True) if body.plan is not None else None
     ledger = Ledger(store)
     try:
@@ -88,7 +82,7 @@ def put_customer(tenant_id: TenantPath, body: CustomerIn, store: ProjectStore) -
              summary="Resolve a run with its outcome (idempotent)",
              responses={**_REFUSED, 409: {"description": "the run was already resolved differently"}})
 def resolve_run(run_id: RunPath, body: ResolveIn, store: ProjectStore) -> dict[str, Any]:
-    raw = {"run_id": _path_id(run_id, "run_id"), **body.model_dump(exclude_none=True)}
+    raw = {"run_id": run_id, **body.model_dump(exclude_none=True)}
     if body.revenue_usd is not None:
         raw["revenue_usd"] = str(body.revenue_usd)  # (never "f": 1E+999999999 would be a billion digits)
     try:
@@ -124,7 +118,7 @@ def get_margin(
                                                                   "this month")] = None,
     until: Annotated[str | None, Query(max_length=64, description="end (exclusive), same forms; default: "
                                                                   "tomorrow")] = None,
-    tenant_id: Annotated[str | None, Query(max_length=255, description="one tenant only")] = None,
+    tenant_id: Annotated[str | None, Query(max_length=255, description="one tenant only"), StorableText] = None,
 ) -> Any:
     groups = ["tenant"] if group_by is None else [g.strip() for item in group_by for g in item.split(",") if g.strip()]
     try:
@@ -135,8 +129,6 @@ def get_margin(
     if (end - first).days > MAX_REPORT_DAYS:
         raise HTTPException(422, f"since/until: {(end - first).days} days, more than the {MAX_REPORT_DAYS} a report "
                                  "covers at most")
-    if tenant_id is not None:
-        _path_id(tenant_id, "tenant_id")
     report = Ledger(store).margin(chosen, since=first, until=end, tenant_id=tenant_id)
     if wants_csv(request.headers.get("accept")):
         return Response(margin_csv(report), media_type=CSV_MEDIA_TYPE)

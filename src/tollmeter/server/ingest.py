@@ -2,9 +2,14 @@
 the run resolutions the agent queued with them (`"resolutions": [...]`, `meter.resolve()`).
 
 Each event is validated on its own (validation.py): the good ones are stored, the bad ones are
-answered with their index and the reason. Idempotent on event_id, retries and concurrent
-duplicates included (the insert is ON CONFLICT DO NOTHING): an event is stored, priced into its
-tenant's spend and settled against its lease once, however often it arrives.
+answered with their index and the reason. An event whose counts or cost would take one of the
+totals the database keeps (a tenant's spend in a period, a day's usage of a tenant, agent and
+model) past the largest number its column holds is refused the same way, with the rest of the
+batch stored: the batch is stored in halves until the events that overflow are found.
+
+Idempotent on event_id, retries and concurrent duplicates included (the insert is ON CONFLICT
+DO NOTHING): an event is stored, priced into its tenant's spend and settled against its lease
+once, however often it arrives.
 
 Resolutions are stored after the batch's events (so a run resolved in the batch that carries
 its last events is known with them), each on its own: a run's first resolution stands, the
@@ -24,17 +29,18 @@ from ..business.plans import PlanError
 from ..store.ledger import Ledger
 from ..store.rows import event_row
 from ..store.store import Store
-from .body import PayloadError, PayloadTooLarge, content_encoding, decode, parse_json, read_limited
+from .body import (PayloadError, PayloadTooLarge, StrictJSONRoute, content_encoding, decode, parse_json,
+                   read_limited)
 from .deps import ProjectStore, State
 from .models import IngestResult
 from .pricing import price_on_arrival
-from .retry import with_retries
+from .retry import out_of_range, with_retries
 from .state import ServerState
-from .validation import Invalid, needs_pricing, validate_event, validate_resolution
+from .validation import Invalid, check_priced, needs_pricing, validate_event, validate_resolution
 
 logger = logging.getLogger("tollmeter.server")
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], route_class=StrictJSONRoute)
 
 _BODY_DOC = {
     "requestBody": {
@@ -89,34 +95,64 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str) ->
     seen: set[str] = set()
     repeated = 0
     unpriced: set[str] = set()
+    index_of: dict[str, int] = {}
     for index, raw in enumerate(events):
         try:
             event = validate_event(raw, now)
+            event_id = event["event_id"]
+            if event_id in seen:
+                repeated += 1
+                continue
+            if needs_pricing(event):
+                if not price_on_arrival(state.pricer, event):
+                    unpriced.add(event_id)
+                check_priced(event)
         except Invalid as exc:
             rejected.append({"index": index, "reason": str(exc)})
             continue
-        event_id = event["event_id"]
-        if event_id in seen:
-            repeated += 1
-            continue
         seen.add(event_id)
-        if needs_pricing(event) and not price_on_arrival(state.pricer, event):
-            unpriced.add(event_id)
+        index_of[event_id] = index
         lease_id = event.get("lease_id")
         if lease_id is not None:
             leases[event_id] = lease_id
         rows.append(event_row(event))
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
-    inserted = with_retries(lambda: store.add_events(rows, event_leases=leases)) if rows else []
+    overflowing: list[str] = []
+    inserted = _store_apart(store, rows, leases, overflowing) if rows else []
+    if overflowing:
+        rejected += [{"index": index_of[event_id], "reason": OVERFLOW_REASON} for event_id in overflowing]
+        rejected.sort(key=lambda item: item["index"])
     still_unpriced = sum(1 for event_id in inserted if event_id in unpriced)
     if rejected:
         logger.info("project %s: %d events stored, %d rejected", store.project, len(inserted), len(rejected))
-    answer: dict[str, Any] = {"accepted": len(inserted), "duplicates": len(rows) - len(inserted) + repeated,
-                              "unpriced": still_unpriced, "rejected": rejected}
+    duplicates = len(rows) - len(inserted) - len(overflowing) + repeated
+    answer: dict[str, Any] = {"accepted": len(inserted), "duplicates": duplicates, "unpriced": still_unpriced,
+                              "rejected": rejected}
     if resolutions is not None:
         answer.update(store_resolutions(store, resolutions, now))
     return answer
+
+
+OVERFLOW_REASON = ("its counts or cost would take a total the database keeps (its tenant's spend in a period, "
+                   "or the day's usage of its tenant, agent and model) past the largest number it holds")
+
+
+def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str], overflowing: list[str]) -> list[str]:
+    """Store `rows` in one transaction; if a total overflows, store each half apart (the
+    good events of the batch are stored, the events that overflow are added to `overflowing`).
+    Returns the ids stored now."""
+    try:
+        return with_retries(lambda: store.add_events(rows, event_leases=leases))
+    except Exception as exc:
+        if not out_of_range(exc):
+            raise
+    if len(rows) == 1:
+        overflowing.append(rows[0]["event_id"])
+        return []
+    middle = len(rows) // 2
+    return (_store_apart(store, rows[:middle], leases, overflowing)
+            + _store_apart(store, rows[middle:], leases, overflowing))
 
 
 def store_resolutions(store: Store, resolutions: list[Any], now: datetime) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from fastapi import APIRouter, HTTPException, Path, Response
 
 from ..store.store import DEFAULT_TENANT_LIMITS
 from . import wire
+from .body import StrictJSONRoute
 from .deps import ProjectStore, State
-from .models import LeaseIn, LeaseOut
+from .models import LeaseIn, LeaseOut, StorableText
 from .retry import with_retries
 
-router = APIRouter(tags=["leases"])
+router = APIRouter(tags=["leases"], route_class=StrictJSONRoute)
 
 
 @router.post("/v1/leases", response_model=LeaseOut, summary="Lease budget (a new lease, or more on yours)")
@@ -39,6 +40,7 @@ def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, A
 
 @router.delete("/v1/leases/{lease_id}", status_code=204, response_class=Response,
                summary="Give a lease's unspent budget back")
-def release_lease(lease_id: Annotated[str, Path(min_length=1, max_length=64)], store: ProjectStore) -> Response:
+def release_lease(lease_id: Annotated[str, Path(min_length=1, max_length=64), StorableText],
+                  store: ProjectStore) -> Response:
     store.release(lease_id)  # only the project's own leases; unknown or lapsed: nothing to do
     return Response(status_code=204)

@@ -14,13 +14,14 @@ from ..limits.periods import FREQUENCIES
 from ..limits.periods import frequency as check_frequency
 from ..store.store import DEFAULT_TENANT_LIMITS
 from . import wire
+from .body import StrictJSONRoute
 from .deps import ProjectStore
-from .models import LimitIn, RateLimitIn, RateLimitOut, Removed, TenantLimits, TenantSpend
+from .models import LimitIn, RateLimitIn, RateLimitOut, Removed, StorableText, TenantLimits, TenantSpend
 
-router = APIRouter(tags=["limits"])
+router = APIRouter(tags=["limits"], route_class=StrictJSONRoute)
 
 TenantPath = Annotated[str, Path(min_length=1, max_length=255,
-                                 description="tenant id (percent-encoded); `*` for the default limits")]
+                                 description="tenant id (percent-encoded); `*` for the default limits"), StorableText]
 
 
 def _limits(store: Any, tenant_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from ..business.plans import OUTCOMES, PRICING_MODELS
 from ..events import EVENT_FIELDS, SCHEMA_VERSION, USAGE_FIELDS, EventField, Kind
 from ..limits.periods import FREQUENCIES
 from ..limits.periods import frequency as check_frequency
+from .validation import BAD_TEXT, COUNT_LIMITS
 
 
 def _money_in(value: Any) -> Any:
@@ -36,7 +37,22 @@ MoneyIn = Annotated[Decimal, BeforeValidator(_money_in), WithJsonSchema(_MONEY_S
 MoneyOut = Annotated[str, WithJsonSchema({**_MONEY_SCHEMA, "description": "USD, a decimal string"})]
 Frequency = Annotated[str, BeforeValidator(_frequency_in),
                       WithJsonSchema({"type": "string", "enum": list(FREQUENCIES), "default": "per_month"})]
-Tenant = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+def _text_in(value: Any) -> Any:
+    """Text a database can store: no NUL (PostgreSQL refuses it) and no unpaired surrogate."""
+    if isinstance(value, str) and BAD_TEXT.search(value):
+        raise ValueError("contains a NUL or an unpaired surrogate")
+    return value
+
+
+#: For path and query parameters: text a database can store (422 otherwise).
+StorableText = BeforeValidator(_text_in)
+
+#: A tenant id, a lease holder, a lease id: non-empty text of at most 255 (64) characters.
+Tenant = Annotated[str, Field(min_length=1, max_length=255), BeforeValidator(_text_in)]
+Holder = Annotated[str, Field(min_length=1, max_length=255), BeforeValidator(_text_in)]
+LeaseId = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_text_in)]
 
 
 def _amount_in(value: Any) -> Any:
@@ -52,12 +68,6 @@ def _amount_in(value: Any) -> Any:
     if amount and not -40 < amount.adjusted() < 20:
         raise ValueError("an amount must be below 10^12, with at most 15 decimal places")
     return amount
-
-
-def _text_in(value: Any) -> Any:
-    if isinstance(value, str) and ("\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)):
-        raise ValueError("contains a NUL or an unpaired surrogate")
-    return value
 
 
 def _day_in(value: Any) -> Any:
@@ -142,12 +152,12 @@ class LeaseIn(BaseModel):
     """Unknown fields are ignored: newer agents may send more."""
 
     tenant_id: Tenant
-    holder: Annotated[str, Field(min_length=1, max_length=255)] = "api"
+    holder: Holder = "api"
     want_usd: MoneyIn
     need_usd: MoneyIn = Decimal(0)
     ttl_seconds: Annotated[float, Field(gt=0, description="cut to the server's longest lease (300 s by default)")] = (
         30.0)
-    lease_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    lease_id: LeaseId | None = Field(
         default=None, description="a lease of yours to extend")
     want_fraction: Annotated[Decimal, BeforeValidator(_money_in), WithJsonSchema(_MONEY_SCHEMA)] | None = Field(
         default=None, description="ask for this fraction of the tenant's smallest limit if it is more than "
@@ -216,7 +226,7 @@ def _wire_field(f: EventField) -> tuple[Any, Any]:
     if kind == Kind.FLAG:
         return bool, Field(False, **doc)
     if kind in (Kind.COUNT, Kind.TOKENS):
-        return Annotated[int, Field(ge=0)] | None, Field(None, **doc)
+        return Annotated[int, Field(ge=0, le=COUNT_LIMITS[kind])] | None, Field(None, **doc)
     if kind == Kind.STATUS:
         return Annotated[int, Field(ge=100, le=599)] | None, Field(None, **doc)
     if kind == Kind.DURATION:

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from . import wire
+from .body import StrictJSONRoute
 from .deps import ProjectStore
-from .models import UsageOut
+from .models import StorableText, UsageOut
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(tags=["usage"], route_class=StrictJSONRoute)
 
 GROUPS = ("tenant_id", "day", "model", "provider", "agent_id", "run_id", "endpoint")
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
@@ -38,7 +39,7 @@ def parse_time(text: str, name: str) -> datetime:
 @router.get("/v1/usage", response_model=UsageOut, summary="Calls, tokens and cost, grouped")
 def usage(
     store: ProjectStore,
-    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
+    tenant_id: Annotated[str | None, Query(max_length=255), StorableText] = None,
     since: Annotated[str | None, Query(description="from (inclusive): 2026-11-01, 2026-11-26T09:00Z, 24h, 7d")] = None,
     until: Annotated[str | None, Query(description="to (exclusive), same forms")] = None,
     group_by: Annotated[str, Query(description="comma-separated: " + ", ".join(GROUPS))] = "tenant_id",

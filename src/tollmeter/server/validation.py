@@ -5,11 +5,13 @@ What is checked (see docs/server.md):
 - `event_id` (1-64 characters: letters, digits, `.`, `_`, `:`, `-`) and `timestamp` (ISO 8601;
   UTC when it has no offset; not before 2000 nor more than a day ahead) are required.
 - Strings are strings of at most their column's length, without NUL or unpaired surrogates.
-- Usage counts are non-negative integers (JSON integers, not 1.0, not booleans), as are
-  `tool_calls` and `web_search_requests`; durations are non-negative numbers.
+- Usage counts are JSON integers (not 1.0, not booleans) from 0 to 10^12 (`MAX_TOKENS`: no call
+  bills more, and a sum of 9 million of them still fits a 64-bit column); `tool_calls` and
+  `web_search_requests` from 0 to 2^31 - 1 (their columns are 32-bit); durations are
+  non-negative numbers.
 - Money (`cost_usd`, `provider_cost_usd`, `computed_cost_usd`) is a decimal *string*, finite,
   non-negative, below 10^15; more than 15 decimal places are rounded to 15 (the columns'
-  precision).
+  precision). A cost the server computes on arrival is held to the same bound.
 - `tags` maps strings to strings (64 at most), `units` names to non-negative numbers.
 - Content is refused: a key named like prompt or completion content (`prompt`, `messages`,
   `content`, `input`, `output`, `completion`, ... see CONTENT_FIELDS), at any depth of the event,
@@ -19,21 +21,18 @@ What is checked (see docs/server.md):
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from ..business.plans import PlanError
 from ..business.runs import RunResolution
 from ..events import EVENT_FIELDS, SCHEMA_VERSION, Kind, of_kind
+from .. import rules
+from ..rules import (BAD_TEXT, CONTENT_FIELDS, EARLIEST, FUTURE_SKEW, MAX_COUNT, MAX_ENTRIES, MAX_MONEY, MAX_TAG_KEY,
+                     MAX_TAG_VALUE, MAX_TAGS, MAX_TOKENS, NAME)
 
-#: Keys that name prompt or completion content; refused anywhere in an event (case-insensitive).
-CONTENT_FIELDS = frozenset({
-    "prompt", "prompts", "messages", "message", "content", "contents", "input", "inputs", "output",
-    "outputs", "completion", "completions", "instructions", "system_prompt", "choices",
-})
 
 #: The checks of each kind of field (events.py describes the fields): string fields and their
 #: longest length (their columns'), flags, counts, durations, money.
@@ -52,20 +51,15 @@ if ({f.kind for f in EVENT_FIELDS} - _BY_TABLE - set(SINGLE)
     # A field the server would silently drop: fail at import rather than lose it.
     raise RuntimeError("server/validation.py does not check every field of events.EVENT_FIELDS")
 
-MAX_TAGS = 64
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 1024
-MAX_ENTRIES = 32  # usage counts, units
 MAX_DEPTH = 32
-MAX_COUNT = 2**63 - 1
-MAX_MONEY = Decimal(10) ** 15
-MONEY_PLACES = Decimal(1).scaleb(-15)
-FUTURE_SKEW = timedelta(days=1)
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: The largest count of each kind of count field (tool_calls, web_search_requests: INTEGER
+#: columns); usage counts (BIGINT columns) are at most MAX_TOKENS. The bounds are the agent's
+#: too (rules.py): what the server refuses, the agent refuses first.
+COUNT_LIMITS = {Kind.COUNT: MAX_COUNT, Kind.TOKENS: MAX_TOKENS}
+MONEY_QUANTUM = Decimal(1).scaleb(-rules.MONEY_PLACES)
 
 _EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NAME = NAME
 
 
 class Invalid(Exception):
@@ -98,7 +92,7 @@ def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
     for name in COUNTS:
         value = raw.get(name)
         if value is not None:
-            out[name] = _count(value, name)
+            out[name] = _count(value, name, MAX_COUNT)
     for name in STATUSES:
         status = raw.get(name)
         if status is not None:
@@ -108,9 +102,7 @@ def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
     for name in DURATIONS:
         value = raw.get(name)
         if value is not None:
-            if not _is_number(value) or value < 0:
-                raise Invalid(f"{name}: must be a non-negative number")
-            out[name] = float(value)
+            out[name] = _number(value, name)
     for name in MONEY:
         value = raw.get(name)
         if value is not None:
@@ -139,7 +131,7 @@ def money(value: Any, name: str) -> Decimal:
     if not amount.is_finite() or amount < 0 or amount >= MAX_MONEY:
         raise Invalid(f"{name}: must be a finite amount >= 0 and below 10^15")
     if amount.as_tuple().exponent < -15:  # type: ignore[operator]
-        amount = amount.quantize(MONEY_PLACES, rounding=ROUND_HALF_EVEN)
+        amount = amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
     return amount if amount else Decimal(0)
 
 
@@ -153,20 +145,20 @@ def _refuse_content(value: Any, path: str, depth: int) -> None:
                           "(events never carry prompt or completion content)")
         for key, item in value.items():
             if item.__class__ is dict or item.__class__ is list:
-                _refuse_content(item, f"{path}{key[:64]}.", depth + 1)
+                _refuse_content(item, f"{path}{_shown(key[:64])}.", depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if item.__class__ is dict or item.__class__ is list:
                 _refuse_content(item, f"{path}{i}.", depth + 1)
 
 
+def _shown(key: str) -> str:
+    """A key of the event as a reason may show it (an answer is UTF-8: no unpaired surrogate)."""
+    return BAD_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", key) if BAD_TEXT.search(key) else key
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
 
 
 def _text(value: Any, name: str, longest: int) -> str:
@@ -174,15 +166,30 @@ def _text(value: Any, name: str, longest: int) -> str:
         raise Invalid(f"{name}: must be a string")
     if len(value) > longest:
         raise Invalid(f"{name}: longer than {longest} characters")
-    if _BAD_TEXT.search(value):
+    if BAD_TEXT.search(value):
         raise Invalid(f"{name}: contains a NUL or an unpaired surrogate")
     return value
 
 
-def _count(value: Any, name: str) -> int:
-    if not _is_int(value) or not 0 <= value <= MAX_COUNT:
+def _count(value: Any, name: str, most: int) -> int:
+    if not _is_int(value) or value < 0:
         raise Invalid(f"{name}: must be a non-negative integer")
+    if value > most:
+        raise Invalid(f"{name}: at most {_power(most)}, got {value}")
     return value
+
+
+def _power(most: int) -> str:
+    return "10^12" if most == MAX_TOKENS else "2^31 - 1" if most == MAX_COUNT else str(most)
+
+
+def check_priced(event: dict[str, Any]) -> None:
+    """A cost the server computed on arrival (a rate card's price of the usage and units) is
+    held to the bounds of a cost the event carried: Invalid otherwise."""
+    for name in ("cost_usd", "computed_cost_usd"):
+        amount = event.get(name)
+        if amount is not None and not (amount.is_finite() and 0 <= amount < MAX_MONEY):
+            raise Invalid(f"{name}: its usage is priced at {amount:.6E} USD, not below 10^15")
 
 
 def _timestamp(value: Any, now: datetime, name: str = "timestamp") -> datetime:
@@ -190,11 +197,14 @@ def _timestamp(value: Any, now: datetime, name: str = "timestamp") -> datetime:
         raise Invalid(f"{name}: required, an ISO 8601 date and time")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        moment = moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise Invalid(f"{name}: required, an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-01:00 is past the year 9999 in UTC
+        raise Invalid(f"{name}: out of range in UTC: {value!r}") from None
     if moment < EARLIEST or moment > now + FUTURE_SKEW:
         raise Invalid(f"{name}: before 2000 or more than a day in the future")
     return moment
@@ -234,7 +244,7 @@ def _usage(value: Any) -> dict[str, int]:
             raise Invalid("usage: count names are 1-64 letters, digits, '_', '.', ':' or '-'")
         if count is None:
             continue
-        out[key] = _count(count, f"usage.{key}")
+        out[key] = _count(count, f"usage.{key}", MAX_TOKENS)
     return out
 
 
@@ -246,7 +256,7 @@ def _tags(value: Any) -> dict[str, str]:
     if len(value) > MAX_TAGS:
         raise Invalid(f"tags: more than {MAX_TAGS} tags")
     for key, item in value.items():
-        if not key or len(key) > MAX_TAG_KEY or _BAD_TEXT.search(key):
+        if not key or len(key) > MAX_TAG_KEY or BAD_TEXT.search(key):
             raise Invalid(f"tags: a tag name is 1-{MAX_TAG_KEY} characters")
         if not isinstance(item, str):
             raise Invalid(f"tags.{key}: must be a string")
@@ -262,6 +272,13 @@ def _units(value: Any) -> dict[str, float]:
     for key, quantity in value.items():
         if not _NAME.match(key):
             raise Invalid("units: names are 1-64 letters, digits, '_', '.', ':' or '-'")
-        if not _is_number(quantity) or quantity < 0:
-            raise Invalid(f"units.{key}: must be a non-negative number")
+        _number(quantity, f"units.{key}")
     return dict(value)
+
+
+def _number(value: Any, name: str) -> float:
+    """A finite non-negative number, by the shared rule (an int too large for a float is one)."""
+    try:
+        return rules.check_number(value, name)
+    except (TypeError, ValueError):
+        raise Invalid(f"{name}: must be a finite non-negative number") from None

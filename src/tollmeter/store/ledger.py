@@ -210,7 +210,7 @@ class Ledger:
         when given. Key columns come back as None for "none"."""
         table = schema.run_rollup if runs else schema.usage_rollup
         group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
-        measures = [func.sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
+        measures = [schema.count_sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:

@@ -78,6 +78,30 @@ def _money_sum_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return f"decimal_sum({compiler.process(element.clauses, **kw)})"
 
 
+class count_sum(GenericFunction):  # noqa: N801 - SQL function name
+    """SUM of a count column (tokens, calls) that never overflows, whatever the rows add up to.
+
+    PostgreSQL's SUM of a BIGINT is NUMERIC already. SQLite's sum() raises "integer overflow"
+    past 2^63 - 1, so the high and the low 24 bits are added apart (neither sum can overflow:
+    a count is below 2^63, so its high part is below 2^39, and a table would need 2^24 rows of
+    counts that large) and put together: exact while the total fits 64 bits, past that SQLite
+    gives it as a REAL, never an error. For columns only (the column is named twice)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(count_sum)
+def _count_sum_default(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"sum({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(count_sum, "sqlite")
+def _count_sum_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"(sum(({column}) >> 24) * 16777216 + sum(({column}) & 16777215))"
+
+
 def _event_columns() -> list[Column[Any]]:
     """The events table's columns, made from the description of an event's fields (events.py)
     in its order: `project_id` first, `received_at` after `timestamp`, and before `usage` (every
