@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from tollmeter import Meter, MeterConfig, Usage
+from tollmeter import Usage
 from tollmeter.instrument import bedrock
 from tollmeter.instrument.call import sync_wrapper
 from tollmeter.instrument.hooks import InstrumentSettings

@@ -16,7 +16,7 @@ import cohere
 import httpx
 import pytest
 
-from tollmeter import Meter, MeterConfig, Usage
+from tollmeter import Usage
 from tollmeter.instrument.hooks import InstrumentSettings
 
 from .bodies import cohere_bodies as B

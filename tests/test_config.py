@@ -12,7 +12,8 @@ def test_defaults_need_nothing(monkeypatch):
     monkeypatch.delenv("TOLLMETER_API_KEY", raising=False)
     config = MeterConfig()
     assert config.url is None and config.api_key is None
-    assert config.flush_interval > 0 and config.max_batch_size >= 1 and config.stream_usage
+    assert config.flush_interval > 0 and config.max_batch_size >= 1
+    assert config.stream_usage is None  # ask for stream usage where the provider's answer is known
 
 
 def test_url_and_key_from_the_environment(monkeypatch):
@@ -39,6 +40,10 @@ def test_url_and_key_from_the_environment(monkeypatch):
     ({"providers": "openai"}, "providers must be a list"),
     ({"default_tenant": 7}, "default_tenant must be a str"),
     ({"provider_overrides": ["x"]}, "provider_overrides"),
+    ({"default_tenant": "a\x00b"}, "default_tenant must not contain NUL"),
+    ({"default_tenant": "x" * 256}, "default_tenant must be at most 255"),
+    ({"stream_usage": "yes"}, "stream_usage must be"),
+    ({"stream_usage": {"self-hosted": "on"}}, "stream_usage must be"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(monkeypatch, options, message):
     monkeypatch.delenv("TOLLMETER_API_KEY", raising=False)

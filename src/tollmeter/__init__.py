@@ -5,6 +5,7 @@ from .business.plans import Plan, PlanError
 from .config import ConfigError, MeterConfig
 from .context import Scope, carry_scope, current_scope
 from .events import LLMEvent, Usage
+from .faults import RejectedEvent
 from .limits import LimitExceededException
 from .meter import Meter
 from .transport.http import DeliveryError
@@ -18,6 +19,7 @@ __all__ = [
     "MeterConfig",
     "Plan",
     "PlanError",
+    "RejectedEvent",
     "Scope",
     "Usage",
     "__version__",

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .rules import check_id
+
 if TYPE_CHECKING:
     from .events import LLMEvent
 
@@ -44,9 +46,13 @@ class MeterConfig:
     providers: Sequence[str] | None = None
     #: Tenant recorded for calls made outside any `for_tenant` scope.
     default_tenant: str | None = None
-    #: Ask OpenAI-compatible streams for usage (`stream_options.include_usage`) when the caller
-    #: did not, hiding the extra chunk. Turn off for gateways that reject `stream_options`.
-    stream_usage: bool = True
+    #: Whether to ask an OpenAI-style stream for its usage (`stream_options.include_usage`) when
+    #: the caller did not (the extra usage chunk is hidden again). None: only where the
+    #: provider's answer is known (OpenAI, Azure OpenAI; docs/providers.md); every
+    #: other host gets the request exactly as written. True: every OpenAI-compatible host;
+    #: False: none. A mapping of provider names to True/False overrides the default per
+    #: provider, e.g. `{"self-hosted": True}` for a vLLM server.
+    stream_usage: bool | Mapping[str, bool] | None = None
     #: Provider name by base-URL prefix, checked before the built-in attribution,
     #: e.g. `{"https://llm.internal.example.com": "vllm"}`.
     provider_overrides: Mapping[str, str] = field(default_factory=dict)
@@ -129,8 +135,17 @@ class MeterConfig:
             if isinstance(self.providers, str):
                 raise ConfigError("providers must be a list of names, e.g. ['openai'], not a string")
             self.providers = tuple(self.providers)
-        if self.default_tenant is not None and not isinstance(self.default_tenant, str):
-            raise ConfigError(f"default_tenant must be a str, got {self.default_tenant!r}")
+        if self.default_tenant is not None:
+            try:
+                check_id(self.default_tenant, "default_tenant")
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(str(exc)) from None
+        if self.stream_usage is not None and not isinstance(self.stream_usage, bool):
+            if not isinstance(self.stream_usage, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, bool) for k, v in self.stream_usage.items()):
+                raise ConfigError("stream_usage must be None, True, False or a mapping of provider names to "
+                                  f"True/False, got {self.stream_usage!r}")
+            self.stream_usage = dict(self.stream_usage)
         if not isinstance(self.provider_overrides, Mapping):
             raise ConfigError("provider_overrides must map a base-URL prefix to a provider name")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, TypeVar
 
+from .rules import MAX_TAGS, check_id, check_tags
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
@@ -40,6 +42,8 @@ class Scope:
             return self
         if outer.tags and self.tags:
             tags: Mapping[str, str] = MappingProxyType({**outer.tags, **self.tags})
+            if len(tags) > MAX_TAGS:
+                raise ValueError(f"tags: at most {MAX_TAGS} tags, {len(tags)} with the enclosing scope's")
         else:
             tags = self.tags or outer.tags
         return Scope(
@@ -64,14 +68,18 @@ def make_scope(
     agent_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Scope:
-    if tenant_id is not None and not isinstance(tenant_id, str):
-        raise TypeError(f"tenant_id must be a str or None, not {type(tenant_id).__name__}")
-    if tags:
-        if not isinstance(tags, Mapping):
-            raise TypeError(f"tags must be a mapping, not {type(tags).__name__}")
-        frozen: Mapping[str, str] = MappingProxyType({str(k): str(v) for k, v in tags.items()})
-    else:
-        frozen = _EMPTY_TAGS
+    """A scope checked by the rules the server holds events to (rules.py): ids are None or
+    non-empty strings of at most 255 characters without NUL or unpaired surrogates; tags at
+    most 64, not named like content. A `TypeError` or `ValueError` here, never a lost batch later."""
+    if tenant_id is not None:
+        check_id(tenant_id, "tenant_id")
+    if run_id is not None:
+        check_id(run_id, "run_id")
+    if agent_id is not None:
+        check_id(agent_id, "agent_id")
+    frozen: Mapping[str, str] = MappingProxyType(check_tags(tags)) if tags else _EMPTY_TAGS
+    if not frozen and tags is not None and not isinstance(tags, Mapping):
+        raise TypeError(f"tags must be a mapping, not {type(tags).__name__}")
     return Scope(tenant_id, run_id, agent_id, frozen)
 
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 logger = logging.getLogger("tollmeter")
+
+
+class RejectedEvent(Exception):
+    """An event the embedded store refused, reported to `on_error`: the event in its wire form
+    (`event`) and why (`reason`). The rest of its batch was stored (limits/keeper.py)."""
+
+    def __init__(self, message: str, *, event: dict[str, Any], reason: str) -> None:
+        super().__init__(message)
+        self.event = event
+        self.reason = reason
 
 
 class Faults:

@@ -9,12 +9,11 @@ import logging
 import threading
 import uuid
 import weakref
-from datetime import datetime as datetime_type
-from datetime import timezone
 from contextvars import Token
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
+from . import rules
 from .call_hooks import MeterHooks
 from .config import MeterConfig
 from .context import Scope, TenantScope, enter_scope, exit_scope, make_scope
@@ -262,6 +261,12 @@ class Meter:
         """
         from .instrument.track import track
 
+        rules.check_text(provider, "provider", rules.TEXT_LIMITS["provider"], empty=False)
+        if model is not None:
+            rules.check_text(model, "model", rules.TEXT_LIMITS["model"])
+        if endpoint is not None:
+            rules.check_text(endpoint, "endpoint", rules.TEXT_LIMITS["endpoint"], empty=False)
+
         def decorate(fn: F) -> F:
             return track(self._hooks, fn, provider=provider, model=model, endpoint=endpoint,
                          extract_usage=extract_usage)  # type: ignore[return-value]
@@ -296,29 +301,25 @@ class Meter:
         ("ticket-4711#step-3") makes the event's id, so a retried job books it once. A
         `timestamp` (timezone-aware) records a call made earlier (a backfill from logs).
         """
-        if timestamp is not None and (not isinstance(timestamp, datetime_type) or timestamp.tzinfo is None):
-            raise ValueError(f"timestamp must be a timezone-aware datetime, got {timestamp!r}")
-        if usage is None:
-            usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        elif isinstance(usage, Mapping):
-            usage = Usage.from_dict({"input_tokens": input_tokens, "output_tokens": output_tokens, **usage})
+        usage, cost = _manual_values(provider, model, input_tokens, output_tokens, usage, cost_usd, endpoint,
+                                     duration_ms, units, request_id, error)
+        if units is not None:
+            units = rules.check_units(units)
+        if timestamp is not None:
+            timestamp = rules.check_timestamp(timestamp, "timestamp")
+        event_id = event_id_for(idempotency_key) if idempotency_key is not None else None
         scope = self._hooks.scope()
         if tenant_id is not None or run_id is not None or agent_id is not None or tags:
             scope = make_scope(tenant_id, run_id, agent_id, tags).within(scope)
-        cost = None
-        if cost_usd is not None:
-            cost = cost_usd if isinstance(cost_usd, Decimal) else Decimal(str(cost_usd))
-            if not cost.is_finite() or cost < 0 or (cost and cost.adjusted() >= 15):
-                raise ValueError(f"cost_usd must be a finite amount >= 0 and below 10^15, got {cost_usd!r}")
         call = Call(self._hooks, _manual(endpoint), scope)
         call.provider, call.request_model, call.usage = provider, model, usage
         call.provider_cost_usd, call.units, call.request_id, call.error = cost, units, request_id, error
         call.ended_ns = call.started_ns + round(duration_ms * 1e6) if duration_ms is not None else 0
         event = call.to_event()
-        if idempotency_key is not None:
-            event.event_id = event_id_for(idempotency_key)
+        if event_id is not None:
+            event.event_id = event_id
         if timestamp is not None:
-            event.timestamp = timestamp.astimezone(timezone.utc)
+            event.timestamp = timestamp
         if cost is not None:
             from .pricing.pricer import MANUAL_SOURCE
 
@@ -370,7 +371,8 @@ class Meter:
             "retried": delivery.get("retried", 0),
             "dropped": pipeline["dropped"],
             "failed": delivery.get("failed", 0),
-            "rejected": delivery.get("rejected", 0),
+            # Events the server refused (with a url), or the embedded store set aside.
+            "rejected": delivery.get("rejected", 0) + self._limits.rejected,
             "faults": self._faults.count,
             "unpriced": self._pricer.unpriced if self._pricer is not None else 0,
             "spooled": delivery.get("spooled", 0),
@@ -398,6 +400,33 @@ def _shutdown_at_exit(ref: weakref.ref[Meter]) -> None:
             logger.debug("tollmeter: shutdown at exit failed", exc_info=True)
 
 
+def _manual_values(provider: Any, model: Any, input_tokens: Any, output_tokens: Any, usage: Any, cost_usd: Any,
+                   endpoint: Any, duration_ms: Any, units: Any, request_id: Any,
+                   error: Any) -> tuple[Usage, Decimal | None]:
+    """`track_manually`'s values checked by the rules the server holds events to (rules.py):
+    the usage and the cost it records; TypeError / ValueError naming the argument otherwise."""
+    rules.check_text(provider, "provider", rules.TEXT_LIMITS["provider"], empty=False)
+    rules.check_text(endpoint, "endpoint", rules.TEXT_LIMITS["endpoint"], empty=False)
+    for name, value in (("model", model), ("request_id", request_id), ("error", error)):
+        if value is not None:
+            rules.check_text(value, name, rules.TEXT_LIMITS[name])
+    if duration_ms is not None:
+        rules.check_number(duration_ms, "duration_ms")
+    counts = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if isinstance(usage, Usage):
+        counts.update({k: v for k, v in usage.to_dict().items() if v is not None})
+    elif isinstance(usage, Mapping):
+        counts.update({k: v for k, v in usage.items() if k in _USAGE_NAMES and v is not None})
+    elif usage is not None:
+        raise TypeError(f"usage must be a Usage or a mapping of token counts, not {type(usage).__name__}")
+    checked = {name: rules.check_tokens(value, name) for name, value in counts.items() if value is not None}
+    cost = rules.check_money(cost_usd, "cost_usd") if cost_usd is not None else None
+    return Usage(**checked), cost
+
+
+_USAGE_NAMES = frozenset(Usage.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
 class _Manual(Endpoint):
     """What `track_manually` records: the caller says everything."""
 
@@ -419,10 +448,7 @@ def _manual(name: str) -> _Manual:
 
 def event_id_for(idempotency_key: str) -> str:
     """The event id a caller's idempotency key stands for (the same key, the same id)."""
-
-
-    if not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 1024:
-        raise ValueError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
+    rules.check_text(idempotency_key, "idempotency_key", 1024, empty=False)
     return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
 
 

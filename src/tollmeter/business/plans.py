@@ -14,10 +14,11 @@ A run is one unit of work (a ticket, a report); "units" below are runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
+
+from ..rules import BAD_TEXT
 
 PRICING_MODELS = ("per_unit", "per_resolution", "usage_based", "per_seat", "flat", "hybrid")
 OUTCOMES = ("resolved", "escalated", "failed")
@@ -132,7 +133,7 @@ def money(value: Any, name: str, *, required: bool = False, negative: bool = Fal
     return amount
 
 
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_BAD_TEXT = BAD_TEXT  # NUL and unpaired surrogates (rules.py, the rules shared with the server)
 
 
 def check_text(value: Any, name: str, *, empty: bool = False, longest: int = 255) -> str:

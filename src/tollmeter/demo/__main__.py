@@ -15,7 +15,7 @@ import asyncio
 import os
 import sys
 import tempfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import anthropic
 import openai

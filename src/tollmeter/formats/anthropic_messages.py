@@ -140,19 +140,21 @@ def stream_reader(call: Call) -> ChunkReader:
     call.tool_calls = 0
 
     def read(event: Any) -> bool:
-        kind = event.type
+        kind = getattr(event, "type", None)
         if kind == "content_block_delta":
             if call.first_token_ns is None:
                 call.mark_first_token()
-        elif kind == "message_start":
-            message = event.message
-            call.model = message.model
-            usages.append(message.usage)
+        elif kind == "message_start":  # read as far as it goes: a malformed event never faults
+            message = getattr(event, "message", None)
+            model = getattr(message, "model", None)
+            if type(model) is str:
+                call.model = model
+            usages.append(getattr(message, "usage", None))
             call.defer_usage(read_usages, usages)
         elif kind == "message_delta":
-            usages.append(event.usage)
+            usages.append(getattr(event, "usage", None))
             call.defer_usage(read_usages, usages)
-            call.finish_reason = text(event.delta.stop_reason)
+            call.finish_reason = text(getattr(getattr(event, "delta", None), "stop_reason", None))
         elif kind == "content_block_start":
             if mapping(event.content_block).get("type") == "tool_use":
                 call.tool_calls += 1

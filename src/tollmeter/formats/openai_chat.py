@@ -99,7 +99,7 @@ def read_response(call: Call, response: Any, usage_reader: UsageReader = read_us
 def summarize_choices(choices: Any) -> tuple[int, str | None]:
     """The tool calls of a response's choices (the legacy single `function_call` counts as one)
     and the first choice's finish reason (Bedrock's Mistral bodies call it `stop_reason`)."""
-    if not choices:
+    if not choices or type(choices) is not list:
         return 0, None
     tool_calls = 0
     first = None
@@ -111,7 +111,7 @@ def summarize_choices(choices: Any) -> tuple[int, str | None]:
         message = values.get("message")
         message = message if type(message) is dict else getattr(message, "__dict__", None) or _EMPTY
         calls = message.get("tool_calls")
-        if calls:
+        if calls and type(calls) is list:
             tool_calls += len(calls)
         if message.get("function_call") is not None:
             tool_calls += 1
@@ -144,57 +144,116 @@ def chunk_reader(call: Call, *, head: Callable[[Call, Any], None] = read_head,
     """A reader of chat completion chunks (`deltas`; legacy completion chunks without): the
     first chunk with choices is the first token and names the model (`head`); tool calls are
     counted from the deltas, the last finish reason wins; the last usage is deferred to
-    `usage_reader`. A chunk is hidden only if it is a usage chunk the caller did not ask for
-    (`call.hide_usage_chunk`), whose `usage` field is also unset on the chunks before it.
+    `usage_reader`. What the caller sees is decided by `call.chunk_filter` alone (set when the
+    request was changed to ask for usage: `hide_asked_usage`), never by this reader.
 
-    Runs once per chunk: a content delta costs a few attribute reads and calls nothing.
+    Malformed chunks (`delta: null`, a null tool call, choices that are not objects, a chunk
+    that is not an object, missing fields) are read as far as they go (`_read_malformed`):
+    they never fault, so the usage that follows them is still read. Runs once per chunk: a
+    content delta costs a few attribute reads and calls nothing.
     """
-    hide = call.hide_usage_chunk
+    shown = call.chunk_filter
     started = False
     if deltas:
         call.tool_calls = 0
 
     def read(chunk: Any) -> bool:
         nonlocal started
-        choices = chunk.choices
+        # Everything is read before anything is kept: a malformed chunk is read again, slowly.
+        try:
+            choices = chunk.choices
+            usage = chunk.usage
+            tools = 0
+            reason = None
+            if choices:
+                if deltas:
+                    for choice in choices:
+                        tool_deltas = choice.delta.tool_calls
+                        if tool_deltas:
+                            for tool_delta in tool_deltas:
+                                # A call's first fragment carries its id (Mistral's SDK says "null" for none).
+                                tool_id = tool_delta.id
+                                if tool_id and tool_id != "null":
+                                    tools += 1
+                        finish = choice.finish_reason
+                        if finish is not None:
+                            reason = finish
+                            if finish == "function_call":  # the legacy single function call
+                                tools += 1
+                else:
+                    reason = choices[-1].finish_reason
+        except Exception:
+            choices, usage, tools, reason = _read_malformed(chunk, deltas)
         if choices:
             if not started:
                 started = True
                 call.mark_first_token()
                 head(call, chunk)
-            if deltas:
-                for choice in choices:
-                    tool_deltas = choice.delta.tool_calls
-                    if tool_deltas:
-                        for tool_delta in tool_deltas:
-                            # A call's first fragment carries its id (Mistral's SDK says "null" for none).
-                            tool_id = tool_delta.id
-                            if tool_id and tool_id != "null":
-                                call.tool_calls += 1
-                    reason = choice.finish_reason
-                    if reason is not None:
-                        call.finish_reason = reason
-                        if reason == "function_call":  # the legacy single function call
-                            call.tool_calls += 1
-            else:
-                reason = choices[-1].finish_reason
-                if reason is not None:
-                    call.finish_reason = reason
-        usage = chunk.usage
-        if usage is None:
-            if hide:
-                # "usage": null is there only because we asked for usage: unset it again.
-                try:
-                    chunk.__pydantic_fields_set__.discard("usage")
-                except AttributeError:  # not a pydantic 2 model: nothing to unset
-                    pass
+            if tools:
+                call.tool_calls = (call.tool_calls or 0) + tools
+            if reason is not None:
+                call.finish_reason = reason if type(reason) is str else text(reason)
+        if usage is not None:
+            if call.model is None:
+                head(call, chunk)
+            call.defer_usage(usage_reader, usage)
+        elif shown is hide_asked_usage:  # inlined for the common chunk: "usage": null, unset
+            try:
+                chunk.__pydantic_fields_set__.discard("usage")
+            except AttributeError:  # not a pydantic 2 model: nothing to unset
+                pass
             return True
-        if call.model is None:
-            head(call, chunk)
-        call.defer_usage(usage_reader, usage)
-        return bool(choices) or not hide
+        return True if shown is None else shown(chunk)
 
     return read
+
+
+def _read_malformed(chunk: Any, deltas: bool) -> tuple[Any, Any, int, Any]:
+    """(choices, usage, tool calls, finish reason) of a chunk the fast path could not read:
+    whatever is there, nothing where a field is missing or null or not an object."""
+    choices = getattr(chunk, "choices", None)
+    usage = getattr(chunk, "usage", None)
+    if not isinstance(choices, list):
+        return None, usage, 0, None
+    tools = 0
+    reason = None
+    for choice in choices if deltas else choices[-1:]:
+        if deltas:
+            tool_deltas = getattr(getattr(choice, "delta", None), "tool_calls", None)
+            if isinstance(tool_deltas, list):
+                for tool_delta in tool_deltas:
+                    tool_id = getattr(tool_delta, "id", None)
+                    if tool_id and tool_id != "null":
+                        tools += 1
+        finish = getattr(choice, "finish_reason", None)
+        if finish is not None:
+            reason = finish
+            if finish == "function_call":
+                tools += 1
+    return choices, usage, tools, reason
+
+
+def hide_asked_usage(chunk: Any) -> bool:
+    """The chunk filter of a stream asked for the usage its caller did not ask for: what the
+    caller sees is what it would have seen without asking. A chunk of usage alone (no choices)
+    is hidden; usage on a chunk of choices (DeepSeek sends it there) is unset on it, and so is
+    the `"usage": null` asking puts on every other chunk. Fault-proof: any chunk, however
+    malformed, is decided without raising (shown, when it cannot be told apart)."""
+    try:
+        values = getattr(chunk, "__dict__", None)
+        if type(values) is not dict or "usage" not in values:
+            return True
+        usage = values["usage"]
+        if usage is not None:
+            if not values.get("choices"):
+                return False  # the usage chunk asked for
+            values["usage"] = None  # usage riding on a chunk of choices: as if never asked for
+        fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+        if fields_set is not None:
+            fields_set.discard("usage")
+    except Exception:  # an object no chunk is made of: shown as it is
+        pass
+    return True
 
 
 # -- request estimates -----------------------------------------------------------------------

@@ -72,8 +72,11 @@ def read_response(call: Call, response: Any) -> Mapping[str, Any]:
     if usage is not None:
         call.defer_usage(read_usage, usage)
     tool_calls = web_searches = 0
-    for item in values.get("output") or ():
+    output = values.get("output")
+    for item in output if isinstance(output, list) else ():
         kind = mapping(item).get("type")
+        if type(kind) is not str:
+            continue
         if kind == "web_search_call":
             web_searches += 1
         elif kind in _TOOL_CALL_ITEMS:
@@ -98,13 +101,15 @@ def stream_reader(call: Call) -> ChunkReader:
     response is read as a whole."""
 
     def read(event: Any) -> bool:
-        kind = event.type
+        kind = getattr(event, "type", None)
+        if type(kind) is not str:  # not an event: nothing to read
+            return True
         if call.first_token_ns is None and kind.endswith(".delta"):
             call.mark_first_token()
         if kind in _TERMINAL_EVENTS:
-            read_response(call, event.response)
+            read_response(call, getattr(event, "response", None))
         elif kind == "response.created" and call.model is None:
-            read_head(call, event.response)
+            read_head(call, getattr(event, "response", None))
         elif kind == "error":
             call.error = "error"
             code = getattr(event, "code", None)

@@ -230,7 +230,7 @@ class _ParsedEvents:
             self.read(parsed)
         except Exception as fault:
             self.read = _raw_event
-            observer.failed(fault)
+            observer.failed(fault, parsed)
         return parsed
 
 

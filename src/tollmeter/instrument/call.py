@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..events import LLMEvent, Usage
+from ..rules import repair_event
 from . import streams
 from .endpoint import Endpoint, Kind
 
@@ -46,7 +47,7 @@ class Call:
         "hooks", "endpoint", "scope", "provider", "request_model", "stream", "model", "usage",
         "wall_ns", "started_ns", "first_token_ns", "request_id", "tool_calls",
         "web_search_requests", "service_tier", "finish_reason", "provider_cost_usd", "units",
-        "error", "status_code", "hide_usage_chunk", "request", "done", "ticket", "partial",
+        "error", "status_code", "chunk_filter", "request", "done", "ticket", "partial",
         "ended_ns", "deferred",
     )
 
@@ -71,8 +72,11 @@ class Call:
         self.units: dict[str, float] | None = None
         self.error: str | None = None
         self.status_code: int | None = None
-        #: Set by an adapter that asked for stream usage the caller did not ask for.
-        self.hide_usage_chunk = False
+        #: Set by an endpoint that changed the request (asked for stream usage the caller did
+        #: not ask for): a chunk reader that hides what the change added (False: hide the chunk).
+        #: Fault-proof and independent of the chunk reader: it stays in force after the reader
+        #: faulted (streams.py), so a fault in reading never changes what the caller iterates.
+        self.chunk_filter: Callable[[Any], bool] | None = None
         #: The request's keyword arguments, kept only until the call is admitted.
         self.request: Mapping[str, Any] | None = None
         self.done = False
@@ -145,7 +149,7 @@ class Call:
             except Exception as fault:
                 self.hooks.fault(fault, f"reading a {self.endpoint.name} usage")
         scope = self.scope
-        return LLMEvent(
+        event = LLMEvent(
             provider=self.provider,
             model=self.model or self.request_model,
             request_model=self.request_model,
@@ -172,6 +176,11 @@ class Call:
             provider_cost_usd=self.provider_cost_usd,
             units=self.units,
         )
+        problems = repair_event(event)  # what a provider reported, within the rules (rules.py)
+        if problems:
+            self.hooks.fault(ValueError(f"{event.provider} {event.model}: {'; '.join(problems)}"),
+                             f"bounding a {self.endpoint.name} event")
+        return event
 
 
 def _begin(hooks: CallHooks, endpoint: Endpoint, instance: Any, args: tuple, kwargs: dict) -> tuple[Call | None, dict]:

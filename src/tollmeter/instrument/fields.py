@@ -61,7 +61,8 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def count(value: Any) -> int | None:
-    """A token count as a non-negative int, or None when missing or nonsensical."""
+    """A token count as a non-negative int, or None when missing or nonsensical (a count too
+    large to believe is kept here and bounded where the event is made: rules.repair_event)."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -70,8 +71,8 @@ def count(value: Any) -> int | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    if number != number or number < 0 or number == float("inf"):
-        return None
+    if number != number or number < 0 or number == float("inf") or not number.is_integer():
+        return None  # NaN, negative, infinite, or a fraction of a token: not a count
     return int(number)
 
 

@@ -65,9 +65,9 @@ class ChatCompletions(_GroqEndpoint):
 
         def read(chunk: Any) -> bool:
             shown = read_chunk(chunk)
-            x_groq = chunk.x_groq
+            x_groq = getattr(chunk, "x_groq", None)
             if x_groq is not None:  # the first and the last chunk
-                if chunk.usage is None:
+                if getattr(chunk, "usage", None) is None:
                     usage = field(x_groq, "usage")
                     if usage is not None:
                         call.defer_usage(openai_chat.read_usage, usage)
@@ -82,7 +82,7 @@ class ChatCompletions(_GroqEndpoint):
 def _read_head(call: Call, chunk: Any) -> None:
     openai_chat.read_head(call, chunk)
     if call.request_id is None:
-        _read_request_id(call, chunk.x_groq)
+        _read_request_id(call, getattr(chunk, "x_groq", None))
 
 
 class AudioText(_GroqEndpoint):

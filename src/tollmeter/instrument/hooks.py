@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InstrumentSettings:
-    #: Ask OpenAI-style streams for their usage when the caller did not (and hide the extra chunk).
-    stream_usage: bool = True
+    #: Ask OpenAI-style streams for their usage when the caller did not (and hide the extra
+    #: chunk): None where the provider's answer is known, True / False everywhere / nowhere, or
+    #: a mapping of provider names to True / False over the default (MeterConfig.stream_usage).
+    stream_usage: bool | Mapping[str, bool] | None = None
     #: Provider name by base-URL prefix, checked before the built-in attribution.
     provider_overrides: Mapping[str, str] = field(default_factory=dict)
 

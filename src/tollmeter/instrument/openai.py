@@ -42,7 +42,7 @@ class ChatCompletions(_ChatFormat):
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
         super().start(call, instance, args, kwargs)
-        if call.stream and call.settings.stream_usage:
+        if call.stream and _asks_for_stream_usage(call, instance, kwargs):
             return _ask_for_stream_usage(call, kwargs)
         return None
 
@@ -50,16 +50,64 @@ class ChatCompletions(_ChatFormat):
         return openai_chat.chunk_reader(call)
 
 
+#: Providers whose answer to `stream_options.include_usage` is documented: they take the option
+#: and send the usage only when asked, in a last chunk of its own with no choices (OpenAI; Azure
+#: OpenAI from API version 2024-08-01-preview). Elsewhere the request is left as written unless
+#: `MeterConfig.stream_usage` says otherwise: DeepSeek, OpenRouter, Groq, Together, Fireworks
+#: and Mistral send usage on their last chunk unasked, and another server may refuse the option.
+ASKS_FOR_STREAM_USAGE = frozenset({"openai", "azure"})
+#: Azure OpenAI takes `stream_options` from API version 2024-08-01-preview on (and in its v1 API).
+_AZURE_STREAM_OPTIONS_SINCE = "2024-08-01"
+
+
+def _asks_for_stream_usage(call: Call, instance: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether to ask this stream for the usage its caller did not ask for (see
+    `ASKS_FOR_STREAM_USAGE` and `MeterConfig.stream_usage`)."""
+    setting = call.settings.stream_usage
+    if setting is True or setting is False:
+        return setting
+    provider = call.provider
+    if setting is not None and provider in setting:  # type: ignore[operator]
+        return bool(setting[provider])  # type: ignore[index]
+    if provider not in ASKS_FOR_STREAM_USAGE:
+        return False
+    if provider == "azure":
+        return _azure_takes_stream_options(instance, kwargs)
+    return True
+
+
+def _azure_takes_stream_options(instance: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Azure OpenAI (an `/openai` path: not the model inference API of AI Foundry) at an API
+    version that takes `stream_options`: the v1 API (no version, "preview", "latest") or a
+    dated version from 2024-08-01-preview on."""
+    client = getattr(instance, "_client", None)
+    stored = getattr(client, "__dict__", None) or {}
+    base_url = str(stored.get("_base_url") or getattr(client, "base_url", "") or "")
+    if "/openai" not in base_url:
+        return False
+    version = None
+    for query in (kwargs.get("extra_query"), stored.get("_custom_query")):
+        if isinstance(query, Mapping) and query.get("api-version") is not None:
+            version = query.get("api-version")
+            break
+    if version is None or version in ("preview", "latest", "v1"):
+        return True
+    return isinstance(version, str) and version[:10] >= _AZURE_STREAM_OPTIONS_SINCE
+
+
 def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
-    """Ask for the usage chunk the caller did not ask for; the stream proxy hides it again."""
+    """Ask for the usage chunk the caller did not ask for; the chunk filter hides it again
+    (`openai_chat.hide_asked_usage`), also when the chunk reader has faulted."""
     options = kwargs.get("stream_options")
     if isinstance(options, Mapping):
         if options.get("include_usage") is True:
             return None
         options = {**options, "include_usage": True}
-    else:
+    elif options is None or type(options).__name__ in ("NotGiven", "Omit"):  # absent
         options = {"include_usage": True}
-    call.hide_usage_chunk = True
+    else:  # something else the SDK will send as it is: not ours to change
+        return None
+    call.chunk_filter = openai_chat.hide_asked_usage
     return {**kwargs, "stream_options": options}
 
 

@@ -47,7 +47,7 @@ def _reader(call: Call, stream: Any) -> ChunkReader:
         return call.endpoint.stream_reader(call)
     except Exception as fault:
         call.hooks.fault(fault, f"starting to read a {call.endpoint.name} stream")
-        return _show
+        return call.chunk_filter or _show
 
 
 class _Observer:
@@ -63,11 +63,18 @@ class _Observer:
         #: partial stream.
         self.seen = False
 
-    def failed(self, fault: Exception) -> bool:
-        """After its first fault the reader is set aside (reported once) and chunks flow on."""
-        self.call.hooks.fault(fault, f"reading a {self.call.endpoint.name} stream chunk")
-        self.read = _show
-        return True
+    def failed(self, fault: Exception, chunk: Any) -> bool:
+        """After its first fault the reader is set aside (reported once) and chunks flow on,
+        through the call's chunk filter if it has one: what the caller iterates is never
+        changed by a fault (a usage chunk tollmeter asked for stays hidden)."""
+        call = self.call
+        call.hooks.fault(fault, f"reading a {call.endpoint.name} stream chunk")
+        self.read = call.chunk_filter or _show
+        try:
+            return self.read(chunk)
+        except Exception:  # the filter is fault-proof; should it not be, the chunk is shown
+            self.read = _show
+            return True
 
     def ended(self) -> None:
         """Closed by the caller: whatever was read is the call's usage."""
@@ -104,7 +111,7 @@ class ChunkObserver(_Observer):
             try:
                 show = self.read(chunk)
             except Exception as fault:
-                show = self.failed(fault)
+                show = self.failed(fault, chunk)
             if show:
                 return chunk
 
@@ -131,7 +138,7 @@ class AsyncChunkObserver(_Observer):
             try:
                 show = self.read(chunk)
             except Exception as fault:
-                show = self.failed(fault)
+                show = self.failed(fault, chunk)
             if show:
                 return chunk
 

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..faults import RejectedEvent
+from ..rules import MAX_COUNT, MAX_TOKENS, check_count, check_id, check_money
 from .exceptions import LimitExceededException
 from .guard import NEEDS_LEASE
 from .periods import frequency as check_frequency
@@ -46,6 +48,36 @@ class Settled:
     #: What it counts against limits (its price, or by the unpriced policy); None: unknown,
     #: and the reservation stands as spent.
     cost_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One event as `record` writes it."""
+
+    event: LLMEvent
+    row: dict[str, Any] | None
+    #: (lease id, cost): what the event takes off the lease it was reserved against.
+    settle: tuple[str, Decimal] | None
+    #: (tenant, time, cost): spend its row does not add itself.
+    spend: tuple[str, datetime, Decimal] | None
+    cost: Decimal | None = None
+
+
+def _spend(event: LLMEvent, cost: Decimal | None) -> tuple[str, datetime, Decimal] | None:
+    return (event.tenant_id, event.timestamp, cost) if cost and event.tenant_id is not None else None
+
+
+def _store_unusable(fault: BaseException) -> bool:
+    """A fault of the store itself (locked, gone, unreachable), not of a value written to it."""
+    try:
+        from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        return False
+    import sqlite3
+
+    return isinstance(fault, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
+                              sqlite3.OperationalError, OSError))
 
 
 @dataclass(frozen=True)
@@ -84,6 +116,8 @@ class LimitKeeper:
         #: Events go to the store (the embedded default) unless they are shipped to a server.
         self.keeps_events = config.url is None and config.store is not False
         self._warming: threading.Thread | None = None
+        #: Events the embedded store refused and `record` set aside (see `set_aside`).
+        self.rejected = 0
         #: Settles a finished call's record (the pipeline's); see `finished`.
         self.settle_record: Callable[[Any], None] | None = None
         _keepers.add(self)
@@ -138,29 +172,32 @@ class LimitKeeper:
     # -- the API --------------------------------------------------------------------------------
 
     def set_limit(self, tenant_id: str, limit_usd: Any, frequency: str) -> None:
+        tenant_id = _tenant(tenant_id)
         amount = usd_amount(limit_usd)
         freq = check_frequency(frequency)
-        if not isinstance(tenant_id, str) or not tenant_id:
-            raise ValueError("tenant_id must be a non-empty string")
         self.store.set_limit(tenant_id, freq, amount)
         self.guard.forget(None if tenant_id == "*" else tenant_id)
 
     def remove_limit(self, tenant_id: str, frequency: str | None = None) -> int:
+        tenant_id = _tenant(tenant_id)
         removed = self.store.remove_limit(tenant_id, check_frequency(frequency) if frequency else None)
         self.guard.forget(None if tenant_id == "*" else tenant_id)
         return removed
 
     def get_limits(self, tenant_id: str) -> list[Limit]:
-        return self.store.limits_for(tenant_id)
+        return self.store.limits_for(_tenant(tenant_id))
 
     def set_rate_limit(self, tenant_id: str, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
-        for name, value in (("requests_per_minute", requests_per_minute), ("tokens_per_minute", tokens_per_minute)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1 or None, got {value!r}")
+        tenant_id = _tenant(tenant_id)
+        for name, value, most in (("requests_per_minute", requests_per_minute, MAX_COUNT),
+                                  ("tokens_per_minute", tokens_per_minute, MAX_TOKENS)):
+            if value is not None:
+                check_count(value, name, least=1, most=most)
         self.store.set_rate_limit(tenant_id, requests_per_minute, tokens_per_minute)
         self.guard.forget(tenant_id)
 
     def spend(self, tenant_id: str) -> list[SpendStatus]:
+        tenant_id = _tenant(tenant_id)
         reserved = self.guard.reserved(tenant_id)
         return [
             SpendStatus(tenant_id, s.limit.frequency, s.limit.limit_usd, s.spent_usd, reserved, s.leased_usd,
@@ -244,30 +281,79 @@ class LimitKeeper:
     def record(self, events: Sequence[LLMEvent], settled: Sequence[Settled | None]) -> None:
         """Write the events (embedded store) and their spend with the lease settlements in one
         transaction, then send threshold alerts. On the background worker. With a server, the
-        server does all this as the events arrive (each names its lease)."""
+        server does all this as the events arrive (each names its lease).
+
+        One bad value never costs the batch: a batch the store refuses for its data is written
+        again event by event, and an event it still refuses is set aside (`set_aside`): counted
+        in `rejected`, reported to `on_error` as a `RejectedEvent` carrying the event and the
+        reason, its spend still counted when the store takes that. A store that cannot be
+        written at all (locked, gone) raises, as before: that is no single event's fault."""
         if getattr(self._store, "remote", False) or (self._store is None and self.config.url is not None):
             return
-        settlements: dict[str, Decimal] = {}
-        extra_spend: list[tuple[str, datetime, Decimal]] = []
-        for event, done in zip(events, settled):
-            cost = done.cost_usd if done is not None else (event.cost_usd if event.priced else None)
-            lease_id = done.reservation.lease_id if done is not None else None
-            if lease_id is not None and cost is not None:
-                settlements[lease_id] = settlements.get(lease_id, _ZERO) + cost
-            # A stored priced event adds its cost to the spend itself (once, however often it
-            # is stored); anything else that counts against limits is added here.
-            counted_by_row = self.keeps_events and event.priced
-            if cost and event.tenant_id is not None and not counted_by_row:
-                extra_spend.append((event.tenant_id, event.timestamp, cost))
-        rows = []
+        parts = [self._part(event, done) for event, done in zip(events, settled)]
+        try:
+            self._write(parts)
+        except Exception as fault:
+            if _store_unusable(fault):
+                raise
+            for part in parts:  # the batch again, one event at a time
+                try:
+                    self._write([part])
+                except Exception as refused:
+                    if _store_unusable(refused):
+                        raise
+                    self.set_aside(part, refused)
+        if self.config.alert_thresholds and self.config.on_threshold is not None:
+            self._alerts({e.tenant_id for e in events if e.tenant_id is not None})
+
+    def _part(self, event: LLMEvent, done: Settled | None) -> _Part:
+        """What recording one event writes: its row, its lease settlement, spend not in its row."""
+        cost = done.cost_usd if done is not None else (event.cost_usd if event.priced else None)
+        lease_id = done.reservation.lease_id if done is not None else None
+        settle = (lease_id, cost) if lease_id is not None and cost is not None else None
+        row = None
         if self.keeps_events:
             from ..store.rows import event_row
 
-            rows = [event_row(event.to_dict()) for event in events]
+            try:
+                row = event_row(event.to_dict())
+            except Exception as refused:
+                part = _Part(event, None, settle, _spend(event, cost))
+                self.set_aside(part, refused, write_spend=False)
+                return part
+        # A stored priced event adds its cost to the spend itself (once, however often it is
+        # stored); anything else that counts against limits is added here.
+        counted_by_row = row is not None and event.priced
+        return _Part(event, row, settle, None if counted_by_row else _spend(event, cost), cost)
+
+    def _write(self, parts: Sequence[_Part]) -> None:
+        rows = [p.row for p in parts if p.row is not None]
+        settlements: dict[str, Decimal] = {}
+        for p in parts:
+            if p.settle is not None:
+                settlements[p.settle[0]] = settlements.get(p.settle[0], _ZERO) + p.settle[1]
+        extra_spend = [p.spend for p in parts if p.spend is not None]
         if rows or settlements or extra_spend:
             self.store.add_events(rows, settlements, extra_spend=extra_spend)
-        if self.config.alert_thresholds and self.config.on_threshold is not None:
-            self._alerts({e.tenant_id for e in events if e.tenant_id is not None})
+
+    def set_aside(self, part: _Part, reason: BaseException, write_spend: bool = True) -> None:
+        """An event the store will not take: counted, reported with its reason; what it cost
+        still counts against its tenant's limits if the store takes that alone."""
+        self.rejected += 1
+        event = part.event
+        try:
+            wire = event.to_dict()
+        except Exception:
+            wire = {"event_id": getattr(event, "event_id", None)}
+        self._fault(RejectedEvent(f"the embedded store refused event {wire.get('event_id')} ({reason!r}); "
+                                  "set aside, the rest of its batch stored", event=wire, reason=repr(reason)),
+                    "storing an event")
+        if write_spend and part.row is not None:
+            alone = _Part(event, None, part.settle, part.spend if part.spend is not None else _spend(event, part.cost))
+            try:
+                self._write([alone])
+            except Exception:  # the spend too carries the bad value (a tenant id): reported above
+                pass
 
     def _limit_cost(self, event: LLMEvent, ticket: Any) -> Decimal | None:
         """What the call counts against limits: its cost, or by the policy when unpriced."""
@@ -312,6 +398,7 @@ class LimitKeeper:
     def _after_fork_in_child(self) -> None:
         """The parent's database connections and leases are the parent's: start afresh."""
         self._open_lock = threading.Lock()
+        self.rejected = 0
         store: Any = self._store
         if getattr(store, "remote", False):
             store.after_fork()
@@ -343,12 +430,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def usd_amount(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ValueError(f"limit_usd must be an amount of USD, got {value!r}")
+    """A limit's amount: USD from 0 to below 10^15 (rules.check_money); ValueError otherwise."""
     try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    except Exception:
-        raise ValueError(f"limit_usd must be an amount of USD, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"limit_usd must be >= 0, got {value!r}")
-    return amount
+        return check_money(value, "limit_usd")
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _tenant(tenant_id: Any) -> str:
+    """A tenant id as limits take it (rules.check_id; "*" is the default limits' own)."""
+    return check_id(tenant_id, "tenant_id")

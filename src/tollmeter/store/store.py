@@ -383,9 +383,9 @@ class Store:
         query = select(
             *keys,
             func.count().label("calls"),
-            func.coalesce(func.sum(e.c.input_tokens), 0).label("input_tokens"),
-            func.coalesce(func.sum(e.c.output_tokens), 0).label("output_tokens"),
-            func.coalesce(func.sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
+            func.coalesce(schema.count_sum(e.c.input_tokens), 0).label("input_tokens"),
+            func.coalesce(schema.count_sum(e.c.output_tokens), 0).label("output_tokens"),
+            func.coalesce(schema.count_sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
             money_sum(e.c.cost_usd).label("cost_usd"),
             func.sum(func.cast(~e.c.priced, schema.Integer)).label("unpriced"),
             func.sum(func.cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
