@@ -21,6 +21,8 @@ from tollmeter import LLMEvent, Meter, MeterConfig
 # Meters made by tests keep their embedded store in memory, and anything else they would
 # write (spools) in a throwaway data directory, never in the user's.
 os.environ["TOLLMETER_DB"] = ":memory:"
+# LiteLLM (installed for its tests) would fetch its price map from the network when imported.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="tollmeter-tests-")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -50,7 +51,12 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "groq": ("groq", "tollmeter.instrument.groq"),
     "mistral": ("mistralai", "tollmeter.instrument.mistral"),
     "cohere": ("cohere", "tollmeter.instrument.cohere"),
+    "litellm": ("litellm", "tollmeter.instrument.litellm"),
 }
+
+#: Providers patched only once the application imports their SDK (`patch` never imports it):
+#: LiteLLM takes seconds to import and fetches its price map from the network when it does.
+ON_IMPORT = frozenset({"litellm"})
 
 
 class UnknownProviderError(ValueError):
@@ -82,10 +88,12 @@ class Patcher:
     def __init__(self, hooks: CallHooks) -> None:
         self._hooks = hooks
         self._applied: dict[str, list[_Applied]] = {}
+        #: ON_IMPORT providers waiting for their SDK to be imported.
+        self._waiting: set[str] = set()
 
     @property
     def patched(self) -> list[str]:
-        return sorted(self._applied)
+        return sorted(self._applied.keys() | self._waiting)
 
     def patch(self, name: str) -> bool:
         """Patch one provider; False if its SDK is not installed. Idempotent."""
@@ -97,9 +105,15 @@ class Patcher:
             if name in self._applied:
                 return True
             sdk, module_name = PROVIDERS[name]
+            if name in self._waiting:
+                return True
             if not _installed_module(sdk) or not _installed_module(module_name):
                 logger.debug("tollmeter: %s is not installed; not patching it", sdk)
                 return False
+            if name in ON_IMPORT and sdk not in sys.modules:
+                self._waiting.add(name)
+                wrapt.register_post_import_hook(lambda _module, name=name: self._imported(name), sdk)
+                return True
             try:
                 module = importlib.import_module(module_name)
                 patches: list[Patch] = module.patches()
@@ -111,14 +125,26 @@ class Patcher:
             logger.debug("tollmeter: patched %d methods of %s", len(applied), name)
             return True
 
+    def _imported(self, name: str) -> None:
+        """The application imported a waiting provider's SDK: patch it now (unless unpatched)."""
+        with _lock:
+            if name not in self._waiting:
+                return
+            self._waiting.discard(name)
+        try:
+            self.patch(name)
+        except Exception as fault:  # never into the application's import
+            self._hooks.fault(fault, f"patching {name} on import")
+
     def unpatch(self, name: str) -> None:
         with _lock:
+            self._waiting.discard(name)
             for applied in reversed(self._applied.pop(name, [])):
                 setattr(applied.owner, applied.attribute, applied.original)
                 _installed.pop((applied.owner, applied.attribute), None)
 
     def unpatch_all(self) -> None:
-        for name in list(self._applied):
+        for name in list(self._applied.keys() | self._waiting):
             self.unpatch(name)
 
     def _apply(self, patch: Patch) -> _Applied | None:
