@@ -134,10 +134,13 @@ def test_unknown_model_is_unpriced_not_free(caplog):
     assert pricer.unpriced == 3
 
 
-def test_self_hosted_models_are_priced_only_by_a_rate_card():
+def test_self_hosted_models_are_priced_by_a_rate_card_first():
     usage = Usage(input_tokens=1000, output_tokens=100)
-    bare = priced("self-hosted", "gpt-4o", usage)  # a local server naming itself gpt-4o costs your GPUs
-    assert not bare.priced
+    # A server on your network naming a vendor's model (a LiteLLM proxy on localhost:4000) is
+    # priced as that model, inferred from its id; an open model it serves is not priced at all.
+    bare = priced("self-hosted", "gpt-4o", usage)
+    assert bare.priced and bare.price_source.endswith("inferred from the model id")
+    assert not priced("self-hosted", "llama-3.1-70b-instruct", usage).priced
     card = RateCard.load({"models": [{"model": "gpt-4o", "provider": "self-hosted",
                                       "input_mtok": "0.10", "output_mtok": "0.40"}]})
     event = LLMEvent(provider="self-hosted", model="gpt-4o", usage=usage)

@@ -7,6 +7,15 @@ Usage: `input_tokens` excludes cache reads and writes; the inclusive input is th
 `server_tool_use.web_search_requests` counts the web searches billed. In streams, message_start
 carries the first counts and message_delta the final ones: for each count the last value
 reported wins.
+
+Context management (compaction) and server-side tool loops sample the model more than once per
+request, and report each sampling in `usage.iterations` (beta), with its own input, output and
+cache reads and writes. The top-level counts are the `message` iterations' alone; a
+`compaction` iteration (the summary of the context being closed, by the same model) is billed
+on top of them. The call's usage is the sum: the top-level counts (or the sum of the `message`
+iterations, should that be larger) plus every compaction iteration, cache reads and writes
+included. Iterations of another model (an `advisor_message`, a `fallback_message`) are billed
+at that model's prices and are not added to this call's model's usage.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ class Counts:
     """Anthropic's usage counts as reported; the last reported value of each wins."""
 
     __slots__ = ("input", "cache_read", "cache_write", "write_5m", "write_1h", "output",
-                 "thinking", "web_search", "tier")
+                 "thinking", "web_search", "tier", "iterations")
 
     def __init__(self) -> None:
         self.input = self.cache_read = self.cache_write = None
         self.write_5m = self.write_1h = self.output = self.thinking = self.web_search = None
         self.tier = None
+        self.iterations: Any = None
 
     def update(self, usage: Any) -> None:
         """Take one `usage` object (an SDK object or its JSON)."""
@@ -62,6 +72,9 @@ class Counts:
         tier = field(usage, "service_tier")
         if tier is not None:
             self.tier = text(tier)
+        iterations = field(usage, "iterations")
+        if iterations:
+            self.iterations = iterations
 
     @property
     def cache_writes(self) -> int | None:
@@ -72,7 +85,7 @@ class Counts:
 
     def usage(self) -> Usage:
         cache_write = self.cache_writes
-        return Usage(
+        usage = Usage(
             input_tokens=add(add(self.input, self.cache_read), cache_write),
             output_tokens=self.output,
             cache_read_tokens=self.cache_read,
@@ -80,6 +93,9 @@ class Counts:
             cache_write_1h_tokens=self.write_1h,
             reasoning_tokens=self.thinking,
         )
+        if self.iterations and isinstance(self.iterations, (list, tuple)):
+            usage = _with_iterations(usage, self.iterations)
+        return usage
 
     def apply(self, call: Call) -> None:
         call.usage = self.usage()
@@ -87,6 +103,51 @@ class Counts:
             call.web_search_requests = self.web_search
         if self.tier is not None:
             call.service_tier = self.tier
+
+
+#: The fields of one iteration's usage that are summed, as `Usage` counts.
+_SUMMED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+
+
+def _iteration_usage(item: Any) -> Usage:
+    counts = Counts()
+    counts.update(item)
+    counts.iterations = None
+    return counts.usage()
+
+
+def _with_iterations(top: Usage, iterations: Iterable[Any]) -> Usage:
+    """The billed usage of a call with `usage.iterations`: the top-level counts (or the sum of
+    the `message` iterations, if larger) plus every `compaction` iteration."""
+    messages: dict[str, int] = {}
+    compactions: dict[str, int] = {}
+    for item in iterations:
+        kind = field(item, "type")
+        into = messages if kind == "message" else compactions if kind == "compaction" else None
+        if into is None:  # another model's iteration (advisor, fallback): not this model's usage
+            continue
+        counted = _iteration_usage(item)
+        for name in _SUMMED:
+            value = getattr(counted, name)
+            if value is not None:
+                into[name] = into.get(name, 0) + value
+    if not compactions and not messages:
+        return top
+    values = {}
+    for name in _SUMMED:
+        base = getattr(top, name)
+        if messages.get(name) is not None and (base is None or messages[name] > base):
+            base = messages[name]
+        extra = compactions.get(name)
+        values[name] = base if extra is None else (base or 0) + extra
+    return Usage(
+        input_tokens=values["input_tokens"],
+        output_tokens=values["output_tokens"],
+        cache_read_tokens=values["cache_read_tokens"],
+        cache_write_tokens=values["cache_write_tokens"],
+        cache_write_1h_tokens=values["cache_write_1h_tokens"],
+        reasoning_tokens=top.reasoning_tokens,
+    )
 
 
 def read_usage(call: Call, usage: Any) -> None:

@@ -9,6 +9,12 @@ as `num_cached_tokens` or, in older responses, `prompt_token_details`) and `comp
 the reasoning tokens. OpenRouter adds `cache_write_tokens` to the prompt details and the call's
 `cost`; Mistral adds the `service_tier`.
 
+Gemini's OpenAI-compatible endpoint (generativelanguage.googleapis.com/v1beta/openai) counts
+the thinking tokens outside `completion_tokens` (in `total_tokens` only, or also as
+`completion_tokens_details.reasoning_tokens`): when `total_tokens` exceeds prompt + completion
+by exactly the reported reasoning tokens (any provider), or by anything at all on Google's
+endpoint, the difference is output the completion count left out, and is added to it.
+
 Streams: each chunk carries `choices` with a `delta`; a tool call's first delta carries its id
 and the fragments after it none; usage comes in a last chunk of its own (OpenAI: only when asked
 for with `stream_options`), or on the last choice chunk (some compatible servers).
@@ -42,18 +48,39 @@ def usage_of(usage: Any, get: Getter = field) -> Usage:
     cached = count(get(prompt_details, "cached_tokens"))
     if cached is None:
         cached = _cached_elsewhere(usage, get)
+    prompt = count(get(usage, "prompt_tokens"))
+    completion = count(get(usage, "completion_tokens"))
+    reasoning = count(get(completion_details, "reasoning_tokens"))
+    if reasoning and prompt is not None and completion is not None:
+        # Reasoning outside the completion count (Gemini's compatible endpoint): add it when
+        # the total says so.
+        total = count(get(usage, "total_tokens"))
+        if total is not None and total - prompt - completion == reasoning:
+            completion += reasoning
     return Usage(
-        input_tokens=count(get(usage, "prompt_tokens")),
-        output_tokens=count(get(usage, "completion_tokens")),
+        input_tokens=prompt,
+        output_tokens=completion,
         cache_read_tokens=cached,
         cache_write_tokens=count(get(prompt_details, "cache_write_tokens")),  # OpenRouter
         input_audio_tokens=count(get(prompt_details, "audio_tokens")),
         input_image_tokens=count(get(prompt_details, "image_tokens")),
-        reasoning_tokens=count(get(completion_details, "reasoning_tokens")),
+        reasoning_tokens=reasoning,
         output_audio_tokens=count(get(completion_details, "audio_tokens")),
         accepted_prediction_tokens=count(get(completion_details, "accepted_prediction_tokens")),
         rejected_prediction_tokens=count(get(completion_details, "rejected_prediction_tokens")),
     )
+
+
+def _with_unreported_reasoning(usage: Usage, total: int | None) -> Usage:
+    """Gemini's compatible endpoint: thinking tokens in the total only are output tokens."""
+    if total is None or usage.input_tokens is None or usage.output_tokens is None:
+        return usage
+    gap = total - usage.input_tokens - usage.output_tokens
+    if gap <= 0 or (usage.reasoning_tokens is not None and usage.reasoning_tokens != gap):
+        return usage
+    from dataclasses import replace
+
+    return replace(usage, output_tokens=usage.output_tokens + gap, reasoning_tokens=gap)
 
 
 def _cached_elsewhere(usage: Any, get: Getter) -> int | None:
@@ -65,9 +92,16 @@ def _cached_elsewhere(usage: Any, get: Getter) -> int | None:
     return cached
 
 
+#: Providers whose OpenAI-compatible usage leaves the thinking tokens out of `completion_tokens`
+#: even when it does not report them apart (Gemini's compatible endpoint).
+EXCLUSIVE_REASONING = frozenset({"google", "google-vertex"})
+
+
 def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
     """A deferred `usage` object: the usage, and what else it reports (a `UsageReader`)."""
-    call.usage = usage_of(usage, get)
+    counted = call.usage = usage_of(usage, get)
+    if call.provider in EXCLUSIVE_REASONING:
+        call.usage = _with_unreported_reasoning(counted, count(get(usage, "total_tokens")))
     cost = money(get(usage, "cost"))  # OpenRouter reports what the call cost
     if cost is not None:
         call.provider_cost_usd = cost

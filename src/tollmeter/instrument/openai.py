@@ -56,6 +56,9 @@ class ChatCompletions(_ChatFormat):
 #: `MeterConfig.stream_usage` says otherwise: DeepSeek, OpenRouter, Groq, Together, Fireworks
 #: and Mistral send usage on their last chunk unasked, and another server may refuse the option.
 ASKS_FOR_STREAM_USAGE = frozenset({"openai", "azure"})
+#: Gateways that pass the request to OpenAI as it is written (`cloudflare-ai-gateway/openai`,
+#: `helicone/openai`): their streams are asked as OpenAI's are.
+PASS_THROUGH_GATEWAYS = frozenset({"cloudflare-ai-gateway", "helicone"})
 #: Azure OpenAI takes `stream_options` from API version 2024-08-01-preview on (and in its v1 API).
 _AZURE_STREAM_OPTIONS_SINCE = "2024-08-01"
 
@@ -70,7 +73,8 @@ def _asks_for_stream_usage(call: Call, instance: Any, kwargs: Mapping[str, Any])
     if setting is not None and provider in setting:  # type: ignore[operator]
         return bool(setting[provider])  # type: ignore[index]
     if provider not in ASKS_FOR_STREAM_USAGE:
-        return False
+        gateway, _, upstream = (provider or "").partition("/")
+        return upstream == "openai" and gateway in PASS_THROUGH_GATEWAYS
     if provider == "azure":
         return _azure_takes_stream_options(instance, kwargs)
     return True

@@ -6,17 +6,28 @@ place through its `_iterator`), a raw-response wrapper (`with_raw_response`,
 `with_streaming_response`) or a parsed model, which keeps the response's request id header in
 a private attribute (`read_request_id`). A provider module subclasses `StainlessEndpoint` with
 its SDK, reads that SDK's responses, and adds `lifecycle_patches(sdk)` to its patches.
+
+A client whose base URL is not a vendor's own API (a gateway, a proxy, a server on your
+network) may be a LiteLLM proxy or Portkey, which say more in their response headers: such a
+client gets `_process_response` shadowed on that one object (`watch_gateway`; its class and
+every direct client pay nothing), and the headers of the response to the call in progress are
+read there: the gateway's attribution (`attribution.gateway_from_headers`) and the cost a
+LiteLLM proxy reports (`x-litellm-response-cost`, not sent for streams), which wins as the
+provider's cost.
 """
 
 from __future__ import annotations
 
+import inspect
+import weakref
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any, ClassVar, Mapping
 
-from .attribution import provider_for_base_url
+from .attribution import gateway_from_headers, may_be_gateway, provider_for_base_url
 from .call import Call
 from .endpoint import Endpoint, Kind
-from .fields import field
+from .fields import field, money
 from .registry import Patch
 from .streams import close_patches
 
@@ -47,7 +58,9 @@ class StainlessEndpoint(Endpoint):
             )
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        call.provider = self.provider_of(instance, call)
+        provider = call.provider = self.provider_of(instance, call)
+        if provider is not None and may_be_gateway(provider):
+            watch_gateway(call, getattr(instance, "_client", None))
         model = kwargs.get("model")
         call.request_model = model if isinstance(model, str) else None
         call.stream = kwargs.get("stream") is True
@@ -102,6 +115,81 @@ def read_request_id(call: Call, response: Any) -> None:
 
 # id(base URL object) -> (that object, its provider). Clients keep one URL object for their life.
 _by_base_url: dict[int, tuple[Any, str]] = {}
+
+
+# -- gateways that speak in response headers --------------------------------------------------
+
+#: The call whose response a watched client's `_process_response` reads next (set when the call
+#: starts, cleared when its response is read; the caller's own context, sync or async).
+_gateway_call: ContextVar[Call | None] = ContextVar("tollmeter_gateway_call", default=None)
+#: The response header in which a LiteLLM proxy reports what the call cost, in USD.
+LITELLM_COST_HEADER = "x-litellm-response-cost"
+
+
+def watch_gateway(call: Call, client: Any) -> None:
+    """Read the response headers of `call` (a call to a host that may be a gateway): the
+    client's `_process_response` is shadowed on that one object, once."""
+    values = getattr(client, "__dict__", None)
+    if values is None:
+        return
+    if not isinstance(values.get("_process_response"), _HeaderHook):
+        original = getattr(type(client), "_process_response", None)
+        if original is None:
+            return
+        hook = _AsyncHeaderHook if inspect.iscoroutinefunction(original) else _HeaderHook
+        values["_process_response"] = hook(weakref.ref(client))
+    _gateway_call.set(call)
+
+
+class _HeaderHook:
+    """`_process_response` of one watched client: reads the headers of the response to the
+    call in progress, then the class's own method. Holds the client weakly (no cycle)."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: weakref.ref) -> None:
+        self.client = client
+
+    def _read(self, response: Any) -> None:
+        call = _gateway_call.get()
+        if call is None:
+            return
+        _gateway_call.set(None)
+        if call.done or response is None:
+            return
+        try:
+            read_gateway_headers(call, response)
+        except Exception as fault:
+            call.hooks.fault(fault, f"reading the gateway headers of a {call.endpoint.name} response")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._read(kwargs.get("response"))
+        client = self.client()
+        return type(client)._process_response(client, *args, **kwargs)
+
+
+class _AsyncHeaderHook(_HeaderHook):
+    __slots__ = ()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self._read(kwargs.get("response"))
+        client = self.client()
+        return await type(client)._process_response(client, *args, **kwargs)
+
+
+def read_gateway_headers(call: Call, response: Any) -> None:
+    """A gateway's word on the call, from an httpx response: who served it, and (LiteLLM, not
+    for streams: its headers go out before the stream is generated) what it cost."""
+    headers = response.headers
+    request = getattr(response, "_request", None)  # httpx's `.request` raises when unset
+    provider = gateway_from_headers(call.provider or "", headers,
+                                    getattr(request, "headers", None) if request is not None else None)
+    if provider is not None:
+        call.provider = provider
+    if not call.stream:
+        cost = money(headers.get(LITELLM_COST_HEADER))
+        if cost is not None:
+            call.provider_cost_usd = cost
 
 
 def lifecycle_patches(sdk: str) -> list[Patch]:

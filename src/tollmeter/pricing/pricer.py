@@ -2,10 +2,27 @@
 
 Where a price comes from, in order: your rate card (an entry with prices), then the bundled
 genai-prices data (with a rate card discount applied, if one matches). A cost the provider
-reported itself (OpenRouter's `usage.cost`) or the caller passed (`track_manually(cost_usd=)`)
-wins; the computed price is kept beside it. An unknown model is never $0: its event stays
-unpriced (`priced=False`, `cost_usd=None`), a warning names it once per process, and
-`stats()["unpriced"]` counts it. Runs on the background worker.
+reported itself (OpenRouter's `usage.cost`, a LiteLLM proxy's `x-litellm-response-cost`) or the
+caller passed (`track_manually(cost_usd=)`) wins; the computed price is kept beside it. An
+unknown model is never $0: its event stays unpriced (`priced=False`, `cost_usd=None`), a warning
+names it once per process, and `stats()["unpriced"]` counts it. Runs on the background worker.
+
+Which prices of the bundled data apply:
+
+- a provider the data knows (`openai`, `azure`, `groq`, ...): that provider's price of the model;
+- a gateway that says its upstream (`cloudflare-ai-gateway/openai`, `helicone/anthropic`,
+  `litellm-proxy/openai`): the upstream provider's price;
+- any other host (`self-hosted`, `openai-compatible`, `portkey`, a name from
+  `provider_overrides`, ...): the model's own vendor's price when the model id names it
+  unambiguously (`gpt-4o`, `claude-sonnet-4-5`, `openai/gpt-4o`), with the price source saying
+  `..., inferred from the model id` (`BundledPrices.infer`); a model with open weights (llama,
+  qwen, gpt-oss, ...) stays unpriced until your rate card prices it. `infer_prices=False`
+  turns the inference off: such calls stay unpriced;
+- no provider at all (`track_manually` without one): the model by its name alone.
+
+A reported audio count that the matched prices cannot price at a rate of its own is priced
+from the tollmeter supplement (pricing/supplement.py), or the event is left unpriced: never at
+the text rate.
 """
 
 from __future__ import annotations
@@ -18,6 +35,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from ..events import LLMEvent, Usage
+from . import supplement
 from .bundled import BundledPrices
 from .ratecard import RateCard
 from .rates import InconsistentUsage, RateSheet, usage_counts
@@ -27,6 +45,8 @@ logger = logging.getLogger("tollmeter")
 #: The price source of a cost the provider reported, and of one given to track_manually().
 PROVIDER_SOURCE = "provider"
 MANUAL_SOURCE = "manual"
+#: Ends the price source of a price found from the model id alone (the host is not a vendor's).
+INFERRED = ", inferred from the model id"
 
 
 @dataclass(frozen=True)
@@ -45,14 +65,19 @@ class Quote:
 
 
 class Pricer:
-    def __init__(self, rate_card: RateCard | None = None, bundled: BundledPrices | None = None) -> None:
+    def __init__(self, rate_card: RateCard | None = None, bundled: BundledPrices | None = None, *,
+                 infer_prices: bool = True) -> None:
         self.rate_card = rate_card
         self._bundled = bundled
+        #: Price a call to a host the data does not know by its model id, when that names one
+        #: vendor's model unambiguously (see the module's doc).
+        self.infer_prices = infer_prices
         self._lock = threading.Lock()
         self._warned: set[tuple[str | None, str | None]] = set()
         self._recent: dict[tuple, PriceMatch] = {}
         self._source_seen: str | None = None
         self.unpriced = 0
+        self._completed: dict[tuple, PriceMatch] = {}
 
     @property
     def bundled(self) -> BundledPrices:
@@ -74,18 +99,35 @@ class Pricer:
             match = PriceMatch(sheet, f"rate card {entry.origin}", entry.label)
             self._remember(key, match)
             return match
-        found = self.bundled.find(provider, model)
+        found, inferred = self._find(provider, model)
         if found is None:
             return None
         genai_provider, genai_model = found
         sheet = self.bundled.sheet(found, timestamp, service_tier)
-        source = self.bundled.source
+        source = self.bundled.source + (INFERRED if inferred else "")
         if entry is not None and entry.discount:
             sheet = sheet.scaled(1 - entry.discount)
             source += f" with a {(entry.discount * 100).normalize():f}% discount ({entry.origin})"
         match = PriceMatch(sheet, source, f"{genai_provider.id}/{genai_model.id}")
         self._remember(key, match)
         return match
+
+    def _find(self, provider: str | None, model: str) -> tuple[tuple[Any, Any] | None, bool]:
+        """(genai provider and model, inferred from the model id?) in the bundled data."""
+        bundled = self.bundled
+        if provider is None:
+            return bundled.find(None, model), False
+        gateway, _, upstream = provider.partition("/")
+        if upstream and bundled.knows(upstream):  # a gateway that says where it sends the call
+            found = bundled.find(upstream, model)
+            if found is not None:
+                return found, False
+        elif bundled.knows(provider):
+            return bundled.find(provider, model), False
+        if not self.infer_prices:
+            return None, False
+        found = bundled.infer(model)
+        return found, found is not None
 
     def _remember(self, key: tuple, match: PriceMatch) -> None:
         """Matches are kept per (provider, model, tier, minute) until the data is refreshed."""
@@ -101,20 +143,55 @@ class Pricer:
               web_searches: int | None = None, units: Mapping[str, float] | None = None,
               request_model: str | None = None) -> Quote | None:
         """The cost of `usage`; None when no price is known for the model."""
+        return self._quote(provider, model, usage, timestamp=timestamp, service_tier=service_tier,
+                           web_searches=web_searches, units=units, request_model=request_model)[0]
+
+    def _quote(self, provider: str | None, model: str | None, usage: Usage, *, timestamp: datetime | None,
+               service_tier: str | None, web_searches: int | None, units: Mapping[str, float] | None,
+               request_model: str | None) -> tuple[Quote | None, str | None]:
+        """(the quote, or None and why not when a price was found but cannot price the usage)."""
         for candidate in dict.fromkeys(m for m in (model, request_model) if m):
             match = self.match(provider, candidate, timestamp=timestamp, service_tier=service_tier)
             if match is not None:
                 counts = usage_counts(usage, web_searches=web_searches, units=units)
                 if not match.sheet.covers(counts):
-                    return None  # e.g. characters reported for a model priced per token
-                return Quote(match.sheet.cost(counts), match)
-        return None
+                    return None, None  # e.g. characters reported for a model priced per token
+                match, missing = self._complete(match, candidate, counts)
+                if missing:
+                    return None, (f"no rate for {', '.join(missing)} in {match.source} "
+                                  f"(add {', '.join(k.replace('_tokens', '_mtok') for k in missing)} to your rate card)")
+                return Quote(match.sheet.cost(counts), match), None
+        return None, None
+
+    def _complete(self, match: PriceMatch, model: str, counts: Mapping[str, Any]) -> tuple[PriceMatch, list[str]]:
+        """The match with the supplement's rates for the audio counts its bundled prices cannot
+        price at a rate of their own (supplement.py); and what is still missing."""
+        if match.source.startswith("rate card"):
+            return match, []  # your own prices are taken as complete
+        missing = [key for key in supplement.STRICT_KEYS
+                   if counts.get(key) and match.sheet.rate(key.replace("_tokens", "_mtok")) is None]
+        if not missing or match.model.split("/", 1)[0] not in supplement.AUDIO_APART:
+            return match, []
+        key = (match.sheet, match.source, model)  # the sheet itself: kept alive, never an id reused
+        completed = self._completed.get(key)
+        if completed is None:
+            rates = supplement.rates_for(model, match.model)
+            if not all(key.replace("_tokens", "_mtok") in rates for key in missing):
+                return match, missing
+            prices = {rate.price_key: rate.price for rate in match.sheet.rates}
+            prices.update({k: v for k, v in rates.items() if k not in prices})
+            completed = PriceMatch(RateSheet(prices), f"{match.source} + {supplement.SOURCE}", match.model)
+            if len(self._completed) > 1024:
+                self._completed.clear()
+            self._completed[key] = completed
+        return completed, []
 
     def price(self, event: LLMEvent) -> None:
         """Fill in the event's cost and its provenance. Never raises."""
         reported = event.provider_cost_usd
+        why = None
         try:
-            quote = self._quote_event(event)
+            quote, why = self._quote_event(event)
         except InconsistentUsage as exc:
             logger.warning("tollmeter: cannot price %s/%s: %s", event.provider, event.model, exc)
             quote = None
@@ -137,18 +214,18 @@ class Pricer:
         else:
             event.priced = False
             event.cost_usd = None
-            self._unpriced(event)
+            self._unpriced(event, why)
 
-    def _quote_event(self, event: LLMEvent) -> Quote | None:
+    def _quote_event(self, event: LLMEvent) -> tuple[Quote | None, str | None]:
         if event.usage.is_empty() and not event.web_search_requests and not event.units:
-            return None  # nothing reported to price
-        return self.quote(
+            return None, None  # nothing reported to price
+        return self._quote(
             event.provider, event.model, event.usage, timestamp=event.timestamp,
             service_tier=event.service_tier, web_searches=event.web_search_requests, units=event.units,
             request_model=event.request_model,
         )
 
-    def _unpriced(self, event: LLMEvent) -> None:
+    def _unpriced(self, event: LLMEvent, why: str | None = None) -> None:
         key = (event.provider, event.model or event.request_model)
         with self._lock:
             self.unpriced += 1
@@ -156,7 +233,10 @@ class Pricer:
             self._warned.add(key)
         if not first:
             return
-        if event.usage.is_empty():
+        if why is not None:
+            logger.warning("tollmeter: cannot price %r (provider %r): %s; its calls are recorded unpriced",
+                           key[1], event.provider, why)
+        elif event.usage.is_empty():
             logger.warning(
                 "tollmeter: %s returned no usage for %r: its calls are recorded unpriced",
                 event.provider, key[1],
@@ -170,6 +250,7 @@ class Pricer:
             )
 
 
-def load_pricer(prices: Any) -> Pricer:
-    """A Pricer for `MeterConfig(prices=...)`: a rate card path, dict or list, or None."""
-    return Pricer(RateCard.load(prices) if prices is not None else None)
+def load_pricer(prices: Any, *, infer_prices: bool = True) -> Pricer:
+    """A Pricer for `MeterConfig(prices=..., infer_prices=...)`: a rate card path, dict or
+    list, or None; and whether a host the price data does not know is priced by model id."""
+    return Pricer(RateCard.load(prices) if prices is not None else None, infer_prices=infer_prices)
