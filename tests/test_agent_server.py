@@ -34,8 +34,10 @@ def _app_process(base: str, key: str, index: int, spool: str, queue) -> None:
             router.route(host="127.0.0.1").pass_through()  # the metering server is real
             provider = router.post(CHAT).mock(side_effect=billed)
             # The strict bound (spent <= limit) is the worst_case policy's; adaptive's is looser.
+            # It holds for calls the server answered: this overloaded 2-core box answers slower
+            # than the default limits_wait, past which "open" lets calls through (test_waits.py).
             meter = Meter(MeterConfig(url=f"{base}/v1/ingest", api_key=key, flush_interval=0.05,
-                                      spool_dir=spool, reservation="worst_case"))
+                                      spool_dir=spool, reservation="worst_case", limits_wait=30))
             meter.patch("openai")
             client = openai.OpenAI(api_key="k", max_retries=0)
 

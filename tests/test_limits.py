@@ -323,9 +323,9 @@ async def test_async_calls_are_limited_and_refills_leave_the_event_loop(limited,
     threads = []
     original = Guard.refill
 
-    def recording_refill(self, call):
+    def recording_refill(self, call, *args):
         threads.append(threading.current_thread())
-        return original(self, call)
+        return original(self, call, *args)
 
     monkeypatch.setattr(Guard, "refill", recording_refill)
     limited.set_limit("acme", Decimal("0.001"), frequency="per_day")

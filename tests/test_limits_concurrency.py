@@ -85,7 +85,7 @@ def check(db, sent: int, refused: int, provider_calls: int) -> None:
 def test_32_threads(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case"))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", limits_wait=30))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.OpenAI(api_key="k", max_retries=0)
@@ -110,7 +110,9 @@ def _process(db: str, index: int, queue) -> None:
 
         with mock_http() as router:
             route = router.post(CHAT).mock(side_effect=billed)
-            meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case"))
+            # limits_wait: the bound is for calls the store answered; 64 threads on 2 cores make
+            # SQLite answer slower than the default wait (decided by limits_unreachable past it).
+            meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case", limits_wait=30))
             meter.patch("openai")
             client = openai.OpenAI(api_key="k", max_retries=0)
             with ThreadPoolExecutor(16) as pool:
@@ -145,7 +147,7 @@ def test_4_processes_of_16_threads(tmp_path):
 async def test_200_asyncio_tasks(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case"))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", limits_wait=30))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.AsyncOpenAI(api_key="k", max_retries=0)
@@ -180,7 +182,7 @@ def test_32_threads_adaptive(http_mock, tmp_path):
     """The default policy under the same load: bounded overshoot, the limit really used."""
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, limits_wait=30))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.OpenAI(api_key="k", max_retries=0)

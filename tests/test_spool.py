@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -67,8 +68,10 @@ def test_shutdown_with_the_server_down_spools_and_the_next_process_sends(http_mo
     route.side_effect = None
     route.respond(200)
     after_restart = meter_for(tmp_path)  # a new process of the same app, same spool
-    after_restart._pipeline.upkeep()
-    assert sorted(sent_ids(route)) == sorted(ids)
+    deadline = time.monotonic() + 10  # it sends them at start, in the background, recording nothing
+    while after_restart.stats()["replayed"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(sent_ids(route)) == sorted(ids) and after_restart.stats()["replayed"] == 4
     after_restart.shutdown()
 
 
@@ -78,6 +81,18 @@ def test_a_full_spool_drops_the_oldest_batches_and_counts_them(tmp_path):
         assert spool.put(os.urandom(100), events=3)
     assert spool.stats.dropped > 0 and spool.size() <= 250
     assert spool.stats.spooled == 15
+
+
+def test_has_pending_sees_waiting_and_claimed_batches_only(tmp_path):
+    spool = Spool(tmp_path / "spool", max_bytes=10**9)
+    assert not spool.has_pending()  # no directory yet
+    spool.directory.mkdir()
+    (spool.directory / ".tmp-write").write_bytes(b"")
+    assert not spool.has_pending()
+    spool.put(b"batch", events=1)
+    assert spool.has_pending()
+    assert spool.claim(spool.pending()[0]) is not None
+    assert spool.has_pending()  # being sent (perhaps by a process that died doing it)
 
 
 def test_two_processes_never_send_the_same_spooled_batch(tmp_path):

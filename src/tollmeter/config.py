@@ -78,9 +78,15 @@ class MeterConfig:
     reservation: str = "adaptive"
     #: Seconds a budget lease lives unless renewed (limits; see docs/limits.md).
     lease_ttl: float = 30.0
-    #: With a `url`: when the server cannot be asked for budget, "open" lets calls through
-    #: judged by the last known state and this process's own spend since; "closed" refuses them.
+    #: When the server (with a `url`) or the embedded store (locked, say) cannot be asked for
+    #: budget within `limits_wait`: "open" lets calls through judged by the last known state and
+    #: this process's own spend since; "closed" refuses them. See docs/limits.md.
     limits_unreachable: str = "open"
+    #: Seconds a call waits at most for a budget lease from the server or the embedded store;
+    #: past it the call is decided by `limits_unreachable` (the request goes on in the
+    #: background and its answer serves the next calls). 0: never wait. Requests that keep
+    #: failing open a circuit: calls then decide at once until the server answers again.
+    limits_wait: float = 0.05
     #: Fractions of a limit at which `on_threshold` is called, once per period.
     alert_thresholds: Sequence[float] = (0.8, 1.0)
     #: Called on the background worker as `on_threshold(tenant_id, limit, fraction)`.
@@ -123,6 +129,9 @@ class MeterConfig:
         _positive_number("lease_ttl", self.lease_ttl)
         if self.limits_unreachable not in ("open", "closed"):
             raise ConfigError(f"limits_unreachable must be 'open' or 'closed', got {self.limits_unreachable!r}")
+        if (isinstance(self.limits_wait, bool) or not isinstance(self.limits_wait, (int, float))
+                or not 0 <= self.limits_wait <= 60):
+            raise ConfigError(f"limits_wait must be a number of seconds from 0 to 60, got {self.limits_wait!r}")
         thresholds = tuple(self.alert_thresholds or ())
         if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 10 for t in thresholds):
             raise ConfigError(f"alert_thresholds must be fractions of a limit like (0.8, 1.0), got {self.alert_thresholds!r}")

@@ -39,6 +39,12 @@ class Faults:
             logger.debug("tollmeter: fault %s: %r", what, exc)
         self.report(exc)
 
+    def after_fork_in_child(self) -> None:
+        """A forked child counts (and warns about) its own faults."""
+        self.count = 0
+        self._seen = set()
+        self._lock = threading.Lock()
+
     def warn_once(self, key: str, message: str) -> None:
         """A condition worth one warning (a full queue, say), not a fault per occurrence."""
         with self._lock:

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
+import sys
 import threading
+import time
 import uuid
 import weakref
 from contextvars import Token
@@ -72,7 +76,13 @@ class Meter:
             threading.Thread(target=self._refresh_prices, name="tollmeter-prices", daemon=True).start()
         self._limits.warm_up()
         self._closed = False
-        atexit.register(_shutdown_at_exit, weakref.ref(self))
+        #: Whether SIGTERM (with no handler of the application's) shuts this meter down first.
+        self._handles_sigterm = bool(getattr(config, "handle_sigterm", True))
+        _lifecycle.add(self)
+        if self._delivery is not None and self._delivery.has_spooled():
+            # Batches an earlier process could not deliver are sent now, in the background,
+            # whether or not this one ever records anything.
+            self._pipeline.worker.start()
 
     def _pricing(self) -> Pricer:
         """The pricer, made on first use: genai-prices takes a few hundred ms to import."""
@@ -357,11 +367,14 @@ class Meter:
         remote = getattr(self, "_remote_ledger", None)
         if remote is not None:
             remote.close()
+        _lifecycle.closed(self)
         return stopped
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: recorded, queued, sent, retried, dropped, failed, rejected, faults,
-        unpriced (events whose model has no known price), spooled, replayed and spool_dropped."""
+        """Counters since start (of this process: a forked child starts at 0): recorded, queued,
+        sent, retried, dropped, failed, rejected, faults, unpriced (events whose model has no
+        known price), spooled, replayed, spool_dropped and store_reopened (the embedded store's
+        file found deleted or replaced, and opened afresh)."""
         delivery = self._delivery.stats() if self._delivery is not None else {}
         pipeline = self._pipeline.stats()
         return {
@@ -378,7 +391,19 @@ class Meter:
             "spooled": delivery.get("spooled", 0),
             "replayed": delivery.get("replayed", 0),
             "spool_dropped": delivery.get("spool_dropped", 0),
+            "store_reopened": pipeline["store_reopened"],
         }
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child counts its own events and faults (its worker, queue, HTTP client and
+        database connections are reset by their own fork hooks)."""
+        self._faults.after_fork_in_child()
+        self._pipeline.after_fork_in_child()
+        if self._delivery is not None:
+            self._delivery.after_fork_in_child()
+        pricer = self._pricer
+        if pricer is not None and hasattr(pricer, "unpriced"):
+            pricer.unpriced = 0
 
     def __enter__(self) -> Meter:
         return self
@@ -391,13 +416,162 @@ class Meter:
         return f"<Meter {target} patched={self.patched}>"
 
 
-def _shutdown_at_exit(ref: weakref.ref[Meter]) -> None:
-    meter = ref()
-    if meter is not None:
+class _Lifecycle:
+    """How the meters of a process end without losing what they hold.
+
+    - Interpreter exit: an `atexit` hook shuts every open meter down (flushes and stops).
+    - `multiprocessing` children end with `os._exit` after their target (fork and forkserver
+      start methods), so atexit never runs there: multiprocessing's own exit finalizers
+      (`multiprocessing.util.Finalize`, run by the child after its target) shut the meters down.
+      multiprocessing is never imported for this: the finalizer is registered when a meter is
+      made in a process that has it loaded, and again in each child after a fork
+      (`register_after_fork`: a child's finalizers start empty).
+    - fork: the child's counts start at 0 (`Meter._after_fork_in_child`).
+    - SIGTERM with its default action (a container being stopped): see `_on_sigterm`.
+    """
+
+    def __init__(self) -> None:
+        self.meters: weakref.WeakSet[Meter] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._hooked = False
+        self._multiprocessing = False
+
+    def add(self, meter: Meter) -> None:
+        with self._lock:
+            self.meters.add(meter)
+            if not self._hooked:
+                self._hooked = True
+                atexit.register(_shutdown_all)
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=_after_fork_in_child)
+        self.watch_multiprocessing()
+        if meter._handles_sigterm:
+            _install_sigterm_handler()
+
+    def closed(self, meter: Meter) -> None:
+        self.meters.discard(meter)
+        if not any(m._handles_sigterm for m in list(self.meters)):
+            _release_sigterm_handler()
+
+    def open_meters(self) -> list[Meter]:
+        return [m for m in list(self.meters) if not m._closed]
+
+    def watch_multiprocessing(self) -> None:
+        """Shut the meters down on a multiprocessing child's exit path too (see the class)."""
+        util = sys.modules.get("multiprocessing.util")
+        if util is None or self._multiprocessing:
+            return
+        try:
+            util.register_after_fork(self, _finalize_in_this_process)
+            _finalize_in_this_process(self)
+        except Exception:  # pragma: no cover - multiprocessing's internals moved
+            logger.debug("tollmeter: could not hook multiprocessing's exit", exc_info=True)
+            return
+        self._multiprocessing = True
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        for meter in list(self.meters):
+            try:
+                meter._after_fork_in_child()
+            except Exception:
+                logger.debug("tollmeter: resetting a meter after fork failed", exc_info=True)
+        self.watch_multiprocessing()  # multiprocessing loaded after the meters were made
+
+
+_lifecycle = _Lifecycle()
+
+#: The finalizer runs before multiprocessing's own (a queue's feeder thread is joined at -5, a
+#: Queue closed at 10, a Pool terminated at 15): an `on_event` may still use them.
+_FINALIZER_PRIORITY = 100
+
+
+def _finalize_in_this_process(_: object) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _shutdown_all, exitpriority=_FINALIZER_PRIORITY)
+
+
+def _after_fork_in_child() -> None:
+    _lifecycle.after_fork_in_child()
+
+
+def _shutdown_all() -> None:
+    """At exit (atexit, or a multiprocessing child's finalizers): shut every open meter down."""
+    for meter in _lifecycle.open_meters():
         try:
             meter.shutdown()
         except Exception:  # interpreter teardown: nothing left to report to
             logger.debug("tollmeter: shutdown at exit failed", exc_info=True)
+
+
+#: Seconds the SIGTERM handler gives the meters to deliver what they hold before the process
+#: ends (containers are killed 10 s (Docker) or 30 s (Kubernetes) after SIGTERM).
+SIGTERM_WAIT_SECONDS = 5.0
+
+
+def _install_sigterm_handler() -> None:
+    """When SIGTERM would end the process at once (its default action: how containers and
+    process managers stop a process), end it after the meters delivered what they hold. A
+    handler the application installed is left alone (it ends the process its own way, through
+    atexit), and one it installs later simply replaces this one."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # not the main interpreter, no SIGTERM
+        pass
+
+
+def _release_sigterm_handler() -> None:
+    """No meter wants SIGTERM any more: its default action again (unless replaced since)."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError, AttributeError):
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM: shut the meters down (at most `SIGTERM_WAIT_SECONDS`), then let SIGTERM end the
+    process as it would have (exit status 128 + 15; -15 to a parent's `wait`). Called by a
+    handler the application installed after this one (which it saved and chains to), it
+    flushes only and returns: the application decides what happens next."""
+    ours = signal.getsignal(signal.SIGTERM) is _on_sigterm
+    _stop_meters([m for m in _lifecycle.open_meters() if m._handles_sigterm], shut_down=ours)
+    if ours:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+
+def _stop_meters(meters: list[Meter], shut_down: bool) -> None:
+    """Shut down (or flush) `meters` within `SIGTERM_WAIT_SECONDS`, on a thread of its own: the
+    signal interrupted the main thread anywhere, perhaps holding a lock that this needs."""
+    if not meters:
+        return
+    deadline = time.monotonic() + SIGTERM_WAIT_SECONDS
+
+    def run() -> None:
+        for meter in meters:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                if shut_down:
+                    meter.shutdown(timeout=remaining / 2)  # a flush, then the worker's stop
+                else:
+                    meter.flush(timeout=remaining)
+            except Exception:
+                logger.debug("tollmeter: stopping a meter on SIGTERM failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="tollmeter-sigterm", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        run()
+        return
+    thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
 
 
 def _manual_values(provider: Any, model: Any, input_tokens: Any, output_tokens: Any, usage: Any, cost_usd: Any,

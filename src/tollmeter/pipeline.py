@@ -45,6 +45,9 @@ class Pipeline:
             on_wake=self.upkeep,
             on_fault=faults,
         )
+        #: The embedded store's file found deleted or replaced (and reopened), in this process.
+        self.store_reopened = 0
+        self._store_watched = False
 
     # -- the caller's thread --------------------------------------------------------------------
 
@@ -79,6 +82,8 @@ class Pipeline:
     # -- the worker -----------------------------------------------------------------------------
 
     def handle_batch(self, items: list[Call | LLMEvent | RunResolution]) -> None:
+        if not self._store_watched:
+            self._watch_store()
         events: list[LLMEvent] = []
         settled: list[Settled | None] = []
         resolutions: list[RunResolution] = []
@@ -124,6 +129,24 @@ class Pipeline:
             except Exception as fault:
                 self._faults(fault, "delivering a batch")
 
+    def _watch_store(self) -> None:
+        """Have the embedded store report its file found deleted or replaced (it reopens one at
+        the path by itself: store/store.py) as a fault, counted in `store_reopened`."""
+        self._store_watched = True
+        if not self._limits.keeps_events:
+            return
+        try:
+            on_reopen = getattr(self._limits.store, "on_reopen", None)
+            if on_reopen is not None:
+                on_reopen(self._store_reopened)
+        except Exception as fault:  # the store cannot be opened: record() says so
+            logger.debug("tollmeter: watching the store failed: %r", fault)
+            self._store_watched = False
+
+    def _store_reopened(self, lost: BaseException) -> None:
+        self.store_reopened += 1
+        self._faults(lost, "the embedded store's file")
+
     def _resolve(self, resolutions: list[RunResolution]) -> None:
         """Into the embedded store, after the batch's events (so that their runs are known)."""
         assert self._ledger is not None
@@ -162,6 +185,10 @@ class Pipeline:
     def shutdown(self, timeout: float | None) -> bool:
         return self.worker.shutdown(timeout)
 
+    def after_fork_in_child(self) -> None:
+        self.store_reopened = 0
+
     def stats(self) -> dict[str, Any]:
         worker = self.worker
-        return {"recorded": worker.submitted + worker.dropped, "queued": worker.queued, "dropped": worker.dropped}
+        return {"recorded": worker.submitted + worker.dropped, "queued": worker.queued, "dropped": worker.dropped,
+                "store_reopened": self.store_reopened}

@@ -11,6 +11,14 @@ the same transaction. Until then the finished call's reservation still counts; a
 next call does not fit settles its finished calls first, on its own thread (`settle_finished`),
 so that a reservation already replaced in fact never refuses a call.
 
+The caller never waits long for the store or the server: a lease request runs on a background
+thread (`circuit.Asker`) and the caller waits for its answer at most `wait` (MeterConfig
+`limits_wait`, 50 ms); past it the call is decided by the `unreachable` policy and the request
+goes on, its answer serving the next calls. Requests that keep failing open a circuit
+(`circuit.Circuit`): calls then decide at once, until a probe from `maintain` (the worker's
+upkeep) gets an answer. A tenant known to have no limit never waits: that answer is re-asked in
+the background. See docs/limits.md, "When the server does not answer".
+
 Because every reservation fits inside a lease and the leases of all processes together never
 exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
 spend exceeds a limit only by what calls cost beyond their reservation. See docs/limits.md.
@@ -32,10 +40,13 @@ import socket
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
+from .circuit import Asker, Circuit
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -49,12 +60,27 @@ logger = logging.getLogger("tollmeter")
 
 _ZERO = Decimal(0)
 
-#: Seconds past its recheck after which a "no limit" answer is asked again on the caller's
-#: thread (normally the background worker asks well before).
+#: Seconds past its recheck after which the worker stops re-asking an idle tenant's "no limit"
+#: answer; its next call has it re-asked in the background (never on the caller's thread).
 _STALE_UNLIMITED = 60.0
+
+
+class LeaseWaitExceeded(BudgetsUnavailable):
+    """A lease request did not answer within the caller's bound (`GuardSettings.wait`)."""
+
+
+class LimitsUnreachable(BudgetsUnavailable):
+    """Reported to `on_error` when the circuit opens: lease requests keep failing, and calls
+    decide by `limits_unreachable` without asking until the store or server answers again."""
+
+
+_CIRCUIT_OPEN = BudgetsUnavailable("the circuit is open (recent lease requests failed)")
 
 #: Returned by `Guard.check` when the local lease cannot cover the call: `refill`.
 NEEDS_LEASE = object()
+
+#: The `limit` of a refusal by the "closed" policy (the budget source could not be asked).
+_UNREACHABLE = ("server unreachable", "store unreachable")
 
 UNPRICED_POLICIES = ("estimate", "block", "allow")
 
@@ -72,8 +98,18 @@ class GuardSettings:
     unpriced_calls: str = "estimate"
     #: Conservative rates for models without a price (genai-prices price keys, USD).
     fallback_prices: Any = None
-    #: When the budget source (a server) cannot be asked: "open" or "closed".
+    #: When the budget source (a server, or a locked store) cannot be asked: "open" or "closed".
     unreachable: str = "open"
+    #: Seconds a call waits at most for a lease request's answer (MeterConfig.limits_wait).
+    wait: float = 0.05
+    #: Seconds a request may take in the background (renewals, releases, a caller's request
+    #: after the caller stopped waiting): the HTTP timeout, or a store's lock wait.
+    background_wait: float = 5.0
+    #: Failures in a row (failed requests, waits that ran out) that open the circuit.
+    circuit_failures: int = 3
+    #: Seconds from opening to the first probe; doubled after each failed probe, at most probe_max.
+    probe_after: float = 1.0
+    probe_max: float = 30.0
     #: "adaptive" or "worst_case" (see the module's docstring).
     reservation: str = "adaptive"
 
@@ -144,13 +180,29 @@ def _opened(reservation: Reservation) -> Reservation:
     return reservation
 
 
+class _Claim:
+    """A caller's claim on the answer of the lease request it started: its call is reserved as
+    the answer is taken in (no other call can take the budget in between), unless the caller
+    stopped waiting (`abandoned`; then the answer only fills the lease)."""
+
+    __slots__ = ("estimate", "tokens", "answered", "abandoned", "reservation", "error")
+
+    def __init__(self, estimate: Decimal, tokens: int | None) -> None:
+        self.estimate = estimate
+        self.tokens = tokens
+        self.answered = False
+        self.abandoned = False
+        self.reservation: Reservation | None = None
+        self.error: LimitExceededException | None = None
+
+
 class Budget:
     """One tenant's budget in this process: its lease, what is reserved against it, its rates."""
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
-                 "refilling", "remaining_at_grant", "open", "settling")
+                 "remaining_at_grant", "open", "settling", "asking", "ask_lock")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -164,7 +216,10 @@ class Budget:
         self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
         #: Adaptive policy: until then, the store could not cover a worst case (ask for less).
         self.worst_refused_until = 0.0
-        self.refilling = threading.Lock()  # held while this process asks the store for more
+        #: The tenant's lease request under way (on an Asker thread), if any: one at a time.
+        self.asking: Future | None = None
+        #: Held while a lease request of this tenant runs: one at a time (they share the lease).
+        self.ask_lock = threading.Lock()
         self.remaining_at_grant = _ZERO  # the lease's budget as the store saw it at the last grant
         self.unlimited = False
         self.states: tuple = ()
@@ -186,7 +241,8 @@ class Budget:
 
 class Guard:
     def __init__(self, store: Store, pricer: Callable[[], Pricer], settings: GuardSettings | None = None,
-                 settle: Callable[[Any], None] | None = None) -> None:
+                 settle: Callable[[Any], None] | None = None,
+                 fault: Callable[[BaseException, str], None] | None = None) -> None:
         self.store = store
         self._pricer = pricer
         #: Settles a finished call (`finished(reservation, record)`): prices it and calls `settle`.
@@ -200,6 +256,15 @@ class Guard:
         self._unreachable_warned: set[str] = set()
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.observed = Observed()
+        #: Reports a fault (on_error and the meter's count): the circuit opening.
+        self._fault = fault
+        self._source = "the metering server" if getattr(store, "remote", False) else "the store"
+        self._asker = Asker()
+        self.circuit = Circuit(self.settings.circuit_failures, self.settings.probe_after, self.settings.probe_max,
+                               on_open=self._circuit_opened, on_close=self._circuit_closed)
+        #: Calls whose wait for a lease ran out, and calls decided by the `unreachable` policy.
+        self.waits_exceeded = 0
+        self.decided_unreachable = 0
 
     # -- the caller's thread --------------------------------------------------------------------
 
@@ -212,7 +277,7 @@ class Guard:
             return False
         now = time.monotonic()
         if now >= budget.checked_until + _STALE_UNLIMITED:
-            return False  # long out of date: `check` asks again on this thread
+            self._recheck_soon(budget)  # long out of date: asked again in the background
         budget.last_used = now  # the worker keeps the answer fresh while the tenant is active
         return True
 
@@ -225,11 +290,11 @@ class Guard:
             return NEEDS_LEASE
         now = time.monotonic()
         if budget.unlimited:
-            # "No limit" is re-asked on the background worker (`maintain`); the caller's thread
-            # only asks itself when that answer is long out of date.
+            # "No limit" is re-asked on the background worker (`maintain`), or in the
+            # background when that answer is long out of date; the caller never waits for it.
             budget.last_used = now
             if now >= budget.checked_until + _STALE_UNLIMITED:
-                return NEEDS_LEASE
+                self._recheck_soon(budget)
             if budget.requests_per_minute is None and budget.tokens_per_minute is None:
                 return None
         estimate, tokens = self.estimate(request)
@@ -271,42 +336,56 @@ class Guard:
         amount = sheet.worst_case(guess.input_tokens, output)
         return amount if amount < worst else None
 
-    def refill(self, request: CallRequest) -> Reservation | None:
-        """Ask the store for budget (one short transaction) and reserve the call's share of it
-        at once. Runs on the caller's thread, or in a worker thread for async callers. Raises
-        LimitExceededException when the limits leave too little."""
+    def refill(self, request: CallRequest, deadline: float | None = None) -> Reservation | None:
+        """Ask the store for budget and reserve the call's share of it at once. Runs on the
+        caller's thread, or in a worker thread for async callers; waits for the store at most
+        until `deadline` (monotonic; default: `settings.wait` once the call is estimated, as
+        pricing may still be loading at start-up), then decides by the `unreachable` policy.
+        Raises LimitExceededException when the limits leave too little."""
         tenant = request.tenant_id
         with self._lock:
             budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
         estimate, tokens = self.estimate(request)
         if budget.open:
             self.settle_finished(budget)  # what the lease asks for counts their real costs
-        # One refill per tenant at a time: the threads that queue behind it usually find the
-        # budget it brought back enough, without a trip to the store of their own.
-        with budget.refilling:
-            now = time.monotonic()
-            if budget.states or budget.unlimited:
-                with self._lock:
-                    if budget.unlimited and now < budget.checked_until:
-                        return self._mark_maybe(self._reserve(budget, now, estimate, tokens), request)
-                    if not budget.unlimited:
-                        reservation = self._reserve(budget, now, estimate, tokens)
-                        if reservation is not None:
-                            return self._mark(reservation, request)
-            if time.monotonic() >= budget.worst_refused_until:
-                try:
-                    return self._mark_maybe(self._grant(budget, estimate, tokens), request)
-                except LimitExceededException:
-                    if self._fallback_amount(request, estimate) is None:
-                        raise
-                    budget.worst_refused_until = budget.exhausted_until
-            fallback = self._fallback_amount(request, estimate)
-            if fallback is None:  # the policy changed meanwhile
-                return self._mark_maybe(self._grant(budget, estimate, tokens), request)
-            # "Exhausted" now means: not even the fallback could be covered.
-            budget.exhausted_until = 0.0
-            reservation = self._grant(budget, fallback, tokens)
-            return self._mark(reservation, request, fallback=True) if reservation is not None else None
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.wait
+        now = time.monotonic()
+        if budget.states or budget.unlimited:
+            with self._lock:
+                if budget.unlimited:  # known to have no limit: never waits (re-asked in the background)
+                    return self._mark_maybe(self._reserve(budget, now, estimate, tokens), request)
+                reservation = self._reserve(budget, now, estimate, tokens)
+                if reservation is not None:
+                    return self._mark(reservation, request)
+        if time.monotonic() >= budget.worst_refused_until:
+            try:
+                return self._mark_maybe(self._grant(budget, estimate, tokens, deadline), request)
+            except LimitExceededException as refused:
+                if refused.limit in _UNREACHABLE or self._fallback_amount(request, estimate) is None:
+                    raise
+                budget.worst_refused_until = budget.exhausted_until
+        fallback = self._fallback_amount(request, estimate)
+        if fallback is None:  # the policy changed meanwhile
+            return self._mark_maybe(self._grant(budget, estimate, tokens, deadline), request)
+        # "Exhausted" now means: not even the fallback could be covered.
+        budget.exhausted_until = 0.0
+        reservation = self._grant(budget, fallback, tokens, deadline)
+        return self._mark(reservation, request, fallback=True) if reservation is not None else None
+
+    def decide_now(self, request: CallRequest) -> Reservation | None:
+        """The call's answer without waiting any longer (an async caller whose refill did not
+        start in time): by the `unreachable` policy. Raises LimitExceededException."""
+        tenant = request.tenant_id
+        with self._lock:
+            budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
+        estimate, tokens = self.estimate(request)
+        with self._lock:
+            if budget.unlimited:
+                return self._mark_maybe(self._reserve(budget, time.monotonic(), estimate, tokens), request)
+        self.waits_exceeded += 1
+        exc = LeaseWaitExceeded(f"no budget answer for {tenant!r} within {self.settings.wait:g}s")
+        return self._mark_maybe(self._unreachable(budget, estimate, tokens, exc), request)
 
     def _mark_maybe(self, reservation: Reservation | None, request: CallRequest) -> Reservation | None:
         return self._mark(reservation, request) if reservation is not None else None
@@ -322,48 +401,168 @@ class Guard:
         budget.last_used = now
         return _opened(Reservation(budget, estimate, budget.lease_id, tokens, entry))
 
-    def _grant(self, budget: Budget, estimate: Decimal, tokens: int | None) -> Reservation | None:
-        """Lease more budget from the store; with `tokens`, reserve the call in the same step."""
-        now = time.monotonic()
-        lease_id = budget.lease_id if now < budget.expires else None
-        free = budget.free if lease_id is not None else -budget.reserved
-        need = max(_ZERO, estimate - free)
-        smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
-        want = max(need + estimate, smallest * self.settings.lease_fraction)
-        try:
-            grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
-                                     lease_id=lease_id,
-                                     # The limits are unknown here before a first grant: the store sizes it.
-                                     want_fraction=None if budget.states else self.settings.lease_fraction)
-        except BudgetsUnavailable as exc:
-            return self._unreachable(budget, estimate, tokens, exc)
-        rate = self.store.rate_limit_for(budget.tenant_id)
-        now = time.monotonic()  # the lease's life starts when the answer arrives
-        with self._lock:
-            budget.requests_per_minute = rate.requests_per_minute if rate else None
-            budget.tokens_per_minute = rate.tokens_per_minute if rate else None
-            budget.checked_until = now + self.settings.recheck_after
-            budget.states = grant.states
-            budget.unlimited = grant.unlimited
-            if grant.unlimited:
-                budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
-            elif grant.lease_id != budget.lease_id:
-                # A new lease: what is still reserved belongs to calls of the old one, which
-                # settle against it; this process counts them against the new one too (safe side).
-                budget.lease_id = grant.lease_id
-                budget.remaining = grant.remaining_usd
-                budget.expires = now + self.settings.lease_ttl
-            else:
-                budget.remaining += grant.granted_usd
-                budget.expires = now + self.settings.lease_ttl
-            budget.remaining_at_grant = grant.remaining_usd
+    def _grant(self, budget: Budget, estimate: Decimal, tokens: int | None,
+               deadline: float | None = None) -> Reservation | None:
+        """Lease more budget from the store; with `tokens`, reserve the call from it. With a
+        `deadline` (a caller's), the request runs in the background and the caller waits for
+        its answer until then at most; without, it runs here (the worker's upkeep).
+
+        One request per tenant at a time: callers that find one under way wait for its answer
+        (it usually brings enough for them too), and ask themselves only if it did not."""
+        if deadline is None:
+            claim = _Claim(estimate, tokens)
+            try:
+                self._ask(budget, estimate, False, claim)
+            except BudgetsUnavailable as exc:
+                return self._unreachable(budget, estimate, tokens, exc)
+            return self._claimed(budget, claim)
+        claim: _Claim | None = None
+        while True:
+            with self._lock:
+                pending = budget.asking
+                if pending is None or pending.done():
+                    if self.circuit.is_open:
+                        break
+                    claim = _Claim(estimate, tokens)
+                    pending = budget.asking = self._asker.submit(self._ask, budget, estimate, False, claim)
+            failed = self._wait(pending, deadline, claim)
+            if failed is not None:
+                return self._unreachable(budget, estimate, tokens, failed)
+            if claim is not None:  # this call's own request: reserved as its answer was taken in
+                return self._claimed(budget, claim)
             if tokens is None:
                 return None
-            reservation = self._reserve(budget, time.monotonic(), estimate, tokens)
-            if reservation is None and not budget.unlimited:
-                budget.exhausted_until = now + self.settings.recheck_after
-                raise self._refusal(budget, estimate)
-            return reservation
+            with self._lock:  # another caller's request answered: enough for this call too?
+                reservation = self._reserve(budget, time.monotonic(), estimate, tokens)
+                if reservation is not None or budget.unlimited:
+                    return reservation
+        self._probe_soon()
+        return self._unreachable(budget, estimate, tokens, _CIRCUIT_OPEN)
+
+    def _claimed(self, budget: Budget, claim: _Claim) -> Reservation | None:
+        if claim.error is not None:
+            raise claim.error
+        if claim.reservation is None and claim.tokens is not None and not budget.unlimited:
+            with self._lock:
+                budget.exhausted_until = time.monotonic() + self.settings.recheck_after
+                raise self._refusal(budget, claim.estimate)
+        return claim.reservation
+
+    def _wait(self, future: Future, deadline: float, claim: _Claim | None = None) -> BudgetsUnavailable | None:
+        """Wait for a lease request until `deadline`: None when it answered, else why not.
+        A caller that stops waiting for its own request gives up its claim on the answer."""
+        began = time.monotonic()
+        try:
+            future.result(timeout=max(0.0, deadline - began))
+        except FutureTimeout:
+            with self._lock:
+                if claim is not None:
+                    if claim.answered:
+                        return None  # answered as the wait ran out
+                    claim.abandoned = True
+                elif future.done() and future.exception() is None:
+                    return None
+            exc = LeaseWaitExceeded(f"{self._source} did not answer a lease request within "
+                                    f"{self.settings.wait:g}s")
+            self.waits_exceeded += 1
+            self.circuit.failure(exc, since=began)
+            return exc
+        except BudgetsUnavailable as exc:
+            return exc
+        except Exception as exc:  # could not even be started (at interpreter shutdown)
+            return BudgetsUnavailable(repr(exc))
+        return None
+
+    def _ask(self, budget: Budget, estimate: Decimal, probe: bool = False, claim: _Claim | None = None) -> None:
+        """One lease request (an Asker thread, or the worker's upkeep): ask the store for
+        budget and take its answer into `budget`, reserving `claim`'s call from it in the same
+        step unless its caller stopped waiting. Any failure raises BudgetsUnavailable and
+        counts against the circuit; an answer closes it."""
+        with budget.ask_lock:
+            now = time.monotonic()
+            with self._lock:
+                lease_id = budget.lease_id if now < budget.expires else None
+                free = budget.free if lease_id is not None else -budget.reserved
+                need = max(_ZERO, estimate - free)
+                smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
+                want = max(need + estimate, smallest * self.settings.lease_fraction)
+                # The limits are unknown here before a first grant: the store sizes it.
+                want_fraction = None if budget.states else self.settings.lease_fraction
+            try:
+                grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
+                                         lease_id=lease_id, want_fraction=want_fraction,
+                                         wait=self.settings.background_wait)
+                rate = self.store.rate_limit_for(budget.tenant_id)
+            except Exception as exc:
+                failed = exc if isinstance(exc, BudgetsUnavailable) else BudgetsUnavailable(
+                    f"{self._source} could not grant budget: {exc!r}")
+                if failed is not exc:
+                    failed.__cause__ = exc
+                self.circuit.failure(failed, probe=probe)
+                raise failed from exc
+            now = time.monotonic()  # the lease's life starts when the answer arrives
+            with self._lock:
+                budget.requests_per_minute = rate.requests_per_minute if rate else None
+                budget.tokens_per_minute = rate.tokens_per_minute if rate else None
+                budget.checked_until = now + self.settings.recheck_after
+                budget.states = grant.states
+                budget.unlimited = grant.unlimited
+                if grant.unlimited:
+                    budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
+                elif grant.lease_id != budget.lease_id:
+                    # A new lease: what is still reserved belongs to calls of the old one, which
+                    # settle against it; this process counts them against the new one too (safe side).
+                    budget.lease_id = grant.lease_id
+                    budget.remaining = grant.remaining_usd
+                    budget.expires = now + self.settings.lease_ttl
+                else:
+                    budget.remaining += grant.granted_usd
+                    budget.expires = now + self.settings.lease_ttl
+                budget.remaining_at_grant = grant.remaining_usd
+                if claim is not None and not claim.abandoned:
+                    claim.answered = True
+                    if claim.tokens is not None:
+                        try:
+                            claim.reservation = self._reserve(budget, now, claim.estimate, claim.tokens)
+                        except LimitExceededException as refused:  # over a rate limit
+                            claim.error = refused
+        self.circuit.success()
+
+    def _recheck_soon(self, budget: Budget) -> None:
+        """Ask again in the background whether a tenant still has no limit (no one waits)."""
+        pending = budget.asking
+        if self.circuit.is_open or (pending is not None and not pending.done()):
+            return
+        budget.asking = self._asker.submit(self._ask, budget, _ZERO)
+
+    def _probe_soon(self) -> None:
+        """The circuit is open: when a probe is due, one lease request in the background (for
+        the tenant used last); its answer closes the circuit."""
+        if not self.circuit.take_probe():
+            return
+        budgets = [b for b in list(self._budgets.values()) if not b.ask_lock.locked()]
+        if not budgets:
+            self.circuit.failure(BudgetsUnavailable("no tenant to probe with"), probe=True)
+            return
+        budget = max(budgets, key=lambda b: b.last_used)
+        budget.asking = self._asker.submit(self._ask, budget, _ZERO, True)
+
+    def _circuit_opened(self, exc: BaseException) -> None:
+        message = (f"{self._source} failed {self.circuit.failures} lease requests in a row (last: {exc}); "
+                   f"calls now decide at once by limits_unreachable={self.settings.unreachable!r} "
+                   f"until it answers again (probed in the background)")
+        logger.warning("tollmeter: %s", message)
+        if self._fault is not None:
+            fault = LimitsUnreachable(message)
+            fault.__cause__ = exc
+            try:
+                self._fault(fault, "asking for budget")
+            except Exception:
+                logger.debug("tollmeter: reporting a fault failed", exc_info=True)
+
+    def _circuit_closed(self) -> None:
+        logger.warning("tollmeter: %s answers lease requests again; limits are checked as usual", self._source)
+        self._unreachable_warned.clear()
 
     def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int | None,
                      exc: BudgetsUnavailable) -> Reservation | None:
@@ -371,15 +570,18 @@ class Guard:
         this process's own spend since) or closed (refuse), as configured."""
         if budget.tenant_id not in self._unreachable_warned:
             self._unreachable_warned.add(budget.tenant_id)
-            logger.warning("tollmeter: cannot ask the server for %r's budget (%s); failing %s",
-                           budget.tenant_id, exc, self.settings.unreachable)
+            logger.warning("tollmeter: cannot ask %s for %r's budget (%s); failing %s",
+                           self._source, budget.tenant_id, exc, self.settings.unreachable)
         if tokens is None:
             return None
+        self.decided_unreachable += 1
         if self.settings.unreachable == "closed":
+            remote = self._source == "the metering server"
             raise LimitExceededException(
-                budget.tenant_id, limit="server unreachable", estimated_cost_usd=estimate,
-                message=f"the metering server cannot be reached to check {budget.tenant_id!r}'s "
-                        "limits, and limits are set to fail closed")
+                budget.tenant_id, limit="server unreachable" if remote else "store unreachable",
+                estimated_cost_usd=estimate,
+                message=f"{self._source} cannot be reached to check {budget.tenant_id!r}'s "
+                        f"limits ({exc}), and limits are set to fail closed")
         now = time.monotonic()
         with self._lock:
             if budget.states and not budget.unlimited:
@@ -528,27 +730,35 @@ class Guard:
         return None
 
     def maintain(self) -> None:
-        """Renew leases that calls still reserve against; give idle ones back."""
+        """The worker's upkeep: renew leases that calls still reserve against, give idle ones
+        back, re-ask "no limit" answers of active tenants; while the circuit is open, only
+        probe (in the background) when a probe is due. Requests here wait up to
+        `background_wait`, on the worker's thread, never a caller's."""
+        if self.circuit.is_open:
+            self._probe_soon()
+            return
         now = time.monotonic()
         for budget in list(self._budgets.values()):
-            if budget.unlimited:
-                if now >= budget.checked_until and now - budget.last_used < _STALE_UNLIMITED:
-                    try:
-                        with budget.refilling:
-                            self._grant(budget, _ZERO, None)  # still no limit? (a limit set elsewhere)
-                    except BudgetsUnavailable:
-                        pass
-                continue
-            if budget.lease_id is None:
-                continue
+            if self.circuit.is_open:
+                return
+            pending = budget.asking
+            if budget.ask_lock.locked() or (pending is not None and not pending.done()):
+                continue  # a request of this tenant is under way: it renews the lease too
             try:
+                if budget.unlimited:
+                    if now >= budget.checked_until and now - budget.last_used < _STALE_UNLIMITED:
+                        self._ask(budget, _ZERO)  # still no limit? (a limit set elsewhere)
+                    continue
+                if budget.lease_id is None:
+                    continue
                 if budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2:
-                    with budget.refilling:
-                        self._grant(budget, _ZERO, None)
+                    self._ask(budget, _ZERO)
                 elif budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
                     self._return(budget)
             except BudgetsUnavailable:
                 continue  # the lease lapses on the server; asked again on the next call
+            except Exception:  # a release the store refused: the lease lapses on its own
+                logger.debug("tollmeter: lease upkeep failed", exc_info=True)
 
     def _return(self, budget: Budget) -> None:
         with self._lock:
@@ -568,12 +778,18 @@ class Guard:
                 budget.unlimited = False
 
     def close(self) -> None:
-        for budget in list(self._budgets.values()):
-            if budget.lease_id is not None:
-                try:
-                    self._return(budget)
-                except Exception:  # shutting down: the lease lapses on its own
-                    logger.debug("tollmeter: could not return a lease", exc_info=True)
+        """Give the leases back (in the background, `background_wait` at most in all); with
+        the circuit open they are left to lapse on their own."""
+        if self.circuit.is_open:
+            return
+        futures = [self._asker.submit(self._return, budget)
+                   for budget in list(self._budgets.values()) if budget.lease_id is not None]
+        deadline = time.monotonic() + self.settings.background_wait
+        for future in futures:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # shutting down: the lease lapses on its own
+                logger.debug("tollmeter: could not return a lease", exc_info=True)
 
     def reserved(self, tenant_id: str) -> Decimal:
         budget = self._budgets.get(tenant_id)

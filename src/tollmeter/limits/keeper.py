@@ -1,7 +1,9 @@
 """LimitKeeper: a Meter's limits, from `set_limit` to the guard, settlement and alerts.
 
 It opens the store (SQLite; SQLAlchemy is imported then, in the background at start-up) and
-owns the guard. The caller's thread meets `unlimited`, `admit` and `finished`; settlement of
+owns the guard. The caller's thread meets `unlimited`, `admit` and `finished`, and never waits
+on the store or the server longer than `MeterConfig.limits_wait` (plus, for a process's first
+calls, the imports of its start-up); settlement of
 real costs (`settle`), the events written to the embedded store and threshold alerts run on
 the background worker, except that a tenant short of budget settles its own finished calls
 before being refused (see guard.py).
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +26,7 @@ from ..faults import RejectedEvent
 from ..rules import MAX_COUNT, MAX_TOKENS, check_count, check_id, check_money
 from .exceptions import LimitExceededException
 from .guard import NEEDS_LEASE
+from .remote import BudgetsUnavailable
 from .periods import frequency as check_frequency
 from .periods import period_key
 
@@ -37,6 +41,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tollmeter")
 
 _ZERO = Decimal(0)
+
+#: Seconds a first call waits at most for the store's code to load (imports, CPU work) before
+#: the wait for the database itself, which is bounded by `limits_wait`.
+_IMPORT_WAIT = 10.0
+#: Seconds between two background attempts to open a store that could not be opened.
+_REOPEN_AFTER = 5.0
+#: An async caller's refill runs on the loop's executor: this much on top of `limits_wait` for
+#: the executor to start it.
+_ASYNC_START = 0.02
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,11 @@ class LimitKeeper:
         #: Events go to the store (the embedded default) unless they are shipped to a server.
         self.keeps_events = config.url is None and config.store is not False
         self._warming: threading.Thread | None = None
+        #: Monotonic time the warm-up started on the database itself (its imports done).
+        self._db_since: float | None = None
+        self._warm_started = 0.0
+        self._warm_lock = threading.Lock()
+        self._unopened_reported = False
         #: Events the embedded store refused and `record` set aside (see `set_aside`).
         self.rejected = 0
         #: Settles a finished call's record (the pipeline's); see `finished`.
@@ -133,8 +151,51 @@ class LimitKeeper:
             except Exception as fault:
                 self._fault(fault, "opening the store")
 
+        self._warm_started = time.monotonic()
+        self._db_since = None
         self._warming = threading.Thread(target=run, name="tollmeter-warm-up", daemon=True)
         self._warming.start()
+
+    def _opened_guard(self) -> Guard | None:
+        """The guard for a caller: waits for the warm-up while it loads code, then at most
+        `limits_wait` for the database (a locked SQLite file keeps it waiting); None if the
+        store is not open by then. The caller's thread never opens the store itself."""
+        with self._warm_lock:  # not _open_lock: the warm-up holds that while it opens the store
+            guard = self._guard
+            if guard is not None:
+                return guard
+            warming = self._warming
+            if warming is None or not warming.is_alive():
+                if time.monotonic() - self._warm_started < _REOPEN_AFTER and warming is not None:
+                    return None  # the last attempt failed a moment ago
+                self.warm_up()
+                warming = self._warming
+        assert warming is not None
+        started = time.monotonic()
+        while warming.is_alive() and self._guard is None:
+            since = self._db_since
+            now = time.monotonic()
+            if since is None:  # still importing
+                if now - started > _IMPORT_WAIT:
+                    break
+                warming.join(0.005)
+                continue
+            left = since + self.config.limits_wait - now
+            if left <= 0:
+                break
+            warming.join(left)
+        return self._guard
+
+    def _unopened(self) -> None:
+        """A call while the store is not open (locked, say): decided by `limits_unreachable`."""
+        if not self._unopened_reported:
+            self._unopened_reported = True
+            self._fault(BudgetsUnavailable(
+                f"the store is not open yet (waited {self.config.limits_wait:g}s); calls decide by "
+                f"limits_unreachable={self.config.limits_unreachable!r} until it is"), "opening the store")
+        if self.config.limits_unreachable == "closed":
+            raise LimitExceededException(None, limit="store unreachable", message=(
+                "the store cannot be opened to check limits, and limits are set to fail closed"))
 
     @property
     def store(self) -> Store:
@@ -148,9 +209,10 @@ class LimitKeeper:
                         from .remote import RemoteBudgets
 
                         self._store = RemoteBudgets(self.config.url, self.config.api_key or "",
-                                                    timeout=min(self.config.timeout, 5.0))
+                                                    timeout=self._background_wait())
                     else:
                         target = ":memory:" if self.config.store is False else self.config.store
+                        self._db_since = time.monotonic()
                         self._store = Store(target)
         return self._store
 
@@ -165,9 +227,15 @@ class LimitKeeper:
                     self._guard = Guard(store, self._pricer, GuardSettings(
                         lease_ttl=self.config.lease_ttl, unpriced_calls=self.config.unpriced_calls,
                         fallback_prices=self.config.fallback_prices,
-                        unreachable=self.config.limits_unreachable, reservation=self.config.reservation),
-                        settle=self._settle_record)
+                        unreachable=self.config.limits_unreachable, reservation=self.config.reservation,
+                        wait=self.config.limits_wait, background_wait=self._background_wait()),
+                        settle=self._settle_record, fault=self._fault)
+                    self._unopened_reported = False
         return self._guard
+
+    def _background_wait(self) -> float:
+        """Seconds a lease request may take off the caller's thread (HTTP timeout, lock wait)."""
+        return min(self.config.timeout, 5.0)
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -213,10 +281,13 @@ class LimitKeeper:
         return guard is not None and guard.unlimited(tenant_id)
 
     def admit(self, request: CallRequest) -> Reservation | None:
-        """Reserve the call's worst case, or raise LimitExceededException. Blocks only when the
-        lease must be refilled (one short store transaction)."""
+        """Reserve the call's worst case, or raise LimitExceededException. Waits only when the
+        lease must be refilled, `limits_wait` at most (then `limits_unreachable` decides)."""
         try:
-            guard = self.guard
+            guard = self._guard or self._opened_guard()
+            if guard is None:
+                self._unopened()
+                return None
             reservation = guard.check(request)
             if reservation is NEEDS_LEASE:
                 reservation = guard.refill(request)
@@ -228,14 +299,16 @@ class LimitKeeper:
         return reservation  # type: ignore[return-value]
 
     async def admit_async(self, request: CallRequest) -> Reservation | None:
-        """The same for async callers: a refill runs in a worker thread, off the event loop."""
+        """The same for async callers: a refill runs in a worker thread, off the event loop,
+        and the task waits for it no longer than a sync caller would."""
         try:
-            if self._guard is None:
-                await asyncio.to_thread(lambda: self.guard)
-            guard = self.guard
+            guard = self._guard or await asyncio.to_thread(self._opened_guard)
+            if guard is None:
+                self._unopened()
+                return None
             reservation = guard.check(request)
             if reservation is NEEDS_LEASE:
-                reservation = await asyncio.to_thread(guard.refill, request)
+                reservation = await _refill_async(guard, request, self.config.limits_wait)
         except LimitExceededException:
             raise
         except Exception as fault:
@@ -389,6 +462,17 @@ class LimitKeeper:
         if self._guard is not None:
             self._guard.maintain()
 
+    def stats(self) -> dict[str, int]:
+        """Waits for a lease that ran out (`lease_waits_exceeded`), calls decided by
+        `limits_unreachable` (`limits_unreachable_calls`), circuit openings and whether it is
+        open now (`limits_circuit_open`: 0 or 1)."""
+        guard = self._guard
+        if guard is None:
+            return {"lease_waits_exceeded": 0, "limits_unreachable_calls": 0, "limits_circuit_opened": 0,
+                    "limits_circuit_open": 0}
+        return {"lease_waits_exceeded": guard.waits_exceeded, "limits_unreachable_calls": guard.decided_unreachable,
+                "limits_circuit_opened": guard.circuit.opened, "limits_circuit_open": int(guard.circuit.is_open)}
+
     def close(self) -> None:
         if self._guard is not None:
             self._guard.close()
@@ -398,6 +482,7 @@ class LimitKeeper:
     def _after_fork_in_child(self) -> None:
         """The parent's database connections and leases are the parent's: start afresh."""
         self._open_lock = threading.Lock()
+        self._warm_lock = threading.Lock()
         self.rejected = 0
         store: Any = self._store
         if getattr(store, "remote", False):
@@ -405,6 +490,33 @@ class LimitKeeper:
         elif store is not None:
             store.after_fork()
         self._guard = None
+
+
+async def _refill_async(guard: Guard, request: CallRequest, wait: float) -> Reservation | None:
+    """`guard.refill` on the loop's executor, awaited `wait` (+ the executor's start) at most;
+    past it the call is decided at once, and a reservation the refill makes later is given back."""
+    loop = asyncio.get_running_loop()
+    # Pricing the call may wait for the prices to load at start-up (CPU work, not a wait on the
+    # store): off the loop, before the bound starts.
+    await loop.run_in_executor(None, guard.estimate, request)
+    deadline = time.monotonic() + wait
+    future = loop.run_in_executor(None, guard.refill, request, deadline)
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), wait + _ASYNC_START)
+    except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
+        future.add_done_callback(lambda done: _give_back(guard, done))
+        if isinstance(stopped, asyncio.CancelledError):
+            raise
+    return guard.decide_now(request)
+
+
+def _give_back(guard: Guard, done: asyncio.Future) -> None:
+    """A refill finished after its caller stopped waiting: its reservation is nobody's."""
+    if done.cancelled() or done.exception() is not None:
+        return
+    reservation = done.result()
+    if reservation is not None:
+        guard.release(reservation)
 
 
 _keepers: "weakref.WeakSet[LimitKeeper]" = weakref.WeakSet()

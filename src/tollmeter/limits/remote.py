@@ -6,7 +6,10 @@ server's API, so that every instance of an app shares one set of limits: each in
 the leases the server grants it, locally, and asks for more in the background or when short.
 Settlement happens on the server: each event carries the lease it was reserved against, and the
 server takes its cost off that lease as it stores the event. A server that cannot be reached
-raises `BudgetsUnavailable`; the guard then applies `MeterConfig(limits_unreachable=...)`.
+(or answers what is not JSON) raises `BudgetsUnavailable`; the guard then applies
+`MeterConfig(limits_unreachable=...)`. The guard asks on background threads and makes no
+caller wait longer than `MeterConfig(limits_wait=...)` (guard.py); `timeout` here bounds the
+request itself, in the background.
 """
 
 from __future__ import annotations
@@ -47,20 +50,28 @@ class RemoteBudgets:
             raise BudgetsUnavailable(f"{method} {path}: HTTP {response.status_code}")
         if response.status_code >= 400:
             raise ValueError(f"{method} {path}: HTTP {response.status_code}: {response.text[:200]}")
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:  # a proxy's error page with a 200, a cut-off body
+            raise BudgetsUnavailable(f"{method} {path}: the answer is not JSON ({exc})") from exc
 
     # -- what the guard asks --------------------------------------------------------------------
 
     def grant(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float, need: Decimal = _ZERO,
               lease_id: str | None = None, at: datetime | None = None,
-              want_fraction: Decimal | None = None) -> Grant:
+              want_fraction: Decimal | None = None, wait: float | None = None) -> Grant:
+        """Lease budget (POST /v1/leases); `wait`: this request's timeout, if not the client's."""
         body: dict[str, Any] = {"tenant_id": tenant_id, "holder": holder, "want_usd": str(want),
                                 "need_usd": str(need), "ttl_seconds": ttl}
         if want_fraction is not None:
             body["want_fraction"] = str(want_fraction)
         if lease_id is not None:
             body["lease_id"] = lease_id
-        data = self._call("POST", "/v1/leases", json=body)
+        data = self._call("POST", "/v1/leases", json=body, **({"timeout": wait} if wait is not None else {}))
+        if not isinstance(data, dict):
+            raise BudgetsUnavailable(f"POST /v1/leases: unexpected answer {str(data)[:100]!r}")
         rate = data.get("rate_limit")
         self._rates[tenant_id] = (
             RateLimit(tenant_id, rate.get("requests_per_minute"), rate.get("tokens_per_minute")) if rate else None

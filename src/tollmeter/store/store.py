@@ -8,13 +8,16 @@ server uses the same class on SQLite or PostgreSQL. Every method is one short tr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
+import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, or_, select, text,
                         tuple_, update)
@@ -27,6 +30,8 @@ from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
 from . import schema
 from .schema import DEFAULT_PROJECT, Money, money_sum
+
+logger = logging.getLogger("tollmeter")
 
 DEFAULT_TENANT_LIMITS = "*"
 _ZERO = Decimal(0)
@@ -73,32 +78,56 @@ class Store:
                  create: bool = True) -> None:
         self.url = database_url(target)
         self.project = project
-        self.engine = _engine(self.url)
+        self._engine = _engine(self.url)
         self._lock = threading.Lock() if self.url == "sqlite://" else None  # one shared connection
+        #: A SQLite file: watched, so that one deleted or replaced while open is reopened.
+        self._file = _WatchedFile.of(self.url, self._engine)
         if create:
             schema.metadata.create_all(self.engine)
             with self.transaction() as conn:  # a database from before the rollups: fill them once
                 fill_missing_rollups(conn, quick=True)
+        if self._file is not None:
+            self._file.opened()
+
+    @property
+    def engine(self) -> Engine:
+        return self._file.engine if self._file is not None else self._engine
 
     def for_project(self, project: str) -> Store:
         """The same database seen as another project (the server's per-API-key view)."""
         view = Store.__new__(Store)
-        view.url, view.project, view.engine, view._lock = self.url, project, self.engine, self._lock
+        view.url, view.project, view._engine, view._lock = self.url, project, self._engine, self._lock
+        view._file = self._file
         return view
 
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def reopened(self) -> int:
+        """How often the SQLite file was found deleted or replaced and reopened at its path."""
+        return self._file.reopened if self._file is not None else 0
+
+    def on_reopen(self, report: Callable[[StoreFileLost], object] | None) -> None:
+        """Have `report` called with a `StoreFileLost` each time the file is reopened (also for
+        the times before this call that were not reported yet)."""
+        if self._file is not None:
+            self._file.set_report(report)
+
     def transaction(self) -> Any:
         """`with store.transaction() as conn:` one transaction (a SQLAlchemy Connection), for
         the server's tables beside the store's own (API keys, repricing)."""
-        return _Transaction(self.engine, self._lock)
+        if self._file is not None:
+            self._file.check()  # deleted or replaced since the last transaction: reopened first
+        return _Transaction(self._engine, self._lock, self._file)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's connections are the parent's (never closed here)."""
         self.engine.dispose(close=False)
         if self._lock is not None:  # an in-memory store: its one connection is shared
             self._lock = threading.Lock()
+        if self._file is not None:
+            self._file.after_fork()
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -145,6 +174,11 @@ class Store:
                     settle[lease_id] = settle.get(lease_id, _ZERO) + Decimal(str(cost))
             for lease_id, amount in sorted(settle.items()):  # one lock order: no deadlocks
                 self._take_from_lease(conn, lease_id, amount)
+        if self._file is not None and self._file.moved():
+            # The file was deleted as this batch was written (perhaps into it): write the batch
+            # again into the file now at the path (idempotent there on event_id).
+            self._file.reopen()
+            return self.add_events(rows, settlements, extra_spend=extra_spend, event_leases=event_leases)
         return inserted
 
     def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
@@ -295,18 +329,20 @@ class Store:
 
     def grant(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float, need: Decimal = _ZERO,
               lease_id: str | None = None, at: datetime | None = None,
-              want_fraction: Decimal | None = None) -> Grant:
+              want_fraction: Decimal | None = None, wait: float | None = None) -> Grant:
         """Lease budget to `holder` (a new lease, or more on `lease_id`): `need` USD at least,
         or nothing when the limits do not leave that much; up to `want` (or `want_fraction` of
         the tenant's smallest limit, if more: a holder that does not know the limits yet asks
         so), but never more than a quarter of what is left beyond the need, so that near a
         limit every process's lease shrinks and little budget sits unused in one process while
         another is refused. What the limits leave is the limit minus settled spend minus every
-        active lease."""
+        active lease. `wait`: seconds to wait at most for a locked database (`transaction`)."""
         at = at or _now()
         ls = schema.leases
-        with self.transaction() as conn:
+        with _lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
+                if wait is not None:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
                 # replicas could lease the same budget out twice.
                 self._lock_tenant(conn, tenant_id)
@@ -615,12 +651,15 @@ def _now() -> datetime:
 class _Transaction:
     """One transaction, serialised for an in-memory database (its one connection is shared)."""
 
-    def __init__(self, engine: Engine, lock: threading.Lock | None) -> None:
+    def __init__(self, engine: Engine, lock: threading.Lock | None, file: _WatchedFile | None = None) -> None:
         self._engine = engine
         self._lock = lock
+        self._file = file
         self._context: Any = None
 
     def __enter__(self) -> Connection:
+        if self._file is not None:
+            self._engine = self._file.enter()  # the current engine (not one being reopened)
         if self._lock is not None:
             self._lock.acquire()
         try:
@@ -629,6 +668,8 @@ class _Transaction:
         except BaseException:
             if self._lock is not None:
                 self._lock.release()
+            if self._file is not None:
+                self._file.leave(self._engine)
             raise
 
     def __exit__(self, *exc_info: Any) -> Any:
@@ -637,6 +678,28 @@ class _Transaction:
         finally:
             if self._lock is not None:
                 self._lock.release()
+            if self._file is not None:
+                self._file.leave(self._engine)
+
+
+#: SQLite's busy timeout (ms), and the one a bounded transaction of this thread asks for.
+_BUSY_MS = 30_000
+_busy = threading.local()
+
+
+@contextmanager
+def _lock_wait(wait: float | None) -> Iterator[None]:
+    """Around `transaction()`: the transaction begun in it waits at most `wait` seconds for
+    SQLite's write lock (its busy timeout, set in `_engine`'s "begin" listener) and raises
+    OperationalError "database is locked" past it. For a caller's lease request (`grant`)."""
+    if wait is None:
+        yield
+        return
+    _busy.ms = max(1, int(wait * 1000))
+    try:
+        yield
+    finally:
+        _busy.ms = None
 
 
 def _engine(url: str) -> Engine:
@@ -661,13 +724,226 @@ def _engine(url: str) -> Engine:
         if url != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
+        # A bounded transaction (`_lock_wait`) waits less for the lock; the connection's
+        # timeout is set back on its next ordinary transaction.
+        wanted = getattr(_busy, "ms", None) or _BUSY_MS
+        info = connection.connection.info
+        if info.get("busy_ms", _BUSY_MS) != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+            info["busy_ms"] = wanted
         # Take the write lock at the start: read-then-write transactions of several processes
         # then run one after the other instead of failing with "database is locked".
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# -- a deleted database file ----------------------------------------------------------------------
+
+
+class StoreFileLost(Exception):
+    """The embedded store's SQLite file was deleted (or replaced by another file) while it was
+    open, and the database now at its path was opened (a new one if none): reported to
+    `on_error`. What the old file held is gone with it; later writes go to the new one."""
+
+    def __init__(self, message: str, *, path: str, replaced: bool) -> None:
+        super().__init__(message)
+        self.path = path
+        #: True when a file was at the path when it was reopened (another process reopened it
+        #: first, a restored backup); False when the path was empty (a new database).
+        self.replaced = replaced
+
+
+#: How long a reopen waits for the transactions under way on the old file to end.
+_REOPEN_WAIT_SECONDS = 1.0
+
+
+class _WatchedFile:
+    """The SQLite file of a store. SQLite takes no notice of its database file being deleted
+    under an open connection: writes go on into the unlinked file and are lost when it closes.
+    So the store compares the file at its path with the one it opened (device and inode, one
+    `stat`) before each transaction and after each write of events, and when they differ opens
+    the database at the path afresh (creating it): later writes are kept, and a batch of
+    events written as the file went is written again into the new one.
+
+    Reopening waits for this process's transactions on the old file to end and closes its
+    connections before anything is created at the path (SQLite leaves the files of a moved
+    database alone when it closes it); a database file that is gone takes its leftover
+    `-wal` / `-shm` / `-journal` files with it, under a lock on the directory, so that two
+    processes reopening at once make one database."""
+
+    def __init__(self, url: str, path: str, engine: Engine) -> None:
+        self.url = url
+        self.path = path
+        self.engine = engine
+        self.ident: tuple[int, int] | None = None
+        self.reopened = 0
+        self._report: Callable[[StoreFileLost], object] | None = None
+        self._unreported: list[StoreFileLost] = []
+        self.after_fork()
+
+    @classmethod
+    def of(cls, url: str, engine: Engine) -> _WatchedFile | None:
+        if not url.startswith("sqlite:///"):
+            return None  # in memory, or a server database
+        path = url[len("sqlite:///"):]
+        return cls(url, path, engine) if path and path != ":memory:" and "?" not in path else None
+
+    def after_fork(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._busy: dict[tuple[int, int], int] = {}  # (engine id, thread id) -> open transactions
+        self._reopening: int | None = None  # the thread reopening
+
+    def opened(self) -> None:
+        if self.ident is None:
+            self.ident = _file_ident(self.path)
+
+    def moved(self) -> bool:
+        """The file at the path is not the one open (it was deleted or replaced)."""
+        if self.ident is None:
+            self.opened()  # first seen now (a store made with create=False)
+            return False
+        try:
+            current = _file_ident(self.path)
+        except OSError:
+            return False  # cannot tell (permissions): leave it
+        return current != self.ident
+
+    def check(self) -> None:
+        if self.moved():
+            self.reopen()
+
+    def enter(self) -> Engine:
+        me = threading.get_ident()
+        with self._cond:
+            while self._reopening is not None and self._reopening != me:
+                self._cond.wait()
+            engine = self.engine
+            key = (id(engine), me)
+            self._busy[key] = self._busy.get(key, 0) + 1
+            return engine
+
+    def leave(self, engine: Engine) -> None:
+        key = (id(engine), threading.get_ident())
+        with self._cond:
+            left = self._busy.get(key, 0) - 1
+            if left > 0:
+                self._busy[key] = left
+            else:
+                self._busy.pop(key, None)
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._reopening is not None:  # another thread is at it: wait for its file
+                while self._reopening is not None and self._reopening != me:
+                    self._cond.wait()
+                return
+            if not self.moved():
+                return  # reopened by another thread since this one looked
+            self._reopening = me
+            old = self.engine
+            deadline = time.monotonic() + _REOPEN_WAIT_SECONDS
+            while any(eid == id(old) and tid != me for eid, tid in self._busy):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        fresh: Engine | None = None
+        replaced = False
+        try:
+            fresh, replaced = self._open_fresh(old)
+        finally:
+            with self._cond:
+                if fresh is not None:
+                    self.engine = fresh
+                    self.reopened += 1
+                report = self._report
+                self._reopening = None
+                self._cond.notify_all()
+        lost = StoreFileLost(
+            f"the embedded store {self.path} was deleted or replaced while in use: opened "
+            f"{'the database now at' if replaced else 'a new database at'} that path "
+            "(what the old file held is gone with it)", path=self.path, replaced=replaced)
+        if report is None:
+            with self._cond:
+                self._unreported.append(lost)
+            logger.warning("tollmeter: %s", lost)
+        else:
+            self.deliver(report, lost)
+
+    def _open_fresh(self, old: Engine) -> tuple[Engine, bool]:
+        old.dispose()  # this process's connections to the old file
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, exist_ok=True)
+        with _locked_directory(directory):
+            replaced = os.path.exists(self.path)
+            if not replaced:  # what the deleted database left beside it is not the new one's
+                for suffix in ("-wal", "-shm", "-journal"):
+                    try:
+                        os.unlink(self.path + suffix)
+                    except FileNotFoundError:
+                        pass
+            engine = _engine(self.url)
+            try:
+                schema.metadata.create_all(engine)
+                with _Transaction(engine, None) as conn:
+                    fill_missing_rollups(conn, quick=True)
+            except BaseException:
+                engine.dispose()
+                raise
+            self.ident = _file_ident(self.path)
+        return engine, replaced
+
+    def set_report(self, report: Callable[[StoreFileLost], object] | None) -> None:
+        with self._cond:
+            self._report = report
+            pending: list[StoreFileLost] = []
+            if report is not None:
+                pending, self._unreported = self._unreported, []
+        for lost in pending:
+            self.deliver(report, lost)  # type: ignore[arg-type]
+
+    @staticmethod
+    def deliver(report: Callable[[StoreFileLost], object], lost: StoreFileLost) -> None:
+        try:
+            report(lost)
+        except Exception:
+            logger.exception("tollmeter: reporting a reopened store failed")
+
+
+def _file_ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@contextmanager
+def _locked_directory(directory: str) -> Iterator[None]:
+    """An exclusive lock on a directory between processes (where the platform has one)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: an open file cannot be deleted there in the first place
+        yield
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -66,6 +66,16 @@ class Delivery:
         """Shutting down: no more backoff to sit out (what is not taken at once is spooled)."""
         self.sink.stopping.set()
 
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with its own counts and a new HTTP client (made on first use);
+        the parent's undelivered batches stay the parent's."""
+        self.sink.after_fork_in_child()
+        if self.spool is not None:
+            self.spool.after_fork_in_child()
+
+    def has_spooled(self) -> bool:
+        return self.spool is not None and self.spool.has_pending()
+
     def close(self) -> None:
         self.sink.stopping.set()
         self.sink.close()

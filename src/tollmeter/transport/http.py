@@ -191,6 +191,14 @@ class HttpSink:
             self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
         return self._client
 
+    def after_fork_in_child(self) -> None:
+        """Counts start at 0 in a forked child; its client is its own (the parent's
+        connections are never used or closed here)."""
+        self.stats = DeliveryStats()
+        self.stopping = threading.Event()
+        self._client = None
+        self._pid = os.getpid()
+
     def close(self) -> None:
         if self._client is not None and self._pid == os.getpid():
             self._client.close()

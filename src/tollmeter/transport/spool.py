@@ -75,6 +75,20 @@ class Spool:
                     pass
         return sorted(p for p in self.directory.glob(f"[0-9]*{_SUFFIX}"))
 
+    def has_pending(self) -> bool:
+        """Whether any batch waits here (also one another process is sending, which may be a
+        dead one's): one directory read, for deciding at start-up whether to replay."""
+        try:
+            with os.scandir(self.directory) as entries:
+                return any(e.name[:1].isdigit() and (e.name.endswith(_SUFFIX) or e.name.endswith(_CLAIMED))
+                           for e in entries)
+        except OSError:
+            return False
+
+    def after_fork_in_child(self) -> None:
+        """A forked child counts its own batches (the files stay shared by both processes)."""
+        self.stats = SpoolStats()
+
     def claim(self, path: Path) -> SpooledBatch | None:
         """Take a batch for sending; None if another process took it first."""
         claimed = path.with_name(path.name + _CLAIMED)

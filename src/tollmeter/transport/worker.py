@@ -1,8 +1,10 @@
 """BatchWorker: a bounded in-memory queue drained in batches by one background thread.
 
 The caller's side (`submit`) appends to a deque (atomic in CPython) and returns: no lock, no
-I/O, no allocation beyond the queue slot; it takes the lock only to start or wake the thread. The thread starts on the first submit and hands batches of up to `max_batch_size`
-items to `handle_batch` every `flush_interval` seconds, or as soon as a full batch is queued.
+I/O, no allocation beyond the queue slot; it takes the lock only to start or wake the thread.
+The thread starts on the first submit (or `start()`) and hands batches of up to
+`max_batch_size` items to `handle_batch` every `flush_interval` seconds, or as soon as a full
+batch is queued.
 After `fork()` the child gets an empty queue and a fresh thread: the parent's items stay the
 parent's to deliver.
 """
@@ -84,6 +86,17 @@ class BatchWorker:
                 if urgent:
                     self._flush_wanted = True
                 self._has_work.notify()
+        if fault is not None:
+            self._fault(fault, "starting the background worker")
+
+    def start(self) -> None:
+        """Start the thread now, and have it run its upkeep (`on_wake`) at once, instead of
+        with the first item (a process that has spooled batches to send records nothing yet)."""
+        fault = None
+        with self._lock:
+            if self._thread is None and not self._stopping:
+                self._flush_wanted = True
+                fault = self._start()
         if fault is not None:
             self._fault(fault, "starting the background worker")
 
@@ -225,8 +238,11 @@ class BatchWorker:
                 return
 
     def _after_fork_in_child(self) -> None:
-        # The parent's queue and thread belong to the parent; start clean.
+        # The parent's queue and thread belong to the parent; start clean (a worker the parent
+        # had shut down stays shut down).
+        stopping = self._stopping
         self._init_state()
+        self._stopping = stopping
 
 
 _workers: "weakref.WeakSet[BatchWorker]" = weakref.WeakSet()
