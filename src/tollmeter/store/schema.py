@@ -302,3 +302,89 @@ usage_rollup = _rollup("usage_rollup")
 
 #: The same for the events of runs, per run.
 run_rollup = _rollup("run_rollup", Column("run_id", String(255), primary_key=True))
+
+
+# -- notifications (server side: notifications/) -----------------------------------------------
+
+#: A webhook endpoint of a project: where notifications go, signed with its secret.
+notification_endpoints = Table(
+    "notification_endpoints",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("endpoint_id", String(32), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(255), nullable=False),
+    #: "json" (the signed event) or "slack" (`{"text": ...}`, signed as well).
+    Column("format", String(16), nullable=False),
+    #: The rules it hears (JSON list of rule names).
+    Column("rules", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One row per (rule, tenant, subject, period) that fired: inserted by the one replica that
+#: wins the primary key, moved to "resolved" by the one whose UPDATE finds it still firing.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("rule", String(32), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    #: What crossed: "per_day:80" (a limit's frequency and threshold percent), a leak's kind.
+    Column("subject", String(64), primary_key=True),
+    Column("period", String(40), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("detail", JSON),
+    Index("ix_notifications_state", "project_id", "state"),
+)
+
+#: The outbox: one delivery per (notification message, endpoint), retried with backoff until
+#: delivered or given up; a replica sends a row only while its claim (`claimed_until`) holds.
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("delivery_id", String(32), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("endpoint_id", String(32), nullable=False),
+    #: The message's id (the same for every endpoint it goes to; receivers deduplicate on it).
+    Column("message_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed (gave up)
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_notification_deliveries_project", "project_id", "created_at"),
+)
+
+#: Every attempt of a delivery: when, the answer's status code or the error, the next retry.
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("delivery_id", String(32), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+)
+
+#: Budget leases the server refused, counted per tenant and UTC minute (the refusal-burst rule).
+lease_refusals = Table(
+    "lease_refusals",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("minute", DateTime(timezone=True), primary_key=True),
+    Column("refusals", Integer, nullable=False),
+)
