@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from . import business, ingest, leases, limits, usage
+from . import metrics
 from .models import IngestBatch
 from .settings import ServerSettings
 from .state import ServerState, describe
@@ -59,6 +60,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app = FastAPI(title="tollmeter", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     for module in (ingest, limits, leases, usage, business):
         app.include_router(module.router)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.IngestMetrics)  # times and counts POST /v1/ingest
 
     @app.get("/healthz", tags=["operations"], summary="The server and its database answer (no key needed)")
     def healthz(request: Request) -> dict[str, str]:

@@ -32,6 +32,7 @@ from ..store.store import Store
 from .body import (PayloadError, PayloadTooLarge, StrictJSONRoute, content_encoding, decode, parse_json,
                    read_limited)
 from .deps import ProjectStore, State
+from .metrics import record_batch
 from .models import IngestResult
 from .pricing import price_on_arrival
 from .retry import out_of_range, with_retries
@@ -69,6 +70,7 @@ async def ingest(request: Request, store: ProjectStore, state: State) -> Any:
         encoding = content_encoding(request.headers.get("content-encoding"))
         body = await read_limited(request.stream(), settings.max_body_bytes, request.headers.get("content-length"))
         result = await run_in_threadpool(store_batch, state, store, body, encoding)
+        record_batch(store.project, result)
     except PayloadError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
     return JSONResponse(result)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response
 
 from ..store.store import DEFAULT_TENANT_LIMITS
-from . import wire
+from . import metrics, wire
 from .body import StrictJSONRoute
 from .deps import ProjectStore, State
 from .models import LeaseIn, LeaseOut, StorableText
@@ -35,7 +35,9 @@ def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, A
     grant = with_retries(lambda: store.grant(body.tenant_id, body.holder, body.want_usd, ttl=ttl,
                                              need=body.need_usd, lease_id=body.lease_id,
                                              want_fraction=body.want_fraction))
-    return wire.grant(grant, store.rate_limit_for(body.tenant_id), want=body.want_usd)
+    answer = wire.grant(grant, store.rate_limit_for(body.tenant_id), want=body.want_usd)
+    metrics.record_lease(store.project, answer)
+    return answer
 
 
 @router.delete("/v1/leases/{lease_id}", status_code=204, response_class=Response,
@@ -43,4 +45,5 @@ def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, A
 def release_lease(lease_id: Annotated[str, Path(min_length=1, max_length=64), StorableText],
                   store: ProjectStore) -> Response:
     store.release(lease_id)  # only the project's own leases; unknown or lapsed: nothing to do
+    metrics.record_release(store.project)
     return Response(status_code=204)

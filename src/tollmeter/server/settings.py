@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Mapping
 
 MiB = 1024 * 1024
@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "max_batch_events": "TOLLMETER_MAX_BATCH_EVENTS",
     "max_lease_ttl": "TOLLMETER_MAX_LEASE_TTL",
     "migrate": "TOLLMETER_MIGRATE",
+    "metrics_token": "TOLLMETER_METRICS_TOKEN",
 }
 
 
@@ -39,6 +40,9 @@ class ServerSettings:
     max_lease_ttl: float = 300.0
     #: Apply the database migrations at start-up.
     migrate: bool = True
+    #: The bearer token that opens GET /metrics (they span every project, so no API key does);
+    #: None: /metrics is off (404).
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl"):
