@@ -10,7 +10,11 @@ PostgreSQL (in a schema of its own, dropped afterwards). The clients run on the 
 1. Ingest: gzip batches of 100 and of 1,000 events (as the agent sends them: unpriced, so the
    server prices each one), posted by `--clients` threads at once; events stored per second,
    end to end (HTTP, gunzip, validation, pricing, one transaction per batch).
-2. Leases: POST /v1/leases for a tenant with a limit, one client after another, then
+2. The breakdown: the same batches of 1,000 (gzip) through the server's own `store_batch` in
+   this process, one after another: server CPU per event in each phase (parse = gunzip and
+   JSON, validate, price, write = the database transaction, the database server's own CPU not
+   included) and the events per second of one worker without HTTP.
+3. Leases: POST /v1/leases for a tenant with a limit, one client after another, then
    `--clients` at once (each grant is a short transaction; grants of one tenant queue);
    latency p50 and p99 in milliseconds.
 """
@@ -93,10 +97,7 @@ class Server:
 
 def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int]:
     """Events stored per second; (rate, events stored)."""
-    bodies = []
-    for i in range(total // batch):
-        events = [wire_event(f"tenant-{(i * batch + j) % 50}") for j in range(batch)]
-        bodies.append(gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), 6))
+    bodies = batch_bodies(batch, total)
     queue = list(reversed(bodies))
     lock = threading.Lock()
     stored = []
@@ -124,6 +125,38 @@ def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float,
         t.join()
     elapsed = time.perf_counter() - start
     return sum(stored) / elapsed, sum(stored)
+
+
+def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
+    bodies = []
+    for i in range(total // batch):
+        events = [wire_event(f"tenant-{(i * batch + j) % tenants}") for j in range(batch)]
+        bodies.append(gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), 6))
+    return bodies
+
+
+def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float, int]:
+    """µs of CPU per event in each phase of store_batch, events/s in-process, events stored."""
+    from tollmeter.server.ingest import Phases, store_batch
+    from tollmeter.server.settings import ServerSettings
+    from tollmeter.server.state import ServerState
+
+    state = ServerState.open(ServerSettings(database_url=url))
+    try:
+        store = state.store.for_project(f"breakdown-{secrets.token_hex(3)}")
+        warm = batch_bodies(batch, batch)
+        store_batch(state, store, warm[0], "gzip")
+        bodies = batch_bodies(batch, total)
+        phases = Phases()
+        stored = 0
+        start = time.perf_counter()
+        for body in bodies:
+            stored += store_batch(state, store, body, "gzip", phases)["accepted"]
+        elapsed = time.perf_counter() - start
+    finally:
+        state.close()
+    per_event = {name: seconds * 1e6 / phases.events for name, seconds in phases.cpu.items()}
+    return per_event, stored / elapsed, stored
 
 
 def leases(server: Server, grants: int, clients: int) -> list[float]:
@@ -178,6 +211,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events per ingest case")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--grants", type=int, default=400, help="lease requests per case")
+    parser.add_argument("--breakdown-only", action="store_true", help="only the in-process breakdown")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     args = parser.parse_args()
 
@@ -190,8 +224,13 @@ def main() -> None:
     else:
         print("(no PostgreSQL: give --postgres DSN or set TOLLMETER_TEST_POSTGRES)\n")
 
-    ingest_rows, lease_rows = [], []
+    ingest_rows, lease_rows, breakdown_rows = [], [], []
     for name, url, drop in databases:
+        per_event, rate, stored = breakdown(url, 1000, args.events)
+        breakdown_rows.append((name, per_event, rate, stored))
+        if args.breakdown_only:
+            drop()
+            continue
         server = Server(url)
         try:
             for batch in (100, 1000):
@@ -208,6 +247,15 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     cpus = os.cpu_count()
     print(f"tollmeter ingest server, one worker process; clients on the same {cpus}-core machine")
+    print("server CPU per event (µs), batches of 1,000, gzip, in-process (no HTTP)")
+    names = ("parse", "validate", "price", "write")
+    print(f"{'database':<11} " + " ".join(f"{n:>9}" for n in names) + f" {'total':>9} {'events/s':>10}")
+    for name, per_event, rate, stored in breakdown_rows:
+        print(f"{name:<11} " + " ".join(f"{per_event[n]:>9.1f}" for n in names)
+              + f" {sum(per_event.values()):>9.1f} {rate:>10,.0f}")
+    print()
+    if args.breakdown_only:
+        return
     print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10}")
     for name, batch, clients, stored, rate in ingest_rows:
         print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f}")

@@ -18,8 +18,10 @@ same one again is a duplicate, a contradicting one is refused with the reason.""
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -76,10 +78,38 @@ async def ingest(request: Request, store: ProjectStore, state: State) -> Any:
     return JSONResponse(result)
 
 
-def store_batch(state: ServerState, store: Store, body: bytes, encoding: str) -> dict[str, Any]:
-    """Decode, validate, price and store one batch (in a worker thread); the answer's JSON."""
+class Phases:
+    """CPU seconds spent in each phase of `store_batch` (parse, validate, price, write), summed
+    over the batches it is given to: what benchmarks/ingest.py reports per event."""
+
+    NAMES = ("parse", "validate", "price", "write")
+
+    def __init__(self) -> None:
+        self.cpu = dict.fromkeys(self.NAMES, 0.0)
+        self.events = 0
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu[name] += time.thread_time() - start
+
+
+@contextmanager
+def _untimed(name: str) -> Iterator[None]:
+    yield
+
+
+def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
+                phases: Phases | None = None) -> dict[str, Any]:
+    """Decode, validate, price and store one batch (in a worker thread); the answer's JSON.
+    `phases`: where to add the CPU time of each phase (the benchmark's breakdown)."""
     settings = state.settings
-    payload = parse_json(decode(body, encoding, settings.max_decompressed_bytes))
+    phase = phases or _untimed
+    with phase("parse"):
+        payload = parse_json(decode(body, encoding, settings.max_decompressed_bytes))
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise PayloadError('expected a JSON object {"events": [...]}')
     events = payload["events"]
@@ -98,30 +128,51 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str) ->
     repeated = 0
     unpriced: set[str] = set()
     index_of: dict[str, int] = {}
-    for index, raw in enumerate(events):
-        try:
-            event = validate_event(raw, now)
+    checked: list[tuple[int, dict[str, Any]]] = []
+    with phase("validate"):
+        for index, raw in enumerate(events):
+            try:
+                checked.append((index, validate_event(raw, now)))
+            except Invalid as exc:
+                rejected.append({"index": index, "reason": str(exc)})
+    with phase("price"):
+        priced: list[tuple[int, dict[str, Any]]] = []
+        for index, event in checked:
+            if event["event_id"] in seen:  # a repeat of an event priced already: its first copy stands
+                priced.append((index, event))
+                continue
+            try:
+                if needs_pricing(event):
+                    if not price_on_arrival(state.pricer, event):
+                        unpriced.add(event["event_id"])
+                    check_priced(event)
+            except Invalid as exc:
+                rejected.append({"index": index, "reason": str(exc)})
+                continue
+            seen.add(event["event_id"])
+            priced.append((index, event))
+        if rejected and checked:
+            rejected.sort(key=lambda item: item["index"])
+    with phase("validate"):
+        kept: set[str] = set()
+        for index, event in priced:
             event_id = event["event_id"]
-            if event_id in seen:
+            if event_id in kept:
                 repeated += 1
                 continue
-            if needs_pricing(event):
-                if not price_on_arrival(state.pricer, event):
-                    unpriced.add(event_id)
-                check_priced(event)
-        except Invalid as exc:
-            rejected.append({"index": index, "reason": str(exc)})
-            continue
-        seen.add(event_id)
-        index_of[event_id] = index
-        lease_id = event.get("lease_id")
-        if lease_id is not None:
-            leases[event_id] = lease_id
-        rows.append(event_row(event))
+            kept.add(event_id)
+            index_of[event_id] = index
+            lease_id = event.get("lease_id")
+            if lease_id is not None:
+                leases[event_id] = lease_id
+            rows.append(event_row(event))
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
     overflowing: list[str] = []
-    inserted = _store_apart(store, rows, leases, overflowing) if rows else []
+    with phase("write"):
+        inserted = _store_apart(store, rows, leases, overflowing) if rows else []
+    if phases is not None:
+        phases.events += len(events)
     if overflowing:
         rejected += [{"index": index_of[event_id], "reason": OVERFLOW_REASON} for event_id in overflowing]
         rejected.sort(key=lambda item: item["index"])
