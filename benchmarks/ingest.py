@@ -25,6 +25,7 @@ import argparse
 import gzip
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -48,7 +49,8 @@ def wire_event(tenant: str) -> dict:
         "schema_version": 1, "event_id": str(uuid.uuid4()), "timestamp": datetime.now(timezone.utc).isoformat(),
         "tenant_id": tenant, "run_id": "run-1", "agent_id": "support-bot", "tags": {"plan": "pro"},
         "provider": "openai", "model": "gpt-4o-2024-08-06", "request_model": "gpt-4o", "endpoint": "chat.completions",
-        "stream": False, "usage": {"input_tokens": 2006, "output_tokens": 300, "cache_read_tokens": 1920},
+        "stream": False, "usage": {"input_tokens": (n := random.randint(200, 20_000)), "output_tokens":
+                                   random.randint(1, 2_000), "cache_read_tokens": random.randint(0, n)},
         "tool_calls": None, "web_search_requests": None, "service_tier": "default", "finish_reason": "stop",
         "duration_ms": 812.5, "time_to_first_token_ms": None, "request_id": "req_abc", "error": None,
         "status_code": None, "partial": False, "cost_usd": None, "priced": False, "price_source": None,

@@ -70,7 +70,7 @@ def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
     """The event as a clean wire dict (timestamp a datetime, money Decimal); raises Invalid."""
     if not isinstance(raw, dict):
         raise Invalid("an event must be a JSON object")
-    _refuse_content(raw, "", 0)
+    _refuse_content(raw, (), 0)
     out: dict[str, Any] = {}
     version = raw.get("schema_version")
     if version is not None and (not _is_int(version) or not 1 <= version <= SCHEMA_VERSION):
@@ -141,25 +141,31 @@ _CLEAN_KEYS: set[str] = set()
 _CLEAN_KEYS_MAX = 4096
 
 
-def _refuse_content(value: Any, path: str, depth: int) -> None:
+def _refuse_content(value: Any, parts: tuple[Any, ...], depth: int) -> None:
+    """Invalid if a key at any depth names content; `parts`: the keys and indexes down to
+    `value` (made into a path only for a reason)."""
     if depth > MAX_DEPTH:
-        raise Invalid(f"{path or 'event'}: nested deeper than {MAX_DEPTH} levels")
+        raise Invalid(f"{_path(parts) or 'event'}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         if _CLEAN_KEYS.issuperset(value):
             pass
         elif not CONTENT_FIELDS.isdisjoint([key.lower() for key in value]):
             key = next(k for k in value if k.lower() in CONTENT_FIELDS)
-            raise Invalid(f"{path}{key}: content fields are not accepted "
+            raise Invalid(f"{_path(parts)}{key}: content fields are not accepted "
                           "(events never carry prompt or completion content)")
         elif len(_CLEAN_KEYS) + len(value) <= _CLEAN_KEYS_MAX:
             _CLEAN_KEYS.update(value)
         for key, item in value.items():
             if item.__class__ is dict or item.__class__ is list:
-                _refuse_content(item, f"{path}{_shown(key[:64])}.", depth + 1)
+                _refuse_content(item, (*parts, key), depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if item.__class__ is dict or item.__class__ is list:
-                _refuse_content(item, f"{path}{i}.", depth + 1)
+                _refuse_content(item, (*parts, i), depth + 1)
+
+
+def _path(parts: tuple[Any, ...]) -> str:
+    return "".join(f"{_shown(part[:64]) if isinstance(part, str) else part}." for part in parts)
 
 
 def _shown(key: str) -> str:

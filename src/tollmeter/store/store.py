@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import secrets
 import threading
@@ -206,12 +207,15 @@ class Store:
         fresh = [row for row in rows if row["event_id"] not in stored]
         if not fresh:
             return []
-        insert_sql, columns = _sqlite_event_insert(conn.dialect)
+        insert_sql, values_of, binds = _sqlite_event_insert(conn.dialect)
         base = {**_EVENT_DEFAULTS, "project_id": self.project, "received_at": now}
         params = []
         for row in fresh:
-            merged = {**base, **row}
-            params.append(tuple(merged[name] if bind is None else bind(merged[name]) for name, bind in columns))
+            values = list(values_of({**base, **row}))
+            for i, bind in binds:
+                if values[i] is not None:
+                    values[i] = bind(values[i])
+            params.append(tuple(values))
         conn.exec_driver_sql(insert_sql, params)
         return [row["event_id"] for row in fresh]
 
@@ -470,24 +474,27 @@ except ImportError:  # the embedded store alone
     def _json_text(value: Any) -> str | None:
         return None if value is None else json.dumps(value, default=_json_value, separators=(",", ":"))
 
-_SQLITE_INSERTS: dict[int, tuple[str, list[tuple[str, Any]]]] = {}
+_SQLITE_INSERTS: dict[int, tuple[str, Any, list[tuple[int, Any]]]] = {}
 
 
-def _sqlite_event_insert(dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
-    """The SQLite INSERT of an event row, and each column's name and bind function (JSON
-    columns as msgspec's JSON text, the others by their SQLAlchemy type)."""
+def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, Any]]]:
+    """The SQLite INSERT of an event row, a function from the row to its values in the
+    columns' order, and the bind function of each column that has one (JSON columns as
+    compact JSON text, the others by their SQLAlchemy type), by position."""
     cached = _SQLITE_INSERTS.get(id(dialect))
     if cached is None:
-        columns = []
-        for column in schema.events.columns:
+        names, binds = [], []
+        for i, column in enumerate(schema.events.columns):
+            names.append(column.name)
             if isinstance(column.type, schema.JSON):
-                bind = _json_text
+                binds.append((i, _json_text))
             else:
                 bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-            columns.append((column.name, bind))
-        names = ", ".join(name for name, _ in columns)
-        marks = ", ".join("?" for _ in columns)
-        cached = (f"INSERT INTO {schema.events.name} ({names}) VALUES ({marks})", columns)
+                if bind is not None:
+                    binds.append((i, bind))
+        sql = (f"INSERT INTO {schema.events.name} ({', '.join(names)}) "
+               f"VALUES ({', '.join('?' for _ in names)})")
+        cached = (sql, operator.itemgetter(*names), binds)
         _SQLITE_INSERTS[id(dialect)] = cached
     return cached
 
