@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _customers_parser(commands)
     _margin_parser(commands)
     _leaks_parser(commands)
+    _dashboard_parser(commands)
+    from .notifications.commands import register as notifications  # a server's webhooks
+
+    notifications(commands)
     from .server.commands import register  # serve, keys, db, reprice
 
     register(commands)
@@ -125,6 +129,35 @@ def _usage_text(usage: Usage, web_searches: int | None) -> str:
 
 def _money(amount: Decimal) -> str:
     return f"{amount.normalize():f}" if amount else "0"
+
+
+# -- tollmeter dashboard -------------------------------------------------------------------------
+
+
+def _dashboard_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("dashboard", help="open the dashboard on the embedded store (http://127.0.0.1:8731/)",
+                            description="Serve the dashboard's pages over the embedded store, on 127.0.0.1 only, "
+                                        "no key needed (needs the server extra: pip install 'tollmeter[server]').")
+    _db_argument(p)
+    p.add_argument("--port", type=int, default=8731, help="port on 127.0.0.1 (default 8731; 0: any free port)")
+    p.set_defaults(run=_dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from .dashboard.local import serve
+    except ImportError as exc:
+        raise CommandError(f"the dashboard needs the server extra (pip install 'tollmeter[server]'): {exc}") from None
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"--port: 0 to 65535, got {args.port}")
+    store = _open_store(args)
+    try:
+        serve(store, args.port, announce=lambda line: print(line, flush=True))
+    except OSError as exc:
+        raise CommandError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    return 0
 
 
 # -- tollmeter report ----------------------------------------------------------------------------

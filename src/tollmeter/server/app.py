@@ -25,8 +25,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from .. import dashboard
 from .._version import __version__
-from . import business, ingest, leases, limits, usage
+from ..notifications.runner import start_notifier
+from ..notifications.settings import NotifierSettings
+from . import business, ingest, leases, limits, notifications, usage
 from . import metrics
 from .models import IngestBatch
 from .settings import ServerSettings
@@ -52,14 +55,20 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         state = await run_in_threadpool(ServerState.open, settings)
         app.state.server = state
         logger.info("tollmeter server %s on %s", __version__, describe(settings.database_url))
+        notifier = start_notifier(state.store, app.state.notifier_settings)
         try:
             yield
         finally:
+            if notifier is not None:
+                await run_in_threadpool(notifier.stop)
             state.close()
 
     app = FastAPI(title="tollmeter", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    for module in (ingest, limits, leases, usage, business):
+    #: The background notifications' settings (TOLLMETER_NOTIFY_*), read once here.
+    app.state.notifier_settings = NotifierSettings.from_env()
+    for module in (ingest, limits, leases, usage, business, notifications):
         app.include_router(module.router)
+    dashboard.install(app)  # the pages at /, signed in with a project's API key (docs/dashboard.md)
     app.include_router(metrics.router)
     app.add_middleware(metrics.IngestMetrics)  # times and counts POST /v1/ingest
 

@@ -1,0 +1,367 @@
+"""What each page shows, read through the functions the API answers with (Ledger.margin and
+Ledger.leaks as /v1/margin and /v1/leaks, Store.usage as /v1/usage, the store's limits and
+spend as /v1/limits and /v1/tenants/{id}/spend), so that a page and the API agree on every
+number for the same range. Nothing here reads a table itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from decimal import Decimal, localcontext
+from typing import Any, Iterable, Sequence
+
+from ..business.leaks import Leak
+from ..business.margin import MarginReport, MarginRow
+from ..business.report import describe_plan
+from ..business.revenue import days
+from ..limits.periods import FREQUENCIES
+from ..limits.states import LimitState
+from ..money import EXACT
+from ..store.ledger import Customer, Ledger
+from ..store.store import DEFAULT_TENANT_LIMITS, Store
+from . import charts
+from .ranges import Range
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+#: Customers in each "top" list of the overview.
+TOP = 10
+#: Runs listed on a customer's page (the costliest).
+MOST_RUNS = 200
+
+
+def bucket_of(day: date, bucket: str) -> str:
+    """A day's key in a margin report grouped by `bucket` (as business/margin.py writes it)."""
+    if bucket == "day":
+        return day.isoformat()
+    if bucket == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day:%Y-%m}"
+
+
+def bucket_labels(rng: Range) -> list[str]:
+    """Every bucket of the range, in order (empty ones too: a chart shows the gaps)."""
+    seen: dict[str, None] = {}
+    for day in days(rng.first, rng.end):
+        seen.setdefault(bucket_of(day, rng.bucket))
+    return list(seen)
+
+
+def percent_of(part: Decimal, whole: Decimal) -> Decimal | None:
+    if not whole:
+        return None
+    with localcontext(EXACT):
+        return (part / whole * _HUNDRED).quantize(Decimal("0.1"))
+
+
+def _sum_by(rows: Iterable[MarginRow], key: str) -> dict[Any, MarginRow]:
+    out: dict[Any, MarginRow] = {}
+    for row in rows:
+        value = row.key.get(key)
+        into = out.get(value)
+        if into is None:
+            into = out[value] = MarginRow({key: value})
+        into.add(row)
+    return out
+
+
+# -- overview --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    range: Range
+    total: MarginRow
+    labels: list[str]
+    buckets: list[MarginRow]
+    top_cost: list[MarginRow]
+    top_loss: list[MarginRow]
+    leaks: list[Leak]
+    unpriced: list[dict[str, Any]]
+    chart: str = ""
+    cost_chart: str = ""
+
+
+def overview(store: Store, rng: Range) -> Overview:
+    """Revenue, cost and margin per bucket; the customers that cost most and lose most; this
+    month's leak flags; the models left unpriced. One margin report (tenant x bucket) gives
+    the buckets and the customers both: a report's groups add up exactly."""
+    ledger = Ledger(store)
+    report: MarginReport = ledger.margin(["tenant", rng.bucket], since=rng.first, until=rng.end)
+    per_bucket = _sum_by(report.rows, rng.bucket)
+    labels = bucket_labels(rng)
+    buckets = [per_bucket.get(label) or MarginRow({rng.bucket: label}) for label in labels]
+    tenants = [row for tenant, row in _sum_by(report.rows, "tenant").items() if tenant is not None]
+    top_cost = sorted((r for r in tenants if r.cost_usd > 0), key=lambda r: (-r.cost_usd, r.key["tenant"]))[:TOP]
+    top_loss = sorted((r for r in tenants if r.margin_usd < 0), key=lambda r: (r.margin_usd, r.key["tenant"]))[:TOP]
+    unpriced: dict[str, int] = {}
+    for row in ledger.usage(rng.first, rng.end, ["model"], by_day=False):
+        if row["unpriced"]:
+            name = row["model"] or "(none)"
+            unpriced[name] = unpriced.get(name, 0) + row["unpriced"]
+    view = Overview(rng, report.total, labels, buckets, top_cost, top_loss, ledger.leaks(),
+                    [{"model": m, "events": n} for m, n in sorted(unpriced.items(), key=lambda i: (-i[1], i[0]))])
+    view.chart = charts.line(labels, {"Revenue": [b.revenue_usd for b in buckets],
+                                      "Cost": [b.cost_usd for b in buckets],
+                                      "Margin": [b.margin_usd for b in buckets]},
+                             colors=("#16a34a", "#d97706", "#2f6fde"))
+    view.cost_chart = charts.bars([(r.key["tenant"], r.cost_usd) for r in top_cost], "Cost")
+    return view
+
+
+# -- customers ------------------------------------------------------------------------------------
+
+#: Sortable columns of the customers table: name -> key of a CustomerRow.
+CUSTOMER_SORTS = ("tenant", "name", "plan", "revenue", "cost", "margin", "margin_pct", "calls", "limit", "leak")
+
+
+@dataclass
+class CustomerRow:
+    tenant_id: str
+    name: str | None
+    plan: str | None
+    pricing_model: str | None
+    margin: MarginRow
+    #: Percent of each limit spent in its current period, by frequency.
+    limits: dict[str, Decimal | None] = field(default_factory=dict)
+    leaks: list[str] = field(default_factory=list)
+
+    @property
+    def fullest(self) -> Decimal | None:
+        values = [v for v in self.limits.values() if v is not None]
+        return max(values) if values else None
+
+    def sort_key(self, column: str) -> Any:
+        m = self.margin
+        value = {"tenant": self.tenant_id, "name": (self.name or "").lower(), "plan": self.plan or "",
+                 "revenue": m.revenue_usd, "cost": m.cost_usd, "margin": m.margin_usd, "margin_pct": m.margin_pct,
+                 "calls": m.calls, "limit": self.fullest, "leak": len(self.leaks)}[column]
+        return (value is None, value if value is not None else 0, self.tenant_id)
+
+
+def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", descending: bool = True,
+              leaking: bool = False) -> list[CustomerRow]:
+    """Every customer (and every tenant with usage in the range) with its plan today, its
+    revenue, cost and margin over the range, how full each of its limits is now, and its open
+    leak flags; filtered by `query` (tenant, name or plan, any case) and sorted."""
+    ledger = Ledger(store)
+    report = ledger.margin(["tenant"], since=rng.first, until=rng.end)
+    known = {c.tenant_id: c for c in ledger.customers()}
+    margins = {row.key["tenant"]: row for row in report.rows if row.key["tenant"] is not None}
+    flags: dict[str, list[str]] = {}
+    for leak in ledger.leaks():
+        if leak.tenant_id is not None and leak.rule not in flags.setdefault(leak.tenant_id, []):
+            flags[leak.tenant_id].append(leak.rule)
+    rows = []
+    for tenant in sorted(set(known) | set(margins)):
+        customer = known.get(tenant)
+        plan = customer.plan if customer else None
+        rows.append(CustomerRow(tenant, customer.name if customer else None, plan.name if plan else None,
+                                plan.pricing_model if plan else None, margins.get(tenant) or MarginRow({"tenant": tenant}),
+                                limit_fill(store.limit_states(tenant)), flags.get(tenant, [])))
+    needle = query.strip().lower()
+    if needle:
+        rows = [r for r in rows if any(needle in (text or "").lower()
+                                       for text in (r.tenant_id, r.name, r.plan, r.pricing_model))]
+    if leaking:
+        rows = [r for r in rows if r.leaks]
+    column = sort if sort in CUSTOMER_SORTS else "cost"
+    present = [r for r in rows if r.sort_key(column)[0] is False]
+    absent = [r for r in rows if r.sort_key(column)[0] is True]
+    present.sort(key=lambda r: r.sort_key(column)[1:], reverse=descending)
+    return present + sorted(absent, key=lambda r: r.tenant_id)
+
+
+def limit_fill(states: Sequence[LimitState]) -> dict[str, Decimal | None]:
+    return {s.limit.frequency: percent_of(s.spent_usd, s.limit.limit_usd) for s in states}
+
+
+CUSTOMER_CSV_COLUMNS = ("tenant_id", "name", "plan", "pricing_model", "revenue_usd", "cost_usd", "margin_usd",
+                        "margin_pct", "calls", "runs", "unpriced",
+                        *(f"{f}_limit_used_pct" for f in FREQUENCIES), "leaks")
+
+
+def customer_csv_rows(rows: Sequence[CustomerRow]) -> Iterable[list[str]]:
+    """The customers table as CSV rows: amounts exact (as the API's CSV), header first."""
+    yield list(CUSTOMER_CSV_COLUMNS)
+    for r in rows:
+        d = r.margin.to_dict()
+        yield [r.tenant_id, r.name or "", r.plan or "", r.pricing_model or "", d["revenue_usd"], d["cost_usd"],
+               d["margin_usd"], d["margin_pct"] or "", str(r.margin.calls), str(r.margin.runs), str(r.margin.unpriced),
+               *(_text(r.limits.get(f)) for f in FREQUENCIES), " ".join(r.leaks)]
+
+
+# -- one customer ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    outcome: str
+    margin: MarginRow
+
+
+@dataclass
+class CustomerView:
+    tenant_id: str
+    range: Range
+    customer: Customer | None
+    plan_text: str | None
+    total: MarginRow
+    labels: list[str]
+    by_model: str
+    by_agent: str
+    models: list[MarginRow]
+    agents: list[MarginRow]
+    runs: list[RunRow]
+    run_count: int
+    limits: list[LimitState]
+    leaks: list[Leak]
+
+    @property
+    def fill(self) -> dict[str, Decimal | None]:
+        return limit_fill(self.limits)
+
+
+def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
+    ledger = Ledger(store)
+    found = ledger.customer(tenant_id)
+    by_model = ledger.margin(["model", rng.bucket], since=rng.first, until=rng.end, tenant_id=tenant_id)
+    by_agent = ledger.margin(["agent", rng.bucket], since=rng.first, until=rng.end, tenant_id=tenant_id)
+    per_run = ledger.margin(["run"], since=rng.first, until=rng.end, tenant_id=tenant_id)
+    labels = bucket_labels(rng)
+    runs = [RunRow(row.key["run"], _outcome(row), row) for row in per_run.rows if row.key["run"] is not None]
+    runs.sort(key=lambda r: (-r.margin.cost_usd, r.run_id))
+    plan_text = None
+    if found is not None and found.plan is not None:
+        plan_text = f"{found.plan.name} ({found.plan.pricing_model}): {describe_plan(found.plan, found.seats)}"
+    return CustomerView(
+        tenant_id, rng, found, plan_text, per_run.total, labels,
+        charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels)),
+        charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels)),
+        _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
+        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id),
+        [leak for leak in ledger.leaks() if leak.tenant_id == tenant_id])
+
+
+def _outcome(row: MarginRow) -> str:
+    for name in ("resolved", "escalated", "failed"):
+        if getattr(row, name):
+            return name
+    return "open"
+
+
+def _cost_series(report: MarginReport, group: str, bucket: str, labels: list[str]) -> dict[str, list[Decimal]]:
+    """Cost per bucket of each model (agent), costliest first; revenue-only rows left out."""
+    series: dict[str, dict[str, Decimal]] = {}
+    for row in report.rows:
+        if row.cost_usd or row.calls:
+            name = row.key[group] if row.key[group] is not None else "(none)"
+            cell = series.setdefault(name, {})
+            cell[row.key[bucket]] = cell.get(row.key[bucket], _ZERO) + row.cost_usd
+    ordered = sorted(series.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return {name: [values.get(label, _ZERO) for label in labels] for name, values in ordered}
+
+
+def _by_cost(rows: dict[Any, MarginRow]) -> list[MarginRow]:
+    return sorted((r for r in rows.values() if r.calls or r.cost_usd), key=lambda r: -r.cost_usd)
+
+
+# -- models and providers ----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelRow:
+    provider: str | None
+    model: str | None
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cost_usd: Decimal
+    unpriced: int
+    errors: int
+
+    @property
+    def cache_read_pct(self) -> Decimal | None:
+        """Share of the input tokens read from a cache."""
+        return percent_of(Decimal(self.cache_read_tokens), Decimal(self.input_tokens))
+
+    @property
+    def cost_per_call(self) -> Decimal | None:
+        """Cost over the priced calls (an unpriced call has no cost yet)."""
+        priced = self.calls - self.unpriced
+        return EXACT.divide(self.cost_usd, priced) if priced > 0 else None
+
+
+@dataclass
+class ModelsView:
+    range: Range
+    models: list[ModelRow]
+    providers: list[ModelRow]
+    chart: str
+
+
+def models(store: Store, rng: Range) -> ModelsView:
+    """Calls, tokens and cost by provider and model over the range: `GET /v1/usage?group_by=
+    provider,model` with the range's midnights."""
+    rows = store.usage(group_by=["provider", "model"], since=_midnight(rng.first), until=_midnight(rng.end))
+    found = [ModelRow(r["provider"], r["model"], *(int(r[k] or 0) for k in ("calls", "input_tokens", "output_tokens",
+                                                                             "cache_read_tokens")),
+                      r["cost_usd"], int(r["unpriced"] or 0), int(r["errors"] or 0)) for r in rows]
+    found.sort(key=lambda r: (-r.cost_usd, -r.calls, r.provider or "", r.model or ""))
+    providers: dict[str | None, ModelRow] = {}
+    for r in found:
+        p = providers.get(r.provider)
+        if p is None:
+            providers[r.provider] = ModelRow(r.provider, None, r.calls, r.input_tokens, r.output_tokens,
+                                             r.cache_read_tokens, r.cost_usd, r.unpriced, r.errors)
+        else:
+            p.calls += r.calls
+            p.input_tokens += r.input_tokens
+            p.output_tokens += r.output_tokens
+            p.cache_read_tokens += r.cache_read_tokens
+            p.cost_usd = EXACT.add(p.cost_usd, r.cost_usd)
+            p.unpriced += r.unpriced
+            p.errors += r.errors
+    chart = charts.bars([(f"{r.model or '(none)'}", r.cost_usd) for r in found[:15]], "Cost")
+    return ModelsView(rng, found, sorted(providers.values(), key=lambda r: -r.cost_usd), chart)
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LimitRow:
+    tenant_id: str
+    frequency: str
+    limit_usd: Decimal
+    state: LimitState | None
+
+    @property
+    def used_pct(self) -> Decimal | None:
+        return percent_of(self.state.spent_usd, self.limit_usd) if self.state else None
+
+
+def limits(store: Store) -> list[LimitRow]:
+    """Every limit of the project (the default `*` first), with where its tenant stands now."""
+    out = []
+    states: dict[str, dict[str, LimitState]] = {}
+    for lim in store.all_limits():
+        state = None
+        if lim.tenant_id != DEFAULT_TENANT_LIMITS:
+            if lim.tenant_id not in states:
+                states[lim.tenant_id] = {s.limit.frequency: s for s in store.limit_states(lim.tenant_id)}
+            state = states[lim.tenant_id].get(lim.frequency)
+        out.append(LimitRow(lim.tenant_id, lim.frequency, lim.limit_usd, state))
+    out.sort(key=lambda r: (r.tenant_id != DEFAULT_TENANT_LIMITS, r.tenant_id, FREQUENCIES.index(r.frequency)))
+    return out
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def _text(value: Decimal | None) -> str:
+    return "" if value is None else format(value, "f")
