@@ -48,6 +48,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "tollmeter.instrument.anthropic"),
     "google": ("google.genai", "tollmeter.instrument.google"),
     "bedrock": ("botocore", "tollmeter.instrument.bedrock"),
+    "aiobotocore": ("aiobotocore", "tollmeter.instrument.aiobotocore"),
     "groq": ("groq", "tollmeter.instrument.groq"),
     "mistral": ("mistralai", "tollmeter.instrument.mistral"),
     "cohere": ("cohere", "tollmeter.instrument.cohere"),
