@@ -373,8 +373,9 @@ class Meter:
     def stats(self) -> dict[str, int]:
         """Counters since start (of this process: a forked child starts at 0): recorded, queued,
         sent, retried, dropped, failed, rejected, faults, unpriced (events whose model has no
-        known price), spooled, replayed, spool_dropped and store_reopened (the embedded store's
-        file found deleted or replaced, and opened afresh)."""
+        known price), spooled, replayed, spool_dropped, store_reopened (the embedded store's
+        file found deleted or replaced, and opened afresh), and the limits' waits: see
+        `LimitKeeper.stats` (docs/limits.md, "When the server does not answer")."""
         delivery = self._delivery.stats() if self._delivery is not None else {}
         pipeline = self._pipeline.stats()
         return {
@@ -392,6 +393,8 @@ class Meter:
             "replayed": delivery.get("replayed", 0),
             "spool_dropped": delivery.get("spool_dropped", 0),
             "store_reopened": pipeline["store_reopened"],
+            # lease_waits_exceeded, limits_unreachable_calls, limits_circuit_opened/_open
+            **self._limits.stats(),
         }
 
     def _after_fork_in_child(self) -> None:

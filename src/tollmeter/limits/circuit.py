@@ -39,8 +39,9 @@ class Circuit:
         self.failures = 0
         #: Monotonic time it opened; None while closed.
         self.opened_at: float | None = None
-        #: How many times it opened.
+        #: How many times it opened, and how many probes it let run.
         self.opened = 0
+        self.probes = 0
         self._probe_at = 0.0
         self._backoff = probe_after
         self._probing = False
@@ -94,6 +95,7 @@ class Circuit:
             if self.opened_at is None or self._probing or time.monotonic() < self._probe_at:
                 return False
             self._probing = True
+            self.probes += 1
             return True
 
 

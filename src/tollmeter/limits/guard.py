@@ -419,10 +419,10 @@ class Guard:
         claim: _Claim | None = None
         while True:
             with self._lock:
+                if self.circuit.is_open:  # decide at once: not even a request under way is waited for
+                    break
                 pending = budget.asking
                 if pending is None or pending.done():
-                    if self.circuit.is_open:
-                        break
                     claim = _Claim(estimate, tokens)
                     pending = budget.asking = self._asker.submit(self._ask, budget, estimate, False, claim)
             failed = self._wait(pending, deadline, claim)
@@ -452,6 +452,9 @@ class Guard:
         """Wait for a lease request until `deadline`: None when it answered, else why not.
         A caller that stops waiting for its own request gives up its claim on the answer."""
         began = time.monotonic()
+        # The caller's wait began with its call (a call may send a second, smaller request after
+        # a refusal): an answer since then means the source is answering.
+        since = min(began, deadline - self.settings.wait)
         try:
             future.result(timeout=max(0.0, deadline - began))
         except FutureTimeout:
@@ -465,7 +468,7 @@ class Guard:
             exc = LeaseWaitExceeded(f"{self._source} did not answer a lease request within "
                                     f"{self.settings.wait:g}s")
             self.waits_exceeded += 1
-            self.circuit.failure(exc, since=began)
+            self.circuit.failure(exc, since=since)
             return exc
         except BudgetsUnavailable as exc:
             return exc
@@ -492,7 +495,7 @@ class Guard:
                 grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
                                          lease_id=lease_id, want_fraction=want_fraction,
                                          wait=self.settings.background_wait)
-                rate = self.store.rate_limit_for(budget.tenant_id)
+                rate = self.store.rate_limit_for(budget.tenant_id, wait=self.settings.background_wait)
             except Exception as exc:
                 failed = exc if isinstance(exc, BudgetsUnavailable) else BudgetsUnavailable(
                     f"{self._source} could not grant budget: {exc!r}")
@@ -538,14 +541,15 @@ class Guard:
     def _probe_soon(self) -> None:
         """The circuit is open: when a probe is due, one lease request in the background (for
         the tenant used last); its answer closes the circuit."""
-        if not self.circuit.take_probe():
-            return
+        # A tenant whose request is under way is not probed with: that request's outcome
+        # counts as well (and no tenant free: the probe waits for the next upkeep).
         budgets = [b for b in list(self._budgets.values()) if not b.ask_lock.locked()]
-        if not budgets:
-            self.circuit.failure(BudgetsUnavailable("no tenant to probe with"), probe=True)
+        if not budgets or not self.circuit.take_probe():
             return
         budget = max(budgets, key=lambda b: b.last_used)
-        budget.asking = self._asker.submit(self._ask, budget, _ZERO, True)
+        budget.asking = probe = self._asker.submit(self._ask, budget, _ZERO, True)
+        if probe.done() and probe.exception() is not None and not isinstance(probe.exception(), BudgetsUnavailable):
+            self.circuit.failure(probe.exception(), probe=True)  # never ran (no thread at shutdown)
 
     def _circuit_opened(self, exc: BaseException) -> None:
         message = (f"{self._source} failed {self.circuit.failures} lease requests in a row (last: {exc}); "
@@ -732,8 +736,8 @@ class Guard:
     def maintain(self) -> None:
         """The worker's upkeep: renew leases that calls still reserve against, give idle ones
         back, re-ask "no limit" answers of active tenants; while the circuit is open, only
-        probe (in the background) when a probe is due. Requests here wait up to
-        `background_wait`, on the worker's thread, never a caller's."""
+        probe when a probe is due. The requests run on the Asker's threads (`background_wait`
+        at most each): a hung server holds up neither a caller nor the worker's deliveries."""
         if self.circuit.is_open:
             self._probe_soon()
             return
@@ -741,24 +745,29 @@ class Guard:
         for budget in list(self._budgets.values()):
             if self.circuit.is_open:
                 return
-            pending = budget.asking
-            if budget.ask_lock.locked() or (pending is not None and not pending.done()):
-                continue  # a request of this tenant is under way: it renews the lease too
-            try:
+            with self._lock:
+                pending = budget.asking
+                if budget.ask_lock.locked() or (pending is not None and not pending.done()):
+                    continue  # a request of this tenant is under way: it renews the lease too
                 if budget.unlimited:
-                    if now >= budget.checked_until and now - budget.last_used < _STALE_UNLIMITED:
-                        self._ask(budget, _ZERO)  # still no limit? (a limit set elsewhere)
+                    # Still no limit? (a limit set elsewhere)
+                    due = now >= budget.checked_until and now - budget.last_used < _STALE_UNLIMITED
+                elif budget.lease_id is None:
                     continue
-                if budget.lease_id is None:
-                    continue
-                if budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2:
-                    self._ask(budget, _ZERO)
-                elif budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
-                    self._return(budget)
-            except BudgetsUnavailable:
-                continue  # the lease lapses on the server; asked again on the next call
-            except Exception:  # a release the store refused: the lease lapses on its own
-                logger.debug("tollmeter: lease upkeep failed", exc_info=True)
+                else:
+                    due = budget.reserved > 0 and budget.expires - now < self.settings.lease_ttl / 2
+                    if budget.reserved == 0 and now - budget.last_used > self.settings.lease_ttl / 2:
+                        budget.asking = self._asker.submit(self._give_back, budget)
+                        continue
+                if due:
+                    budget.asking = self._asker.submit(self._ask, budget, _ZERO)
+
+    def _give_back(self, budget: Budget) -> None:
+        """An idle lease goes back to the store (the worker's upkeep, on an Asker thread)."""
+        try:
+            self._return(budget)
+        except Exception:  # the store did not take it: the lease lapses on its own
+            logger.debug("tollmeter: could not return an idle lease", exc_info=True)
 
     def _return(self, budget: Budget) -> None:
         with self._lock:

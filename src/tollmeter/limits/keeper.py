@@ -134,6 +134,8 @@ class LimitKeeper:
         self._warm_started = 0.0
         self._warm_lock = threading.Lock()
         self._unopened_reported = False
+        #: Calls decided by `limits_unreachable` because the store was not open in time.
+        self.unopened_calls = 0
         #: Events the embedded store refused and `record` set aside (see `set_aside`).
         self.rejected = 0
         #: Settles a finished call's record (the pipeline's); see `finished`.
@@ -188,6 +190,7 @@ class LimitKeeper:
 
     def _unopened(self) -> None:
         """A call while the store is not open (locked, say): decided by `limits_unreachable`."""
+        self.unopened_calls += 1
         if not self._unopened_reported:
             self._unopened_reported = True
             self._fault(BudgetsUnavailable(
@@ -468,9 +471,10 @@ class LimitKeeper:
         open now (`limits_circuit_open`: 0 or 1)."""
         guard = self._guard
         if guard is None:
-            return {"lease_waits_exceeded": 0, "limits_unreachable_calls": 0, "limits_circuit_opened": 0,
-                    "limits_circuit_open": 0}
-        return {"lease_waits_exceeded": guard.waits_exceeded, "limits_unreachable_calls": guard.decided_unreachable,
+            return {"lease_waits_exceeded": 0, "limits_unreachable_calls": self.unopened_calls,
+                    "limits_circuit_opened": 0, "limits_circuit_open": 0}
+        return {"lease_waits_exceeded": guard.waits_exceeded,
+                "limits_unreachable_calls": guard.decided_unreachable + self.unopened_calls,
                 "limits_circuit_opened": guard.circuit.opened, "limits_circuit_open": int(guard.circuit.is_open)}
 
     def close(self) -> None:
@@ -484,6 +488,7 @@ class LimitKeeper:
         self._open_lock = threading.Lock()
         self._warm_lock = threading.Lock()
         self.rejected = 0
+        self.unopened_calls = 0
         store: Any = self._store
         if getattr(store, "remote", False):
             store.after_fork()

@@ -82,8 +82,8 @@ class RemoteBudgets:
         return Grant(data.get("lease_id"), Decimal(data.get("granted_usd") or "0"),
                      Decimal(data.get("remaining_usd") or "0"), _time(data.get("expires_at")), states)
 
-    def rate_limit_for(self, tenant_id: str) -> RateLimit | None:
-        """As the last lease answer said (it carries the tenant's rate limits)."""
+    def rate_limit_for(self, tenant_id: str, wait: float | None = None) -> RateLimit | None:
+        """As the last lease answer said (it carries the tenant's rate limits): no request."""
         return self._rates.get(tenant_id)
 
     def release(self, lease_id: str) -> None:

@@ -301,9 +301,10 @@ class Store:
                                               requests_per_minute=requests_per_minute,
                                               tokens_per_minute=tokens_per_minute, updated_at=_now()))
 
-    def rate_limit_for(self, tenant_id: str) -> RateLimit | None:
+    def rate_limit_for(self, tenant_id: str, wait: float | None = None) -> RateLimit | None:
+        """The tenant's rate limits; `wait`: seconds to wait at most for a locked database."""
         t = schema.rate_limits
-        with self.transaction() as conn:
+        with _lock_wait(wait), self.transaction() as conn:
             row = conn.execute(select(t.c.requests_per_minute, t.c.tokens_per_minute)
                                .where(t.c.project_id == self.project, t.c.tenant_id == tenant_id)).first()
         return None if row is None else RateLimit(tenant_id, row[0], row[1])
