@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
+from ..notifications.refusals import count_refusal
 from ..store.store import DEFAULT_TENANT_LIMITS
 from . import metrics, wire
 from .body import StrictJSONRoute
@@ -37,6 +38,8 @@ def grant_lease(body: LeaseIn, store: ProjectStore, state: State) -> dict[str, A
                                              want_fraction=body.want_fraction))
     answer = wire.grant(grant, store.rate_limit_for(body.tenant_id), want=body.want_usd)
     metrics.record_lease(store.project, answer)
+    if answer["refused"]:
+        count_refusal(store, body.tenant_id)  # what the refusal-burst notification reads
     return answer
 
 

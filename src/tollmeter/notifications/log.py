@@ -1,0 +1,71 @@
+"""What the dashboard and the API read and change: a project's endpoints and its delivery log.
+`store` is the server's per-project Store (`Store.for_project`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from ..store import schema
+from .endpoints import delete_endpoint, get_endpoint, list_endpoints, save_endpoint
+
+if TYPE_CHECKING:
+    from ..store.store import Store
+
+__all__ = ["list_endpoints", "get_endpoint", "save_endpoint", "delete_endpoint", "recent_deliveries",
+           "delivery_attempts"]
+
+#: Rows a delivery log answer holds at most.
+MAX_DELIVERIES = 1000
+
+
+def recent_deliveries(store: Store, limit: int = 100, *, endpoint_id: str | None = None,
+                      status: str | None = None) -> list[dict[str, Any]]:
+    """The project's deliveries, newest first: what was sent where, attempts, the last status
+    code or error, the next retry (None once delivered or given up)."""
+    limit = max(1, min(int(limit), MAX_DELIVERIES))
+    d = schema.notification_deliveries
+    query = select(d).where(d.c.project_id == store.project)
+    if endpoint_id is not None:
+        query = query.where(d.c.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(d.c.status == status)
+    with store.transaction() as conn:
+        rows = conn.execute(query.order_by(d.c.created_at.desc(), d.c.delivery_id).limit(limit)).mappings().all()
+    return [{
+        "delivery_id": r["delivery_id"],
+        "endpoint_id": r["endpoint_id"],
+        "message_id": r["message_id"],
+        "event": r["event"],
+        "status": r["status"],
+        "notification_status": (r["payload"] or {}).get("status"),
+        "tenant_id": (r["payload"] or {}).get("tenant_id"),
+        "text": (r["payload"] or {}).get("text"),
+        "attempts": r["attempts"],
+        "last_status_code": r["last_status_code"],
+        "last_error": r["last_error"],
+        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
+        "created_at": _iso(r["created_at"]),
+        "delivered_at": _iso(r["delivered_at"]),
+    } for r in rows]
+
+
+def delivery_attempts(store: Store, delivery_id: str) -> list[dict[str, Any]]:
+    """Every attempt of one of the project's deliveries, first first."""
+    a = schema.notification_attempts
+    with store.transaction() as conn:
+        rows = conn.execute(select(a).where(a.c.project_id == store.project, a.c.delivery_id == delivery_id)
+                            .order_by(a.c.attempt)).mappings().all()
+    return [{"attempt": r["attempt"], "attempted_at": _iso(r["attempted_at"]), "status_code": r["status_code"],
+             "error": r["error"], "next_attempt_at": _iso(r["next_attempt_at"])} for r in rows]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat()
+    return str(value)
