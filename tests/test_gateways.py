@@ -1,7 +1,9 @@
 """Gateways and proxies: who a call through one is attributed to, how it is priced, and the
 cost a gateway reports (tests/bodies/gateway_bodies.py). One test per host kind: a LiteLLM
 proxy on localhost:4000, Cloudflare AI Gateway, Portkey, Helicone, Vercel AI Gateway, Azure
-API Management, a company proxy; the limit guard's reservation at the inferred price."""
+API Management, a company proxy (OpenAI and Anthropic clients); self-hosted open models
+(Ollama, vLLM) unpriced; the limit guard's reservation at the inferred price; inference off
+(`MeterConfig(infer_prices=False)`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tollmeter import LimitExceededException, MeterConfig, Usage
+from tollmeter import LimitExceededException, Usage
 from tollmeter.pricing.pricer import Pricer
 
 from .bodies import gateway_bodies as G
@@ -249,17 +251,72 @@ def test_the_guard_reserves_a_gateway_call_at_the_inferred_price(http_mock):
         rec.meter.shutdown()
 
 
-@pytest.mark.skipif("infer_prices" not in MeterConfig.__dataclass_fields__,
-                    reason="MeterConfig.infer_prices is not there yet")
 def test_inference_can_be_turned_off(http_mock):
-    rec = Recorder(infer_prices=False)
-    rec.meter.patch("openai")
+    """MeterConfig(infer_prices=False): a gateway or proxy call is unpriced (and a limit
+    reserves it as unpriced_calls says); a vendor's own API, and a gateway that names its
+    upstream, are still priced: that is not inference."""
+    rec = Recorder(infer_prices=False, unpriced_calls="block")
+    rec.meter.patch_all()
     try:
         http_mock.post("http://localhost:4000/chat/completions").respond(json=G.OPENAI_CHAT)
+        http_mock.post("https://llm-proxy.corp.example.com/v1/chat/completions").respond(json=G.OPENAI_CHAT)
+        http_mock.post("https://api.openai.com/v1/chat/completions").respond(json=G.OPENAI_CHAT)
+        http_mock.post(f"{CF}/openai/chat/completions").respond(json=G.OPENAI_CHAT, headers=G.CLOUDFLARE_HEADERS)
         oai("http://localhost:4000").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        assert not rec.one().priced
+        oai("https://llm-proxy.corp.example.com/v1").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        oai("https://api.openai.com/v1").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        oai(f"{CF}/openai").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        local, proxy, direct, cloudflare = rec.recorded()
+        assert (local.provider, local.priced, local.cost_usd) == ("self-hosted", False, None)
+        assert (proxy.provider, proxy.priced, proxy.cost_usd) == ("openai-compatible", False, None)
+        assert direct.provider == "openai" and direct.priced and not direct.price_source.endswith(INFERRED)
+        assert cloudflare.provider == "cloudflare-ai-gateway/openai" and cloudflare.priced
+        assert not cloudflare.price_source.endswith(INFERRED)
+        # Limits: the proxy's gpt-4o-mini has no price now, so "block" refuses it before sending.
+        rec.meter.set_limit("acme", limit_usd=5, frequency="per_day")
+        with rec.meter.for_tenant("acme"), pytest.raises(LimitExceededException):
+            oai("https://llm-proxy.corp.example.com/v1").chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, max_tokens=10)
+        assert len(http_mock.calls) == 4
     finally:
         rec.meter.shutdown()
+
+
+# -- self-hosted open models ------------------------------------------------------------------------
+
+#: Ollama's OpenAI-compatible endpoint (`ollama serve`, port 11434), a model pulled as llama3.2:3b.
+OLLAMA_CHAT = {
+    "id": "chatcmpl-417", "object": "chat.completion", "created": 1795700090, "model": "llama3.2:3b",
+    "system_fingerprint": "fp_ollama",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 33, "completion_tokens": 3, "total_tokens": 36},
+}
+
+
+@pytest.mark.parametrize("base_url, body", [
+    ("http://localhost:11434/v1", OLLAMA_CHAT),  # Ollama
+    ("http://10.0.4.17:8000/v1", G.LLAMA_CHAT),  # vLLM on a private network
+    ("http://vllm.internal:8000/v1", G.LLAMA_CHAT),
+], ids=["ollama", "vllm_private_ip", "vllm_internal_host"])
+def test_a_self_hosted_open_model_stays_unpriced(recorder, http_mock, base_url, body):
+    http_mock.post(f"{base_url}/chat/completions").respond(json=body)
+    oai(base_url).chat.completions.create(model=body["model"], messages=MESSAGES)
+    event = recorder.one()
+    assert event.provider == "self-hosted" and event.model == body["model"]
+    assert not event.priced and event.cost_usd is None and event.price_model is None
+    assert event.usage.input_tokens == body["usage"]["prompt_tokens"]
+
+
+def test_anthropic_client_through_a_company_proxy(recorder, http_mock):
+    """An Anthropic-compatible proxy of unknown host: claude-haiku-4-5 priced as Anthropic's."""
+    http_mock.post("https://llm-proxy.corp.example.com/anthropic/v1/messages").respond(json=G.HELICONE_MESSAGE)
+    client = anthropic.Anthropic(api_key="sk-ant-test", base_url="https://llm-proxy.corp.example.com/anthropic",
+                                 max_retries=0)
+    client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES)
+    event = recorder.one()
+    assert event.provider == "anthropic-compatible"
+    assert event.price_model == "anthropic/claude-haiku-4-5" and event.price_source.endswith(INFERRED)
+    assert event.cost_usd == (25 * Decimal(1) + 9 * Decimal(5)) / M
 
 
 def test_pricer_inference_setting():

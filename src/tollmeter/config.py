@@ -60,6 +60,10 @@ class MeterConfig:
     pricing: bool = True
     #: Your rate card: a YAML/JSON/TOML file path, or a dict / list of entries (docs/pricing.md).
     prices: Any = None
+    #: Price a call to a gateway or an unknown host at the first-party model its id names
+    #: (`gpt-4o` through a proxy: OpenAI's prices, provenance "inferred from the model id").
+    #: Off: such calls stay unpriced unless your rate card prices them (docs/providers.md).
+    infer_prices: bool = True
     #: Fetch the newest genai-prices data in the background at start-up (the bundled data is
     #: used until it arrives, and kept if the fetch fails). Off by default: no network.
     refresh_prices: bool = False

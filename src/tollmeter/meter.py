@@ -91,7 +91,7 @@ class Meter:
                 if self._pricer is None:
                     from .pricing.pricer import load_pricer
 
-                    self._pricer = load_pricer(self.config.prices)
+                    self._pricer = load_pricer(self.config.prices, infer_prices=self.config.infer_prices)
         return self._pricer
 
     def _refresh_prices(self) -> None:
