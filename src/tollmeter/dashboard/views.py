@@ -14,6 +14,7 @@ from ..business.leaks import Leak
 from ..business.margin import MarginReport, MarginRow
 from ..business.report import describe_plan
 from ..business.revenue import days
+from ..business.wire import usd
 from ..limits.periods import FREQUENCIES
 from ..limits.states import LimitState
 from ..money import EXACT
@@ -364,4 +365,4 @@ def _midnight(day: date) -> datetime:
 
 
 def _text(value: Decimal | None) -> str:
-    return "" if value is None else format(value, "f")
+    return usd(value) or ""
