@@ -363,3 +363,30 @@ def test_which_model_ids_are_inferred(model, vendor):
     assert (match.model if match else None) == vendor
     if match:
         assert match.source.endswith(INFERRED)
+
+
+@pytest.mark.parametrize("environ, priced", [({}, True), ({"TOLLMETER_INFER_PRICES": "0"}, False)])
+def test_the_server_infers_unless_told_not_to(tmp_path, environ, priced):
+    """The server prices what arrives unpriced; with TOLLMETER_INFER_PRICES=0 it leaves a
+    proxy's gpt-4o-mini unpriced, as an agent with infer_prices=False did."""
+    from datetime import datetime, timezone
+
+    from tollmeter.server.pricing import price_on_arrival
+    from tollmeter.server.settings import ServerSettings
+    from tollmeter.server.state import ServerState
+    from tollmeter.server.validation import validate_event
+
+    from .server_support import event as wire_event
+
+    settings = ServerSettings.from_env({**environ, "TOLLMETER_DATABASE_URL": str(tmp_path / "server.db")})
+    state = ServerState.open(settings)
+    try:
+        arrived = validate_event(wire_event(provider="openai-compatible", model="gpt-4o-mini",
+                                            request_model="gpt-4o-mini"), datetime.now(timezone.utc))
+        assert price_on_arrival(state.pricer, arrived) is priced
+        if priced:
+            assert arrived["price_source"].endswith(INFERRED) and arrived["cost_usd"] > 0
+        else:
+            assert arrived["cost_usd"] is None
+    finally:
+        state.close()

@@ -26,11 +26,11 @@ logger = logging.getLogger("tollmeter.server")
 _PRICE_FIELDS = ("cost_usd", "priced", "price_source", "price_model", "computed_cost_usd")
 
 
-def load_pricer(prices: str | None) -> Pricer:
+def load_pricer(prices: str | None, infer_prices: bool = True) -> Pricer:
     from ..pricing.pricer import Pricer
     from ..pricing.ratecard import RateCard
 
-    return Pricer(RateCard.load(prices) if prices else None)
+    return Pricer(RateCard.load(prices) if prices else None, infer_prices=infer_prices)
 
 
 def _event(fields: Mapping[str, Any]) -> LLMEvent:

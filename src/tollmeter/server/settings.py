@@ -20,6 +20,7 @@ ENVIRONMENT = {
     "max_lease_ttl": "TOLLMETER_MAX_LEASE_TTL",
     "migrate": "TOLLMETER_MIGRATE",
     "metrics_token": "TOLLMETER_METRICS_TOKEN",
+    "infer_prices": "TOLLMETER_INFER_PRICES",
 }
 
 
@@ -43,6 +44,9 @@ class ServerSettings:
     #: The bearer token that opens GET /metrics (they span every project, so no API key does);
     #: None: /metrics is off (404).
     metrics_token: str | None = field(default=None, repr=False)
+    #: Price an event that arrives unpriced from a gateway or proxy at the first-party model its
+    #: id names (as the agent's MeterConfig.infer_prices); off: it stays unpriced.
+    infer_prices: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl"):
@@ -63,7 +67,7 @@ class ServerSettings:
                 values[f.name] = int(raw)
             elif f.name == "max_lease_ttl":
                 values[f.name] = float(raw)
-            elif f.name == "migrate":
+            elif f.name in ("migrate", "infer_prices"):
                 values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
             else:
                 values[f.name] = raw

@@ -31,7 +31,8 @@ class ServerState:
 
     @classmethod
     def open(cls, settings: ServerSettings) -> ServerState:
-        pricer = load_pricer(settings.prices)  # a bad rate card stops the start, before the database
+        # A bad rate card stops the start, before the database.
+        pricer = load_pricer(settings.prices, settings.infer_prices)
         store = open_store(settings.database_url)
         try:
             if settings.migrate:
