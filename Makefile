@@ -6,7 +6,7 @@ PREV := .venv-prev
 # The previous major releases of the provider SDKs, tested in a second pass.
 PREV_SDKS := "openai>=2,<3" "anthropic>=1,<2" "groq<1" "mistralai>=2,<3" "cohere>=6,<7" "google-genai>=2,<3"
 
-.PHONY: demo test test-current test-previous bench clean
+.PHONY: demo test test-current test-previous bench screenshots chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ demo: $(VENV)/.installed
 
 test: test-current test-previous
 
-test-current: $(VENV)/.installed
+test-current: $(VENV)/.installed chromium
 	$(VENV)/bin/python -m pytest
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (no browser is ever
+# downloaded): installed with apt when missing (as root, or with sudo), else those tests skip.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+	  echo "no chromium and no root: the dashboard's browser tests will be skipped (apt-get install chromium)"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # Second pass: everything that drives a provider SDK, on the previous majors.
 test-previous: $(PREV)/.installed
@@ -34,6 +42,10 @@ test-previous: $(PREV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/overhead.py
+
+# docs/img/*.png: the dashboard's views on a seeded store, in headless chromium.
+screenshots: $(VENV)/.installed chromium
+	$(VENV)/bin/python benchmarks/dashboard.py --screenshots docs/img --events 20000
 
 clean:
 	rm -rf $(VENV) $(PREV) build dist src/*.egg-info
