@@ -34,7 +34,9 @@ _ERROR_CHARS = 500
 
 
 def enqueue(conn: Connection, project: str, endpoints: Iterable[Any], message: dict[str, Any], now: datetime) -> int:
-    """Queue `message` for each endpoint (inside the caller's transaction); returns how many."""
+    """Queue `message` for each endpoint (inside the caller's transaction); returns how many.
+    Due at once (rules evaluated as of a later `now` do not hold their messages back)."""
+    now = min(now, datetime.now(timezone.utc))
     rows = [{"delivery_id": secrets.token_hex(16), "project_id": project, "endpoint_id": e["endpoint_id"],
              "message_id": message["id"], "event": message["type"], "payload": message, "status": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now} for e in endpoints]

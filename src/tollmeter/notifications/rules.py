@@ -66,6 +66,11 @@ def evaluate(store: Store, now: datetime | None = None) -> int:
     if not endpoints:
         return 0
     wanted = _wanted(endpoints)
+    # What fired before the rules are read: only these may be resolved by this evaluation (a row
+    # another replica fires meanwhile, from data newer than ours, is not ours to judge).
+    t = schema.notifications
+    with store.transaction() as conn:
+        firing = conn.execute(select(t).where(t.c.project_id == store.project, t.c.state == "firing")).mappings().all()
     hits: list[Hit] = []
     evaluated: set[str] = set()
     if wanted["limit"]:
@@ -81,9 +86,6 @@ def evaluate(store: Store, now: datetime | None = None) -> int:
         except Exception:  # a plan the leak rules cannot read: the other rules still run
             logger.exception("leak rules failed for project %s", store.project)
     queued = 0
-    t = schema.notifications
-    with store.transaction() as conn:
-        firing = conn.execute(select(t).where(t.c.project_id == store.project, t.c.state == "firing")).mappings().all()
     ongoing = {(r["rule"], r["tenant_id"], r["subject"]): r["period"] for r in firing if r["rule"] == "refusals"}
     for hit in hits:
         if hit.rule == "refusals" and (hit.rule, hit.tenant_id, hit.subject) in ongoing:
@@ -141,8 +143,9 @@ def _fire(store: Store, hit: Hit, endpoints: list[Any], now: datetime) -> int:
         claimed = conn.execute(_insert(conn, t).values(
             project_id=store.project, rule=hit.rule, tenant_id=hit.tenant_id, subject=hit.subject, period=hit.period,
             state="firing", fired_at=now, detail=hit.data,
-        ).on_conflict_do_nothing(index_elements=["project_id", "rule", "tenant_id", "subject", "period"]))
-        if claimed.rowcount != 1:
+        ).on_conflict_do_nothing(index_elements=["project_id", "rule", "tenant_id", "subject", "period"])
+            .returning(t.c.state)).first()
+        if claimed is None:  # another replica's, or sent before in this period
             return 0
         message = payload(project=store.project, rule=hit.rule, tenant_id=hit.tenant_id, subject=hit.subject,
                           period=hit.period, status="firing", text=hit.text, data=hit.data, at=now)
