@@ -85,7 +85,7 @@ def check(db, sent: int, refused: int, provider_calls: int) -> None:
 def test_32_threads(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", limits_wait=30))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", **WAIT_FOR_THE_STORE))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.OpenAI(api_key="k", max_retries=0)
@@ -102,7 +102,13 @@ def test_32_threads(http_mock, tmp_path):
     check(db, sum(s for s, _ in results), sum(r for _, r in results), route.call_count)
 
 
-def _process(db: str, index: int, queue) -> None:
+#: The bound is for calls the store answered: 32 or 64 threads on 2 cores make SQLite answer
+#: slower than the default limits_wait, past which "open" lets calls through; these tests wait
+#: for the store (limits_wait=30). At the default wait, "closed" keeps the bound (below).
+WAIT_FOR_THE_STORE = {"limits_wait": 30}
+
+
+def _process(db: str, index: int, queue, options: dict = WAIT_FOR_THE_STORE) -> None:
     """One app process (spawned, so it inherits no locks): its own meter on the shared store
     and its own mocked provider, 16 threads."""
     try:
@@ -110,9 +116,7 @@ def _process(db: str, index: int, queue) -> None:
 
         with mock_http() as router:
             route = router.post(CHAT).mock(side_effect=billed)
-            # limits_wait: the bound is for calls the store answered; 64 threads on 2 cores make
-            # SQLite answer slower than the default wait (decided by limits_unreachable past it).
-            meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case", limits_wait=30))
+            meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case", **options))
             meter.patch("openai")
             client = openai.OpenAI(api_key="k", max_retries=0)
             with ThreadPoolExecutor(16) as pool:
@@ -124,30 +128,70 @@ def _process(db: str, index: int, queue) -> None:
         queue.put(("error", repr(exc), 0, 0))
 
 
-def test_4_processes_of_16_threads(tmp_path):
-    db = str(tmp_path / "limits.db")
-    store = Store(db)
-    store.set_limit("acme", "per_day", LIMIT)
-    store.close()
+def _processes(db: str, options: dict) -> tuple[int, int, int]:
+    """4 app processes of 16 threads on `db`: calls sent, refused, and provider calls."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_process, args=(db, i, queue)) for i in range(4)]
+    processes = [context.Process(target=_process, args=(db, i, queue, options)) for i in range(4)]
     for p in processes:
         p.start()
     results = [queue.get(timeout=180) for _ in processes]
     for p in processes:
         p.join(30)
     assert all(status == "ok" for status, *_ in results), results
-    sent = sum(r[1] for r in results)
-    refused = sum(r[2] for r in results)
-    provider_calls = sum(r[3] for r in results)
-    check(db, sent, refused, provider_calls)
+    return sum(r[1] for r in results), sum(r[2] for r in results), sum(r[3] for r in results)
+
+
+def test_4_processes_of_16_threads(tmp_path):
+    db = str(tmp_path / "limits.db")
+    store = Store(db)
+    store.set_limit("acme", "per_day", LIMIT)
+    store.close()
+    check(db, *_processes(db, WAIT_FOR_THE_STORE))
+
+
+def test_closed_keeps_the_bound_at_the_default_wait(http_mock, tmp_path):
+    """With the default limits_wait (50 ms), 32 threads: calls the store did not answer in time
+    are refused ("closed"), so spend <= limit holds although the store is slow to answer."""
+    route = http_mock.post(CHAT).mock(side_effect=billed)
+    db = tmp_path / "limits.db"
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case",
+                              limits_unreachable="closed"))
+    meter.patch("openai")
+    meter.set_limit("acme", LIMIT, frequency="per_day")
+    client = openai.OpenAI(api_key="k", max_retries=0)
+    barrier = threading.Barrier(32)
+
+    def worker(i):
+        barrier.wait()
+        return spend_calls(meter, client, i)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(worker, range(32)))
+    assert meter.flush(10)
+    meter.shutdown()
+    sent, refused = sum(s for s, _ in results), sum(r for _, r in results)
+    spend, stored = settled(db)
+    assert refused > 0 and sent > 0 and stored == sent == route.call_count
+    assert spend <= LIMIT, f"spent {spend} past the limit of {LIMIT}"
+
+
+def test_closed_keeps_the_bound_at_the_default_wait_across_processes(tmp_path):
+    """The same with 4 processes of 16 threads on one store."""
+    db = str(tmp_path / "limits.db")
+    store = Store(db)
+    store.set_limit("acme", "per_day", LIMIT)
+    store.close()
+    sent, refused, provider_calls = _processes(db, {"limits_unreachable": "closed"})
+    spend, stored = settled(db)
+    assert refused > 0 and sent > 0 and stored == sent == provider_calls
+    assert spend <= LIMIT, f"spent {spend} past the limit of {LIMIT}"
 
 
 async def test_200_asyncio_tasks(http_mock, tmp_path):
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", limits_wait=30))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, reservation="worst_case", **WAIT_FOR_THE_STORE))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.AsyncOpenAI(api_key="k", max_retries=0)
@@ -182,7 +226,7 @@ def test_32_threads_adaptive(http_mock, tmp_path):
     """The default policy under the same load: bounded overshoot, the limit really used."""
     route = http_mock.post(CHAT).mock(side_effect=billed)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, limits_wait=30))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, **WAIT_FOR_THE_STORE))
     meter.patch("openai")
     meter.set_limit("acme", LIMIT, frequency="per_day")
     client = openai.OpenAI(api_key="k", max_retries=0)

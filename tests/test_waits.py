@@ -477,3 +477,37 @@ def test_a_store_locked_while_it_opens_bounds_the_wait_and_loses_nothing(policy,
         assert store.count_events() == len(set(agent.made)) == provider.call_count
     finally:
         store.close()
+
+
+def test_a_store_locked_past_its_busy_timeout_loses_no_event(monkeypatch, provider, tmp_path):
+    """Writes that wait out the store's busy timeout (30 s; 0.3 s here) fail: their events are
+    kept and written once the lock is released, each once."""
+    import tollmeter.store.store as store_module
+
+    monkeypatch.setattr(store_module, "_BUSY_MS", 300)
+    db = str(tmp_path / "tollmeter.db")
+    agent = Agent(store=db)
+    agent.meter.set_limit("acme", Decimal("10"), frequency="per_day")
+    assert agent.call()[1] is None
+    assert agent.meter.flush(30)
+    locker = Locker(db)
+    try:
+        results = agent.calls(6, "sync")
+        assert all(refused is None for _, refused in results)
+        assert agent.meter.flush(30)  # handled: their write failed, they are kept
+        assert any("locked" in str(e) for e in agent.errors), agent.errors
+    finally:
+        locker.release()
+
+    def stored() -> list[str]:
+        store = Store(db)
+        try:
+            with store.transaction() as conn:
+                return [r[0] for r in conn.execute(select(schema.events.c.event_id))]
+        finally:
+            store.close()
+
+    assert wait_until(lambda: len(stored()) >= 7, 60, 0.2), stored()  # the upkeep writes them
+    agent.shutdown()
+    assert sorted(stored()) == sorted(agent.made) and len(agent.made) == provider.call_count == 7
+    assert agent.stats()["dropped"] == 0

@@ -383,7 +383,9 @@ class Meter:
             "queued": pipeline["queued"],
             "sent": delivery.get("sent", 0),
             "retried": delivery.get("retried", 0),
-            "dropped": pipeline["dropped"],
+            # Events the queue could not take, and (embedded store) events kept past its bound
+            # while the store could not be written.
+            "dropped": pipeline["dropped"] + self._limits.store_dropped,
             "failed": delivery.get("failed", 0),
             # Events the server refused (with a url), or the embedded store set aside.
             "rejected": delivery.get("rejected", 0) + self._limits.rejected,

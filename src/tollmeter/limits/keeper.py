@@ -47,6 +47,8 @@ _ZERO = Decimal(0)
 _IMPORT_WAIT = 10.0
 #: Seconds between two background attempts to open a store that could not be opened.
 _REOPEN_AFTER = 5.0
+#: Seconds after a failed write before the upkeep writes what is kept again.
+_RETRY_AFTER = 5.0
 #: An async caller's refill runs on the loop's executor: this much on top of `limits_wait` for
 #: the executor to start it.
 _ASYNC_START = 0.02
@@ -138,6 +140,13 @@ class LimitKeeper:
         self.unopened_calls = 0
         #: Events the embedded store refused and `record` set aside (see `set_aside`).
         self.rejected = 0
+        #: What `record` could not write because the store could not be written at all (locked
+        #: past its busy timeout, unreachable): written first on the next `record`, or by the
+        #: upkeep after `_RETRY_AFTER` seconds. At most `max_queue_size` events; past that the
+        #: oldest are dropped, counted in `store_dropped` and reported.
+        self._unwritten: list[_Part] = []
+        self._retry_at = 0.0
+        self.store_dropped = 0
         #: Settles a finished call's record (the pipeline's); see `finished`.
         self.settle_record: Callable[[Any], None] | None = None
         _keepers.add(self)
@@ -363,24 +372,58 @@ class LimitKeeper:
         again event by event, and an event it still refuses is set aside (`set_aside`): counted
         in `rejected`, reported to `on_error` as a `RejectedEvent` carrying the event and the
         reason, its spend still counted when the store takes that. A store that cannot be
-        written at all (locked, gone) raises, as before: that is no single event's fault."""
+        written at all (locked past its busy timeout, gone) raises, and what was not written is
+        kept and written with the next batch (or by the upkeep): that is no single event's fault,
+        and nothing is lost once the store can be written again."""
         if getattr(self._store, "remote", False) or (self._store is None and self.config.url is not None):
             return
         parts = [self._part(event, done) for event, done in zip(events, settled)]
+        self._write_parts([*self._take_unwritten(), *parts])
+        if self.config.alert_thresholds and self.config.on_threshold is not None:
+            self._alerts({e.tenant_id for e in events if e.tenant_id is not None})
+
+    def _write_parts(self, parts: list[_Part]) -> None:
+        if not parts:
+            return
         try:
             self._write(parts)
         except Exception as fault:
             if _store_unusable(fault):
+                self._keep_unwritten(parts)
                 raise
-            for part in parts:  # the batch again, one event at a time
+            for i, part in enumerate(parts):  # the batch again, one event at a time
                 try:
                     self._write([part])
                 except Exception as refused:
                     if _store_unusable(refused):
+                        self._keep_unwritten(parts[i:])
                         raise
                     self.set_aside(part, refused)
-        if self.config.alert_thresholds and self.config.on_threshold is not None:
-            self._alerts({e.tenant_id for e in events if e.tenant_id is not None})
+
+    def _take_unwritten(self) -> list[_Part]:
+        kept, self._unwritten = self._unwritten, []
+        return kept
+
+    def _keep_unwritten(self, parts: list[_Part]) -> None:
+        """The store cannot be written now: keep `parts` (bounded) for the next attempt."""
+        self._retry_at = time.monotonic() + _RETRY_AFTER
+        kept = [*self._unwritten, *parts]
+        over = len(kept) - self.config.max_queue_size
+        if over > 0:
+            self.store_dropped += over
+            self._fault(RuntimeError(f"the embedded store could not be written for a while: {over} events "
+                                     f"dropped (at most {self.config.max_queue_size} are kept)"), "storing events")
+            kept = kept[over:]
+        self._unwritten = kept
+
+    def write_unwritten(self) -> None:
+        """The upkeep: write what a locked or unreachable store could not take, when due."""
+        if not self._unwritten or time.monotonic() < self._retry_at:
+            return
+        try:
+            self._write_parts(self._take_unwritten())
+        except Exception as fault:
+            self._fault(fault, "recording spend")
 
     def _part(self, event: LLMEvent, done: Settled | None) -> _Part:
         """What recording one event writes: its row, its lease settlement, spend not in its row."""
@@ -464,6 +507,7 @@ class LimitKeeper:
     def maintain(self) -> None:
         if self._guard is not None:
             self._guard.maintain()
+        self.write_unwritten()
 
     def stats(self) -> dict[str, int]:
         """Waits for a lease that ran out (`lease_waits_exceeded`), calls decided by
@@ -478,6 +522,9 @@ class LimitKeeper:
                 "limits_circuit_opened": guard.circuit.opened, "limits_circuit_open": int(guard.circuit.is_open)}
 
     def close(self) -> None:
+        if self._unwritten:  # a last attempt (the store's busy timeout at most)
+            self._retry_at = 0.0
+            self.write_unwritten()
         if self._guard is not None:
             self._guard.close()
         if self._store is not None:
@@ -489,6 +536,7 @@ class LimitKeeper:
         self._warm_lock = threading.Lock()
         self.rejected = 0
         self.unopened_calls = 0
+        self._unwritten, self.store_dropped = [], 0  # the parent's to write
         store: Any = self._store
         if getattr(store, "remote", False):
             store.after_fork()
