@@ -284,3 +284,28 @@ async def test_unpatched_calls_are_not_recorded(recorder, aws):
     async with client(aws, "aiohttp") as runtime:
         assert (await runtime.converse(modelId=B.CLAUDE, messages=MESSAGES))["stopReason"] == "end_turn"
     assert recorder.recorded() == []
+
+
+async def test_patched_results_equal_unpatched(recorder, aws, backend):
+    """What the caller gets, patched and not: the response dicts, the body bytes, the events."""
+    async def calls():
+        aws.converse(B.CONVERSE_TOOL_USE)
+        aws.invoke(B.ANTHROPIC, B.ANTHROPIC_HEADERS)
+        async with client(aws, backend) as runtime:
+            converse = await runtime.converse(modelId=B.CLAUDE, messages=MESSAGES)
+            invoked = await runtime.invoke_model(modelId=B.CLAUDE, body=invoke_body())
+            invoked["body"] = (type(invoked["body"]).__name__, await invoked["body"].read())
+        streamed = None
+        if backend == stream_backend:
+            aws.converse_stream(B.STREAM_CACHED)
+            async with client(aws, backend) as runtime:
+                response = await runtime.converse_stream(modelId=B.CLAUDE, messages=MESSAGES)
+                response["stream"] = [type(response["stream"]).__name__] + [e async for e in response["stream"]]
+                streamed = response
+        aws.replies.clear()
+        return converse, invoked, streamed
+
+    patched = await calls()
+    assert len(recorder.recorded()) == (3 if backend == stream_backend else 2)
+    recorder.meter.unpatch("aiobotocore")
+    assert await calls() == patched
