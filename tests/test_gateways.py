@@ -235,7 +235,7 @@ def test_the_guard_reserves_a_gateway_call_at_the_inferred_price(http_mock):
     """With unpriced calls blocked, a call the guard cannot price is refused: the gateway's
     gpt-4o-mini goes out (the guard asked the pricer's match, which inferred it), an open
     model does not."""
-    rec = Recorder(unpriced_calls="block")
+    rec = Recorder(unpriced_calls="block", limits_wait=30)  # waits for the store, never fails open
     rec.meter.patch("openai")
     try:
         rec.meter.set_limit("acme", limit_usd=5, frequency="per_day")
@@ -255,7 +255,7 @@ def test_inference_can_be_turned_off(http_mock):
     """MeterConfig(infer_prices=False): a gateway or proxy call is unpriced (and a limit
     reserves it as unpriced_calls says); a vendor's own API, and a gateway that names its
     upstream, are still priced: that is not inference."""
-    rec = Recorder(infer_prices=False, unpriced_calls="block")
+    rec = Recorder(infer_prices=False, unpriced_calls="block", limits_wait=30)
     rec.meter.patch_all()
     try:
         http_mock.post("http://localhost:4000/chat/completions").respond(json=G.OPENAI_CHAT)
