@@ -522,6 +522,10 @@ class Guard:
                     budget.remaining += grant.granted_usd
                     budget.expires = now + self.settings.lease_ttl
                 budget.remaining_at_grant = grant.remaining_usd
+                if need > 0 and not grant.unlimited and grant.granted_usd < need:
+                    # Too little left for the call that asked: the calls after it are refused
+                    # from memory for a while, even when that call stopped waiting (a slow source).
+                    budget.exhausted_until = now + self.settings.recheck_after
                 if claim is not None and not claim.abandoned:
                     claim.answered = True
                     if claim.tokens is not None:
