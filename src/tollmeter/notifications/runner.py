@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ class Notifier:
         self._client = httpx.Client(transport=transport, follow_redirects=False, timeout=self.settings.timeout)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: When each project's leak rules were last evaluated (time.monotonic()).
+        self._leaks_at: dict[str, float] = {}
 
     def run_once(self, now: datetime | None = None) -> tuple[int, list[Attempt]]:
         """One round: (messages queued, delivery attempts made). A project whose rules fail is
@@ -40,8 +43,12 @@ class Notifier:
         now = now or datetime.now(timezone.utc)
         queued = 0
         for project in self.projects():
+            last = self._leaks_at.get(project)
+            leaks = last is None or time.monotonic() - last >= self.settings.leak_interval
             try:
-                queued += evaluate(self.store.for_project(project), now)
+                queued += evaluate(self.store.for_project(project), now, leaks=leaks)
+                if leaks:
+                    self._leaks_at[project] = time.monotonic()
             except Exception:
                 logger.exception("notification rules failed for project %s", project)
         with self.store.transaction() as conn:

@@ -10,6 +10,7 @@ from typing import Mapping
 ENVIRONMENT = {
     "enabled": "TOLLMETER_NOTIFY",
     "interval": "TOLLMETER_NOTIFY_INTERVAL",
+    "leak_interval": "TOLLMETER_NOTIFY_LEAK_INTERVAL",
     "backoff_base": "TOLLMETER_NOTIFY_BACKOFF_BASE",
     "backoff_max": "TOLLMETER_NOTIFY_BACKOFF_MAX",
     "backoff_jitter": "TOLLMETER_NOTIFY_BACKOFF_JITTER",
@@ -26,6 +27,9 @@ class NotifierSettings:
     enabled: bool = True
     #: Seconds between two rounds (evaluate the rules, send what is due).
     interval: float = 15.0
+    #: Seconds between two evaluations of the leak rules (they read the month's margin: 0.4 s
+    #: over 1,000,000 events, docs/benchmarks.md).
+    leak_interval: float = 300.0
     #: A failed delivery is retried after base x 2^(attempt - 1) seconds...
     backoff_base: float = 30.0
     #: ...at most this long...
@@ -42,7 +46,7 @@ class NotifierSettings:
     batch: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("interval", "backoff_base", "backoff_max", "timeout", "claim_seconds"):
+        for name in ("interval", "leak_interval", "backoff_base", "backoff_max", "timeout", "claim_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.backoff_jitter <= 1:
