@@ -296,11 +296,20 @@ def test_a_failing_server_bounds_the_wait_and_opens_the_circuit(fault, policy, m
         agent.shutdown()
 
 
+@pytest.fixture
+def proxied(api):
+    """A stand-in in front of the server of each backend (SQLite and PostgreSQL)."""
+    proxy = StandIn(api.server.base)
+    yield proxy, api
+    proxy.close()
+
+
 @pytest.mark.parametrize("fault", FAULTS)
-def test_the_circuit_closes_when_the_server_answers_and_every_event_arrives_once(fault, stand_in, project,
-                                                                               provider, tmp_path):
+def test_the_circuit_closes_when_the_server_answers_and_every_event_arrives_once(fault, proxied, provider,
+                                                                               tmp_path):
     """Down (calls fail open, their events spooled), then back: a probe closes the circuit,
     the limit is enforced again, and every event made is stored exactly once."""
+    stand_in, project = proxied
     set_limit(project, "acme", "0.002")  # about 13 calls of $0.00015
     stand_in.mode = fault
     agent = remote(stand_in, project, tmp_path, limits_unreachable="open")
