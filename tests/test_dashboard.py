@@ -326,8 +326,11 @@ def test_overview_numbers_are_the_apis(shop) -> None:
     losers = [r for r in by_tenant if D(r["margin_usd"]) < 0]
     assert losers and all(r["tenant"] in shown for r in losers)
     assert "mystery-model" in shown and "tollmeter reprice" in shown  # the unpriced model, with the fix
-    for leak in api.http.get("/v1/leaks").json()["leaks"]:
-        assert leak["message"] in shown
+    leaks = api.http.get("/v1/leaks").json()["leaks"]
+    assert f"({len(leaks)} this month, UTC)" in shown
+    for leak in leaks:
+        if leak["subject"] == "customer":  # listed first (runs' flags after, the first 12 in all)
+            assert leak["message"] in shown
 
 
 def test_customers_csv_is_the_apis_margin_and_spend(shop) -> None:
@@ -454,3 +457,67 @@ def test_tollmeter_dashboard_without_a_store_says_so(tmp_path) -> None:
     from tollmeter.cli import main
 
     assert main(["dashboard", "--db", str(tmp_path / "missing.db"), "--port", "0"]) == 2
+
+
+# -- notifications ------------------------------------------------------------------------------------
+
+
+def test_notifications_endpoint_form_and_delivery_log(shop) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tollmeter.notifications.runner import Notifier
+    from tollmeter.notifications.settings import NotifierSettings
+
+    api, t, visitor = shop
+    received: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    try:
+        page = visitor.get("/notifications")
+        assert page.status_code == 200 and "No endpoint yet." in page.text
+        assert visitor.post("/notifications/endpoints", {"url": url}, csrf=False).status_code == 403
+        bad = visitor.post("/notifications/endpoints", {"url": "ftp://nowhere", "rule": "limit"})
+        assert bad.status_code == 400 and "url" in text_of(bad.text)
+        visitor.get("/notifications")
+        created = visitor.http.post("/notifications/endpoints", data={
+            "csrf": visitor.csrf, "url": url, "format": "json", "rule": ["limit", "leak"], "thresholds": "50, 100",
+            "description": "ops channel"})
+        assert created.status_code == 200
+        secret = re.search(r'<code id="secret">([^<]+)</code>', created.text).group(1)
+        endpoints = api.http.get("/v1/notifications/endpoints").json()["endpoints"]
+        assert len(endpoints) == 1 and endpoints[0]["url"] == url and endpoints[0]["rules"] == ["limit", "leak"]
+        assert endpoints[0]["thresholds"] == [50, 100] and endpoints[0]["secret_hint"] == "..." + secret[-4:]
+        assert secret not in visitor.get("/notifications").text  # shown once
+        # acme has spent most of its $10 a month: one round of the rules sends the 50% notification.
+        Notifier(api.server.store, NotifierSettings(enabled=True)).run_once()
+        deliveries = api.http.get("/v1/notifications/deliveries").json()["deliveries"]
+        assert deliveries and received
+        log = visitor.get("/notifications")
+        table = re.search(r'<table id="deliveries">(.*?)</table>', log.text, re.S).group(1)
+        for delivery in deliveries:
+            assert delivery["event"] in table and delivery["status"] in table
+        # Turned off from the page: the API says so.
+        endpoint_id = endpoints[0]["endpoint_id"]
+        assert visitor.post("/notifications/endpoints", {"endpoint_id": endpoint_id, "enabled": "no"}).status_code == 303
+        assert api.http.get("/v1/notifications/endpoints").json()["endpoints"][0]["enabled"] is False
+        # Another project's session sees none of it, and cannot turn it back on.
+        other = api.server.project("dash")
+        stranger = Visitor(api.server.base)
+        stranger.sign_in(other.key)
+        assert url not in stranger.get("/notifications").text
+        assert stranger.post("/notifications/endpoints", {"endpoint_id": endpoint_id, "enabled": "yes"}).status_code == 400
+        assert api.http.get("/v1/notifications/endpoints").json()["endpoints"][0]["enabled"] is False
+    finally:
+        receiver.shutdown()

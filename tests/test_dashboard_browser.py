@@ -84,6 +84,8 @@ def test_every_view_renders_with_charts(browser, shop) -> None:
         assert page.locator("#model-table tbody tr").count() == 2
         page.click("nav >> text=Limits")
         assert page.locator(f"#limits tr[data-tenant='{t['acme']}']").count() == 1
+        page.click("nav >> text=Notifications")
+        assert page.locator("#endpoints").count() == 1 and page.locator("#deliveries").count() == 1
         assert errors == []  # nothing blocked by the page's CSP, no script errors
     finally:
         context.close()

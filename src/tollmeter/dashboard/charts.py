@@ -29,7 +29,7 @@ _COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, width=900, heig
                legend_at_bottom=True, legend_at_bottom_columns=4, show_y_guides=True, truncate_label=14,
                truncate_legend=24, no_data_text="No data in this range", value_formatter=lambda v: _usd(v))
 #: Most x labels a chart shows (the others are drawn, unlabelled).
-_MOST_LABELS = 16
+_MOST_LABELS = 10
 
 
 def line(labels: Sequence[str], series: Mapping[str, Sequence[Decimal | None]],
@@ -55,7 +55,7 @@ def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[Decimal | 
 
 def bars(items: Sequence[tuple[str, Decimal]], title: str) -> str:
     """Horizontal bars, one per (label, amount), largest first as given."""
-    chart = pygal.HorizontalBar(**{**_COMMON, "height": max(160, 34 * len(items) + 60)},
+    chart = pygal.HorizontalBar(**{**_COMMON, "width": 480, "height": max(140, 26 * len(items) + 50)},
                                 show_legend=False, print_values=False)
     chart.x_labels = [label for label, _ in reversed(items)]
     chart.add(title, [_float(amount) for _, amount in reversed(items)])

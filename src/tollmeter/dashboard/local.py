@@ -38,9 +38,9 @@ def serve(store: Store, port: int = DEFAULT_PORT, *, announce=print) -> None:
     """Serve until interrupted; `announce` is told the URL once the port is bound."""
     import uvicorn
 
-    port = port or free_port()
     config = uvicorn.Config(create_local_app(store), host=HOST, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    sock = config.bind_socket()  # bound before the URL is printed: the URL works as soon as it is shown
+    sock = config.bind_socket()  # bound before the URL is printed (port 0: the one the system chose)
+    port = sock.getsockname()[1]
     announce(f"tollmeter dashboard: http://{HOST}:{port}/  (Ctrl-C to stop)")
     server.run(sockets=[sock])

@@ -87,7 +87,8 @@ def _render(request: Request, viewer: Viewer | None, template: str, status: int 
             session: Session | None = None, **context: Any) -> Response:
     session = session or (viewer.session if viewer else None)
     response = templates.TemplateResponse(request, template, {
-        "viewer": viewer, "csrf": session.csrf if session else "", "active": template.split(".")[0], **context,
+        "viewer": viewer, "csrf": session.csrf if session else "", "active": template.split(".")[0],
+        "notifications_enabled": viewer is not None and not viewer.local, **context,
     }, status_code=status)
     return _finish(request, response, session)
 
@@ -282,6 +283,50 @@ async def set_limit(request: Request) -> Response:
     await run_in_threadpool(viewer.store.set_limit, form["tenant_id"], form["frequency"], form["amount"])
     target = "/limits?" + urlencode({"changed": f"{form['tenant_id']} {form['frequency']}"})
     return _finish(request, RedirectResponse(target, status_code=303), viewer.session)
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    if isinstance(viewer, Response):
+        return viewer
+    if viewer.local:
+        return _bad(request, viewer, "notifications are sent by the server (tollmeter serve); the embedded store "
+                                     "has its on_threshold callback instead (docs/notifications.md)", 404)
+    return _render(request, viewer, "notifications.html", view=views.notifications(viewer.store), form={},
+                   saved=request.query_params.get("saved"))
+
+
+@router.post("/notifications/endpoints", response_class=HTMLResponse)
+async def save_endpoint(request: Request) -> Response:
+    from ..notifications.log import save_endpoint as save
+
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    viewer, fields = posted
+    if viewer.local:
+        return _bad(request, viewer, "notifications are sent by the server (tollmeter serve)", 404)
+    form = await request.form()
+    if fields.get("endpoint_id"):  # turn an endpoint on or off
+        change: dict[str, Any] = {"endpoint_id": fields["endpoint_id"], "enabled": fields.get("enabled") == "yes"}
+    else:
+        change = {"url": fields.get("url", "").strip(), "format": fields.get("format", "json"),
+                  "rules": [r for r in form.getlist("rule") if isinstance(r, str)],
+                  "thresholds": fields.get("thresholds", ""), "description": fields.get("description", "").strip()}
+    try:
+        saved = await run_in_threadpool(lambda: save(viewer.store, **change))
+    except ValueError as exc:
+        view = await run_in_threadpool(views.notifications, viewer.store)
+        return _render(request, viewer, "notifications.html", 400, view=view, error=str(exc), form=change)
+    if "secret" not in saved:
+        target = "/notifications?" + urlencode({"saved": saved["endpoint_id"]})
+        return _finish(request, RedirectResponse(target, status_code=303), viewer.session)
+    view = await run_in_threadpool(views.notifications, viewer.store)
+    return _render(request, viewer, "notifications.html", view=view, created=saved, form={})
 
 
 # -- sign-in ---------------------------------------------------------------------------------------

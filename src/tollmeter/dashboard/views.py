@@ -6,7 +6,7 @@ number for the same range. Nothing here reads a table itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
@@ -28,7 +28,10 @@ _HUNDRED = Decimal(100)
 #: Customers in each "top" list of the overview.
 TOP = 10
 #: Runs listed on a customer's page (the costliest).
-MOST_RUNS = 200
+MOST_RUNS = 50
+#: Leak flags listed on the overview (customers first, then agents, then runs).
+MOST_LEAKS = 12
+_SUBJECTS = {"customer": 0, "agent": 1, "run": 2}
 
 
 def bucket_of(day: date, bucket: str) -> str:
@@ -80,6 +83,7 @@ class Overview:
     top_loss: list[MarginRow]
     leaks: list[Leak]
     unpriced: list[dict[str, Any]]
+    leak_count: int = 0
     chart: str = ""
     cost_chart: str = ""
 
@@ -101,8 +105,10 @@ def overview(store: Store, rng: Range) -> Overview:
         if row["unpriced"]:
             name = row["model"] or "(none)"
             unpriced[name] = unpriced.get(name, 0) + row["unpriced"]
-    view = Overview(rng, report.total, labels, buckets, top_cost, top_loss, ledger.leaks(),
-                    [{"model": m, "events": n} for m, n in sorted(unpriced.items(), key=lambda i: (-i[1], i[0]))])
+    flags = sorted(ledger.leaks(), key=lambda leak: _SUBJECTS.get(leak.subject, 3))
+    view = Overview(rng, report.total, labels, buckets, top_cost, top_loss, flags[:MOST_LEAKS],
+                    [{"model": m, "events": n} for m, n in sorted(unpriced.items(), key=lambda i: (-i[1], i[0]))],
+                    len(flags))
     view.chart = charts.line(labels, {"Revenue": [b.revenue_usd for b in buckets],
                                       "Cost": [b.cost_usd for b in buckets],
                                       "Margin": [b.margin_usd for b in buckets]},
@@ -219,6 +225,7 @@ class CustomerView:
     run_count: int
     limits: list[LimitState]
     leaks: list[Leak]
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def fill(self) -> dict[str, Decimal | None]:
@@ -243,7 +250,9 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels)),
         _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
         runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id),
-        [leak for leak in ledger.leaks() if leak.tenant_id == tenant_id])
+        sorted((leak for leak in ledger.leaks() if leak.tenant_id == tenant_id),
+               key=lambda leak: _SUBJECTS.get(leak.subject, 3)),
+        recent_refusals(store, tenant_id))
 
 
 def _outcome(row: MarginRow) -> str:
@@ -358,6 +367,35 @@ def limits(store: Store) -> list[LimitRow]:
         out.append(LimitRow(lim.tenant_id, lim.frequency, lim.limit_usd, state))
     out.sort(key=lambda r: (r.tenant_id != DEFAULT_TENANT_LIMITS, r.tenant_id, FREQUENCIES.index(r.frequency)))
     return out
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+
+@dataclass
+class NotificationsView:
+    endpoints: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+
+
+def notifications(store: Store) -> NotificationsView:
+    """The project's webhook endpoints (secrets hidden) and its newest deliveries, as
+    `GET /v1/notifications/...` answers them."""
+    from ..notifications.log import list_endpoints, recent_deliveries
+
+    return NotificationsView(list_endpoints(store), recent_deliveries(store, limit=100))
+
+
+def recent_refusals(store: Store, tenant_id: str, now: datetime | None = None) -> dict[str, int]:
+    """Leases the server refused the tenant in the last hour and the last 24 hours (what the
+    refusal-burst notification counts; kept two days)."""
+    from ..notifications.refusals import refusals_since
+
+    now = now or datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        hour = refusals_since(conn, store.project, now - timedelta(hours=1)).get(tenant_id, 0)
+        day = refusals_since(conn, store.project, now - timedelta(hours=24)).get(tenant_id, 0)
+    return {"hour": hour, "day": day}
 
 
 def _midnight(day: date) -> datetime:

@@ -1,0 +1,273 @@
+"""The dashboard's pages over a large store: milliseconds to render each page, SQLite and
+PostgreSQL; and (`--screenshots DIR`) a picture of each view for the docs.
+
+    .venv/bin/python benchmarks/dashboard.py --events 1000000 [--sqlite PATH] [--postgres URL]
+    .venv/bin/python benchmarks/dashboard.py --screenshots docs/img     (make screenshots)
+
+Timing: the data of benchmarks/margin.py (`--events` priced events over `--days` days ending
+today, 300 tenants on plans of all six pricing models, 300 agents, 20,000 runs of which 80%
+resolved; seeded the same way, reused from `--sqlite PATH` when that file holds them), plus a
+default monthly limit and limits of their own for a third of the tenants. Each page is asked
+for `--repeat` times through the dashboard's app in-process (routing, queries, charts and the
+template: everything but the network) and the median is printed; the range is the last 30
+days. Target: every page under 300 ms.
+
+Screenshots: a small store of named customers, served by `tollmeter dashboard`'s app on
+127.0.0.1 and photographed in headless chromium (Debian's, through Playwright).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import margin as seeding  # noqa: E402  (benchmarks/margin.py: the same million events)
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tollmeter.dashboard.local import HOST, create_local_app, free_port  # noqa: E402
+from tollmeter.events import LLMEvent, Usage  # noqa: E402
+from tollmeter.store.ledger import Ledger  # noqa: E402
+from tollmeter.store.rows import event_row  # noqa: E402
+from tollmeter.store.store import Store  # noqa: E402
+
+UTC = timezone.utc
+TARGET_MS = 300
+
+
+def pages(store: Store, today: date) -> list[tuple[str, str]]:
+    since = (today - timedelta(days=29)).isoformat()
+    until = (today + timedelta(days=1)).isoformat()
+    span = f"since={since}&until={until}"
+    costly = Ledger(store).margin("tenant", since=since, until=until).rows
+    tenant = max(costly, key=lambda r: r.cost_usd).key["tenant"] if costly else "tenant-0000"
+    return [
+        ("overview, by day", f"/?{span}&bucket=day"),
+        ("overview, by week", f"/?{span}&bucket=week"),
+        ("overview, by month", f"/?{span}&bucket=month"),
+        ("customers", f"/customers?{span}"),
+        ("customers, sorted by margin", f"/customers?{span}&sort=margin&dir=asc"),
+        ("customers CSV", f"/customers.csv?{span}"),
+        ("a customer", f"/customers/{tenant}?{span}"),
+        ("models and providers", f"/models?{span}"),
+        ("limits", "/limits"),
+    ]
+
+
+def add_limits(store: Store, tenants: int) -> None:
+    store.set_limit("*", "per_month", Decimal("500"))
+    for n in range(0, tenants, 3):
+        store.set_limit(f"tenant-{n:04d}", "per_day", Decimal("40"))
+
+
+def bench(name: str, store: Store, args: argparse.Namespace) -> None:
+    print(f"\n== {name}", flush=True)
+    first = args.today - timedelta(days=args.days - 1)
+    have = store.count_events()
+    if have == 0:
+        seeding.generate(store, args, first)
+        add_limits(store, args.tenants)
+        have = store.count_events()
+    else:
+        print(f"  reusing the {have:,} events already stored")
+    client = TestClient(create_local_app(store), base_url=f"http://{HOST}")
+    print(f"  {have:,} events; {'page':<30}{'median ms':>10}{'max ms':>9}{'KB':>7}   (of {args.repeat})")
+    for label, path in pages(store, args.today):
+        times, size = [], 0
+        for _ in range(args.repeat):
+            begun = time.perf_counter()
+            response = client.get(path)
+            times.append((time.perf_counter() - begun) * 1000)
+            assert response.status_code == 200, (path, response.status_code, response.text[:500])
+            size = len(response.content)
+        median = statistics.median(times)
+        flag = f"   over {TARGET_MS} ms" if median > TARGET_MS else ""
+        print(f"  {'':<{len(f'{have:,} events; ')}}{label:<30}{median:>10.0f}{max(times):>9.0f}{size / 1024:>7.0f}{flag}",
+              flush=True)
+
+
+# -- screenshots -------------------------------------------------------------------------------------
+
+CUSTOMERS = [  # (tenant, name, plan, daily calls, model mix, agents)
+    ("acme", "Acme Corp", {"name": "pro", "pricing_model": "per_seat", "seat_revenue_usd": "49"}, 90,
+     ["gpt-4o-mini", "gpt-4o"], ["support-bot", "triage"]),
+    ("globex", "Globex", {"name": "outcomes", "pricing_model": "per_resolution", "unit_revenue_usd": "4"}, 70,
+     ["claude-sonnet-4", "claude-haiku-4"], ["analyst", "researcher"]),
+    ("initech", "Initech", {"name": "metered", "pricing_model": "usage_based", "markup": "0.4"}, 60,
+     ["gpt-4o", "gemini-2.5-flash"], ["writer", "editor"]),
+    ("hooli", "Hooli", {"name": "starter", "pricing_model": "flat", "base_revenue_usd": "99"}, 120,
+     ["claude-sonnet-4", "gpt-4o"], ["coder", "reviewer", "planner"]),
+    ("umbrella", "Umbrella", {"name": "hybrid", "pricing_model": "hybrid", "base_revenue_usd": "299",
+                              "included_units": 100, "unit_revenue_usd": "1.5"}, 50, ["gpt-4o-mini"], ["support-bot"]),
+    ("stark", "Stark Industries", {"name": "per-ticket", "pricing_model": "per_unit", "unit_revenue_usd": "2"}, 40,
+     ["claude-haiku-4", "gpt-4o-mini"], ["support-bot"]),
+]
+PRICES = {"gpt-4o": ("2.5", "10"), "gpt-4o-mini": ("0.15", "0.6"), "claude-sonnet-4": ("3", "15"),
+          "claude-haiku-4": ("0.8", "4"), "gemini-2.5-flash": ("0.3", "2.5")}
+PROVIDERS = {"gpt": "openai", "claude": "anthropic", "gemini": "google"}
+
+
+def seed_named(store: Store, today: date, days: int = 45) -> None:
+    """Named customers over `days` days: usage growing, hooli's coder costing more than its flat
+    plan, runs with outcomes, a model nobody prices, limits."""
+    rng = random.Random(11)
+    ledger = Ledger(store)
+    first = today - timedelta(days=days - 1)
+    million = Decimal(1_000_000)
+    run_n = 0
+    for tenant, name, plan, daily, models, agents in CUSTOMERS:
+        seats = 12 if plan["pricing_model"] == "per_seat" else None
+        ledger.upsert_customer(tenant, name=name, plan=plan, seats=seats, effective_from=first)
+        rows = []
+        for d in range(days):
+            day = first + timedelta(days=d)
+            growth = 0.5 + d / days * (1.6 if tenant == "hooli" else 0.8)
+            for _ in range(int(daily * growth * rng.uniform(0.7, 1.3))):
+                model = rng.choice(models)
+                agent = rng.choice(agents)
+                heavy = tenant == "hooli" and agent == "coder"
+                tokens_in = rng.randint(2_000, 60_000 if heavy else 12_000)
+                tokens_out = rng.randint(100, 4_000)
+                cache = rng.randint(0, tokens_in // 2) if model.startswith(("claude", "gpt-4o")) else 0
+                if rng.random() < 0.35:
+                    run_n += 1
+                    run = f"{tenant}-{run_n:05d}"
+                else:
+                    run = None
+                price_in, price_out = (Decimal(p) for p in PRICES[model])
+                moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 86_000))
+                if moment > datetime.now(UTC):
+                    moment = datetime.now(UTC) - timedelta(minutes=rng.randint(1, 60))
+                event = LLMEvent(provider=PROVIDERS[model.split("-")[0]], model=model, request_model=model,
+                                 endpoint="chat.completions", tenant_id=tenant, agent_id=agent, run_id=run,
+                                 usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=cache),
+                                 cost_usd=(tokens_in * price_in + tokens_out * price_out) / million, priced=True,
+                                 price_source="screenshot", timestamp=moment)
+                rows.append(event_row(event.to_dict()))
+                if run and moment < datetime.now(UTC) - timedelta(hours=1):
+                    outcome = rng.choice(("resolved",) * 6 + ("escalated", "failed"))
+                    rows[-1]["_resolve"] = (run, outcome, moment + timedelta(minutes=20))
+        resolutions = [row.pop("_resolve") for row in rows if "_resolve" in row]
+        store.add_events(rows)
+        for run, outcome, moment in resolutions:
+            ledger.resolve(run, outcome, tenant_id=tenant, at=moment)
+    unknown = [event_row(LLMEvent(provider="acme-ai", model="acme-large-v3", request_model="acme-large-v3",
+                                  endpoint="chat.completions", tenant_id="stark", agent_id="support-bot",
+                                  usage=Usage(input_tokens=3000, output_tokens=200),
+                                  timestamp=datetime.now(UTC) - timedelta(hours=n)).to_dict()) for n in range(1, 9)]
+    store.add_events(unknown)
+    store.set_limit("*", "per_month", Decimal("150"))
+    store.set_limit("hooli", "per_month", Decimal("400"))
+    store.set_limit("hooli", "per_day", Decimal("25"))
+    store.set_limit("globex", "per_day", Decimal("15"))
+
+
+def screenshots(directory: Path) -> None:
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no chromium: apt-get install chromium")
+    directory.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="tollmeter-screenshots-"))
+    store = Store(work / "shots.db")
+    today = datetime.now(UTC).date()
+    try:
+        seed_named(store, today)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_local_app(store), host=HOST, port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        since = (today - timedelta(days=44)).isoformat()
+        span = f"since={since}&until={(today + timedelta(days=1)).isoformat()}"
+        views = [("overview", f"/?{span}&bucket=day"), ("customers", f"/customers?{span}"),
+                 ("customer", f"/customers/hooli?{span}&bucket=week"), ("models", f"/models?{span}"),
+                 ("limits", "/limits")]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+            for name, path in views:
+                page.goto(f"http://{HOST}:{port}{path}")
+                target = directory / f"dashboard-{name}.png"
+                height = min(1700, page.evaluate("document.documentElement.scrollHeight"))  # a long table: its top
+                page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height})
+                print(f"  {target}")
+            page.goto(f"http://{HOST}:{port}/limits")
+            page.fill("#limit-form input[name=tenant_id]", "hooli")
+            page.fill("#limit-form input[name=limit_usd]", "600")
+            page.click("#limit-form button[type=submit]")
+            page.screenshot(path=str(directory / "dashboard-limit-confirm.png"))
+            print(f"  {directory / 'dashboard-limit-confirm.png'}")
+            browser.close()
+        server.should_exit = True
+        thread.join(10)
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--tenants", type=int, default=300)
+    parser.add_argument("--agents", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--models", type=int, default=4)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--today", type=date.fromisoformat, default=datetime.now(UTC).date())
+    parser.add_argument("--repeat", type=int, default=5, help="requests per page (the median is printed)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sqlite", help="a SQLite file to keep (reused when it holds events)")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema")
+    parser.add_argument("--screenshots", metavar="DIR", help="save a screenshot of each view in DIR instead")
+    args = parser.parse_args()
+    if args.screenshots:
+        screenshots(Path(args.screenshots))
+        return
+    print(f"dashboard benchmark: {args.events:,} events over {args.days} days to {args.today}, "
+          f"{args.tenants} tenants, {args.runs:,} runs; Python {sys.version.split()[0]}")
+    if not args.no_sqlite:
+        work = None
+        if args.sqlite:
+            path = Path(args.sqlite)
+        else:
+            work = Path(tempfile.mkdtemp(prefix="tollmeter-bench-dashboard-"))
+            path = work / "dashboard.db"
+        store = Store(path)
+        try:
+            bench(f"SQLite ({path})", store, args)
+        finally:
+            store.close()
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+    if args.postgres:
+        url, drop = seeding.postgres_database(args.postgres, args.keep)
+        store = Store(url)
+        try:
+            bench("PostgreSQL", store, args)
+        finally:
+            store.close()
+            drop()
+
+
+if __name__ == "__main__":
+    main()
