@@ -361,6 +361,27 @@ def test_disabled_or_removed_endpoints_get_nothing(store, receiver):
         other.close()
 
 
+def test_a_test_message_and_the_log_kept_for_keep_days(store, receiver):
+    endpoint = log.save_endpoint(store, url=receiver.url, secret=SECRET)
+    assert log.send_test(store, "nosuch") is None
+    message = log.send_test(store, endpoint["endpoint_id"])
+    n = notifier(store, keep_days=30)
+    try:
+        rounds(n, lambda: len(receiver.messages()) == 1)
+        [got] = receiver.messages()
+        assert (got["id"], got["type"], got["tenant_id"]) == (message["id"], "notification.test", None)
+        request = receiver.requests[0]
+        assert verify_signature(SECRET, request["headers"]["Tollmeter-Signature"], request["body"])
+        [delivery] = log.recent_deliveries(store)
+        n.run_once(now=datetime.now(timezone.utc) + timedelta(days=29))
+        assert log.recent_deliveries(store) == [delivery]
+        n.run_once(now=datetime.now(timezone.utc) + timedelta(days=31))  # delivered 30 days ago: forgotten
+        assert log.recent_deliveries(store) == []
+        assert log.delivery_attempts(store, delivery["delivery_id"]) == []
+    finally:
+        n.stop()
+
+
 # -- refusal bursts and leaks ---------------------------------------------------------------------
 
 
@@ -580,6 +601,11 @@ def test_endpoints_through_the_api(api):
     finally:
         other.http.close()
     assert api.http.get("/v1/notifications/deliveries", params={"limit": 0}).status_code == 422
+    queued = api.http.post(f"/v1/notifications/endpoints/{eid}/test")
+    assert queued.status_code == 202 and queued.json()["queued"] is True
+    [delivery] = api.http.get("/v1/notifications/deliveries").json()["deliveries"]
+    assert (delivery["message_id"], delivery["event"]) == (queued.json()["message_id"], "notification.test")
+    assert api.http.post("/v1/notifications/endpoints/nosuch/test").status_code == 404
     assert api.http.delete(f"/v1/notifications/endpoints/{eid}").status_code == 204
     assert api.http.get(f"/v1/notifications/endpoints/{eid}").status_code == 404
     assert api.http.get("/v1/notifications/endpoints", headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -610,6 +636,10 @@ def test_the_cli_configures_a_server(api, receiver, capsys, monkeypatch):
     assert code == 2 and "404" in err
     code, out, _ = run("deliveries", *base)
     assert code == 0 and "no deliveries yet" in out
+    code, out, _ = run("test", eid, *base)
+    assert code == 0 and "queued test message ntf_" in out
+    code, out, _ = run("deliveries", "--format", "json", *base)
+    assert [d["event"] for d in json.loads(out)] == ["notification.test"]
     code, out, _ = run("remove", eid, *base)
     assert code == 0 and f"removed endpoint {eid}" in out
     code, _, err = run("list", "--server", api.server.base)

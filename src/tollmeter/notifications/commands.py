@@ -1,4 +1,4 @@
-"""`tollmeter notifications add | list | update | remove | deliveries | attempts`: a server's
+"""`tollmeter notifications add | list | update | remove | test | deliveries | attempts`: a server's
 webhook endpoints and delivery log, through its API (`--server`, default `$TOLLMETER_URL`, and
 `--api-key`, default `$TOLLMETER_API_KEY`: the project is the key's)."""
 
@@ -43,6 +43,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     r = actions.add_parser("remove", help="remove an endpoint")
     r.add_argument("endpoint_id")
     r.set_defaults(run=_action(_remove))
+    t = actions.add_parser("test", help="send an endpoint a notification.test message (by the next round)")
+    t.add_argument("endpoint_id")
+    t.set_defaults(run=_action(_test))
     d = actions.add_parser("deliveries", help="the delivery log, newest first")
     d.add_argument("--limit", type=int, default=50, help="rows (default 50, at most 1000)")
     d.add_argument("--endpoint", help="one endpoint's deliveries")
@@ -51,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     at = actions.add_parser("attempts", help="every attempt of one delivery")
     at.add_argument("delivery_id")
     at.set_defaults(run=_action(_attempts))
-    for sub in (a, ls, u, r, d, at):
+    for sub in (a, ls, u, r, t, d, at):
         sub.add_argument("--server", default=os.environ.get("TOLLMETER_URL"),
                          help="the server (https://m.example.com, or its /v1/ingest URL; default $TOLLMETER_URL)")
         sub.add_argument("--api-key", default=os.environ.get("TOLLMETER_API_KEY"),
@@ -169,7 +172,16 @@ def _update(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     _request(args, "DELETE", f"/endpoints/{_segment(args.endpoint_id)}")
-    print(json.dumps({"removed": args.endpoint_id}) if args.format == "json" else f"removed endpoint {args.endpoint_id}")
+    print(json.dumps({"removed": args.endpoint_id}) if args.format == "json"
+          else f"removed endpoint {args.endpoint_id}")
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    answer = _request(args, "POST", f"/endpoints/{_segment(args.endpoint_id)}/test")
+    print(json.dumps(answer, indent=2) if args.format == "json" else
+          f"queued test message {answer['message_id']} for endpoint {args.endpoint_id}: "
+          "see `tollmeter notifications deliveries`")
     return 0
 
 

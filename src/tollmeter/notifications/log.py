@@ -10,15 +10,36 @@ from sqlalchemy import select
 
 from ..store import schema
 from .endpoints import delete_endpoint, get_endpoint, list_endpoints, save_endpoint
+from .messages import payload
+from .outbox import enqueue
 
 if TYPE_CHECKING:
     from ..store.store import Store
 
-__all__ = ["list_endpoints", "get_endpoint", "save_endpoint", "delete_endpoint", "recent_deliveries",
+__all__ = ["list_endpoints", "get_endpoint", "save_endpoint", "delete_endpoint", "send_test", "recent_deliveries",
            "delivery_attempts"]
 
 #: Rows a delivery log answer holds at most.
 MAX_DELIVERIES = 1000
+
+
+def send_test(store: Store, endpoint_id: str) -> dict[str, Any] | None:
+    """Queue a `notification.test` message to one endpoint (sent by the next round, retried
+    like any other); None when the project has no such endpoint. Returns the message."""
+    import secrets
+
+    e = schema.notification_endpoints
+    now = datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        endpoint = conn.execute(select(e).where(e.c.project_id == store.project, e.c.endpoint_id == endpoint_id)
+                                ).mappings().first()
+        if endpoint is None:
+            return None
+        message = payload(project=store.project, rule="test", tenant_id="", subject="test",
+                          period=secrets.token_hex(8), status="firing", at=now, data={},
+                          text=f"A test of endpoint {endpoint_id}: its notifications reach you.")
+        enqueue(conn, store.project, [endpoint], message, now)
+    return message
 
 
 def recent_deliveries(store: Store, limit: int = 100, *, endpoint_id: str | None = None,

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 #: The payload's `type` per rule.
-TYPES = {"limit": "limit.threshold", "refusals": "refusals.burst", "leak": "leak.flagged"}
+TYPES = {"limit": "limit.threshold", "refusals": "refusals.burst", "leak": "leak.flagged",
+         "test": "notification.test"}
 
 
 def message_id(project: str, rule: str, tenant_id: str, subject: str, period: str, status: str) -> str:

@@ -264,7 +264,7 @@ def _resolution(store: Store, row: Any, now: datetime, hits: list[Hit]) -> tuple
         freq, pct = row["subject"].partition(":")[::2]
         if row["period"] != period_key(freq, now):
             data["reason"] = "period_ended"
-            return f"Resolved: {tenant}'s {_per(freq)} period {row['period'].partition(':')[2] or ''} ended".rstrip(), data
+            return f"Resolved: {tenant}'s {_per(freq)} period {row['period'].partition(':')[2]} ended", data
         state = next((s for s in store.limit_states(tenant, at=now) if s.limit.frequency == freq), None)
         if state is None:
             data["reason"] = "limit_removed"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from ..store import schema
 from .outbox import Attempt, deliver_due
-from .refusals import prune
+from .outbox import prune as prune_deliveries
+from .refusals import prune as prune_refusals
 from .rules import evaluate
 from .settings import NotifierSettings
 
@@ -52,7 +53,8 @@ class Notifier:
             except Exception:
                 logger.exception("notification rules failed for project %s", project)
         with self.store.transaction() as conn:
-            prune(conn, now)
+            prune_refusals(conn, now)
+            prune_deliveries(conn, now - timedelta(days=self.settings.keep_days))
         return queued, self.deliver()
 
     def deliver(self) -> list[Attempt]:

@@ -18,6 +18,7 @@ ENVIRONMENT = {
     "timeout": "TOLLMETER_NOTIFY_TIMEOUT",
     "claim_seconds": "TOLLMETER_NOTIFY_CLAIM_SECONDS",
     "batch": "TOLLMETER_NOTIFY_BATCH",
+    "keep_days": "TOLLMETER_NOTIFY_KEEP_DAYS",
 }
 
 
@@ -44,6 +45,8 @@ class NotifierSettings:
     claim_seconds: float = 120.0
     #: Deliveries sent per round at most.
     batch: int = 100
+    #: Deliveries done (delivered or given up) are kept in the log this many days.
+    keep_days: int = 30
 
     def __post_init__(self) -> None:
         for name in ("interval", "leak_interval", "backoff_base", "backoff_max", "timeout", "claim_seconds"):
@@ -51,7 +54,7 @@ class NotifierSettings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.backoff_jitter <= 1:
             raise ValueError(f"backoff_jitter must be from 0 to 1, got {self.backoff_jitter!r}")
-        for name in ("max_attempts", "batch"):
+        for name in ("max_attempts", "batch", "keep_days"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.claim_seconds <= self.timeout:
@@ -68,7 +71,7 @@ class NotifierSettings:
             try:
                 if f.name == "enabled":
                     values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
-                elif f.name in ("max_attempts", "batch"):
+                elif f.name in ("max_attempts", "batch", "keep_days"):
                     values[f.name] = int(raw)
                 else:
                     values[f.name] = float(raw)

@@ -1,5 +1,5 @@
 """Notification webhooks of the key's project: /v1/notifications/endpoints (create, list, show,
-change, remove) and /v1/notifications/deliveries (the delivery log, and one delivery's
+change, remove, send a test) and /v1/notifications/deliveries (the delivery log, and one delivery's
 attempts). The rules and the sending are in notifications/; see docs/notifications.md.
 
 A new endpoint's answer carries its secret (generated when not given): the only time it is
@@ -152,6 +152,21 @@ def delete_endpoint(endpoint_id: EndpointId, store: ProjectStore) -> Response:
     if not log.delete_endpoint(store, endpoint_id):
         raise HTTPException(404, f"no endpoint {endpoint_id!r} in this project")
     return Response(status_code=204)
+
+
+class TestOut(BaseModel):
+    message_id: str
+    endpoint_id: str
+    queued: bool
+
+
+@router.post("/v1/notifications/endpoints/{endpoint_id}/test", response_model=TestOut, status_code=202,
+             summary="Queue a notification.test message to an endpoint (sent by the next round)")
+def test_endpoint(endpoint_id: EndpointId, store: ProjectStore) -> dict[str, Any]:
+    message = log.send_test(store, endpoint_id)
+    if message is None:
+        raise HTTPException(404, f"no endpoint {endpoint_id!r} in this project")
+    return {"message_id": message["id"], "endpoint_id": endpoint_id, "queued": True}
 
 
 @router.get("/v1/notifications/deliveries", response_model=DeliveriesOut,
