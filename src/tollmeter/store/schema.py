@@ -303,6 +303,39 @@ usage_rollup = _rollup("usage_rollup")
 #: The same for the events of runs, per run.
 run_rollup = _rollup("run_rollup", Column("run_id", String(255), primary_key=True))
 
+#: The keys of the usage rollups GET /v1/usage reads (every grouping it offers but run_id).
+USAGE_KEYS = ("tenant_id", "agent_id", "model", "provider", "endpoint")
+
+
+def _usage_by(name: str, period: Column[Any]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", String(64), primary_key=True),
+        period,
+        *(Column(key, String(255 if key in ("tenant_id", "agent_id", "model") else 64), primary_key=True)
+          for key in USAGE_KEYS),
+        *_measures(),
+        Index(f"ix_{name}_tenant", "project_id", "tenant_id", period.name),
+    )
+
+
+#: Usage per UTC hour and per UTC day of every key of `USAGE_KEYS` ("" for none), added to in
+#: the transaction that stores the events: GET /v1/usage reads whole days from the first, the
+#: hours at the ends of its range from the second and only the minutes before the first whole
+#: hour and after the last from the raw events, so its cost does not grow with the history.
+usage_hourly = _usage_by("usage_hourly", Column("hour", DateTime(timezone=True), primary_key=True))
+usage_daily = _usage_by("usage_daily", Column("day", Date, primary_key=True))
+
+#: Raw events before `removed_before` (a UTC midnight) were removed by retention: the rollups
+#: keep their sums, and a consistency check compares rollups with raw events from there on.
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("removed_before", DateTime(timezone=True), nullable=False),
+)
+
 
 # -- notifications (server side: notifications/) -----------------------------------------------
 

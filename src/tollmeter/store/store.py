@@ -20,8 +20,8 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, or_, select, text,
-                        tuple_, update)
+from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
+                        text, tuple_, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -424,28 +424,46 @@ class Store:
     def usage(self, *, group_by: Sequence[str], since: datetime | None = None,
               until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
         """Calls, tokens and cost grouped by event columns (tenant_id, model, provider, agent_id,
-        run_id) or by "day"."""
-        e = schema.events
-        keys = []
+        run_id, endpoint) or by "day", over [since, until).
+
+        Read from the rollups (whole UTC days from `usage_daily`, whole hours from
+        `usage_hourly`) and from the raw events only for the minutes at the ends of the range
+        outside a whole hour, so the cost does not grow with the history; grouping by run_id
+        reads the raw events (the rollups have no run key but `run_rollup`'s)."""
         for name in group_by:
-            if name == "day":
-                keys.append(func.substr(func.cast(e.c.timestamp, schema.String), 1, 10).label("day")
-                            if self.engine.dialect.name == "sqlite" else
-                            func.to_char(e.c.timestamp, "YYYY-MM-DD").label("day"))
-            elif name in ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint"):
-                keys.append(e.c[name])
-            else:
+            if name != "day" and name not in _RAW_GROUPS:
                 raise ValueError(f"cannot group usage by {name!r}")
-        query = select(
-            *keys,
-            func.count().label("calls"),
-            func.coalesce(schema.count_sum(e.c.input_tokens), 0).label("input_tokens"),
-            func.coalesce(schema.count_sum(e.c.output_tokens), 0).label("output_tokens"),
-            func.coalesce(schema.count_sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
-            money_sum(e.c.cost_usd).label("cost_usd"),
-            func.sum(func.cast(~e.c.priced, schema.Integer)).label("unpriced"),
-            func.sum(func.cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
-        ).where(e.c.project_id == self.project)
+        since, until = _utc(since), _utc(until)
+        if "run_id" not in group_by:
+            parts = _usage_parts(since, until)
+        elif set(group_by) <= _RUN_GROUPS:
+            parts = _usage_parts(since, until, hours=False)  # whole days from run_rollup
+        else:
+            parts = [("raw", since, until)]
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        with self.transaction() as conn:
+            for source, lo, hi in parts:
+                for key, values in _usage_rows(conn, self.project, source, group_by, lo, hi, tenant_id):
+                    current = merged.get(key)
+                    if current is None:
+                        merged[key] = values
+                    else:
+                        for i, value in enumerate(values):
+                            current[i] += value
+            nulls_last = conn.dialect.name == "postgresql"  # as ORDER BY puts them on each database
+        if not group_by and not merged:
+            merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
+        names = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
+        keys = sorted(merged, key=lambda k: tuple(((v is None) == nulls_last, v or "") for v in k))
+        return [{**dict(zip(group_by, key)), **dict(zip(names, merged[key]))} for key in keys]
+
+    def usage_from_events(self, *, group_by: Sequence[str], since: datetime | None = None,
+                          until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """`usage` read from the raw events alone (what the rollups are checked against)."""
+        e = schema.events
+        keys = [_period_text(self.engine.dialect.name, e.c.timestamp, "day").label("day") if name == "day"
+                else e.c[name] for name in group_by]
+        query = select(*keys, *_raw_measures()).where(e.c.project_id == self.project)
         if since is not None:
             query = query.where(e.c.timestamp >= since)
         if until is not None:
@@ -457,6 +475,47 @@ class Store:
         with self.transaction() as conn:
             rows = conn.execute(query).mappings().all()
         return [{**row, "cost_usd": row["cost_usd"] or _ZERO} for row in rows]
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def remove_events_before(self, before: datetime, *, batch: int = 10_000,
+                             pause: Callable[[], None] | None = None) -> int:
+        """Remove the raw events of this project older than the UTC midnight on or before
+        `before`, `batch` at a time (one short transaction each, so ingest never waits long),
+        the rollups kept as they are. Records the cutoff (`retention_mark`). Returns the number
+        of events removed."""
+        cutoff = _utc(before).replace(hour=0, minute=0, second=0, microsecond=0)
+        e, marks = schema.events, schema.retention_marks
+        with self.transaction() as conn:
+            current = conn.execute(select(marks.c.removed_before).where(
+                marks.c.project_id == self.project)).scalar_one_or_none()
+            if current is None:
+                conn.execute(insert(marks).values(project_id=self.project, removed_before=cutoff))
+            elif _utc(current) < cutoff:
+                conn.execute(update(marks).where(marks.c.project_id == self.project).values(removed_before=cutoff))
+        removed = 0
+        while True:
+            with self.transaction() as conn:
+                ids = select(e.c.event_id).where(e.c.project_id == self.project, e.c.timestamp < cutoff).limit(batch)
+                done = conn.execute(delete(e).where(e.c.project_id == self.project,
+                                                    e.c.event_id.in_(ids.scalar_subquery()))).rowcount
+            removed += done
+            if done < batch:
+                return removed
+            if pause is not None:
+                pause()
+
+    def retention_mark(self) -> datetime | None:
+        """The UTC midnight before which retention removed this project's raw events (None: never)."""
+        with self.transaction() as conn:
+            return retention_mark(conn, self.project)
+
+    def check_rollups(self) -> dict[str, dict[str, int]]:
+        """Compare the usage rollups with sums recomputed from the raw events by SQL (days and
+        hours from the retention mark on): {table: {"rows": rows compared, "missing": ...,
+        "extra": ..., "different": ...}}; all zero but "rows" when they agree."""
+        with self.transaction() as conn:
+            return check_rollups(conn, self.project)
 
     def count_events(self) -> int:
         with self.transaction() as conn:
@@ -500,6 +559,204 @@ def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, Any]]]
     return cached
 
 
+_RAW_GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
+#: The groupings run_rollup answers for whole days.
+_RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _ceil(moment: datetime, unit: str) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + (timedelta(hours=1) if unit == "hour" else timedelta(days=1))
+
+
+def _floor(moment: datetime, unit: str) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment if unit == "hour" else moment.replace(hour=0)
+
+
+def _usage_parts(since: datetime | None, until: datetime | None,
+                 hours: bool = True) -> list[tuple[str, datetime | None, datetime | None]]:
+    """[since, until) cut into the pieces each source covers exactly: raw events for the
+    minutes outside a whole hour at each end, hours outside a whole day, whole days between
+    (`hours=False`: raw events for everything outside a whole day)."""
+    if since is not None and until is not None and until <= since:
+        return []
+    if not hours:
+        d1 = _ceil(since, "day") if since is not None else None
+        d2 = _floor(until, "day") if until is not None else None
+        if since is not None and until is not None and d1 >= d2:
+            return [("raw", since, until)]
+        parts = [("raw", since, d1)] if since is not None else []
+        parts.append(("daily", d1, d2))
+        if until is not None:
+            parts.append(("raw", d2, until))
+        return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
+    parts: list[tuple[str, datetime | None, datetime | None]] = []
+    h1 = _ceil(since, "hour") if since is not None else None
+    d1 = _ceil(since, "day") if since is not None else None
+    h2 = _floor(until, "hour") if until is not None else None
+    d2 = _floor(until, "day") if until is not None else None
+    if since is not None and until is not None and d1 >= d2:  # no whole day inside
+        if h1 >= h2:
+            return [("raw", since, until)]
+        return [p for p in (("raw", since, h1), ("hourly", h1, h2), ("raw", h2, until)) if p[1] < p[2]]
+    if since is not None:
+        parts += [("raw", since, h1), ("hourly", h1, d1)]
+    parts.append(("daily", d1, d2))
+    if until is not None:
+        parts += [("hourly", d2, h2), ("raw", h2, until)]
+    return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
+
+
+def _period_text(dialect: str, column: Any, unit: str) -> Any:
+    """A time or day column as text: "YYYY-MM-DD" (unit "day") or "YYYY-MM-DD HH" ("hour")."""
+    if dialect == "sqlite":
+        return func.substr(func.cast(column, schema.String), 1, 10 if unit == "day" else 13)
+    return func.to_char(column, "YYYY-MM-DD" if unit == "day" else "YYYY-MM-DD HH24")
+
+
+def _raw_measures() -> list[Any]:
+    e = schema.events
+    return [
+        func.count().label("calls"),
+        func.coalesce(schema.count_sum(e.c.input_tokens), 0).label("input_tokens"),
+        func.coalesce(schema.count_sum(e.c.output_tokens), 0).label("output_tokens"),
+        func.coalesce(schema.count_sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
+        money_sum(e.c.cost_usd).label("cost_usd"),
+        func.sum(func.cast(~e.c.priced, schema.Integer)).label("unpriced"),
+        func.sum(func.cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
+    ]
+
+
+def _rollup_measures(t: Any) -> list[Any]:
+    return [
+        func.coalesce(schema.count_sum(t.c.calls), 0).label("calls"),
+        *(func.coalesce(schema.count_sum(t.c[m]), 0).label(m)
+          for m in ("input_tokens", "output_tokens", "cache_read_tokens")),
+        money_sum(t.c.cost_usd).label("cost_usd"),
+        func.coalesce(schema.count_sum(t.c.unpriced), 0).label("unpriced"),
+        func.coalesce(schema.count_sum(t.c.errors), 0).label("errors"),
+    ]
+
+
+def _usage_rows(conn: Connection, project: str, source: str, group_by: Sequence[str], lo: datetime | None,
+                hi: datetime | None, tenant_id: str | None) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
+    """(group key, measures) of one source over [lo, hi); rollup keys "" given back as None.
+    Whole days grouped by run_id: the runs' rows from run_rollup, and the events of no run
+    as the difference between usage_rollup and run_rollup for the other keys."""
+    dialect = conn.dialect.name
+    n = len(group_by)
+
+    def read(query: Any, rollup: bool, width: int = n) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
+        for row in conn.execute(query):
+            key = tuple(row[:width])
+            if rollup:
+                key = tuple(None if k == schema.NONE_KEY else k for k in key)
+            values = [int(v or 0) for v in row[len(key):len(key) + 4]]
+            values += [_decimal(row[-3]) if row[-3] is not None else _ZERO, int(row[-2] or 0), int(row[-1] or 0)]
+            yield key, values
+
+    if source == "daily" and "run_id" in group_by:
+        per_run = list(read(_usage_query(dialect, project, "runs", group_by, lo, hi, tenant_id), True))
+        rest = [g for g in group_by if g != "run_id"]
+        without_run = dict(read(_usage_query(dialect, project, "days", rest, lo, hi, tenant_id), True, n - 1))
+        at = group_by.index("run_id")
+        for key, values in per_run:
+            yield key, values
+            base = without_run.get(key[:at] + key[at + 1:])
+            for i, value in enumerate(values if base is not None else ()):
+                base[i] -= value
+        for key, values in without_run.items():
+            if values[0]:
+                yield key[:at] + (None,) + key[at:], values
+        return
+    yield from read(_usage_query(dialect, project, source, group_by, lo, hi, tenant_id), source != "raw")
+
+
+def _usage_query(dialect: str, project: str, source: str, group_by: Sequence[str], lo: datetime | None,
+                 hi: datetime | None, tenant_id: str | None) -> Any:
+    """The grouped usage of one source ("raw", "hourly", "daily") over [lo, hi)."""
+    if source == "raw":
+        t = schema.events
+        period, low, high = t.c.timestamp, lo, hi
+        measures = _raw_measures()
+    else:
+        t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
+             "days": schema.usage_rollup}[source]
+        period = t.c.hour if source == "hourly" else t.c.day
+        low = lo if source == "hourly" or lo is None else lo.date()
+        high = hi if source == "hourly" or hi is None else hi.date()
+        measures = _rollup_measures(t)
+    keys = [_period_text(dialect, period, "day").label("day") if name == "day" else t.c[name] for name in group_by]
+    query = select(*keys, *measures).where(t.c.project_id == project)
+    if low is not None:
+        query = query.where(period >= low)
+    if high is not None:
+        query = query.where(period < high)
+    if tenant_id is not None:
+        query = query.where(t.c.tenant_id == (tenant_id if source == "raw" else tenant_id or schema.NONE_KEY))
+    return query.group_by(*keys) if keys else query
+
+
+def retention_mark(conn: Connection, project: str) -> datetime | None:
+    marks = schema.retention_marks
+    mark = conn.execute(select(marks.c.removed_before).where(marks.c.project_id == project)).scalar_one_or_none()
+    return _utc(mark)
+
+
+def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
+    """`Store.check_rollups` inside `conn`'s transaction."""
+    mark = retention_mark(conn, project)
+    dialect = conn.dialect.name
+    e = schema.events
+    report: dict[str, dict[str, int]] = {}
+    none = schema.NONE_KEY
+    tables = [
+        (schema.usage_hourly, "hour", ("hour", *schema.USAGE_KEYS)),
+        (schema.usage_daily, "day", ("day", *schema.USAGE_KEYS)),
+        (schema.usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
+        (schema.run_rollup, "day", ("run_id", "tenant_id", "day", "agent_id", "model")),
+    ]
+    for table, unit, keys in tables:
+        period = table.c.hour if unit == "hour" else table.c.day
+        stored_keys = [_period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k] for k in keys]
+        query = select(*stored_keys, *(table.c[m] for m in schema.ROLLUP_MEASURES)).where(table.c.project_id == project)
+        if mark is not None:
+            query = query.where(period >= (mark if unit == "hour" else mark.date()))
+        stored = {}
+        for row in conn.execute(query):
+            values = tuple(_decimal(v) if m == "cost_usd" else int(v) for m, v in zip(schema.ROLLUP_MEASURES,
+                                                                                     row[len(keys):]))
+            if any(values):  # a row all zero (events taken out by a reprice) is no row
+                stored[tuple(row[:len(keys)])] = values
+        raw_keys = [_period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
+                    func.coalesce(e.c[k], none) for k in keys]
+        raw = select(*raw_keys, *_raw_measures()).where(e.c.project_id == project)
+        if mark is not None:
+            raw = raw.where(e.c.timestamp >= mark)
+        if table is schema.run_rollup:
+            raw = raw.where(e.c.run_id.is_not(None), e.c.run_id != "")
+        expected = {}
+        for row in conn.execute(raw.group_by(*raw_keys)):
+            values = tuple(_decimal(v) if m == "cost_usd" and v is not None else
+                           (_ZERO if m == "cost_usd" else int(v or 0))
+                           for m, v in zip(schema.ROLLUP_MEASURES, row[len(keys):]))
+            expected[tuple(row[:len(keys)])] = values
+        report[table.name] = {
+            "rows": len(expected),
+            "missing": sum(1 for k in expected if k not in stored),
+            "extra": sum(1 for k in stored if k not in expected),
+            "different": sum(1 for k, v in expected.items() if k in stored and stored[k] != v),
+        }
+    return report
+
+
 #: Every column an event row may leave out, so that all rows of an executemany have the same keys.
 _EVENT_DEFAULTS: dict[str, Any] = {
     column.name: None for column in schema.events.columns if column.name not in ("project_id", "received_at")
@@ -512,21 +769,33 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
     out), inside `conn`'s transaction: the rollups are exact sums of the stored events."""
     usage: dict[tuple[Any, ...], list[Any]] = {}
     per_run: dict[tuple[Any, ...], list[Any]] = {}
+    hourly: dict[tuple[Any, ...], list[Any]] = {}
+    daily: dict[tuple[Any, ...], list[Any]] = {}
+    none = schema.NONE_KEY
     for row in rows:
         cost = row.get("cost_usd")
         measures = (1, row.get("input_tokens") or 0, row.get("output_tokens") or 0,
                     row.get("cache_read_tokens") or 0, _decimal(cost) if cost is not None else _ZERO,
                     0 if row.get("priced") else 1, 1 if row.get("error") is not None else 0)
-        key = (row.get("tenant_id") or schema.NONE_KEY, _day(row["timestamp"]),
-               row.get("agent_id") or schema.NONE_KEY, row.get("model") or schema.NONE_KEY)
+        hour = _hour(row["timestamp"])
+        day = hour.date()
+        tenant, agent, model = row.get("tenant_id") or none, row.get("agent_id") or none, row.get("model") or none
+        key = (tenant, day, agent, model)
         _add_measures(usage, key, measures, sign)
         if row.get("run_id"):
             _add_measures(per_run, (row["run_id"], *key), measures, sign)
+        rest = (tenant, agent, model, row.get("provider") or none, row.get("endpoint") or none)
+        _add_measures(hourly, (hour, *rest), measures, sign)
+        _add_measures(daily, (day, *rest), measures, sign)
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in usage.items()}, names)
     accumulate(conn, project, schema.run_rollup, ("run_id", "tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in per_run.items()}, names)
+    accumulate(conn, project, schema.usage_hourly, ("hour", *schema.USAGE_KEYS),
+               {k: tuple(v) for k, v in hourly.items()}, names)
+    accumulate(conn, project, schema.usage_daily, ("day", *schema.USAGE_KEYS),
+               {k: tuple(v) for k, v in daily.items()}, names)
 
 
 def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
@@ -610,16 +879,24 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
 
 def rebuild_rollups(conn: Connection, project: str) -> int:
     """Recompute `project`'s rollups and runs' seen times from its raw events, in `conn`'s
-    transaction (runs' outcomes are kept). Returns the number of events read."""
-    for table in (schema.usage_rollup, schema.run_rollup):
-        conn.execute(delete(table).where(table.c.project_id == project))
+    transaction (runs' outcomes are kept). Days before the retention mark, whose raw events
+    are gone, keep their rollups. Returns the number of events read."""
+    mark = retention_mark(conn, project)
+    for table in (schema.usage_rollup, schema.run_rollup, schema.usage_daily, schema.usage_hourly):
+        where = [table.c.project_id == project]
+        if mark is not None:
+            where.append(table.c.hour >= mark if table is schema.usage_hourly else table.c.day >= mark.date())
+        conn.execute(delete(table).where(*where))
     e = schema.events
-    columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.run_id, e.c.agent_id, e.c.model, e.c.input_tokens,
-               e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced, e.c.error]
+    columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.run_id, e.c.agent_id, e.c.model, e.c.provider,
+               e.c.endpoint, e.c.input_tokens, e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced,
+               e.c.error]
     after, count = "", 0
     while True:
-        rows = conn.execute(select(*columns).where(e.c.project_id == project, e.c.event_id > after)
-                            .order_by(e.c.event_id).limit(5000)).mappings().all()
+        query = select(*columns).where(e.c.project_id == project, e.c.event_id > after)
+        if mark is not None:
+            query = query.where(e.c.timestamp >= mark)
+        rows = conn.execute(query.order_by(e.c.event_id).limit(5000)).mappings().all()
         if not rows:
             return count
         add_to_rollups(conn, project, rows)
@@ -630,14 +907,18 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
 
 def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     """Fill the rollups of every project that has events but no rollups yet (a database made
-    before rollups existed). Returns the projects filled. `quick`: look no further when any
-    rollup exists (the embedded store's check on every open)."""
-    e, u = schema.events, schema.usage_rollup
-    if quick and (conn.execute(select(u.c.project_id).limit(1)).first() is not None
+    before rollups, or before the usage rollups, existed). Returns the projects filled.
+    `quick`: look no further when any usage rollup exists (the embedded store's check on
+    every open)."""
+    e, kept = schema.events, (schema.usage_rollup, schema.usage_daily)
+    if not quick and not inspect(conn).has_table(schema.usage_daily.name):
+        return []  # a migration before the usage rollups (0002): the one that makes them fills them
+    if quick and (all(conn.execute(select(u.c.project_id).limit(1)).first() is not None for u in kept)
                   or conn.execute(select(e.c.project_id).limit(1)).first() is None):
         return []
     with_events = {r[0] for r in conn.execute(select(e.c.project_id).distinct())}
-    with_rollups = {r[0] for r in conn.execute(select(u.c.project_id).distinct())}
+    with_rollups = set.intersection(*({r[0] for r in conn.execute(select(u.c.project_id).distinct())}
+                                      for u in kept))
     missing = sorted(with_events - with_rollups)
     for project in missing:
         rebuild_rollups(conn, project)
@@ -654,15 +935,6 @@ def _add_measures(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], 
             current[i] += m * sign
 
 
-def _day(moment: Any) -> date:
-    """The UTC day of an event's timestamp (a datetime, or its ISO text)."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.date()
-
-
 def _decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
@@ -671,7 +943,18 @@ def _normal(key: tuple[Any, ...], current: Mapping[tuple[Any, ...], Any]) -> tup
     """The key as the database gave it back (a day may come back as a date or as text)."""
     if key in current:
         return key
+    naive = tuple(k.replace(tzinfo=None) if isinstance(k, datetime) else k for k in key)  # SQLite's times
+    if naive in current:
+        return naive
     return tuple(str(k) if isinstance(k, date) else k for k in key)
+
+
+def _hour(moment: Any) -> datetime:
+    """The UTC hour of an event's timestamp (a datetime, naive in UTC, or its ISO text)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _json_value(value: Any) -> Any:
