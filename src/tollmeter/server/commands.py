@@ -1,4 +1,5 @@
-"""`tollmeter serve | keys | db | reprice`: the server's commands.
+"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention) | reprice`: the
+server's commands.
 
 `register(subparsers)` adds them to the `tollmeter` parser (cli.py); `python -m tollmeter.server`
 runs them on their own. Each command's `run` returns the exit status; a failure prints
@@ -230,6 +231,25 @@ def _db_parser(commands: argparse._SubParsersAction) -> None:
     c = actions.add_parser("current", help="print the database's schema revision")
     _database_argument(c)
     c.set_defaults(run=_db_current)
+    k = actions.add_parser("check-rollups", help="recompute the usage rollups from the raw events and compare",
+                           description="Recompute every rollup (usage per hour and day, margin's per day and per "
+                                       "run) from the raw events by SQL and compare (days from the retention mark "
+                                       "on); exit 1 when they differ. --repair rebuilds the ones that differ.")
+    _database_argument(k)
+    k.add_argument("--project", help="only this project")
+    k.add_argument("--repair", action="store_true", help="rebuild the rollups of the projects that differ")
+    k.set_defaults(run=_db_check_rollups)
+    r = actions.add_parser("retention", help="remove raw events older than some days (rollups kept)",
+                           description="Remove the raw events older than --keep-days (from the UTC midnight "
+                                       "before), in batches of short transactions; the rollups keep their sums, "
+                                       "so usage, margin and leaks still cover those days.")
+    _database_argument(r)
+    r.add_argument("--keep-days", type=int, metavar="DAYS",
+                   default=int(os.environ.get("TOLLMETER_RETENTION_DAYS") or 0) or None,
+                   help="days of raw events to keep (default: $TOLLMETER_RETENTION_DAYS)")
+    r.add_argument("--project", help="only this project")
+    r.add_argument("--batch", type=int, default=10_000, help="events removed per transaction (10,000)")
+    r.set_defaults(run=_db_retention)
 
 
 @_command
@@ -265,6 +285,67 @@ def _db_current(args: argparse.Namespace) -> int:
         store.close()
     print(f"{revision or 'none'} (newest: {migrations.HEAD})")
     return 0 if revision == migrations.HEAD else 1
+
+
+def _projects(store: Any, only: str | None) -> list[str]:
+    from sqlalchemy import select, union
+
+    from ..store import schema
+
+    if only is not None:
+        return [only]
+    with store.transaction() as conn:
+        query = union(select(schema.events.c.project_id), select(schema.usage_daily.c.project_id))
+        return sorted(r[0] for r in conn.execute(query))
+
+
+@_command
+def _db_check_rollups(args: argparse.Namespace) -> int:
+    from ..tables import format_table
+
+    store = _open(args)
+    differing = []
+    rows = []
+    try:
+        for project in _projects(store, args.project):
+            view = store.for_project(project)
+            report = view.check_rollups()
+            for table, counts in report.items():
+                rows.append((project, table, counts["rows"], counts["missing"], counts["extra"], counts["different"]))
+            if any(c["missing"] or c["extra"] or c["different"] for c in report.values()):
+                differing.append(view)
+        print(format_table(["project", "rollup", "rows", "missing", "extra", "different"], rows,
+                           right=(2, 3, 4, 5)))
+        if differing and args.repair:
+            for view in differing:
+                view.rebuild_rollups()
+                print(f"rebuilt the rollups of {view.project}")
+            return 0
+    finally:
+        store.close()
+    print("the rollups agree with the raw events" if not differing else
+          f"{len(differing)} project(s) differ: run with --repair to rebuild them")
+    return 1 if differing else 0
+
+
+@_command
+def _db_retention(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    if args.keep_days is None or args.keep_days < 1:
+        raise CommandFailed("--keep-days: give the days of raw events to keep (1 or more)")
+    if args.batch < 1:
+        raise CommandFailed("--batch must be 1 or more")
+    before = datetime.now(timezone.utc) - timedelta(days=args.keep_days)
+    store = _open(args)
+    try:
+        for project in _projects(store, args.project):
+            view = store.for_project(project)
+            removed = view.remove_events_before(before, batch=args.batch)
+            print(f"{project}: {removed} raw events before {view.retention_mark():%Y-%m-%d} removed")
+    finally:
+        store.close()
+    return 0
 
 
 # -- tollmeter reprice -----------------------------------------------------------------------------
