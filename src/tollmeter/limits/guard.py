@@ -383,7 +383,7 @@ class Guard:
         with self._lock:
             if budget.unlimited:
                 return self._mark_maybe(self._reserve(budget, time.monotonic(), estimate, tokens), request)
-        self.waits_exceeded += 1
+            self.waits_exceeded += 1
         exc = LeaseWaitExceeded(f"no budget answer for {tenant!r} within {self.settings.wait:g}s")
         return self._mark_maybe(self._unreachable(budget, estimate, tokens, exc), request)
 
@@ -401,21 +401,13 @@ class Guard:
         budget.last_used = now
         return _opened(Reservation(budget, estimate, budget.lease_id, tokens, entry))
 
-    def _grant(self, budget: Budget, estimate: Decimal, tokens: int | None,
-               deadline: float | None = None) -> Reservation | None:
-        """Lease more budget from the store; with `tokens`, reserve the call from it. With a
-        `deadline` (a caller's), the request runs in the background and the caller waits for
-        its answer until then at most; without, it runs here (the worker's upkeep).
+    def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float) -> Reservation | None:
+        """Lease more budget and reserve the call from it. The request runs in the background
+        (`_ask`, on an Asker thread) and the caller waits for its answer until `deadline` at
+        most, then decides by the `unreachable` policy; with the circuit open, at once.
 
         One request per tenant at a time: callers that find one under way wait for its answer
         (it usually brings enough for them too), and ask themselves only if it did not."""
-        if deadline is None:
-            claim = _Claim(estimate, tokens)
-            try:
-                self._ask(budget, estimate, False, claim)
-            except BudgetsUnavailable as exc:
-                return self._unreachable(budget, estimate, tokens, exc)
-            return self._claimed(budget, claim)
         claim: _Claim | None = None
         while True:
             with self._lock:
@@ -430,8 +422,6 @@ class Guard:
                 return self._unreachable(budget, estimate, tokens, failed)
             if claim is not None:  # this call's own request: reserved as its answer was taken in
                 return self._claimed(budget, claim)
-            if tokens is None:
-                return None
             with self._lock:  # another caller's request answered: enough for this call too?
                 reservation = self._reserve(budget, time.monotonic(), estimate, tokens)
                 if reservation is not None or budget.unlimited:
@@ -465,9 +455,9 @@ class Guard:
                     claim.abandoned = True
                 elif future.done() and future.exception() is None:
                     return None
+                self.waits_exceeded += 1
             exc = LeaseWaitExceeded(f"{self._source} did not answer a lease request within "
                                     f"{self.settings.wait:g}s")
-            self.waits_exceeded += 1
             self.circuit.failure(exc, since=since)
             return exc
         except BudgetsUnavailable as exc:
@@ -572,7 +562,7 @@ class Guard:
         logger.warning("tollmeter: %s answers lease requests again; limits are checked as usual", self._source)
         self._unreachable_warned.clear()
 
-    def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int | None,
+    def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int,
                      exc: BudgetsUnavailable) -> Reservation | None:
         """The server cannot be asked for budget: fail open (judge by the last known state and
         this process's own spend since) or closed (refuse), as configured."""
@@ -580,9 +570,8 @@ class Guard:
             self._unreachable_warned.add(budget.tenant_id)
             logger.warning("tollmeter: cannot ask %s for %r's budget (%s); failing %s",
                            self._source, budget.tenant_id, exc, self.settings.unreachable)
-        if tokens is None:
-            return None
-        self.decided_unreachable += 1
+        with self._lock:
+            self.decided_unreachable += 1
         if self.settings.unreachable == "closed":
             remote = self._source == "the metering server"
             raise LimitExceededException(
