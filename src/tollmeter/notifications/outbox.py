@@ -91,10 +91,11 @@ def _send(store: Store, settings: NotifierSettings, client: httpx.Client, row: A
                    "Tollmeter-Delivery": row["delivery_id"], "User-Agent": f"tollmeter/{__version__}"}
         error = None
         try:
-            response = client.post(endpoint["url"], content=content, headers=headers, timeout=settings.timeout)
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}: {response.text[:_ERROR_CHARS]}".strip()
+            with client.stream("POST", endpoint["url"], content=content, headers=headers,
+                               timeout=settings.timeout) as response:
+                status_code = response.status_code
+                if not 200 <= status_code < 300:
+                    error = f"HTTP {status_code}: {_start_of(response)}".strip()
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
         delivered = error is None
@@ -108,6 +109,16 @@ def _send(store: Store, settings: NotifierSettings, client: httpx.Client, row: A
                        attempt, "given up" if final else "failed, retried later", error)
     _count(outcome)
     return Attempt(row["delivery_id"], outcome, status_code, error)
+
+
+def _start_of(response: httpx.Response) -> str:
+    """The first characters of an answer's body (a receiver's whole body is never read)."""
+    start = b""
+    for chunk in response.iter_raw():
+        start += chunk
+        if len(start) >= _ERROR_CHARS:
+            break
+    return start[:_ERROR_CHARS].decode("utf-8", "replace")
 
 
 def _record(store: Store, row: Any, attempt: int, now: datetime, status_code: int | None, error: str | None,
