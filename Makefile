@@ -6,7 +6,7 @@ PREV := .venv-prev
 # The previous major releases of the provider SDKs, tested in a second pass.
 PREV_SDKS := "openai>=2,<3" "anthropic>=1,<2" "groq<1" "mistralai>=2,<3" "cohere>=6,<7" "google-genai>=2,<3"
 
-.PHONY: demo test test-current test-previous bench screenshots chromium clean
+.PHONY: demo test test-current test-previous bench dashboard screenshots chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,13 @@ test-previous: $(PREV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/overhead.py
 
+# The dashboard on a store of sample customers, at http://127.0.0.1:8731/ (Ctrl-C to stop).
+dashboard: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/dashboard.py --serve 8731
+
 # docs/img/*.png: the dashboard's views on a seeded store, in headless chromium.
 screenshots: $(VENV)/.installed chromium
-	$(VENV)/bin/python benchmarks/dashboard.py --screenshots docs/img --events 20000
+	$(VENV)/bin/python benchmarks/dashboard.py --screenshots docs/img
 
 clean:
 	rm -rf $(VENV) $(PREV) build dist src/*.egg-info

@@ -3,6 +3,7 @@ PostgreSQL; and (`--screenshots DIR`) a picture of each view for the docs.
 
     .venv/bin/python benchmarks/dashboard.py --events 1000000 [--sqlite PATH] [--postgres URL]
     .venv/bin/python benchmarks/dashboard.py --screenshots docs/img     (make screenshots)
+    .venv/bin/python benchmarks/dashboard.py --serve 8731               (make dashboard: a sample store)
 
 Timing: the data of benchmarks/margin.py (`--events` priced events over `--days` days ending
 today, 300 tenants on plans of all six pricing models, 300 agents, 20,000 runs of which 80%
@@ -222,6 +223,21 @@ def screenshots(directory: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def serve_sample(port: int) -> None:
+    """`make dashboard`: the sample customers of the screenshots, served until Ctrl-C."""
+    from tollmeter.dashboard.local import serve
+
+    work = Path(tempfile.mkdtemp(prefix="tollmeter-sample-"))
+    store = Store(work / "sample.db")
+    try:
+        print("seeding sample customers (45 days of calls, runs, plans and limits)...", flush=True)
+        seed_named(store, datetime.now(UTC).date())
+        serve(store, port, announce=lambda line: print(line, flush=True))
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -239,7 +255,11 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema")
     parser.add_argument("--screenshots", metavar="DIR", help="save a screenshot of each view in DIR instead")
+    parser.add_argument("--serve", type=int, metavar="PORT", help="serve the screenshots' sample store instead")
     args = parser.parse_args()
+    if args.serve is not None:
+        serve_sample(args.serve)
+        return
     if args.screenshots:
         screenshots(Path(args.screenshots))
         return

@@ -44,18 +44,20 @@ def line(labels: Sequence[str], series: Mapping[str, Sequence[Decimal | None]],
     return _svg(chart)
 
 
-def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[Decimal | None]]) -> str:
-    """A bar per label, stacked by series (cost by model, by agent)."""
-    chart = pygal.StackedBar(**_COMMON, show_minor_x_labels=False, x_labels_major=_major(labels))
+def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[Decimal | None]], width: int = 900) -> str:
+    """A bar per label, stacked by series (cost by model, by agent); `width` in the page's pixels
+    (a chart in half a row is drawn at half width, so that its text keeps its size)."""
+    chart = pygal.StackedBar(**{**_COMMON, "width": width, "legend_at_bottom_columns": 3}, show_minor_x_labels=False,
+                             x_labels_major=_major(labels, 6 if width < 700 else _MOST_LABELS))
     chart.x_labels = list(labels)
     for name, values in series.items():
         chart.add(name, [_float(v) for v in values])
     return _svg(chart)
 
 
-def bars(items: Sequence[tuple[str, Decimal]], title: str) -> str:
+def bars(items: Sequence[tuple[str, Decimal]], title: str, width: int = 900) -> str:
     """Horizontal bars, one per (label, amount), largest first as given."""
-    chart = pygal.HorizontalBar(**{**_COMMON, "width": 480, "height": max(140, 26 * len(items) + 50)},
+    chart = pygal.HorizontalBar(**{**_COMMON, "width": width, "height": max(140, 26 * len(items) + 50)},
                                 show_legend=False, print_values=False)
     chart.x_labels = [label for label, _ in reversed(items)]
     chart.add(title, [_float(amount) for _, amount in reversed(items)])
@@ -72,10 +74,10 @@ def _svg(chart: pygal.graph.graph.Graph) -> str:
     return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
-def _major(labels: Sequence[str]) -> list[str] | None:
-    if len(labels) <= _MOST_LABELS:
+def _major(labels: Sequence[str], most: int = _MOST_LABELS) -> list[str] | None:
+    if len(labels) <= most:
         return None
-    step = -(-len(labels) // _MOST_LABELS)
+    step = -(-len(labels) // most)
     return list(labels[::step])
 
 

@@ -113,7 +113,7 @@ def overview(store: Store, rng: Range) -> Overview:
                                       "Cost": [b.cost_usd for b in buckets],
                                       "Margin": [b.margin_usd for b in buckets]},
                              colors=("#16a34a", "#d97706", "#2f6fde"))
-    view.cost_chart = charts.bars([(r.key["tenant"], r.cost_usd) for r in top_cost], "Cost")
+    view.cost_chart = charts.bars([(r.key["tenant"], r.cost_usd) for r in top_cost], "Cost", width=480)
     return view
 
 
@@ -246,8 +246,8 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         plan_text = f"{found.plan.name} ({found.plan.pricing_model}): {describe_plan(found.plan, found.seats)}"
     return CustomerView(
         tenant_id, rng, found, plan_text, per_run.total, labels,
-        charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels)),
-        charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels)),
+        charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels), width=480),
+        charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels), width=480),
         _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
         runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id),
         sorted((leak for leak in ledger.leaks() if leak.tenant_id == tenant_id),
