@@ -90,6 +90,8 @@ class MeterConfig:
     #: past it the call is decided by `limits_unreachable` (the request goes on in the
     #: background and its answer serves the next calls). 0: never wait. Requests that keep
     #: failing open a circuit: calls then decide at once until the server answers again.
+    #: For a hard cap: limits_unreachable="closed" and a wait above the source's answer time
+    #: at peak load (docs/limits.md, "When the server does not answer").
     limits_wait: float = 0.05
     #: Fractions of a limit at which `on_threshold` is called, once per period.
     alert_thresholds: Sequence[float] = (0.8, 1.0)
