@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .context import Scope
 from .context import current_scope as _current_scope
+from .instrument.endpoint import Endpoint
 from .instrument.hooks import InstrumentSettings
 from .limits.request import CallRequest
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from .instrument.call import Call
     from .limits.keeper import LimitKeeper
     from .pipeline import Pipeline
+
+
+#: `Endpoint.estimate`: by the endpoint's `request_format`.
+_FORMAT_ESTIMATE = Endpoint.estimate
 
 
 class MeterHooks:
@@ -46,7 +51,11 @@ class MeterHooks:
         tenant = scope.tenant_id
         if tenant is None or self._limits.unlimited(tenant):
             return None
-        return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
+        endpoint = call.endpoint
+        # The format bounds the request cheaply only for an endpoint that estimates by it.
+        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        return CallRequest(tenant, call.provider, call.request_model, call.request or {}, endpoint.estimate,
+                           request_format)
 
     def admit(self, call: Call) -> None:
         request = self._request(call)

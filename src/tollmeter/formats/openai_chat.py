@@ -22,13 +22,15 @@ for with `stream_options`), or on the last choice chunk (some compatible servers
 
 from __future__ import annotations
 
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..events import Usage
 from ..instrument.fields import count, field, mapping, money, text
-from ..limits.estimate import (HOSTED_TOOL_TOKENS, Acc, RequestFormat, as_mapping, cap_value, choice_count,
-                               member, text_tokens, walk, walk_messages, walk_parts, walk_text, walk_tools)
+from ..limits.estimate import (HOSTED_TOOL_TOKENS, PER_MESSAGE_TOKENS, Acc, RequestFormat, as_mapping, cap_value,
+                               choice_count, member, text_tokens, walk, walk_messages, walk_parts,
+                               walk_text, walk_tools)
 
 if TYPE_CHECKING:
     from ..instrument.call import Call, UsageReader
@@ -320,6 +322,50 @@ _CHAT_EXTRAS = frozenset(
 )
 
 
+def _chat_cap(kw: Mapping) -> int | None:
+    # max_completion_tokens includes reasoning tokens; if both are given, the larger counts.
+    cap = cap_value(kw.get("max_completion_tokens"))
+    legacy = cap_value(kw.get("max_tokens"))
+    if legacy is not None and (cap is None or legacy > cap):
+        cap = legacy
+    return cap
+
+
+def _plain_chat(kw: dict, measure: Callable[[str], int] | None) -> tuple[int, int, int | None, int] | None:
+    """The commonest chat request, counted without the walk: a list of messages that are each a
+    dict of a role and a string content, and none of the extras (tools, response format,
+    predictions, ...); each content counted by `measure`, or (None) sized by `text_bytes`,
+    written out. None for anything else."""
+    messages = kw.get("messages")
+    if type(messages) is not list or not _CHAT_EXTRAS.isdisjoint(kw):
+        return None
+    text = 0
+    for message in messages:
+        if type(message) is not dict or len(message) != 2 or "role" not in message:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        if measure is None:
+            text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
+        else:
+            text += measure(content)
+    cap = kw.get("max_completion_tokens")
+    legacy = kw.get("max_tokens")
+    if cap is not None or legacy is not None:
+        cap = _chat_cap(kw)
+    n = kw.get("n")
+    return text, PER_MESSAGE_TOKENS * len(messages), cap, 1 if n is None else choice_count(n)
+
+
+#: A `QuickReader`: what `walk_chat` counts, for the plainest requests (`_plain_chat`). A
+#: partial, not a function of its own: these run before every call of a tenant with a limit,
+#: and each Python call costs there.
+quick_chat = partial(_plain_chat, measure=text_tokens)
+#: A `SizeReader`: the same requests, their text sized by `text_bytes` (its length, no more).
+sized_chat = partial(_plain_chat, measure=None)
+
+
 def walk_chat(acc: Acc, kw: Mapping) -> int | None:
     walk_messages(acc, kw.get("messages"), _part)
     for key in kw:
@@ -345,12 +391,7 @@ def walk_chat(acc: Acc, kw: Mapping) -> int | None:
     n = kw.get("n")
     if n is not None:
         acc.choices = choice_count(n)
-    # max_completion_tokens includes reasoning tokens; if both are given, the larger counts.
-    cap = cap_value(kw.get("max_completion_tokens"))
-    legacy = cap_value(kw.get("max_tokens"))
-    if legacy is not None and (cap is None or legacy > cap):
-        cap = legacy
-    return cap
+    return _chat_cap(kw)
 
 
 def _prompts(acc: Acc, prompt: Any) -> int:
@@ -393,7 +434,7 @@ def walk_embeddings(acc: Acc, kw: Mapping) -> int:
 
 
 #: `chat.completions.create(...)` (and the chat of the compatible SDKs).
-CHAT = RequestFormat("openai chat completions", walk_chat)
+CHAT = RequestFormat("openai chat completions", walk_chat, quick=quick_chat, sized=sized_chat)
 #: Legacy `completions.create(...)`.
 COMPLETIONS = RequestFormat("openai completions", walk_completions)
 #: `embeddings.create(...)`: the input alone, no output.

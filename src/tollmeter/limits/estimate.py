@@ -69,8 +69,8 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator
 
 __all__ = [
-    "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "max_output_tokens",
-    "text_tokens", "Acc", "as_mapping", "member", "cap_value", "choice_count", "walk", "walk_text",
+    "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "upper_bound", "max_output_tokens",
+    "text_tokens", "text_bytes", "Acc", "as_mapping", "member", "cap_value", "choice_count", "walk", "walk_text",
     "walk_parts", "walk_items", "walk_messages", "walk_tools", "walk_generic", "hosted_tool_tokens", "GENERIC",
 ]
 
@@ -155,6 +155,13 @@ def text_tokens(s: str) -> int:
     d = nb - len(b.translate(_IDENTITY, _DIGITS))
     a = max(nb - na - d, 0)
     return (3 * a + 4 * na + 5) // 6 + d
+
+
+def text_bytes(s: str) -> int:
+    """At least `text_tokens(s)`, from the string's length alone: its UTF-8 size for ASCII
+    (ceil(other/2) + digits <= bytes), four bytes a character otherwise (UTF-8 never takes more,
+    and the rule never counts a byte more than once). For `upper_bound`."""
+    return len(s) if s.isascii() else 4 * len(s)
 
 
 def _int_tokens(v: int) -> int:
@@ -637,11 +644,26 @@ def _profile(model: str | None, claude_by_default: bool) -> tuple[int, int, int]
     return _OPENAI_PROFILE
 
 
+@lru_cache(maxsize=1024)
+def _rules(model: str | None, claude_by_default: bool) -> tuple[int, int, int, int]:
+    """`_profile` and `max_output_tokens` in one look-up (for quick readers)."""
+    return (*_profile(model, claude_by_default), max_output_tokens(model))
+
+
 # -- the entry point -------------------------------------------------------------------------
 
 #: Counts a request's input into the accumulator; returns its output cap per choice (None: not
 #: given, the model's maximum applies).
 Walker = Callable[[Acc, Mapping], "int | None"]
+
+#: Reads a request of the format's plainest shape without the walk: (text tokens before the
+#: model factor, fixed tokens besides the per-request frame, output cap per choice or None,
+#: choices); None for any other request, which is then walked. Must count exactly what the
+#: walker would (a property test checks each one against its walker).
+QuickReader = Callable[[dict], "tuple[int, int, int | None, int] | None"]
+#: A `QuickReader` whose text count is only an upper bound of the walker's (`text_bytes`):
+#: cheaper, for `upper_bound`.
+SizeReader = QuickReader
 
 
 class RequestFormat:
@@ -650,18 +672,24 @@ class RequestFormat:
     `claude_by_default`: a request that names no model is assumed to be for a Claude model (the
     costlier text factor and image bound); `embeds`: the format returns no output tokens and
     frames no reply; `caps_known`: the cap the walker returns is the request's own (False for
-    requests of unknown semantics: the model's maximum is then never undercut).
+    requests of unknown semantics: the model's maximum is then never undercut); `quick`: a
+    `QuickReader` for the format's commonest requests (the estimate runs before every call of
+    a tenant with a limit); `sized`: a `SizeReader` for `upper_bound`.
     """
 
-    __slots__ = ("name", "walk", "claude_by_default", "embeds", "caps_known")
+    __slots__ = ("name", "walk", "claude_by_default", "embeds", "caps_known", "quick", "sized")
 
     def __init__(self, name: str, walk: Walker, *, claude_by_default: bool = False, embeds: bool = False,
-                 caps_known: bool = True) -> None:
+                 caps_known: bool = True, quick: QuickReader | None = None, sized: SizeReader | None = None) -> None:
+        if (quick is not None or sized is not None) and (embeds or not caps_known):
+            raise ValueError("quick readers are for formats whose caps are known and that answer")
         self.name = name
         self.walk = walk
         self.claude_by_default = claude_by_default
         self.embeds = embeds
         self.caps_known = caps_known
+        self.quick = quick
+        self.sized = sized
 
     def estimate(self, request: Mapping[str, Any], model: str | None) -> RequestEstimate:
         """Worst-case tokens of one request of this format (see `estimate_request`)."""
@@ -681,6 +709,27 @@ def estimate_generic(kwargs: Mapping[str, Any], model: str | None) -> RequestEst
     return estimate_request(GENERIC, kwargs, model)
 
 
+def upper_bound(request_format: RequestFormat, kwargs: Mapping[str, Any], model: str | None) -> tuple[int, int] | None:
+    """(input, output) tokens at least those of `estimate_request` for the same request, worked
+    out more cheaply, for the format's plainest requests (its `sized` reader); None for any
+    other request, or without a model name. The input is rounded up to a power of two, so that
+    its price can be looked up rather than computed (the guard keeps prices per bound)."""
+    sized = request_format.sized
+    if sized is None or type(kwargs) is not dict or type(model) is not str or not model:
+        return None
+    try:
+        counted = sized(kwargs)
+    except Exception:
+        return None
+    if counted is None:
+        return None
+    text, fixed, cap, choices = counted
+    num, den, _, most = _rules(model, request_format.claude_by_default)
+    if num != 1:
+        text = (text * num + den - 1) // den
+    return 1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(), (most if cap is None else cap) * choices
+
+
 def estimate_request(
     request_format: RequestFormat, kwargs: Mapping[str, Any], model: str | None
 ) -> RequestEstimate:
@@ -698,6 +747,18 @@ def estimate_request(
             if type(v) is str and v:
                 model = v
                 break
+    quick = request_format.quick
+    if quick is not None and type(kwargs) is dict:
+        try:
+            counted = quick(kwargs)
+        except Exception:  # walked instead, which never raises
+            counted = None
+        if counted is not None:
+            text, fixed, cap, choices = counted
+            num, den, _, most = _rules(model, request_format.claude_by_default)
+            if num != 1:
+                text = (text * num + den - 1) // den
+            return _make(text + fixed + PER_REQUEST_TOKENS, (most if cap is None else cap) * choices, 0)
     embeds = request_format.embeds
     num, den, image_tokens = _profile(model, request_format.claude_by_default)
     acc = Acc(image_tokens)

@@ -116,6 +116,10 @@ class GuardSettings:
 
 RESERVATION_POLICIES = ("adaptive", "worst_case")
 
+#: A plain request reserves its table bound (`Guard._bound`) while the lease's free budget is at
+#: least this many such bounds; below that, its estimate.
+AMPLE_BOUNDS = 16
+
 #: Output tokens a fallback reservation assumes for a model with too few observed calls.
 DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
 #: Calls of a model observed before their percentile is trusted, and how many are kept.
@@ -251,6 +255,9 @@ class Guard:
         self._lock = threading.Lock()
         self._budgets: dict[str, Budget] = {}
         self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
+        #: (provider, model, tier, upper bound in tokens) -> (its worst case, the free budget that
+        #: lets `check` reserve it, its tokens), or None: see `_bound`.
+        self._bounds: dict[tuple, tuple[Decimal, Decimal, int] | None] = {}
         self._fallback: RateSheet | None = None
         self._warned: set[tuple[str | None, str | None]] = set()
         self._unreachable_warned: set[str] = set()
@@ -297,6 +304,20 @@ class Guard:
                 self._recheck_soon(budget)
             if budget.requests_per_minute is None and budget.tokens_per_minute is None:
                 return None
+        elif budget.requests_per_minute is None and budget.tokens_per_minute is None:
+            # While the lease is ample, a plain request reserves an upper bound of its worst case
+            # found in a table (`_bound`), without walking the request or pricing it.
+            bound = self._bound(request)
+            if bound is not None:
+                amount, ample, tokens = bound
+                with self._lock:
+                    if now < budget.expires and budget.remaining - budget.reserved >= ample:
+                        budget.reserved += amount
+                        budget.last_used = now
+                        reservation = Reservation(budget, amount, budget.lease_id, tokens, None)
+                        budget.open.add(reservation)
+                        reservation.model = (request.provider, request.model)
+                        return reservation
         estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
@@ -304,7 +325,8 @@ class Guard:
             with self._lock:
                 reservation = self._reserve(budget, now, estimate, tokens)
         if reservation is not None:
-            return self._mark(reservation, request)
+            reservation.model = (request.provider, request.model)  # `_mark`, inline: every call
+            return reservation
         if now < budget.exhausted_until:
             # The store had nothing more a moment ago, and this process freed too little since.
             fallback = self._fallback_amount(request, estimate)
@@ -316,6 +338,33 @@ class Guard:
             with self._lock:
                 raise self._refusal(budget, estimate if fallback is None else fallback)
         return NEEDS_LEASE
+
+    def _bound(self, request: CallRequest) -> tuple[Decimal, Decimal, int] | None:
+        """For `check`: (an amount at least the request's worst case, the free budget above which
+        it is reserved instead of that worst case, its tokens), or None (the request is estimated).
+
+        The request's `upper_bound` is at least its estimate in input and output tokens, and
+        comes in few enough sizes (its input a power of two) to price each once; only for linear
+        prices, where more tokens never cost less. Reserving more than the worst case keeps the
+        bound; `AMPLE_BOUNDS` keeps it from mattering: a lease short of that many bounds has each
+        call estimated as before, so what is refused, and when, does not change."""
+        tokens = request.upper_bound()
+        if tokens is None:
+            return None
+        key = (request.provider, request.model, request.service_tier, tokens)
+        try:
+            return self._bounds[key]
+        except KeyError:
+            pass
+        sheet = self._sheet(request.provider, request.model, request.service_tier)
+        bound = None
+        if sheet is not None and sheet.worst_case_rates is not None:
+            amount = sheet.worst_case(*tokens)
+            bound = (amount, amount * AMPLE_BOUNDS, tokens[0] + tokens[1])
+        if len(self._bounds) >= 4096:
+            self._bounds.clear()
+        self._bounds[key] = bound
+        return bound
 
     def _mark(self, reservation: Reservation, request: CallRequest, fallback: bool = False) -> Reservation:
         reservation.model = (request.provider, request.model)
@@ -392,14 +441,20 @@ class Guard:
 
     def _reserve(self, budget: Budget, now: float, estimate: Decimal, tokens: int) -> Reservation | None:
         """Under the lock: take the call's rate and reserve its estimate, or None if it does not fit."""
-        if not budget.unlimited and not (now < budget.expires and estimate <= budget.free):
-            return None
-        entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
         if budget.unlimited:
+            entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
             return _opened(Reservation(budget, _ZERO, None, tokens, entry)) if entry is not None else None
+        if not (now < budget.expires and estimate <= budget.remaining - budget.reserved):
+            return None
+        if budget.requests_per_minute is None and budget.tokens_per_minute is None:
+            entry = None  # no rate limit (the common case: no call)
+        else:
+            entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
         budget.reserved += estimate
         budget.last_used = now
-        return _opened(Reservation(budget, estimate, budget.lease_id, tokens, entry))
+        reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
+        budget.open.add(reservation)  # `_opened`, inline
+        return reservation
 
     def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float) -> Reservation | None:
         """Lease more budget and reserve the call from it. The request runs in the background
@@ -597,10 +652,13 @@ class Guard:
         """The call's worst-case cost and tokens."""
         guess = request.estimate()
         sheet = self._sheet(request.provider, request.model, request.service_tier)
-        tokens = guess.input_tokens + guess.output_tokens
+        input_tokens, output_tokens = guess.input_tokens, guess.output_tokens
         if sheet is None:
-            return _ZERO, tokens
-        return sheet.worst_case(guess.input_tokens, guess.output_tokens), tokens
+            return _ZERO, input_tokens + output_tokens
+        rates = sheet.worst_case_rates  # `worst_case` without the call when it is linear
+        if rates is not None:
+            return rates[0] * input_tokens + rates[1] * output_tokens + rates[2], input_tokens + output_tokens
+        return sheet.worst_case(input_tokens, output_tokens), input_tokens + output_tokens
 
     def _sheet(self, provider: str | None, model: str | None, tier: str | None) -> RateSheet | None:
         key = (provider, model, tier)

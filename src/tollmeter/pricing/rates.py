@@ -111,6 +111,12 @@ class RateSheet:
         per_request = requests.price / requests.per if requests is not None else _ZERO
         return per_input, per_output, per_request
 
+    @property
+    def worst_case_rates(self) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(USD per input token, per output token, per request) of `worst_case` when it is
+        linear (no tiered price), for a caller on the hot path; None otherwise."""
+        return self._flat
+
     def covers(self, counts: Mapping[str, int | float]) -> bool:
         """Whether any reported quantity (other than the request itself) has a rate here: a
         sheet of token prices says nothing about characters or seconds, and pricing those at
