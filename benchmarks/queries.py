@@ -1,0 +1,255 @@
+"""Usage, spend, margin and leak queries over 10,000,000 stored events (PostgreSQL), and budget
+lease latency with 1 and 8 concurrent clients on different tenants.
+
+    TOLLMETER_TEST_POSTGRES=postgresql://user@127.0.0.1:5432/db .venv/bin/python benchmarks/queries.py
+    .venv/bin/python benchmarks/queries.py --events 10000000 --postgres DSN [--keep SCHEMA]
+
+1. Generation, in a schema of its own: `--events` priced events spread evenly over `--days`
+   UTC days ending yesterday, for `--tenants` tenants (a plan each: per_unit, usage_based or
+   flat), 20 agents, 6 models of 3 providers, 2 endpoints, one run per 20 events (80% resolved);
+   written by PostgreSQL itself (INSERT ... SELECT generate_series: an ingest of ten million
+   events through the server would take the better part of an hour on this machine), then the
+   rollups, runs and spend filled by one GROUP BY each, and `check_rollups` run on the result
+   (the same recomputation `tollmeter db check-rollups` makes). `--keep SCHEMA` keeps (and
+   reuses) the generated schema.
+2. Queries, each run `--repeat` times (p50 and p95 in ms), in this process through the same
+   functions the API calls: `Store.usage` for a month's range (starting 7 minutes past a
+   midnight, so the raw edges are read too) for every grouping GET /v1/usage offers, with and
+   without a tenant; `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
+   by tenant, day, tenant and model, agent; `Ledger.leaks`.
+3. Leases: a real server (one worker process) on the same database; POST /v1/leases for
+   tenants with a limit, one client, then 8 clients at once, each on its own tenant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ingest import Server, percentile  # noqa: E402
+
+from tollmeter.store import migrations  # noqa: E402
+from tollmeter.store.ledger import Ledger  # noqa: E402
+from tollmeter.store.store import Store  # noqa: E402
+
+UTC = timezone.utc
+PROJECT = "bench"
+
+GENERATE = """
+INSERT INTO events (project_id, event_id, timestamp, received_at, tenant_id, run_id, agent_id, tags, provider, model,
+                    request_model, endpoint, stream, input_tokens, output_tokens, cache_read_tokens, usage,
+                    duration_ms, partial, cost_usd, priced, price_source, price_model)
+SELECT :project, 'e' || g, ts, ts, 't' || (g % :tenants), 'r' || (g / 20), 'a' || (g % 20), '{}'::json,
+       (ARRAY['openai', 'anthropic', 'google'])[1 + (g % 6) / 2],
+       (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'claude-haiku-4', 'gemini-2.5-pro', 'gemini-2.5-flash'])[1 + g % 6],
+       (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'claude-haiku-4', 'gemini-2.5-pro', 'gemini-2.5-flash'])[1 + g % 6],
+       CASE WHEN g % 3 = 0 THEN 'responses' ELSE 'chat.completions' END, false, inp, outp, inp / 2,
+       json_build_object('input_tokens', inp, 'output_tokens', outp, 'cache_read_tokens', inp / 2),
+       500 + g % 1000, false, (inp * 2.5 + outp * 10) / 1000000.0, true, 'bench', 'bench'
+FROM (SELECT g, :start + (g * :step) * interval '1 microsecond' AS ts,
+             100 + (g * 7919) % 8000 AS inp, 10 + (g * 104729) % 1500 AS outp
+      FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g) AS s
+"""
+
+MEASURES = """count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cost_usd),
+       sum(CASE WHEN priced THEN 0 ELSE 1 END), sum(CASE WHEN error IS NULL THEN 0 ELSE 1 END)"""
+NONE = "coalesce({0}, '')"
+FILL = [
+    f"""INSERT INTO usage_hourly SELECT project_id, date_trunc('hour', timestamp), {NONE.format('tenant_id')},
+        {NONE.format('agent_id')}, {NONE.format('model')}, {NONE.format('provider')}, {NONE.format('endpoint')},
+        {MEASURES} FROM events WHERE project_id = :project GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+    f"""INSERT INTO usage_daily SELECT project_id, timestamp::date, {NONE.format('tenant_id')},
+        {NONE.format('agent_id')}, {NONE.format('model')}, {NONE.format('provider')}, {NONE.format('endpoint')},
+        {MEASURES} FROM events WHERE project_id = :project GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+    f"""INSERT INTO usage_rollup SELECT project_id, {NONE.format('tenant_id')}, timestamp::date,
+        {NONE.format('agent_id')}, {NONE.format('model')}, {MEASURES}
+        FROM events WHERE project_id = :project GROUP BY 1, 2, 3, 4, 5""",
+    f"""INSERT INTO run_rollup SELECT project_id, run_id, {NONE.format('tenant_id')}, timestamp::date,
+        {NONE.format('agent_id')}, {NONE.format('model')}, {MEASURES}
+        FROM events WHERE project_id = :project AND run_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    """INSERT INTO runs (project_id, run_id, tenant_id, agent_id, first_seen, last_seen, outcome, resolved_at)
+       SELECT project_id, run_id, min(tenant_id), min(agent_id), min(timestamp), max(timestamp),
+              CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL
+                   WHEN hashtext(run_id) % 7 = 0 THEN 'escalated' ELSE 'resolved' END,
+              CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL ELSE max(timestamp) + interval '1 minute' END
+       FROM events WHERE project_id = :project GROUP BY 1, 2""",
+    """INSERT INTO spend SELECT project_id, tenant_id, 'per_month:' || to_char(timestamp, 'YYYY-MM'), sum(cost_usd)
+       FROM events WHERE project_id = :project GROUP BY 1, 2, 3""",
+    """INSERT INTO spend SELECT project_id, tenant_id, 'per_day:' || to_char(timestamp, 'YYYY-MM-DD'), sum(cost_usd)
+       FROM events WHERE project_id = :project GROUP BY 1, 2, 3""",
+    """INSERT INTO spend SELECT project_id, tenant_id, 'total', sum(cost_usd)
+       FROM events WHERE project_id = :project GROUP BY 1, 2""",
+]
+
+
+def with_schema(dsn: str, schema: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}"
+
+
+def generate(url: str, events: int, days: int, tenants: int) -> None:
+    store = Store(url, create=False)
+    migrations.upgrade(store.engine)
+    end = datetime.combine(date.today(), datetime.min.time(), UTC)
+    start = end - timedelta(days=days)
+    step = int((end - start).total_seconds() * 1_000_000 // events)
+    chunk = 500_000
+    began = time.perf_counter()
+    for first in range(0, events, chunk):
+        last = min(events, first + chunk) - 1
+        with store.transaction() as conn:
+            conn.execute(text(GENERATE), {"project": PROJECT, "tenants": tenants, "start": start, "step": step,
+                                          "first": first, "last": last})
+        print(f"  {last + 1:>11,} events  {time.perf_counter() - began:6.0f} s", flush=True)
+    for statement in FILL:
+        with store.transaction() as conn:
+            conn.execute(text(statement), {"project": PROJECT})
+    with store.transaction() as conn:
+        conn.execute(text("ANALYZE"))
+    ledger = Ledger(store.for_project(PROJECT))
+    kinds = ({"name": "per unit", "pricing_model": "per_unit", "unit_revenue_usd": "0.5"},
+             {"name": "usage", "pricing_model": "usage_based", "markup": "0.3"},
+             {"name": "flat", "pricing_model": "flat", "base_revenue_usd": "400"})
+    for n in range(tenants):
+        ledger.upsert_customer(f"t{n}", name=f"Tenant {n}", plan=kinds[n % 3], effective_from=start.date())
+    print(f"  rollups, runs, spend and plans filled  {time.perf_counter() - began:6.0f} s", flush=True)
+    report = store.for_project(PROJECT).check_rollups()
+    bad = {k: v for k, v in report.items() if v["missing"] or v["extra"] or v["different"]}
+    print(f"  check_rollups: {'agree' if not bad else bad}  {time.perf_counter() - began:6.0f} s", flush=True)
+    store.close()
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, int]:
+    fn()  # warm: plans, caches
+    times = []
+    size = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+        size = len(result) if hasattr(result, "__len__") else len(getattr(result, "rows", ()) or ())
+    return statistics.median(times), percentile(times, 0.95), size
+
+
+def queries(url: str, repeat: int, days: int) -> list[tuple[str, float, float, int]]:
+    store = Store(url, create=False).for_project(PROJECT)
+    ledger = Ledger(store)
+    end = datetime.combine(date.today(), datetime.min.time(), UTC)
+    since = end - timedelta(days=min(days, 30)) + timedelta(minutes=7)
+    until = end - timedelta(minutes=3)
+    store.set_limit("t1", "per_month", 1_000_000)
+    out = []
+    for groups in (["tenant_id"], ["day"], ["model"], ["provider"], ["agent_id"], ["endpoint"],
+                   ["tenant_id", "model"], ["day", "model"], ["tenant_id", "agent_id", "endpoint"], []):
+        out.append((f"usage by {','.join(groups) or 'nothing'}", *timed(
+            lambda g=groups: store.usage(group_by=g, since=since, until=until), repeat)))
+    for groups in (["day"], ["model"], ["run_id"]):
+        out.append((f"usage of one tenant by {','.join(groups)}", *timed(
+            lambda g=groups: store.usage(group_by=g, since=since, until=until, tenant_id="t7"), repeat)))
+    out.append(("spend: limit_states(t1)", *timed(lambda: store.limit_states("t1"), repeat)))
+    first, last = since.date(), end.date()
+    for groups in (("tenant",), ("day",), ("tenant", "model"), ("agent",)):
+        out.append((f"margin by {','.join(groups)}", *timed(
+            lambda g=groups: ledger.margin(g, since=first, until=last), repeat)))
+    out.append(("leaks", *timed(lambda: ledger.leaks(today=last - timedelta(days=1)), max(3, repeat // 4))))
+    store.close()
+    return out
+
+
+def leases(url: str, grants: int) -> list[tuple[int, int, float, float]]:
+    server = Server(url)
+    rows = []
+    try:
+        with server.client() as http:
+            for n in range(8):
+                http.put(f"/v1/limits/lease-{n}", json={"limit_usd": "1000000", "frequency": "per_month"}
+                         ).raise_for_status()
+        for clients in (1, 8):
+            times: list[float] = []
+            lock = threading.Lock()
+
+            def work(n: int, count: int) -> None:
+                with server.client() as http:
+                    for _ in range(count):
+                        start = time.perf_counter()
+                        response = http.post("/v1/leases", json={
+                            "tenant_id": f"lease-{n}", "holder": f"bench-{n}", "want_usd": "0.01",
+                            "need_usd": "0.001", "ttl_seconds": 30})
+                        elapsed = (time.perf_counter() - start) * 1000
+                        response.raise_for_status()
+                        with lock:
+                            times.append(elapsed)
+
+            work(0, 20)  # warm up
+            times.clear()
+            threads = [threading.Thread(target=work, args=(n, grants // clients)) for n in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            rows.append((clients, len(times), percentile(times, 0.5), percentile(times, 0.99)))
+    finally:
+        server.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=35, help="days of history (the month queried is the last 30)")
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--grants", type=int, default=800, help="lease requests per case")
+    parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"))
+    parser.add_argument("--keep", metavar="SCHEMA", help="keep (and reuse) the generated schema")
+    args = parser.parse_args()
+    if not args.postgres:
+        raise SystemExit("give --postgres DSN or set TOLLMETER_TEST_POSTGRES")
+    schema = args.keep or f"tm_queries_{secrets.token_hex(3)}"
+    admin = create_engine(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
+        if not exists:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = with_schema(args.postgres, schema)
+    try:
+        if not exists:
+            print(f"generating {args.events:,} events in schema {schema}", flush=True)
+            generate(url, args.events, args.days, args.tenants)
+        results = queries(url, args.repeat, args.days)
+        lease_rows = leases(url, args.grants)
+        with admin.connect() as conn:
+            size = conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": f"{schema}.events"}).scalar()
+            rollups = conn.execute(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                                        "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r' AND "
+                                        "c.relname IN ('usage_hourly', 'usage_daily', 'usage_rollup', 'run_rollup')"),
+                                   {"s": schema}).scalar()
+    finally:
+        if not args.keep:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+    print(f"\n{args.events:,} events over {args.days} days, {args.tenants} tenants (PostgreSQL); "
+          f"events table {size / 2**30:.2f} GiB ({size / args.events * 1e6 / 2**20:.0f} MiB per million events "
+          f"with its indexes), rollups {rollups / 2**20:.0f} MiB")
+    print(f"{'query (a month)':<42} {'p50 ms':>8} {'p95 ms':>8} {'rows':>7}")
+    for name, p50, p95, rows in results:
+        print(f"{name:<42} {p50:>8.1f} {p95:>8.1f} {rows:>7}")
+    print(f"\n{'lease grants':<12} {'clients':>8} {'grants':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for clients, count, p50, p99 in lease_rows:
+        print(f"{'postgresql':<12} {clients:>8} {count:>7} {p50:>8.2f} {p99:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
