@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -66,6 +67,8 @@ class StandIn:
         self.mode = "pass"
         self.delay = 0.0
         self.received: Counter[str] = Counter()
+        #: Lease requests by tenant.
+        self.asked: Counter[str] = Counter()
         self.released = threading.Event()
         self._count_lock = threading.Lock()
         self._client = httpx.Client(base_url=upstream, timeout=30)
@@ -95,6 +98,8 @@ class StandIn:
         path = request.path.split("?")[0]
         with self._count_lock:
             self.received[f"{request.command} {path}"] += 1
+            if request.command == "POST" and path == "/v1/leases":
+                self.asked[json.loads(body).get("tenant_id")] += 1
         mode = self.mode
         if mode == "503":
             self._answer(request, 503, b'{"detail": "unavailable"}', "application/json")
@@ -330,6 +335,34 @@ def test_the_circuit_closes_when_the_server_answers_and_every_event_arrives_once
         stored = stored_ids(project)
         assert len(stored) == len(set(stored)) == provider.call_count == len(agent.made)
         assert set(stored) == set(agent.made)
+    finally:
+        agent.shutdown()
+
+
+def test_callers_waiting_together_for_one_slow_answer_are_one_failure(stand_in, project, provider, tmp_path):
+    """16 threads whose first calls all wait for the same slow lease request: their waits run
+    out together, which says once (not 16 times) that the server did not answer: the circuit
+    stays closed, and the answer, when it comes, serves the calls after it."""
+    set_limit(project, "acme", "10")
+    agent = remote(stand_in, project, tmp_path, limits_wait=0.5)  # stragglers on a busy box still join in
+    try:
+        assert wait_until(lambda: agent.call("warm-up")[1] is None, 10, 0.1)  # imports and prices loaded
+        stand_in.mode, stand_in.delay = "slow", 3.0
+        barrier = threading.Barrier(16)
+
+        def first_call(_):
+            barrier.wait()
+            return agent.call()
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(first_call, range(16)))
+        assert all(refused is None for _, refused in results)  # "open": let through meanwhile
+        stats = agent.stats()
+        assert stats["lease_waits_exceeded"] == 16 and stats["limits_circuit_opened"] == 0, stats
+        assert stand_in.asked["acme"] == 1  # they all waited for one request
+        assert wait_until(lambda: agent.meter._limits.guard.has_limits("acme"), 10)  # its answer came
+        took, refused = agent.call()
+        assert refused is None and took < BOUND
     finally:
         agent.shutdown()
 

@@ -5,8 +5,8 @@ budget source that keeps failing opens a `Circuit`, so that calls decide at once
 
 The rules (docs/limits.md, "When the server does not answer"):
 - a failure is a lease request that failed (network error, timeout, 5xx, a locked or broken
-  store) or a caller whose wait for an answer ran out with no answer from the source since it
-  began waiting;
+  store) or a caller whose wait for an answer ran out with neither an answer from the source
+  nor another failure since it began waiting (so callers waiting together count once);
 - `failures` of them in a row open the circuit; any answer closes it;
 - while open, no call asks: each decides at once; a probe (one lease request, in the
   background) is due `probe_after` seconds after opening, then after each failed probe twice
@@ -46,6 +46,7 @@ class Circuit:
         self._backoff = probe_after
         self._probing = False
         self._answered_at = float("-inf")
+        self._failed_at = float("-inf")
 
     @property
     def is_open(self) -> bool:
@@ -66,12 +67,15 @@ class Circuit:
     def failure(self, exc: BaseException, probe: bool = False, since: float | None = None) -> None:
         """A request failed (`probe`: the probe did), or a caller that began waiting at `since`
         stopped waiting for one: that counts only if nothing answered meanwhile (a process
-        too busy to run the request in time is not a source that does not answer)."""
+        too busy to run the request in time is not a source that does not answer) and no other
+        failure was counted meanwhile (32 threads waiting for one slow answer are one failure,
+        not 32)."""
         now = time.monotonic()
         opened = False
         with self._lock:
-            if since is not None and self._answered_at >= since:
+            if since is not None and (self._answered_at >= since or self._failed_at >= since):
                 return
+            self._failed_at = now
             self.failures += 1
             if self.opened_at is None:
                 if self.failures >= self.threshold:
