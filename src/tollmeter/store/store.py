@@ -767,26 +767,35 @@ _EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
 def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
     """Add stored event rows to the usage and run rollups of `project` (`sign=-1` takes them
     out), inside `conn`'s transaction: the rollups are exact sums of the stored events."""
-    usage: dict[tuple[Any, ...], list[Any]] = {}
-    per_run: dict[tuple[Any, ...], list[Any]] = {}
-    hourly: dict[tuple[Any, ...], list[Any]] = {}
-    daily: dict[tuple[Any, ...], list[Any]] = {}
+    # Summed once per finest key (hour, tenant, agent, model, provider, endpoint, run), then
+    # per rollup from those sums: one dictionary update per event.
+    fine: dict[tuple[Any, ...], list[Any]] = {}
     none = schema.NONE_KEY
+    hours: dict[Any, datetime] = {}
     for row in rows:
         cost = row.get("cost_usd")
         measures = (1, row.get("input_tokens") or 0, row.get("output_tokens") or 0,
                     row.get("cache_read_tokens") or 0, _decimal(cost) if cost is not None else _ZERO,
                     0 if row.get("priced") else 1, 1 if row.get("error") is not None else 0)
-        hour = _hour(row["timestamp"])
+        moment = row["timestamp"]
+        hour = hours.get(moment)
+        if hour is None:
+            hour = hours[moment] = _hour(moment)
+        _add_measures(fine, (hour, row.get("tenant_id") or none, row.get("agent_id") or none,
+                             row.get("model") or none, row.get("provider") or none, row.get("endpoint") or none,
+                             row.get("run_id") or None), measures, sign)
+    usage: dict[tuple[Any, ...], list[Any]] = {}
+    per_run: dict[tuple[Any, ...], list[Any]] = {}
+    hourly: dict[tuple[Any, ...], list[Any]] = {}
+    daily: dict[tuple[Any, ...], list[Any]] = {}
+    for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
         day = hour.date()
-        tenant, agent, model = row.get("tenant_id") or none, row.get("agent_id") or none, row.get("model") or none
         key = (tenant, day, agent, model)
-        _add_measures(usage, key, measures, sign)
-        if row.get("run_id"):
-            _add_measures(per_run, (row["run_id"], *key), measures, sign)
-        rest = (tenant, agent, model, row.get("provider") or none, row.get("endpoint") or none)
-        _add_measures(hourly, (hour, *rest), measures, sign)
-        _add_measures(daily, (day, *rest), measures, sign)
+        _add_measures(usage, key, sums, 1)
+        if run:
+            _add_measures(per_run, (run, *key), sums, 1)
+        _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
+        _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in usage.items()}, names)
@@ -806,7 +815,6 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
     if not increments:
         return
     items = sorted(increments.items())
-    columns = [table.c[name] for name in keys]
     if conn.dialect.name == "postgresql":
         # NUMERIC and integers add exactly in the database: one upsert of every row, the rows
         # as one JSON parameter (an executemany would be a statement per row).
@@ -819,27 +827,52 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
         conn.execute(stmt, {"rows": _json_text([dict(zip(names, (project, *key, *values))) for key, values in items])})
         return
     # SQLite keeps decimal text, which SQL would add as floats: add in Python. The write lock
-    # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back.
-    zero = {m: (_ZERO if isinstance(table.c[m].type, Money) else 0) for m in measures}
-    conn.execute(
-        _insert(conn, table).on_conflict_do_nothing(index_elements=["project_id", *keys]),
-        [{"project_id": project, **dict(zip(keys, key)), **zero} for key, _ in items],
-    )
-    wanted = [key for key, _ in items]
+    # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back; the driver's
+    # executemany with values bound by the columns' own processors (SQLAlchemy's per-row
+    # parameter handling cost more than the statements).
+    bind = _binders(conn.dialect, table)
+    wanted = {tuple(value if bind[name] is None or value is None else bind[name](value)
+                    for name, value in zip(keys, key)): values for key, values in items}
+    listed = list(wanted)
     current: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     step = max(1, 400 // len(keys))  # within SQLite's limit of bound parameters
-    for at in range(0, len(wanted), step):
-        for row in conn.execute(select(*columns, *(table.c[m] for m in measures)).where(
-                table.c.project_id == project, tuple_(*columns).in_(wanted[at:at + step]))):
+    names = ", ".join([*keys, *measures])
+    row_value = f"({', '.join('?' for _ in keys)})"
+    for at in range(0, len(listed), step):
+        chunk = listed[at:at + step]
+        sql = (f"SELECT {names} FROM {table.name} WHERE project_id = ? AND ({', '.join(keys)}) IN "
+               f"(VALUES {', '.join(row_value for _ in chunk)})")
+        for row in conn.exec_driver_sql(sql, (project, *(v for key in chunk for v in key))):
             current[tuple(row[:len(keys)])] = tuple(row[len(keys):])
-    where = [table.c.project_id == bindparam("b_project")]
-    where += [table.c[name] == bindparam(f"b_{name}") for name in keys]
-    conn.execute(
-        update(table).where(*where).values({m: bindparam(f"v_{m}", type_=table.c[m].type) for m in measures}),
-        [{"b_project": project, **{f"b_{name}": value for name, value in zip(keys, key)},
-          **{f"v_{m}": old + add for m, old, add in zip(measures, current[_normal(key, current)], values)}}
-         for key, values in items],
-    )
+    money = [isinstance(table.c[m].type, Money) for m in measures]
+    updates, inserts = [], []
+    for key, values in wanted.items():
+        old = current.get(key)
+        if old is None:
+            new = [format(v, "f") if is_money else v for v, is_money in zip(values, money)]
+            inserts.append((project, *key, *new))
+        else:
+            new = [format(Decimal(o) + v, "f") if is_money else o + v for o, v, is_money in zip(old, values, money)]
+            updates.append((*new, project, *key))
+    if inserts:
+        conn.exec_driver_sql(f"INSERT INTO {table.name} (project_id, {names}) VALUES "
+                             f"(?, {', '.join('?' for _ in (*keys, *measures))})", inserts)
+    if updates:
+        conn.exec_driver_sql(f"UPDATE {table.name} SET {', '.join(f'{m} = ?' for m in measures)} WHERE project_id = ? AND "
+                             f"{' AND '.join(f'{k} = ?' for k in keys)}", updates)
+
+
+_BINDERS: dict[tuple[int, str], dict[str, Any]] = {}
+
+
+def _binders(dialect: Any, table: Any) -> dict[str, Any]:
+    """Each column's bind processor on `dialect` (None: the value as it is)."""
+    cache_key = (id(dialect), table.name)
+    found = _BINDERS.get(cache_key)
+    if found is None:
+        found = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns}
+        _BINDERS[cache_key] = found
+    return found
 
 
 def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) -> None:
