@@ -416,8 +416,10 @@ class Store:
         with self.transaction() as conn:
             result = conn.execute(_insert(conn, t).values(
                 project_id=self.project, tenant_id=tenant_id, period=period, threshold=threshold, sent_at=_now()
-            ).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period", "threshold"]))
-            return result.rowcount == 1
+            ).on_conflict_do_nothing(index_elements=["project_id", "tenant_id", "period", "threshold"])
+                .returning(t.c.tenant_id))
+            # Not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+            return result.first() is not None
 
     # -- reports --------------------------------------------------------------------------------
 
