@@ -160,13 +160,16 @@ def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", 
     for leak in ledger.leaks():
         if leak.tenant_id is not None and leak.rule not in flags.setdefault(leak.tenant_id, []):
             flags[leak.tenant_id].append(leak.rule)
+    limited = {lim.tenant_id for lim in store.all_limits()}  # who has limits: only they need their states
+    everyone = DEFAULT_TENANT_LIMITS in limited
     rows = []
     for tenant in sorted(set(known) | set(margins)):
         customer = known.get(tenant)
         plan = customer.plan if customer else None
+        states = store.limit_states(tenant) if everyone or tenant in limited else []
         rows.append(CustomerRow(tenant, customer.name if customer else None, plan.name if plan else None,
                                 plan.pricing_model if plan else None, margins.get(tenant) or MarginRow({"tenant": tenant}),
-                                limit_fill(store.limit_states(tenant)), flags.get(tenant, [])))
+                                limit_fill(states), flags.get(tenant, [])))
     needle = query.strip().lower()
     if needle:
         rows = [r for r in rows if any(needle in (text or "").lower()
