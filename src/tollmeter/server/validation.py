@@ -37,6 +37,7 @@ from ..rules import (BAD_TEXT, CONTENT_FIELDS, EARLIEST, FUTURE_SKEW, MAX_COUNT,
 #: The checks of each kind of field (events.py describes the fields): string fields and their
 #: longest length (their columns'), flags, counts, durations, money.
 STRINGS = {f.name: f.max_length for f in of_kind(Kind.TEXT)}
+_STRING_ITEMS = tuple(STRINGS.items())
 BOOLEANS = tuple(f.name for f in of_kind(Kind.FLAG))
 COUNTS = tuple(f.name for f in of_kind(Kind.COUNT))
 STATUSES = tuple(f.name for f in of_kind(Kind.STATUS))
@@ -80,10 +81,18 @@ def validate_event(raw: Any, now: datetime) -> dict[str, Any]:
         raise Invalid("event_id: required, 1-64 letters, digits, '.', '_', ':' or '-'")
     out["event_id"] = event_id
     out["timestamp"] = _timestamp(raw.get("timestamp"), now)
-    for name, longest in STRINGS.items():
+    texts = []
+    for name, longest in _STRING_ITEMS:
         value = raw.get(name)
         if value is not None:
-            out[name] = _text(value, name, longest)
+            if value.__class__ is not str or len(value) > longest:
+                _text(value, name, longest)  # raises with the reason
+            out[name] = value
+            texts.append(value)
+    if texts and BAD_TEXT.search("".join(texts)):  # one search for all (a NUL or surrogate is rare)
+        for name, longest in _STRING_ITEMS:
+            if name in out:
+                _text(out[name], name, longest)
     for name in BOOLEANS:
         value = raw.get(name)
         if value is not None and not isinstance(value, bool):
@@ -256,12 +265,22 @@ def _usage(value: Any) -> dict[str, int]:
         raise Invalid(f"usage: more than {MAX_ENTRIES} counts")
     out = {}
     for key, count in value.items():
-        if not _NAME.match(key):
-            raise Invalid("usage: count names are 1-64 letters, digits, '_', '.', ':' or '-'")
+        if key not in _USAGE_NAMES:
+            if not _NAME.match(key):
+                raise Invalid("usage: count names are 1-64 letters, digits, '_', '.', ':' or '-'")
+            if len(_USAGE_NAMES) < _CLEAN_KEYS_MAX:
+                _USAGE_NAMES.add(key)
         if count is None:
             continue
-        out[key] = _count(count, f"usage.{key}", MAX_TOKENS)
+        if count.__class__ is int and 0 <= count <= MAX_TOKENS:
+            out[key] = count
+        else:
+            out[key] = _count(count, f"usage.{key}", MAX_TOKENS)
     return out
+
+
+#: Usage count names already checked (bounded, as _CLEAN_KEYS).
+_USAGE_NAMES: set[str] = set()
 
 
 def _tags(value: Any) -> dict[str, str]:
