@@ -40,7 +40,8 @@ def serve(store: Store, port: int = DEFAULT_PORT, *, announce=print) -> None:
 
     config = uvicorn.Config(create_local_app(store), host=HOST, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    sock = config.bind_socket()  # bound before the URL is printed (port 0: the one the system chose)
+    sock = config.bind_socket()  # port 0: the one the system chose
+    sock.listen(config.backlog)  # listening before the URL is printed: a visit waits, never is refused
     port = sock.getsockname()[1]
     announce(f"tollmeter dashboard: http://{HOST}:{port}/  (Ctrl-C to stop)")
     server.run(sockets=[sock])
