@@ -253,3 +253,24 @@ def test_a_batch_of_many_tenants(api):
     assert api.spend("tenant-1999")["spent"] == {"per_hour": EVENT_COST, "per_day": EVENT_COST,
                                                  "per_month": EVENT_COST, "total": EVENT_COST}
     assert len(api.usage(group_by="tenant_id")) == 2000
+
+
+def test_an_event_older_than_the_retention_window_is_refused_not_counted_twice(api):
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    old = event(tenant_id="acme", timestamp=(now - timedelta(days=10)).isoformat())
+    recent = event(tenant_id="acme")
+    assert api.ingest([old, recent]).json()["accepted"] == 2
+    view = api.server.store.for_project(api.project)
+    assert view.remove_events_before(now - timedelta(days=3)) == 1  # the old one's raw copy is gone
+    [total] = api.usage(group_by="")
+    assert total["calls"] == 2  # the rollups keep it
+
+    answer = api.ingest([old, recent, event(tenant_id="acme")]).json()  # the agent's spool resends both
+    assert answer["accepted"] == 1 and answer["duplicates"] == 1
+    assert [r["index"] for r in answer["rejected"]] == [0]
+    assert "retention window" in answer["rejected"][0]["reason"]
+    [total] = api.usage(group_by="")
+    assert total["calls"] == 3  # not 4: the resent old event is not counted again
+    assert api.spend("acme")["spent"]["total"] == str(Decimal(EVENT_COST) * 3)

@@ -9,7 +9,9 @@ batch stored: the batch is stored in halves until the events that overflow are f
 
 Idempotent on event_id, retries and concurrent duplicates included (the insert is ON CONFLICT
 DO NOTHING): an event is stored, priced into its tenant's spend and settled against its lease
-once, however often it arrives.
+once, however often it arrives. An event older than the project's retention mark (`tollmeter db
+retention`) is refused with its reason: its raw copy may be gone, so a retry could not be told
+from a new event.
 
 Resolutions are stored after the batch's events (so a run resolved in the batch that carries
 its last events is known with them), each on its own: a run's first resolution stands, the
@@ -169,17 +171,20 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
     overflowing: list[str] = []
+    expired: list[str] = []
     with phase("write"):
-        inserted = _store_apart(store, rows, leases, overflowing) if rows else []
+        inserted = _store_apart(store, rows, leases, overflowing, expired) if rows else []
     if phases is not None:
         phases.events += len(events)
-    if overflowing:
+    expired = list(dict.fromkeys(expired))  # a retried transaction names them again
+    if overflowing or expired:
         rejected += [{"index": index_of[event_id], "reason": OVERFLOW_REASON} for event_id in overflowing]
+        rejected += [{"index": index_of[event_id], "reason": EXPIRED_REASON} for event_id in expired]
         rejected.sort(key=lambda item: item["index"])
     still_unpriced = sum(1 for event_id in inserted if event_id in unpriced)
     if rejected:
         logger.info("project %s: %d events stored, %d rejected", store.project, len(inserted), len(rejected))
-    duplicates = len(rows) - len(inserted) - len(overflowing) + repeated
+    duplicates = len(rows) - len(inserted) - len(overflowing) - len(expired) + repeated
     answer: dict[str, Any] = {"accepted": len(inserted), "duplicates": duplicates, "unpriced": still_unpriced,
                               "rejected": rejected}
     if resolutions is not None:
@@ -187,16 +192,19 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
     return answer
 
 
+EXPIRED_REASON = ("older than the server's retention window (its raw events before that day were removed, "
+                  "so it could not be told from one already counted)")
 OVERFLOW_REASON = ("its counts or cost would take a total the database keeps (its tenant's spend in a period, "
                    "or the day's usage of its tenant, agent and model) past the largest number it holds")
 
 
-def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str], overflowing: list[str]) -> list[str]:
+def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str], overflowing: list[str],
+                 expired: list[str]) -> list[str]:
     """Store `rows` in one transaction; if a total overflows, store each half apart (the
-    good events of the batch are stored, the events that overflow are added to `overflowing`).
-    Returns the ids stored now."""
+    good events of the batch are stored, the events that overflow are added to `overflowing`,
+    those older than the retention mark to `expired`). Returns the ids stored now."""
     try:
-        return with_retries(lambda: store.add_events(rows, event_leases=leases))
+        return with_retries(lambda: store.add_events(rows, event_leases=leases, expired=expired))
     except Exception as exc:
         if not out_of_range(exc):
             raise
@@ -204,8 +212,8 @@ def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str
         overflowing.append(rows[0]["event_id"])
         return []
     middle = len(rows) // 2
-    return (_store_apart(store, rows[:middle], leases, overflowing)
-            + _store_apart(store, rows[middle:], leases, overflowing))
+    return (_store_apart(store, rows[:middle], leases, overflowing, expired)
+            + _store_apart(store, rows[middle:], leases, overflowing, expired))
 
 
 def store_resolutions(store: Store, resolutions: list[Any], now: datetime) -> dict[str, Any]:

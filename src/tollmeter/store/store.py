@@ -135,15 +135,30 @@ class Store:
     def add_events(self, rows: Sequence[Mapping[str, Any]],
                    settlements: Mapping[str, Decimal] | None = None, *,
                    extra_spend: Iterable[tuple[str, datetime, Decimal]] = (),
-                   event_leases: Mapping[str, str] | None = None) -> list[str]:
+                   event_leases: Mapping[str, str] | None = None,
+                   expired: list[str] | None = None) -> list[str]:
         """Store events (those already stored are skipped: idempotent on event_id), add the
         priced ones to their tenant's spend, and take `settlements` (lease id -> USD) off the
         leases that covered them; `extra_spend` (tenant, time, USD) is spend without a stored
         priced event. `event_leases` (event id -> lease id): the cost of each event stored now
         is taken off its lease (a retried event settles nothing twice). One transaction.
-        Returns the ids stored now."""
+        Returns the ids stored now.
+
+        Events older than the retention mark are not stored: their raw copy may be gone, so a
+        retry could not be told from a new event and would count twice in the rollups. Their
+        ids are added to `expired` (logged when no list is given)."""
         now = _now()
         with self.transaction() as conn:
+            mark = retention_mark(conn, self.project)
+            if mark is not None:
+                old = [row for row in rows if _hour(row["timestamp"]) < mark]
+                if old:
+                    rows = [row for row in rows if _hour(row["timestamp"]) >= mark]
+                    if expired is not None:
+                        expired.extend(dict.fromkeys(row["event_id"] for row in old))
+                    else:
+                        logger.warning("tollmeter: %d events older than the retention mark %s not stored",
+                                       len(old), mark.date())
             if conn.dialect.name == "postgresql":
                 # The tenants' grant locks: a grant must see this spend and these lease
                 # settlements together or not at all (read committed could show it the lease
@@ -179,7 +194,8 @@ class Store:
             # The file was deleted as this batch was written (perhaps into it): write the batch
             # again into the file now at the path (idempotent there on event_id).
             self._file.reopen()
-            return self.add_events(rows, settlements, extra_spend=extra_spend, event_leases=event_leases)
+            return self.add_events(rows, settlements, extra_spend=extra_spend, event_leases=event_leases,
+                                   expired=expired)
         return inserted
 
     def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
