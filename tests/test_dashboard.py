@@ -393,6 +393,14 @@ def test_customer_page_is_the_apis(shop) -> None:
             outcome = "resolved" if row["resolved"] else "escalated" if row["escalated"] else "open"
             assert re.search(rf"<td>{re.escape(row['run'])}</td><td><span class=\"outcome {outcome}\">", runs), row
     assert page.text.count("<svg") == 2 and "analyst" in shown
+    initech = visitor.get(f"/customers/{t['initech']}")
+    for group, table_id in (("agent", "agents"), ("model", "models")):
+        rows = api.http.get("/v1/margin", params={"group_by": group, "tenant_id": t["initech"]}).json()["rows"]
+        table = re.search(rf'<table id="{table_id}">(.*?)</table>', initech.text, re.S).group(1)
+        for row in rows:
+            if row["calls"]:
+                assert (f"<td>{row[group]}</td><td class=\"r\">{row['calls']:,}</td>"
+                        f"<td class=\"r\">{usd_text(D(row['cost_usd']))}</td>") in table, (group, row)
     acme = visitor.get(f"/customers/{t['acme']}")
     spend = api.spend(t["acme"])
     assert usd_text(D(spend["spent"]["per_month"])) in text_of(acme.text)

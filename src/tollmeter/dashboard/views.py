@@ -101,7 +101,7 @@ def overview(store: Store, rng: Range) -> Overview:
     top_cost = sorted((r for r in tenants if r.cost_usd > 0), key=lambda r: (-r.cost_usd, r.key["tenant"]))[:TOP]
     top_loss = sorted((r for r in tenants if r.margin_usd < 0), key=lambda r: (r.margin_usd, r.key["tenant"]))[:TOP]
     unpriced: dict[str, int] = {}
-    for row in ledger.usage(rng.first, rng.end, ["model"], by_day=False):
+    for row in ledger.usage(rng.first, rng.end, ["model"], by_day=False) if report.total.unpriced else ():
         if row["unpriced"]:
             name = row["model"] or "(none)"
             unpriced[name] = unpriced.get(name, 0) + row["unpriced"]
@@ -238,8 +238,10 @@ class CustomerView:
 def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
     ledger = Ledger(store)
     found = ledger.customer(tenant_id)
-    by_model = ledger.margin(["model", rng.bucket], since=rng.first, until=rng.end, tenant_id=tenant_id)
-    by_agent = ledger.margin(["agent", rng.bucket], since=rng.first, until=rng.end, tenant_id=tenant_id)
+    # One report by model, agent and bucket gives both charts: a report's groups add up exactly.
+    detail = ledger.margin(["model", "agent", rng.bucket], since=rng.first, until=rng.end, tenant_id=tenant_id)
+    by_model = _regroup(detail, ("model", rng.bucket))
+    by_agent = _regroup(detail, ("agent", rng.bucket))
     per_run = ledger.margin(["run"], since=rng.first, until=rng.end, tenant_id=tenant_id)
     labels = bucket_labels(rng)
     runs = [RunRow(row.key["run"], _outcome(row), row) for row in per_run.rows if row.key["run"] is not None]
@@ -256,6 +258,18 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         sorted((leak for leak in ledger.leaks() if leak.tenant_id == tenant_id),
                key=lambda leak: _SUBJECTS.get(leak.subject, 3)),
         recent_refusals(store, tenant_id))
+
+
+def _regroup(report: MarginReport, groups: tuple[str, ...]) -> MarginReport:
+    """`report` summed into fewer groups: what the same report grouped by `groups` holds."""
+    rows: dict[tuple[Any, ...], MarginRow] = {}
+    for row in report.rows:
+        key = tuple(row.key[g] for g in groups)
+        into = rows.get(key)
+        if into is None:
+            into = rows[key] = MarginRow(dict(zip(groups, key)))
+        into.add(row)
+    return MarginReport(groups, report.first, report.end, list(rows.values()), report.total)
 
 
 def _outcome(row: MarginRow) -> str:
