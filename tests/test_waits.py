@@ -339,6 +339,43 @@ def test_the_circuit_closes_when_the_server_answers_and_every_event_arrives_once
         agent.shutdown()
 
 
+class LateExecutor(ThreadPoolExecutor):
+    """The loop's executor, busy: each lease refill starts 0.1 s late (after the caller's bound)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        if getattr(fn, "__name__", "") == "refill":
+            def late(*a, **kw):
+                time.sleep(0.1)
+                return fn(*a, **kw)
+
+            return super().submit(late, *args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("policy", ["open", "closed"])
+def test_each_call_is_counted_once_whoever_decides_it(policy, stand_in, project, provider, tmp_path):
+    """An async call whose refill comes too late is decided without it, and the refill's own
+    decision is given back: each call counts once in stats, and none waits for the refill."""
+    set_limit(project, "acme", "10")
+    stand_in.mode = "503"
+    agent = remote(stand_in, project, tmp_path, limits_unreachable=policy)
+
+    async def calls():
+        asyncio.get_running_loop().set_default_executor(LateExecutor(4))
+        agent.async_client = openai.AsyncOpenAI(api_key="k", max_retries=0)
+        done = [await agent.call_async() for _ in range(10)]
+        await agent.async_client.close()
+        return done
+
+    try:
+        results = asyncio.run(calls())
+        assert max(t for t, _ in results) < BOUND
+        assert all((r is not None) == (policy == "closed") for _, r in results), results
+        assert agent.stats()["limits_unreachable_calls"] == 10, agent.stats()
+    finally:
+        agent.shutdown()
+
+
 def test_callers_waiting_together_for_one_slow_answer_are_one_failure(stand_in, project, provider, tmp_path):
     """16 threads whose first calls all wait for the same slow lease request: their waits run
     out together, which says once (not 16 times) that the server did not answer: the circuit

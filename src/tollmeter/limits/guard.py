@@ -184,6 +184,18 @@ def _opened(reservation: Reservation) -> Reservation:
     return reservation
 
 
+class WaitNote:
+    """What one call met while it asked for budget: its wait for an answer ran out (`waited`),
+    and it was decided by the `unreachable` policy (`decided`). Counted once per call by
+    `Guard.count` (an async caller whose refill came too late counts its own decision instead)."""
+
+    __slots__ = ("waited", "decided")
+
+    def __init__(self) -> None:
+        self.waited = False
+        self.decided = False
+
+
 class _Claim:
     """A caller's claim on the answer of the lease request it started: its call is reserved as
     the answer is taken in (no other call can take the budget in between), unless the caller
@@ -385,12 +397,30 @@ class Guard:
         amount = sheet.worst_case(guess.input_tokens, output)
         return amount if amount < worst else None
 
-    def refill(self, request: CallRequest, deadline: float | None = None) -> Reservation | None:
+    def refill(self, request: CallRequest, deadline: float | None = None,
+               note: WaitNote | None = None) -> Reservation | None:
         """Ask the store for budget and reserve the call's share of it at once. Runs on the
         caller's thread, or in a worker thread for async callers; waits for the store at most
         until `deadline` (monotonic; default: `settings.wait` once the call is estimated, as
         pricing may still be loading at start-up), then decides by the `unreachable` policy.
-        Raises LimitExceededException when the limits leave too little."""
+        Raises LimitExceededException when the limits leave too little. What the call met is
+        counted here, or written to `note` for the caller to count."""
+        if note is not None:
+            return self._refill(request, deadline, note)
+        note = WaitNote()
+        try:
+            return self._refill(request, deadline, note)
+        finally:
+            self.count(note)
+
+    def count(self, note: WaitNote) -> None:
+        """Count what one call met (`stats`)."""
+        if note.waited or note.decided:
+            with self._lock:
+                self.waits_exceeded += note.waited
+                self.decided_unreachable += note.decided
+
+    def _refill(self, request: CallRequest, deadline: float | None, note: WaitNote) -> Reservation | None:
         tenant = request.tenant_id
         with self._lock:
             budget = self._budgets.get(tenant) or self._budgets.setdefault(tenant, Budget(tenant))
@@ -409,17 +439,17 @@ class Guard:
                     return self._mark(reservation, request)
         if time.monotonic() >= budget.worst_refused_until:
             try:
-                return self._mark_maybe(self._grant(budget, estimate, tokens, deadline), request)
+                return self._mark_maybe(self._grant(budget, estimate, tokens, deadline, note), request)
             except LimitExceededException as refused:
                 if refused.limit in _UNREACHABLE or self._fallback_amount(request, estimate) is None:
                     raise
                 budget.worst_refused_until = budget.exhausted_until
         fallback = self._fallback_amount(request, estimate)
         if fallback is None:  # the policy changed meanwhile
-            return self._mark_maybe(self._grant(budget, estimate, tokens, deadline), request)
+            return self._mark_maybe(self._grant(budget, estimate, tokens, deadline, note), request)
         # "Exhausted" now means: not even the fallback could be covered.
         budget.exhausted_until = 0.0
-        reservation = self._grant(budget, fallback, tokens, deadline)
+        reservation = self._grant(budget, fallback, tokens, deadline, note)
         return self._mark(reservation, request, fallback=True) if reservation is not None else None
 
     def decide_now(self, request: CallRequest) -> Reservation | None:
@@ -432,9 +462,13 @@ class Guard:
         with self._lock:
             if budget.unlimited:
                 return self._mark_maybe(self._reserve(budget, time.monotonic(), estimate, tokens), request)
-            self.waits_exceeded += 1
+        note = WaitNote()
+        note.waited = True
         exc = LeaseWaitExceeded(f"no budget answer for {tenant!r} within {self.settings.wait:g}s")
-        return self._mark_maybe(self._unreachable(budget, estimate, tokens, exc), request)
+        try:
+            return self._mark_maybe(self._unreachable(budget, estimate, tokens, exc, note), request)
+        finally:
+            self.count(note)
 
     def _mark_maybe(self, reservation: Reservation | None, request: CallRequest) -> Reservation | None:
         return self._mark(reservation, request) if reservation is not None else None
@@ -456,7 +490,8 @@ class Guard:
         budget.open.add(reservation)  # `_opened`, inline
         return reservation
 
-    def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float) -> Reservation | None:
+    def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float,
+               note: WaitNote) -> Reservation | None:
         """Lease more budget and reserve the call from it. The request runs in the background
         (`_ask`, on an Asker thread) and the caller waits for its answer until `deadline` at
         most, then decides by the `unreachable` policy; with the circuit open, at once.
@@ -472,9 +507,9 @@ class Guard:
                 if pending is None or pending.done():
                     claim = _Claim(estimate, tokens)
                     pending = budget.asking = self._asker.submit(self._ask, budget, estimate, False, claim)
-            failed = self._wait(pending, deadline, claim)
+            failed = self._wait(pending, deadline, claim, note)
             if failed is not None:
-                return self._unreachable(budget, estimate, tokens, failed)
+                return self._unreachable(budget, estimate, tokens, failed, note)
             if claim is not None:  # this call's own request: reserved as its answer was taken in
                 return self._claimed(budget, claim)
             with self._lock:  # another caller's request answered: enough for this call too?
@@ -482,7 +517,7 @@ class Guard:
                 if reservation is not None or budget.unlimited:
                     return reservation
         self._probe_soon()
-        return self._unreachable(budget, estimate, tokens, _CIRCUIT_OPEN)
+        return self._unreachable(budget, estimate, tokens, _CIRCUIT_OPEN, note)
 
     def _claimed(self, budget: Budget, claim: _Claim) -> Reservation | None:
         if claim.error is not None:
@@ -493,7 +528,8 @@ class Guard:
                 raise self._refusal(budget, claim.estimate)
         return claim.reservation
 
-    def _wait(self, future: Future, deadline: float, claim: _Claim | None = None) -> BudgetsUnavailable | None:
+    def _wait(self, future: Future, deadline: float, claim: _Claim | None,
+              note: WaitNote) -> BudgetsUnavailable | None:
         """Wait for a lease request until `deadline`: None when it answered, else why not.
         A caller that stops waiting for its own request gives up its claim on the answer."""
         began = time.monotonic()
@@ -510,7 +546,7 @@ class Guard:
                     claim.abandoned = True
                 elif future.done() and future.exception() is None:
                     return None
-                self.waits_exceeded += 1
+            note.waited = True
             exc = LeaseWaitExceeded(f"{self._source} did not answer a lease request within "
                                     f"{self.settings.wait:g}s")
             self.circuit.failure(exc, since=since)
@@ -618,15 +654,14 @@ class Guard:
         self._unreachable_warned.clear()
 
     def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int,
-                     exc: BudgetsUnavailable) -> Reservation | None:
+                     exc: BudgetsUnavailable, note: WaitNote) -> Reservation | None:
         """The server cannot be asked for budget: fail open (judge by the last known state and
         this process's own spend since) or closed (refuse), as configured."""
         if budget.tenant_id not in self._unreachable_warned:
             self._unreachable_warned.add(budget.tenant_id)
             logger.warning("tollmeter: cannot ask %s for %r's budget (%s); failing %s",
                            self._source, budget.tenant_id, exc, self.settings.unreachable)
-        with self._lock:
-            self.decided_unreachable += 1
+        note.decided = True
         if self.settings.unreachable == "closed":
             remote = self._source == "the metering server"
             raise LimitExceededException(

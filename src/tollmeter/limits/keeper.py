@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..faults import RejectedEvent
 from ..rules import MAX_COUNT, MAX_TOKENS, check_count, check_id, check_money
 from .exceptions import LimitExceededException
-from .guard import NEEDS_LEASE
+from .guard import NEEDS_LEASE, WaitNote
 from .remote import BudgetsUnavailable
 from .periods import frequency as check_frequency
 from .periods import period_key
@@ -553,14 +553,20 @@ async def _refill_async(guard: Guard, request: CallRequest, wait: float) -> Rese
     # store): off the loop, before the bound starts.
     await loop.run_in_executor(None, guard.estimate, request)
     deadline = time.monotonic() + wait
-    future = loop.run_in_executor(None, guard.refill, request, deadline)
+    note = WaitNote()  # what the refill met: counted only if its answer is the call's
+    future = loop.run_in_executor(None, guard.refill, request, deadline, note)
     try:
-        return await asyncio.wait_for(asyncio.shield(future), wait + _ASYNC_START)
+        reservation = await asyncio.wait_for(asyncio.shield(future), wait + _ASYNC_START)
     except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
         future.add_done_callback(lambda done: _give_back(guard, done))
         if isinstance(stopped, asyncio.CancelledError):
             raise
-    return guard.decide_now(request)
+        return guard.decide_now(request)
+    except BaseException:
+        guard.count(note)
+        raise
+    guard.count(note)
+    return reservation
 
 
 def _give_back(guard: Guard, done: asyncio.Future) -> None:
