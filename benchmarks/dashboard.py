@@ -50,9 +50,8 @@ TARGET_MS = 300
 
 
 def pages(store: Store, today: date) -> list[tuple[str, str]]:
-    since = (today - timedelta(days=29)).isoformat()
-    until = (today + timedelta(days=1)).isoformat()
-    span = f"since={since}&until={until}"
+    since, until = today - timedelta(days=29), today + timedelta(days=1)
+    span = f"since={since.isoformat()}&until={until.isoformat()}"
     costly = Ledger(store).margin("tenant", since=since, until=until).rows
     tenant = max(costly, key=lambda r: r.cost_usd).key["tenant"] if costly else "tenant-0000"
     return [
@@ -254,6 +253,7 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema")
+    parser.add_argument("--postgres-schema", metavar="NAME", help="reuse the events of a schema kept with --keep")
     parser.add_argument("--screenshots", metavar="DIR", help="save a screenshot of each view in DIR instead")
     parser.add_argument("--serve", type=int, metavar="PORT", help="serve the screenshots' sample store instead")
     args = parser.parse_args()
@@ -279,7 +279,14 @@ def main() -> None:
             store.close()
             if work is not None:
                 shutil.rmtree(work, ignore_errors=True)
-    if args.postgres:
+    if args.postgres and args.postgres_schema:  # a schema kept by an earlier run (--keep): reused
+        store = Store(f"{args.postgres}{'&' if '?' in args.postgres else '?'}options=-csearch_path%3D"
+                      f"{args.postgres_schema}")
+        try:
+            bench(f"PostgreSQL (schema {args.postgres_schema})", store, args)
+        finally:
+            store.close()
+    elif args.postgres:
         url, drop = seeding.postgres_database(args.postgres, args.keep)
         store = Store(url)
         try:

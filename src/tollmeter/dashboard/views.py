@@ -227,7 +227,6 @@ class CustomerView:
     runs: list[RunRow]
     run_count: int
     limits: list[LimitState]
-    leaks: list[Leak]
     refusals: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -254,10 +253,7 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels), width=480),
         charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels), width=480),
         _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
-        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id),
-        sorted((leak for leak in ledger.leaks() if leak.tenant_id == tenant_id),
-               key=lambda leak: _SUBJECTS.get(leak.subject, 3)),
-        recent_refusals(store, tenant_id))
+        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id), recent_refusals(store, tenant_id))
 
 
 def _regroup(report: MarginReport, groups: tuple[str, ...]) -> MarginReport:
