@@ -133,11 +133,16 @@ def batches(draw) -> tuple[list[dict], list[list[dict]]]:
             spec["cost"] = None  # arrives unpriced
         if spec["cache_read_tokens"] is not None:
             spec["cache_read_tokens"] = min(spec["cache_read_tokens"], spec["input_tokens"])
-    sends = list(specs) + draw(st.lists(st.sampled_from(specs), max_size=10))  # retries
+    return specs, sent_in_batches(draw, specs)
+
+
+def sent_in_batches(draw, specs: list[dict]) -> list[list[dict]]:
+    """The batches `specs` are sent in: some twice (retries), in one batch or across."""
+    sends = list(specs) + draw(st.lists(st.sampled_from(specs), max_size=10))
     order = draw(st.permutations(sends))
     cuts = sorted(draw(st.lists(st.integers(0, len(order)), max_size=4)))
     bounds = [0, *cuts, len(order)]
-    return specs, [order[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

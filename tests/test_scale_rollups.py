@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -20,17 +19,12 @@ from tollmeter.server.pricing import reprice
 from tollmeter.store.store import Store
 
 from .margin_support import D, event, fresh, store  # noqa: F401 (fixture)
+from .test_rollups import cost_st, sent_in_batches
 
 LATER_CARD = {"models": [{"model": "tm-later-model", "provider": "acme-ai", "input_mtok": 1, "output_mtok": 4}]}
 DAYS = [date(2025, 3, 30) + timedelta(days=n) for n in range(4)]
 GROUPS = ("tenant_id", "day", "model", "provider", "agent_id", "run_id", "endpoint")
 MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
-
-
-@st.composite
-def cost_st(draw) -> Decimal:
-    places = draw(st.integers(0, 15))
-    return Decimal(draw(st.integers(0, 5 * 10**places))).scaleb(-places)
 
 
 @st.composite
@@ -65,11 +59,7 @@ def histories(draw) -> tuple[list[dict], list[list[dict]]]:
             spec["cost"] = None
         if spec["cache_read_tokens"] is not None:
             spec["cache_read_tokens"] = min(spec["cache_read_tokens"], spec["input_tokens"])
-    sends = list(specs) + draw(st.lists(st.sampled_from(specs), max_size=10))
-    order = draw(st.permutations(sends))
-    cuts = sorted(draw(st.lists(st.integers(0, len(order)), max_size=4)))
-    bounds = [0, *cuts, len(order)]
-    return specs, [order[a:b] for a, b in zip(bounds, bounds[1:])]
+    return specs, sent_in_batches(draw, specs)
 
 
 def row_of(spec: dict) -> dict:
