@@ -938,6 +938,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         if mark is not None:
             where.append(table.c.hour >= mark if table is schema.usage_hourly else table.c.day >= mark.date())
         conn.execute(delete(table).where(*where))
+    if conn.dialect.name == "postgresql":
+        return _rebuild_in_sql(conn, project, mark)
     e = schema.events
     columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.run_id, e.c.agent_id, e.c.model, e.c.provider,
                e.c.endpoint, e.c.input_tokens, e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced,
@@ -954,6 +956,42 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         see_runs(conn, project, rows)
         count += len(rows)
         after = rows[-1]["event_id"]
+
+
+_SQL_MEASURES = ("count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+                 "coalesce(sum(cache_read_tokens), 0), coalesce(sum(cost_usd), 0), "
+                 "sum(CASE WHEN priced THEN 0 ELSE 1 END), sum(CASE WHEN error IS NULL THEN 0 ELSE 1 END)")
+#: Each rollup as one GROUP BY of the raw events (PostgreSQL): its table, key expressions, filter.
+_SQL_ROLLUPS = (
+    ("usage_hourly", ("date_trunc('hour', timestamp)", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
+    ("usage_daily", ("timestamp::date", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
+    ("usage_rollup", ("tenant_id", "timestamp::date", "agent_id", "model"), ""),
+    ("run_rollup", ("run_id", "tenant_id", "timestamp::date", "agent_id", "model"), " AND run_id <> ''"),
+)
+
+
+def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None) -> int:
+    """`rebuild_rollups` on PostgreSQL: each rollup one INSERT ... SELECT ... GROUP BY (the
+    rollups of ten million events in minutes, where reading them into Python took an hour)."""
+    since = " AND timestamp >= :mark" if mark is not None else ""
+    params = {"project": project, "mark": mark}
+    for table, keys, only in _SQL_ROLLUPS:
+        columns = [c.name for c in schema.metadata.tables[table].columns]
+        picked = [k if "(" in k or "::" in k or k == "run_id" else f"coalesce({k}, '')" for k in keys]
+        conn.execute(text(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT project_id, {', '.join(picked)}, {_SQL_MEASURES} "
+            f"FROM {schema.events.name} WHERE project_id = :project{since}{only} "
+            f"GROUP BY project_id, {', '.join(picked)}"), params)
+    conn.execute(text(
+        f"INSERT INTO runs (project_id, run_id, tenant_id, agent_id, first_seen, last_seen) "
+        f"SELECT project_id, run_id, min(tenant_id), min(agent_id), min(timestamp), max(timestamp) "
+        f"FROM {schema.events.name} WHERE project_id = :project AND run_id <> ''{since} GROUP BY project_id, run_id "
+        "ON CONFLICT (project_id, run_id) DO UPDATE SET tenant_id = coalesce(runs.tenant_id, excluded.tenant_id), "
+        "agent_id = coalesce(runs.agent_id, excluded.agent_id), "
+        "first_seen = least(runs.first_seen, excluded.first_seen), "
+        "last_seen = greatest(runs.last_seen, excluded.last_seen)"), params)
+    return conn.execute(text(f"SELECT count(*) FROM {schema.events.name} WHERE project_id = :project{since}"),
+                        params).scalar_one()
 
 
 def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
