@@ -196,3 +196,26 @@ def test_check_rollups_reports_a_rollup_that_disagrees(store):
     assert report["usage_daily"]["different"] == 0
     view.rebuild_rollups()
     assert clean(view.check_rollups())
+
+
+def test_a_database_from_before_the_usage_rollups_gets_them_on_open(store):
+    from sqlalchemy import delete
+
+    from tollmeter.store import schema
+    from tollmeter.store.store import fill_missing_rollups
+
+    view = fresh(store)
+    when = datetime(2025, 3, 31, 9, 30, tzinfo=timezone.utc)
+    view.add_events([row_of({"tenant": "t1", "run": None, "agent": "a1", "model": "m1", "endpoint": "responses",
+                             "when": when + timedelta(minutes=n), "cost": D("0.1"), "input_tokens": 5,
+                             "output_tokens": 1, "cache_read_tokens": None, "error": False,
+                             "event_id": str(uuid.uuid4())}) for n in range(3)])
+    with view.transaction() as conn:  # as a database made before migration 0004 would be
+        for table in (schema.usage_hourly, schema.usage_daily):
+            conn.execute(delete(table).where(table.c.project_id == view.project))
+    assert view.usage(group_by=["endpoint"]) == []
+    with view.transaction() as conn:
+        assert view.project in fill_missing_rollups(conn)
+    [row] = view.usage(group_by=["endpoint"])
+    assert (row["endpoint"], row["calls"], row["cost_usd"]) == ("responses", 3, D("0.3"))
+    assert clean(view.check_rollups())
