@@ -18,6 +18,7 @@ import asyncio
 import json
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -56,7 +57,10 @@ def spend_calls(meter: Meter, client: openai.OpenAI, worker: int, calls: int = 4
                 client.chat.completions.create(
                     model="gpt-4o", max_tokens=max_tokens,
                     messages=[{"role": "user", "content": f"question {worker}-{j} " + "x" * (j % 90)}])
-            except LimitExceededException:
+            except LimitExceededException as exc:
+                if exc.limit == "store unreachable":  # "closed": no answer in time
+                    time.sleep(0.01)  # the answer, when it comes, serves later calls
+                    continue
                 refused += 1
                 if refused >= 5:
                     break
@@ -172,7 +176,7 @@ def test_closed_keeps_the_bound_at_the_default_wait(http_mock, tmp_path):
     meter.shutdown()
     sent, refused = sum(s for s, _ in results), sum(r for _, r in results)
     spend, stored = settled(db)
-    assert refused > 0 and sent > 0 and stored == sent == route.call_count
+    assert refused > 0 and sent > 0 and stored == sent == route.call_count  # refused: by the limit
     assert spend <= LIMIT, f"spent {spend} past the limit of {LIMIT}"
 
 
