@@ -204,9 +204,10 @@ class Store:
         if conn.dialect.name == "postgresql":
             # The batch as one JSON parameter: a VALUES list of every row's parameters would be
             # parsed anew by the driver on each batch (most of the time of a large insert).
+            # json, not jsonb: read once, never stored, so its binary form would be wasted work.
             values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
-            stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM jsonb_populate_recordset("
-                        f"NULL::{schema.events.name}, CAST(:rows AS jsonb)) "
+            stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM json_populate_recordset("
+                        f"NULL::{schema.events.name}, CAST(:rows AS json)) "
                         "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
             payload = _json_text(values)
             return [r[0] for r in conn.execute(stmt, {"rows": payload})]
@@ -839,8 +840,8 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
         names = ["project_id", *keys, *measures]
         listed = ", ".join(names)
         added = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
-        stmt = text(f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM jsonb_populate_recordset("
-                    f"NULL::{table.name}, CAST(:rows AS jsonb)) ON CONFLICT (project_id, {', '.join(keys)}) "
+        stmt = text(f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM json_populate_recordset("
+                    f"NULL::{table.name}, CAST(:rows AS json)) ON CONFLICT (project_id, {', '.join(keys)}) "
                     f"DO UPDATE SET {added}")
         conn.execute(stmt, {"rows": _json_text([dict(zip(names, (project, *key, *values))) for key, values in items])})
         return
