@@ -26,6 +26,10 @@ from .bodies import openai_bodies as O
 pytestmark = pytest.mark.sdk
 
 CHAT = "https://api.openai.com/v1/chat/completions"
+#: These tests are about what limits decide, not about waiting: they wait for the store's
+#: answer (a loaded machine can take longer than the default limits_wait, past which
+#: limits_unreachable would decide instead). The wait's bound is tests/test_waits.py's.
+WAIT_FOR_THE_STORE = {"limits_wait": 30}
 PLAIN_COST = (19 * Decimal("2.50") + 10 * Decimal(10)) / 1_000_000  # $0.0001475
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -34,7 +38,7 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 def limited(http_mock):
     """A patched meter on an in-memory store, and a counted provider route."""
     events, alerts = [], []
-    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, on_event=events.append,
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, on_event=events.append, **WAIT_FOR_THE_STORE,
                               on_threshold=lambda tenant, limit, fraction: alerts.append((tenant, limit, fraction))))
     meter.patch_all()
     route = http_mock.post(CHAT).respond(json=O.CHAT_PLAIN, headers=O.HEADERS)
@@ -202,7 +206,7 @@ def free_plan(http_mock, reservation):
     """A $0.05 daily plan, and gpt-4o calls without max_tokens: each call's worst case is 16,384
     output tokens (about $0.16), more than the whole limit."""
     route = http_mock.post(CHAT).respond(json=LONG_ANSWER, headers=O.HEADERS)
-    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, reservation=reservation))
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, reservation=reservation, **WAIT_FOR_THE_STORE))
     meter.patch("openai")
     meter.set_limit("free-tier", Decimal("0.05"), frequency="per_day")
     return meter, route
@@ -298,7 +302,7 @@ def test_threshold_alerts_fire_once_per_period(limited):
 def test_unpriced_model_policies(http_mock):
     http_mock.post(CHAT).respond(json={**O.CHAT_PLAIN, "model": "mystery-model"})
     for policy, refused in (("estimate", False), ("block", True), ("allow", False)):
-        meter = Meter(MeterConfig(store=":memory:", unpriced_calls=policy, flush_interval=0.05))
+        meter = Meter(MeterConfig(store=":memory:", unpriced_calls=policy, flush_interval=0.05, **WAIT_FOR_THE_STORE))
         meter.patch("openai")
         meter.set_limit("acme", Decimal("1"), frequency="per_day")
         try:
@@ -372,7 +376,7 @@ def test_a_forked_child_keeps_enforcing_limits_on_the_shared_store(tmp_path, htt
 
     http_mock.post(CHAT).respond(json=O.CHAT_PLAIN)
     db = tmp_path / "limits.db"
-    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05))
+    meter = Meter(MeterConfig(store=str(db), flush_interval=0.05, **WAIT_FOR_THE_STORE))
     meter.patch("openai")
     meter.set_limit("acme", PLAIN_COST * 6, frequency="per_day")
     # max_tokens covers the mock's 10 output tokens: each reservation bounds its call's cost, so
@@ -439,7 +443,7 @@ def test_idle_leases_are_given_back(http_mock):
     from decimal import Decimal
 
     http_mock.post(CHAT).respond(json=O.CHAT_PLAIN)
-    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05))  # leases live 30 s
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, **WAIT_FOR_THE_STORE))  # leases live 30 s
     meter.patch("openai")
     try:
         meter.set_limit("acme", Decimal("1"), frequency="per_day")
