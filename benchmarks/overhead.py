@@ -6,7 +6,13 @@ times are compared, for a tenant without a limit and one with a limit. The backg
 runs on its own schedule throughout, as in an application. Streams: the added time is divided
 by the number of chunks.
 
-    .venv/bin/python benchmarks/overhead.py [--calls 3000] [--chunks 100] [--no-store]
+    .venv/bin/python benchmarks/overhead.py [--calls 3000] [--chunks 100] [--no-store] [--repeat 1]
+
+Tenants: "acme" has no limit; "acme-limited" $1M a month (its lease is ample: plain requests
+reserve their table bound, see docs/limits.md); "acme-small" $40 a month (its lease, about $2,
+holds a dozen worst cases but never 16 bounds: every call is estimated and priced). `--repeat N` runs the alternating non-streamed
+cases N more times and prints each one's median over the repeats with its range, and the
+difference a limit makes within each repeat (both tenants' calls share the machine's load).
 """
 
 from __future__ import annotations
@@ -123,18 +129,41 @@ def wrapper_floor(meter: Meter, calls: int = 200_000) -> float:
     return (time.perf_counter_ns() - start) / 1000 / calls
 
 
+def repeated(fn, meter: Meter, tenants, calls: int, repeat: int) -> None:
+    """The alternating non-streamed cases `repeat` times: the median of each one's added µs,
+    its range, and the difference from the tenant without a limit within each repeat."""
+    added: dict[str, list[float]] = {tenant: [] for tenant, _ in tenants}
+    for _ in range(repeat):
+        for tenant, _ in tenants:
+            token = meter.set_tenant(tenant)
+            bare, metered = alternate(fn, meter, calls)
+            meter.reset_tenant(token)
+            added[tenant].append(statistics.median(metered) - statistics.median(bare))
+    print(f"\nnon-streamed, alternating, repeated {repeat} times: added µs (median of the repeats, range)")
+    base = added[tenants[0][0]]
+    for tenant, label in tenants:
+        values = added[tenant]
+        line = f"  {label:<18}{statistics.median(values):>7.2f}   ({min(values):.2f} to {max(values):.2f})"
+        if values is not base:
+            line += f"   over no limit: {statistics.median([v - b for v, b in zip(values, base)]):.2f}"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--no-store", dest="store", action="store_const", const=False, default=":memory:",
                         help="keep no events (the background worker then writes nothing to SQLite)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="repeat the alternating non-streamed cases this many times more")
     args = parser.parse_args()
 
     client = make_client(args.chunks)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     meter = Meter(MeterConfig(max_queue_size=1_000_000, store=args.store))
     meter.set_limit("acme-limited", 1_000_000, frequency="per_month")
+    meter.set_limit("acme-small", 40, frequency="per_month")
 
     def plain():
         client.chat.completions.create(model="gpt-4o", messages=messages)
@@ -161,7 +190,8 @@ def main() -> None:
         b, m = statistics.median(bare), statistics.median(metered)
         print(f"{name:<46}{b:>9.1f}{m:>9.1f}{(m - b) / per:>10.2f}{m / b:>7.3f}{p99(bare):>10.1f}{p99(metered):>9.1f}")
 
-    for tenant, label in (("acme", "no limit"), ("acme-limited", "with a limit")):
+    tenants = (("acme", "no limit"), ("acme-limited", "with a limit"), ("acme-small", "with a $40 limit"))
+    for tenant, label in tenants:
         token = meter.set_tenant(tenant)
         for _ in range(200):  # the tenant's first calls (the store is asked once, then memory)
             plain()
@@ -174,6 +204,8 @@ def main() -> None:
     row("streamed, per chunk, unpatched vs patched", *blocks(streamed_with_usage, meter, stream_calls), per=chunks)
     row("streamed + usage chunk asked for us", *blocks(streamed, meter, stream_calls))
     meter.reset_tenant(token)
+    if args.repeat > 1:
+        repeated(plain, meter, tenants, args.calls, args.repeat)
     print(f"wrapper stepping aside: {wrapper_floor(meter):.2f} µs per call")
     assert meter.flush(60)
     stats = meter.stats()
