@@ -178,7 +178,7 @@ def _event_ids(store: Store) -> list[dict[str, Any]]:
 
 
 def test_check_rollups_reports_a_rollup_that_disagrees(store):
-    from sqlalchemy import update
+    from sqlalchemy import delete, insert, update
 
     from tollmeter.store import schema
 
@@ -196,6 +196,13 @@ def test_check_rollups_reports_a_rollup_that_disagrees(store):
     assert report["usage_daily"]["different"] == 0
     view.rebuild_rollups()
     assert clean(view.check_rollups())
+    d = schema.usage_daily
+    with view.transaction() as conn:  # a row lost, and a row for a day without events
+        conn.execute(delete(d).where(d.c.project_id == view.project))
+        conn.execute(insert(d).values(project_id=view.project, day=date(2025, 3, 29), tenant_id="t9", agent_id="",
+                                      model="", provider="", endpoint="", calls=1, input_tokens=0, output_tokens=0,
+                                      cache_read_tokens=0, cost_usd=D(0), unpriced=0, errors=0))
+    assert view.check_rollups()["usage_daily"] == {"rows": 1, "missing": 1, "extra": 1, "different": 0}
 
 
 def test_a_database_from_before_the_usage_rollups_gets_them_on_open(store):

@@ -730,7 +730,8 @@ def retention_mark(conn: Connection, project: str) -> datetime | None:
 
 
 def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
-    """`Store.check_rollups` inside `conn`'s transaction."""
+    """`Store.check_rollups` inside `conn`'s transaction. Both sides are read as streams in
+    one key order and walked together, so memory stays flat at millions of rollup rows."""
     mark = retention_mark(conn, project)
     dialect = conn.dialect.name
     e = schema.events
@@ -742,37 +743,52 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         (schema.usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
         (schema.run_rollup, "day", ("run_id", "tenant_id", "day", "agent_id", "model")),
     ]
+
+    def ordered(keys: list[Any]) -> list[Any]:  # code point order on both databases, as Python's
+        return [k.collate("C") for k in keys] if dialect == "postgresql" else keys
+
+    streaming = conn.execution_options(stream_results=True, yield_per=5000)
     for table, unit, keys in tables:
         period = table.c.hour if unit == "hour" else table.c.day
-        stored_keys = [_period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k] for k in keys]
+        stored_keys = ordered([_period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k]
+                               for k in keys])
         query = select(*stored_keys, *(table.c[m] for m in schema.ROLLUP_MEASURES)).where(table.c.project_id == project)
         if mark is not None:
             query = query.where(period >= (mark if unit == "hour" else mark.date()))
-        stored = {}
-        for row in conn.execute(query):
-            values = tuple(_decimal(v) if m == "cost_usd" else int(v) for m, v in zip(schema.ROLLUP_MEASURES,
-                                                                                     row[len(keys):]))
-            if any(values):  # a row all zero (events taken out by a reprice) is no row
-                stored[tuple(row[:len(keys)])] = values
-        raw_keys = [_period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
-                    func.coalesce(e.c[k], none) for k in keys]
+        raw_keys = ordered([_period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
+                            func.coalesce(e.c[k], none) for k in keys])
         raw = select(*raw_keys, *_raw_measures()).where(e.c.project_id == project)
         if mark is not None:
             raw = raw.where(e.c.timestamp >= mark)
         if table is schema.run_rollup:
             raw = raw.where(e.c.run_id.is_not(None), e.c.run_id != "")
-        expected = {}
-        for row in conn.execute(raw.group_by(*raw_keys)):
-            values = tuple(_decimal(v) if m == "cost_usd" and v is not None else
-                           (_ZERO if m == "cost_usd" else int(v or 0))
-                           for m, v in zip(schema.ROLLUP_MEASURES, row[len(keys):]))
-            expected[tuple(row[:len(keys)])] = values
-        report[table.name] = {
-            "rows": len(expected),
-            "missing": sum(1 for k in expected if k not in stored),
-            "extra": sum(1 for k in stored if k not in expected),
-            "different": sum(1 for k, v in expected.items() if k in stored and stored[k] != v),
-        }
+        width = len(keys)
+
+        def rows(result: Any, skip_zero: bool) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+            for row in result:
+                values = tuple((_decimal(v) if v is not None else _ZERO) if m == "cost_usd" else int(v or 0)
+                               for m, v in zip(schema.ROLLUP_MEASURES, row[width:]))
+                if skip_zero and not any(values):  # a row all zero (taken out by a reprice) is no row
+                    continue
+                yield tuple(row[:width]), values
+
+        stored = rows(streaming.execute(query.order_by(*stored_keys)), True)
+        expected = rows(streaming.execute(raw.group_by(*raw_keys).order_by(*raw_keys)), False)
+        counts = {"rows": 0, "missing": 0, "extra": 0, "different": 0}
+        have, want = next(stored, None), next(expected, None)
+        while have is not None or want is not None:
+            if want is not None and (have is None or want[0] < have[0]):
+                counts["rows"] += 1
+                counts["missing"] += 1
+                want = next(expected, None)
+            elif have is not None and (want is None or have[0] < want[0]):
+                counts["extra"] += 1
+                have = next(stored, None)
+            else:
+                counts["rows"] += 1
+                counts["different"] += have[1] != want[1]  # type: ignore[index]
+                have, want = next(stored, None), next(expected, None)
+        report[table.name] = counts
     return report
 
 
