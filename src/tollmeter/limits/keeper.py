@@ -42,9 +42,9 @@ logger = logging.getLogger("tollmeter")
 
 _ZERO = Decimal(0)
 
-#: Seconds a first call waits at most for the store's code to load (imports, CPU work) before
-#: the wait for the database itself, which is bounded by `limits_wait`.
-_IMPORT_WAIT = 10.0
+#: Seconds a first call waits at most for the store to open: its code to load and its schema
+#: to be made (CPU work); a wait for a locked database in it is bounded by `limits_wait`.
+_OPEN_WAIT = 10.0
 #: Seconds between two background attempts to open a store that could not be opened.
 _REOPEN_AFTER = 5.0
 #: Seconds after a failed write before the upkeep writes what is kept again.
@@ -132,7 +132,6 @@ class LimitKeeper:
         self.keeps_events = config.url is None and config.store is not False
         self._warming: threading.Thread | None = None
         #: Monotonic time the warm-up started on the database itself (its imports done).
-        self._db_since: float | None = None
         self._warm_started = 0.0
         self._warm_lock = threading.Lock()
         self._unopened_reported = False
@@ -163,7 +162,6 @@ class LimitKeeper:
                 self._fault(fault, "opening the store")
 
         self._warm_started = time.monotonic()
-        self._db_since = None
         self._warming = threading.Thread(target=run, name="tollmeter-warm-up", daemon=True)
         self._warming.start()
 
@@ -182,19 +180,9 @@ class LimitKeeper:
                 self.warm_up()
                 warming = self._warming
         assert warming is not None
-        started = time.monotonic()
-        while warming.is_alive() and self._guard is None:
-            since = self._db_since
-            now = time.monotonic()
-            if since is None:  # still importing
-                if now - started > _IMPORT_WAIT:
-                    break
-                warming.join(0.005)
-                continue
-            left = since + self.config.limits_wait - now
-            if left <= 0:
-                break
-            warming.join(left)
+        # Imports and creating the schema are work, waited for; the warm-up's waits for the
+        # database's lock are bounded by `limits_wait` inside it (`store`), and it ends then.
+        warming.join(_OPEN_WAIT)
         return self._guard
 
     def _unopened(self) -> None:
@@ -224,8 +212,13 @@ class LimitKeeper:
                                                     timeout=self._background_wait())
                     else:
                         target = ":memory:" if self.config.store is False else self.config.store
-                        self._db_since = time.monotonic()
-                        self._store = Store(target)
+                        from ..store.store import lock_wait
+
+                        # Opened by the warm-up for a caller that waits: a locked file makes
+                        # it fail after `limits_wait` (and try again later), not wait 30 s.
+                        bounded = threading.current_thread() is self._warming
+                        with lock_wait(self.config.limits_wait if bounded else None):
+                            self._store = Store(target)
         return self._store
 
     @property

@@ -321,7 +321,7 @@ class Store:
     def rate_limit_for(self, tenant_id: str, wait: float | None = None) -> RateLimit | None:
         """The tenant's rate limits; `wait`: seconds to wait at most for a locked database."""
         t = schema.rate_limits
-        with _lock_wait(wait), self.transaction() as conn:
+        with lock_wait(wait), self.transaction() as conn:
             row = conn.execute(select(t.c.requests_per_minute, t.c.tokens_per_minute)
                                .where(t.c.project_id == self.project, t.c.tenant_id == tenant_id)).first()
         return None if row is None else RateLimit(tenant_id, row[0], row[1])
@@ -376,7 +376,7 @@ class Store:
         active lease. `wait`: seconds to wait at most for a locked database (`transaction`)."""
         at = at or _now()
         ls = schema.leases
-        with _lock_wait(wait), self.transaction() as conn:
+        with lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 if wait is not None:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
@@ -1134,10 +1134,11 @@ _busy = threading.local()
 
 
 @contextmanager
-def _lock_wait(wait: float | None) -> Iterator[None]:
+def lock_wait(wait: float | None) -> Iterator[None]:
     """Around `transaction()`: the transaction begun in it waits at most `wait` seconds for
     SQLite's write lock (its busy timeout, set in `_engine`'s "begin" listener) and raises
-    OperationalError "database is locked" past it. For a caller's lease request (`grant`)."""
+    OperationalError "database is locked" past it. For what a caller waits for: a lease
+    request (`grant`), opening the store for its first call."""
     if wait is None:
         yield
         return
@@ -1175,7 +1176,7 @@ def _engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        # A bounded transaction (`_lock_wait`) waits less for the lock; the connection's
+        # A bounded transaction (`lock_wait`) waits less for the lock; the connection's
         # timeout is set back on its next ordinary transaction.
         wanted = getattr(_busy, "ms", None) or _BUSY_MS
         info = connection.connection.info
