@@ -24,6 +24,7 @@ from tollmeter.dashboard.sessions import COOKIE, Session, Sessions
 from tollmeter.money import usd_text
 from tollmeter.server.auth import revoke_key
 
+from .margin_support import store  # noqa: F401  (the fixture: a store on SQLite and on PostgreSQL)
 from .server_support import BACKENDS, Api, event, running_server
 
 D = Decimal
@@ -537,3 +538,35 @@ def test_notifications_endpoint_form_and_delivery_log(shop) -> None:
         assert api.http.get("/v1/notifications/endpoints").json()["endpoints"][0]["enabled"] is False
     finally:
         receiver.shutdown()
+
+
+# -- limit states of many tenants at once ----------------------------------------------------------
+
+
+def test_limit_states_of_many_tenants_equal_one_by_one(store) -> None:
+    """limit_states_of (the customers and limits pages) against Store.limit_states per tenant:
+    own limits, the default ones, none; spend in and out of the current periods; leases."""
+    from tollmeter.limits.standing import limit_states_of
+
+    from tollmeter.limits.periods import period_key
+
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=40)
+    spend = {("own", period_key("per_day", now)): D("1.5"), ("own", period_key("total", now)): D("10.5"),
+             ("own", period_key("per_day", long_ago)): D("9"), ("defaulted", period_key("per_month", now)): D("0.25"),
+             ("free", period_key("per_month", long_ago)): D("2")}
+    with store.transaction() as conn:
+        store.add_spend(conn, spend)
+    store.set_limit("own", "per_day", D("5"))
+    store.set_limit("own", "total", D("100"))
+    store.set_limit("*", "per_month", D("50"))
+    store.grant("own", "holder-1", D("1"), ttl=60)
+    tenants = ["own", "defaulted", "free", "never-seen"] + [f"t{n}" for n in range(450)]  # more than one chunk
+    many = limit_states_of(store, tenants)
+    for tenant in tenants:
+        assert many[tenant] == store.limit_states(tenant), tenant
+    assert [s.limit.frequency for s in many["own"]] == ["per_day", "total"]
+    assert many["own"][1].spent_usd == D("10.5") and many["own"][0].leased_usd > 0
+    assert many["defaulted"][0].limit.default and many["defaulted"][0].spent_usd == D("0.25")
+    store.remove_limit("*")
+    assert limit_states_of(store, ["free"]) == {"free": []}

@@ -16,6 +16,7 @@ from ..business.report import describe_plan
 from ..business.revenue import days
 from ..business.wire import usd
 from ..limits.periods import FREQUENCIES
+from ..limits.standing import limit_states_of
 from ..limits.states import LimitState
 from ..money import EXACT
 from ..store.ledger import Customer, Ledger
@@ -160,13 +161,13 @@ def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", 
     for leak in ledger.leaks():
         if leak.tenant_id is not None and leak.rule not in flags.setdefault(leak.tenant_id, []):
             flags[leak.tenant_id].append(leak.rule)
-    limited = {lim.tenant_id for lim in store.all_limits()}  # who has limits: only they need their states
-    everyone = DEFAULT_TENANT_LIMITS in limited
+    tenants = sorted(set(known) | set(margins))
+    standing = limit_states_of(store, tenants)
     rows = []
-    for tenant in sorted(set(known) | set(margins)):
+    for tenant in tenants:
         customer = known.get(tenant)
         plan = customer.plan if customer else None
-        states = store.limit_states(tenant) if everyone or tenant in limited else []
+        states = standing[tenant]
         rows.append(CustomerRow(tenant, customer.name if customer else None, plan.name if plan else None,
                                 plan.pricing_model if plan else None, margins.get(tenant) or MarginRow({"tenant": tenant}),
                                 limit_fill(states), flags.get(tenant, [])))
@@ -370,14 +371,11 @@ class LimitRow:
 def limits(store: Store) -> list[LimitRow]:
     """Every limit of the project (the default `*` first), with where its tenant stands now."""
     out = []
-    states: dict[str, dict[str, LimitState]] = {}
-    for lim in store.all_limits():
-        state = None
-        if lim.tenant_id != DEFAULT_TENANT_LIMITS:
-            if lim.tenant_id not in states:
-                states[lim.tenant_id] = {s.limit.frequency: s for s in store.limit_states(lim.tenant_id)}
-            state = states[lim.tenant_id].get(lim.frequency)
-        out.append(LimitRow(lim.tenant_id, lim.frequency, lim.limit_usd, state))
+    every = store.all_limits()
+    standing = limit_states_of(store, [lim.tenant_id for lim in every if lim.tenant_id != DEFAULT_TENANT_LIMITS])
+    for lim in every:
+        states = {s.limit.frequency: s for s in standing.get(lim.tenant_id, [])}
+        out.append(LimitRow(lim.tenant_id, lim.frequency, lim.limit_usd, states.get(lim.frequency)))
     out.sort(key=lambda r: (r.tenant_id != DEFAULT_TENANT_LIMITS, r.tenant_id, FREQUENCIES.index(r.frequency)))
     return out
 
