@@ -293,6 +293,7 @@ def _rollup(name: str, *keys: Column[Any]) -> Table:
         Column("model", String(255), primary_key=True),
         *_measures(),
         Index(f"ix_{name}_day", "project_id", "day"),
+        Index(f"ix_{name}_tenant", "project_id", "tenant_id", "day"),
     )
 
 

@@ -462,13 +462,16 @@ class Store:
         merged: dict[tuple[Any, ...], list[Any]] = {}
         with self.transaction() as conn:
             for source, lo, hi in parts:
-                for key, values in _usage_rows(conn, self.project, source, group_by, lo, hi, tenant_id):
+                sign = -1 if source.startswith("-") else 1
+                for key, values in _usage_rows(conn, self.project, source.lstrip("-"), group_by, lo, hi, tenant_id):
                     current = merged.get(key)
                     if current is None:
-                        merged[key] = values
+                        merged[key] = [v * sign for v in values]
                     else:
                         for i, value in enumerate(values):
-                            current[i] += value
+                            current[i] += value * sign
+            if any(source.startswith("-") for source, _, _ in parts):  # groups only in the hours taken off
+                merged = {key: values for key, values in merged.items() if values[0] or not group_by}
             nulls_last = conn.dialect.name == "postgresql"  # as ORDER BY puts them on each database
         if not group_by and not merged:
             merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
@@ -603,7 +606,9 @@ def _usage_parts(since: datetime | None, until: datetime | None,
                  hours: bool = True) -> list[tuple[str, datetime | None, datetime | None]]:
     """[since, until) cut into the pieces each source covers exactly: raw events for the
     minutes outside a whole hour at each end, hours outside a whole day, whole days between
-    (`hours=False`: raw events for everything outside a whole day)."""
+    (`hours=False`: raw events for everything outside a whole day). Where a range takes most
+    of a day's hours, the day is read whole and the hours it leaves out taken off ("-hourly"):
+    fewer rollup rows than the hours it keeps."""
     if since is not None and until is not None and until <= since:
         return []
     if not hours:
@@ -625,11 +630,20 @@ def _usage_parts(since: datetime | None, until: datetime | None,
         if h1 >= h2:
             return [("raw", since, until)]
         return [p for p in (("raw", since, h1), ("hourly", h1, h2), ("raw", h2, until)) if p[1] < p[2]]
+    day = timedelta(days=1)
     if since is not None:
-        parts += [("raw", since, h1), ("hourly", h1, d1)]
+        parts.append(("raw", since, h1))
+        if d1 - h1 > day / 2:  # most of the day: the whole day less its first hours
+            parts += [("daily", d1 - day, d1), ("-hourly", d1 - day, h1)]
+        else:
+            parts.append(("hourly", h1, d1))
     parts.append(("daily", d1, d2))
     if until is not None:
-        parts += [("hourly", d2, h2), ("raw", h2, until)]
+        if h2 - d2 > day / 2:  # most of the day: the whole day less its last hours
+            parts += [("daily", d2, d2 + day), ("-hourly", h2, d2 + day)]
+        else:
+            parts.append(("hourly", d2, h2))
+        parts.append(("raw", h2, until))
     return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
 
 

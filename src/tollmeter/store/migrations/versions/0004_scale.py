@@ -1,6 +1,7 @@
 """The server at scale: usage rollups per UTC hour and per UTC day of every grouping GET
 /v1/usage offers but run_id (`usage_hourly`, `usage_daily`), filled from the events already
-stored, and the retention mark (the midnight before which raw events were removed).
+stored, the retention mark (the midnight before which raw events were removed), and an index
+of the day rollups by tenant.
 
 On a database the embedded store made with `create_all`, tables already there are left as they are.
 
@@ -29,6 +30,12 @@ def _existing() -> set[str]:
     if context.is_offline_mode():
         return set()
     return set(sa.inspect(op.get_bind()).get_table_names())
+
+
+def _indexes(table: str) -> set[str]:
+    if context.is_offline_mode():
+        return set()
+    return {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}
 
 
 def _usage_table(name: str, period: sa.Column) -> None:
@@ -63,6 +70,9 @@ def upgrade() -> None:
             sa.Column("removed_before", sa.DateTime(timezone=True), nullable=False),
             sa.PrimaryKeyConstraint("project_id"),
         )
+    for table in ("usage_rollup", "run_rollup"):  # one tenant's days without a scan of every tenant's
+        if f"ix_{table}_tenant" not in _indexes(table):
+            op.create_index(f"ix_{table}_tenant", table, ["project_id", "tenant_id", "day"])
     if not context.is_offline_mode():
         from tollmeter.store.store import fill_missing_rollups
 
@@ -70,6 +80,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ("usage_rollup", "run_rollup"):
+        op.drop_index(f"ix_{table}_tenant", table_name=table)
     for table in reversed(TABLES):
         if table != "retention_marks":
             op.drop_index(f"ix_{table}_tenant", table_name=table)
