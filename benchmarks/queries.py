@@ -130,8 +130,9 @@ def generate(url: str, events: int, days: int, tenants: int) -> None:
     store.close()
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, int]:
-    fn()  # warm: plans, caches
+def timed(fn: Callable[[], Any], repeat: int, warm: bool = True) -> tuple[float, float, int]:
+    if warm:
+        fn()  # plans, caches
     times = []
     size = 0
     for _ in range(repeat):
@@ -142,7 +143,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, int]:
     return statistics.median(times), percentile(times, 0.95), size
 
 
-def queries(url: str, repeat: int, days: int) -> list[tuple[str, float, float, int]]:
+def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tuple[str, float, float, int]]:
     store = Store(url, create=False).for_project(PROJECT)
     ledger = Ledger(store)
     end = datetime.combine(date.today(), datetime.min.time(), UTC)
@@ -159,10 +160,13 @@ def queries(url: str, repeat: int, days: int) -> list[tuple[str, float, float, i
             lambda g=groups: store.usage(group_by=g, since=since, until=until, tenant_id="t7"), repeat)))
     out.append(("spend: limit_states(t1)", *timed(lambda: store.limit_states("t1"), repeat)))
     first, last = since.date(), end.date()
-    for groups in (("tenant",), ("day",), ("tenant", "model"), ("agent",)):
+    for groups in (() if not business else (("tenant",), ("day",), ("tenant", "model"), ("agent",))):
         out.append((f"margin by {','.join(groups)}", *timed(
             lambda g=groups: ledger.margin(g, since=first, until=last), repeat)))
-    out.append(("leaks", *timed(lambda: ledger.leaks(today=last - timedelta(days=1)), max(3, repeat // 4))))
+    if business:
+        out.append(("leaks", *timed(lambda: ledger.leaks(today=last - timedelta(days=1)), 2, warm=False)))
+    for name, p50, p95, rows in out:
+        print(f"  {name:<40} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {rows} rows", flush=True)
     store.close()
     return out
 
@@ -213,6 +217,8 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=800, help="lease requests per case")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"))
     parser.add_argument("--keep", metavar="SCHEMA", help="keep (and reuse) the generated schema")
+    parser.add_argument("--no-business", action="store_true", help="usage and spend only (no margin, leaks)")
+    parser.add_argument("--no-leases", action="store_true", help="no lease benchmark")
     args = parser.parse_args()
     if not args.postgres:
         raise SystemExit("give --postgres DSN or set TOLLMETER_TEST_POSTGRES")
@@ -227,8 +233,8 @@ def main() -> None:
         if not exists:
             print(f"generating {args.events:,} events in schema {schema}", flush=True)
             generate(url, args.events, args.days, args.tenants)
-        results = queries(url, args.repeat, args.days)
-        lease_rows = leases(url, args.grants)
+        results = queries(url, args.repeat, args.days, not args.no_business)
+        lease_rows = [] if args.no_leases else leases(url, args.grants)
         with admin.connect() as conn:
             size = conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": f"{schema}.events"}).scalar()
             rollups = conn.execute(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
