@@ -464,12 +464,7 @@ class Store:
             for source, lo, hi in parts:
                 sign = -1 if source.startswith("-") else 1
                 for key, values in _usage_rows(conn, self.project, source.lstrip("-"), group_by, lo, hi, tenant_id):
-                    current = merged.get(key)
-                    if current is None:
-                        merged[key] = [v * sign for v in values]
-                    else:
-                        for i, value in enumerate(values):
-                            current[i] += value * sign
+                    _add_measures(merged, key, values, sign)
             if any(source.startswith("-") for source, _, _ in parts):  # groups only in the hours taken off
                 merged = {key: values for key, values in merged.items() if values[0] or not group_by}
             nulls_last = conn.dialect.name == "postgresql"  # as ORDER BY puts them on each database
