@@ -116,3 +116,31 @@ def test_the_agent_delivers_to_the_server(api):
     rows = {r["tenant_id"]: r for r in api.usage(group_by="tenant_id")}
     assert rows["acme"]["calls"] == 2 and rows["acme"]["cost_usd"] == "0.0028" and rows["acme"]["unpriced"] == 0
     assert rows["globex"]["cost_usd"] == "0.0014"
+
+
+def test_reprice_infers_gateway_models_unless_told_not_to(tmp_path, capsys, monkeypatch):
+    """An event stored unpriced from a company proxy (`self-hosted`) naming gpt-4o: `reprice
+    --no-infer` (or TOLLMETER_INFER_PRICES=0) leaves it unpriced; plain `reprice` prices it as
+    gpt-4o, inferred from the model id."""
+    db = str(tmp_path / "proxy.db")
+    store = open_store(db)
+    try:
+        migrations.upgrade(store.engine)
+        store.add_events([event_row(event(provider="self-hosted", model="gpt-4o", request_model="gpt-4o"))])
+    finally:
+        store.close()
+    assert main(["reprice", "--db", db, "--no-infer"]) == 0
+    assert "priced 0 of 1 unpriced events" in capsys.readouterr().out
+    monkeypatch.setenv("TOLLMETER_INFER_PRICES", "0")
+    assert main(["reprice", "--db", db]) == 0
+    assert "priced 0 of 1 unpriced events" in capsys.readouterr().out
+    monkeypatch.delenv("TOLLMETER_INFER_PRICES")
+    assert main(["reprice", "--db", db]) == 0
+    assert "priced 1 of 1 unpriced events" in capsys.readouterr().out
+    store = open_store(db)
+    try:
+        with store.transaction() as conn:
+            source = conn.execute(select(schema.events.c.price_source)).scalar_one()
+        assert source.endswith("inferred from the model id")
+    finally:
+        store.close()

@@ -9,9 +9,11 @@ runs them on their own. Each command's `run` returns the exit status; a failure 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
+import tempfile
 from typing import Any, Callable, Sequence
 
 from .settings import ServerSettings, parse_size
@@ -115,7 +117,7 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
         "migrate": base.migrate and not args.no_migrate,
     }
     try:
-        return ServerSettings(**values)
+        return dataclasses.replace(base, **values)  # the rest (metrics token, inference) as the environment says
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
 
@@ -136,6 +138,11 @@ def _serve(args: argparse.Namespace) -> int:
             raise CommandFailed(str(exc)) from None
     # The workers (and a reload) read the settings from the environment.
     os.environ.update(settings.to_env())
+    if args.workers > 1 and settings.metrics_token and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics sums every worker's counts only through prometheus-client's multiprocess
+        # directory: one of this run's own, gone when it ends.
+        metrics_dir = tempfile.TemporaryDirectory(prefix="tollmeter-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     uvicorn.run("tollmeter.server.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, access_log=not args.no_access_log,
                 proxy_headers=True, server_header=False)
@@ -360,6 +367,10 @@ def _reprice_parser(commands: argparse._SubParsersAction) -> None:
                    help="rate card (docs/pricing.md); the bundled prices otherwise")
     p.add_argument("--since", metavar="WHEN", help="only events since: 2026-11-01, 2026-11-26T09:00, 24h, 7d")
     p.add_argument("--project", help="only this project")
+    p.add_argument("--no-infer", dest="infer_prices", action="store_false",
+                   default=None,
+                   help="leave gateway and proxy events unpriced rather than price them as the first-party "
+                        "model their id names (default: as TOLLMETER_INFER_PRICES says, on)")
     p.set_defaults(run=_reprice)
 
 
@@ -381,7 +392,8 @@ def _reprice(args: argparse.Namespace) -> int:
         except HTTPException as exc:
             raise CommandFailed(str(exc.detail)) from None
     try:
-        pricer = load_pricer(args.prices)
+        infer = ServerSettings.from_env().infer_prices if args.infer_prices is None else args.infer_prices
+        pricer = load_pricer(args.prices, infer)
     except RateCardError as exc:
         raise CommandFailed(str(exc)) from None
     store = _open(args)
