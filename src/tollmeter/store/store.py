@@ -60,6 +60,13 @@ def database_url(target: str | os.PathLike | None) -> str:
     return f"sqlite:///{path}"
 
 
+def _decimal_add(a: Any, b: Any) -> str | None:
+    """SQLite's `decimal_add(a, b)`: exact sum of two decimal texts (NULL counts as 0)."""
+    if a is None and b is None:
+        return None
+    return format(Decimal(str(a or 0)) + Decimal(str(b or 0)), "f")
+
+
 class _DecimalSum:
     """SQLite aggregate: exact sum of decimal text."""
 
@@ -870,40 +877,23 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
                     f"DO UPDATE SET {added}")
         conn.execute(stmt, {"rows": _json_text([dict(zip(names, (project, *key, *values))) for key, values in items])})
         return
-    # SQLite keeps decimal text, which SQL would add as floats: add in Python. The write lock
-    # is ours (BEGIN IMMEDIATE), so the rows can be read at once and written back; the driver's
-    # executemany with values bound by the columns' own processors (SQLAlchemy's per-row
-    # parameter handling cost more than the statements).
+    # SQLite keeps decimal text, which SQL would add as floats: money is added by
+    # `decimal_add` (registered on every connection, exact). One upsert per row through the
+    # driver's executemany, found by the primary key (a read of the current rows by their keys
+    # was not planned on the key: it scanned the table per chunk, quadratic in its size), with
+    # values bound by the columns' own processors.
     bind = _binders(conn.dialect, table)
-    wanted = {tuple(value if bind[name] is None or value is None else bind[name](value)
-                    for name, value in zip(keys, key)): values for key, values in items}
-    listed = list(wanted)
-    current: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    step = max(1, 400 // len(keys))  # within SQLite's limit of bound parameters
-    names = ", ".join([*keys, *measures])
-    row_value = f"({', '.join('?' for _ in keys)})"
-    for at in range(0, len(listed), step):
-        chunk = listed[at:at + step]
-        sql = (f"SELECT {names} FROM {table.name} WHERE project_id = ? AND ({', '.join(keys)}) IN "
-               f"(VALUES {', '.join(row_value for _ in chunk)})")
-        for row in conn.exec_driver_sql(sql, (project, *(v for key in chunk for v in key))):
-            current[tuple(row[:len(keys)])] = tuple(row[len(keys):])
     money = [isinstance(table.c[m].type, Money) for m in measures]
-    updates, inserts = [], []
-    for key, values in wanted.items():
-        old = current.get(key)
-        if old is None:
-            new = [format(v, "f") if is_money else v for v, is_money in zip(values, money)]
-            inserts.append((project, *key, *new))
-        else:
-            new = [format(Decimal(o) + v, "f") if is_money else o + v for o, v, is_money in zip(old, values, money)]
-            updates.append((*new, project, *key))
-    if inserts:
-        conn.exec_driver_sql(f"INSERT INTO {table.name} (project_id, {names}) VALUES "
-                             f"(?, {', '.join('?' for _ in (*keys, *measures))})", inserts)
-    if updates:
-        conn.exec_driver_sql(f"UPDATE {table.name} SET {', '.join(f'{m} = ?' for m in measures)} WHERE project_id = ? AND "
-                             f"{' AND '.join(f'{k} = ?' for k in keys)}", updates)
+    rows = [(project, *(value if bind[name] is None or value is None else bind[name](value)
+                        for name, value in zip(keys, key)),
+             *(format(v, "f") if is_money else v for v, is_money in zip(values, money)))
+            for key, values in items]
+    added = ", ".join(f"{m} = decimal_add({m}, excluded.{m})" if is_money else f"{m} = {m} + excluded.{m}"
+                      for m, is_money in zip(measures, money))
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} (project_id, {', '.join([*keys, *measures])}) VALUES "
+        f"(?, {', '.join('?' for _ in (*keys, *measures))}) "
+        f"ON CONFLICT (project_id, {', '.join(keys)}) DO UPDATE SET {added}", rows)
 
 
 _BINDERS: dict[tuple[int, str], dict[str, Any]] = {}
@@ -1176,6 +1166,7 @@ def _engine(url: str) -> Engine:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
+        dbapi_connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
         cursor = dbapi_connection.cursor()
         if url != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")
