@@ -109,7 +109,14 @@ class Store:
         return view
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._lock is None:
+            self.engine.dispose()
+            return
+        # An in-memory database: its one connection may be in a transaction on another thread
+        # (a lease request still under way at shutdown); closing it under that thread crashes
+        # SQLite's driver, so wait for the transaction first.
+        with self._lock:
+            self.engine.dispose()
 
     @property
     def reopened(self) -> int:
