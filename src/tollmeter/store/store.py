@@ -60,6 +60,20 @@ def database_url(target: str | os.PathLike | None) -> str:
     return f"sqlite:///{path}"
 
 
+_int_overflow = threading.local()
+_INT64 = range(-2**63, 2**63)
+
+
+def _int_add(a: Any, b: Any) -> Any:
+    """SQLite's `int_add(a, b)`: a + b, or `a` unchanged with the overflow noted (`accumulate`
+    raises it once the statement is done) when the sum is past what an INTEGER holds."""
+    total = (a or 0) + (b or 0)
+    if total not in _INT64:
+        _int_overflow.hit = True
+        return a
+    return total
+
+
 def _decimal_add(a: Any, b: Any) -> str | None:
     """SQLite's `decimal_add(a, b)`: exact sum of two decimal texts (NULL counts as 0)."""
     if a is None and b is None:
@@ -895,12 +909,18 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
                         for name, value in zip(keys, key)),
              *(format(v, "f") if is_money else v for v, is_money in zip(values, money)))
             for key, values in items]
-    added = ", ".join(f"{m} = decimal_add({m}, excluded.{m})" if is_money else f"{m} = {m} + excluded.{m}"
+    # Counts add by `int_add`: SQLite's own `+` turns a sum past 2^63 - 1 into a float
+    # silently; this notes it, and the write is refused with OverflowError as a bound value
+    # past it is (the server then stores the batch in halves to find the culprit).
+    added = ", ".join(f"{m} = decimal_add({m}, excluded.{m})" if is_money else f"{m} = int_add({m}, excluded.{m})"
                       for m, is_money in zip(measures, money))
+    _int_overflow.hit = False
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} (project_id, {', '.join([*keys, *measures])}) VALUES "
         f"(?, {', '.join('?' for _ in (*keys, *measures))}) "
         f"ON CONFLICT (project_id, {', '.join(keys)}) DO UPDATE SET {added}", rows)
+    if _int_overflow.hit:
+        raise OverflowError(f"a total of {table.name} would pass 2^63 - 1")
 
 
 _BINDERS: dict[tuple[int, str], dict[str, Any]] = {}
@@ -1174,6 +1194,7 @@ def _engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
         dbapi_connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
+        dbapi_connection.create_function("int_add", 2, _int_add)
         cursor = dbapi_connection.cursor()
         if url != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")
