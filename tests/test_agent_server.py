@@ -41,10 +41,15 @@ def _app_process(base: str, key: str, index: int, spool: str, queue, options: di
         with mock_http() as router:
             router.route(host="127.0.0.1").pass_through()  # the metering server is real
             provider = router.post(CHAT).mock(side_effect=billed)
+            client = openai.OpenAI(api_key="k", max_retries=0)
+            # One call before the meter and the threads: the SDK's response models are built
+            # on first use, and 8 threads doing that at once can race inside pydantic
+            # ("BaseModel cannot be instantiated directly", seen once with openai 2.x).
+            client.chat.completions.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+            provider.reset()
             meter = Meter(MeterConfig(url=f"{base}/v1/ingest", api_key=key, flush_interval=0.05,
                                       spool_dir=spool, reservation="worst_case", **options))
             meter.patch("openai")
-            client = openai.OpenAI(api_key="k", max_retries=0)
 
             def worker(t):
                 sent = refused = 0
