@@ -97,6 +97,18 @@ def _bad(request: Request, viewer: Viewer | None, message: str, status: int = 40
     return _render(request, viewer, "error.html", status, message=message)
 
 
+def _viewer_and_range(request: Request) -> tuple[Viewer, Any] | Response:
+    """A page's signed-in project and its range, or the response that stands instead
+    (the sign-in redirect, a bad range's page)."""
+    viewer = _viewer(request)
+    if isinstance(viewer, Response):
+        return viewer
+    rng = _range(request, viewer)
+    if isinstance(rng, Response):
+        return rng
+    return viewer, rng
+
+
 def _range(request: Request, viewer: Viewer) -> Any:
     try:
         return parse_range(request.query_params)
@@ -109,12 +121,10 @@ def _range(request: Request, viewer: Viewer) -> Any:
 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request) -> Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    rng = _range(request, viewer)
-    if isinstance(rng, Response):
-        return rng
+    found = _viewer_and_range(request)
+    if isinstance(found, Response):
+        return found
+    viewer, rng = found
     return _render(request, viewer, "overview.html", view=views.overview(viewer.store, rng), rng=rng)
 
 
@@ -133,12 +143,10 @@ def _customer_rows(request: Request, viewer: Viewer, rng: Any) -> tuple[list[vie
 
 @router.get("/customers", response_class=HTMLResponse)
 def customers_page(request: Request) -> Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    rng = _range(request, viewer)
-    if isinstance(rng, Response):
-        return rng
+    found = _viewer_and_range(request)
+    if isinstance(found, Response):
+        return found
+    viewer, rng = found
     rows, chosen = _customer_rows(request, viewer, rng)
     return _render(request, viewer, "customers.html", rows=rows, rng=rng, chosen=chosen,
                    sorts=views.CUSTOMER_SORTS, filters=_filters(rng, chosen))
@@ -153,12 +161,10 @@ def _filters(rng: Any, chosen: dict[str, Any]) -> str:
 
 @router.get("/customers.csv")
 def customers_csv(request: Request) -> Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    rng = _range(request, viewer)
-    if isinstance(rng, Response):
-        return rng
+    found = _viewer_and_range(request)
+    if isinstance(found, Response):
+        return found
+    viewer, rng = found
     rows, _ = _customer_rows(request, viewer, rng)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -203,12 +209,10 @@ def customer_page(request: Request, tenant_id: str) -> Response:
 
 @router.get("/models", response_class=HTMLResponse)
 def models_page(request: Request) -> Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    rng = _range(request, viewer)
-    if isinstance(rng, Response):
-        return rng
+    found = _viewer_and_range(request)
+    if isinstance(found, Response):
+        return found
+    viewer, rng = found
     return _render(request, viewer, "models.html", view=views.models(viewer.store, rng), rng=rng)
 
 
