@@ -1,5 +1,5 @@
-"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention) | reprice`: the
-server's commands.
+"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention, prune-notifications) |
+reprice`: the server's commands.
 
 `register(subparsers)` adds them to the `tollmeter` parser (cli.py); `python -m tollmeter.server`
 runs them on their own. Each command's `run` returns the exit status; a failure prints
@@ -257,6 +257,17 @@ def _db_parser(commands: argparse._SubParsersAction) -> None:
     r.add_argument("--project", help="only this project")
     r.add_argument("--batch", type=int, default=10_000, help="events removed per transaction (10,000)")
     r.set_defaults(run=_db_retention)
+    n = actions.add_parser("prune-notifications", help="remove notifications and deliveries done long ago",
+                           description="Remove the notification deliveries done (delivered or given up) and the "
+                                       "notifications resolved more than --keep-days ago, in batches of short "
+                                       "transactions (the server's notifier does it every hour too). A "
+                                       "notification of a period not over, or still firing, is kept: it is what "
+                                       "sends each threshold once per period. See docs/notifications.md.")
+    _database_argument(n)
+    n.add_argument("--keep-days", type=int, metavar="DAYS", default=None,
+                   help="days to keep (default: $TOLLMETER_NOTIFY_KEEP_DAYS, else 30)")
+    n.add_argument("--batch", type=int, default=1000, help="rows removed per transaction (1,000)")
+    n.set_defaults(run=_db_prune_notifications)
 
 
 @_command
@@ -352,6 +363,29 @@ def _db_retention(args: argparse.Namespace) -> int:
             print(f"{project}: {removed} raw events before {view.retention_mark():%Y-%m-%d} removed")
     finally:
         store.close()
+    return 0
+
+
+@_command
+def _db_prune_notifications(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..notifications.retention import prune
+    from ..notifications.settings import NotifierSettings
+
+    try:
+        keep_days = args.keep_days if args.keep_days is not None else NotifierSettings.from_env().keep_days
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+    if keep_days < 1 or args.batch < 1:
+        raise CommandFailed("--keep-days and --batch must be 1 or more")
+    store = _open(args)
+    try:
+        pruned = prune(store, datetime.now(timezone.utc), keep_days, batch=args.batch)
+    finally:
+        store.close()
+    print(f"removed {pruned.notifications} notifications and {pruned.deliveries} deliveries "
+          f"({pruned.attempts} attempts) done more than {keep_days} days ago")
     return 0
 
 
