@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
-from .revenue import days, month_start, recurring, run_revenues, usage_revenue
+from .revenue import counted_revenues, days, month_start, recurring, run_revenues, usage_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -128,14 +128,17 @@ def check_groups(group_by: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: Any = None, until: Any = None,
-           tenant_id: str | None = None) -> MarginReport:
+           tenant_id: str | None = None, *, runs_only: bool = False) -> MarginReport:
+    """`runs_only`: the runs' part alone (their revenue, the cost and usage revenue of their
+    events; no recurring fees, no events outside runs)."""
     groups = check_groups(group_by)
     first, end = day_range(since, until)
     with localcontext(EXACT):  # sums and products of 15-decimal amounts, exactly
-        return _margin(ledger, groups, first, end, tenant_id)
+        return _margin(ledger, groups, first, end, tenant_id, runs_only)
 
 
-def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None) -> MarginReport:
+def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None,
+            runs_only: bool = False) -> MarginReport:
     report = MarginReport(groups, first, end)
     book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     rows: dict[tuple[Any, ...], MarginRow] = {}
@@ -166,7 +169,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
     # grouped by, or a usage_based plan says what the day's usage earns).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
-    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage):
+    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
         row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
         if usage["tenant_id"] in priced_by_usage:
             span = book.on(usage["tenant_id"], usage["day"])
@@ -177,18 +180,33 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         row.input_tokens += usage["input_tokens"]
         row.output_tokens += usage["output_tokens"]
         row.unpriced += usage["unpriced"]
-    # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs).
-    resolved = [r for r in ledger.resolved_runs(month_start(first), end)
-                if tenant_id is None or r.tenant_id == tenant_id]
-    revenues = run_revenues(book, resolved)
-    for run in resolved:
-        if run.day < first:
-            continue
-        row = piece(run.tenant_id, run.day, run.run_id, run.agent_id, None)
-        row.revenue_usd += revenues[run.run_id]
-        setattr(row, run.outcome, getattr(row, run.outcome) + 1)
+    # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs): run
+    # by run where the report has a row per run, else from their counts per day.
+    if "run" in groups:
+        resolved = ledger.resolved_runs(month_start(first), end, tenant_id=tenant_id)
+        revenues = run_revenues(book, resolved)
+        for run in resolved:
+            if run.day < first:
+                continue
+            row = piece(run.tenant_id, run.day, run.run_id, run.agent_id, None)
+            row.revenue_usd += revenues[run.run_id]
+            setattr(row, run.outcome, getattr(row, run.outcome) + 1)
+    else:
+        def exact_day(tenant: str | None, day: date, before: int) -> dict[tuple[str | None, str], Decimal]:
+            runs = ledger.resolved_runs(day, day + timedelta(days=1), tenant_id=tenant)
+            earned = run_revenues(book, runs, before)
+            out: dict[tuple[str | None, str], Decimal] = {}
+            for run in runs:
+                out[(run.agent_id, run.outcome)] = out.get((run.agent_id, run.outcome), _ZERO) + earned[run.run_id]
+            return out
+
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
+        for count, revenue in counted_revenues(book, counts, first, exact_day):
+            row = piece(count.tenant_id, count.day, None, count.agent_id, None)
+            row.revenue_usd += revenue
+            setattr(row, count.outcome, getattr(row, count.outcome) + count.runs)
     # Recurring fees, a share per day.
-    for tenant in book.tenants:
+    for tenant in () if runs_only else book.tenants:
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
     report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
@@ -198,10 +216,11 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
 
 
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
-           periods: bool, by_day: set[str]) -> list[dict[str, Any]]:
+           periods: bool, by_day: set[str], runs_only: bool = False) -> list[dict[str, Any]]:
     """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
     for all when `periods`). Grouped by run, the events of runs come from the run rollup and
-    the rest (no run) is the usage rollup less the runs' part."""
+    the rest (no run) is the usage rollup less the runs' part. `runs_only`: the events of
+    runs alone."""
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
     if periods or (tenant_id is not None and tenant_id in by_day):
         parts = [dict(by_day=True)]
@@ -216,9 +235,12 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
         if part.get("tenants") == []:
             continue
         if "run" not in groups:
-            out += ledger.usage(first, end, keys, tenant_id=tenant_id, **part)
+            out += ledger.usage(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part)
             continue
         per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        if runs_only:
+            out += per_run
+            continue
         rest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in ledger.usage(first, end, keys, tenant_id=tenant_id, **part):
             rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}

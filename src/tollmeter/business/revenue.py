@@ -21,7 +21,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .plans import Plan
 
@@ -118,14 +118,29 @@ class ResolvedRun:
     revenue_override: Decimal | None
 
 
-def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun]) -> dict[str, Decimal]:
+@dataclass(frozen=True)
+class RunCount:
+    """The runs of a tenant resolved on a day by one agent with one outcome: how many, and how
+    many of them had a revenue given at resolve time (`given`), which add up to `given_usd`."""
+
+    tenant_id: str | None
+    day: date
+    agent_id: str | None
+    outcome: str
+    runs: int
+    given: int
+    given_usd: Decimal
+
+
+def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun], before: int = 0) -> dict[str, Decimal]:
     """Revenue of each resolved run. `runs` must hold, for hybrid plans, every run of the
-    tenant resolved earlier in the same month (their rank decides the overage)."""
+    tenant resolved earlier in the same month (their rank decides the overage), or the runs of
+    one tenant's day with `before` the number of that tenant's runs resolved earlier that month."""
     out: dict[str, Decimal] = {}
     rank: dict[tuple[str | None, int, int], int] = {}
     for run in sorted(runs, key=lambda r: r.order):
         month = (run.tenant_id, run.day.year, run.day.month)
-        position = rank.get(month, 0)
+        position = rank.get(month, before)
         rank[month] = position + 1
         if run.revenue_override is not None:
             out[run.run_id] = run.revenue_override
@@ -133,6 +148,37 @@ def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun]) -> dict[str, Decim
         span = book.on(run.tenant_id, run.day)
         out[run.run_id] = unit_revenue(span.plan if span else None, run.outcome, position)
     return out
+
+
+def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
+                     exact_day: Callable[[str | None, date, int], dict[tuple[str | None, str], Decimal]]) -> Iterator[tuple[RunCount, Decimal]]:
+    """(count, revenue) of each count of runs resolved on or after `first`: what `run_revenues`
+    gives their runs, added up. `counts` must hold every count of their tenants' months before
+    `first` too (the ranks of hybrid plans). Where a hybrid plan's included runs run out in the
+    middle of a day, which of that day's runs earn depends on their order: `exact_day(tenant,
+    day, runs before it that month)` gives that day's revenue per agent and outcome (its runs
+    read one by one, keyed by (agent, outcome))."""
+    by_day: dict[tuple[str | None, date], list[RunCount]] = {}
+    for count in counts:
+        by_day.setdefault((count.tenant_id, count.day), []).append(count)
+    position: dict[tuple[str | None, int, int], int] = {}
+    for (tenant, day), found in sorted(by_day.items(), key=lambda item: (item[0][0] or "", item[0][0] is None, item[0][1])):
+        month = (tenant, day.year, day.month)
+        before = position.get(month, 0)
+        total = sum(c.runs for c in found)
+        position[month] = before + total
+        if day < first:
+            continue
+        span = book.on(tenant, day)
+        plan = span.plan if span else None
+        if plan is not None and plan.pricing_model == "hybrid" and before < (plan.included_units or 0) < before + total:
+            exact = exact_day(tenant, day, before)
+            for count in found:
+                yield count, exact.get((count.agent_id, count.outcome), _ZERO)
+            continue
+        for count in found:
+            earned = unit_revenue(plan, count.outcome, before) * (count.runs - count.given) if count.runs > count.given else _ZERO
+            yield count, count.given_usd + earned
 
 
 def unit_revenue(plan: Plan | None, outcome: str, position_in_month: int) -> Decimal:
