@@ -229,6 +229,8 @@ class CustomerView:
     run_count: int
     limits: list[LimitState]
     refusals: dict[str, int] = field(default_factory=dict)
+    #: This month's leak flags of the customer, its runs and its agents on its runs.
+    leaks: list[Leak] = field(default_factory=list)
 
     @property
     def fill(self) -> dict[str, Decimal | None]:
@@ -254,7 +256,8 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels), width=480),
         charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels), width=480),
         _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
-        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id), recent_refusals(store, tenant_id))
+        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id), recent_refusals(store, tenant_id),
+        sorted(ledger.leaks(tenant_id=tenant_id), key=lambda leak: _SUBJECTS.get(leak.subject, 3)))
 
 
 def _regroup(report: MarginReport, groups: tuple[str, ...]) -> MarginReport:
