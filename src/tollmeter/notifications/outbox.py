@@ -113,6 +113,8 @@ def _send(store: Store, settings: NotifierSettings, client: httpx.Client, row: A
 
 def _start_of(response: httpx.Response) -> str:
     """The first characters of an answer's body (a receiver's whole body is never read)."""
+    if response.is_stream_consumed:  # read already by its transport (httpx.MockTransport does)
+        return response.content[:_ERROR_CHARS].decode("utf-8", "replace")
     start = b""
     for chunk in response.iter_raw():
         start += chunk
