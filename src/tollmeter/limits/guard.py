@@ -47,6 +47,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from .circuit import Asker, Circuit
+from .estimate import PER_REQUEST_TOKENS, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from ..pricing.pricer import PriceMatch, Pricer
     from ..pricing.rates import RateSheet
     from ..store.store import Store
+    from .estimate import RequestFormat, SizeReader
     from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
@@ -78,6 +80,8 @@ _CIRCUIT_OPEN = BudgetsUnavailable("the circuit is open (recent lease requests f
 
 #: Returned by `Guard.check` when the local lease cannot cover the call: `refill`.
 NEEDS_LEASE = object()
+#: Returned by `Guard.admit_plain` when the call needs the full `check` (then `refill`).
+NEEDS_CHECK = object()
 
 #: The `limit` of a refusal by the "closed" policy (the budget source could not be asked).
 _UNREACHABLE = ("server unreachable", "store unreachable")
@@ -116,9 +120,16 @@ class GuardSettings:
 
 RESERVATION_POLICIES = ("adaptive", "worst_case")
 
-#: A plain request reserves its table bound (`Guard._bound`) while the lease's free budget is at
-#: least this many such bounds; below that, its estimate.
+#: A plain request reserves its table bound (`Guard.admit_plain`) while the lease's free budget is
+#: at least this many such bounds; below that, its estimate.
 AMPLE_BOUNDS = 16
+#: A lease request asks for at least this many of the asking call's reservations (the store
+#: grants at most a quarter of what the limits leave beyond the call's need): a limit only a few
+#: worst cases large still leases room for the calls the worker has not settled yet.
+LEASE_CALLS = 2 * AMPLE_BOUNDS
+#: A call reserved from a lease left with room for fewer than this many more like it is settled
+#: by the worker at once (woken as the call ends), before the next calls must settle it themselves.
+URGENT_CALLS = 4
 
 #: Output tokens a fallback reservation assumes for a model with too few observed calls.
 DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
@@ -149,14 +160,41 @@ class Observed:
         return ordered[min(len(ordered) - 1, (len(ordered) * 95 + 99) // 100 - 1)]
 
 
+class PlainBounds:
+    """What `Guard.admit_plain` knows of one model's plain requests: the format's size reader,
+    the model's text factor and output maximum, and the reservation of each size (input tokens
+    rounded up to a power of two, output tokens), priced on first use."""
+
+    __slots__ = ("sized", "num", "den", "most", "sheet", "model", "amounts")
+
+    def __init__(self, sized: SizeReader, rules: tuple[int, int, int, int], sheet: RateSheet,
+                 model: tuple[str | None, str]) -> None:
+        self.sized = sized
+        self.num, self.den, _, self.most = rules
+        self.sheet = sheet
+        #: (provider, model), shared by every reservation of the model.
+        self.model = model
+        #: (input, output tokens) -> (their worst case, the free budget that lets it be reserved,
+        #: their sum).
+        self.amounts: dict[tuple[int, int], tuple[Decimal, Decimal, int]] = {}
+
+    def price(self, size: tuple[int, int]) -> tuple[Decimal, Decimal, int]:
+        amount = self.sheet.worst_case(*size)
+        priced = (amount, amount * AMPLE_BOUNDS, size[0] + size[1])
+        if len(self.amounts) >= 1024:
+            self.amounts.clear()
+        self.amounts[size] = priced
+        return priced
+
+
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
     __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled", "model", "fallback",
-                 "record", "claimed", "result")
+                 "urgent", "record", "claimed", "result")
 
     def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
-                 window_entry: list | None) -> None:
+                 window_entry: list | None, model: tuple[str | None, str | None] | None = None) -> None:
         self.budget = budget
         self.estimate_usd = estimate_usd
         self.lease_id = lease_id
@@ -164,9 +202,12 @@ class Reservation:
         self.window_entry = window_entry
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
-        self.model: tuple[str | None, str | None] | None = None
+        self.model = model
         #: True when less than the worst case was reserved (the adaptive policy's fallback).
         self.fallback = False
+        #: True when the call is to be settled by the worker as soon as it ends (a fallback, or
+        #: a lease left short: `URGENT_CALLS`).
+        self.urgent = False
         #: What settles the call once it ended (set by `finished`; opaque here), whether someone
         #: took it to settle, and what that settlement gave (opaque: the settler's).
         self.record: Any = None
@@ -216,7 +257,7 @@ class Budget:
     """One tenant's budget in this process: its lease, what is reserved against it, its rates."""
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
-                 "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
+                 "states", "requests_per_minute", "tokens_per_minute", "plain", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
                  "remaining_at_grant", "open", "settling", "asking", "ask_lock")
 
@@ -241,6 +282,8 @@ class Budget:
         self.states: tuple = ()
         self.requests_per_minute: int | None = None
         self.tokens_per_minute: int | None = None
+        #: No rate limit (both of the above None): `admit_plain` may decide the call.
+        self.plain = True
         #: [monotonic time, tokens] of the calls of the last minute, for rate limits.
         self.window: deque[list] = deque()
         self.last_used = 0.0
@@ -267,9 +310,9 @@ class Guard:
         self._lock = threading.Lock()
         self._budgets: dict[str, Budget] = {}
         self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
-        #: (provider, model, tier, upper bound in tokens) -> (its worst case, the free budget that
-        #: lets `check` reserve it, its tokens), or None: see `_bound`.
-        self._bounds: dict[tuple, tuple[Decimal, Decimal, int] | None] = {}
+        #: (provider, model, tier, request format) -> its `PlainBounds`, or None (never bounded):
+        #: see `admit_plain`.
+        self._plain: dict[tuple, PlainBounds | None] = {}
         self._fallback: RateSheet | None = None
         self._warned: set[tuple[str | None, str | None]] = set()
         self._unreachable_warned: set[str] = set()
@@ -287,18 +330,94 @@ class Guard:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def unlimited(self, tenant_id: str) -> bool:
-        """True when the tenant is known to have neither a limit nor a rate limit (the common
-        case, asked first and cheaply on every call)."""
-        budget = self._budgets.get(tenant_id)
-        if (budget is None or not budget.unlimited or budget.requests_per_minute is not None
-                or budget.tokens_per_minute is not None):
-            return False
-        now = time.monotonic()
-        if now >= budget.checked_until + _STALE_UNLIMITED:
-            self._recheck_soon(budget)  # long out of date: asked again in the background
-        budget.last_used = now  # the worker keeps the answer fresh while the tenant is active
-        return True
+    def admit_plain(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
+                    request_format: RequestFormat | None) -> Reservation | None | object:
+        """The caller's first look at a call, in one step: None when the tenant is known to have
+        no limit (the common case), a Reservation of the request's table bound when the request
+        is plain and the tenant's lease ample, else NEEDS_CHECK (then `check` with the request).
+        Never raises: anything unexpected is reported and goes the full way.
+
+        The table bound is at least the request's worst case: its input sized by the format's
+        `sized` reader (an upper bound of the estimate's count) rounded up to a power of two, its
+        output cap, priced once per size (`PlainBounds`); only for linear prices, where more
+        tokens never cost less (`estimate.upper_bound` is the same bound, written out). Reserving
+        more than the worst case keeps the bound; `AMPLE_BOUNDS` keeps it from mattering: a lease
+        short of that many bounds has each call estimated (`check`), so what is refused, and
+        when, does not change. One function, no request object: it runs before every call."""
+        try:
+            budget = self._budgets.get(tenant_id)
+            if budget is None or not budget.plain:
+                return NEEDS_CHECK
+            now = time.monotonic()
+            if budget.unlimited:
+                # "No limit" is re-asked on the background worker (`maintain`), or in the
+                # background when that answer is long out of date; the caller never waits for it.
+                budget.last_used = now
+                if now >= budget.checked_until + _STALE_UNLIMITED:
+                    self._recheck_soon(budget)
+                return None
+            if request_format is None or type(kwargs) is not dict or type(model) is not str or now >= budget.expires:
+                return NEEDS_CHECK
+            tier = kwargs.get("service_tier")
+            if tier is not None and not isinstance(tier, str):
+                tier = None
+            try:
+                bounds = self._plain[(provider, model, tier, request_format)]
+            except KeyError:
+                bounds = self._plain_bounds(provider, model, tier, request_format)
+            if bounds is None:
+                return NEEDS_CHECK
+            try:
+                counted = bounds.sized(kwargs)
+            except Exception:  # not plain after all: the walk never raises
+                return NEEDS_CHECK
+            if counted is None:
+                return NEEDS_CHECK
+            text, fixed, cap, choices = counted
+            if bounds.num != 1:
+                text = (text * bounds.num + bounds.den - 1) // bounds.den
+            size = (1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(),
+                    (bounds.most if cap is None else cap) * choices)
+            priced = bounds.amounts.get(size)
+            if priced is None:
+                priced = bounds.price(size)
+            amount, ample, tokens = priced
+            with self._lock:
+                if now < budget.expires and budget.remaining - budget.reserved >= ample:
+                    budget.reserved += amount
+                    budget.last_used = now
+                    reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
+                    budget.open.add(reservation)  # `_opened`, inline
+                    return reservation
+            return NEEDS_CHECK
+        except Exception as fault:  # a bug here must not reach the host: the full way decides
+            self._report(fault, "checking limits")
+            return NEEDS_CHECK
+
+    def _plain_bounds(self, provider: str | None, model: str, tier: str | None,
+                      request_format: RequestFormat) -> PlainBounds | None:
+        """`admit_plain`'s prices of one model: None for a model the table does not bound."""
+        bounds = None
+        sheet = None
+        if model and request_format.sized is not None:
+            try:
+                sheet = self._sheet(provider, model, tier)
+            except LimitExceededException:  # unpriced and blocked: `check` refuses it
+                sheet = None
+        if sheet is not None and sheet.worst_case_rates is not None:
+            bounds = PlainBounds(request_format.sized, token_rules(model, request_format.claude_by_default),
+                                 sheet, (provider, model))
+        if len(self._plain) >= 4096:
+            self._plain.clear()
+        self._plain[(provider, model, tier, request_format)] = bounds
+        return bounds
+
+    def _report(self, fault: BaseException, where: str) -> None:
+        if self._fault is not None:
+            try:
+                self._fault(fault, where)
+            except Exception:
+                logger.debug("tollmeter: reporting a fault failed", exc_info=True)
 
     def check(self, request: CallRequest) -> Reservation | None | object:
         """Reserve the call's worst case in memory: a Reservation, None (no limit applies), or
@@ -309,27 +428,11 @@ class Guard:
             return NEEDS_LEASE
         now = time.monotonic()
         if budget.unlimited:
-            # "No limit" is re-asked on the background worker (`maintain`), or in the
-            # background when that answer is long out of date; the caller never waits for it.
             budget.last_used = now
             if now >= budget.checked_until + _STALE_UNLIMITED:
                 self._recheck_soon(budget)
-            if budget.requests_per_minute is None and budget.tokens_per_minute is None:
+            if budget.plain:
                 return None
-        elif budget.requests_per_minute is None and budget.tokens_per_minute is None:
-            # While the lease is ample, a plain request reserves an upper bound of its worst case
-            # found in a table (`_bound`), without walking the request or pricing it.
-            bound = self._bound(request)
-            if bound is not None:
-                amount, ample, tokens = bound
-                with self._lock:
-                    if now < budget.expires and budget.remaining - budget.reserved >= ample:
-                        budget.reserved += amount
-                        budget.last_used = now
-                        reservation = Reservation(budget, amount, budget.lease_id, tokens, None)
-                        budget.open.add(reservation)
-                        reservation.model = (request.provider, request.model)
-                        return reservation
         estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
@@ -351,36 +454,10 @@ class Guard:
                 raise self._refusal(budget, estimate if fallback is None else fallback)
         return NEEDS_LEASE
 
-    def _bound(self, request: CallRequest) -> tuple[Decimal, Decimal, int] | None:
-        """For `check`: (an amount at least the request's worst case, the free budget above which
-        it is reserved instead of that worst case, its tokens), or None (the request is estimated).
-
-        The request's `upper_bound` is at least its estimate in input and output tokens, and
-        comes in few enough sizes (its input a power of two) to price each once; only for linear
-        prices, where more tokens never cost less. Reserving more than the worst case keeps the
-        bound; `AMPLE_BOUNDS` keeps it from mattering: a lease short of that many bounds has each
-        call estimated as before, so what is refused, and when, does not change."""
-        tokens = request.upper_bound()
-        if tokens is None:
-            return None
-        key = (request.provider, request.model, request.service_tier, tokens)
-        try:
-            return self._bounds[key]
-        except KeyError:
-            pass
-        sheet = self._sheet(request.provider, request.model, request.service_tier)
-        bound = None
-        if sheet is not None and sheet.worst_case_rates is not None:
-            amount = sheet.worst_case(*tokens)
-            bound = (amount, amount * AMPLE_BOUNDS, tokens[0] + tokens[1])
-        if len(self._bounds) >= 4096:
-            self._bounds.clear()
-        self._bounds[key] = bound
-        return bound
-
     def _mark(self, reservation: Reservation, request: CallRequest, fallback: bool = False) -> Reservation:
         reservation.model = (request.provider, request.model)
-        reservation.fallback = fallback
+        if fallback:
+            reservation.fallback = reservation.urgent = True
         return reservation
 
     def _fallback_amount(self, request: CallRequest, worst: Decimal) -> Decimal | None:
@@ -488,6 +565,8 @@ class Guard:
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
         budget.open.add(reservation)  # `_opened`, inline
+        if budget.remaining - budget.reserved < estimate * URGENT_CALLS:
+            reservation.urgent = True  # the worker settles it at once: the next calls need the room
         return reservation
 
     def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float,
@@ -569,7 +648,7 @@ class Guard:
                 free = budget.free if lease_id is not None else -budget.reserved
                 need = max(_ZERO, estimate - free)
                 smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
-                want = max(need + estimate, smallest * self.settings.lease_fraction)
+                want = max(need + estimate, smallest * self.settings.lease_fraction, estimate * LEASE_CALLS)
                 # The limits are unknown here before a first grant: the store sizes it.
                 want_fraction = None if budget.states else self.settings.lease_fraction
             try:
@@ -588,6 +667,7 @@ class Guard:
             with self._lock:
                 budget.requests_per_minute = rate.requests_per_minute if rate else None
                 budget.tokens_per_minute = rate.tokens_per_minute if rate else None
+                budget.plain = budget.requests_per_minute is None and budget.tokens_per_minute is None
                 budget.checked_until = now + self.settings.recheck_after
                 budget.states = grant.states
                 budget.unlimited = grant.unlimited
