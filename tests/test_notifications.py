@@ -480,6 +480,40 @@ def test_a_leak_flag_fires_and_resolves_when_it_clears(store, receiver):
         n.stop()
 
 
+def test_a_removed_limit_and_the_months_end_resolve(store, receiver):
+    """The other two ways a notification clears: its limit removed, its month over (a leak)."""
+    ledger = Ledger(store)
+    month = date.today().replace(day=1)
+    ledger.upsert_customer("hooli", plan={"name": "flat", "pricing_model": "flat", "base_revenue_usd": "0.01"},
+                           effective_from=month)
+    store.set_limit("acme", "per_month", 1)
+    log.save_endpoint(store, url=receiver.url, secret=SECRET, rules=["limit", "leak"], thresholds=[100])
+    spend(store, "2", tenant="acme")
+    spend(store, "5", tenant="hooli")
+    n = notifier(store)
+
+    def of(rule_type: str, status: str) -> list[dict]:
+        return [m for m in receiver.messages() if m["type"] == rule_type and m["status"] == status]
+
+    try:
+        rounds(n, lambda: of("limit.threshold", "firing") and of("leak.flagged", "firing"))
+        store.remove_limit("acme", "per_month")
+        rounds(n, lambda: of("limit.threshold", "resolved"))
+        [removed] = of("limit.threshold", "resolved")
+        assert removed["data"]["reason"] == "limit_removed"
+        assert removed["text"] == "Resolved: acme has no monthly limit any more"
+        flagged = of("leak.flagged", "firing")
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        later = datetime(next_month.year, next_month.month, 1, 1, tzinfo=timezone.utc)
+        rounds(n, lambda: len(of("leak.flagged", "resolved")) >= len(flagged), now=later)
+        ended = [m for m in of("leak.flagged", "resolved") if m["period"] == f"{month:%Y-%m}"]
+        assert sorted(m["subject"] for m in ended) == sorted(m["subject"] for m in flagged)
+        assert {m["data"]["reason"] for m in ended} == {"month_ended"}
+        assert all(m["text"].startswith(f"Resolved: the month {month:%Y-%m} ended") for m in ended)
+    finally:
+        n.stop()
+
+
 def test_a_customers_flagged_runs_are_one_notification(store, receiver):
     """A per-resolution plan's failed runs all earn nothing, so each is flagged: one message
     for them together (naming the costliest), not one per run; new runs flagged later in the
