@@ -25,7 +25,7 @@ from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from ..money import EXACT, usd_text
-from .margin import MarginRow, margin
+from .margin import MarginReport, margin, regrouped
 from .plans import PlanError, money
 from .revenue import days, month_start, recurring, unit_revenue
 
@@ -78,18 +78,34 @@ class Leak:
 
 
 def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None,
-          tenant_id: str | None = None) -> list[Leak]:
-    """Every flag, or those of one customer (its own, its runs', and its agents' on its runs)."""
+          tenant_id: str | None = None, daily: MarginReport | None = None) -> list[Leak]:
+    """Every flag, or those of one customer (its own, its runs', and its agents' on its runs).
+    `daily`: a margin report by tenant and day that covers the days the rules read (see
+    `days_read`), made for something else already (the dashboard's overview): used, not
+    made again."""
     with localcontext(EXACT):
-        return _leaks(ledger, settings or LeakSettings(), today, tenant_id)
+        return _leaks(ledger, settings or LeakSettings(), today, tenant_id, daily)
 
 
-def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id: str | None) -> list[Leak]:
+def days_read(settings: LeakSettings | None = None, today: date | None = None) -> tuple[date, date]:
+    """The UTC days [first, end) whose margin by tenant and day the rules read."""
+    settings = settings or LeakSettings()
+    today = today or datetime.now(timezone.utc).date()
+    return month_start(today) - timedelta(days=settings.spike_window_days), today + timedelta(days=1)
+
+
+def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id: str | None,
+           daily: MarginReport | None) -> list[Leak]:
     today = today or datetime.now(timezone.utc).date()
     first, end = month_start(today), today + timedelta(days=1)
     found: list[Leak] = []
-    daily = margin(ledger, ("tenant", "day"), since=first - timedelta(days=settings.spike_window_days), until=end,
-                   tenant_id=tenant_id)
+    since, _ = days_read(settings, today)
+    if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
+        daily = regrouped(daily, ("tenant", "day"), since, end)
+        if tenant_id is not None:
+            daily.rows = [row for row in daily.rows if row.key["tenant"] == tenant_id]
+    else:
+        daily = margin(ledger, ("tenant", "day"), since=since, until=end, tenant_id=tenant_id)
     by_tenant: dict[str | None, dict[date, Any]] = {}
     for row in daily.rows:
         by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
@@ -211,12 +227,8 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
                     free.append(tenant)
     candidates = ledger.costly_runs(first, end, over=least, free=free, free_outcomes=("escalated", "failed"),
                                     tenant_id=tenant_id)
-    costs = ledger.run_costs(r["run_id"] for r in candidates)
-    out = []
+    over: list[tuple[dict[str, Any], Decimal]] = []
     for run in sorted(candidates, key=lambda r: r["run_id"]):
-        history = costs.get(run["run_id"])
-        if not history:
-            continue
         if run["revenue_usd"] is not None:
             earns = run["revenue_usd"]
         else:
@@ -228,8 +240,15 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
             earns = span.plan.unit_revenue_usd or _ZERO
             if run["outcome"] is not None and span.plan.pricing_model == "per_resolution":
                 earns = unit_revenue(span.plan, run["outcome"], 0)
+        if run["cost_usd"] > earns:
+            over.append((run, earns))
+    # Since when: the day its running cost passed what it earns (costs are never negative, so
+    # a run over now passed it on some day).
+    costs = ledger.run_costs(run["run_id"] for run, _ in over)
+    out = []
+    for run, earns in over:
         running, since = _ZERO, None
-        for day, cost in history:
+        for day, cost in costs.get(run["run_id"], ()):
             running += cost
             if since is None and running > earns:
                 since = day

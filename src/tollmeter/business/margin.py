@@ -144,26 +144,20 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
-    def piece(tenant: str | None, day: date | None, run: str | None, agent: str | None, model: str | None) -> MarginRow:
-        key = []
-        for g in groups:
-            if g == "tenant":
-                key.append(tenant)
-            elif g == "run":
-                key.append(run)
-            elif g == "agent":
-                key.append(agent)
-            elif g == "model":
-                key.append(model)
-            elif g == "day":
-                key.append(day.isoformat())  # type: ignore[union-attr]
-            elif g == "week":
-                key.append(_week(day))  # type: ignore[arg-type]
-            else:
-                key.append(f"{day:%Y-%m}")
-        found = rows.get(tuple(key))
+    labels: dict[tuple[str, date], str] = {}
+
+    def label(group: str, day: date) -> str:
+        found = labels.get((group, day))
         if found is None:
-            found = rows[tuple(key)] = MarginRow(dict(zip(groups, key)))
+            found = labels[(group, day)] = period_label(group, day)
+        return found
+
+    def piece(tenant: str | None, day: date | None, run: str | None, agent: str | None, model: str | None) -> MarginRow:
+        values = {"tenant": tenant, "run": run, "agent": agent, "model": model}
+        key = tuple(values[g] if g in values else label(g, day) for g in groups)  # type: ignore[arg-type]
+        found = rows.get(key)
+        if found is None:
+            found = rows[key] = MarginRow(dict(zip(groups, key)))
         return found
 
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
@@ -210,9 +204,17 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
     report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
-    for row in report.rows:
-        report.total.add(row)
+    report.total = _summed(report.rows)
     return report
+
+
+def _summed(rows: list[MarginRow]) -> MarginRow:
+    total = MarginRow({})
+    total.revenue_usd = sum((r.revenue_usd for r in rows), _ZERO)
+    total.cost_usd = sum((r.cost_usd for r in rows), _ZERO)
+    for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved", "escalated", "failed"):
+        setattr(total, name, sum(getattr(r, name) for r in rows))
+    return total
 
 
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
@@ -253,9 +255,38 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
     return out
 
 
-def _week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
+def period_label(group: str, day: date) -> str:
+    """A day's key in a report grouped by `group`: "day" (2026-12-05), "week" (ISO: 2026-W49) or
+    "month" (2026-12)."""
+    if group == "day":
+        return day.isoformat()
+    if group == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day:%Y-%m}"
+
+
+def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: date) -> MarginReport:
+    """A report grouped by day (and maybe other keys) summed into `groups` (any of its other
+    keys and day, week or month), over its days first <= day < end: exactly what a report
+    grouped by `groups` over that range holds (a report's pieces belong to one day each)."""
+    if "day" not in report.group_by or first < report.first or end > report.end:
+        raise ValueError(f"a report by {report.group_by} from {report.first} to {report.end} cannot give {groups} "
+                         f"from {first} to {end}")
+    out = MarginReport(tuple(groups), first, end)
+    rows: dict[tuple[Any, ...], MarginRow] = {}
+    for row in report.rows:
+        day = date.fromisoformat(row.key["day"])
+        if not first <= day < end:
+            continue
+        key = tuple(period_label(g, day) if g in ("day", "week", "month") else row.key[g] for g in groups)
+        into = rows.get(key)
+        if into is None:
+            into = rows[key] = MarginRow(dict(zip(groups, key)))
+        into.add(row)
+    out.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
+    out.total = _summed(out.rows)
+    return out
 
 
 def _ceil_day(value: datetime | date) -> date:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -76,10 +77,16 @@ def daily_share(fee: Decimal, day: date) -> Decimal:
     """The share of a monthly `fee` that `day` recognises (the days of a month add up to `fee`)."""
     if not fee:
         return _ZERO
-    days = calendar.monthrange(day.year, day.month)[1]
-    steps = int(fee / QUANTUM)  # fees have at most 15 decimals: exact
+    return _shares(fee, day.year, day.month)[day.day - 1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
+    """The share of each day of a month (a report asks for the same few fees every day)."""
+    days = calendar.monthrange(year, month)[1]
+    steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
     whole, rest = divmod(steps, days)
-    return (whole + (1 if day.day <= rest else 0)) * QUANTUM
+    return tuple((whole + (1 if n <= rest else 0)) * QUANTUM for n in range(1, days + 1))
 
 
 def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tuple[date, Decimal]]:
@@ -160,9 +167,14 @@ def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
     read one by one, keyed by (agent, outcome))."""
     by_day: dict[tuple[str | None, date], list[RunCount]] = {}
     for count in counts:
-        by_day.setdefault((count.tenant_id, count.day), []).append(count)
+        found = by_day.get((count.tenant_id, count.day))
+        if found is None:
+            by_day[(count.tenant_id, count.day)] = [count]
+        else:
+            found.append(count)
     position: dict[tuple[str | None, int, int], int] = {}
-    for (tenant, day), found in sorted(by_day.items(), key=lambda item: (item[0][0] or "", item[0][0] is None, item[0][1])):
+    for tenant, day in sorted(by_day, key=_tenant_day):
+        found = by_day[(tenant, day)]
         month = (tenant, day.year, day.month)
         before = position.get(month, 0)
         total = sum(c.runs for c in found)
@@ -179,6 +191,10 @@ def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
         for count in found:
             earned = unit_revenue(plan, count.outcome, before) * (count.runs - count.given) if count.runs > count.given else _ZERO
             yield count, count.given_usd + earned
+
+
+def _tenant_day(key: tuple[str | None, date]) -> tuple[bool, str, date]:
+    return key[0] is None, key[0] or "", key[1]
 
 
 def unit_revenue(plan: Plan | None, outcome: str, position_in_month: int) -> Decimal:

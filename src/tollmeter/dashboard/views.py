@@ -10,8 +10,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
-from ..business.leaks import Leak
-from ..business.margin import MarginReport, MarginRow
+from ..business.leaks import Leak, days_read
+from ..business.margin import MarginReport, MarginRow, period_label, regrouped
 from ..business.report import describe_plan
 from ..business.revenue import days
 from ..business.wire import usd
@@ -36,13 +36,8 @@ _SUBJECTS = {"customer": 0, "agent": 1, "run": 2}
 
 
 def bucket_of(day: date, bucket: str) -> str:
-    """A day's key in a margin report grouped by `bucket` (as business/margin.py writes it)."""
-    if bucket == "day":
-        return day.isoformat()
-    if bucket == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{day:%Y-%m}"
+    """A day's key in a margin report grouped by `bucket`."""
+    return period_label(bucket, day)
 
 
 def bucket_labels(rng: Range) -> list[str]:
@@ -94,7 +89,16 @@ def overview(store: Store, rng: Range) -> Overview:
     month's leak flags; the models left unpriced. One margin report (tenant x bucket) gives
     the buckets and the customers both: a report's groups add up exactly."""
     ledger = Ledger(store)
-    report: MarginReport = ledger.margin(["tenant", rng.bucket], since=rng.first, until=rng.end)
+    # The leak rules read a margin by tenant and day too: one report over both ranges serves
+    # both when they meet (the usual case: the last weeks).
+    lo, hi = days_read()
+    if rng.first <= hi and lo <= rng.end:
+        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi))
+        report: MarginReport = regrouped(daily, ("tenant", rng.bucket), rng.first, rng.end)
+        found = ledger.leaks(daily=daily)
+    else:
+        report = ledger.margin(["tenant", rng.bucket], since=rng.first, until=rng.end)
+        found = ledger.leaks()
     per_bucket = _sum_by(report.rows, rng.bucket)
     labels = bucket_labels(rng)
     buckets = [per_bucket.get(label) or MarginRow({rng.bucket: label}) for label in labels]
@@ -106,7 +110,7 @@ def overview(store: Store, rng: Range) -> Overview:
         if row["unpriced"]:
             name = row["model"] or "(none)"
             unpriced[name] = unpriced.get(name, 0) + row["unpriced"]
-    flags = sorted(ledger.leaks(), key=lambda leak: _SUBJECTS.get(leak.subject, 3))
+    flags = sorted(found, key=lambda leak: _SUBJECTS.get(leak.subject, 3))
     view = Overview(rng, report.total, labels, buckets, top_cost, top_loss, flags[:MOST_LEAKS],
                     [{"model": m, "events": n} for m, n in sorted(unpriced.items(), key=lambda i: (-i[1], i[0]))],
                     len(flags))

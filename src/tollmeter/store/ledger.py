@@ -246,10 +246,11 @@ class Ledger:
 
         return margin(self, group_by, since=since, until=until, tenant_id=tenant_id)
 
-    def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None) -> Any:
+    def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None,
+              daily: Any = None) -> Any:
         from ..business.leaks import leaks
 
-        return leaks(self, settings, today=today, tenant_id=tenant_id)
+        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily)
 
     # -- rollups ----------------------------------------------------------------------------------
 
@@ -262,6 +263,8 @@ class Ledger:
         the usage rollup. Only `tenants`, or all but `exclude`, when given. Key columns come
         back as None for "none"."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
+        if table is schema.usage_rollup and not keys:
+            table = schema.tenant_rollup  # the same sums, a row per tenant and day
         group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
         measures = [schema.count_sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
@@ -273,17 +276,23 @@ class Ledger:
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
-            rows = conn.execute(query.group_by(*group)).mappings().all()
+            rows = conn.execute(query.group_by(*group)).all()
+        names = ("tenant_id", *keys)
+        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
+        width, none, days = len(group), schema.NONE_KEY, {}
         out = []
         for row in rows:
-            item = {k: (None if row[k] == schema.NONE_KEY else row[k]) for k in ("tenant_id", *keys)}
-            item["day"] = _date(row["day"]) if by_day else None
-            for m in schema.ROLLUP_MEASURES:
-                value = row[m]
-                if m == "cost_usd":
-                    item[m] = value if value is not None else _ZERO
-                else:  # PostgreSQL's SUM of integers is NUMERIC
-                    item[m] = int(value) if value is not None else 0
+            item = dict(zip(names, (None if v == none else v for v in (row[0], *row[width - len(keys):width]))))
+            if by_day:
+                day = days.get(row[1])
+                if day is None:
+                    day = days[row[1]] = _date(row[1])
+                item["day"] = day
+            else:
+                item["day"] = None
+            # PostgreSQL's SUM of integers is NUMERIC: made int
+            item.update(zip(counts, (int(v) if v is not None else 0 for v in row[width:-1])))
+            item["cost_usd"] = row[-1] if row[-1] is not None else _ZERO
             out.append(item)
         return out
 

@@ -304,6 +304,18 @@ usage_rollup = _rollup("usage_rollup")
 #: The same for the events of runs, per run.
 run_rollup = _rollup("run_rollup", Column("run_id", String(255), primary_key=True))
 
+#: Usage per tenant and UTC day alone: what reports by customer and period read (a day's rows
+#: of `usage_rollup`, one per tenant, agent and model, can be many times as many).
+tenant_rollup = Table(
+    "tenant_rollup",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *_measures(),
+    Index("ix_tenant_rollup_day", "project_id", "day"),
+)
+
 #: The usage rollup of the events that belong to a run (no run key): what the runs of an agent
 #: cost, for the leak rule on agents, without a read of every run.
 run_usage_rollup = _rollup("run_usage_rollup")

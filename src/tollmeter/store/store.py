@@ -745,6 +745,8 @@ def _usage_query(dialect: str, project: str, source: str, group_by: Sequence[str
     else:
         t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
              "days": schema.usage_rollup}[source]
+        if source == "daily" and set(group_by) <= {"tenant_id", "day"}:
+            t = schema.tenant_rollup  # the same sums, a row per tenant and day
         period = t.c.hour if source == "hourly" else t.c.day
         low = lo if source == "hourly" or lo is None else lo.date()
         high = hi if source == "hourly" or hi is None else hi.date()
@@ -778,6 +780,7 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         (schema.usage_hourly, "hour", ("hour", *schema.USAGE_KEYS)),
         (schema.usage_daily, "day", ("day", *schema.USAGE_KEYS)),
         (schema.usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
+        (schema.tenant_rollup, "day", ("tenant_id", "day")),
         (schema.run_rollup, "day", ("run_id", "tenant_id", "day", "agent_id", "model")),
         (schema.run_usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
     ]
@@ -877,6 +880,7 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
     usage: dict[tuple[Any, ...], list[Any]] = {}
     per_run: dict[tuple[Any, ...], list[Any]] = {}
     of_runs: dict[tuple[Any, ...], list[Any]] = {}
+    per_tenant: dict[tuple[Any, ...], list[Any]] = {}
     run_cost: dict[tuple[Any, ...], list[Any]] = {}
     hourly: dict[tuple[Any, ...], list[Any]] = {}
     daily: dict[tuple[Any, ...], list[Any]] = {}
@@ -884,6 +888,7 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
         day = hour.date()
         key = (tenant, day, agent, model)
         _add_measures(usage, key, sums, 1)
+        _add_measures(per_tenant, (tenant, day), sums, 1)
         if run:
             _add_measures(per_run, (run, *key), sums, 1)
             _add_measures(of_runs, key, sums, 1)
@@ -895,6 +900,8 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
                     {k: tuple(v) for k, v in usage.items()}, names)
     accumulate(conn, project, schema.run_rollup, ("run_id", "tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in per_run.items()}, names)
+    accumulate(conn, project, schema.tenant_rollup, ("tenant_id", "day"),
+               {k: tuple(v) for k, v in per_tenant.items()}, names)
     accumulate(conn, project, schema.run_usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                {k: tuple(v) for k, v in of_runs.items()}, names)
     accumulate(conn, project, schema.run_costs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()},
@@ -1004,8 +1011,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
     mark = retention_mark(conn, project)
     # A migration before the run tables (0005) rebuilds the rollups there were then.
     present = set(inspect(conn).get_table_names())
-    for table in (schema.usage_rollup, schema.run_rollup, schema.run_usage_rollup, schema.usage_daily,
-                  schema.usage_hourly):
+    for table in (schema.usage_rollup, schema.tenant_rollup, schema.run_rollup, schema.run_usage_rollup,
+                  schema.usage_daily, schema.usage_hourly):
         if table.name not in present:
             continue
         where = [table.c.project_id == project]
@@ -1048,6 +1055,7 @@ _SQL_ROLLUPS = (
     ("usage_hourly", ("date_trunc('hour', timestamp)", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
     ("usage_daily", ("timestamp::date", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
     ("usage_rollup", ("tenant_id", "timestamp::date", "agent_id", "model"), ""),
+    ("tenant_rollup", ("tenant_id", "timestamp::date"), ""),
     ("run_rollup", ("run_id", "tenant_id", "timestamp::date", "agent_id", "model"), " AND run_id <> ''"),
     ("run_usage_rollup", ("tenant_id", "timestamp::date", "agent_id", "model"), " AND run_id <> ''"),
 )
@@ -1067,8 +1075,16 @@ def run_costs_from_rollup(conn: Connection, project: str) -> None:
 def run_usage_from_rollup(conn: Connection, project: str) -> None:
     """Fill `run_usage_rollup` from `run_rollup` (a database from before it: the runs' rows
     hold the same sums, per run)."""
-    t, r = schema.run_usage_rollup, schema.run_rollup
-    keys = ("tenant_id", "day", "agent_id", "model")
+    _sum_into(conn, project, schema.run_usage_rollup, schema.run_rollup, ("tenant_id", "day", "agent_id", "model"))
+
+
+def tenant_from_rollup(conn: Connection, project: str) -> None:
+    """Fill `tenant_rollup` from `usage_rollup` (a database from before it)."""
+    _sum_into(conn, project, schema.tenant_rollup, schema.usage_rollup, ("tenant_id", "day"))
+
+
+def _sum_into(conn: Connection, project: str, t: Any, r: Any, keys: Sequence[str]) -> None:
+    """`t`'s rows of `project` made anew as `r`'s summed by `keys`."""
     conn.execute(delete(t).where(t.c.project_id == project))
     measures = [money_sum(r.c[m]) if m == "cost_usd" else schema.count_sum(r.c[m]) for m in schema.ROLLUP_MEASURES]
     conn.execute(insert(t).from_select(
@@ -1122,17 +1138,20 @@ def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
         for project in missing:
             rebuild_rollups(conn, project)
     if not quick and not inspect(conn).has_table(schema.run_costs.name):
-        return missing  # a migration before the run tables (0005): the one that makes them fills them
-    runs, costs = schema.run_rollup, schema.run_costs
-    if quick and (conn.execute(select(costs.c.project_id).limit(1)).first() is not None
-                  or conn.execute(select(runs.c.project_id).limit(1)).first() is None):
-        return missing
-    without = sorted({r[0] for r in conn.execute(select(runs.c.project_id).distinct())}
-                     - {r[0] for r in conn.execute(select(costs.c.project_id).distinct())} - set(missing))
-    for project in without:
-        run_costs_from_rollup(conn, project)
-        run_usage_from_rollup(conn, project)
-    return sorted({*missing, *without})
+        return missing  # a migration before the tables made from rollups (0005): that one fills them
+    filled = set(missing)
+    for made, source, fill in ((schema.run_costs, schema.run_rollup, run_costs_from_rollup),
+                               (schema.run_usage_rollup, schema.run_rollup, run_usage_from_rollup),
+                               (schema.tenant_rollup, schema.usage_rollup, tenant_from_rollup)):
+        if quick and (conn.execute(select(made.c.project_id).limit(1)).first() is not None
+                      or conn.execute(select(source.c.project_id).limit(1)).first() is None):
+            continue
+        without = ({r[0] for r in conn.execute(select(source.c.project_id).distinct())}
+                   - {r[0] for r in conn.execute(select(made.c.project_id).distinct())} - set(missing))
+        for project in sorted(without):
+            fill(conn, project)
+        filled |= without
+    return sorted(filled)
 
 
 def _add_measures(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], measures: tuple[Any, ...],

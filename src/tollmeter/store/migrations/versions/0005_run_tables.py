@@ -1,6 +1,7 @@
-"""Margin and leaks without a read of every run: each run's cost to date (`run_costs`) and the
-usage rollup of the events that belong to runs (`run_usage_rollup`), both filled from the run
-rollup already stored.
+"""Margin and leaks without a read of every run, and reports by customer and day without a read
+of every agent and model: each run's cost to date (`run_costs`), the usage rollup of the events
+that belong to runs (`run_usage_rollup`), both filled from the run rollup already stored, and
+usage per tenant and day (`tenant_rollup`), filled from the usage rollup.
 
 On a database the embedded store made with `create_all`, tables already there are left as they are.
 
@@ -28,6 +29,12 @@ def _existing() -> set[str]:
     return set(sa.inspect(op.get_bind()).get_table_names())
 
 
+def _measures() -> list[sa.Column]:
+    return [sa.Column(name, Money() if name == "cost_usd" else sa.BigInteger(), nullable=False)
+            for name in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced",
+                         "errors")]
+
+
 def upgrade() -> None:
     existing = _existing()
     if "run_usage_rollup" not in existing:
@@ -39,17 +46,21 @@ def upgrade() -> None:
             sa.Column("day", sa.Date(), nullable=False),
             sa.Column("agent_id", sa.String(length=255), nullable=False),
             sa.Column("model", sa.String(length=255), nullable=False),
-            sa.Column("calls", sa.BigInteger(), nullable=False),
-            sa.Column("input_tokens", sa.BigInteger(), nullable=False),
-            sa.Column("output_tokens", sa.BigInteger(), nullable=False),
-            sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False),
-            sa.Column("cost_usd", Money(), nullable=False),
-            sa.Column("unpriced", sa.BigInteger(), nullable=False),
-            sa.Column("errors", sa.BigInteger(), nullable=False),
+            *_measures(),
             sa.PrimaryKeyConstraint("project_id", *keys),
         )
         op.create_index("ix_run_usage_rollup_day", "run_usage_rollup", ["project_id", "day"])
         op.create_index("ix_run_usage_rollup_tenant", "run_usage_rollup", ["project_id", "tenant_id", "day"])
+    if "tenant_rollup" not in existing:
+        op.create_table(
+            "tenant_rollup",
+            sa.Column("project_id", sa.String(length=64), nullable=False),
+            sa.Column("tenant_id", sa.String(length=255), nullable=False),
+            sa.Column("day", sa.Date(), nullable=False),
+            *_measures(),
+            sa.PrimaryKeyConstraint("project_id", "tenant_id", "day"),
+        )
+        op.create_index("ix_tenant_rollup_day", "tenant_rollup", ["project_id", "day"])
     if "run_costs" not in existing:
         op.create_table(
             "run_costs",
@@ -68,6 +79,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_run_costs_cost", table_name="run_costs")
     op.drop_table("run_costs")
+    op.drop_index("ix_tenant_rollup_day", table_name="tenant_rollup")
+    op.drop_table("tenant_rollup")
     op.drop_index("ix_run_usage_rollup_tenant", table_name="run_usage_rollup")
     op.drop_index("ix_run_usage_rollup_day", table_name="run_usage_rollup")
     op.drop_table("run_usage_rollup")
