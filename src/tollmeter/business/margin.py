@@ -74,9 +74,13 @@ class MarginRow:
     def add(self, other: MarginRow) -> None:
         self.revenue_usd = EXACT.add(self.revenue_usd, other.revenue_usd)
         self.cost_usd = EXACT.add(self.cost_usd, other.cost_usd)
-        for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved",
-                     "escalated", "failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.unpriced += other.unpriced
+        self.resolved += other.resolved
+        self.escalated += other.escalated
+        self.failed += other.failed
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: money as exact decimal strings."""
@@ -152,9 +156,12 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             found = labels[(group, day)] = period_label(group, day)
         return found
 
-    def piece(tenant: str | None, day: date | None, run: str | None, agent: str | None, model: str | None) -> MarginRow:
-        values = {"tenant": tenant, "run": run, "agent": agent, "model": model}
-        key = tuple(values[g] if g in values else label(g, day) for g in groups)  # type: ignore[arg-type]
+    where = {"tenant": 0, "run": 2, "agent": 3, "model": 4}
+    places = [(where[g], None) if g in where else (1, g) for g in groups]
+
+    def piece(*values: Any) -> MarginRow:
+        """The row of (tenant, day, run, agent, model)."""
+        key = tuple(values[i] if g is None else label(g, values[1]) for i, g in places)
         found = rows.get(key)
         if found is None:
             found = rows[key] = MarginRow(dict(zip(groups, key)))
@@ -274,12 +281,27 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
         raise ValueError(f"a report by {report.group_by} from {report.first} to {report.end} cannot give {groups} "
                          f"from {first} to {end}")
     out = MarginReport(tuple(groups), first, end)
+    low, high = first.isoformat(), end.isoformat()  # ISO days sort as the days do
+    if tuple(groups) == report.group_by:  # the same groups: the rows of the days asked for
+        out.rows = [row for row in report.rows if low <= row.key["day"] < high]
+        out.total = _summed(out.rows)
+        return out
     rows: dict[tuple[Any, ...], MarginRow] = {}
+    periods: dict[tuple[str, str], str] = {}
     for row in report.rows:
-        day = date.fromisoformat(row.key["day"])
-        if not first <= day < end:
+        text = row.key["day"]
+        if not low <= text < high:
             continue
-        key = tuple(period_label(g, day) if g in ("day", "week", "month") else row.key[g] for g in groups)
+        parts = []
+        for g in groups:
+            if g in ("day", "week", "month"):
+                label = periods.get((g, text))
+                if label is None:
+                    label = periods[(g, text)] = period_label(g, date.fromisoformat(text))
+                parts.append(label)
+            else:
+                parts.append(row.key[g])
+        key = tuple(parts)
         into = rows.get(key)
         if into is None:
             into = rows[key] = MarginRow(dict(zip(groups, key)))

@@ -84,21 +84,23 @@ class Overview:
     cost_chart: str = ""
 
 
+def _margin_and_leaks(ledger: Ledger, rng: Range, groups: tuple[str, ...]) -> tuple[MarginReport, list[Leak]]:
+    """The margin report by `groups` over the range, and this month's leak flags. The leak rules
+    read a margin by tenant and day: one such report over both ranges serves both when they
+    meet (the usual case: the last weeks), regrouped exactly."""
+    lo, hi = days_read()
+    if rng.first <= hi and lo <= rng.end:
+        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi))
+        return regrouped(daily, groups, rng.first, rng.end), ledger.leaks(daily=daily)
+    return ledger.margin(list(groups), since=rng.first, until=rng.end), ledger.leaks()
+
+
 def overview(store: Store, rng: Range) -> Overview:
     """Revenue, cost and margin per bucket; the customers that cost most and lose most; this
     month's leak flags; the models left unpriced. One margin report (tenant x bucket) gives
     the buckets and the customers both: a report's groups add up exactly."""
     ledger = Ledger(store)
-    # The leak rules read a margin by tenant and day too: one report over both ranges serves
-    # both when they meet (the usual case: the last weeks).
-    lo, hi = days_read()
-    if rng.first <= hi and lo <= rng.end:
-        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi))
-        report: MarginReport = regrouped(daily, ("tenant", rng.bucket), rng.first, rng.end)
-        found = ledger.leaks(daily=daily)
-    else:
-        report = ledger.margin(["tenant", rng.bucket], since=rng.first, until=rng.end)
-        found = ledger.leaks()
+    report, found = _margin_and_leaks(ledger, rng, ("tenant", rng.bucket))
     per_bucket = _sum_by(report.rows, rng.bucket)
     labels = bucket_labels(rng)
     buckets = [per_bucket.get(label) or MarginRow({rng.bucket: label}) for label in labels]
@@ -158,11 +160,11 @@ def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", 
     revenue, cost and margin over the range, how full each of its limits is now, and its open
     leak flags; filtered by `query` (tenant, name or plan, any case) and sorted."""
     ledger = Ledger(store)
-    report = ledger.margin(["tenant"], since=rng.first, until=rng.end)
+    report, found = _margin_and_leaks(ledger, rng, ("tenant",))
     known = {c.tenant_id: c for c in ledger.customers()}
     margins = {row.key["tenant"]: row for row in report.rows if row.key["tenant"] is not None}
     flags: dict[str, list[str]] = {}
-    for leak in ledger.leaks():
+    for leak in found:
         if leak.tenant_id is not None and leak.rule not in flags.setdefault(leak.tenant_id, []):
             flags[leak.tenant_id].append(leak.rule)
     tenants = sorted(set(known) | set(margins))

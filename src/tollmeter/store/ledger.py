@@ -4,6 +4,7 @@ method is one short transaction through `Store.transaction()`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -126,8 +127,13 @@ class Ledger:
         if tenant_ids is not None:
             query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
         spans: dict[str, list[PlanSpan]] = {}
+        plans: dict[str, Plan] = {}  # customers share a few plans: each read once
         for tenant, start, plan, seats in conn.execute(query):
-            spans.setdefault(tenant, []).append(PlanSpan(_date(start), Plan.of(plan), seats))
+            text = json.dumps(plan, sort_keys=True)
+            chosen = plans.get(text)
+            if chosen is None:
+                chosen = plans[text] = Plan.of(plan)
+            spans.setdefault(tenant, []).append(PlanSpan(_date(start), chosen, seats))
         return PlanBook(spans)
 
     def _span_on(self, conn: Any, tenant_id: str, day: date) -> PlanSpan | None:
@@ -200,8 +206,14 @@ class Ledger:
             if tenant_id is not None:
                 query = query.where(r.c.tenant_id == tenant_id)
             rows = conn.execute(query.group_by(r.c.tenant_id, day, r.c.agent_id, r.c.outcome)).all()
-        return [RunCount(tenant, _date(day), agent, outcome, int(runs), int(given), given_usd or _ZERO)
-                for tenant, day, agent, outcome, runs, given, given_usd in rows]
+        days: dict[Any, date] = {}
+        out = []
+        for tenant, text, agent, outcome, runs, given, given_usd in rows:
+            day = days.get(text)
+            if day is None:
+                day = days[text] = _date(text)
+            out.append(RunCount(tenant, day, agent, outcome, int(runs), int(given), given_usd or _ZERO))
+        return out
 
     def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
                     free_outcomes: Sequence[str] = (), tenant_id: str | None = None) -> list[dict[str, Any]]:
