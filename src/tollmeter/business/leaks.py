@@ -100,16 +100,16 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
     first, end = month_start(today), today + timedelta(days=1)
     found: list[Leak] = []
     since, _ = days_read(settings, today)
+    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
         daily = regrouped(daily, ("tenant", "day"), since, end)
         if tenant_id is not None:
             daily.rows = [row for row in daily.rows if row.key["tenant"] == tenant_id]
     else:
-        daily = margin(ledger, ("tenant", "day"), since=since, until=end, tenant_id=tenant_id)
+        daily = margin(ledger, ("tenant", "day"), since=since, until=end, tenant_id=tenant_id, book=book)
     by_tenant: dict[str | None, dict[date, Any]] = {}
     for row in daily.rows:
         by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
-    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     month_days = list(days(first, end))
     next_month = (first + timedelta(days=32)).replace(day=1)
     for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")):
@@ -147,7 +147,7 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
                               {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
-    found += _agents(ledger, first, end, settings, tenant_id)
+    found += _agents(ledger, book, first, end, settings, tenant_id)
     found += _runs(ledger, book, first, end, tenant_id)
     return found
 
@@ -197,10 +197,11 @@ def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings
     return None
 
 
-def _agents(ledger: Ledger, first: date, end: date, settings: LeakSettings, tenant_id: str | None) -> list[Leak]:
+def _agents(ledger: Ledger, book: Any, first: date, end: date, settings: LeakSettings,
+            tenant_id: str | None) -> list[Leak]:
     """An agent's margin is that of its runs: their revenue against the cost of their events."""
     per_agent = {row.key["agent"]: row for row in margin(ledger, ("agent",), since=first, until=end,
-                                                          tenant_id=tenant_id, runs_only=True).rows}
+                                                          tenant_id=tenant_id, runs_only=True, book=book).rows}
     out = []
     for agent, row in sorted((a, r) for a, r in per_agent.items() if a is not None):
         if not row.revenue_usd or row.margin_pct is None or row.margin_pct >= settings.margin_floor_pct:

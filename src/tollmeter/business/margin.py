@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
-from .revenue import counted_revenues, days, month_start, recurring, run_revenues, usage_revenue
+from .revenue import PlanBook, counted_revenues, days, month_start, recurring, run_revenues, usage_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -132,19 +132,20 @@ def check_groups(group_by: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: Any = None, until: Any = None,
-           tenant_id: str | None = None, *, runs_only: bool = False) -> MarginReport:
+           tenant_id: str | None = None, *, runs_only: bool = False, book: PlanBook | None = None) -> MarginReport:
     """`runs_only`: the runs' part alone (their revenue, the cost and usage revenue of their
-    events; no recurring fees, no events outside runs)."""
+    events; no recurring fees, no events outside runs). `book`: the plans, read already."""
     groups = check_groups(group_by)
     first, end = day_range(since, until)
     with localcontext(EXACT):  # sums and products of 15-decimal amounts, exactly
-        return _margin(ledger, groups, first, end, tenant_id, runs_only)
+        return _margin(ledger, groups, first, end, tenant_id, runs_only, book)
 
 
 def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None,
-            runs_only: bool = False) -> MarginReport:
+            runs_only: bool = False, book: PlanBook | None = None) -> MarginReport:
     report = MarginReport(groups, first, end)
-    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
+    if book is None:
+        book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
@@ -217,10 +218,8 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
 
 def _summed(rows: list[MarginRow]) -> MarginRow:
     total = MarginRow({})
-    total.revenue_usd = sum((r.revenue_usd for r in rows), _ZERO)
-    total.cost_usd = sum((r.cost_usd for r in rows), _ZERO)
-    for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved", "escalated", "failed"):
-        setattr(total, name, sum(getattr(r, name) for r in rows))
+    for row in rows:
+        total.add(row)
     return total
 
 
