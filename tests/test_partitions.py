@@ -47,7 +47,8 @@ def names(store) -> list[str]:
 def stored(view) -> dict[str, datetime]:
     e = schema.events
     with view.transaction() as conn:
-        return {r[0]: r[1] for r in conn.execute(select(e.c.event_id, e.c.timestamp).where(e.c.project_id == view.project))}
+        query = select(e.c.event_id, e.c.timestamp).where(e.c.project_id == view.project)
+        return {r[0]: r[1] for r in conn.execute(query)}
 
 
 def ids(view) -> set[str]:
@@ -259,3 +260,17 @@ def test_the_migration_partitions_an_existing_table_with_its_data(capsys):
     finally:
         store.close()
         drop()
+
+
+def test_sqlite_has_no_partitions(tmp_path, capsys):
+    db = str(tmp_path / "plain.db")
+    assert main(["db", "partitions", "--db", db]) == 0
+    assert "not partitioned" in capsys.readouterr().out
+    assert main(["db", "partitions", "--db", db, "--ahead", "-1"]) == 2
+    store = open_store(db)
+    try:
+        with store.transaction() as conn:
+            assert not partitions.is_partitioned(conn)
+        assert store.add_events([event(months_back(3), D("1"))]) != []
+    finally:
+        store.close()

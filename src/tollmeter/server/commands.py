@@ -257,7 +257,8 @@ def _db_parser(commands: argparse._SubParsersAction) -> None:
     r.add_argument("--project", help="only this project")
     r.add_argument("--batch", type=int, default=10_000, help="events removed per transaction (10,000)")
     r.set_defaults(run=_db_retention)
-    t = actions.add_parser("partitions", help="PostgreSQL: list the monthly partitions of the events, creating those ahead",
+    t = actions.add_parser("partitions",
+                           help="PostgreSQL: list the monthly partitions of the events, creating those ahead",
                            description="PostgreSQL keeps the events in one partition per UTC month (created ahead "
                                        "and on demand; dropped by `db retention`). This creates the partitions of "
                                        "this month and the next --ahead ones that are missing, and lists them all.")
@@ -394,7 +395,7 @@ def _db_partitions(args: argparse.Namespace) -> int:
     rows = [(p.name, f"{p.lower:%Y-%m-%d}" if p.lower else "-", f"{p.upper:%Y-%m-%d}" if p.upper else "-",
              "?" if p.rows_estimate < 0 else f"{p.rows_estimate:,}", f"{p.bytes / 1e6:,.1f}",
              "detached" if p.detached else ("created" if p.name in created else "")) for p in found]
-    print(format_table(["partition", "from", "to", "rows (est.)", "MB", ""], rows, right=(3, 4)))
+    print(format_table(["partition", "from", "to", "rows (est.)", "MB", "state"], rows, right=(3, 4)))
     return 0
 
 

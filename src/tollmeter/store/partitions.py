@@ -127,10 +127,13 @@ def _partitioned_table() -> Table:
 
 
 def create_event_ids(conn: Connection) -> None:
-    """The idempotency key of the partitioned events: one row per (project, event id) stored."""
+    """The idempotency key of the partitioned events: one row per (project, event id) stored.
+    Its keys compare bytewise (COLLATE "C": they are opaque, and the database's own collation,
+    en_US.UTF-8 say, would make every comparison of the index a call to strcoll); a comparison
+    with another table's event_id names the collation (`= x COLLATE "C"`)."""
     width = schema.events.c.event_id.type.length
-    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {EVENT_IDS} (project_id VARCHAR(64) NOT NULL, "
-                      f"event_id VARCHAR({width}) NOT NULL, PRIMARY KEY (project_id, event_id))"))
+    conn.execute(text(f'CREATE TABLE IF NOT EXISTS {EVENT_IDS} (project_id VARCHAR(64) COLLATE "C" NOT NULL, '
+                      f'event_id VARCHAR({width}) COLLATE "C" NOT NULL, PRIMARY KEY (project_id, event_id))'))
 
 
 # -- creating partitions --------------------------------------------------------------------------
@@ -203,7 +206,8 @@ INSERT_EVENTS = (
     "CAST(:rows AS json))), "
     f"fresh AS (INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT project_id, event_id FROM batch "
     "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
-    f"INSERT INTO {schema.events.name} SELECT batch.* FROM batch JOIN fresh USING (event_id) RETURNING event_id"
+    f"INSERT INTO {schema.events.name} SELECT batch.* FROM batch JOIN fresh "
+    'ON fresh.event_id = batch.event_id COLLATE "C" RETURNING event_id'
 )
 
 
@@ -273,8 +277,8 @@ def _delete(transaction: Callable[[], Any], table: str, project: str, cutoff: da
     statement = text(
         f"WITH gone AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
         "WHERE project_id = :project AND timestamp < :cutoff LIMIT :batch)) RETURNING project_id, event_id), "
-        f"ids AS (DELETE FROM {EVENT_IDS} i USING gone WHERE i.project_id = gone.project_id "
-        "AND i.event_id = gone.event_id) SELECT count(*) FROM gone")
+        f"ids AS (DELETE FROM {EVENT_IDS} i USING gone WHERE i.project_id = gone.project_id COLLATE \"C\" "
+        "AND i.event_id = gone.event_id COLLATE \"C\") SELECT count(*) FROM gone")
     total = 0
     while True:
         with transaction() as conn:
@@ -336,9 +340,9 @@ def _drop(engine: Engine, transaction: Callable[[], Any], part: Partition, proje
     forget = text(
         f"WITH chunk AS (SELECT project_id, event_id FROM {part.name} WHERE (project_id, event_id) > (:p, :e) "
         "ORDER BY project_id, event_id LIMIT :batch), "
-        f"ids AS (DELETE FROM {EVENT_IDS} i USING chunk WHERE i.project_id = chunk.project_id "
-        "AND i.event_id = chunk.event_id) SELECT project_id, event_id FROM chunk ORDER BY project_id DESC, "
-        "event_id DESC LIMIT 1")
+        f"ids AS (DELETE FROM {EVENT_IDS} i USING chunk WHERE i.project_id = chunk.project_id COLLATE \"C\" "
+        "AND i.event_id = chunk.event_id COLLATE \"C\") "
+        "SELECT project_id, event_id FROM chunk ORDER BY project_id DESC, event_id DESC LIMIT 1")
     after = ("", "")
     while True:
         with transaction() as conn:
