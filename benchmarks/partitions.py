@@ -5,9 +5,9 @@
 
 1. Write: `Store.add_events` of batches of 1,000 and of 100 priced events (50 tenants, one
    run, the rollups and spend written as at ingest) into two schemas of one PostgreSQL, one at
-   revision 0004 (the plain events table, `ON CONFLICT (project_id, event_id)`) and one at the
-   newest (partitioned, `event_ids`), the two interleaved batch by batch so that both see the
-   same machine; median time per batch, database time included.
+   the revision before 0006 (the plain events table, `ON CONFLICT (project_id, event_id)`) and
+   one at the newest (partitioned, `event_ids`), the two interleaved batch by batch so that
+   both see the same machine; median time per batch, database time included.
 2. Migration 0006 of a plain table holding `--migrate` events spread over six months: its
    duration, and the bytes per event of the plain table, of the partitions and of `event_ids`
    (indexes included).
@@ -34,6 +34,13 @@ from tollmeter.store.rows import event_row
 from ingest import postgres_database  # benchmarks/ingest.py: a schema of its own, dropped after
 
 
+def plain_revision() -> str:
+    """The revision before 0006: the events in one plain table."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrations.alembic_config()).get_revision("0006").down_revision
+
+
 def rows(count: int, spread: timedelta) -> list[dict]:
     now = datetime.now(timezone.utc)
     return [event_row(LLMEvent(
@@ -47,7 +54,7 @@ def write(dsn: str, batch: int, rounds: int) -> dict[str, float]:
     """Median seconds per batch of add_events, per layout."""
     stores, drops = {}, []
     try:
-        for name, revision in (("plain", "0004"), ("partitioned", "head")):
+        for name, revision in (("plain", plain_revision()), ("partitioned", "head")):
             url, drop = postgres_database(dsn)
             drops.append(drop)
             store = open_store(url)
@@ -75,7 +82,7 @@ def migrate(dsn: str, count: int) -> tuple[float, float, float, float]:
     url, drop = postgres_database(dsn)
     store = open_store(url)
     try:
-        migrations.upgrade(store.engine, "0004")
+        migrations.upgrade(store.engine, plain_revision())
         view = store.for_project("bench")
         for _ in range(count // 1000):
             view.add_events(rows(1000, timedelta(days=180)))

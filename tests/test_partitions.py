@@ -39,6 +39,13 @@ def database():
     drop()
 
 
+def plain_revision() -> str:
+    """The revision before 0006: the events in one plain table."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrations.alembic_config()).get_revision("0006").down_revision
+
+
 def names(store) -> list[str]:
     with store.transaction() as conn:
         return [p.name for p in partitions.list_partitions(conn)]
@@ -222,7 +229,8 @@ def test_the_migration_partitions_an_existing_table_with_its_data(capsys):
     url, drop = database_for("postgres")
     store = open_store(url)
     try:
-        migrations.upgrade(store.engine, "0004")
+        plain = plain_revision()
+        migrations.upgrade(store.engine, plain)
         view = store.for_project(f"p-{uuid.uuid4().hex[:8]}")
         rows = [event(months_back(m, day=1 + m), D("0.25"), tenant=f"t{m % 3}", run=f"r{m % 2}") for m in range(9)]
         rows += [event(months_back(3, day=d), None, model="unknown") for d in (2, 3)]
@@ -231,7 +239,7 @@ def test_the_migration_partitions_an_existing_table_with_its_data(capsys):
             assert not partitions.is_partitioned(conn)
         usage = view.usage(group_by=["day", "tenant_id"])
 
-        assert migrations.upgrade(store.engine) == ("0004", migrations.HEAD)
+        assert migrations.upgrade(store.engine) == (plain, migrations.HEAD)
         with store.transaction() as conn:
             assert partitions.is_partitioned(conn)
             assert conn.execute(text("SELECT to_regclass('events_unpartitioned')")).scalar() is None
@@ -251,7 +259,7 @@ def test_the_migration_partitions_an_existing_table_with_its_data(capsys):
         from alembic import command
 
         with store.engine.begin() as conn:  # and back down: one plain table with every event
-            command.downgrade(migrations.alembic_config(conn), "0004")
+            command.downgrade(migrations.alembic_config(conn), plain)
         with store.transaction() as conn:
             assert not partitions.is_partitioned(conn)
             assert conn.execute(select(func.count()).select_from(schema.events)
