@@ -14,12 +14,15 @@ template: everything but the network) and the median is printed; the range is th
 days. Target: every page under 300 ms.
 
 Screenshots: a small store of named customers, served by `tollmeter dashboard`'s app on
-127.0.0.1 and photographed in headless chromium (Debian's, through Playwright).
+127.0.0.1 and photographed in headless chromium (Debian's, through Playwright); then the same
+customers on a server's SQLite database, with webhook endpoints and the delivery log of a few
+notifications, for its sign-in and notifications pages.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import shutil
@@ -176,7 +179,8 @@ def seed_named(store: Store, today: date, days: int = 45) -> None:
 
 
 def screenshots(directory: Path) -> None:
-    import uvicorn
+    """The views of `tollmeter dashboard` on the named customers; then, on a server (SQLite) with
+    the same customers, its sign-in page and its notifications page after a few deliveries."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -184,42 +188,180 @@ def screenshots(directory: Path) -> None:
         raise SystemExit("no chromium: apt-get install chromium")
     directory.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tollmeter-screenshots-"))
-    store = Store(work / "shots.db")
     today = datetime.now(UTC).date()
     try:
-        seed_named(store, today)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_local_app(store), host=HOST, port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            local_screenshots(directory, work, today, browser)
+            server_screenshots(directory, work, today, browser)
+            browser.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def shoot(page: Any, target: Path, most: int = 1700) -> None:
+    """The page's top `most` pixels at most (a long table: its top)."""
+    height = min(most, page.evaluate("document.documentElement.scrollHeight"))
+    page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height})
+    print(f"  {target}")
+
+
+class Serving:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a thread, while in the `with`."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Serving:
+        self.thread.start()
+        while not self.server.started:
             time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def local_screenshots(directory: Path, work: Path, today: date, browser: Any) -> None:
+    store = Store(work / "shots.db")
+    try:
+        seed_named(store, today)
         since = (today - timedelta(days=44)).isoformat()
         span = f"since={since}&until={(today + timedelta(days=1)).isoformat()}"
         views = [("overview", f"/?{span}&bucket=day"), ("customers", f"/customers?{span}"),
                  ("customer", f"/customers/hooli?{span}&bucket=week"), ("models", f"/models?{span}"),
                  ("limits", "/limits")]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        with Serving(create_local_app(store)) as served:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
             for name, path in views:
-                page.goto(f"http://{HOST}:{port}{path}")
-                target = directory / f"dashboard-{name}.png"
-                height = min(1700, page.evaluate("document.documentElement.scrollHeight"))  # a long table: its top
-                page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height})
-                print(f"  {target}")
-            page.goto(f"http://{HOST}:{port}/limits")
+                page.goto(served.base + path)
+                shoot(page, directory / f"dashboard-{name}.png")
+            page.goto(served.base + "/limits")
             page.fill("#limit-form input[name=tenant_id]", "hooli")
             page.fill("#limit-form input[name=limit_usd]", "600")
-            page.click("#limit-form button[type=submit]")
+            with page.expect_navigation():
+                page.click("#limit-form button[type=submit]")
             page.screenshot(path=str(directory / "dashboard-limit-confirm.png"))
             print(f"  {directory / 'dashboard-limit-confirm.png'}")
-            browser.close()
-        server.should_exit = True
-        thread.join(10)
+            page.close()
     finally:
         store.close()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+#: The sample endpoints: (url, options, what the receiver answers: status codes in turn, then 200;
+#: None: the connection is refused).
+ENDPOINTS = [
+    ("https://hooks.slack.example/services/T01/B02/billing", {
+        "format": "slack", "rules": ["limit", "refusals"], "thresholds": [80, 100], "description": "#billing-alerts"},
+     []),
+    ("https://ops.example.com/webhooks/tollmeter", {
+        "rules": ["limit", "refusals", "leak"], "thresholds": [100], "description": "on-call pager"}, [503]),
+    ("https://crm.example.org/hooks/margin", {"rules": ["leak"], "description": "account managers"}, None),
+]
+
+
+def daily_spend(store: Store, tenant: str) -> Decimal:
+    """What `tenant` spent today (UTC), after a call of $2 now (so that a midnight run has some)."""
+    store.add_events([event_row(LLMEvent(
+        provider="openai", model="gpt-4o", request_model="gpt-4o", endpoint="chat.completions", tenant_id=tenant,
+        agent_id="support-bot", usage=Usage(input_tokens=400_000, output_tokens=100_000), cost_usd=Decimal(2),
+        priced=True, price_source="screenshot", timestamp=datetime.now(UTC) - timedelta(seconds=5)).to_dict())])
+    store.set_limit(tenant, "per_day", Decimal(1_000_000))
+    [state] = [s for s in store.limit_states(tenant) if s.limit.frequency == "per_day"]
+    return state.spent_usd
+
+
+def seed_notifications(store: Store, base: Store) -> None:
+    """The sample endpoints; acme past 100 % of a daily limit, stark past 80 % of one, a refusal
+    burst of globex's; the notifier's rounds until each delivery is done: the pager's first
+    answer is a 503 (delivered on the retry), the CRM refuses every connection (given up after 3
+    attempts); then acme's limit is raised, and its thresholds are sent again as resolved. The
+    receivers are an httpx transport answering as the list says (no network here); the rules,
+    the signing, the outbox, the retries and the log are the server's."""
+    import httpx
+    from sqlalchemy import select
+
+    from tollmeter.notifications import log
+    from tollmeter.notifications.refusals import record_refusal
+    from tollmeter.notifications.runner import Notifier
+    from tollmeter.notifications.settings import NotifierSettings
+    from tollmeter.store import schema
+
+    scripts = {url: (list(answers) if answers is not None else None) for url, _, answers in ENDPOINTS}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        script = scripts[str(request.url)]
+        if script is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(script.pop(0) if script else 200, text="ok")
+
+    for url, options, _ in ENDPOINTS:
+        log.save_endpoint(store, url=url, **options)
+    acme, stark = daily_spend(store, "acme"), daily_spend(store, "stark")
+    store.set_limit("acme", "per_day", (acme / Decimal("1.08")).quantize(Decimal("0.01")))
+    store.set_limit("stark", "per_day", (stark / Decimal("0.9")).quantize(Decimal("0.01")))
+    now = datetime.now(UTC)
+    for minute in range(12):
+        record_refusal(store, "globex", at=now - timedelta(minutes=minute % 4))
+    settings = NotifierSettings(backoff_base=0.2, backoff_jitter=0, max_attempts=3, leak_interval=0.01)
+    notifier = Notifier(base, settings, transport=httpx.MockTransport(answer))
+    quiet = logging.getLogger("tollmeter.notifications")
+    level, quiet.level = quiet.level, logging.ERROR  # the CRM's refusals are meant
+
+    def settle() -> None:
+        d = schema.notification_deliveries
+        for _ in range(200):
+            notifier.run_once()
+            with base.transaction() as conn:
+                if conn.execute(select(d.c.delivery_id).where(d.c.status == "pending").limit(1)).first() is None:
+                    return
+            time.sleep(0.1)
+        raise SystemExit("the sample deliveries did not settle")
+
+    try:
+        settle()
+        store.set_limit("acme", "per_day", (acme * 3).quantize(Decimal("0.01")))
+        settle()
+    finally:
+        notifier.stop()
+        quiet.setLevel(level)
+
+
+def server_screenshots(directory: Path, work: Path, today: date, browser: Any) -> None:
+    from tollmeter.notifications.settings import NotifierSettings
+    from tollmeter.server.app import create_app
+    from tollmeter.server.auth import create_key
+    from tollmeter.server.settings import ServerSettings
+    from tollmeter.server.state import open_store
+    from tollmeter.store import migrations
+
+    url = f"sqlite:///{work / 'server.db'}"
+    base = open_store(url)
+    try:
+        migrations.upgrade(base.engine)
+        project = base.for_project("tollgate")
+        seed_named(project, today)
+        key = create_key(base, "tollgate")[1]
+        seed_notifications(project, base)
+        app = create_app(ServerSettings(database_url=url))
+        app.state.notifier_settings = NotifierSettings(enabled=False)  # the deliveries are done
+        with Serving(app) as served:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+            page.goto(served.base + "/notifications")  # to the sign-in page, and back after it
+            shoot(page, directory / "dashboard-signin.png", most=460)
+            page.fill("input[name=key]", key)
+            with page.expect_navigation(url=served.base + "/notifications"):
+                page.click("form[action='/signin'] button[type=submit]")
+            shoot(page, directory / "dashboard-notifications.png")
+            page.close()
+    finally:
+        base.close()
 
 
 def serve_sample(port: int) -> None:

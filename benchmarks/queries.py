@@ -79,6 +79,13 @@ FILL = [
     f"""INSERT INTO run_rollup SELECT project_id, run_id, {NONE.format('tenant_id')}, timestamp::date,
         {NONE.format('agent_id')}, {NONE.format('model')}, {MEASURES}
         FROM events WHERE project_id = :project AND run_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    f"""INSERT INTO run_usage_rollup SELECT project_id, {NONE.format('tenant_id')}, timestamp::date,
+        {NONE.format('agent_id')}, {NONE.format('model')}, {MEASURES}
+        FROM events WHERE project_id = :project AND run_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5""",
+    f"""INSERT INTO tenant_rollup SELECT project_id, {NONE.format('tenant_id')}, timestamp::date, {MEASURES}
+        FROM events WHERE project_id = :project GROUP BY 1, 2, 3""",
+    """INSERT INTO run_costs SELECT project_id, run_id, sum(cost_usd) FROM run_rollup WHERE project_id = :project
+       GROUP BY 1, 2""",
     """INSERT INTO runs (project_id, run_id, tenant_id, agent_id, first_seen, last_seen, outcome, resolved_at)
        SELECT project_id, run_id, min(tenant_id), min(agent_id), min(timestamp), max(timestamp),
               CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL

@@ -402,6 +402,18 @@ def test_customer_page_is_the_apis(shop) -> None:
             if row["calls"]:
                 assert (f"<td>{row[group]}</td><td class=\"r\">{row['calls']:,}</td>"
                         f"<td class=\"r\">{usd_text(D(row['cost_usd']))}</td>") in table, (group, row)
+    flags_shown = 0
+    for tenant in t.values():  # its leak flags: the API's for it
+        flagged = api.http.get("/v1/leaks", params={"tenant_id": tenant}).json()["leaks"]
+        everyone = api.http.get("/v1/leaks").json()["leaks"]
+        assert [f for f in everyone if f["tenant_id"] == tenant] == [f for f in flagged if f["tenant_id"] == tenant]
+        page_text = text_of(visitor.get(f"/customers/{tenant}").text)
+        for leak in flagged:
+            assert leak["message"] in page_text
+            flags_shown += 1
+        if not flagged:
+            assert "No leak flags this month." in page_text
+    assert flags_shown  # the shop has customers that leak
     acme = visitor.get(f"/customers/{t['acme']}")
     spend = api.spend(t["acme"])
     assert usd_text(D(spend["spent"]["per_month"])) in text_of(acme.text)

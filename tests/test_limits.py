@@ -19,6 +19,7 @@ import pytest
 
 from tollmeter import LimitExceededException, Meter, MeterConfig
 from tollmeter.limits import RateLimitExceededException
+from tollmeter.limits.picos import PER_USD
 
 from .bodies import anthropic_bodies as A
 from .bodies import openai_bodies as O
@@ -466,4 +467,4 @@ def test_a_first_lease_is_sized_by_the_limits_not_by_the_first_call(limited):
     limited.set_limit("acme", Decimal("100"), frequency="per_month")
     with limited.for_tenant("acme"):
         ask(client())
-    assert limited._limits.guard._budgets["acme"].remaining == Decimal("5")
+    assert limited._limits.guard._budgets["acme"].remaining == 5 * PER_USD  # picodollars

@@ -1006,3 +1006,90 @@ def test_every_grouping_adds_up_to_the_total(store, history, generated, resoluti
         got = (report.total.revenue_usd, report.total.cost_usd, report.total.calls, report.total.runs)
         assert got == expected, groups
         assert len({tuple(row.key.values()) for row in report.rows}) == len(report.rows)
+
+
+# -- property: the counted run revenue equals the run-by-run one ---------------------------------------
+
+RUN_DAYS = [date(2025, 3, 30) + timedelta(days=n) for n in range(4)]  # across a month's end
+REGROUPINGS = [(), ("tenant",), ("agent",), ("day",), ("tenant", "day"), ("agent", "week"), ("tenant", "month")]
+
+run_plans = st.one_of(
+    st.builds(lambda unit, included: plan("hybrid", base_revenue_usd="0", included_units=included,
+                                          unit_revenue_usd=unit), amounts(5), st.integers(0, 6)),
+    st.builds(lambda unit: plan("per_unit", unit_revenue_usd=unit), amounts(5)),
+    st.builds(lambda unit: plan("per_resolution", unit_revenue_usd=unit), amounts(5)),
+)
+run_histories = st.dictionaries(st.sampled_from(("t1", "t2")),
+                                st.lists(st.tuples(st.sampled_from(RUN_DAYS), run_plans), min_size=1, max_size=2),
+                                max_size=2)
+many_runs = st.lists(st.tuples(st.sampled_from(("t1", "t1", "t2", None)), st.sampled_from(("a1", "a2", None)),
+                               st.sampled_from(("resolved", "escalated", "failed")), st.sampled_from(RUN_DAYS),
+                               st.integers(0, 23), st.one_of(st.none(), st.none(), amounts(4))),
+                     max_size=14)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(history=run_histories, t1=st.lists(st.tuples(st.sampled_from(RUN_DAYS), run_plans), min_size=1, max_size=2),
+       runs=many_runs, window=st.tuples(st.integers(0, 3), st.integers(1, 4)))
+def test_run_revenue_from_counts_equals_the_run_by_run_revenue(store, history, t1, runs, window):
+    """Reports without a run key count the runs per day (a hybrid plan's included runs that run
+    out in the middle of a day are decided run by run); grouped by run, each run is priced on
+    its own. Regrouped, the two must agree exactly, whatever the plans, outcomes, given
+    revenues and hours."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    for tenant, spans in {**history, "t1": t1}.items():
+        for start, chosen in spans:
+            ledger.upsert_customer(tenant, plan=chosen, effective_from=start)
+    for n, (tenant, agent, outcome, when, hour, revenue) in enumerate(runs):
+        view.add_events([event(at(when, hour), "0.25", tenant=tenant, run=f"r{n}", agent=agent)])
+        ledger.resolve(f"r{n}", outcome, revenue_usd=revenue, at=at(when, hour, n % 60))
+    first, length = window
+    since, until = RUN_DAYS[first], RUN_DAYS[first] + timedelta(days=length)
+    for groups in REGROUPINGS:
+        counted = ledger.margin(groups, since=since, until=until)
+        regrouped: dict = {}
+        for row in ledger.margin((*groups, "run"), since=since, until=until).rows:
+            key = tuple(row.key[g] for g in groups)
+            regrouped[key] = [a + b for a, b in zip(regrouped.get(key, [D(0), D(0), 0, 0, 0]),
+                                                     (row.revenue_usd, row.cost_usd, row.resolved, row.escalated,
+                                                      row.failed))]
+        got = {tuple(row.key[g] for g in groups): [row.revenue_usd, row.cost_usd, row.resolved, row.escalated,
+                                                   row.failed] for row in counted.rows}
+        assert got == regrouped, groups
+
+
+def test_leaks_of_one_customer_are_its_share_of_all_the_leaks(store, ledger):
+    """A customer's page asks for its own flags: the same as its part of every flag."""
+    for who in ("acme", "initech"):
+        ledger.upsert_customer(who, plan=plan("per_unit", unit_revenue_usd="0.50"), effective_from=APR)
+        add(store, *(event(day(n), "0.9", tenant=who, run=f"{who}-{n}", agent=f"{who}-bot") for n in range(1, 6)))
+        for n in range(1, 6):
+            ledger.resolve(f"{who}-{n}", "resolved", at=at(day(n), 18))
+    everything = ledger.leaks(QUIET, today=TODAY)
+    assert {f.rule for f in everything} >= {"cost_over_revenue", "run_over_unit_revenue", "margin_below_floor"}
+    for who in ("acme", "initech"):
+        own = ledger.leaks(QUIET, today=TODAY, tenant_id=who)
+        assert own and all(f.tenant_id in (who, None) for f in own)
+        assert [f.to_dict() for f in own] == [f.to_dict() for f in everything
+                                              if f.tenant_id == who or f.subject_id == f"{who}-bot"]
+
+
+def test_hybrid_included_runs_running_out_in_the_middle_of_a_day(store, ledger):
+    """Two runs included a month, 0.75 each after: the 2nd and 3rd runs of Apr 2 (after one on
+    Apr 1) are the 2nd and 3rd of the month, so only the 3rd (bot-b's at 15:00) earns; bot-a's
+    run at 16:00 earns its given 9.00. By agent, by day and in all: the same as run by run."""
+    ledger.upsert_customer("acme", plan=plan("hybrid", base_revenue_usd="0", included_units=2,
+                                             unit_revenue_usd="0.75"), effective_from=APR)
+    for run_id, when, agent, given in (("r1", at(day(1), 9), "bot-a", None), ("r2", at(day(2), 9), "bot-a", None),
+                                       ("r3", at(day(2), 15), "bot-b", None), ("r4", at(day(2), 16), "bot-a", "9"),
+                                       ("r5", at(day(3), 10), "bot-b", None)):
+        add(store, event(when, "0.10", run=run_id, agent=agent))
+        ledger.resolve(run_id, "resolved", revenue_usd=given, at=when)
+    assert {k: r.revenue_usd for k, r in by(ledger.margin("agent", since=APR, until=MAY), "agent").items()} == {
+        "bot-a": D(9), "bot-b": D("1.50")}
+    assert {k: r.revenue_usd for k, r in by(ledger.margin("day", since=APR, until=MAY), "day").items()} == {
+        "2025-04-01": D(0), "2025-04-02": D("9.75"), "2025-04-03": D("0.75")}
+    assert {k: r.revenue_usd for k, r in by(ledger.margin("run", since=APR, until=MAY), "run").items()} == {
+        "r1": D(0), "r2": D(0), "r3": D("0.75"), "r4": D(9), "r5": D("0.75")}

@@ -153,11 +153,15 @@ def test_settings_from_the_environment():
     settings = NotifierSettings.from_env({"TOLLMETER_NOTIFY_INTERVAL": "2.5", "TOLLMETER_NOTIFY_MAX_ATTEMPTS": "3",
                                           "TOLLMETER_NOTIFY": "off", "TOLLMETER_NOTIFY_BACKOFF_BASE": ""})
     assert (settings.interval, settings.max_attempts, settings.enabled, settings.backoff_base) == (2.5, 3, False, 30.0)
+    pruning = NotifierSettings.from_env({"TOLLMETER_NOTIFY_KEEP_DAYS": "7", "TOLLMETER_NOTIFY_PRUNE_INTERVAL": "60",
+                                         "TOLLMETER_NOTIFY_PRUNE_BATCH": "50"})
+    assert (pruning.keep_days, pruning.prune_interval, pruning.prune_batch) == (7, 60.0, 50)
     assert [NotifierSettings(backoff_jitter=0).backoff(n) for n in (1, 2, 3)] == [30.0, 60.0, 120.0]
     assert NotifierSettings(backoff_jitter=0).backoff(40) == 6 * 3600.0  # capped
     assert NotifierSettings(backoff_jitter=0.5).backoff(1, draw=0.5) == 37.5
     for bad in ({"TOLLMETER_NOTIFY_INTERVAL": "soon"}, {"TOLLMETER_NOTIFY_INTERVAL": "0"},
-                {"TOLLMETER_NOTIFY_MAX_ATTEMPTS": "0"}, {"TOLLMETER_NOTIFY_TIMEOUT": "500"}):
+                {"TOLLMETER_NOTIFY_MAX_ATTEMPTS": "0"}, {"TOLLMETER_NOTIFY_TIMEOUT": "500"},
+                {"TOLLMETER_NOTIFY_PRUNE_BATCH": "0"}, {"TOLLMETER_NOTIFY_PRUNE_INTERVAL": "-1"}):
         with pytest.raises(ValueError):
             NotifierSettings.from_env(bad)
 
@@ -259,6 +263,7 @@ def test_failures_are_retried_with_backoff_until_delivered(store, receiver):
     assert (delivery["endpoint_id"], delivery["attempts"], delivery["last_status_code"]) == (
         endpoint["endpoint_id"], 3, 200)
     assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is not None
+    assert delivery["answers"] == ["500", "503", "200"]
     attempts = log.delivery_attempts(store, delivery["delivery_id"])
     assert [a["status_code"] for a in attempts] == [500, 503, 200]
     assert attempts[0]["error"].startswith("HTTP 500")
@@ -285,9 +290,29 @@ def test_a_delivery_is_given_up_after_max_attempts(store, receiver):
         n.stop()
     [delivery] = log.recent_deliveries(store)
     assert delivery["attempts"] == 3 and delivery["next_attempt_at"] is None
+    assert delivery["answers"] == ["500"] * 3
     assert len(receiver.requests) == 3
     assert log.recent_deliveries(store, status="failed") == [delivery]
     assert log.recent_deliveries(store, status="delivered") == []
+
+
+def test_an_answer_read_by_its_transport_is_logged(store):
+    """A transport that reads the answer itself (httpx.MockTransport, or one of a proxy's) does
+    not break the round: the error still carries the body's start."""
+    import httpx
+
+    store.set_limit("acme", "per_day", 1)
+    log.save_endpoint(store, url="https://hooks.example.com/x", secret=SECRET, rules=["limit"], thresholds=[100])
+    spend(store, "2")
+    answers = [httpx.Response(500, text="not today"), httpx.Response(204)]
+    n = Notifier(store.for_project("default"), FAST, transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    try:
+        rounds(n, lambda: log.recent_deliveries(store)[0]["status"] == "delivered")
+    finally:
+        n.stop()
+    [delivery] = log.recent_deliveries(store)
+    assert delivery["answers"] == ["500", "204"]
+    assert log.delivery_attempts(store, delivery["delivery_id"])[0]["error"] == "HTTP 500: not today"
 
 
 def test_the_outbox_survives_a_restart(backend, receiver):
@@ -306,6 +331,7 @@ def test_the_outbox_survives_a_restart(backend, receiver):
     first.close()  # the process ends with the delivery pending
     [pending] = log.recent_deliveries(open_store(url).for_project("proj"))
     assert pending["status"] == "pending" and pending["attempts"] == 1 and "ConnectError" in pending["last_error"]
+    assert pending["answers"] == ["ConnectError"]
 
     second = open_store(url)  # a new process; the receiver is back
     try:
@@ -454,6 +480,88 @@ def test_a_leak_flag_fires_and_resolves_when_it_clears(store, receiver):
         n.stop()
 
 
+def test_a_removed_limit_and_the_months_end_resolve(store, receiver):
+    """The other two ways a notification clears: its limit removed, its month over (a leak)."""
+    ledger = Ledger(store)
+    month = date.today().replace(day=1)
+    ledger.upsert_customer("hooli", plan={"name": "flat", "pricing_model": "flat", "base_revenue_usd": "0.01"},
+                           effective_from=month)
+    store.set_limit("acme", "per_month", 1)
+    log.save_endpoint(store, url=receiver.url, secret=SECRET, rules=["limit", "leak"], thresholds=[100])
+    spend(store, "2", tenant="acme")
+    spend(store, "5", tenant="hooli")
+    n = notifier(store)
+
+    def of(rule_type: str, status: str) -> list[dict]:
+        return [m for m in receiver.messages() if m["type"] == rule_type and m["status"] == status]
+
+    try:
+        rounds(n, lambda: of("limit.threshold", "firing") and of("leak.flagged", "firing"))
+        store.remove_limit("acme", "per_month")
+        rounds(n, lambda: of("limit.threshold", "resolved"))
+        [removed] = of("limit.threshold", "resolved")
+        assert removed["data"]["reason"] == "limit_removed"
+        assert removed["text"] == "Resolved: acme has no monthly limit any more"
+        flagged = of("leak.flagged", "firing")
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        later = datetime(next_month.year, next_month.month, 1, 1, tzinfo=timezone.utc)
+        rounds(n, lambda: len(of("leak.flagged", "resolved")) >= len(flagged), now=later)
+        ended = [m for m in of("leak.flagged", "resolved") if m["period"] == f"{month:%Y-%m}"]
+        assert sorted(m["subject"] for m in ended) == sorted(m["subject"] for m in flagged)
+        assert {m["data"]["reason"] for m in ended} == {"month_ended"}
+        assert all(m["text"].startswith(f"Resolved: the month {month:%Y-%m} ended") for m in ended)
+    finally:
+        n.stop()
+
+
+def test_a_customers_flagged_runs_are_one_notification(store, receiver):
+    """A per-resolution plan's failed runs all earn nothing, so each is flagged: one message
+    for them together (naming the costliest), not one per run; new runs flagged later in the
+    month add none; resolved once none is flagged."""
+    ledger = Ledger(store)
+    month = date.today().replace(day=1)
+    ledger.upsert_customer("globex", plan={"name": "outcomes", "pricing_model": "per_resolution",
+                                           "unit_revenue_usd": "1000"}, effective_from=month)
+    log.save_endpoint(store, url=receiver.url, secret=SECRET, rules=["leak"])
+    now = datetime.now(timezone.utc)
+
+    def failed_run(run: str, cost: str) -> None:
+        store.add_events([event_row(event(tenant_id="globex", run_id=run, cost_usd=cost, priced=True,
+                                           timestamp=now.isoformat()))])
+        ledger.resolve(run, "failed", tenant_id="globex", at=now)
+
+    for i, cost in enumerate(("0.02", "0.05", "0.01")):
+        failed_run(f"run-{i}", cost)
+    n = notifier(store)
+    try:
+        def runs() -> list[dict]:
+            return [m for m in receiver.messages() if m["subject"].endswith(":runs")]
+
+        rounds(n, lambda: len(runs()) == 1)
+        [flagged] = runs()
+        assert (flagged["type"], flagged["tenant_id"], flagged["subject"]) == (
+            "leak.flagged", "globex", "run_over_unit_revenue:runs")
+        assert flagged["data"]["numbers"] == {"runs": 3, "cost_usd": "0.08", "revenue_usd": "0"}
+        assert flagged["data"]["run_ids"] == ["run-1", "run-0", "run-2"]  # the costliest first
+        assert flagged["text"].startswith("Leak (run_over_unit_revenue): 3 runs of globex this month cost more "
+                                          "than they earn: $0.08 against $0.00; the costliest: run run-1")
+        # the customer's own flag (cost over revenue) is its own message: two in all
+        assert sorted(m["data"]["rule"] for m in receiver.messages()) == ["cost_over_revenue", "run_over_unit_revenue"]
+        failed_run("run-3", "0.04")
+        for _ in range(3):
+            n.run_once()
+        assert len(receiver.messages()) == 2  # once a month
+        ledger.upsert_customer("globex", plan={"name": "flat", "pricing_model": "flat", "base_revenue_usd": "100000"},
+                               effective_from=month)
+        rounds(n, lambda: len(runs()) == 2)
+        resolved = runs()[1]
+        assert (resolved["status"], resolved["subject"], resolved["data"]["reason"]) == (
+            "resolved", "run_over_unit_revenue:runs", "no_longer_flagged")
+        assert resolved["text"] == "Resolved: no run of globex is flagged run_over_unit_revenue any more"
+    finally:
+        n.stop()
+
+
 # -- replicas -------------------------------------------------------------------------------------
 
 
@@ -552,7 +660,7 @@ def test_two_servers_on_one_database_notify_once(backend, receiver, tmp_path):
         assert len(receiver.requests) == 2
         assert all(verify_signature(secret, r["headers"]["Tollmeter-Signature"], r["body"]) for r in receiver.requests)
         log_rows = clients[1].get("/v1/notifications/deliveries").json()["deliveries"]
-        assert {(d["status"], d["attempts"]) for d in log_rows} == {("delivered", 1)}
+        assert {(d["status"], d["attempts"], tuple(d["answers"])) for d in log_rows} == {("delivered", 1, ("200",))}
         assert {d["message_id"] for d in log_rows} == {m["id"] for m in got}
         for c in clients:
             c.close()

@@ -248,10 +248,10 @@ def _stored_row(**fields):
 
 def test_sums_past_64_bits_are_answered(api):
     # Counts stored before the bounds (or as many events as it takes): three rows of 2^62 tokens
-    # (each in a rollup row of its own: three models) add up past 2^63 - 1. SQLite's sum() raised
+    # (each in a rollup row of its own: three tenants) add up past 2^63 - 1. SQLite's sum() raised
     # "integer overflow": /v1/usage and /v1/margin answered 503 for good.
     store = api.server.store.for_project(api.project)
-    store.add_events([_stored_row(tenant_id="t", model=f"m{i}", usage={"input_tokens": 2**62, "output_tokens": 1})
+    store.add_events([_stored_row(tenant_id=f"t{i}", model=f"m{i}", usage={"input_tokens": 2**62, "output_tokens": 1})
                       for i in range(3)])
     [row] = api.usage(group_by="")
     assert row["input_tokens"] == 3 * 2**62 and row["output_tokens"] == 3
@@ -279,6 +279,14 @@ def test_an_event_that_would_overflow_a_daily_total_is_refused_alone(api):
                                "rejected": [{"index": 1, "reason": OVERFLOW_REASON}]}
     assert api.ingest(batch).json()["duplicates"] == 3  # a retry: the same answer, nothing twice
     assert {r["tenant_id"]: r["calls"] for r in api.usage()} == {"full": 2, "other": 2}
+    # A day's usage of one tenant (all its agents and models) is a BIGINT too (tenant_rollup).
+    with store.transaction() as conn:
+        conn.execute(update(tables.tenant_rollup).where(tables.tenant_rollup.c.project_id == api.project,
+                                                        tables.tenant_rollup.c.tenant_id == "full")
+                     .values(input_tokens=2**63 - 100))
+    response = api.ingest([event(tenant_id="full", model="a-third-model"), event(tenant_id="other")])
+    assert response.json()["rejected"] == [{"index": 0, "reason": OVERFLOW_REASON}]
+    assert response.json()["accepted"] == 1
     usable(api)
 
 

@@ -13,6 +13,7 @@ from .context import Scope
 from .context import current_scope as _current_scope
 from .instrument.endpoint import Endpoint
 from .instrument.hooks import InstrumentSettings
+from .limits.guard import NEEDS_CHECK
 from .limits.request import CallRequest
 
 if TYPE_CHECKING:
@@ -42,30 +43,43 @@ class MeterHooks:
         scope = _current_scope()
         return self._default if scope is None else scope
 
-    def _request(self, call: Call) -> CallRequest | None:
-        """The call as the limits see it, or None when no limit applies (the common case: a
-        tenant known to have none costs a dictionary look-up)."""
+    def _request(self, call: Call, tenant: str) -> CallRequest:
+        """The call as the limits' full check sees it."""
+        return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
+
+    def _first_look(self, call: Call) -> tuple[str | None, object]:
+        """(tenant, what `LimitKeeper.admit_plain` decided): a tenant known to have no limit,
+        and a plain request of one with an ample lease, are decided in this one look-up."""
         scope = call.scope
         if scope is None:
-            return None
+            return None, None
         tenant = scope.tenant_id
-        if tenant is None or self._limits.unlimited(tenant):
-            return None
+        if tenant is None:
+            return None, None
         endpoint = call.endpoint
         # The format bounds the request cheaply only for an endpoint that estimates by it.
         request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
-        return CallRequest(tenant, call.provider, call.request_model, call.request or {}, endpoint.estimate,
-                           request_format)
+        return tenant, self._limits.admit_plain(tenant, call.provider, call.request_model, call.request,
+                                                request_format)
 
     def admit(self, call: Call) -> None:
-        request = self._request(call)
-        if request is not None:
-            call.ticket = self._limits.admit(request)
+        # `_first_look`, inline: this runs before every call, and a Python call costs here.
+        scope = call.scope
+        if scope is None or scope.tenant_id is None:
+            return
+        endpoint = call.endpoint
+        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
+                                          request_format)
+        if ticket is NEEDS_CHECK:
+            ticket = self._limits.admit(self._request(call, scope.tenant_id))
+        call.ticket = ticket
 
     async def admit_async(self, call: Call) -> None:
-        request = self._request(call)
-        if request is not None:
-            call.ticket = await self._limits.admit_async(request)
+        tenant, ticket = self._first_look(call)
+        if ticket is NEEDS_CHECK:
+            ticket = await self._limits.admit_async(self._request(call, tenant))  # type: ignore[arg-type]
+        call.ticket = ticket
 
     def finished(self, call: Call) -> None:
         reservation = call.ticket
@@ -73,7 +87,7 @@ class MeterHooks:
             urgent = False
         else:
             self._limits.finished(reservation, call)
-            urgent = reservation.fallback
+            urgent = reservation.urgent
         if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
             self._pipeline.refused(call)
 

@@ -385,6 +385,7 @@ def _leaks_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--spike-window-days", type=int, metavar="N", help="the trailing mean's days (default 14)")
     p.add_argument("--spike-min-usd", metavar="USD", help="no spike below this day cost (default 1)")
     p.add_argument("--projection-days", type=int, metavar="N", help="days whose daily rate is projected (default 7)")
+    p.add_argument("--tenant", metavar="ID", help="one customer's flags alone")
     _format_argument(p, ("table", "json", "csv"))
     p.set_defaults(run=_leaks)
 
@@ -550,7 +551,7 @@ def _leaks(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     ledger = _ledger(args)
     try:
-        found = ledger.leaks(settings)
+        found = ledger.leaks(settings, tenant_id=args.tenant)
     finally:
         ledger.store.close()
     if args.format == "json":

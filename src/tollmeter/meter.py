@@ -251,9 +251,10 @@ class Meter:
         month, over UTC days (by default this month to date). Exact: the groups add up to the total."""
         return self._ledger().margin(group_by, since=since, until=until)
 
-    def leaks(self, settings: LeakSettings | None = None) -> list[Leak]:
-        """Customers, runs and agents losing money this month, each with its rule and numbers."""
-        return self._ledger().leaks(settings)
+    def leaks(self, settings: LeakSettings | None = None, tenant_id: str | None = None) -> list[Leak]:
+        """Customers, runs and agents losing money this month, each with its rule and numbers
+        (one customer's alone: its own, its runs' and its agents' on its runs)."""
+        return self._ledger().leaks(settings, tenant_id=tenant_id)
 
     # -- manual tracking -----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from ..money import EXACT, usd_text
-from .margin import MarginRow, margin
+from .margin import MarginReport, margin, regrouped
 from .plans import PlanError, money
 from .revenue import days, month_start, recurring, unit_revenue
 
@@ -77,20 +77,39 @@ class Leak:
                             for k, v in self.numbers.items()}}
 
 
-def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None) -> list[Leak]:
+def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None,
+          tenant_id: str | None = None, daily: MarginReport | None = None) -> list[Leak]:
+    """Every flag, or those of one customer (its own, its runs', and its agents' on its runs).
+    `daily`: a margin report by tenant and day that covers the days the rules read (see
+    `days_read`), made for something else already (the dashboard's overview): used, not
+    made again."""
     with localcontext(EXACT):
-        return _leaks(ledger, settings or LeakSettings(), today)
+        return _leaks(ledger, settings or LeakSettings(), today, tenant_id, daily)
 
 
-def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None) -> list[Leak]:
+def days_read(settings: LeakSettings | None = None, today: date | None = None) -> tuple[date, date]:
+    """The UTC days [first, end) whose margin by tenant and day the rules read."""
+    settings = settings or LeakSettings()
+    today = today or datetime.now(timezone.utc).date()
+    return month_start(today) - timedelta(days=settings.spike_window_days), today + timedelta(days=1)
+
+
+def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id: str | None,
+           daily: MarginReport | None) -> list[Leak]:
     today = today or datetime.now(timezone.utc).date()
     first, end = month_start(today), today + timedelta(days=1)
     found: list[Leak] = []
-    daily = margin(ledger, ("tenant", "day"), since=first - timedelta(days=settings.spike_window_days), until=end)
+    since, _ = days_read(settings, today)
+    if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
+        daily = regrouped(daily, ("tenant", "day"), since, end)
+        if tenant_id is not None:
+            daily.rows = [row for row in daily.rows if row.key["tenant"] == tenant_id]
+    else:
+        daily = margin(ledger, ("tenant", "day"), since=since, until=end, tenant_id=tenant_id)
     by_tenant: dict[str | None, dict[date, Any]] = {}
     for row in daily.rows:
         by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
-    book = ledger.plan_book()
+    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     month_days = list(days(first, end))
     next_month = (first + timedelta(days=32)).replace(day=1)
     for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")):
@@ -128,8 +147,8 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None) -> list[L
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
                               {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
-    found += _agents(ledger, first, end, settings)
-    found += _runs(ledger, book, first, end)
+    found += _agents(ledger, first, end, settings, tenant_id)
+    found += _runs(ledger, book, first, end, tenant_id)
     return found
 
 
@@ -178,15 +197,12 @@ def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings
     return None
 
 
-def _agents(ledger: Ledger, first: date, end: date, settings: LeakSettings) -> list[Leak]:
+def _agents(ledger: Ledger, first: date, end: date, settings: LeakSettings, tenant_id: str | None) -> list[Leak]:
     """An agent's margin is that of its runs: their revenue against the cost of their events."""
-    per_agent: dict[str, MarginRow] = {}
-    for row in margin(ledger, ("agent", "run"), since=first, until=end).rows:
-        agent = row.key["agent"]
-        if agent is not None and row.key["run"] is not None:
-            per_agent.setdefault(agent, MarginRow({"agent": agent})).add(row)
+    per_agent = {row.key["agent"]: row for row in margin(ledger, ("agent",), since=first, until=end,
+                                                          tenant_id=tenant_id, runs_only=True).rows}
     out = []
-    for agent, row in sorted(per_agent.items()):
+    for agent, row in sorted((a, r) for a, r in per_agent.items() if a is not None):
         if not row.revenue_usd or row.margin_pct is None or row.margin_pct >= settings.margin_floor_pct:
             continue
         out.append(Leak("margin_below_floor", "agent", agent, None, first,
@@ -196,14 +212,23 @@ def _agents(ledger: Ledger, first: date, end: date, settings: LeakSettings) -> l
     return out
 
 
-def _runs(ledger: Ledger, book: Any, first: date, end: date) -> list[Leak]:
-    runs = ledger.runs_seen(first, end)
-    costs = ledger.run_costs(r["run_id"] for r in runs)
-    out = []
-    for run in sorted(runs, key=lambda r: r["run_id"]):
-        history = costs.get(run["run_id"])
-        if not history:
-            continue
+def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None) -> list[Leak]:
+    """Only the runs that cost more than the least a run of theirs can earn are read (from the
+    runs' costs to date); each of those is then decided exactly, day by day."""
+    least: Decimal | None = None
+    free: list[str] = []  # per_resolution customers: their escalated and failed runs earn nothing
+    for tenant in book.tenants:
+        for span in book.spans(tenant):  # every plan it had: a run's plan is that of its last day
+            model = span.plan.pricing_model
+            if model in ("per_unit", "per_resolution", "hybrid"):
+                unit = span.plan.unit_revenue_usd or _ZERO
+                least = unit if least is None else min(least, unit)
+                if model == "per_resolution":
+                    free.append(tenant)
+    candidates = ledger.costly_runs(first, end, over=least, free=free, free_outcomes=("escalated", "failed"),
+                                    tenant_id=tenant_id)
+    over: list[tuple[dict[str, Any], Decimal]] = []
+    for run in sorted(candidates, key=lambda r: r["run_id"]):
         if run["revenue_usd"] is not None:
             earns = run["revenue_usd"]
         else:
@@ -215,8 +240,15 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date) -> list[Leak]:
             earns = span.plan.unit_revenue_usd or _ZERO
             if run["outcome"] is not None and span.plan.pricing_model == "per_resolution":
                 earns = unit_revenue(span.plan, run["outcome"], 0)
+        if run["cost_usd"] > earns:
+            over.append((run, earns))
+    # Since when: the day its running cost passed what it earns (costs are never negative, so
+    # a run over now passed it on some day).
+    costs = ledger.run_costs(run["run_id"] for run, _ in over)
+    out = []
+    for run, earns in over:
         running, since = _ZERO, None
-        for day, cost in history:
+        for day, cost in costs.get(run["run_id"], ()):
             running += cost
             if since is None and running > earns:
                 since = day

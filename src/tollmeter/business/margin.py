@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
-from .revenue import days, month_start, recurring, run_revenues, usage_revenue
+from .revenue import counted_revenues, days, month_start, recurring, run_revenues, usage_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -74,9 +74,13 @@ class MarginRow:
     def add(self, other: MarginRow) -> None:
         self.revenue_usd = EXACT.add(self.revenue_usd, other.revenue_usd)
         self.cost_usd = EXACT.add(self.cost_usd, other.cost_usd)
-        for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved",
-                     "escalated", "failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.unpriced += other.unpriced
+        self.resolved += other.resolved
+        self.escalated += other.escalated
+        self.failed += other.failed
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: money as exact decimal strings."""
@@ -128,45 +132,45 @@ def check_groups(group_by: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: Any = None, until: Any = None,
-           tenant_id: str | None = None) -> MarginReport:
+           tenant_id: str | None = None, *, runs_only: bool = False) -> MarginReport:
+    """`runs_only`: the runs' part alone (their revenue, the cost and usage revenue of their
+    events; no recurring fees, no events outside runs)."""
     groups = check_groups(group_by)
     first, end = day_range(since, until)
     with localcontext(EXACT):  # sums and products of 15-decimal amounts, exactly
-        return _margin(ledger, groups, first, end, tenant_id)
+        return _margin(ledger, groups, first, end, tenant_id, runs_only)
 
 
-def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None) -> MarginReport:
+def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None,
+            runs_only: bool = False) -> MarginReport:
     report = MarginReport(groups, first, end)
     book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
-    def piece(tenant: str | None, day: date | None, run: str | None, agent: str | None, model: str | None) -> MarginRow:
-        key = []
-        for g in groups:
-            if g == "tenant":
-                key.append(tenant)
-            elif g == "run":
-                key.append(run)
-            elif g == "agent":
-                key.append(agent)
-            elif g == "model":
-                key.append(model)
-            elif g == "day":
-                key.append(day.isoformat())  # type: ignore[union-attr]
-            elif g == "week":
-                key.append(_week(day))  # type: ignore[arg-type]
-            else:
-                key.append(f"{day:%Y-%m}")
-        found = rows.get(tuple(key))
+    labels: dict[tuple[str, date], str] = {}
+
+    def label(group: str, day: date) -> str:
+        found = labels.get((group, day))
         if found is None:
-            found = rows[tuple(key)] = MarginRow(dict(zip(groups, key)))
+            found = labels[(group, day)] = period_label(group, day)
+        return found
+
+    where = {"tenant": 0, "run": 2, "agent": 3, "model": 4}
+    places = [(where[g], None) if g in where else (1, g) for g in groups]
+
+    def piece(*values: Any) -> MarginRow:
+        """The row of (tenant, day, run, agent, model)."""
+        key = tuple(values[i] if g is None else label(g, values[1]) for i, g in places)
+        found = rows.get(key)
+        if found is None:
+            found = rows[key] = MarginRow(dict(zip(groups, key)))
         return found
 
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
     # grouped by, or a usage_based plan says what the day's usage earns).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
-    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage):
+    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
         row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
         if usage["tenant_id"] in priced_by_usage:
             span = book.on(usage["tenant_id"], usage["day"])
@@ -177,31 +181,55 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         row.input_tokens += usage["input_tokens"]
         row.output_tokens += usage["output_tokens"]
         row.unpriced += usage["unpriced"]
-    # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs).
-    resolved = [r for r in ledger.resolved_runs(month_start(first), end)
-                if tenant_id is None or r.tenant_id == tenant_id]
-    revenues = run_revenues(book, resolved)
-    for run in resolved:
-        if run.day < first:
-            continue
-        row = piece(run.tenant_id, run.day, run.run_id, run.agent_id, None)
-        row.revenue_usd += revenues[run.run_id]
-        setattr(row, run.outcome, getattr(row, run.outcome) + 1)
+    # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs): run
+    # by run where the report has a row per run, else from their counts per day.
+    if "run" in groups:
+        resolved = ledger.resolved_runs(month_start(first), end, tenant_id=tenant_id)
+        revenues = run_revenues(book, resolved)
+        for run in resolved:
+            if run.day < first:
+                continue
+            row = piece(run.tenant_id, run.day, run.run_id, run.agent_id, None)
+            row.revenue_usd += revenues[run.run_id]
+            setattr(row, run.outcome, getattr(row, run.outcome) + 1)
+    else:
+        def exact_day(tenant: str | None, day: date, before: int) -> dict[tuple[str | None, str], Decimal]:
+            runs = ledger.resolved_runs(day, day + timedelta(days=1), tenant_id=tenant)
+            earned = run_revenues(book, runs, before)
+            out: dict[tuple[str | None, str], Decimal] = {}
+            for run in runs:
+                out[(run.agent_id, run.outcome)] = out.get((run.agent_id, run.outcome), _ZERO) + earned[run.run_id]
+            return out
+
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
+        for count, revenue in counted_revenues(book, counts, first, exact_day):
+            row = piece(count.tenant_id, count.day, None, count.agent_id, None)
+            row.revenue_usd += revenue
+            setattr(row, count.outcome, getattr(row, count.outcome) + count.runs)
     # Recurring fees, a share per day.
-    for tenant in book.tenants:
+    for tenant in () if runs_only else book.tenants:
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
     report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
-    for row in report.rows:
-        report.total.add(row)
+    report.total = _summed(report.rows)
     return report
 
 
+def _summed(rows: list[MarginRow]) -> MarginRow:
+    total = MarginRow({})
+    total.revenue_usd = sum((r.revenue_usd for r in rows), _ZERO)
+    total.cost_usd = sum((r.cost_usd for r in rows), _ZERO)
+    for name in ("calls", "input_tokens", "output_tokens", "unpriced", "resolved", "escalated", "failed"):
+        setattr(total, name, sum(getattr(r, name) for r in rows))
+    return total
+
+
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
-           periods: bool, by_day: set[str]) -> list[dict[str, Any]]:
+           periods: bool, by_day: set[str], runs_only: bool = False) -> list[dict[str, Any]]:
     """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
     for all when `periods`). Grouped by run, the events of runs come from the run rollup and
-    the rest (no run) is the usage rollup less the runs' part."""
+    the rest (no run) is the usage rollup less the runs' part. `runs_only`: the events of
+    runs alone."""
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
     if periods or (tenant_id is not None and tenant_id in by_day):
         parts = [dict(by_day=True)]
@@ -216,9 +244,12 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
         if part.get("tenants") == []:
             continue
         if "run" not in groups:
-            out += ledger.usage(first, end, keys, tenant_id=tenant_id, **part)
+            out += ledger.usage(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part)
             continue
         per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        if runs_only:
+            out += per_run
+            continue
         rest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in ledger.usage(first, end, keys, tenant_id=tenant_id, **part):
             rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
@@ -231,9 +262,53 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
     return out
 
 
-def _week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
+def period_label(group: str, day: date) -> str:
+    """A day's key in a report grouped by `group`: "day" (2026-12-05), "week" (ISO: 2026-W49) or
+    "month" (2026-12)."""
+    if group == "day":
+        return day.isoformat()
+    if group == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day:%Y-%m}"
+
+
+def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: date) -> MarginReport:
+    """A report grouped by day (and maybe other keys) summed into `groups` (any of its other
+    keys and day, week or month), over its days first <= day < end: exactly what a report
+    grouped by `groups` over that range holds (a report's pieces belong to one day each)."""
+    if "day" not in report.group_by or first < report.first or end > report.end:
+        raise ValueError(f"a report by {report.group_by} from {report.first} to {report.end} cannot give {groups} "
+                         f"from {first} to {end}")
+    out = MarginReport(tuple(groups), first, end)
+    low, high = first.isoformat(), end.isoformat()  # ISO days sort as the days do
+    if tuple(groups) == report.group_by:  # the same groups: the rows of the days asked for
+        out.rows = [row for row in report.rows if low <= row.key["day"] < high]
+        out.total = _summed(out.rows)
+        return out
+    rows: dict[tuple[Any, ...], MarginRow] = {}
+    periods: dict[tuple[str, str], str] = {}
+    for row in report.rows:
+        text = row.key["day"]
+        if not low <= text < high:
+            continue
+        parts = []
+        for g in groups:
+            if g in ("day", "week", "month"):
+                label = periods.get((g, text))
+                if label is None:
+                    label = periods[(g, text)] = period_label(g, date.fromisoformat(text))
+                parts.append(label)
+            else:
+                parts.append(row.key[g])
+        key = tuple(parts)
+        into = rows.get(key)
+        if into is None:
+            into = rows[key] = MarginRow(dict(zip(groups, key)))
+        into.add(row)
+    out.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
+    out.total = _summed(out.rows)
+    return out
 
 
 def _ceil_day(value: datetime | date) -> date:

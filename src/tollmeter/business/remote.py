@@ -101,8 +101,10 @@ class RemoteLedger:
             params.append(("tenant_id", tenant_id))
         return margin_from_dict(self._call("GET", "/v1/margin", params=params))
 
-    def leaks(self, settings: LeakSettings | None = None) -> list[Leak]:
+    def leaks(self, settings: LeakSettings | None = None, tenant_id: str | None = None) -> list[Leak]:
         params: dict[str, str] = {}
+        if tenant_id is not None:
+            params["tenant_id"] = tenant_id
         if settings is not None:
             for name in ("margin_floor_pct", "spike_factor", "spike_window_days", "spike_min_usd", "projection_days"):
                 value = getattr(settings, name)

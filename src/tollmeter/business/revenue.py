@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .plans import Plan
 
@@ -76,10 +77,16 @@ def daily_share(fee: Decimal, day: date) -> Decimal:
     """The share of a monthly `fee` that `day` recognises (the days of a month add up to `fee`)."""
     if not fee:
         return _ZERO
-    days = calendar.monthrange(day.year, day.month)[1]
-    steps = int(fee / QUANTUM)  # fees have at most 15 decimals: exact
+    return _shares(fee, day.year, day.month)[day.day - 1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
+    """The share of each day of a month (a report asks for the same few fees every day)."""
+    days = calendar.monthrange(year, month)[1]
+    steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
     whole, rest = divmod(steps, days)
-    return (whole + (1 if day.day <= rest else 0)) * QUANTUM
+    return tuple((whole + (1 if n <= rest else 0)) * QUANTUM for n in range(1, days + 1))
 
 
 def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tuple[date, Decimal]]:
@@ -118,14 +125,29 @@ class ResolvedRun:
     revenue_override: Decimal | None
 
 
-def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun]) -> dict[str, Decimal]:
+@dataclass(frozen=True)
+class RunCount:
+    """The runs of a tenant resolved on a day by one agent with one outcome: how many, and how
+    many of them had a revenue given at resolve time (`given`), which add up to `given_usd`."""
+
+    tenant_id: str | None
+    day: date
+    agent_id: str | None
+    outcome: str
+    runs: int
+    given: int
+    given_usd: Decimal
+
+
+def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun], before: int = 0) -> dict[str, Decimal]:
     """Revenue of each resolved run. `runs` must hold, for hybrid plans, every run of the
-    tenant resolved earlier in the same month (their rank decides the overage)."""
+    tenant resolved earlier in the same month (their rank decides the overage), or the runs of
+    one tenant's day with `before` the number of that tenant's runs resolved earlier that month."""
     out: dict[str, Decimal] = {}
     rank: dict[tuple[str | None, int, int], int] = {}
     for run in sorted(runs, key=lambda r: r.order):
         month = (run.tenant_id, run.day.year, run.day.month)
-        position = rank.get(month, 0)
+        position = rank.get(month, before)
         rank[month] = position + 1
         if run.revenue_override is not None:
             out[run.run_id] = run.revenue_override
@@ -133,6 +155,46 @@ def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun]) -> dict[str, Decim
         span = book.on(run.tenant_id, run.day)
         out[run.run_id] = unit_revenue(span.plan if span else None, run.outcome, position)
     return out
+
+
+def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
+                     exact_day: Callable[[str | None, date, int], dict[tuple[str | None, str], Decimal]]) -> Iterator[tuple[RunCount, Decimal]]:
+    """(count, revenue) of each count of runs resolved on or after `first`: what `run_revenues`
+    gives their runs, added up. `counts` must hold every count of their tenants' months before
+    `first` too (the ranks of hybrid plans). Where a hybrid plan's included runs run out in the
+    middle of a day, which of that day's runs earn depends on their order: `exact_day(tenant,
+    day, runs before it that month)` gives that day's revenue per agent and outcome (its runs
+    read one by one, keyed by (agent, outcome))."""
+    by_day: dict[tuple[str | None, date], list[RunCount]] = {}
+    for count in counts:
+        found = by_day.get((count.tenant_id, count.day))
+        if found is None:
+            by_day[(count.tenant_id, count.day)] = [count]
+        else:
+            found.append(count)
+    position: dict[tuple[str | None, int, int], int] = {}
+    for tenant, day in sorted(by_day, key=_tenant_day):
+        found = by_day[(tenant, day)]
+        month = (tenant, day.year, day.month)
+        before = position.get(month, 0)
+        total = sum(c.runs for c in found)
+        position[month] = before + total
+        if day < first:
+            continue
+        span = book.on(tenant, day)
+        plan = span.plan if span else None
+        if plan is not None and plan.pricing_model == "hybrid" and before < (plan.included_units or 0) < before + total:
+            exact = exact_day(tenant, day, before)
+            for count in found:
+                yield count, exact.get((count.agent_id, count.outcome), _ZERO)
+            continue
+        for count in found:
+            earned = unit_revenue(plan, count.outcome, before) * (count.runs - count.given) if count.runs > count.given else _ZERO
+            yield count, count.given_usd + earned
+
+
+def _tenant_day(key: tuple[str | None, date]) -> tuple[bool, str, date]:
+    return key[0] is None, key[0] or "", key[1]
 
 
 def unit_revenue(plan: Plan | None, outcome: str, position_in_month: int) -> Decimal:

@@ -10,8 +10,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
-from ..business.leaks import Leak
-from ..business.margin import MarginReport, MarginRow
+from ..business.leaks import Leak, days_read
+from ..business.margin import MarginReport, MarginRow, period_label, regrouped
 from ..business.report import describe_plan
 from ..business.revenue import days
 from ..business.wire import usd
@@ -36,13 +36,8 @@ _SUBJECTS = {"customer": 0, "agent": 1, "run": 2}
 
 
 def bucket_of(day: date, bucket: str) -> str:
-    """A day's key in a margin report grouped by `bucket` (as business/margin.py writes it)."""
-    if bucket == "day":
-        return day.isoformat()
-    if bucket == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{day:%Y-%m}"
+    """A day's key in a margin report grouped by `bucket`."""
+    return period_label(bucket, day)
 
 
 def bucket_labels(rng: Range) -> list[str]:
@@ -89,12 +84,23 @@ class Overview:
     cost_chart: str = ""
 
 
+def _margin_and_leaks(ledger: Ledger, rng: Range, groups: tuple[str, ...]) -> tuple[MarginReport, list[Leak]]:
+    """The margin report by `groups` over the range, and this month's leak flags. The leak rules
+    read a margin by tenant and day: one such report over both ranges serves both when they
+    meet (the usual case: the last weeks), regrouped exactly."""
+    lo, hi = days_read()
+    if rng.first <= hi and lo <= rng.end:
+        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi))
+        return regrouped(daily, groups, rng.first, rng.end), ledger.leaks(daily=daily)
+    return ledger.margin(list(groups), since=rng.first, until=rng.end), ledger.leaks()
+
+
 def overview(store: Store, rng: Range) -> Overview:
     """Revenue, cost and margin per bucket; the customers that cost most and lose most; this
     month's leak flags; the models left unpriced. One margin report (tenant x bucket) gives
     the buckets and the customers both: a report's groups add up exactly."""
     ledger = Ledger(store)
-    report: MarginReport = ledger.margin(["tenant", rng.bucket], since=rng.first, until=rng.end)
+    report, found = _margin_and_leaks(ledger, rng, ("tenant", rng.bucket))
     per_bucket = _sum_by(report.rows, rng.bucket)
     labels = bucket_labels(rng)
     buckets = [per_bucket.get(label) or MarginRow({rng.bucket: label}) for label in labels]
@@ -106,7 +112,7 @@ def overview(store: Store, rng: Range) -> Overview:
         if row["unpriced"]:
             name = row["model"] or "(none)"
             unpriced[name] = unpriced.get(name, 0) + row["unpriced"]
-    flags = sorted(ledger.leaks(), key=lambda leak: _SUBJECTS.get(leak.subject, 3))
+    flags = sorted(found, key=lambda leak: _SUBJECTS.get(leak.subject, 3))
     view = Overview(rng, report.total, labels, buckets, top_cost, top_loss, flags[:MOST_LEAKS],
                     [{"model": m, "events": n} for m, n in sorted(unpriced.items(), key=lambda i: (-i[1], i[0]))],
                     len(flags))
@@ -154,11 +160,11 @@ def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", 
     revenue, cost and margin over the range, how full each of its limits is now, and its open
     leak flags; filtered by `query` (tenant, name or plan, any case) and sorted."""
     ledger = Ledger(store)
-    report = ledger.margin(["tenant"], since=rng.first, until=rng.end)
+    report, found = _margin_and_leaks(ledger, rng, ("tenant",))
     known = {c.tenant_id: c for c in ledger.customers()}
     margins = {row.key["tenant"]: row for row in report.rows if row.key["tenant"] is not None}
     flags: dict[str, list[str]] = {}
-    for leak in ledger.leaks():
+    for leak in found:
         if leak.tenant_id is not None and leak.rule not in flags.setdefault(leak.tenant_id, []):
             flags[leak.tenant_id].append(leak.rule)
     tenants = sorted(set(known) | set(margins))
@@ -229,6 +235,8 @@ class CustomerView:
     run_count: int
     limits: list[LimitState]
     refusals: dict[str, int] = field(default_factory=dict)
+    #: This month's leak flags of the customer, its runs and its agents on its runs.
+    leaks: list[Leak] = field(default_factory=list)
 
     @property
     def fill(self) -> dict[str, Decimal | None]:
@@ -254,7 +262,8 @@ def customer(store: Store, tenant_id: str, rng: Range) -> CustomerView:
         charts.stacked_bars(labels, _cost_series(by_model, "model", rng.bucket, labels), width=480),
         charts.stacked_bars(labels, _cost_series(by_agent, "agent", rng.bucket, labels), width=480),
         _by_cost(_sum_by(by_model.rows, "model")), _by_cost(_sum_by(by_agent.rows, "agent")),
-        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id), recent_refusals(store, tenant_id))
+        runs[:MOST_RUNS], len(runs), store.limit_states(tenant_id), recent_refusals(store, tenant_id),
+        sorted(ledger.leaks(tenant_id=tenant_id), key=lambda leak: _SUBJECTS.get(leak.subject, 3)))
 
 
 def _regroup(report: MarginReport, groups: tuple[str, ...]) -> MarginReport:

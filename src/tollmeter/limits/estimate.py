@@ -72,6 +72,7 @@ __all__ = [
     "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "upper_bound", "max_output_tokens",
     "text_tokens", "text_bytes", "Acc", "as_mapping", "member", "cap_value", "choice_count", "walk", "walk_text",
     "walk_parts", "walk_items", "walk_messages", "walk_tools", "walk_generic", "hosted_tool_tokens", "GENERIC",
+    "token_rules",
 ]
 
 
@@ -645,8 +646,9 @@ def _profile(model: str | None, claude_by_default: bool) -> tuple[int, int, int]
 
 
 @lru_cache(maxsize=1024)
-def _rules(model: str | None, claude_by_default: bool) -> tuple[int, int, int, int]:
-    """`_profile` and `max_output_tokens` in one look-up (for quick readers)."""
+def token_rules(model: str | None, claude_by_default: bool) -> tuple[int, int, int, int]:
+    """(text factor numerator, denominator, image tokens, output maximum) of `model`: `_profile`
+    and `max_output_tokens` in one look-up (for quick readers and the guard's table bounds)."""
     return (*_profile(model, claude_by_default), max_output_tokens(model))
 
 
@@ -724,7 +726,7 @@ def upper_bound(request_format: RequestFormat, kwargs: Mapping[str, Any], model:
     if counted is None:
         return None
     text, fixed, cap, choices = counted
-    num, den, _, most = _rules(model, request_format.claude_by_default)
+    num, den, _, most = token_rules(model, request_format.claude_by_default)
     if num != 1:
         text = (text * num + den - 1) // den
     return 1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(), (most if cap is None else cap) * choices
@@ -755,7 +757,7 @@ def estimate_request(
             counted = None
         if counted is not None:
             text, fixed, cap, choices = counted
-            num, den, _, most = _rules(model, request_format.claude_by_default)
+            num, den, _, most = token_rules(model, request_format.claude_by_default)
             if num != 1:
                 text = (text * num + den - 1) // den
             return _make(text + fixed + PER_REQUEST_TOKENS, (most if cap is None else cap) * choices, 0)

@@ -47,6 +47,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from .circuit import Asker, Circuit
+from . import picos
+from .estimate import PER_REQUEST_TOKENS, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from ..pricing.pricer import PriceMatch, Pricer
     from ..pricing.rates import RateSheet
     from ..store.store import Store
+    from .estimate import RequestFormat, SizeReader
     from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
@@ -78,6 +81,8 @@ _CIRCUIT_OPEN = BudgetsUnavailable("the circuit is open (recent lease requests f
 
 #: Returned by `Guard.check` when the local lease cannot cover the call: `refill`.
 NEEDS_LEASE = object()
+#: Returned by `Guard.admit_plain` when the call needs the full `check` (then `refill`).
+NEEDS_CHECK = object()
 
 #: The `limit` of a refusal by the "closed" policy (the budget source could not be asked).
 _UNREACHABLE = ("server unreachable", "store unreachable")
@@ -116,9 +121,17 @@ class GuardSettings:
 
 RESERVATION_POLICIES = ("adaptive", "worst_case")
 
-#: A plain request reserves its table bound (`Guard._bound`) while the lease's free budget is at
-#: least this many such bounds; below that, its estimate.
+#: A plain request reserves its table bound (`Guard.admit_plain`) while the lease's free budget is
+#: at least this many such bounds; below that, its estimate.
 AMPLE_BOUNDS = 16
+#: A lease request asks for at least this many of the asking call's reservations (the store
+#: grants at most a quarter of what the limits leave beyond the call's need): a limit only a few
+#: worst cases large still leases room for the calls the worker has not settled yet, and a fresh
+#: lease starts above the two ample shares below which the worker is woken (`admit_plain`).
+LEASE_CALLS = 3 * AMPLE_BOUNDS
+#: A call reserved from a lease left with room for fewer than this many more like it is settled
+#: by the worker at once (woken as the call ends), before the next calls must settle it themselves.
+URGENT_CALLS = 4
 
 #: Output tokens a fallback reservation assumes for a model with too few observed calls.
 DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
@@ -149,24 +162,55 @@ class Observed:
         return ordered[min(len(ordered) - 1, (len(ordered) * 95 + 99) // 100 - 1)]
 
 
+class PlainBounds:
+    """What `Guard.admit_plain` knows of one model's plain requests: the format's size reader,
+    the model's text factor and output maximum, and the reservation of each size (input tokens
+    rounded up to a power of two, output tokens), priced on first use."""
+
+    __slots__ = ("sized", "num", "den", "most", "sheet", "model", "amounts")
+
+    def __init__(self, sized: SizeReader, rules: tuple[int, int, int, int], sheet: RateSheet,
+                 model: tuple[str | None, str]) -> None:
+        self.sized = sized
+        self.num, self.den, _, self.most = rules
+        self.sheet = sheet
+        #: (provider, model), shared by every reservation of the model.
+        self.model = model
+        #: (input, output tokens) -> (their worst case in picodollars, the free budget that lets
+        #: it be reserved: `AMPLE_BOUNDS` of them, their sum).
+        self.amounts: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def price(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        amount = picos.up(self.sheet.worst_case(*size))
+        priced = (amount, amount * AMPLE_BOUNDS, size[0] + size[1])
+        if len(self.amounts) >= 1024:
+            self.amounts.clear()
+        self.amounts[size] = priced
+        return priced
+
+
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "estimate_usd", "lease_id", "tokens", "window_entry", "settled", "model", "fallback",
-                 "record", "claimed", "result")
+    __slots__ = ("budget", "amount", "lease_id", "tokens", "window_entry", "settled", "model", "fallback",
+                 "urgent", "record", "claimed", "result")
 
-    def __init__(self, budget: Budget, estimate_usd: Decimal, lease_id: str | None, tokens: int,
-                 window_entry: list | None) -> None:
+    def __init__(self, budget: Budget, amount: int, lease_id: str | None, tokens: int,
+                 window_entry: list | None, model: tuple[str | None, str | None] | None = None) -> None:
         self.budget = budget
-        self.estimate_usd = estimate_usd
+        #: What is reserved, in picodollars.
+        self.amount = amount
         self.lease_id = lease_id
         self.tokens = tokens
         self.window_entry = window_entry
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
-        self.model: tuple[str | None, str | None] | None = None
+        self.model = model
         #: True when less than the worst case was reserved (the adaptive policy's fallback).
         self.fallback = False
+        #: True when the call is to be settled by the worker as soon as it ends (a fallback, or
+        #: a lease left short: `URGENT_CALLS`).
+        self.urgent = False
         #: What settles the call once it ended (set by `finished`; opaque here), whether someone
         #: took it to settle, and what that settlement gave (opaque: the settler's).
         self.record: Any = None
@@ -176,6 +220,10 @@ class Reservation:
     @property
     def tenant_id(self) -> str:
         return self.budget.tenant_id
+
+    @property
+    def estimate_usd(self) -> Decimal:
+        return picos.usd(self.amount)
 
 
 def _opened(reservation: Reservation) -> Reservation:
@@ -203,7 +251,7 @@ class _Claim:
 
     __slots__ = ("estimate", "tokens", "answered", "abandoned", "reservation", "error")
 
-    def __init__(self, estimate: Decimal, tokens: int | None) -> None:
+    def __init__(self, estimate: int, tokens: int | None) -> None:
         self.estimate = estimate
         self.tokens = tokens
         self.answered = False
@@ -216,17 +264,18 @@ class Budget:
     """One tenant's budget in this process: its lease, what is reserved against it, its rates."""
 
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
-                 "states", "requests_per_minute", "tokens_per_minute", "window", "last_used", "exhausted_until",
+                 "states", "requests_per_minute", "tokens_per_minute", "plain", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
                  "remaining_at_grant", "open", "settling", "asking", "ask_lock")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self.lease_id: str | None = None
-        #: The lease's budget not yet spent, as this process sees it.
-        self.remaining = _ZERO
+        #: The lease's budget not yet spent, as this process sees it (picodollars, as are the
+        #: other amounts here).
+        self.remaining = 0
         #: Open reservations against it.
-        self.reserved = _ZERO
+        self.reserved = 0
         self.expires = 0.0  # monotonic time the lease lapses
         self.checked_until = 0.0  # monotonic time until which "no limit" is trusted
         self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
@@ -236,11 +285,13 @@ class Budget:
         self.asking: Future | None = None
         #: Held while a lease request of this tenant runs: one at a time (they share the lease).
         self.ask_lock = threading.Lock()
-        self.remaining_at_grant = _ZERO  # the lease's budget as the store saw it at the last grant
+        self.remaining_at_grant = 0  # the lease's budget as the store saw it at the last grant
         self.unlimited = False
         self.states: tuple = ()
         self.requests_per_minute: int | None = None
         self.tokens_per_minute: int | None = None
+        #: No rate limit (both of the above None): `admit_plain` may decide the call.
+        self.plain = True
         #: [monotonic time, tokens] of the calls of the last minute, for rate limits.
         self.window: deque[list] = deque()
         self.last_used = 0.0
@@ -251,7 +302,7 @@ class Budget:
         self.settling = threading.Lock()
 
     @property
-    def free(self) -> Decimal:
+    def free(self) -> int:
         return self.remaining - self.reserved
 
 
@@ -267,9 +318,9 @@ class Guard:
         self._lock = threading.Lock()
         self._budgets: dict[str, Budget] = {}
         self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
-        #: (provider, model, tier, upper bound in tokens) -> (its worst case, the free budget that
-        #: lets `check` reserve it, its tokens), or None: see `_bound`.
-        self._bounds: dict[tuple, tuple[Decimal, Decimal, int] | None] = {}
+        #: (provider, model, tier, request format) -> its `PlainBounds`, or None (never bounded):
+        #: see `admit_plain`.
+        self._plain: dict[tuple, PlainBounds | None] = {}
         self._fallback: RateSheet | None = None
         self._warned: set[tuple[str | None, str | None]] = set()
         self._unreachable_warned: set[str] = set()
@@ -287,18 +338,99 @@ class Guard:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def unlimited(self, tenant_id: str) -> bool:
-        """True when the tenant is known to have neither a limit nor a rate limit (the common
-        case, asked first and cheaply on every call)."""
-        budget = self._budgets.get(tenant_id)
-        if (budget is None or not budget.unlimited or budget.requests_per_minute is not None
-                or budget.tokens_per_minute is not None):
-            return False
-        now = time.monotonic()
-        if now >= budget.checked_until + _STALE_UNLIMITED:
-            self._recheck_soon(budget)  # long out of date: asked again in the background
-        budget.last_used = now  # the worker keeps the answer fresh while the tenant is active
-        return True
+    def admit_plain(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
+                    request_format: RequestFormat | None) -> Reservation | None | object:
+        """The caller's first look at a call, in one step: None when the tenant is known to have
+        no limit (the common case), a Reservation of the request's table bound when the request
+        is plain and the tenant's lease ample, else NEEDS_CHECK (then `check` with the request).
+        Never raises: anything unexpected is reported and goes the full way.
+
+        The table bound is at least the request's worst case: its input sized by the format's
+        `sized` reader (an upper bound of the estimate's count) rounded up to a power of two, its
+        output cap, priced once per size (`PlainBounds`); only for linear prices, where more
+        tokens never cost less (`estimate.upper_bound` is the same bound, written out). Reserving
+        more than the worst case keeps the bound; `AMPLE_BOUNDS` keeps it from mattering: a lease
+        short of that many bounds has each call estimated (`check`), so what is refused, and
+        when, does not change. One function, no request object: it runs before every call."""
+        try:
+            budget = self._budgets.get(tenant_id)
+            if budget is None or not budget.plain:
+                return NEEDS_CHECK
+            now = time.monotonic()
+            if budget.unlimited:
+                # "No limit" is re-asked on the background worker (`maintain`), or in the
+                # background when that answer is long out of date; the caller never waits for it.
+                budget.last_used = now
+                if now >= budget.checked_until + _STALE_UNLIMITED:
+                    self._recheck_soon(budget)
+                return None
+            if request_format is None or type(kwargs) is not dict or type(model) is not str or now >= budget.expires:
+                return NEEDS_CHECK
+            tier = kwargs.get("service_tier")
+            if tier is not None and not isinstance(tier, str):
+                tier = None
+            try:
+                bounds = self._plain[(provider, model, tier, request_format)]
+            except KeyError:
+                bounds = self._plain_bounds(provider, model, tier, request_format)
+            if bounds is None:
+                return NEEDS_CHECK
+            try:
+                counted = bounds.sized(kwargs)
+            except Exception:  # not plain after all: the walk never raises
+                return NEEDS_CHECK
+            if counted is None:
+                return NEEDS_CHECK
+            text, fixed, cap, choices = counted
+            if bounds.num != 1:
+                text = (text * bounds.num + bounds.den - 1) // bounds.den
+            size = (1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(),
+                    (bounds.most if cap is None else cap) * choices)
+            priced = bounds.amounts.get(size)
+            if priced is None:
+                priced = bounds.price(size)
+            amount, ample, tokens = priced
+            with self._lock:
+                free = budget.remaining - budget.reserved
+                if now < budget.expires and free >= ample:
+                    budget.reserved += amount
+                    budget.last_used = now
+                    reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
+                    budget.open.add(reservation)  # `_opened`, inline
+                    if free - amount < ample + ample <= free:
+                        # The lease's free part fell below two ample shares: the worker is woken
+                        # when this call ends (once per fall) to settle the calls before it.
+                        reservation.urgent = True
+                    return reservation
+            return NEEDS_CHECK
+        except Exception as fault:  # a bug here must not reach the host: the full way decides
+            self._report(fault, "checking limits")
+            return NEEDS_CHECK
+
+    def _plain_bounds(self, provider: str | None, model: str, tier: str | None,
+                      request_format: RequestFormat) -> PlainBounds | None:
+        """`admit_plain`'s prices of one model: None for a model the table does not bound."""
+        bounds = None
+        sheet = None
+        if model and request_format.sized is not None:
+            try:
+                sheet = self._sheet(provider, model, tier)
+            except LimitExceededException:  # unpriced and blocked: `check` refuses it
+                sheet = None
+        if sheet is not None and sheet.worst_case_rates is not None:
+            bounds = PlainBounds(request_format.sized, token_rules(model, request_format.claude_by_default),
+                                 sheet, (provider, model))
+        if len(self._plain) >= 4096:
+            self._plain.clear()
+        self._plain[(provider, model, tier, request_format)] = bounds
+        return bounds
+
+    def _report(self, fault: BaseException, where: str) -> None:
+        if self._fault is not None:
+            try:
+                self._fault(fault, where)
+            except Exception:
+                logger.debug("tollmeter: reporting a fault failed", exc_info=True)
 
     def check(self, request: CallRequest) -> Reservation | None | object:
         """Reserve the call's worst case in memory: a Reservation, None (no limit applies), or
@@ -309,27 +441,11 @@ class Guard:
             return NEEDS_LEASE
         now = time.monotonic()
         if budget.unlimited:
-            # "No limit" is re-asked on the background worker (`maintain`), or in the
-            # background when that answer is long out of date; the caller never waits for it.
             budget.last_used = now
             if now >= budget.checked_until + _STALE_UNLIMITED:
                 self._recheck_soon(budget)
-            if budget.requests_per_minute is None and budget.tokens_per_minute is None:
+            if budget.plain:
                 return None
-        elif budget.requests_per_minute is None and budget.tokens_per_minute is None:
-            # While the lease is ample, a plain request reserves an upper bound of its worst case
-            # found in a table (`_bound`), without walking the request or pricing it.
-            bound = self._bound(request)
-            if bound is not None:
-                amount, ample, tokens = bound
-                with self._lock:
-                    if now < budget.expires and budget.remaining - budget.reserved >= ample:
-                        budget.reserved += amount
-                        budget.last_used = now
-                        reservation = Reservation(budget, amount, budget.lease_id, tokens, None)
-                        budget.open.add(reservation)
-                        reservation.model = (request.provider, request.model)
-                        return reservation
         estimate, tokens = self.estimate(request)
         with self._lock:
             reservation = self._reserve(budget, now, estimate, tokens)
@@ -351,39 +467,13 @@ class Guard:
                 raise self._refusal(budget, estimate if fallback is None else fallback)
         return NEEDS_LEASE
 
-    def _bound(self, request: CallRequest) -> tuple[Decimal, Decimal, int] | None:
-        """For `check`: (an amount at least the request's worst case, the free budget above which
-        it is reserved instead of that worst case, its tokens), or None (the request is estimated).
-
-        The request's `upper_bound` is at least its estimate in input and output tokens, and
-        comes in few enough sizes (its input a power of two) to price each once; only for linear
-        prices, where more tokens never cost less. Reserving more than the worst case keeps the
-        bound; `AMPLE_BOUNDS` keeps it from mattering: a lease short of that many bounds has each
-        call estimated as before, so what is refused, and when, does not change."""
-        tokens = request.upper_bound()
-        if tokens is None:
-            return None
-        key = (request.provider, request.model, request.service_tier, tokens)
-        try:
-            return self._bounds[key]
-        except KeyError:
-            pass
-        sheet = self._sheet(request.provider, request.model, request.service_tier)
-        bound = None
-        if sheet is not None and sheet.worst_case_rates is not None:
-            amount = sheet.worst_case(*tokens)
-            bound = (amount, amount * AMPLE_BOUNDS, tokens[0] + tokens[1])
-        if len(self._bounds) >= 4096:
-            self._bounds.clear()
-        self._bounds[key] = bound
-        return bound
-
     def _mark(self, reservation: Reservation, request: CallRequest, fallback: bool = False) -> Reservation:
         reservation.model = (request.provider, request.model)
-        reservation.fallback = fallback
+        if fallback:
+            reservation.fallback = reservation.urgent = True
         return reservation
 
-    def _fallback_amount(self, request: CallRequest, worst: Decimal) -> Decimal | None:
+    def _fallback_amount(self, request: CallRequest, worst: int) -> int | None:
         """The adaptive policy's reservation for a call whose worst case does not fit: its input
         plus the observed output of recent calls of its model, capped at the worst case. None
         when the policy is worst_case or this would reserve no less."""
@@ -394,7 +484,7 @@ class Guard:
             return None
         guess = request.estimate()
         output = min(guess.output_tokens, self.observed.output_tokens((request.provider, request.model)))
-        amount = sheet.worst_case(guess.input_tokens, output)
+        amount = picos.up(sheet.worst_case(guess.input_tokens, output))
         return amount if amount < worst else None
 
     def refill(self, request: CallRequest, deadline: float | None = None,
@@ -473,11 +563,11 @@ class Guard:
     def _mark_maybe(self, reservation: Reservation | None, request: CallRequest) -> Reservation | None:
         return self._mark(reservation, request) if reservation is not None else None
 
-    def _reserve(self, budget: Budget, now: float, estimate: Decimal, tokens: int) -> Reservation | None:
+    def _reserve(self, budget: Budget, now: float, estimate: int, tokens: int) -> Reservation | None:
         """Under the lock: take the call's rate and reserve its estimate, or None if it does not fit."""
         if budget.unlimited:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
-            return _opened(Reservation(budget, _ZERO, None, tokens, entry)) if entry is not None else None
+            return _opened(Reservation(budget, 0, None, tokens, entry)) if entry is not None else None
         if not (now < budget.expires and estimate <= budget.remaining - budget.reserved):
             return None
         if budget.requests_per_minute is None and budget.tokens_per_minute is None:
@@ -488,9 +578,11 @@ class Guard:
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
         budget.open.add(reservation)  # `_opened`, inline
+        if budget.remaining - budget.reserved < estimate * URGENT_CALLS:
+            reservation.urgent = True  # the worker settles it at once: the next calls need the room
         return reservation
 
-    def _grant(self, budget: Budget, estimate: Decimal, tokens: int, deadline: float,
+    def _grant(self, budget: Budget, estimate: int, tokens: int, deadline: float,
                note: WaitNote) -> Reservation | None:
         """Lease more budget and reserve the call from it. The request runs in the background
         (`_ask`, on an Asker thread) and the caller waits for its answer until `deadline` at
@@ -557,7 +649,7 @@ class Guard:
             return BudgetsUnavailable(repr(exc))
         return None
 
-    def _ask(self, budget: Budget, estimate: Decimal, probe: bool = False, claim: _Claim | None = None) -> None:
+    def _ask(self, budget: Budget, estimate: int, probe: bool = False, claim: _Claim | None = None) -> None:
         """One lease request (an Asker thread, or the worker's upkeep): ask the store for
         budget and take its answer into `budget`, reserving `claim`'s call from it in the same
         step unless its caller stopped waiting. Any failure raises BudgetsUnavailable and
@@ -567,13 +659,15 @@ class Guard:
             with self._lock:
                 lease_id = budget.lease_id if now < budget.expires else None
                 free = budget.free if lease_id is not None else -budget.reserved
-                need = max(_ZERO, estimate - free)
+                need = max(0, estimate - free)
                 smallest = min((s.limit.limit_usd for s in budget.states), default=_ZERO)
-                want = max(need + estimate, smallest * self.settings.lease_fraction)
+                want = max(need + estimate, picos.down(smallest * self.settings.lease_fraction),
+                           estimate * LEASE_CALLS)
                 # The limits are unknown here before a first grant: the store sizes it.
                 want_fraction = None if budget.states else self.settings.lease_fraction
             try:
-                grant = self.store.grant(budget.tenant_id, self.holder, want, need=need, ttl=self.settings.lease_ttl,
+                grant = self.store.grant(budget.tenant_id, self.holder, picos.usd(want), need=picos.usd(need),
+                                         ttl=self.settings.lease_ttl,
                                          lease_id=lease_id, want_fraction=want_fraction,
                                          wait=self.settings.background_wait)
                 rate = self.store.rate_limit_for(budget.tenant_id, wait=self.settings.background_wait)
@@ -588,22 +682,23 @@ class Guard:
             with self._lock:
                 budget.requests_per_minute = rate.requests_per_minute if rate else None
                 budget.tokens_per_minute = rate.tokens_per_minute if rate else None
+                budget.plain = budget.requests_per_minute is None and budget.tokens_per_minute is None
                 budget.checked_until = now + self.settings.recheck_after
                 budget.states = grant.states
                 budget.unlimited = grant.unlimited
                 if grant.unlimited:
-                    budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
+                    budget.lease_id, budget.remaining, budget.expires = None, 0, 0.0
                 elif grant.lease_id != budget.lease_id:
                     # A new lease: what is still reserved belongs to calls of the old one, which
                     # settle against it; this process counts them against the new one too (safe side).
                     budget.lease_id = grant.lease_id
-                    budget.remaining = grant.remaining_usd
+                    budget.remaining = picos.down(grant.remaining_usd)
                     budget.expires = now + self.settings.lease_ttl
                 else:
-                    budget.remaining += grant.granted_usd
+                    budget.remaining += picos.down(grant.granted_usd)
                     budget.expires = now + self.settings.lease_ttl
-                budget.remaining_at_grant = grant.remaining_usd
-                if need > 0 and not grant.unlimited and grant.granted_usd < need:
+                budget.remaining_at_grant = picos.down(grant.remaining_usd)
+                if need > 0 and not grant.unlimited and picos.down(grant.granted_usd) < need:
                     # Too little left for the call that asked: the calls after it are refused
                     # from memory for a while, even when that call stopped waiting (a slow source).
                     budget.exhausted_until = now + self.settings.recheck_after
@@ -621,7 +716,7 @@ class Guard:
         pending = budget.asking
         if self.circuit.is_open or (pending is not None and not pending.done()):
             return
-        budget.asking = self._asker.submit(self._ask, budget, _ZERO)
+        budget.asking = self._asker.submit(self._ask, budget, 0)
 
     def _probe_soon(self) -> None:
         """The circuit is open: when a probe is due, one lease request in the background (for
@@ -632,7 +727,7 @@ class Guard:
         if not budgets or not self.circuit.take_probe():
             return
         budget = max(budgets, key=lambda b: b.last_used)
-        budget.asking = probe = self._asker.submit(self._ask, budget, _ZERO, True)
+        budget.asking = probe = self._asker.submit(self._ask, budget, 0, True)
         if probe.done() and probe.exception() is not None and not isinstance(probe.exception(), BudgetsUnavailable):
             self.circuit.failure(probe.exception(), probe=True)  # never ran (no thread at shutdown)
 
@@ -653,7 +748,7 @@ class Guard:
         logger.warning("tollmeter: %s answers lease requests again; limits are checked as usual", self._source)
         self._unreachable_warned.clear()
 
-    def _unreachable(self, budget: Budget, estimate: Decimal, tokens: int,
+    def _unreachable(self, budget: Budget, estimate: int, tokens: int,
                      exc: BudgetsUnavailable, note: WaitNote) -> Reservation | None:
         """The server cannot be asked for budget: fail open (judge by the last known state and
         this process's own spend since) or closed (refuse), as configured."""
@@ -666,34 +761,36 @@ class Guard:
             remote = self._source == "the metering server"
             raise LimitExceededException(
                 budget.tenant_id, limit="server unreachable" if remote else "store unreachable",
-                estimated_cost_usd=estimate,
+                estimated_cost_usd=picos.usd(estimate),
                 message=f"{self._source} cannot be reached to check {budget.tenant_id!r}'s "
                         f"limits ({exc}), and limits are set to fail closed")
         now = time.monotonic()
         with self._lock:
             if budget.states and not budget.unlimited:
                 binding = min(budget.states, key=lambda s: s.available_usd)
-                spent_since = max(_ZERO, budget.remaining_at_grant - budget.remaining)
-                left = binding.available_usd + budget.remaining_at_grant - spent_since - budget.reserved
+                spent_since = max(0, budget.remaining_at_grant - budget.remaining)
+                left = picos.down(binding.available_usd) + budget.remaining_at_grant - spent_since - budget.reserved
                 if estimate > left:
                     raise self._refusal(budget, estimate)
                 budget.reserved += estimate
                 budget.last_used = now
                 return _opened(Reservation(budget, estimate, None, tokens, None))
             # Nothing known about this tenant: let the call through, counted locally.
-            return _opened(Reservation(budget, _ZERO, None, tokens, None))
+            return _opened(Reservation(budget, 0, None, tokens, None))
 
-    def estimate(self, request: CallRequest) -> tuple[Decimal, int]:
-        """The call's worst-case cost and tokens."""
+    def estimate(self, request: CallRequest) -> tuple[int, int]:
+        """The call's worst-case cost (picodollars, rounded up) and tokens."""
         guess = request.estimate()
         sheet = self._sheet(request.provider, request.model, request.service_tier)
         input_tokens, output_tokens = guess.input_tokens, guess.output_tokens
         if sheet is None:
-            return _ZERO, input_tokens + output_tokens
+            return 0, input_tokens + output_tokens
         rates = sheet.worst_case_rates  # `worst_case` without the call when it is linear
         if rates is not None:
-            return rates[0] * input_tokens + rates[1] * output_tokens + rates[2], input_tokens + output_tokens
-        return sheet.worst_case(input_tokens, output_tokens), input_tokens + output_tokens
+            worst = rates[0] * input_tokens + rates[1] * output_tokens + rates[2]
+        else:
+            worst = sheet.worst_case(input_tokens, output_tokens)
+        return picos.up(worst), input_tokens + output_tokens
 
     def _sheet(self, provider: str | None, model: str | None, tier: str | None) -> RateSheet | None:
         key = (provider, model, tier)
@@ -781,7 +878,7 @@ class Guard:
     def settle(self, reservation: Reservation, actual_usd: Decimal | None, actual_tokens: int | None,
                output_tokens: int | None = None) -> None:
         """Replace a reservation by what the call cost (None: the reservation stands as spent)."""
-        cost = reservation.estimate_usd if actual_usd is None else actual_usd
+        cost = reservation.amount if actual_usd is None else picos.up(actual_usd)
         budget = reservation.budget
         with self._lock:
             if reservation.settled:
@@ -790,7 +887,7 @@ class Guard:
                 self.observed.add(reservation.model, output_tokens)
             reservation.settled = True
             budget.open.discard(reservation)
-            budget.reserved -= reservation.estimate_usd
+            budget.reserved -= reservation.amount
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
             if reservation.window_entry is not None and actual_tokens is not None:
@@ -804,7 +901,7 @@ class Guard:
                 return
             reservation.settled = True
             budget.open.discard(reservation)
-            budget.reserved -= reservation.estimate_usd
+            budget.reserved -= reservation.amount
             if reservation.window_entry is not None:
                 try:
                     budget.window.remove(reservation.window_entry)
@@ -846,7 +943,7 @@ class Guard:
                         budget.asking = self._asker.submit(self._give_back, budget)
                         continue
                 if due:
-                    budget.asking = self._asker.submit(self._ask, budget, _ZERO)
+                    budget.asking = self._asker.submit(self._ask, budget, 0)
 
     def _give_back(self, budget: Budget) -> None:
         """An idle lease goes back to the store (the worker's upkeep, on an Asker thread)."""
@@ -858,7 +955,7 @@ class Guard:
     def _return(self, budget: Budget) -> None:
         with self._lock:
             lease_id, budget.lease_id = budget.lease_id, None
-            budget.remaining, budget.expires = _ZERO, 0.0
+            budget.remaining, budget.expires = 0, 0.0
         if lease_id is not None:
             self.store.release(lease_id)
 
@@ -868,7 +965,7 @@ class Guard:
             targets = [self._budgets[tenant_id]] if tenant_id in self._budgets else (
                 list(self._budgets.values()) if tenant_id is None else [])
             for budget in targets:
-                budget.lease_id, budget.remaining, budget.expires = None, _ZERO, 0.0
+                budget.lease_id, budget.remaining, budget.expires = None, 0, 0.0
                 budget.checked_until = budget.exhausted_until = budget.worst_refused_until = 0.0
                 budget.unlimited = False
 
@@ -888,7 +985,7 @@ class Guard:
 
     def reserved(self, tenant_id: str) -> Decimal:
         budget = self._budgets.get(tenant_id)
-        return budget.reserved if budget is not None else _ZERO
+        return picos.usd(budget.reserved) if budget is not None else _ZERO
 
     def has_limits(self, tenant_id: str) -> bool:
         budget = self._budgets.get(tenant_id)
@@ -896,18 +993,18 @@ class Guard:
 
     # -- refusals -------------------------------------------------------------------------------
 
-    def _refusal(self, budget: Budget, estimate: Decimal) -> LimitExceededException:
+    def _refusal(self, budget: Budget, estimate: int) -> LimitExceededException:
         binding = min(budget.states, key=lambda s: s.available_usd) if budget.states else None
         if binding is None:
-            return LimitExceededException(budget.tenant_id, limit="spend", estimated_cost_usd=estimate)
+            return LimitExceededException(budget.tenant_id, limit="spend", estimated_cost_usd=picos.usd(estimate))
         # The store's figures are those of the last lease request, before this process's latest
         # settlements reached it: add those, and count other processes' leases as reserved.
-        settled_here = max(_ZERO, budget.remaining_at_grant - budget.remaining)
-        others = max(_ZERO, binding.leased_usd - budget.remaining_at_grant)
+        settled_here = picos.usd(max(0, budget.remaining_at_grant - budget.remaining))
+        others = max(_ZERO, binding.leased_usd - picos.usd(budget.remaining_at_grant))
         return LimitExceededException(
             budget.tenant_id, limit=binding.limit.frequency, limit_usd=binding.limit.limit_usd,
-            spent_usd=binding.spent_usd + settled_here, reserved_usd=budget.reserved + others,
-            estimated_cost_usd=estimate, period=binding.limit.frequency, resets_at=binding.resets_at,
+            spent_usd=binding.spent_usd + settled_here, reserved_usd=picos.usd(budget.reserved) + others,
+            estimated_cost_usd=picos.usd(estimate), period=binding.limit.frequency, resets_at=binding.resets_at,
         )
 
     def _rate_refusal(self, budget: Budget, what: str, retry_in: float) -> RateLimitExceededException:

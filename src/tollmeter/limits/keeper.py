@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..faults import RejectedEvent
 from ..rules import MAX_COUNT, MAX_TOKENS, check_count, check_id, check_money
 from .exceptions import LimitExceededException
-from .guard import NEEDS_LEASE, WaitNote
+from .guard import NEEDS_CHECK, NEEDS_LEASE, WaitNote
 from .remote import BudgetsUnavailable
 from .periods import frequency as check_frequency
 from .periods import period_key
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..events import LLMEvent
     from ..pricing.pricer import Pricer
     from ..store.store import Limit, Store
+    from .estimate import RequestFormat
     from .guard import Guard, Reservation
     from .request import CallRequest
 
@@ -235,6 +236,7 @@ class LimitKeeper:
                         unreachable=self.config.limits_unreachable, reservation=self.config.reservation,
                         wait=self.config.limits_wait, background_wait=self._background_wait()),
                         settle=self._settle_record, fault=self._fault)
+                    self.admit_plain = self._guard.admit_plain  # type: ignore[method-assign]
                     self._unopened_reported = False
         return self._guard
 
@@ -280,10 +282,13 @@ class LimitKeeper:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def unlimited(self, tenant_id: str) -> bool:
-        """Known to have no limit (the common case: a dictionary look-up)."""
-        guard = self._guard
-        return guard is not None and guard.unlimited(tenant_id)
+    def admit_plain(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
+                    request_format: RequestFormat | None) -> Reservation | None | object:
+        """A call's first look-up (`Guard.admit_plain`): None when its tenant is known to have no
+        limit, a Reservation of a plain request's table bound, or NEEDS_CHECK (then `admit`).
+        Before the guard is open, NEEDS_CHECK; once it is, this method is replaced on the
+        instance by the guard's own (`guard`): it runs before every call, and a call less counts."""
+        return NEEDS_CHECK
 
     def admit(self, request: CallRequest) -> Reservation | None:
         """Reserve the call's worst case, or raise LimitExceededException. Waits only when the
@@ -536,6 +541,7 @@ class LimitKeeper:
         elif store is not None:
             store.after_fork()
         self._guard = None
+        self.__dict__.pop("admit_plain", None)  # the parent's guard's
 
 
 async def _refill_async(guard: Guard, request: CallRequest, wait: float) -> Reservation | None:

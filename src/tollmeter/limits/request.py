@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-from .estimate import RequestEstimate, upper_bound
-
-if TYPE_CHECKING:
-    from .estimate import RequestFormat
+from .estimate import RequestEstimate
 
 #: Worst-case tokens of a request: `estimator(request keyword arguments, model)`.
 Estimator = Callable[[Mapping[str, Any], "str | None"], RequestEstimate]
@@ -17,10 +14,10 @@ class CallRequest:
     """A tenant's call about to go out. Its worst-case tokens are worked out on first use
     (a tenant without a limit never pays for it)."""
 
-    __slots__ = ("tenant_id", "provider", "model", "service_tier", "_kwargs", "_estimator", "_estimate", "_format")
+    __slots__ = ("tenant_id", "provider", "model", "service_tier", "_kwargs", "_estimator", "_estimate")
 
     def __init__(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Mapping[str, Any],
-                 estimator: Estimator, request_format: RequestFormat | None = None) -> None:
+                 estimator: Estimator) -> None:
         self.tenant_id = tenant_id
         self.provider = provider
         self.model = model
@@ -29,19 +26,9 @@ class CallRequest:
         self._kwargs = kwargs
         self._estimator = estimator
         self._estimate: RequestEstimate | None = None
-        #: The request's wire format, for `upper_bound` (None: no cheap bound).
-        self._format = request_format
 
     def estimate(self) -> RequestEstimate:
         if self._estimate is None:
             self._estimate = self._estimator(self._kwargs, self.model)
             self._kwargs = {}  # the request is not kept past its estimate
         return self._estimate
-
-    def upper_bound(self) -> tuple[int, int] | None:
-        """(input, output) tokens at least those of `estimate()`, when the request is plain
-        enough to bound without walking it (`estimate.upper_bound`); else None."""
-        request_format = self._format
-        if request_format is None or self._estimate is not None:
-            return None
-        return upper_bound(request_format, self._kwargs, self.model)

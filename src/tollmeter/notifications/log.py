@@ -44,8 +44,9 @@ def send_test(store: Store, endpoint_id: str) -> dict[str, Any] | None:
 
 def recent_deliveries(store: Store, limit: int = 100, *, endpoint_id: str | None = None,
                       status: str | None = None) -> list[dict[str, Any]]:
-    """The project's deliveries, newest first: what was sent where, attempts, the last status
-    code or error, the next retry (None once delivered or given up)."""
+    """The project's deliveries, newest first: what was sent where, attempts (`answers`: each
+    one's status code or error kind, in order), the last status code or error, the next retry
+    (None once delivered or given up)."""
     limit = max(1, min(int(limit), MAX_DELIVERIES))
     d = schema.notification_deliveries
     query = select(d).where(d.c.project_id == store.project)
@@ -55,6 +56,7 @@ def recent_deliveries(store: Store, limit: int = 100, *, endpoint_id: str | None
         query = query.where(d.c.status == status)
     with store.transaction() as conn:
         rows = conn.execute(query.order_by(d.c.created_at.desc(), d.c.delivery_id).limit(limit)).mappings().all()
+        answers = _answers(conn, store.project, [r["delivery_id"] for r in rows])
     return [{
         "delivery_id": r["delivery_id"],
         "endpoint_id": r["endpoint_id"],
@@ -67,10 +69,26 @@ def recent_deliveries(store: Store, limit: int = 100, *, endpoint_id: str | None
         "attempts": r["attempts"],
         "last_status_code": r["last_status_code"],
         "last_error": r["last_error"],
+        "answers": answers.get(r["delivery_id"], []),
         "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
         "created_at": _iso(r["created_at"]),
         "delivered_at": _iso(r["delivered_at"]),
     } for r in rows]
+
+
+def _answers(conn: Any, project: str, delivery_ids: list[str]) -> dict[str, list[str]]:
+    """Each delivery's attempts in order, short: the status code, or the error's kind
+    ("ConnectError", "ReadTimeout")."""
+    a = schema.notification_attempts
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start:start + 500]
+        for r in conn.execute(select(a.c.delivery_id, a.c.status_code, a.c.error)
+                              .where(a.c.project_id == project, a.c.delivery_id.in_(chunk))
+                              .order_by(a.c.delivery_id, a.c.attempt)):
+            short = str(r.status_code) if r.status_code is not None else (r.error or "").partition(":")[0] or "error"
+            out.setdefault(r.delivery_id, []).append(short)
+    return out
 
 
 def delivery_attempts(store: Store, delivery_id: str) -> list[dict[str, Any]]:

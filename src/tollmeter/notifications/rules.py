@@ -10,7 +10,8 @@ it firing queues the "resolved" message. Any number of replicas may evaluate at 
   "10/5m", period the UTC hour the burst began; a burst that goes on stays one notification);
   resolved when the window holds fewer.
 - leak: a leak flag (business/leaks.py) of this month (subject: its rule and a digest of what
-  it names, period "2026-12"); resolved when it is no longer flagged or the month ends.
+  it names, or "<rule>:runs" for all of a customer's flagged runs together; period "2026-12");
+  resolved when it is no longer flagged or the month ends.
 """
 
 from __future__ import annotations
@@ -241,16 +242,48 @@ def _refusal_hits(store: Store, wanted: set[tuple[int, int]], now: datetime) -> 
 # -- leaks ----------------------------------------------------------------------------------------
 
 
+#: Run ids a grouped runs notification names at most (the costliest first).
+RUNS_NAMED = 20
+
+
 def _leak_hits(store: Store, now: datetime) -> list[Hit]:
+    """A customer's or an agent's flag is one notification; a customer's flagged runs are one
+    together per leak rule (subject "<rule>:runs"): a per-resolution plan's failed runs are all
+    flagged, and one webhook per run would bury the rest."""
     from ..store.ledger import Ledger
 
     month = f"{now:%Y-%m}"
     hits = []
+    runs: dict[tuple[str, str], list[Any]] = {}
     for leak in Ledger(store).leaks(today=now.date()):
+        if leak.subject == "run":
+            runs.setdefault((leak.tenant_id or "", leak.rule), []).append(leak)
+            continue
         digest = hashlib.sha256(f"{leak.subject}\x1f{leak.subject_id or ''}".encode()).hexdigest()[:16]
         hits.append(Hit("leak", leak.tenant_id or "", f"{leak.rule}:{digest}", month,
                         f"Leak ({leak.rule}): {leak.message}", leak.to_dict()))
+    for (tenant, rule), flagged in sorted(runs.items()):
+        hits.append(_runs_hit(tenant, rule, flagged, month))
     return hits
+
+
+def _runs_hit(tenant: str, rule: str, flagged: list[Any], month: str) -> Hit:
+    def over(leak: Any) -> Decimal:
+        return leak.numbers["cost_usd"] - leak.numbers["revenue_usd"]
+
+    flagged = sorted(flagged, key=lambda leak: (-over(leak), leak.subject_id or ""))
+    cost = sum((leak.numbers["cost_usd"] for leak in flagged), Decimal(0))
+    revenue = sum((leak.numbers["revenue_usd"] for leak in flagged), Decimal(0))
+    sinces = [leak.since for leak in flagged if leak.since is not None]
+    count = len(flagged)
+    text = (f"Leak ({rule}): {count} run{'s' if count != 1 else ''} of {tenant} this month cost more than "
+            f"{'they earn' if count != 1 else 'it earns'}: {usd_text(cost)} against {usd_text(revenue)}; "
+            f"the costliest: {flagged[0].message}")
+    data = {"rule": rule, "subject": "runs", "subject_id": None, "tenant_id": tenant or None,
+            "since": min(sinces).isoformat() if sinces else None, "message": text,
+            "numbers": {"runs": count, "cost_usd": _exact(cost), "revenue_usd": _exact(revenue)},
+            "run_ids": [leak.subject_id for leak in flagged[:RUNS_NAMED]]}
+    return Hit("leak", tenant, f"{rule}:runs", month, text, data)
 
 
 # -- resolutions ----------------------------------------------------------------------------------
@@ -281,5 +314,7 @@ def _resolution(store: Store, row: Any, now: datetime, hits: list[Hit]) -> tuple
         data["reason"] = "month_ended"
         return f"Resolved: the month {row['period']} ended (leak {row['subject'].partition(':')[0]})", data
     data["reason"] = "no_longer_flagged"
+    if data.get("subject") == "runs":
+        return f"Resolved: no run of {tenant} is flagged {data.get('rule')} any more", data
     what = data.get("subject_id") or data.get("tenant_id") or tenant
     return f"Resolved: {data.get('subject', 'subject')} {what} is no longer flagged ({data.get('rule')})", data

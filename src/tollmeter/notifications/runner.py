@@ -1,6 +1,7 @@
 """Notifier: the server's background notifications, one thread per server process. Every
 `interval` seconds it evaluates the rules of each project that has an enabled endpoint and sends
-the deliveries due. Replicas all run one: the database decides which sends what (rules.py,
+the deliveries due; every `prune_interval` it prunes what is older than `keep_days`
+(retention.py). Replicas all run one: the database decides which sends what (rules.py,
 outbox.py). Stopped with the app (`stop` waits for the round in progress)."""
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import httpx
 from sqlalchemy import select
 
 from ..store import schema
+from . import retention
 from .outbox import Attempt, deliver_due
-from .outbox import prune as prune_deliveries
-from .refusals import prune as prune_refusals
 from .rules import evaluate
 from .settings import NotifierSettings
 
@@ -37,6 +37,8 @@ class Notifier:
         self._thread: threading.Thread | None = None
         #: When each project's leak rules were last evaluated (time.monotonic()).
         self._leaks_at: dict[str, float] = {}
+        #: The `now` of the last pruning (None: not yet in this process).
+        self._pruned_at: datetime | None = None
 
     def run_once(self, now: datetime | None = None) -> tuple[int, list[Attempt]]:
         """One round: (messages queued, delivery attempts made). A project whose rules fail is
@@ -52,10 +54,26 @@ class Notifier:
                     self._leaks_at[project] = time.monotonic()
             except Exception:
                 logger.exception("notification rules failed for project %s", project)
-        with self.store.transaction() as conn:
-            prune_refusals(conn, now)
-            prune_deliveries(conn, now - timedelta(days=self.settings.keep_days))
+        self.prune(now)
         return queued, self.deliver()
+
+    def prune(self, now: datetime) -> None:
+        """Prune what is older than `keep_days` (retention.py), at most every `prune_interval`
+        seconds of `now` (also when `now` goes back: a clock set right). A failure is logged;
+        the next round tries again."""
+        last = self._pruned_at
+        if last is not None and timedelta(0) <= now - last < timedelta(seconds=self.settings.prune_interval):
+            return
+        try:
+            pruned = retention.prune(self.store, now, self.settings.keep_days, batch=self.settings.prune_batch,
+                                     max_batches=100, stop=self._stop.is_set)
+        except Exception:
+            logger.exception("pruning the notifications failed")
+            return
+        self._pruned_at = now
+        if pruned.notifications or pruned.deliveries:
+            logger.info("pruned %d notifications and %d deliveries (%d attempts) older than %d days",
+                        pruned.notifications, pruned.deliveries, pruned.attempts, self.settings.keep_days)
 
     def deliver(self) -> list[Attempt]:
         """Send what is due now, batch after batch, until nothing is (or the notifier stops)."""

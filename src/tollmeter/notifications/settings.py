@@ -19,6 +19,8 @@ ENVIRONMENT = {
     "claim_seconds": "TOLLMETER_NOTIFY_CLAIM_SECONDS",
     "batch": "TOLLMETER_NOTIFY_BATCH",
     "keep_days": "TOLLMETER_NOTIFY_KEEP_DAYS",
+    "prune_interval": "TOLLMETER_NOTIFY_PRUNE_INTERVAL",
+    "prune_batch": "TOLLMETER_NOTIFY_PRUNE_BATCH",
 }
 
 
@@ -45,16 +47,23 @@ class NotifierSettings:
     claim_seconds: float = 120.0
     #: Deliveries sent per round at most.
     batch: int = 100
-    #: Deliveries done (delivered or given up) are kept in the log this many days.
+    #: Deliveries done (delivered or given up) are kept in the log this many days, and
+    #: notifications resolved this many days (and a day after their period ended: retention.py).
     keep_days: int = 30
+    #: Seconds between two prunings of what is older than `keep_days`...
+    prune_interval: float = 3600.0
+    #: ...which remove at most this many rows of each table a transaction (and at most 100
+    #: transactions of each a pruning: what is left waits for the next).
+    prune_batch: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("interval", "leak_interval", "backoff_base", "backoff_max", "timeout", "claim_seconds"):
+        for name in ("interval", "leak_interval", "backoff_base", "backoff_max", "timeout", "claim_seconds",
+                     "prune_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.backoff_jitter <= 1:
             raise ValueError(f"backoff_jitter must be from 0 to 1, got {self.backoff_jitter!r}")
-        for name in ("max_attempts", "batch", "keep_days"):
+        for name in ("max_attempts", "batch", "keep_days", "prune_batch"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.claim_seconds <= self.timeout:
@@ -71,7 +80,7 @@ class NotifierSettings:
             try:
                 if f.name == "enabled":
                     values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
-                elif f.name in ("max_attempts", "batch", "keep_days"):
+                elif f.name in ("max_attempts", "batch", "keep_days", "prune_batch"):
                     values[f.name] = int(raw)
                 else:
                     values[f.name] = float(raw)

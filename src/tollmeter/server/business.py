@@ -145,6 +145,8 @@ def get_leaks(
     spike_window_days: Annotated[int | None, Query(ge=1, le=366, description="default 14")] = None,
     spike_min_usd: Annotated[str | None, Query(max_length=64, description="default 1")] = None,
     projection_days: Annotated[int | None, Query(ge=1, le=366, description="default 7")] = None,
+    tenant_id: Annotated[str | None, Query(max_length=255, description="one customer's flags alone"),
+                         StorableText] = None,
 ) -> Any:
     given: dict[str, Any] = {}
     try:
@@ -158,7 +160,7 @@ def get_leaks(
         settings = LeakSettings(**given)
     except PlanError as exc:
         raise _refused(exc) from None
-    found = Ledger(store).leaks(settings)
+    found = Ledger(store).leaks(settings, tenant_id=tenant_id)
     if wants_csv(request.headers.get("accept")):
         return Response(leaks_csv(found), media_type=CSV_MEDIA_TYPE)
     return {"leaks": [leak.to_dict() for leak in found]}

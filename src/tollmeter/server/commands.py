@@ -1,5 +1,5 @@
-"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention, partitions) | reprice`: the
-server's commands.
+"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention, partitions,
+prune-notifications) | reprice`: the server's commands.
 
 `register(subparsers)` adds them to the `tollmeter` parser (cli.py); `python -m tollmeter.server`
 runs them on their own. Each command's `run` returns the exit status; a failure prints
@@ -266,6 +266,17 @@ def _db_parser(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--ahead", type=int, default=None, metavar="MONTHS",
                    help="months to create ahead of the current one (default 3)")
     t.set_defaults(run=_db_partitions)
+    n = actions.add_parser("prune-notifications", help="remove notifications and deliveries done long ago",
+                           description="Remove the notification deliveries done (delivered or given up) and the "
+                                       "notifications resolved more than --keep-days ago, in batches of short "
+                                       "transactions (the server's notifier does it every hour too). A "
+                                       "notification of a period not over, or still firing, is kept: it is what "
+                                       "sends each threshold once per period. See docs/notifications.md.")
+    _database_argument(n)
+    n.add_argument("--keep-days", type=int, metavar="DAYS", default=None,
+                   help="days to keep (default: $TOLLMETER_NOTIFY_KEEP_DAYS, else 30)")
+    n.add_argument("--batch", type=int, default=1000, help="rows removed per transaction (1,000)")
+    n.set_defaults(run=_db_prune_notifications)
 
 
 @_command
@@ -396,6 +407,29 @@ def _db_partitions(args: argparse.Namespace) -> int:
              "?" if p.rows_estimate < 0 else f"{p.rows_estimate:,}", f"{p.bytes / 1e6:,.1f}",
              "detached" if p.detached else ("created" if p.name in created else "")) for p in found]
     print(format_table(["partition", "from", "to", "rows (est.)", "MB", "state"], rows, right=(3, 4)))
+    return 0
+
+
+@_command
+def _db_prune_notifications(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..notifications.retention import prune
+    from ..notifications.settings import NotifierSettings
+
+    try:
+        keep_days = args.keep_days if args.keep_days is not None else NotifierSettings.from_env().keep_days
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+    if keep_days < 1 or args.batch < 1:
+        raise CommandFailed("--keep-days and --batch must be 1 or more")
+    store = _open(args)
+    try:
+        pruned = prune(store, datetime.now(timezone.utc), keep_days, batch=args.batch)
+    finally:
+        store.close()
+    print(f"removed {pruned.notifications} notifications and {pruned.deliveries} deliveries "
+          f"({pruned.attempts} attempts) done more than {keep_days} days ago")
     return 0
 
 

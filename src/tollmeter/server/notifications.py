@@ -86,6 +86,7 @@ class DeliveryOut(BaseModel):
     attempts: int
     last_status_code: int | None
     last_error: str | None
+    answers: list[str] = Field(description="each attempt's status code or error kind, in order: [\"503\", \"200\"]")
     next_attempt_at: str | None
     created_at: str | None
     delivered_at: str | None

@@ -4,17 +4,18 @@ method is one short transaction through `Store.transaction()`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, and_, func, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
-from ..business.revenue import PlanBook, PlanSpan, ResolvedRun
+from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
 from . import schema
-from .store import Store, _insert
+from .store import Store, _insert, period_text
 
 _ZERO = Decimal(0)
 
@@ -126,8 +127,13 @@ class Ledger:
         if tenant_ids is not None:
             query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
         spans: dict[str, list[PlanSpan]] = {}
+        plans: dict[str, Plan] = {}  # customers share a few plans: each read once
         for tenant, start, plan, seats in conn.execute(query):
-            spans.setdefault(tenant, []).append(PlanSpan(_date(start), Plan.of(plan), seats))
+            text = json.dumps(plan, sort_keys=True)
+            chosen = plans.get(text)
+            if chosen is None:
+                chosen = plans[text] = Plan.of(plan)
+            spans.setdefault(tenant, []).append(PlanSpan(_date(start), chosen, seats))
         return PlanBook(spans)
 
     def _span_on(self, conn: Any, tenant_id: str, day: date) -> PlanSpan | None:
@@ -172,12 +178,14 @@ class Ledger:
             row = conn.execute(select(r).where(r.c.project_id == self.project, r.c.run_id == run_id)).mappings().first()
         return None if row is None else {k: v for k, v in row.items() if k != "project_id"}
 
-    def resolved_runs(self, first: date, end: date) -> list[ResolvedRun]:
-        """Runs resolved on days first <= day < end."""
+    def resolved_runs(self, first: date, end: date, tenant_id: str | None = None) -> list[ResolvedRun]:
+        """Runs resolved on days first <= day < end (of one tenant when given)."""
         r = schema.runs
         start, stop = _midnight(first), _midnight(end)
         query = select(r.c.run_id, r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.resolved_at, r.c.revenue_usd).where(
             r.c.project_id == self.project, r.c.resolved_at >= start, r.c.resolved_at < stop)
+        if tenant_id is not None:
+            query = query.where(r.c.tenant_id == tenant_id)
         with self.store.transaction() as conn:
             rows = conn.execute(query).all()
         out = []
@@ -185,6 +193,62 @@ class Ledger:
             moment = _utc(resolved_at)
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
+
+    def run_counts(self, first: date, end: date, tenant_id: str | None = None) -> list[RunCount]:
+        """Runs resolved on days first <= day < end, counted per tenant, day, agent and outcome
+        (one GROUP BY: a month of runs is not read one by one)."""
+        r = schema.runs
+        with self.store.transaction() as conn:
+            day = period_text(conn.dialect.name, r.c.resolved_at, "day")
+            query = select(r.c.tenant_id, day, r.c.agent_id, r.c.outcome, func.count(),
+                           func.count(r.c.revenue_usd), schema.money_sum(r.c.revenue_usd)).where(
+                r.c.project_id == self.project, r.c.resolved_at >= _midnight(first), r.c.resolved_at < _midnight(end))
+            if tenant_id is not None:
+                query = query.where(r.c.tenant_id == tenant_id)
+            rows = conn.execute(query.group_by(r.c.tenant_id, day, r.c.agent_id, r.c.outcome)).all()
+        days: dict[Any, date] = {}
+        out = []
+        for tenant, text, agent, outcome, runs, given, given_usd in rows:
+            day = days.get(text)
+            if day is None:
+                day = days[text] = _date(text)
+            out.append(RunCount(tenant, day, agent, outcome, int(runs), int(given), given_usd or _ZERO))
+        return out
+
+    def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
+                    free_outcomes: Sequence[str] = (), tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs with events or a resolution on days first <= day < end whose cost to date
+        (`cost_usd` in what is returned) may be over what they earn: over their revenue given
+        at resolve time, over `over` for the others (None: none of them), and over zero for the
+        runs of the tenants `free` with an outcome in `free_outcomes`. Found through the
+        run_costs index, so the cheap runs of the range are never read; the caller decides
+        exactly."""
+        c, r = schema.run_costs, schema.runs
+        start, stop = _midnight(first), _midnight(end)
+        with self.store.transaction() as conn:
+            if conn.dialect.name == "sqlite":  # decimal text: compared as floats, loosely (the caller decides)
+                cost = func.cast(c.c.cost_usd, Float) * (1 + 1e-9) + 1e-12
+
+                def above(value: Any) -> Any:
+                    return cost > (func.cast(value, Float) if hasattr(value, "type") else float(value))
+            else:
+                def above(value: Any) -> Any:
+                    return c.c.cost_usd > value
+            chosen = [and_(r.c.revenue_usd.is_not(None), above(r.c.revenue_usd))]
+            if over is not None:
+                chosen.append(and_(r.c.revenue_usd.is_(None), above(over)))
+            if free and free_outcomes:
+                chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
+            query = select(r, c.c.cost_usd.label("cost_to_date")).join(
+                c, and_(c.c.project_id == r.c.project_id, c.c.run_id == r.c.run_id)).where(
+                c.c.project_id == self.project, r.c.project_id == self.project, or_(*chosen),
+                or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
+                    and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
+            if tenant_id is not None:
+                query = query.where(r.c.tenant_id == tenant_id)
+            rows = conn.execute(query).mappings().all()
+        return [{**{k: v for k, v in row.items() if k not in ("project_id", "cost_to_date")},
+                 "cost_usd": row["cost_to_date"]} for row in rows]
 
     # -- reports ----------------------------------------------------------------------------------
 
@@ -194,21 +258,25 @@ class Ledger:
 
         return margin(self, group_by, since=since, until=until, tenant_id=tenant_id)
 
-    def leaks(self, settings: Any = None, today: date | None = None) -> Any:
+    def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None,
+              daily: Any = None) -> Any:
         from ..business.leaks import leaks
 
-        return leaks(self, settings, today=today)
+        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily)
 
     # -- rollups ----------------------------------------------------------------------------------
 
-    def usage(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False,
+    def usage(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False, of_runs: bool = False,
               tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
               exclude: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Rollup sums on days first <= day < end, grouped by tenant, day (unless not `by_day`:
         then "day" is None) and `keys` (any of agent_id, model, and run_id when `runs`): from
-        the run rollup when `runs`, else the usage rollup. Only `tenants`, or all but `exclude`,
-        when given. Key columns come back as None for "none"."""
-        table = schema.run_rollup if runs else schema.usage_rollup
+        the run rollup when `runs`, the events of runs only (no run key) when `of_runs`, else
+        the usage rollup. Only `tenants`, or all but `exclude`, when given. Key columns come
+        back as None for "none"."""
+        table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
+        if table is schema.usage_rollup and not keys:
+            table = schema.tenant_rollup  # the same sums, a row per tenant and day
         group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
         measures = [schema.count_sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
@@ -220,17 +288,23 @@ class Ledger:
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
-            rows = conn.execute(query.group_by(*group)).mappings().all()
+            rows = conn.execute(query.group_by(*group)).all()
+        names = ("tenant_id", *keys)
+        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
+        width, none, days = len(group), schema.NONE_KEY, {}
         out = []
         for row in rows:
-            item = {k: (None if row[k] == schema.NONE_KEY else row[k]) for k in ("tenant_id", *keys)}
-            item["day"] = _date(row["day"]) if by_day else None
-            for m in schema.ROLLUP_MEASURES:
-                value = row[m]
-                if m == "cost_usd":
-                    item[m] = value if value is not None else _ZERO
-                else:  # PostgreSQL's SUM of integers is NUMERIC
-                    item[m] = int(value) if value is not None else 0
+            item = dict(zip(names, (None if v == none else v for v in (row[0], *row[width - len(keys):width]))))
+            if by_day:
+                day = days.get(row[1])
+                if day is None:
+                    day = days[row[1]] = _date(row[1])
+                item["day"] = day
+            else:
+                item["day"] = None
+            # PostgreSQL's SUM of integers is NUMERIC: made int
+            item.update(zip(counts, (int(v) if v is not None else 0 for v in row[width:-1])))
+            item["cost_usd"] = row[-1] if row[-1] is not None else _ZERO
             out.append(item)
         return out
 

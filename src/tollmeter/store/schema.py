@@ -304,6 +304,33 @@ usage_rollup = _rollup("usage_rollup")
 #: The same for the events of runs, per run.
 run_rollup = _rollup("run_rollup", Column("run_id", String(255), primary_key=True))
 
+#: Usage per tenant and UTC day alone: what reports by customer and period read (a day's rows
+#: of `usage_rollup`, one per tenant, agent and model, can be many times as many).
+tenant_rollup = Table(
+    "tenant_rollup",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *_measures(),
+    Index("ix_tenant_rollup_day", "project_id", "day"),
+)
+
+#: The usage rollup of the events that belong to a run (no run key): what the runs of an agent
+#: cost, for the leak rule on agents, without a read of every run.
+run_usage_rollup = _rollup("run_usage_rollup")
+
+#: Each run's cost to date (every event of it, whatever its day), kept with the rollups: the
+#: leak rule on runs reads only the runs that cost more than some run can earn.
+run_costs = Table(
+    "run_costs",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("run_id", String(255), primary_key=True),
+    Column("cost_usd", Money, nullable=False),
+    Index("ix_run_costs_cost", "project_id", "cost_usd"),
+)
+
 #: The keys of the usage rollups GET /v1/usage reads (every grouping it offers but run_id).
 USAGE_KEYS = ("tenant_id", "agent_id", "model", "provider", "endpoint")
 

@@ -512,7 +512,7 @@ class Store:
                           until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
         """`usage` read from the raw events alone (what the rollups are checked against)."""
         e = schema.events
-        keys = [_period_text(self.engine.dialect.name, e.c.timestamp, "day").label("day") if name == "day"
+        keys = [period_text(self.engine.dialect.name, e.c.timestamp, "day").label("day") if name == "day"
                 else e.c[name] for name in group_by]
         query = select(*keys, *_raw_measures()).where(e.c.project_id == self.project)
         if since is not None:
@@ -689,7 +689,7 @@ def _usage_parts(since: datetime | None, until: datetime | None,
     return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
 
 
-def _period_text(dialect: str, column: Any, unit: str) -> Any:
+def period_text(dialect: str, column: Any, unit: str) -> Any:
     """A time or day column as text: "YYYY-MM-DD" (unit "day") or "YYYY-MM-DD HH" ("hour")."""
     if dialect == "sqlite":
         return func.substr(func.cast(column, schema.String), 1, 10 if unit == "day" else 13)
@@ -764,11 +764,13 @@ def _usage_query(dialect: str, project: str, source: str, group_by: Sequence[str
     else:
         t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
              "days": schema.usage_rollup}[source]
+        if source == "daily" and set(group_by) <= {"tenant_id", "day"}:
+            t = schema.tenant_rollup  # the same sums, a row per tenant and day
         period = t.c.hour if source == "hourly" else t.c.day
         low = lo if source == "hourly" or lo is None else lo.date()
         high = hi if source == "hourly" or hi is None else hi.date()
         measures = _rollup_measures(t)
-    keys = [_period_text(dialect, period, "day").label("day") if name == "day" else t.c[name] for name in group_by]
+    keys = [period_text(dialect, period, "day").label("day") if name == "day" else t.c[name] for name in group_by]
     query = select(*keys, *measures).where(t.c.project_id == project)
     if low is not None:
         query = query.where(period >= low)
@@ -797,7 +799,9 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         (schema.usage_hourly, "hour", ("hour", *schema.USAGE_KEYS)),
         (schema.usage_daily, "day", ("day", *schema.USAGE_KEYS)),
         (schema.usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
+        (schema.tenant_rollup, "day", ("tenant_id", "day")),
         (schema.run_rollup, "day", ("run_id", "tenant_id", "day", "agent_id", "model")),
+        (schema.run_usage_rollup, "day", ("tenant_id", "day", "agent_id", "model")),
     ]
 
     def ordered(keys: list[Any]) -> list[Any]:  # code point order on both databases, as Python's
@@ -806,17 +810,17 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
     streaming = conn.execution_options(stream_results=True, yield_per=5000)
     for table, unit, keys in tables:
         period = table.c.hour if unit == "hour" else table.c.day
-        stored_keys = ordered([_period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k]
+        stored_keys = ordered([period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k]
                                for k in keys])
         query = select(*stored_keys, *(table.c[m] for m in schema.ROLLUP_MEASURES)).where(table.c.project_id == project)
         if mark is not None:
             query = query.where(period >= (mark if unit == "hour" else mark.date()))
-        raw_keys = ordered([_period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
+        raw_keys = ordered([period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
                             func.coalesce(e.c[k], none) for k in keys])
         raw = select(*raw_keys, *_raw_measures()).where(e.c.project_id == project)
         if mark is not None:
             raw = raw.where(e.c.timestamp >= mark)
-        if table is schema.run_rollup:
+        if table is schema.run_rollup or table is schema.run_usage_rollup:
             raw = raw.where(e.c.run_id.is_not(None), e.c.run_id != "")
         width = len(keys)
 
@@ -830,22 +834,39 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
 
         stored = rows(streaming.execute(query.order_by(*stored_keys)), True)
         expected = rows(streaming.execute(raw.group_by(*raw_keys).order_by(*raw_keys)), False)
-        counts = {"rows": 0, "missing": 0, "extra": 0, "different": 0}
-        have, want = next(stored, None), next(expected, None)
-        while have is not None or want is not None:
-            if want is not None and (have is None or want[0] < have[0]):
-                counts["rows"] += 1
-                counts["missing"] += 1
-                want = next(expected, None)
-            elif have is not None and (want is None or have[0] < want[0]):
-                counts["extra"] += 1
-                have = next(stored, None)
-            else:
-                counts["rows"] += 1
-                counts["different"] += have[1] != want[1]  # type: ignore[index]
-                have, want = next(stored, None), next(expected, None)
-        report[table.name] = counts
+        report[table.name] = _compare(stored, expected)
+    # Each run's cost to date against its run_rollup rows (all of them: those before the
+    # retention mark too, whose events are gone).
+    c, r = schema.run_costs, schema.run_rollup
+    run_keys = ordered([c.c.run_id]), ordered([r.c.run_id])
+    stored = ((tuple(row[:1]), (_decimal(row[1]),)) for row in streaming.execute(
+        select(*run_keys[0], c.c.cost_usd).where(c.c.project_id == project).order_by(*run_keys[0])))
+    expected = ((tuple(row[:1]), (_decimal(row[1]),)) for row in streaming.execute(
+        select(*run_keys[1], money_sum(r.c.cost_usd)).where(r.c.project_id == project)
+        .group_by(*run_keys[1]).order_by(*run_keys[1])))
+    report[c.name] = _compare(stored, expected)
     return report
+
+
+def _compare(stored: Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]],
+             expected: Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> dict[str, int]:
+    """Walk two streams of (key, values) in one key order together: rows expected, missing
+    from the stored side, extra on it, and different."""
+    counts = {"rows": 0, "missing": 0, "extra": 0, "different": 0}
+    have, want = next(stored, None), next(expected, None)
+    while have is not None or want is not None:
+        if want is not None and (have is None or want[0] < have[0]):
+            counts["rows"] += 1
+            counts["missing"] += 1
+            want = next(expected, None)
+        elif have is not None and (want is None or have[0] < want[0]):
+            counts["extra"] += 1
+            have = next(stored, None)
+        else:
+            counts["rows"] += 1
+            counts["different"] += have[1] != want[1]  # type: ignore[index]
+            have, want = next(stored, None), next(expected, None)
+    return counts
 
 
 #: Every column an event row may leave out, so that all rows of an executemany have the same keys.
@@ -877,14 +898,20 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
                              row.get("run_id") or None), measures, sign)
     usage: dict[tuple[Any, ...], list[Any]] = {}
     per_run: dict[tuple[Any, ...], list[Any]] = {}
+    of_runs: dict[tuple[Any, ...], list[Any]] = {}
+    per_tenant: dict[tuple[Any, ...], list[Any]] = {}
+    run_cost: dict[tuple[Any, ...], list[Any]] = {}
     hourly: dict[tuple[Any, ...], list[Any]] = {}
     daily: dict[tuple[Any, ...], list[Any]] = {}
     for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
         day = hour.date()
         key = (tenant, day, agent, model)
         _add_measures(usage, key, sums, 1)
+        _add_measures(per_tenant, (tenant, day), sums, 1)
         if run:
             _add_measures(per_run, (run, *key), sums, 1)
+            _add_measures(of_runs, key, sums, 1)
+            _add_measures(run_cost, (run,), (sums[4],), 1)
         _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
         _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
     names = schema.ROLLUP_MEASURES
@@ -892,6 +919,12 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
                     {k: tuple(v) for k, v in usage.items()}, names)
     accumulate(conn, project, schema.run_rollup, ("run_id", "tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in per_run.items()}, names)
+    accumulate(conn, project, schema.tenant_rollup, ("tenant_id", "day"),
+               {k: tuple(v) for k, v in per_tenant.items()}, names)
+    accumulate(conn, project, schema.run_usage_rollup, ("tenant_id", "day", "agent_id", "model"),
+               {k: tuple(v) for k, v in of_runs.items()}, names)
+    accumulate(conn, project, schema.run_costs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()},
+               ("cost_usd",))
     accumulate(conn, project, schema.usage_hourly, ("hour", *schema.USAGE_KEYS),
                {k: tuple(v) for k, v in hourly.items()}, names)
     accumulate(conn, project, schema.usage_daily, ("day", *schema.USAGE_KEYS),
@@ -995,13 +1028,26 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
     transaction (runs' outcomes are kept). Days before the retention mark, whose raw events
     are gone, keep their rollups. Returns the number of events read."""
     mark = retention_mark(conn, project)
-    for table in (schema.usage_rollup, schema.run_rollup, schema.usage_daily, schema.usage_hourly):
+    # A migration before the run tables (0005) rebuilds the rollups there were then.
+    present = set(inspect(conn).get_table_names())
+    for table in (schema.usage_rollup, schema.tenant_rollup, schema.run_rollup, schema.run_usage_rollup,
+                  schema.usage_daily, schema.usage_hourly):
+        if table.name not in present:
+            continue
         where = [table.c.project_id == project]
         if mark is not None:
             where.append(table.c.hour >= mark if table is schema.usage_hourly else table.c.day >= mark.date())
         conn.execute(delete(table).where(*where))
     if conn.dialect.name == "postgresql":
-        return _rebuild_in_sql(conn, project, mark)
+        count = _rebuild_in_sql(conn, project, mark, present)
+    else:
+        count = _rebuild_in_python(conn, project, mark)
+    if schema.run_costs.name in present:
+        run_costs_from_rollup(conn, project)
+    return count
+
+
+def _rebuild_in_python(conn: Connection, project: str, mark: datetime | None) -> int:
     e = schema.events
     columns = [e.c.event_id, e.c.timestamp, e.c.tenant_id, e.c.run_id, e.c.agent_id, e.c.model, e.c.provider,
                e.c.endpoint, e.c.input_tokens, e.c.output_tokens, e.c.cache_read_tokens, e.c.cost_usd, e.c.priced,
@@ -1028,16 +1074,52 @@ _SQL_ROLLUPS = (
     ("usage_hourly", ("date_trunc('hour', timestamp)", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
     ("usage_daily", ("timestamp::date", "tenant_id", "agent_id", "model", "provider", "endpoint"), ""),
     ("usage_rollup", ("tenant_id", "timestamp::date", "agent_id", "model"), ""),
+    ("tenant_rollup", ("tenant_id", "timestamp::date"), ""),
     ("run_rollup", ("run_id", "tenant_id", "timestamp::date", "agent_id", "model"), " AND run_id <> ''"),
+    ("run_usage_rollup", ("tenant_id", "timestamp::date", "agent_id", "model"), " AND run_id <> ''"),
 )
 
 
-def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None) -> int:
+def run_costs_from_rollup(conn: Connection, project: str) -> None:
+    """Set every run's cost to date (`run_costs`) to the sum of its `run_rollup` rows, which
+    keep the days whose raw events retention removed."""
+    t, r = schema.run_costs, schema.run_rollup
+    conn.execute(delete(t).where(t.c.project_id == project))
+    conn.execute(insert(t).from_select(
+        ["project_id", "run_id", "cost_usd"],
+        select(r.c.project_id, r.c.run_id, money_sum(r.c.cost_usd)).where(r.c.project_id == project)
+        .group_by(r.c.project_id, r.c.run_id)))
+
+
+def run_usage_from_rollup(conn: Connection, project: str) -> None:
+    """Fill `run_usage_rollup` from `run_rollup` (a database from before it: the runs' rows
+    hold the same sums, per run)."""
+    _sum_into(conn, project, schema.run_usage_rollup, schema.run_rollup, ("tenant_id", "day", "agent_id", "model"))
+
+
+def tenant_from_rollup(conn: Connection, project: str) -> None:
+    """Fill `tenant_rollup` from `usage_rollup` (a database from before it)."""
+    _sum_into(conn, project, schema.tenant_rollup, schema.usage_rollup, ("tenant_id", "day"))
+
+
+def _sum_into(conn: Connection, project: str, t: Any, r: Any, keys: Sequence[str]) -> None:
+    """`t`'s rows of `project` made anew as `r`'s summed by `keys`."""
+    conn.execute(delete(t).where(t.c.project_id == project))
+    measures = [money_sum(r.c[m]) if m == "cost_usd" else schema.count_sum(r.c[m]) for m in schema.ROLLUP_MEASURES]
+    conn.execute(insert(t).from_select(
+        ["project_id", *keys, *schema.ROLLUP_MEASURES],
+        select(r.c.project_id, *(r.c[k] for k in keys), *measures).where(r.c.project_id == project)
+        .group_by(r.c.project_id, *(r.c[k] for k in keys))))
+
+
+def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None, present: set[str]) -> int:
     """`rebuild_rollups` on PostgreSQL: each rollup one INSERT ... SELECT ... GROUP BY (the
     rollups of ten million events in minutes, where reading them into Python took an hour)."""
     since = " AND timestamp >= :mark" if mark is not None else ""
     params = {"project": project, "mark": mark}
     for table, keys, only in _SQL_ROLLUPS:
+        if table not in present:
+            continue
         columns = [c.name for c in schema.metadata.tables[table].columns]
         picked = [k if "(" in k or "::" in k or k == "run_id" else f"coalesce({k}, '')" for k in keys]
         conn.execute(text(
@@ -1058,22 +1140,37 @@ def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None) -> in
 
 def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     """Fill the rollups of every project that has events but no rollups yet (a database made
-    before rollups, or before the usage rollups, existed). Returns the projects filled.
-    `quick`: look no further when any usage rollup exists (the embedded store's check on
-    every open)."""
+    before rollups, or before the usage rollups, existed), and the run tables made from the
+    run rollup (`run_costs`, `run_usage_rollup`) where they are missing. Returns the projects
+    filled. `quick`: look no further when rollups exist (the embedded store's check on every
+    open)."""
     e, kept = schema.events, (schema.usage_rollup, schema.usage_daily)
     if not quick and not inspect(conn).has_table(schema.usage_daily.name):
         return []  # a migration before the usage rollups (0002): the one that makes them fills them
-    if quick and (all(conn.execute(select(u.c.project_id).limit(1)).first() is not None for u in kept)
-                  or conn.execute(select(e.c.project_id).limit(1)).first() is None):
-        return []
-    with_events = {r[0] for r in conn.execute(select(e.c.project_id).distinct())}
-    with_rollups = set.intersection(*({r[0] for r in conn.execute(select(u.c.project_id).distinct())}
-                                      for u in kept))
-    missing = sorted(with_events - with_rollups)
-    for project in missing:
-        rebuild_rollups(conn, project)
-    return missing
+    missing: list[str] = []
+    if not quick or (conn.execute(select(e.c.project_id).limit(1)).first() is not None
+                     and not all(conn.execute(select(u.c.project_id).limit(1)).first() is not None for u in kept)):
+        with_events = {r[0] for r in conn.execute(select(e.c.project_id).distinct())}
+        with_rollups = set.intersection(*({r[0] for r in conn.execute(select(u.c.project_id).distinct())}
+                                          for u in kept))
+        missing = sorted(with_events - with_rollups)
+        for project in missing:
+            rebuild_rollups(conn, project)
+    if not quick and not inspect(conn).has_table(schema.run_costs.name):
+        return missing  # a migration before the tables made from rollups (0005): that one fills them
+    filled = set(missing)
+    for made, source, fill in ((schema.run_costs, schema.run_rollup, run_costs_from_rollup),
+                               (schema.run_usage_rollup, schema.run_rollup, run_usage_from_rollup),
+                               (schema.tenant_rollup, schema.usage_rollup, tenant_from_rollup)):
+        if quick and (conn.execute(select(made.c.project_id).limit(1)).first() is not None
+                      or conn.execute(select(source.c.project_id).limit(1)).first() is None):
+            continue
+        without = ({r[0] for r in conn.execute(select(source.c.project_id).distinct())}
+                   - {r[0] for r in conn.execute(select(made.c.project_id).distinct())} - set(missing))
+        for project in sorted(without):
+            fill(conn, project)
+        filled |= without
+    return sorted(filled)
 
 
 def _add_measures(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], measures: tuple[Any, ...],

@@ -9,7 +9,7 @@ so ingest waits for it (10-20 s per million events measured here; docs/server.md
 database the store already made partitioned (`create_all`) only gets what it lacks.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-05
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
