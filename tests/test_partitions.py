@@ -154,7 +154,7 @@ def test_concurrent_copies_of_events_with_different_timestamps_are_stored_once(d
     assert rollups_agree(view)
 
 
-def test_retention_drops_whole_months_and_deletes_in_batches_inside_the_window_edge(database, capsys):
+def test_retention_drops_whole_months_and_deletes_in_batches_inside_the_window_edge(database):
     url, store = database
     view = store.for_project(f"p-{uuid.uuid4().hex[:8]}")
     other = store.for_project(f"q-{uuid.uuid4().hex[:8]}")
@@ -189,6 +189,21 @@ def test_retention_drops_whole_months_and_deletes_in_batches_inside_the_window_e
     assert view.add_events([event(gone_month, D("5"), event_id=rows[0]["event_id"])], expired=expired) == []
     assert expired == [rows[0]["event_id"]]
     assert view.usage(group_by=["tenant_id"]) == before
+
+
+def test_a_cutoff_on_a_month_boundary_keeps_every_event_from_it_on(database):
+    url, store = database
+    view = store.for_project(f"p-{uuid.uuid4().hex[:8]}")
+    cutoff = months_back(2, day=1).replace(hour=0)  # the first of a month, UTC midnight
+    at = [cutoff - timedelta(days=20), cutoff - timedelta(microseconds=1), cutoff, cutoff + timedelta(microseconds=1),
+          cutoff + timedelta(days=40)]
+    rows = [event(moment, D("0.5")) for moment in at]
+    view.add_events(rows)
+    assert view.remove_events_before(cutoff + timedelta(hours=5), batch=1) == 2
+    assert partition_name(month_of(cutoff - timedelta(days=1))) not in names(store)  # dropped whole
+    assert sorted(stored(view).values()) == at[2:]
+    assert ids(view) == {r["event_id"] for r in rows[2:]}
+    assert rollups_agree(view) and view.usage(group_by=[])[0]["calls"] == 5
 
 
 def test_retention_of_every_project_drops_the_months_they_all_leave(database, capsys):
