@@ -1,5 +1,5 @@
-"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention, prune-notifications) |
-reprice`: the server's commands.
+"""`tollmeter serve | keys | db (upgrade, current, check-rollups, retention, partitions,
+prune-notifications) | reprice`: the server's commands.
 
 `register(subparsers)` adds them to the `tollmeter` parser (cli.py); `python -m tollmeter.server`
 runs them on their own. Each command's `run` returns the exit status; a failure prints
@@ -257,6 +257,15 @@ def _db_parser(commands: argparse._SubParsersAction) -> None:
     r.add_argument("--project", help="only this project")
     r.add_argument("--batch", type=int, default=10_000, help="events removed per transaction (10,000)")
     r.set_defaults(run=_db_retention)
+    t = actions.add_parser("partitions",
+                           help="PostgreSQL: list the monthly partitions of the events, creating those ahead",
+                           description="PostgreSQL keeps the events in one partition per UTC month (created ahead "
+                                       "and on demand; dropped by `db retention`). This creates the partitions of "
+                                       "this month and the next --ahead ones that are missing, and lists them all.")
+    _database_argument(t)
+    t.add_argument("--ahead", type=int, default=None, metavar="MONTHS",
+                   help="months to create ahead of the current one (default 3)")
+    t.set_defaults(run=_db_partitions)
     n = actions.add_parser("prune-notifications", help="remove notifications and deliveries done long ago",
                            description="Remove the notification deliveries done (delivered or given up) and the "
                                        "notifications resolved more than --keep-days ago, in batches of short "
@@ -354,15 +363,50 @@ def _db_retention(args: argparse.Namespace) -> int:
         raise CommandFailed("--keep-days: give the days of raw events to keep (1 or more)")
     if args.batch < 1:
         raise CommandFailed("--batch must be 1 or more")
+    from ..store import partitions
+
     before = datetime.now(timezone.utc) - timedelta(days=args.keep_days)
     store = _open(args)
     try:
-        for project in _projects(store, args.project):
-            view = store.for_project(project)
-            removed = view.remove_events_before(before, batch=args.batch)
-            print(f"{project}: {removed} raw events before {view.retention_mark():%Y-%m-%d} removed")
+        views = [store.for_project(project) for project in _projects(store, args.project)]
+        with store.transaction() as conn:
+            partitioned = partitions.is_partitioned(conn)
+        if partitioned:  # every mark moved first: a month that all of them leave is dropped whole
+            cutoffs = [view.mark_retention(before) for view in views]
+            removed = partitions.remove_before(store.engine, store.transaction, [v.project for v in views],
+                                               max(cutoffs, default=before), args.batch)
+        else:
+            removed = {view.project: view.remove_events_before(before, batch=args.batch) for view in views}
+        for view in views:
+            print(f"{view.project}: {removed[view.project]} raw events before {view.retention_mark():%Y-%m-%d} removed")
     finally:
         store.close()
+    return 0
+
+
+@_command
+def _db_partitions(args: argparse.Namespace) -> int:
+    from ..store import partitions
+    from ..tables import format_table
+
+    ahead = partitions.AHEAD if args.ahead is None else args.ahead
+    if ahead < 0:
+        raise CommandFailed("--ahead must be 0 or more")
+    store = _open(args)
+    try:
+        with store.transaction() as conn:
+            if not partitions.is_partitioned(conn):
+                print("the events table is not partitioned (partitions are PostgreSQL's)")
+                return 0
+            created = partitions.create_ahead(conn, ahead)
+        with store.transaction() as conn:
+            found = partitions.list_partitions(conn)
+    finally:
+        store.close()
+    rows = [(p.name, f"{p.lower:%Y-%m-%d}" if p.lower else "-", f"{p.upper:%Y-%m-%d}" if p.upper else "-",
+             "?" if p.rows_estimate < 0 else f"{p.rows_estimate:,}", f"{p.bytes / 1e6:,.1f}",
+             "detached" if p.detached else ("created" if p.name in created else "")) for p in found]
+    print(format_table(["partition", "from", "to", "rows (est.)", "MB", "state"], rows, right=(3, 4)))
     return 0
 
 

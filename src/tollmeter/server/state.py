@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..store import migrations
+from ..store import migrations, partitions
 from ..store.store import Store, default_path
 from .pricing import load_pricer
 from .settings import ServerSettings
@@ -44,6 +44,7 @@ class ServerState:
                 if revision != migrations.HEAD:
                     raise SchemaNotReady(f"the database is at revision {revision or 'none'}, not "
                                          f"{migrations.HEAD}: run `tollmeter db upgrade` first")
+            create_partitions_ahead(store)
             pricer.bundled.find("openai", "gpt-4o")  # load the price data now, not on the first batch
         except BaseException:
             store.close()
@@ -52,6 +53,19 @@ class ServerState:
 
     def close(self) -> None:
         self.store.close()
+
+
+def create_partitions_ahead(store: Store) -> None:
+    """PostgreSQL: the partitions of the events of this month and the next ones, where missing
+    (a month without one gets it at its first event too; this keeps that off the ingest path)."""
+    try:
+        with store.transaction() as conn:
+            if partitions.is_partitioned(conn):
+                created = partitions.create_ahead(conn)
+                if created:
+                    logger.info("events partitions created: %s", ", ".join(created))
+    except Exception as exc:  # noqa: BLE001 - a role that may not create tables: ingest creates them
+        logger.warning("could not create the events partitions ahead: %s", exc)
 
 
 def open_store(database_url: str | None) -> Store:

@@ -29,7 +29,7 @@ from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
-from . import schema
+from . import partitions, schema
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
 logger = logging.getLogger("tollmeter")
@@ -105,6 +105,9 @@ class Store:
         #: A SQLite file: watched, so that one deleted or replaced while open is reopened.
         self._file = _WatchedFile.of(self.url, self._engine)
         if create:
+            if self.url.startswith("postgresql"):  # events partitioned by month (partitions.py)
+                with self.engine.begin() as conn:
+                    partitions.create_partitioned_events(conn)
             schema.metadata.create_all(self.engine)
             with self.transaction() as conn:  # a database from before the rollups: fill them once
                 fill_missing_rollups(conn, quick=True)
@@ -234,9 +237,12 @@ class Store:
             # parsed anew by the driver on each batch (most of the time of a large insert).
             # json, not jsonb: read once, never stored, so its binary form would be wasted work.
             values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
-            stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM json_populate_recordset("
-                        f"NULL::{schema.events.name}, CAST(:rows AS json)) "
-                        "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
+            if partitions.ensure_months(conn, rows):  # unique ids kept by event_ids
+                stmt = text(partitions.INSERT_EVENTS)
+            else:
+                stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM json_populate_recordset("
+                            f"NULL::{schema.events.name}, CAST(:rows AS json)) "
+                            "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
             payload = _json_text(values)
             return [r[0] for r in conn.execute(stmt, {"rows": payload})]
         # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so the ids already
@@ -528,16 +534,15 @@ class Store:
         """Remove the raw events of this project older than the UTC midnight on or before
         `before`, `batch` at a time (one short transaction each, so ingest never waits long),
         the rollups kept as they are. Records the cutoff (`retention_mark`). Returns the number
-        of events removed."""
-        cutoff = _utc(before).replace(hour=0, minute=0, second=0, microsecond=0)
-        e, marks = schema.events, schema.retention_marks
+        of events removed. On PostgreSQL's partitioned events, whole months are dropped where
+        no other project keeps events (partitions.py)."""
+        cutoff = self.mark_retention(before)
+        e = schema.events
         with self.transaction() as conn:
-            current = conn.execute(select(marks.c.removed_before).where(
-                marks.c.project_id == self.project)).scalar_one_or_none()
-            if current is None:
-                conn.execute(insert(marks).values(project_id=self.project, removed_before=cutoff))
-            elif _utc(current) < cutoff:
-                conn.execute(update(marks).where(marks.c.project_id == self.project).values(removed_before=cutoff))
+            partitioned = partitions.is_partitioned(conn)
+        if partitioned:
+            return partitions.remove_before(self.engine, self.transaction, [self.project], cutoff, batch,
+                                            pause)[self.project]
         removed = 0
         while True:
             with self.transaction() as conn:
@@ -549,6 +554,20 @@ class Store:
                 return removed
             if pause is not None:
                 pause()
+
+    def mark_retention(self, before: datetime) -> datetime:
+        """Move the retention mark to the UTC midnight on or before `before` (never back):
+        events older are refused from now on. Returns that midnight."""
+        cutoff = _utc(before).replace(hour=0, minute=0, second=0, microsecond=0)
+        marks = schema.retention_marks
+        with self.transaction() as conn:
+            current = conn.execute(select(marks.c.removed_before).where(
+                marks.c.project_id == self.project)).scalar_one_or_none()
+            if current is None:
+                conn.execute(insert(marks).values(project_id=self.project, removed_before=cutoff))
+            elif _utc(current) < cutoff:
+                conn.execute(update(marks).where(marks.c.project_id == self.project).values(removed_before=cutoff))
+        return cutoff
 
     def retention_mark(self) -> datetime | None:
         """The UTC midnight before which retention removed this project's raw events (None: never)."""
