@@ -106,8 +106,9 @@ def reprice(store: Store, pricer: Pricer, *, since: datetime | None = None, proj
                         key = (row["provider"], row["model"] or row["request_model"])
                         result.still_unpriced[key] = result.still_unpriced.get(key, 0) + 1
                         continue
+                    # With its timestamp: one partition's index on PostgreSQL, not each month's.
                     done = conn.execute(update(e).where(e.c.project_id == name, e.c.event_id == row["event_id"],
-                                                        e.c.priced.is_(False))
+                                                        e.c.timestamp == row["timestamp"], e.c.priced.is_(False))
                                         .values({f: getattr(event, f) for f in _PRICE_FIELDS}))
                     if done.rowcount != 1:
                         continue  # priced meanwhile by another run
