@@ -6,11 +6,12 @@ times are compared, for a tenant without a limit and one with a limit. The backg
 runs on its own schedule throughout, as in an application. Streams: the added time is divided
 by the number of chunks.
 
-    .venv/bin/python benchmarks/overhead.py [--calls 3000] [--chunks 100] [--no-store] [--repeat 1]
+    .venv/bin/python benchmarks/overhead.py [--calls 3000] [--chunks 100] [--no-store] [--repeat 1] [--small 40]
 
 Tenants: "acme" has no limit; "acme-limited" $1M a month (its lease is ample: plain requests
-reserve their table bound, see docs/limits.md); "acme-small" $40 a month (its lease, about $2,
-holds a dozen worst cases but never 16 bounds: every call is estimated and priced). `--repeat N` runs the alternating non-streamed
+reserve their table bound, see docs/limits.md); "acme-small" `--small` USD a month ($40 by
+default: a lease of about 48 worst cases, ample until the calls the worker has not settled yet
+fill a third of it; $5: a lease of about 8, never ample, every call estimated and priced). `--repeat N` runs the alternating non-streamed
 cases N more times and prints each one's median over the repeats with its range, and the
 difference a limit makes within each repeat (both tenants' calls share the machine's load).
 """
@@ -157,13 +158,14 @@ def main() -> None:
                         help="keep no events (the background worker then writes nothing to SQLite)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="repeat the alternating non-streamed cases this many times more")
+    parser.add_argument("--small", type=float, default=40.0, help="the monthly limit of the small tenant, USD")
     args = parser.parse_args()
 
     client = make_client(args.chunks)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     meter = Meter(MeterConfig(max_queue_size=1_000_000, store=args.store))
     meter.set_limit("acme-limited", 1_000_000, frequency="per_month")
-    meter.set_limit("acme-small", 40, frequency="per_month")
+    meter.set_limit("acme-small", args.small, frequency="per_month")
 
     def plain():
         client.chat.completions.create(model="gpt-4o", messages=messages)
@@ -190,7 +192,7 @@ def main() -> None:
         b, m = statistics.median(bare), statistics.median(metered)
         print(f"{name:<46}{b:>9.1f}{m:>9.1f}{(m - b) / per:>10.2f}{m / b:>7.3f}{p99(bare):>10.1f}{p99(metered):>9.1f}")
 
-    tenants = (("acme", "no limit"), ("acme-limited", "with a limit"), ("acme-small", "with a $40 limit"))
+    tenants = (("acme", "no limit"), ("acme-limited", "with a limit"), ("acme-small", f"with a ${args.small:g} limit"))
     for tenant, label in tenants:
         token = meter.set_tenant(tenant)
         for _ in range(200):  # the tenant's first calls (the store is asked once, then memory)

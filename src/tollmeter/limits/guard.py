@@ -23,6 +23,12 @@ Because every reservation fits inside a lease and the leases of all processes to
 exceed what the limits leave (settled spend + leases <= limit, kept by the store), settled
 spend exceeds a limit only by what calls cost beyond their reservation. See docs/limits.md.
 
+Amounts here are whole picodollars (`picos`): integers on the caller's thread, rounded up when
+reserved or spent and down when granted, so this process never sees more budget than the store.
+A tenant without a limit, and a plain request with an ample lease, are decided in one look-up
+(`admit_plain`); a lease asks for room for `LEASE_CALLS` calls, and a call that leaves it short
+has the worker woken to settle the calls before it (`Reservation.urgent`).
+
 What a call reserves is the `reservation` policy's: "worst_case" always reserves the worst
 case (a call whose worst case exceeds what its tenant has left is refused, even when the limit
 is smaller than any one call's worst case). "adaptive" (the default) reserves the worst case
@@ -357,9 +363,7 @@ class Guard:
             if budget is None or not budget.plain:
                 return NEEDS_CHECK
             now = time.monotonic()
-            if budget.unlimited:
-                # "No limit" is re-asked on the background worker (`maintain`), or in the
-                # background when that answer is long out of date; the caller never waits for it.
+            if budget.unlimited:  # `_used_unlimited`, inline: the common case
                 budget.last_used = now
                 if now >= budget.checked_until + _STALE_UNLIMITED:
                     self._recheck_soon(budget)
@@ -407,6 +411,13 @@ class Guard:
             self._report(fault, "checking limits")
             return NEEDS_CHECK
 
+    def _used_unlimited(self, budget: Budget, now: float) -> None:
+        """A call of a tenant known to have no limit: the worker keeps that answer fresh while
+        it is used, and one long out of date is asked again in the background."""
+        budget.last_used = now
+        if now >= budget.checked_until + _STALE_UNLIMITED:
+            self._recheck_soon(budget)
+
     def _plain_bounds(self, provider: str | None, model: str, tier: str | None,
                       request_format: RequestFormat) -> PlainBounds | None:
         """`admit_plain`'s prices of one model: None for a model the table does not bound."""
@@ -440,10 +451,8 @@ class Guard:
         if budget is None:
             return NEEDS_LEASE
         now = time.monotonic()
-        if budget.unlimited:
-            budget.last_used = now
-            if now >= budget.checked_until + _STALE_UNLIMITED:
-                self._recheck_soon(budget)
+        if budget.unlimited:  # with a rate limit (`admit_plain` decided the others)
+            self._used_unlimited(budget, now)
             if budget.plain:
                 return None
         estimate, tokens = self.estimate(request)

@@ -1,7 +1,7 @@
 """LimitKeeper: a Meter's limits, from `set_limit` to the guard, settlement and alerts.
 
 It opens the store (SQLite; SQLAlchemy is imported then, in the background at start-up) and
-owns the guard. The caller's thread meets `unlimited`, `admit` and `finished`, and never waits
+owns the guard. The caller's thread meets `admit_plain`, `admit` and `finished`, and never waits
 on the store or the server longer than `MeterConfig.limits_wait` (plus, for a process's first
 calls, the imports of its start-up); settlement of
 real costs (`settle`), the events written to the embedded store and threshold alerts run on
