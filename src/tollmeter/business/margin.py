@@ -199,10 +199,12 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             earned = run_revenues(book, runs, before)
             out: dict[tuple[str | None, str], Decimal] = {}
             for run in runs:
-                out[(run.agent_id, run.outcome)] = out.get((run.agent_id, run.outcome), _ZERO) + earned[run.run_id]
+                key = (run.agent_id if by_agent else None, run.outcome)
+                out[key] = out.get(key, _ZERO) + earned[run.run_id]
             return out
 
-        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
+        by_agent = "agent" in groups  # else counted per tenant, day and outcome alone: fewer rows
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id, by_agent=by_agent)
         for count, revenue in counted_revenues(book, counts, first, exact_day):
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Date, Float, and_, func, or_, select, update
+from sqlalchemy import Date, Float, and_, func, null, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -194,20 +194,24 @@ class Ledger:
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
 
-    def run_counts(self, first: date, end: date, tenant_id: str | None = None) -> list[RunCount]:
-        """Runs resolved on days first <= day < end, counted per tenant, day, agent and outcome
-        (one GROUP BY: a month of runs is not read one by one)."""
+    def run_counts(self, first: date, end: date, tenant_id: str | None = None,
+                   by_agent: bool = True) -> list[RunCount]:
+        """Runs resolved on days first <= day < end, counted per tenant, day, agent (unless not
+        `by_agent`: then agent_id is None) and outcome (one GROUP BY: a month of runs is not
+        read one by one)."""
         r = schema.runs
         with self.store.transaction() as conn:
             # PostgreSQL: a date, not text (its estimate lets it hash the groups: 3x faster).
             day = (func.cast(func.timezone("UTC", r.c.resolved_at), Date) if conn.dialect.name == "postgresql"
                    else period_text(conn.dialect.name, r.c.resolved_at, "day"))
-            query = select(r.c.tenant_id, day, r.c.agent_id, r.c.outcome, func.count(),
+            agent = r.c.agent_id if by_agent else null()
+            query = select(r.c.tenant_id, day, agent, r.c.outcome, func.count(),
                            func.count(r.c.revenue_usd), schema.money_sum(r.c.revenue_usd)).where(
                 r.c.project_id == self.project, r.c.resolved_at >= _midnight(first), r.c.resolved_at < _midnight(end))
             if tenant_id is not None:
                 query = query.where(r.c.tenant_id == tenant_id)
-            rows = conn.execute(query.group_by(r.c.tenant_id, day, r.c.agent_id, r.c.outcome)).all()
+            keys = [r.c.tenant_id, day, *([r.c.agent_id] if by_agent else []), r.c.outcome]
+            rows = conn.execute(query.group_by(*keys)).all()
         days: dict[Any, date] = {}
         out = []
         for tenant, text, agent, outcome, runs, given, given_usd in rows:
