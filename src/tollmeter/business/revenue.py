@@ -157,8 +157,13 @@ def run_revenues(book: PlanBook, runs: Sequence[ResolvedRun], before: int = 0) -
     return out
 
 
+#: A day's revenue of runs per (agent, outcome), decided run by run: (tenant, day, runs of the
+#: tenant resolved earlier that month) -> revenue.
+ExactDay = Callable[[str | None, date, int], dict[tuple[str | None, str], Decimal]]
+
+
 def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
-                     exact_day: Callable[[str | None, date, int], dict[tuple[str | None, str], Decimal]]) -> Iterator[tuple[RunCount, Decimal]]:
+                     exact_day: ExactDay) -> Iterator[tuple[RunCount, Decimal]]:
     """(count, revenue) of each count of runs resolved on or after `first`: what `run_revenues`
     gives their runs, added up. `counts` must hold every count of their tenants' months before
     `first` too (the ranks of hybrid plans). Where a hybrid plan's included runs run out in the
@@ -189,8 +194,7 @@ def counted_revenues(book: PlanBook, counts: Sequence[RunCount], first: date,
                 yield count, exact.get((count.agent_id, count.outcome), _ZERO)
             continue
         for count in found:
-            earned = unit_revenue(plan, count.outcome, before) * (count.runs - count.given) if count.runs > count.given else _ZERO
-            yield count, count.given_usd + earned
+            yield count, count.given_usd + unit_revenue(plan, count.outcome, before) * (count.runs - count.given)
 
 
 def _tenant_day(key: tuple[str | None, date]) -> tuple[bool, str, date]:

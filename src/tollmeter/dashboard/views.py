@@ -35,16 +35,11 @@ MOST_LEAKS = 12
 _SUBJECTS = {"customer": 0, "agent": 1, "run": 2}
 
 
-def bucket_of(day: date, bucket: str) -> str:
-    """A day's key in a margin report grouped by `bucket`."""
-    return period_label(bucket, day)
-
-
 def bucket_labels(rng: Range) -> list[str]:
     """Every bucket of the range, in order (empty ones too: a chart shows the gaps)."""
     seen: dict[str, None] = {}
     for day in days(rng.first, rng.end):
-        seen.setdefault(bucket_of(day, rng.bucket))
+        seen.setdefault(period_label(rng.bucket, day))
     return list(seen)
 
 

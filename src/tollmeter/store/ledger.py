@@ -329,15 +329,6 @@ class Ledger:
             costs.sort()
         return out
 
-    def runs_seen(self, first: date, end: date) -> list[dict[str, Any]]:
-        """Runs with events or a resolution on days first <= day < end."""
-        r = schema.runs
-        start, stop = _midnight(first), _midnight(end)
-        query = select(r).where(r.c.project_id == self.project, or_(
-            and_(r.c.last_seen >= start, r.c.first_seen < stop), and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
-        with self.store.transaction() as conn:
-            return [{k: v for k, v in row.items() if k != "project_id"} for row in conn.execute(query).mappings()]
-
 
 def _date(value: Any) -> date:
     if isinstance(value, datetime):

@@ -1140,9 +1140,9 @@ def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None, prese
 
 def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     """Fill the rollups of every project that has events but no rollups yet (a database made
-    before rollups, or before the usage rollups, existed), and the run tables made from the
-    run rollup (`run_costs`, `run_usage_rollup`) where they are missing. Returns the projects
-    filled. `quick`: look no further when rollups exist (the embedded store's check on every
+    before rollups, or before the usage rollups, existed), and the tables summed from other
+    rollups (`run_costs`, `run_usage_rollup`, `tenant_rollup`) where they are missing. Returns
+    the projects filled. `quick`: look no further when rollups exist (the embedded store's check on every
     open)."""
     e, kept = schema.events, (schema.usage_rollup, schema.usage_daily)
     if not quick and not inspect(conn).has_table(schema.usage_daily.name):
