@@ -2,9 +2,9 @@
 
 Two shortcuts stand in for the walk of a chat request before a call of a tenant with a limit:
 the format's quick reader (`quick_chat`: exactly what the walk counts) and, while the tenant's
-lease is ample, a table bound (`upper_bound` + `Guard._bound`: at least the estimate, priced
-once per size). Property tests compare them with the walk on generated requests; the guard's
-tests run real SDK calls on the real embedded store.
+lease is ample, a table bound (`upper_bound`, which `Guard.admit_plain` computes inline: at
+least the estimate, priced once per size). Property tests compare them with the walk on
+generated requests; the guard's tests run real SDK calls on the real embedded store.
 """
 
 from __future__ import annotations

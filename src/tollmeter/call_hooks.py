@@ -47,23 +47,10 @@ class MeterHooks:
         """The call as the limits' full check sees it."""
         return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
 
-    def _first_look(self, call: Call) -> tuple[str | None, object]:
-        """(tenant, what `LimitKeeper.admit_plain` decided): a tenant known to have no limit,
-        and a plain request of one with an ample lease, are decided in this one look-up."""
-        scope = call.scope
-        if scope is None:
-            return None, None
-        tenant = scope.tenant_id
-        if tenant is None:
-            return None, None
-        endpoint = call.endpoint
-        # The format bounds the request cheaply only for an endpoint that estimates by it.
-        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
-        return tenant, self._limits.admit_plain(tenant, call.provider, call.request_model, call.request,
-                                                request_format)
-
     def admit(self, call: Call) -> None:
-        # `_first_look`, inline: this runs before every call, and a Python call costs here.
+        """A tenant known to have no limit, and a plain request of one with an ample lease, are
+        decided by one look-up (`LimitKeeper.admit_plain`); the rest by the full check. Written
+        out in `admit_async` too: this runs before every call, and a Python call costs here."""
         scope = call.scope
         if scope is None or scope.tenant_id is None:
             return
@@ -76,9 +63,15 @@ class MeterHooks:
         call.ticket = ticket
 
     async def admit_async(self, call: Call) -> None:
-        tenant, ticket = self._first_look(call)
+        scope = call.scope
+        if scope is None or scope.tenant_id is None:
+            return
+        endpoint = call.endpoint
+        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
+                                          request_format)
         if ticket is NEEDS_CHECK:
-            ticket = await self._limits.admit_async(self._request(call, tenant))  # type: ignore[arg-type]
+            ticket = await self._limits.admit_async(self._request(call, scope.tenant_id))
         call.ticket = ticket
 
     def finished(self, call: Call) -> None:

@@ -198,8 +198,8 @@ class PlainBounds:
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "amount", "lease_id", "tokens", "window_entry", "settled", "model", "fallback",
-                 "urgent", "record", "claimed", "result")
+    __slots__ = ("budget", "amount", "lease_id", "tokens", "window_entry", "settled", "model", "urgent",
+                 "record", "claimed", "result")
 
     def __init__(self, budget: Budget, amount: int, lease_id: str | None, tokens: int,
                  window_entry: list | None, model: tuple[str | None, str | None] | None = None) -> None:
@@ -212,10 +212,8 @@ class Reservation:
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
         self.model = model
-        #: True when less than the worst case was reserved (the adaptive policy's fallback).
-        self.fallback = False
-        #: True when the call is to be settled by the worker as soon as it ends (a fallback, or
-        #: a lease left short: `URGENT_CALLS`).
+        #: True when the call is to be settled by the worker as soon as it ends (less than its
+        #: worst case reserved: the adaptive policy's fallback; or a lease left short: `URGENT_CALLS`).
         self.urgent = False
         #: What settles the call once it ended (set by `finished`; opaque here), whether someone
         #: took it to settle, and what that settlement gave (opaque: the settler's).
@@ -479,7 +477,7 @@ class Guard:
     def _mark(self, reservation: Reservation, request: CallRequest, fallback: bool = False) -> Reservation:
         reservation.model = (request.provider, request.model)
         if fallback:
-            reservation.fallback = reservation.urgent = True
+            reservation.urgent = True
         return reservation
 
     def _fallback_amount(self, request: CallRequest, worst: int) -> int | None:
@@ -579,7 +577,7 @@ class Guard:
             return _opened(Reservation(budget, 0, None, tokens, entry)) if entry is not None else None
         if not (now < budget.expires and estimate <= budget.remaining - budget.reserved):
             return None
-        if budget.requests_per_minute is None and budget.tokens_per_minute is None:
+        if budget.plain:
             entry = None  # no rate limit (the common case: no call)
         else:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
@@ -745,13 +743,9 @@ class Guard:
                    f"calls now decide at once by limits_unreachable={self.settings.unreachable!r} "
                    f"until it answers again (probed in the background)")
         logger.warning("tollmeter: %s", message)
-        if self._fault is not None:
-            fault = LimitsUnreachable(message)
-            fault.__cause__ = exc
-            try:
-                self._fault(fault, "asking for budget")
-            except Exception:
-                logger.debug("tollmeter: reporting a fault failed", exc_info=True)
+        fault = LimitsUnreachable(message)
+        fault.__cause__ = exc
+        self._report(fault, "asking for budget")
 
     def _circuit_closed(self) -> None:
         logger.warning("tollmeter: %s answers lease requests again; limits are checked as usual", self._source)

@@ -132,7 +132,7 @@ class LimitKeeper:
         #: Events go to the store (the embedded default) unless they are shipped to a server.
         self.keeps_events = config.url is None and config.store is not False
         self._warming: threading.Thread | None = None
-        #: Monotonic time the warm-up started on the database itself (its imports done).
+        #: Monotonic time the warm-up started (0: not yet).
         self._warm_started = 0.0
         self._warm_lock = threading.Lock()
         self._unopened_reported = False
