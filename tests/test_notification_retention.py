@@ -151,7 +151,8 @@ def test_refusal_and_leak_rows_are_pruned_once_their_hour_or_month_is_over(store
         record_refusal(store, "acme", at=T0 + timedelta(minutes=40))
     assert prune(store, T0 + timedelta(minutes=41), keep_days=1).notifications == 0
     assert evaluate(store, T0 + timedelta(minutes=41)) == 0
-    assert prune(store, T0 + timedelta(days=1, minutes=30), keep_days=1).notifications == 0  # within a day
+    # past keep_days (resolved at 12:30) but the hour it is of ended less than a day ago: kept
+    assert prune(store, T0 + timedelta(days=1, minutes=45), keep_days=1).notifications == 0
     assert prune(store, T0 + timedelta(days=1, hours=1), keep_days=1).notifications == 1
     assert rows(store) == {}
     # a leak row of a month (inserted as the leak rule does) goes once the month is a day over

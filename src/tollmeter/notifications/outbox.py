@@ -112,11 +112,10 @@ def _send(store: Store, settings: NotifierSettings, client: httpx.Client, row: A
 
 
 def _start_of(response: httpx.Response) -> str:
-    """The first characters of an answer's body (a receiver's whole body is never read)."""
-    if response.is_stream_consumed:  # read already by its transport (httpx.MockTransport does)
-        return response.content[:_ERROR_CHARS].decode("utf-8", "replace")
+    """The first characters of an answer's body (a receiver's whole body is never read; one its
+    transport read already is served from memory)."""
     start = b""
-    for chunk in response.iter_raw():
+    for chunk in response.iter_bytes():
         start += chunk
         if len(start) >= _ERROR_CHARS:
             break
