@@ -243,10 +243,16 @@ def main() -> None:
         results = queries(url, args.repeat, args.days, not args.no_business)
         lease_rows = [] if args.no_leases else leases(url, args.grants)
         with admin.connect() as conn:
-            size = conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": f"{schema}.events"}).scalar()
+            # The events' monthly partitions (a partitioned table has no storage of its own) and
+            # event_ids, which keeps their ids unique.
+            size = conn.execute(text("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(:t)"),
+                                {"t": f"{schema}.events"}).scalar() or 0
+            size += conn.execute(text("SELECT coalesce(pg_total_relation_size(to_regclass(:t)), 0)"),
+                                 {"t": f"{schema}.event_ids"}).scalar()
             rollups = conn.execute(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
                                         "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r' AND "
-                                        "c.relname IN ('usage_hourly', 'usage_daily', 'usage_rollup', 'run_rollup')"),
+                                        "c.relname IN ('usage_hourly', 'usage_daily', 'usage_rollup', 'run_rollup', "
+                                        "'tenant_rollup', 'run_usage_rollup', 'run_costs')"),
                                    {"s": schema}).scalar()
     finally:
         if not args.keep:
@@ -254,8 +260,8 @@ def main() -> None:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
     print(f"\n{args.events:,} events over {args.days} days, {args.tenants} tenants (PostgreSQL); "
-          f"events table {size / 2**30:.2f} GiB ({size / args.events * 1e6 / 2**20:.0f} MiB per million events "
-          f"with its indexes), rollups {rollups / 2**20:.0f} MiB")
+          f"events {size / 2**30:.2f} GiB ({size / args.events * 1e6 / 2**20:.0f} MiB per million events "
+          f"with their indexes and event_ids), rollups {rollups / 2**20:.0f} MiB")
     print(f"{'query (a month)':<42} {'p50 ms':>8} {'p95 ms':>8} {'rows':>7}")
     for name, p50, p95, rows in results:
         print(f"{name:<42} {p50:>8.1f} {p95:>8.1f} {rows:>7}")
