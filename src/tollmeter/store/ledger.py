@@ -10,12 +10,12 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Date, Float, and_, func, null, or_, select, update
+from sqlalchemy import Float, and_, func, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
-from . import schema
-from .store import Store, _insert, period_text
+from . import outcomes, schema
+from .store import Store, _insert, accumulate
 
 _ZERO = Decimal(0)
 
@@ -164,6 +164,9 @@ class Ledger:
             )).rowcount == 1
             row = conn.execute(select(r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at,
                                       r.c.resolution_key).where(where)).one()
+            if won:
+                key, values = outcomes.counted(row[0], row[1], moment, outcome, revenue)
+                accumulate(conn, self.project, schema.run_outcomes, outcomes.KEYS, {key: values}, outcomes.MEASURES)
         stored = Resolution(run_id, row[0], row[1], row[2], row[3], _utc(row[4]), duplicate=not won)
         if not won and not ((key is not None and key == row[5])
                             or (row[2] == outcome and (revenue is None or row[3] == revenue))):
@@ -197,28 +200,33 @@ class Ledger:
     def run_counts(self, first: date, end: date, tenant_id: str | None = None,
                    by_agent: bool = True) -> list[RunCount]:
         """Runs resolved on days first <= day < end, counted per tenant, day, agent (unless not
-        `by_agent`: then agent_id is None) and outcome (one GROUP BY: a month of runs is not
-        read one by one)."""
-        r = schema.runs
+        `by_agent`: then agent_id is None) and outcome: the counts kept as runs are resolved
+        (`run_outcomes`), not a read of the runs."""
+        t = schema.run_outcomes
+        keys = [t.c.tenant_id, t.c.day, *([t.c.agent_id] if by_agent else []), t.c.outcome]
+        if by_agent:  # the table's own key: a row each
+            query = select(*keys, t.c.runs, t.c.given, t.c.given_usd)
+        else:
+            query = select(*keys, schema.count_sum(t.c.runs), schema.count_sum(t.c.given),
+                           schema.money_sum(t.c.given_usd)).group_by(*keys)
+        query = query.where(t.c.project_id == self.project, t.c.day >= first, t.c.day < end)
+        if tenant_id is not None:
+            query = query.where(t.c.tenant_id == tenant_id)
         with self.store.transaction() as conn:
-            # PostgreSQL: a date, not text (its estimate lets it hash the groups: 3x faster).
-            day = (func.cast(func.timezone("UTC", r.c.resolved_at), Date) if conn.dialect.name == "postgresql"
-                   else period_text(conn.dialect.name, r.c.resolved_at, "day"))
-            agent = r.c.agent_id if by_agent else null()
-            query = select(r.c.tenant_id, day, agent, r.c.outcome, func.count(),
-                           func.count(r.c.revenue_usd), schema.money_sum(r.c.revenue_usd)).where(
-                r.c.project_id == self.project, r.c.resolved_at >= _midnight(first), r.c.resolved_at < _midnight(end))
-            if tenant_id is not None:
-                query = query.where(r.c.tenant_id == tenant_id)
-            keys = [r.c.tenant_id, day, *([r.c.agent_id] if by_agent else []), r.c.outcome]
-            rows = conn.execute(query.group_by(*keys)).all()
+            rows = conn.execute(query).all()
         days: dict[Any, date] = {}
+        none = schema.NONE_KEY
         out = []
-        for tenant, text, agent, outcome, runs, given, given_usd in rows:
-            day = days.get(text)
+        for row in rows:
+            runs = int(row[-3])
+            if not runs:  # every run counted here was moved to another tenant or agent
+                continue
+            day = days.get(row[1])
             if day is None:
-                day = days[text] = _date(text)
-            out.append(RunCount(tenant, day, agent, outcome, int(runs), int(given), given_usd or _ZERO))
+                day = days[row[1]] = _date(row[1])
+            out.append(RunCount(None if row[0] == none else row[0], day,
+                                (None if row[2] == none else row[2]) if by_agent else None, row[-4], runs,
+                                int(row[-2]), row[-1] if row[-1] is not None else _ZERO))
         return out
 
     def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
@@ -284,8 +292,16 @@ class Ledger:
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
         group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
-        measures = [schema.count_sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
-        query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
+        # Grouped by the table's own key, each group is one row: read as stored (no SUM, which
+        # on SQLite adds money in Python).
+        whole = by_day and {c.name for c in table.primary_key} == {"project_id", "tenant_id", "day", *keys}
+        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
+        if whole:
+            measures = [*(table.c[m] for m in counts), table.c.cost_usd]
+        else:
+            measures = [*(schema.count_sum(table.c[m]).label(m) for m in counts),
+                        schema.money_sum(table.c.cost_usd).label("cost_usd")]
+        query = select(*group, *measures).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:
             query = query.where(table.c.tenant_id == tenant_id)
@@ -294,9 +310,8 @@ class Ledger:
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
-            rows = conn.execute(query.group_by(*group)).all()
+            rows = conn.execute(query if whole else query.group_by(*group)).all()
         names = ("tenant_id", *keys)
-        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         width, none, days = len(group), schema.NONE_KEY, {}
         out = []
         for row in rows:

@@ -331,6 +331,24 @@ run_costs = Table(
     Index("ix_run_costs_cost", "project_id", "cost_usd"),
 )
 
+#: Runs resolved per tenant, UTC day of their resolution, agent and outcome ("" : none), with
+#: how many of them were given a revenue when resolved and its sum: what margin counts runs'
+#: revenue from, without a GROUP BY of a month's runs. Kept where a run is resolved and where
+#: a resolved run's tenant or agent is learnt later (store/outcomes.py).
+run_outcomes = Table(
+    "run_outcomes",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("agent_id", String(255), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("given", BigInteger, nullable=False),
+    Column("given_usd", Money, nullable=False),
+    Index("ix_run_outcomes_day", "project_id", "day"),
+)
+
 #: The keys of the usage rollups GET /v1/usage reads (every grouping it offers but run_id).
 USAGE_KEYS = ("tenant_id", "agent_id", "model", "provider", "endpoint")
 

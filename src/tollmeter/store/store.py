@@ -29,7 +29,7 @@ from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
-from . import partitions, schema
+from . import outcomes, partitions, schema
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
 logger = logging.getLogger("tollmeter")
@@ -845,6 +845,7 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         select(*run_keys[1], money_sum(r.c.cost_usd)).where(r.c.project_id == project)
         .group_by(*run_keys[1]).order_by(*run_keys[1])))
     report[c.name] = _compare(stored, expected)
+    report[schema.run_outcomes.name] = _compare(*outcomes.streams(conn, project, ordered))
     return report
 
 
@@ -1011,6 +1012,8 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
     conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]),
                  [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
                    "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
+    moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
+    accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
     first, last = bindparam("v_first", type_=t.c.first_seen.type), bindparam("v_last", type_=t.c.last_seen.type)
     conn.execute(
         update(t).where(t.c.project_id == bindparam("b_project"), t.c.run_id == bindparam("b_run")).values(
@@ -1044,6 +1047,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         count = _rebuild_in_python(conn, project, mark)
     if schema.run_costs.name in present:
         run_costs_from_rollup(conn, project)
+    if schema.run_outcomes.name in present:
+        outcomes.from_runs(conn, project)
     return count
 
 
@@ -1159,14 +1164,19 @@ def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     if not quick and not inspect(conn).has_table(schema.run_costs.name):
         return missing  # a migration before the tables made from rollups (0005): that one fills them
     filled = set(missing)
-    for made, source, fill in ((schema.run_costs, schema.run_rollup, run_costs_from_rollup),
-                               (schema.run_usage_rollup, schema.run_rollup, run_usage_from_rollup),
-                               (schema.tenant_rollup, schema.usage_rollup, tenant_from_rollup)):
+    r = schema.runs
+    for made, source, fill in ((schema.run_costs, select(schema.run_rollup.c.project_id), run_costs_from_rollup),
+                               (schema.run_usage_rollup, select(schema.run_rollup.c.project_id), run_usage_from_rollup),
+                               (schema.tenant_rollup, select(schema.usage_rollup.c.project_id), tenant_from_rollup),
+                               (schema.run_outcomes, select(r.c.project_id).where(r.c.outcome.is_not(None)),
+                                outcomes.from_runs)):
+        if not quick and not inspect(conn).has_table(made.name):
+            continue  # a migration before it: the one that makes it fills it
         if quick and (conn.execute(select(made.c.project_id).limit(1)).first() is not None
-                      or conn.execute(select(source.c.project_id).limit(1)).first() is None):
+                      or conn.execute(source.limit(1)).first() is None):
             continue
-        without = ({r[0] for r in conn.execute(select(source.c.project_id).distinct())}
-                   - {r[0] for r in conn.execute(select(made.c.project_id).distinct())} - set(missing))
+        without = ({row[0] for row in conn.execute(source.distinct())}
+                   - {row[0] for row in conn.execute(select(made.c.project_id).distinct())} - set(missing))
         for project in sorted(without):
             fill(conn, project)
         filled |= without
