@@ -11,7 +11,8 @@ by the number of chunks.
 Tenants: "acme" has no limit; "acme-limited" $1M a month (its lease is ample: plain requests
 reserve their table bound, see docs/limits.md); "acme-small" `--small` USD a month ($40 by
 default: a lease of about 48 worst cases, ample while 16 of them are free (the worker is woken
-to settle calls once fewer than 32 are); $5: a lease of about 8, never ample, every call estimated and priced). `--repeat N` runs the alternating non-streamed
+to settle calls once fewer than 32 are); $5: a lease of about 8, never ample, every call
+estimated and priced, and settled by the worker at once). `--repeat N` runs the alternating non-streamed
 cases N more times and prints each one's median over the repeats with its range, and the
 difference a limit makes within each repeat (both tenants' calls share the machine's load).
 """
