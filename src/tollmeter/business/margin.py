@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
@@ -28,7 +29,7 @@ _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
 
 
-@dataclass
+@dataclass(slots=True)
 class MarginRow:
     """One group: its key values (by group name) and its sums."""
 
@@ -149,20 +150,23 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
-    labels: dict[tuple[str, date], str] = {}
+    # A piece's key: picked from (tenant, run, agent, model, *the day's labels of the periods
+    # grouped by), the labels made once per day.
+    periods_of = [g for g in groups if g in ("day", "week", "month")]
+    where = {"tenant": 0, "run": 1, "agent": 2, "model": 3}
+    places = [where[g] if g in where else 4 + periods_of.index(g) for g in groups]
+    pick = itemgetter(*places) if places else (lambda values: ())  # no groups: the total alone
+    single = len(groups) == 1
+    labels: dict[date | None, tuple[str, ...]] = {}
 
-    def label(group: str, day: date) -> str:
-        found = labels.get((group, day))
-        if found is None:
-            found = labels[(group, day)] = period_label(group, day)
-        return found
-
-    where = {"tenant": 0, "run": 2, "agent": 3, "model": 4}
-    places = [(where[g], None) if g in where else (1, g) for g in groups]
-
-    def piece(*values: Any) -> MarginRow:
+    def piece(tenant: str | None, day: date, run: str | None, agent: str | None, model: str | None) -> MarginRow:
         """The row of (tenant, day, run, agent, model)."""
-        key = tuple(values[i] if g is None else label(g, values[1]) for i, g in places)
+        named = labels.get(day)
+        if named is None:
+            named = labels[day] = tuple(period_label(g, day) for g in periods_of) if periods_of else ()
+        key = pick((tenant, run, agent, model, *named))
+        if single:
+            key = (key,)
         found = rows.get(key)
         if found is None:
             found = rows[key] = MarginRow(dict(zip(groups, key)))
@@ -199,12 +203,11 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             earned = run_revenues(book, runs, before)
             out: dict[tuple[str | None, str], Decimal] = {}
             for run in runs:
-                key = (run.agent_id if by_agent else None, run.outcome)
+                key = (run.agent_id, run.outcome)
                 out[key] = out.get(key, _ZERO) + earned[run.run_id]
             return out
 
-        by_agent = "agent" in groups  # else counted per tenant, day and outcome alone: fewer rows
-        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id, by_agent=by_agent)
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
         for count, revenue in counted_revenues(book, counts, first, exact_day):
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue
@@ -213,7 +216,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     for tenant in () if runs_only else book.tenants:
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
-    report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
+    report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     report.total = _summed(report.rows)
     return report
 
@@ -307,7 +310,7 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
         if into is None:
             into = rows[key] = MarginRow(dict(zip(groups, key)))
         into.add(row)
-    out.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
+    out.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     out.total = _summed(out.rows)
     return out
 
@@ -324,8 +327,13 @@ def _ceil_day(value: datetime | date) -> date:
     raise PlanError(f"since and until are dates or datetimes, got {value!r}")
 
 
-def _order(value: Any) -> tuple[int, Any]:
-    return (1, "") if value is None else (0, value)
+def _order_key(width: int) -> Callable[[tuple[Any, ...]], Any]:
+    """Sorts keys of `width` values (text or None) by each value in turn, None last."""
+    if width == 1:
+        return lambda key: (key[0] is None, key[0] or "")
+    if width == 2:
+        return lambda key: (key[0] is None, key[0] or "", key[1] is None, key[1] or "")
+    return lambda key: [(value is None, value or "") for value in key]
 
 
 def _text(value: Decimal | None) -> str | None:

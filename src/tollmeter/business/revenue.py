@@ -22,7 +22,7 @@ import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from .plans import Plan
 
@@ -113,8 +113,7 @@ def usage_revenue(plan: Plan | None, cost: Decimal, input_tokens: int, output_to
     return revenue
 
 
-@dataclass(frozen=True)
-class ResolvedRun:
+class ResolvedRun(NamedTuple):  # a tuple: months of runs are made of them
     run_id: str
     tenant_id: str | None
     agent_id: str | None
@@ -125,8 +124,7 @@ class ResolvedRun:
     revenue_override: Decimal | None
 
 
-@dataclass(frozen=True)
-class RunCount:
+class RunCount(NamedTuple):
     """The runs of a tenant resolved on a day by one agent with one outcome: how many, and how
     many of them had a revenue given at resolve time (`given`), which add up to `given_usd`."""
 

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from .. import dashboard
+from .. import dashboard, heap
 from .._version import __version__
 from ..notifications.runner import start_notifier
 from ..notifications.settings import NotifierSettings
@@ -56,6 +56,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.state.server = state
         logger.info("tollmeter server %s on %s", __version__, describe(settings.database_url))
         notifier = start_notifier(state.store, app.state.notifier_settings)
+        if settings.freeze_heap:
+            heap.freeze()
         try:
             yield
         finally:

@@ -197,19 +197,12 @@ class Ledger:
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
 
-    def run_counts(self, first: date, end: date, tenant_id: str | None = None,
-                   by_agent: bool = True) -> list[RunCount]:
-        """Runs resolved on days first <= day < end, counted per tenant, day, agent (unless not
-        `by_agent`: then agent_id is None) and outcome: the counts kept as runs are resolved
-        (`run_outcomes`), not a read of the runs."""
+    def run_counts(self, first: date, end: date, tenant_id: str | None = None) -> list[RunCount]:
+        """Runs resolved on days first <= day < end, counted per tenant, day, agent and outcome:
+        the counts kept as runs are resolved (`run_outcomes`, a row each), not a read of the runs."""
         t = schema.run_outcomes
-        keys = [t.c.tenant_id, t.c.day, *([t.c.agent_id] if by_agent else []), t.c.outcome]
-        if by_agent:  # the table's own key: a row each
-            query = select(*keys, t.c.runs, t.c.given, t.c.given_usd)
-        else:
-            query = select(*keys, schema.count_sum(t.c.runs), schema.count_sum(t.c.given),
-                           schema.money_sum(t.c.given_usd)).group_by(*keys)
-        query = query.where(t.c.project_id == self.project, t.c.day >= first, t.c.day < end)
+        query = select(t.c.tenant_id, t.c.day, t.c.agent_id, t.c.outcome, t.c.runs, t.c.given, t.c.given_usd).where(
+            t.c.project_id == self.project, t.c.day >= first, t.c.day < end)
         if tenant_id is not None:
             query = query.where(t.c.tenant_id == tenant_id)
         with self.store.transaction() as conn:
@@ -217,16 +210,14 @@ class Ledger:
         days: dict[Any, date] = {}
         none = schema.NONE_KEY
         out = []
-        for row in rows:
-            runs = int(row[-3])
+        for tenant, text, agent, outcome, runs, given, given_usd in rows:
             if not runs:  # every run counted here was moved to another tenant or agent
                 continue
-            day = days.get(row[1])
+            day = days.get(text)
             if day is None:
-                day = days[row[1]] = _date(row[1])
-            out.append(RunCount(None if row[0] == none else row[0], day,
-                                (None if row[2] == none else row[2]) if by_agent else None, row[-4], runs,
-                                int(row[-2]), row[-1] if row[-1] is not None else _ZERO))
+                day = days[text] = _date(text)
+            out.append(RunCount(None if tenant == none else tenant, day, None if agent == none else agent, outcome,
+                                runs, given, given_usd))
         return out
 
     def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
@@ -267,16 +258,17 @@ class Ledger:
     # -- reports ----------------------------------------------------------------------------------
 
     def margin(self, group_by: Any = ("tenant",), since: Any = None, until: Any = None,
-               tenant_id: str | None = None) -> Any:
+               tenant_id: str | None = None, book: PlanBook | None = None) -> Any:
         from ..business.margin import margin
 
-        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id)
+        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id, book=book)
 
     def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None,
-              daily: Any = None) -> Any:
-        from ..business.leaks import leaks
+              daily: Any = None, book: PlanBook | None = None, subjects: Sequence[str] | None = None) -> Any:
+        from ..business.leaks import SUBJECTS, leaks
 
-        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily)
+        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily, book=book,
+                     subjects=SUBJECTS if subjects is None else subjects)
 
     # -- rollups ----------------------------------------------------------------------------------
 
@@ -311,22 +303,26 @@ class Ledger:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
             rows = conn.execute(query if whole else query.group_by(*group)).all()
-        names = ("tenant_id", *keys)
-        width, none, days = len(group), schema.NONE_KEY, {}
-        out = []
-        for row in rows:
-            item = dict(zip(names, (None if v == none else v for v in (row[0], *row[width - len(keys):width]))))
-            if by_day:
-                day = days.get(row[1])
+        none = schema.NONE_KEY
+        names = ("tenant_id", "day", *keys, *counts, "cost_usd")
+        if not by_day:
+            rows = [(row[0], None, *row[1:]) for row in rows]
+        out = [dict(zip(names, row)) for row in rows]
+        days: dict[Any, date] = {}
+        for item in out:
+            for name in ("tenant_id", *keys):  # "none" comes back as None
+                if item[name] == none:
+                    item[name] = None
+            if by_day:  # a date (SQLite may give text), one object per day
+                day = days.get(item["day"])
                 if day is None:
-                    day = days[row[1]] = _date(row[1])
+                    day = days[item["day"]] = _date(item["day"])
                 item["day"] = day
-            else:
-                item["day"] = None
-            # PostgreSQL's SUM of integers is NUMERIC: made int
-            item.update(zip(counts, (int(v) if v is not None else 0 for v in row[width:-1])))
-            item["cost_usd"] = row[-1] if row[-1] is not None else _ZERO
-            out.append(item)
+            if not whole:  # PostgreSQL's SUM of integers is NUMERIC: made int
+                for name in counts:
+                    item[name] = int(item[name]) if item[name] is not None else 0
+            if item["cost_usd"] is None:
+                item["cost_usd"] = _ZERO
         return out
 
     def run_costs(self, run_ids: Iterable[str]) -> dict[str, list[tuple[date, Decimal]]]:
