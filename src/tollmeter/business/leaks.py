@@ -178,10 +178,13 @@ def _projection(book: Any, tenant: str, rows: dict[date, Any], month_days: list[
     recent = [d for d in month_days if d > today - timedelta(days=settings.projection_days)]
     if not recent:
         return None
-    shares = dict(recurring(book, tenant, days(recent[0], next_month)))
+    shares = dict(recurring(book, tenant, recent))
     cost_rate = sum((rows[d].cost_usd for d in recent if d in rows), _ZERO) / len(recent)
     other_revenue = sum((rows[d].revenue_usd - shares.get(d, _ZERO) for d in recent if d in rows), _ZERO)
     revenue_rate = other_revenue / len(recent)
+    if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
+        return None
+    shares.update(recurring(book, tenant, days(today + timedelta(days=1), next_month)))
     running_cost, running_revenue, crosses = cost, revenue, None
     for day in days(today + timedelta(days=1), next_month):
         running_cost += cost_rate
