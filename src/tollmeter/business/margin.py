@@ -103,7 +103,19 @@ class MarginReport:
     first: date
     end: date
     rows: list[MarginRow] = field(default_factory=list)
-    total: MarginRow = field(default_factory=lambda: MarginRow({}))
+    #: The rows added up: given, or made when first asked (many reports made to be regrouped
+    #: never are).
+    given_total: MarginRow | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def total(self) -> MarginRow:
+        if self.given_total is None:
+            self.given_total = _summed(self.rows)
+        return self.given_total
+
+    @total.setter
+    def total(self, value: MarginRow) -> None:
+        self.given_total = value
 
     def to_dict(self) -> dict[str, Any]:
         return {"group_by": list(self.group_by), "since": self.first.isoformat(), "until": self.end.isoformat(),
@@ -217,7 +229,6 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
     report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
-    report.total = _summed(report.rows)
     return report
 
 
@@ -288,7 +299,6 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
     low, high = first.isoformat(), end.isoformat()  # ISO days sort as the days do
     if tuple(groups) == report.group_by:  # the same groups: the rows of the days asked for
         out.rows = [row for row in report.rows if low <= row.key["day"] < high]
-        out.total = _summed(out.rows)
         return out
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods: dict[tuple[str, str], str] = {}
@@ -311,7 +321,6 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
             into = rows[key] = MarginRow(dict(zip(groups, key)))
         into.add(row)
     out.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
-    out.total = _summed(out.rows)
     return out
 
 
