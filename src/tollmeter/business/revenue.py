@@ -83,7 +83,8 @@ def monthly_fee(span: PlanSpan) -> Decimal:
 
 @functools.lru_cache(maxsize=4096)
 def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
-    """The share of each day of a month (a report asks for the same few fees every day)."""
+    """The share of a monthly `fee` that each day of a month recognises: they add up to `fee`
+    exactly (a report asks for the same few fees every day)."""
     days = calendar.monthrange(year, month)[1]
     steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
     whole, rest = divmod(steps, days)
