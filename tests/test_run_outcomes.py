@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, inspect, text
 
 from tollmeter.business.plans import PlanError
 from tollmeter.store import schema
@@ -158,3 +158,21 @@ def test_threads_resolving_and_ingesting_the_same_runs_keep_the_counts(store):
     counts = counted(Ledger(view))
     assert sum(c[0] for c in counts.values()) == len(runs)
     assert {key[0] for key in counts} == {f"t-{n}" for n in range(10)}  # every count moved to its tenant
+
+
+def test_a_database_from_before_an_index_gets_it_on_open(store):
+    """`create_all` makes missing tables only: an index added later (ix_runs_seen, which the leak
+    rule on runs reads through) is made when the store opens a database without it."""
+    with store.transaction() as conn:
+        conn.execute(text("DROP INDEX ix_runs_seen"))
+    assert "ix_runs_seen" not in index_names(store)
+    reopened = Store(store.url)
+    try:
+        assert "ix_runs_seen" in index_names(reopened)
+    finally:
+        reopened.close()
+
+
+def index_names(opened: Store) -> set[str]:
+    with opened.transaction() as conn:
+        return {index["name"] for index in inspect(conn).get_indexes("runs")}

@@ -244,16 +244,17 @@ class Ledger:
                 chosen.append(and_(r.c.revenue_usd.is_(None), above(over)))
             if free and free_outcomes:
                 chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
-            query = select(r, c.c.cost_usd.label("cost_to_date")).join(
+            query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.last_seen,
+                           c.c.cost_usd).join(
                 c, and_(c.c.project_id == r.c.project_id, c.c.run_id == r.c.run_id)).where(
                 c.c.project_id == self.project, r.c.project_id == self.project, or_(*chosen),
                 or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
                     and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
             if tenant_id is not None:
                 query = query.where(r.c.tenant_id == tenant_id)
-            rows = conn.execute(query).mappings().all()
-        return [{**{k: v for k, v in row.items() if k not in ("project_id", "cost_to_date")},
-                 "cost_usd": row["cost_to_date"]} for row in rows]
+            rows = conn.execute(query).all()
+        names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "last_seen", "cost_usd")
+        return [dict(zip(names, row)) for row in rows]
 
     # -- reports ----------------------------------------------------------------------------------
 

@@ -261,6 +261,8 @@ runs = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolution_key", String(255)),
     Index("ix_runs_resolved", "project_id", "resolved_at"),
+    #: The runs active in a range, with ix_runs_resolved (the leak rule on runs).
+    Index("ix_runs_seen", "project_id", "last_seen"),
 )
 
 

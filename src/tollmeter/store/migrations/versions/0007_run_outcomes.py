@@ -1,5 +1,7 @@
 """Resolved runs counted per tenant, day, agent and outcome (`run_outcomes`, store/outcomes.py):
-what margin reads the revenue of runs from. Filled from the runs already resolved.
+what margin reads the revenue of runs from, filled from the runs already resolved; and an
+index of the runs by when they were last seen (`ix_runs_seen`: the leak rule on runs reads the
+runs active in the month).
 
 On a database the embedded store made with `create_all`, a table already there is left as it is.
 
@@ -36,6 +38,9 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("project_id", "tenant_id", "day", "agent_id", "outcome"),
         )
         op.create_index("ix_run_outcomes_day", "run_outcomes", ["project_id", "day"])
+    if context.is_offline_mode() or "ix_runs_seen" not in {
+            i["name"] for i in sa.inspect(op.get_bind()).get_indexes("runs")}:
+        op.create_index("ix_runs_seen", "runs", ["project_id", "last_seen"])
     if not context.is_offline_mode():
         from tollmeter.store.store import fill_missing_rollups
 
@@ -43,5 +48,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_seen", table_name="runs")
     op.drop_index("ix_run_outcomes_day", table_name="run_outcomes")
     op.drop_table("run_outcomes")
