@@ -60,6 +60,18 @@ class Money(TypeDecorator):
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name == "sqlite":  # decimal text, read straight (reports read tens of thousands)
+            return _sqlite_decimal
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_decimal(value: Any) -> Decimal | None:
+    """SQLite's decimal text (or a number that SQL made) as an exact Decimal."""
+    if value is None:
+        return None
+    return Decimal(value) if value.__class__ is str else Decimal(str(value))
+
 
 class money_sum(GenericFunction):  # noqa: N801 - SQL function name
     """SUM of a Money column, exact on every dialect."""
