@@ -27,7 +27,7 @@ Amounts here are whole picodollars (`picos`): integers on the caller's thread, r
 reserved or spent and down when granted, so this process never sees more budget than the store.
 A tenant without a limit, and a plain request with an ample lease, are decided in one look-up
 (`admit_plain`); a lease asks for room for `LEASE_CALLS` calls, and a call that leaves it short
-has the worker woken to settle the calls before it (`leaves_short`).
+has the worker woken to settle the calls before it (`wake_line`).
 
 What a call reserves is the `reservation` policy's: "worst_case" always reserves the worst
 case (a call whose worst case exceeds what its tenant has left is refused, even when the limit
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .circuit import Asker, Circuit
 from . import picos
-from .estimate import token_rules, upper_bound
+from .estimate import counted_tokens, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -131,7 +131,7 @@ RESERVATION_POLICIES = ("adaptive", "worst_case")
 #: at least this many such bounds; below that, its estimate.
 AMPLE_BOUNDS = 16
 #: A call whose reservation leaves its lease room for fewer than this many more like it is
-#: settled by the worker as soon as it ends (`leaves_short`): twice the room `admit_plain` needs.
+#: settled by the worker as soon as it ends (`wake_line`): twice the room `admit_plain` needs.
 WAKE_CALLS = 2 * AMPLE_BOUNDS
 #: A lease request asks for at least this many of the asking call's reservations (the store
 #: grants at most a quarter of what the limits leave beyond the call's need): a limit only a few
@@ -145,16 +145,16 @@ DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
 MIN_OBSERVED, MAX_OBSERVED = 8, 200
 
 
-def leaves_short(free_after: int, amount: int) -> bool:
+def wake_line(amount: int) -> int:
     """The one rule for waking the worker early: a reservation of `amount` that leaves its lease
-    `free_after` is short when that is room for fewer than `WAKE_CALLS` more like it. Its call is
-    then settled by the worker as soon as it ends (`Reservation.urgent`: the worker is woken),
+    less than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. Its call
+    is then settled by the worker as soon as it ends (`Reservation.urgent`: the worker is woken),
     so the calls before it are settled off the caller's thread while the lease still has room:
     while fewer than `AMPLE_BOUNDS` of them are free `admit_plain` steps aside, and when not one
     is, the next caller settles them itself (`settle_finished`) before it may be refused.
     (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
     fallback, is always settled at once: what it used decides what the next ones reserve.)"""
-    return free_after < amount * WAKE_CALLS
+    return amount * WAKE_CALLS
 
 
 class Observed:
@@ -183,7 +183,7 @@ class Observed:
 class PlainBounds:
     """What `Guard.admit_plain` knows of one model's plain requests: the model's `token_rules`
     and the reservation of each size (`estimate.upper_bound`: input tokens rounded up to a power
-    of two, output tokens), priced on first use."""
+    of two, output tokens), priced on first use with the free budget it needs and its `wake_line`."""
 
     __slots__ = ("rules", "sheet", "model", "amounts")
 
@@ -194,12 +194,12 @@ class PlainBounds:
         #: (provider, model), shared by every reservation of the model.
         self.model = model
         #: (input, output tokens) -> (their worst case in picodollars, the free budget that lets
-        #: it be reserved: `AMPLE_BOUNDS` of them, their sum).
-        self.amounts: dict[tuple[int, int], tuple[int, int, int]] = {}
+        #: it be reserved: `AMPLE_BOUNDS` of them, its `wake_line`, their sum).
+        self.amounts: dict[tuple[int, int], tuple[int, int, int, int]] = {}
 
-    def price(self, size: tuple[int, int]) -> tuple[int, int, int]:
+    def price(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
         amount = picos.up(self.sheet.worst_case(*size))
-        priced = (amount, amount * AMPLE_BOUNDS, size[0] + size[1])
+        priced = (amount, amount * AMPLE_BOUNDS, wake_line(amount), size[0] + size[1])
         if len(self.amounts) >= 1024:
             self.amounts.clear()
         self.amounts[size] = priced
@@ -223,7 +223,7 @@ class Reservation:
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
         self.model = model
-        #: True when the call is to be settled by the worker as soon as it ends (`leaves_short`).
+        #: True when the call is to be settled by the worker as soon as it ends (`wake_line`).
         self.urgent = False
         #: What settles the call once it ended (set by `finished`; opaque here), whether someone
         #: took it to settle, and what that settlement gave (opaque: the settler's).
@@ -387,13 +387,17 @@ class Guard:
                 bounds = self._plain_bounds(provider, model, tier, request_format)
             if bounds is None:
                 return NEEDS_CHECK
-            size = upper_bound(request_format, kwargs, model, bounds.rules)
-            if size is None:  # not plain after all
+            try:  # `estimate.upper_bound`, its checks made above
+                counted = request_format.sized(kwargs)  # type: ignore[misc]
+            except Exception:  # not plain after all: the walk never raises
                 return NEEDS_CHECK
+            if counted is None:
+                return NEEDS_CHECK
+            size = counted_tokens(counted, bounds.rules, True)
             priced = bounds.amounts.get(size)
             if priced is None:
                 priced = bounds.price(size)
-            amount, ample, tokens = priced
+            amount, ample, wake, tokens = priced
             with self._lock:
                 free = budget.remaining - budget.reserved
                 if now < budget.expires and free >= ample:
@@ -401,7 +405,7 @@ class Guard:
                     budget.last_used = now
                     reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
                     budget.open.add(reservation)  # `_opened`, inline
-                    reservation.urgent = leaves_short(free - amount, amount)
+                    reservation.urgent = free - amount < wake  # `wake_line`
                     return reservation
             return NEEDS_CHECK
         except Exception as fault:  # a bug here must not reach the host: the full way decides
@@ -583,7 +587,7 @@ class Guard:
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
         budget.open.add(reservation)  # `_opened`, inline
-        reservation.urgent = leaves_short(budget.remaining - budget.reserved, estimate)
+        reservation.urgent = budget.remaining - budget.reserved < wake_line(estimate)
         return reservation
 
     def _grant(self, budget: Budget, estimate: int, tokens: int, deadline: float,
