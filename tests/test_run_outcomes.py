@@ -123,7 +123,8 @@ def test_a_database_from_before_the_table_gets_it_filled(store):
 
 def test_threads_resolving_and_ingesting_the_same_runs_keep_the_counts(store):
     """Resolutions without a tenant or agent race the events that bring them: each run's count
-    ends under the tenant and agent the run has, whichever commits first."""
+    ends under the tenant and agent the run has, whichever commits first, and no transaction
+    deadlocks another."""
     view = fresh(store)
     runs = [f"run-{n:03d}" for n in range(60)]
     start = threading.Barrier(4)
@@ -147,7 +148,9 @@ def test_threads_resolving_and_ingesting_the_same_runs_keep_the_counts(store):
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=guarded, args=(fn, runs[i::2] if fn is resolving else runs[::-1][i::2]))
+    # Two threads resolve half each; two ingest every run, in opposite orders, in batches of
+    # five: batches that share runs, taken in one order (a deadlock would fail a batch).
+    threads = [threading.Thread(target=guarded, args=(fn, runs[i::2] if fn is resolving else runs[::1 - 2 * i]))
                for fn in (resolving, ingesting) for i in range(2)]
     for thread in threads:
         thread.start()

@@ -51,23 +51,31 @@ def moves_learnt(conn: Connection, project: str,
                  seen: Iterable[tuple[str, str | None, str | None]]) -> dict[tuple[Any, ...], list[Any]]:
     """The count moves of resolved runs whose tenant or agent a batch of events is about to
     fill in (`seen`: run id, tenant and agent of its events; the store sets the run's missing
-    ones to those). Call before that update, in its transaction. On PostgreSQL the rows are
-    locked first, so a resolution committed meanwhile is seen as the update will see it."""
+    ones to those). Call before that update, in its transaction, and add the moves after it.
+
+    On PostgreSQL every run of the batch is locked here, in run id order (the order the update
+    takes them in), so a resolution committed meanwhile is seen as the update will see it, and
+    two batches sharing runs take them in one order. Runs are locked before counts, in this
+    transaction as in a resolution's: no cycle."""
+    seen = list(seen)
     giving = {run_id: (tenant, agent) for run_id, tenant, agent in seen if tenant or agent}
     moves: dict[tuple[Any, ...], list[Any]] = {}
-    if not giving:
+    locking = conn.dialect.name == "postgresql"
+    if not giving and not locking:
         return moves
     r = schema.runs
-    ids = sorted(giving)
+    ids = sorted({run_id for run_id, _, _ in seen} if locking else giving)
     for at in range(0, len(ids), 500):
         chunk = ids[at:at + 500]
         query = select(r.c.run_id, r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.resolved_at, r.c.revenue_usd).where(
-            r.c.project_id == project, r.c.run_id.in_(chunk), or_(r.c.tenant_id.is_(None), r.c.agent_id.is_(None)))
-        if conn.dialect.name == "postgresql":
-            # Not filtered on outcome: a resolution not committed yet is waited for and then seen.
-            query = query.order_by(r.c.run_id).with_for_update()
+            r.c.project_id == project, r.c.run_id.in_(chunk))
+        if locking:
+            query = query.order_by(r.c.run_id.collate("C")).with_for_update()  # code point order, as `ids`
+        else:  # SQLite: the store's transactions take the whole database; only the runs that may move
+            query = query.where(or_(r.c.tenant_id.is_(None), r.c.agent_id.is_(None)), r.c.outcome.is_not(None))
         for run_id, tenant, agent, outcome, resolved_at, revenue in conn.execute(query):
-            if outcome is None or resolved_at is None:
+            if (outcome is None or resolved_at is None or (tenant is not None and agent is not None)
+                    or run_id not in giving):
                 continue
             new_tenant, new_agent = tenant or giving[run_id][0], agent or giving[run_id][1]
             if (new_tenant, new_agent) == (tenant, agent):

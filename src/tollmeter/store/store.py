@@ -1028,7 +1028,6 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
                  [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
                    "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
     moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
-    accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
     first, last = bindparam("v_first", type_=t.c.first_seen.type), bindparam("v_last", type_=t.c.last_seen.type)
     conn.execute(
         update(t).where(t.c.project_id == bindparam("b_project"), t.c.run_id == bindparam("b_run")).values(
@@ -1039,6 +1038,7 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
         [{"b_project": project, "b_run": run_id, "v_tenant": tenant, "v_agent": agent, "v_first": f,
           "v_last": la} for run_id, (tenant, agent, f, la) in items],
     )
+    accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
 
 
 def rebuild_rollups(conn: Connection, project: str) -> int:
