@@ -187,17 +187,17 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
     # grouped by, or a usage_based plan says what the day's usage earns).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
-    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
-        row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
-        if usage["tenant_id"] in priced_by_usage:
-            span = book.on(usage["tenant_id"], usage["day"])
-            row.revenue_usd += usage_revenue(span.plan if span else None, usage["cost_usd"], usage["input_tokens"],
-                                             usage["output_tokens"])
-        row.cost_usd += usage["cost_usd"]
-        row.calls += usage["calls"]
-        row.input_tokens += usage["input_tokens"]
-        row.output_tokens += usage["output_tokens"]
-        row.unpriced += usage["unpriced"]
+    for tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost, unpriced in _usage(
+            ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
+        row = piece(tenant, day, run, agent, model)
+        if tenant in priced_by_usage:
+            span = book.on(tenant, day)
+            row.revenue_usd += usage_revenue(span.plan if span else None, cost, input_tokens, output_tokens)
+        row.cost_usd += cost
+        row.calls += calls
+        row.input_tokens += input_tokens
+        row.output_tokens += output_tokens
+        row.unpriced += unpriced
     # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs): run
     # by run where the report has a row per run, else from their counts per day.
     if "run" in groups:
@@ -239,12 +239,18 @@ def _summed(rows: list[MarginRow]) -> MarginRow:
     return total
 
 
+#: What `_usage` gives for each row of usage.
+UsagePiece = tuple  # (tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost_usd, unpriced)
+
+
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
-           periods: bool, by_day: set[str], runs_only: bool = False) -> list[dict[str, Any]]:
+           periods: bool, by_day: set[str], runs_only: bool = False) -> list[UsagePiece]:
     """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
     for all when `periods`). Grouped by run, the events of runs come from the run rollup and
     the rest (no run) is the usage rollup less the runs' part. `runs_only`: the events of
     runs alone."""
+    from ..store.schema import ROLLUP_MEASURES  # (SQLAlchemy is imported with a store only)
+
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
     if periods or (tenant_id is not None and tenant_id in by_day):
         parts = [dict(by_day=True)]
@@ -254,27 +260,41 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
         parts = [dict(by_day=True, tenants=sorted(by_day)), dict(by_day=False, exclude=sorted(by_day))]
         if not by_day:
             parts = [dict(by_day=False)]
-    out: list[dict[str, Any]] = []
+    out: list[UsagePiece] = []
     for part in parts:
         if part.get("tenants") == []:
             continue
         if "run" not in groups:
-            out += ledger.usage(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part)
+            out += _pieces(ledger.usage_rows(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part), keys)
             continue
-        per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        per_run = ledger.usage_rows(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        out += _pieces(per_run, ["run_id", *keys])
         if runs_only:
-            out += per_run
             continue
-        rest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in ledger.usage(first, end, keys, tenant_id=tenant_id, **part):
-            rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
+        # The rest: each (tenant, day, keys) row of the usage rollup less its runs' rows.
+        width = 2 + len(keys)
+        rest = {row[:width]: list(row[width:]) for row in ledger.usage_rows(first, end, keys, tenant_id=tenant_id,
+                                                                             **part)}
         for row in per_run:
-            left = rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))]
-            for measure in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced",
-                            "errors"):
-                left[measure] -= row[measure]
-        out += per_run + [row for row in rest.values() if row["calls"] or row["cost_usd"]]
+            left = rest[(*row[:2], *row[3:width + 1])]
+            for i, value in enumerate(row[width + 1:]):
+                left[i] -= value
+        calls, cost = ROLLUP_MEASURES.index("calls"), ROLLUP_MEASURES.index("cost_usd")
+        out += _pieces([(*key, *left) for key, left in rest.items() if left[calls] or left[cost]], keys)
     return out
+
+
+def _pieces(rows: list[tuple[Any, ...]], keys: Sequence[str]) -> list[UsagePiece]:
+    """Rows of `Ledger.usage_rows` (tenant, day, *keys, *measures) as `UsagePiece`s."""
+    from ..store.schema import ROLLUP_MEASURES
+
+    width = 2 + len(keys)
+    absent = width + len(ROLLUP_MEASURES)  # a None put at the end of each row
+    at = {k: 2 + i for i, k in enumerate(keys)}
+    measure = {m: width + i for i, m in enumerate(ROLLUP_MEASURES)}
+    pick = itemgetter(0, 1, at.get("run_id", absent), at.get("agent_id", absent), at.get("model", absent),
+                      *(measure[m] for m in ("calls", "input_tokens", "output_tokens", "cost_usd", "unpriced")))
+    return [pick((*row, None)) for row in rows]
 
 
 def period_label(group: str, day: date) -> str:

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Float, and_, func, or_, select, update
+from sqlalchemy import Float, and_, func, null, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -281,6 +281,16 @@ class Ledger:
         the run rollup when `runs`, the events of runs only (no run key) when `of_runs`, else
         the usage rollup. Only `tenants`, or all but `exclude`, when given. Key columns come
         back as None for "none"."""
+        names = ("tenant_id", "day", *keys, *schema.ROLLUP_MEASURES)
+        return [dict(zip(names, row)) for row in self.usage_rows(
+            first, end, keys, runs=runs, of_runs=of_runs, tenant_id=tenant_id, by_day=by_day, tenants=tenants,
+            exclude=exclude)]
+
+    def usage_rows(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False, of_runs: bool = False,
+                   tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
+                   exclude: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """`usage` as tuples: (tenant_id, day, *keys, *ROLLUP_MEASURES), made by the database
+        (a month of a few hundred customers is tens of thousands of rows)."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
@@ -288,13 +298,15 @@ class Ledger:
         # Grouped by the table's own key, each group is one row: read as stored (no SUM, which
         # on SQLite adds money in Python).
         whole = by_day and {c.name for c in table.primary_key} == {"project_id", "tenant_id", "day", *keys}
-        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
         if whole:
-            measures = [*(table.c[m] for m in counts), table.c.cost_usd]
+            measures = [table.c[m] for m in schema.ROLLUP_MEASURES]
         else:
-            measures = [*(schema.count_sum(table.c[m]).label(m) for m in counts),
-                        schema.money_sum(table.c.cost_usd).label("cost_usd")]
-        query = select(*group, *measures).where(
+            measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
+                        for m in schema.ROLLUP_MEASURES]
+        none = schema.NONE_KEY  # "none" read as NULL
+        shown = [func.nullif(table.c.tenant_id, none), table.c.day if by_day else null(),
+                 *(func.nullif(table.c[k], none) for k in keys)]
+        query = select(*shown, *measures).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:
             query = query.where(table.c.tenant_id == tenant_id)
@@ -304,27 +316,11 @@ class Ledger:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
             rows = conn.execute(query if whole else query.group_by(*group)).all()
-        none = schema.NONE_KEY
-        names = ("tenant_id", "day", *keys, *counts, "cost_usd")
-        if not by_day:
-            rows = [(row[0], None, *row[1:]) for row in rows]
-        out = [dict(zip(names, row)) for row in rows]
-        days: dict[Any, date] = {}
-        for item in out:
-            for name in ("tenant_id", *keys):  # "none" comes back as None
-                if item[name] == none:
-                    item[name] = None
-            if by_day:  # a date (SQLite may give text), one object per day
-                day = days.get(item["day"])
-                if day is None:
-                    day = days[item["day"]] = _date(item["day"])
-                item["day"] = day
-            if not whole:  # PostgreSQL's SUM of integers is NUMERIC: made int
-                for name in counts:
-                    item[name] = int(item[name]) if item[name] is not None else 0
-            if item["cost_usd"] is None:
-                item["cost_usd"] = _ZERO
-        return out
+        if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC)
+            width, cost = len(shown), len(shown) + schema.ROLLUP_MEASURES.index("cost_usd")
+            return [(*row[:width], *(v if i == cost else int(v) for i, v in enumerate(row[width:], width)))
+                    for row in rows]
+        return [tuple(row) for row in rows]
 
     def run_costs(self, run_ids: Iterable[str]) -> dict[str, list[tuple[date, Decimal]]]:
         """Each run's cost per day, all days (for leak rules on runs)."""
