@@ -147,9 +147,10 @@ MIN_OBSERVED, MAX_OBSERVED = 8, 200
 
 def wake_line(amount: int) -> int:
     """The one rule for waking the worker early: a reservation of `amount` that leaves its lease
-    less than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. Its call
-    is then settled by the worker as soon as it ends (`Reservation.urgent`: the worker is woken),
-    so the calls before it are settled off the caller's thread while the lease still has room:
+    less than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. The
+    first such call since the last settlement (`Budget.wake_once`) wakes the worker as it ends
+    (`Reservation.urgent`), and the worker settles it with every call before it, off the
+    caller's thread, while the lease still has room:
     while fewer than `AMPLE_BOUNDS` of them are free `admit_plain` steps aside, and when not one
     is, the next caller settles them itself (`settle_finished`) before it may be refused.
     (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
@@ -280,7 +281,7 @@ class Budget:
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "plain", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
-                 "remaining_at_grant", "open", "settling", "asking", "ask_lock")
+                 "remaining_at_grant", "open", "settling", "asking", "ask_lock", "waking")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -314,6 +315,17 @@ class Budget:
         self.open: set[Reservation] = set()
         #: Held while finished calls are settled (by the worker, or by a caller short of budget).
         self.settling = threading.Lock()
+        #: A call that left the lease short will wake the worker as it ends, and nothing was
+        #: settled since (`wake_once`).
+        self.waking = False
+
+    def wake_once(self) -> bool:
+        """Under the guard's lock, for a reservation that left the lease short (`wake_line`):
+        True (its call wakes the worker) unless another did since the last settlement."""
+        if self.waking:
+            return False
+        self.waking = True
+        return True
 
     @property
     def free(self) -> int:
@@ -405,7 +417,8 @@ class Guard:
                     budget.last_used = now
                     reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
                     budget.open.add(reservation)  # `_opened`, inline
-                    reservation.urgent = free - amount < wake  # `wake_line`
+                    if free - amount < wake:  # `wake_line`
+                        reservation.urgent = budget.wake_once()
                     return reservation
             return NEEDS_CHECK
         except Exception as fault:  # a bug here must not reach the host: the full way decides
@@ -587,7 +600,8 @@ class Guard:
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
         budget.open.add(reservation)  # `_opened`, inline
-        reservation.urgent = budget.remaining - budget.reserved < wake_line(estimate)
+        if budget.remaining - budget.reserved < wake_line(estimate):
+            reservation.urgent = budget.wake_once()
         return reservation
 
     def _grant(self, budget: Budget, estimate: int, tokens: int, deadline: float,
@@ -892,6 +906,7 @@ class Guard:
             reservation.settled = True
             budget.open.discard(reservation)
             budget.reserved -= reservation.amount
+            budget.waking = False  # the next call that leaves the lease short wakes the worker again
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
             if reservation.window_entry is not None and actual_tokens is not None:
@@ -906,6 +921,7 @@ class Guard:
             reservation.settled = True
             budget.open.discard(reservation)
             budget.reserved -= reservation.amount
+            budget.waking = False  # it may have been the call to wake the worker
             if reservation.window_entry is not None:
                 try:
                     budget.window.remove(reservation.window_entry)
