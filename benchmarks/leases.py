@@ -1,0 +1,388 @@
+"""Budget lease grants on a real server: POST /v1/leases round trips with one client, then with
+8 concurrent clients each on its own tenant; and what one grant costs inside the server.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/leases.py [--grants 400] [--clients 8] [--rounds 2]
+    TOLLMETER_TEST_POSTGRES=postgresql://user@127.0.0.1:5432/db PYTHONPATH=src \\
+        .venv/bin/python benchmarks/leases.py [--before OLD/src] [--only postgresql] [--profile]
+
+1. A real server (`python -m tollmeter.server serve`, one worker process, started as
+   benchmarks/ingest.py starts it) on 127.0.0.1 over a SQLite file and, when a PostgreSQL DSN
+   is given (`--postgres` or TOLLMETER_TEST_POSTGRES), over PostgreSQL in a schema of its own
+   (dropped afterwards). Tenants `lease-0` ... `lease-N` each have a daily and a monthly limit,
+   a rate limit, 200 priced events stored (spend in every period) and 4 leases of other
+   holders, so each grant reads real state.
+2. Each client is a process of its own (an agent): it asks for a lease, then extends it
+   (`lease_id`) as the agent's guard does, `--grants` times, after 20 unmeasured grants.
+   First one client, then `--clients` at once, each on its own tenant; p50, p95, p99 and the
+   longest round trip in ms, and grants per second. The clients run on the same machine as the
+   server and the database, so every figure includes them.
+3. `--before SRC`: a second server runs the code at SRC (e.g. a `git archive` of an older
+   commit's `src`), over a database of its own, and every case is measured on both servers in
+   alternation, `--rounds` times, so that before and after are taken in the same minutes.
+4. `--profile`: one grant's cost inside the server, in this process: the app over the same
+   database, called through Starlette's TestClient (no socket), `--grants` grants; time in the
+   API key's look-up, the grant's transaction, the rate limit's read and the rest (FastAPI,
+   validation, the answer), and the database round trips per grant (connection checks, BEGIN,
+   statements, COMMIT) with the time spent waiting for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import os
+import re
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ingest import Server, percentile, postgres_database, wire_event  # noqa: E402
+
+EVENTS_PER_TENANT = 200
+OTHER_LEASES = 4
+WARM_UP = 20
+
+
+def lease_body(tenant: str, lease_id: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"tenant_id": tenant, "holder": f"bench-{tenant}", "want_usd": "0.05",
+                            "need_usd": "0.01", "ttl_seconds": 60}
+    if lease_id is not None:
+        body["lease_id"] = lease_id
+    return body
+
+
+def prepare(server: Server, tenants: int) -> None:
+    """Limits, a rate limit, stored spend and other holders' leases for every tenant."""
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    with server.client() as http:
+        for n in range(tenants):
+            tenant = f"lease-{n}"
+            http.put(f"/v1/limits/{tenant}", json={"limit_usd": "100000", "frequency": "per_day"}).raise_for_status()
+            http.put(f"/v1/limits/{tenant}", json={"limit_usd": "1000000", "frequency": "per_month"}
+                     ).raise_for_status()
+            http.put(f"/v1/rate-limits/{tenant}", json={"requests_per_minute": 6000}).raise_for_status()
+            events = [wire_event(tenant) for _ in range(EVENTS_PER_TENANT)]
+            body = gzip.compress(json.dumps({"events": events}).encode())
+            stored = http.post("/v1/ingest", content=body, headers=headers)
+            stored.raise_for_status()
+            assert stored.json()["accepted"] == EVENTS_PER_TENANT, stored.text
+            for i in range(OTHER_LEASES):
+                http.post("/v1/leases", json={"tenant_id": tenant, "holder": f"other-{i}", "want_usd": "1",
+                                              "ttl_seconds": 300}).raise_for_status()
+
+
+class Connection:
+    """HTTP/1.1 over one kept-alive socket, as light as a client can be (a few µs a request),
+    so that on this shared machine the CPU goes to the server and the database: the figures
+    are theirs, not the client's. The answer is read as sent (Content-Length, no chunks)."""
+
+    def __init__(self, base: str, key: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host, self.key = host, key
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def request(self, body: dict[str, Any]) -> bytes:
+        return self.send(self.encode(body))
+
+    def encode(self, body: dict[str, Any]) -> bytes:
+        data = json.dumps(body).encode()
+        return (f"POST /v1/leases HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+
+    def send(self, request: bytes) -> bytes:
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.receive()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        while len(self.buffer) < length:
+            self.buffer += self.receive()
+        answer, self.buffer = self.buffer[:length], self.buffer[length:]
+        if status != b"200":
+            raise SystemExit(f"POST /v1/leases: {status.decode()} {answer[:300]!r}")
+        return answer
+
+    def receive(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def client(base: str, key: str, tenant: str, grants: int, start: Any, out: Any) -> None:
+    """One agent: a lease, then extended `grants` times (after WARM_UP unmeasured grants)."""
+    http = Connection(base, key)
+    lease_id = None
+    for _ in range(WARM_UP):
+        lease_id = json.loads(http.request(lease_body(tenant, lease_id)))["lease_id"]
+    request = http.encode(lease_body(tenant, lease_id))  # the same request every time: extend the lease
+    times = []
+    start.wait()
+    cpu = time.process_time()
+    for _ in range(grants):
+        began = time.perf_counter()
+        answer = http.send(request)
+        times.append((time.perf_counter() - began) * 1000)
+        answer = json.loads(answer)
+        if answer["refused"] or answer["lease_id"] != lease_id:
+            raise SystemExit(f"unexpected answer: {answer}")
+    cpu = time.process_time() - cpu
+    http.close()
+    out.put((times, cpu))
+
+
+def measure(server: Server, clients: int, grants: int) -> dict[str, float]:
+    """Round trips of `clients` agent processes at once, each on its own tenant."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(clients + 1)
+    out = context.Queue()
+    processes = [context.Process(target=client, args=(server.base, server.key, f"lease-{n}", grants, start, out))
+                 for n in range(clients)]
+    for p in processes:
+        p.start()
+    start.wait()
+    began, server_cpu = time.perf_counter(), cpu_seconds(server.process.pid)
+    times: list[float] = []
+    client_cpu = 0.0
+    for _ in processes:
+        measured, cpu = out.get(timeout=600)
+        times.extend(measured)
+        client_cpu += cpu
+    elapsed = time.perf_counter() - began
+    server_cpu = cpu_seconds(server.process.pid) - server_cpu
+    for p in processes:
+        p.join(60)
+        if p.exitcode != 0:
+            raise SystemExit(f"a client failed (exit code {p.exitcode})")
+    return {"grants": len(times), "p50": percentile(times, 0.5), "p95": percentile(times, 0.95),
+            "p99": percentile(times, 0.99), "max": max(times), "per_s": len(times) / elapsed,
+            "server_cpu": server_cpu * 1000 / len(times), "client_cpu": client_cpu * 1000 / len(times),
+            "load": os.getloadavg()[0]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def python_path(src: str | None) -> Iterator[None]:
+    """Servers started in this block run the code at `src` (their environment is ours)."""
+    if src is None:
+        yield
+        return
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.path.abspath(src)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+# -- the profile ----------------------------------------------------------------------------------
+
+
+def profile(url: str, grants: int) -> dict[str, float]:
+    """Per grant, in this process: ms in each part, and the database round trips."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from tollmeter.server import deps, leases
+    from tollmeter.server.app import create_app
+    from tollmeter.server.auth import create_key
+    from tollmeter.server.settings import ServerSettings
+    from tollmeter.store.store import Store
+
+    spent: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+        return wrapper
+
+    def count(name: str, seconds: float = 0.0) -> None:
+        counts[name] = counts.get(name, 0) + 1
+        spent["db:" + name] = spent.get("db:" + name, 0.0) + seconds
+
+    originals = (deps.project_for, Store.grant, Store.rate_limit_for)
+    deps.project_for = timed("api key", deps.project_for)
+    Store.grant = timed("grant transaction", Store.grant)
+    Store.rate_limit_for = timed("rate limit", Store.rate_limit_for)
+    try:
+        app = create_app(ServerSettings(database_url=url))
+        with TestClient(app) as http:
+            engine = app.state.server.store.engine
+            postgres = engine.dialect.name == "postgresql"
+            key = create_key(app.state.server.store, f"profile-{secrets.token_hex(3)}")[1]
+            http.headers["Authorization"] = f"Bearer {key}"
+            http.put("/v1/limits/profiled", json={"limit_usd": "100000", "frequency": "per_day"}).raise_for_status()
+            http.put("/v1/limits/profiled", json={"limit_usd": "1000000", "frequency": "per_month"}).raise_for_status()
+            http.put("/v1/rate-limits/profiled", json={"requests_per_minute": 6000}).raise_for_status()
+            events = [wire_event("profiled") for _ in range(EVENTS_PER_TENANT)]
+            http.post("/v1/ingest", json={"events": events}).raise_for_status()
+            lease_id = None
+            for _ in range(WARM_UP):
+                lease_id = http.post("/v1/leases", json=lease_body("profiled", lease_id)).json()["lease_id"]
+
+            marks: dict[int, float] = {}
+
+            def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                marks[id(cursor)] = time.perf_counter()
+
+            def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                count("statement", time.perf_counter() - marks.pop(id(cursor)))
+
+            def begin(conn: Any) -> None:
+                if postgres:  # psycopg sends BEGIN with the transaction's first statement
+                    count("begin")
+
+            ping = engine.dialect.do_ping
+            commit = engine.dialect.do_commit
+
+            def do_ping(dbapi_connection: Any) -> bool:
+                began = time.perf_counter()
+                try:
+                    return ping(dbapi_connection)
+                finally:
+                    count("connection check", time.perf_counter() - began)
+
+            def do_commit(dbapi_connection: Any) -> None:
+                began = time.perf_counter()
+                try:
+                    commit(dbapi_connection)
+                finally:
+                    count("commit", time.perf_counter() - began)
+
+            spent.clear()
+            event.listen(engine, "before_cursor_execute", before)
+            event.listen(engine, "after_cursor_execute", after)
+            event.listen(engine, "begin", begin)
+            engine.dialect.do_ping, engine.dialect.do_commit = do_ping, do_commit
+            began = time.perf_counter()
+            try:
+                for _ in range(grants):
+                    response = http.post("/v1/leases", json=lease_body("profiled", lease_id))
+                    response.raise_for_status()
+            finally:
+                total = time.perf_counter() - began
+                event.remove(engine, "before_cursor_execute", before)
+                event.remove(engine, "after_cursor_execute", after)
+                event.remove(engine, "begin", begin)
+                del engine.dialect.do_ping, engine.dialect.do_commit
+    finally:
+        deps.project_for, Store.grant, Store.rate_limit_for = originals
+    del leases
+    result = {name: seconds * 1000 / grants for name, seconds in spent.items()}
+    result["request (TestClient)"] = total * 1000 / grants
+    result.update({f"n:{name}": n / grants for name, n in counts.items()})
+    return result
+
+
+def print_profile(name: str, result: dict[str, float]) -> None:
+    print(f"one grant inside the server ({name}), ms per grant, in-process (TestClient, no socket)")
+    parts = ("api key", "grant transaction", "rate limit")
+    total = result["request (TestClient)"]
+    for part in parts:
+        print(f"  {part:<34} {result.get(part, 0.0):7.3f}")
+    print(f"  {'the rest (FastAPI, validation, answer)':<34} {total - sum(result.get(p, 0.0) for p in parts):7.3f}")
+    print(f"  {'request (TestClient)':<34} {total:7.3f}")
+    trips = [k[2:] for k in result if k.startswith("n:")]
+    waited = sum(result.get("db:" + k, 0.0) for k in trips)
+    print(f"  database round trips per grant: {sum(result['n:' + k] for k in trips):.1f} ("
+          + ", ".join(f"{k} {result['n:' + k]:.1f}" for k in sorted(trips)) + f"), waited {waited:.3f} ms")
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--grants", type=int, default=400, help="measured grants per client and case")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (each on its own tenant)")
+    parser.add_argument("--rounds", type=int, default=1, help="times each case is measured")
+    parser.add_argument("--before", metavar="SRC", help="also measure a server running the code at SRC")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    parser.add_argument("--profile", action="store_true", help="also profile one grant in-process")
+    parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tollmeter-leases-"))
+    labels = ["before", "after"] if args.before else ["after"]
+    sources = {"before": args.before, "after": None}
+    databases: list[tuple[str, dict[str, tuple[str, Any]]]] = []
+    if args.only != "postgresql":
+        databases.append(("sqlite", {label: (f"sqlite:///{work / label}.db", lambda: None) for label in labels}))
+    if args.only != "sqlite":
+        if args.postgres:
+            databases.append(("postgresql", {label: postgres_database(args.postgres) for label in labels}))
+        else:
+            print("(no PostgreSQL: give --postgres DSN or set TOLLMETER_TEST_POSTGRES)\n")
+
+    rows = []
+    profiles = []
+    try:
+        for name, urls in databases:
+            servers = {}
+            try:
+                for label in labels:
+                    with python_path(sources[label]):
+                        servers[label] = Server(urls[label][0])
+                    prepare(servers[label], args.clients)
+                for _ in range(args.rounds):
+                    for clients in (1, args.clients):
+                        for label in labels:
+                            result = measure(servers[label], clients, args.grants)
+                            rows.append((name, label, clients, result))
+                            print(f"{name:<11} {label:<7} {clients:>2} clients  p50 {result['p50']:6.2f}  "
+                                  f"p99 {result['p99']:6.2f}  load {result['load']:.2f}", flush=True)
+            finally:
+                for server in servers.values():
+                    server.stop()
+            if args.profile:
+                profiles.append((name, profile(urls["after"][0], args.grants)))
+    finally:
+        for _, urls in databases:
+            for _, drop in urls.values():
+                drop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nPOST /v1/leases round trips (ms), one server worker; clients on the same {os.cpu_count()}-core machine,"
+          " each client a process on its own tenant")
+    print(f"{'database':<11} {'code':<7} {'clients':>7} {'grants':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
+          f" {'grants/s':>9} {'server CPU':>10} {'client CPU':>10} {'load':>5}")
+    for name, label, clients, r in rows:
+        print(f"{name:<11} {label:<7} {clients:>7} {r['grants']:>7} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['p99']:>7.2f}"
+              f" {r['max']:>7.1f} {r['per_s']:>9,.0f} {r['server_cpu']:>10.2f} {r['client_cpu']:>10.2f}"
+              f" {r['load']:>5.2f}")
+    for name, result in profiles:
+        print()
+        print_profile(name, result)
+
+
+if __name__ == "__main__":
+    main()
