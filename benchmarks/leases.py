@@ -37,6 +37,7 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -203,11 +204,13 @@ def python_path(src: str | None) -> Iterator[None]:
 
 
 def profile(url: str, grants: int) -> dict[str, float]:
-    """Per grant, in this process: ms in each part, and the database round trips."""
-    from fastapi.testclient import TestClient
+    """Per grant, in this process: ms in each part, and the database round trips. The app is
+    called as uvicorn calls it (ASGI, its worker threads), without a socket or HTTP parsing."""
+    import asyncio
+
     from sqlalchemy import event
 
-    from tollmeter.server import deps, leases
+    from tollmeter.server import deps
     from tollmeter.server.app import create_app
     from tollmeter.server.auth import create_key
     from tollmeter.server.settings import ServerSettings
@@ -229,40 +232,72 @@ def profile(url: str, grants: int) -> dict[str, float]:
         counts[name] = counts.get(name, 0) + 1
         spent["db:" + name] = spent.get("db:" + name, 0.0) + seconds
 
-    originals = (deps.project_for, Store.grant, Store.rate_limit_for)
-    deps.project_for = timed("api key", deps.project_for)
-    Store.grant = timed("grant transaction", Store.grant)
-    Store.rate_limit_for = timed("rate limit", Store.rate_limit_for)
-    try:
+    # What the lease route calls: Store.grant_with_rate_limit since it exists, Store.grant and
+    # Store.rate_limit_for (a second transaction) before.
+    granting = "grant_with_rate_limit" if hasattr(Store, "grant_with_rate_limit") else "grant"
+    originals = {name: getattr(Store, name) for name in (granting, "rate_limit_for")}
+    project_for = deps.project_for
+    deps.project_for = timed("api key", project_for)
+    setattr(Store, granting, timed("grant transaction", originals[granting]))
+    Store.rate_limit_for = timed("rate limit", originals["rate_limit_for"])
+
+    async def call(app: Any, method: str, path: str, body: Any, key: str) -> bytes:
+        data = json.dumps(body).encode()
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode()),
+                             (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+        messages = [{"type": "http.request", "body": data, "more_body": False}]
+        answer: dict[str, Any] = {"body": b""}
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client stays connected
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+
+        await app(scope, receive, send)
+        if answer["status"] != 200:
+            raise SystemExit(f"{method} {path}: {answer['status']} {answer['body'][:300]!r}")
+        return answer["body"]
+
+    async def run() -> float:
         app = create_app(ServerSettings(database_url=url))
-        with TestClient(app) as http:
-            engine = app.state.server.store.engine
+        async with app.router.lifespan_context(app):
+            store = app.state.server.store
+            engine = store.engine
             postgres = engine.dialect.name == "postgresql"
-            key = create_key(app.state.server.store, f"profile-{secrets.token_hex(3)}")[1]
-            http.headers["Authorization"] = f"Bearer {key}"
-            http.put("/v1/limits/profiled", json={"limit_usd": "100000", "frequency": "per_day"}).raise_for_status()
-            http.put("/v1/limits/profiled", json={"limit_usd": "1000000", "frequency": "per_month"}).raise_for_status()
-            http.put("/v1/rate-limits/profiled", json={"requests_per_minute": 6000}).raise_for_status()
-            events = [wire_event("profiled") for _ in range(EVENTS_PER_TENANT)]
-            http.post("/v1/ingest", json={"events": events}).raise_for_status()
+            key = create_key(store, f"profile-{secrets.token_hex(3)}")[1]
+            for limit, frequency in (("100000", "per_day"), ("1000000", "per_month")):
+                await call(app, "PUT", "/v1/limits/profiled", {"limit_usd": limit, "frequency": frequency}, key)
+            await call(app, "PUT", "/v1/rate-limits/profiled", {"requests_per_minute": 6000}, key)
+            await call(app, "POST", "/v1/ingest", {"events": [wire_event("profiled") for _ in range(EVENTS_PER_TENANT)]},
+                       key)
             lease_id = None
             for _ in range(WARM_UP):
-                lease_id = http.post("/v1/leases", json=lease_body("profiled", lease_id)).json()["lease_id"]
-
+                lease_id = json.loads(await call(app, "POST", "/v1/leases", lease_body("profiled", lease_id), key)
+                                      )["lease_id"]
+            body = lease_body("profiled", lease_id)
             marks: dict[int, float] = {}
 
-            def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            def before(conn: Any, cursor: Any, *args: Any) -> None:
                 marks[id(cursor)] = time.perf_counter()
 
-            def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            def after(conn: Any, cursor: Any, *args: Any) -> None:
                 count("statement", time.perf_counter() - marks.pop(id(cursor)))
 
             def begin(conn: Any) -> None:
-                if postgres:  # psycopg sends BEGIN with the transaction's first statement
+                if postgres:  # psycopg sends BEGIN before the transaction's first statement
                     count("begin")
 
-            ping = engine.dialect.do_ping
-            commit = engine.dialect.do_commit
+            ping, commit = engine.dialect.do_ping, engine.dialect.do_commit
 
             def do_ping(dbapi_connection: Any) -> bool:
                 began = time.perf_counter()
@@ -286,35 +321,40 @@ def profile(url: str, grants: int) -> dict[str, float]:
             began = time.perf_counter()
             try:
                 for _ in range(grants):
-                    response = http.post("/v1/leases", json=lease_body("profiled", lease_id))
-                    response.raise_for_status()
+                    await call(app, "POST", "/v1/leases", body, key)
             finally:
                 total = time.perf_counter() - began
                 event.remove(engine, "before_cursor_execute", before)
                 event.remove(engine, "after_cursor_execute", after)
                 event.remove(engine, "begin", begin)
                 del engine.dialect.do_ping, engine.dialect.do_commit
+        return total
+
+    try:
+        total = asyncio.run(run())
     finally:
-        deps.project_for, Store.grant, Store.rate_limit_for = originals
-    del leases
+        deps.project_for = project_for
+        for name, fn in originals.items():
+            setattr(Store, name, fn)
     result = {name: seconds * 1000 / grants for name, seconds in spent.items()}
-    result["request (TestClient)"] = total * 1000 / grants
+    result["request"] = total * 1000 / grants
     result.update({f"n:{name}": n / grants for name, n in counts.items()})
     return result
 
 
 def print_profile(name: str, result: dict[str, float]) -> None:
-    print(f"one grant inside the server ({name}), ms per grant, in-process (TestClient, no socket)")
+    print(f"one grant inside the server ({name}): ms per grant, the app called in-process (no socket, no HTTP"
+          " parsing)")
     parts = ("api key", "grant transaction", "rate limit")
-    total = result["request (TestClient)"]
+    total = result["request"]
     for part in parts:
-        print(f"  {part:<34} {result.get(part, 0.0):7.3f}")
-    print(f"  {'the rest (FastAPI, validation, answer)':<34} {total - sum(result.get(p, 0.0) for p in parts):7.3f}")
-    print(f"  {'request (TestClient)':<34} {total:7.3f}")
+        print(f"  {part:<40} {result.get(part, 0.0):7.3f}")
+    print(f"  {'the rest (FastAPI, validation, threads)':<40} {total - sum(result.get(p, 0.0) for p in parts):7.3f}")
+    print(f"  {'the request':<40} {total:7.3f}")
     trips = [k[2:] for k in result if k.startswith("n:")]
     waited = sum(result.get("db:" + k, 0.0) for k in trips)
     print(f"  database round trips per grant: {sum(result['n:' + k] for k in trips):.1f} ("
-          + ", ".join(f"{k} {result['n:' + k]:.1f}" for k in sorted(trips)) + f"), waited {waited:.3f} ms")
+          + ", ".join(f"{k} {result['n:' + k]:.1f}" for k in sorted(trips)) + f"); {waited:.3f} ms in them")
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -329,7 +369,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
     parser.add_argument("--profile", action="store_true", help="also profile one grant in-process")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
+    parser.add_argument("--profile-url", help=argparse.SUPPRESS)  # one profile, printed as JSON (run by --profile)
     args = parser.parse_args()
+    if args.profile_url:
+        print(json.dumps(profile(args.profile_url, args.grants)))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="tollmeter-leases-"))
     labels = ["before", "after"] if args.before else ["after"]
@@ -363,8 +407,13 @@ def main() -> None:
             finally:
                 for server in servers.values():
                     server.stop()
-            if args.profile:
-                profiles.append((name, profile(urls["after"][0], args.grants)))
+            for label in labels if args.profile else ():
+                with python_path(sources[label]):  # a process of its own: the code at SRC for "before"
+                    done = subprocess.run([sys.executable, __file__, "--grants", str(args.grants),
+                                           "--profile-url", urls[label][0]], capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"the profile failed:\n{done.stderr}")
+                profiles.append((name, label, json.loads(done.stdout.strip().splitlines()[-1])))
     finally:
         for _, urls in databases:
             for _, drop in urls.values():
@@ -379,9 +428,9 @@ def main() -> None:
         print(f"{name:<11} {label:<7} {clients:>7} {r['grants']:>7} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['p99']:>7.2f}"
               f" {r['max']:>7.1f} {r['per_s']:>9,.0f} {r['server_cpu']:>10.2f} {r['client_cpu']:>10.2f}"
               f" {r['load']:>5.2f}")
-    for name, result in profiles:
+    for name, label, result in profiles:
         print()
-        print_profile(name, result)
+        print_profile(f"{name}, {label}", result)
 
 
 if __name__ == "__main__":

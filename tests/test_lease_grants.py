@@ -1,14 +1,17 @@
 """Store.grant on SQLite and PostgreSQL: a lease extended adds exactly, a lapsed lease is not
 extended (a new one is made, and lapsed ones are removed then), a refused extension keeps the
-lease, and the tenant's rate limits come back with the grant (one transaction)."""
+lease, the tenant's rate limits come back with the grant (one transaction), and a limit
+changed as a lease is granted revokes that lease too (PostgreSQL: it waits for the grant)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from tollmeter.limits.states import RateLimit
 from tollmeter.store import schema
@@ -99,3 +102,46 @@ def test_spend_counts_in_the_grant(store):
     assert grant.granted_usd == D("0.1") + (D("0.25") - D("0.1")) / 4  # a quarter of what is left beyond the need
     with store.transaction() as conn:
         assert conn.execute(select(func.count()).select_from(schema.leases)).scalar() == 1
+
+
+@pytest.mark.parametrize("limited", ["acme", DEFAULT_TENANT_LIMITS])
+def test_a_limit_changed_as_a_lease_is_granted_revokes_that_lease(limited):
+    """PostgreSQL: a grant paused after writing its lease (under the old limit) and before its
+    commit; the limit changed meanwhile waits for it, then revokes its lease with the others."""
+    url, drop = database_for("postgres")
+    store = Store(url, project="grants")
+    paused, resume = threading.Event(), threading.Event()
+    granting = threading.Thread(target=store.grant, args=("acme", "w1", D(1)), kwargs={"need": D(1), "ttl": 60})
+    changing = threading.Thread(target=store.set_limit, args=(limited, "per_day", D(2)))
+
+    def pause(conn, cursor, statement, *args):
+        if threading.current_thread() is granting and statement.startswith("INSERT INTO leases"):
+            paused.set()
+            resume.wait(60)
+
+    event.listen(store.engine, "after_cursor_execute", pause)
+    try:
+        store.set_limit(limited, "per_day", D(10))
+        granting.start()
+        assert paused.wait(60)
+        changing.start()
+        with store.engine.connect() as watcher:  # the change waits for the grant's lock
+            for _ in range(600):
+                waiting = watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                               " AND wait_event = 'advisory' AND datname = current_database()"
+                                               " AND query LIKE '%pg_advisory_xact_lock%'")).scalar()
+                if waiting or not changing.is_alive():
+                    break
+                watcher.rollback()
+                time.sleep(0.05)
+        assert changing.is_alive(), "the limit changed under a grant under way, without waiting for it"
+        resume.set()
+        granting.join(60)
+        changing.join(60)
+        assert store.limit_states("acme")[0].leased_usd == 0  # the lease of the old limit is gone
+        assert store.grant("acme", "w2", D(3), need=D(3), ttl=60).granted_usd == 0  # the new limit holds
+    finally:
+        resume.set()
+        event.remove(store.engine, "after_cursor_execute", pause)
+        store.close()
+        drop()

@@ -315,6 +315,14 @@ class Store:
 
     def _revoke_leases(self, conn: Connection, tenant_id: str) -> None:
         """A changed limit: leases granted under the old one no longer stand."""
+        if conn.dialect.name == "postgresql":
+            # A grant under way read the limits as they were: wait for it to commit, so that
+            # its lease is among those removed below (a grant after this one reads the new
+            # limits). The default limits ('*') are read by the grants of every tenant.
+            if tenant_id == DEFAULT_TENANT_LIMITS:
+                conn.execute(_DEFAULTS_LOCK, {"defaults": self._defaults_key()})
+            else:
+                self._lock_tenant(conn, tenant_id)
         t = schema.leases
         where = t.c.project_id == self.project
         if tenant_id != DEFAULT_TENANT_LIMITS:
@@ -425,9 +433,11 @@ class Store:
                 if wait is not None:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
-                # replicas could lease the same budget out twice. Its own statement: the read
-                # below must take its snapshot once the lock is held (read committed).
-                self._lock_tenant(conn, tenant_id)
+                # replicas could lease the same budget out twice; and none while its limits or
+                # the default ones change (`_revoke_leases`). Its own statement: the read below
+                # must take its snapshot once the locks are held (read committed).
+                conn.execute(_GRANT_LOCK, {"key": self._lock_key(tenant_id),
+                                           "defaults": self._defaults_key()})
             limits, states, rate = self._grant_state(conn, tenant_id, at)
             if not limits:
                 return Grant(None, _ZERO, _ZERO, None), rate
@@ -495,7 +505,14 @@ class Store:
 
     def _lock_tenant(self, conn: Connection, tenant_id: str) -> None:
         """PostgreSQL: the tenant's budget lock, held to the end of the transaction."""
-        conn.execute(_TENANT_LOCK, {"key": f"tollmeter-lease:{self.project}:{tenant_id}"})
+        conn.execute(_TENANT_LOCK, {"key": self._lock_key(tenant_id)})
+
+    def _lock_key(self, tenant_id: str) -> str:
+        return f"tollmeter-lease:{self.project}:{tenant_id}"
+
+    def _defaults_key(self) -> str:
+        """The lock of the project's default limits (read by every tenant's grants)."""
+        return f"tollmeter-limits:{self.project}"
 
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
@@ -1278,6 +1295,11 @@ def _grant_state_query() -> Any:
 #: Built once: a grant's statements are the same every time (only their parameters differ).
 _GRANT_STATE = _grant_state_query()
 _TENANT_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+#: A grant's locks: the tenant's, and a shared hold on the default limits (taken alone by a
+#: change of them): one statement.
+_GRANT_LOCK = select(func.pg_advisory_xact_lock_shared(func.hashtextextended(bindparam("defaults", type_=String), 0)),
+                     func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+_DEFAULTS_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("defaults", type_=String), 0)))
 _lapsed = schema.leases.alias("lapsed")
 _SWEEP_LEASES = delete(schema.leases).where(schema.leases.c.lease_id.in_(
     select(_lapsed.c.lease_id).where(_lapsed.c.project_id == bindparam("project", type_=String),
