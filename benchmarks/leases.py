@@ -1,7 +1,7 @@
 """Budget lease grants on a real server: POST /v1/leases round trips with one client, then with
 8 concurrent clients each on its own tenant; and what one grant costs inside the server.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/leases.py [--grants 400] [--clients 8] [--rounds 2]
+    PYTHONPATH=src .venv/bin/python benchmarks/leases.py [--grants 400] [--clients 8] [--rate 25] [--rounds 2]
     TOLLMETER_TEST_POSTGRES=postgresql://user@127.0.0.1:5432/db PYTHONPATH=src \\
         .venv/bin/python benchmarks/leases.py [--before OLD/src] [--only postgresql] [--profile]
 
@@ -11,19 +11,22 @@
    (dropped afterwards). Tenants `lease-0` ... `lease-N` each have a daily and a monthly limit,
    a rate limit, 200 priced events stored (spend in every period) and 4 leases of other
    holders, so each grant reads real state.
-2. Each client is a process of its own (an agent): it asks for a lease, then extends it
-   (`lease_id`) as the agent's guard does, `--grants` times, after 20 unmeasured grants.
-   First one client, then `--clients` at once, each on its own tenant; p50, p95, p99 and the
-   longest round trip in ms, and grants per second. The clients run on the same machine as the
-   server and the database, so every figure includes them.
+2. Each client is a process of its own (an agent) on one kept-alive connection: it asks for a
+   lease, then extends it (`lease_id`) as the agent's guard does, `--grants` times, after 20
+   unmeasured grants. Cases: one client; `--clients` at once, each on its own tenant, each
+   asking again as soon as it has its answer (the server saturated); the same clients paced
+   at `--rate` grants a second each. p50, p95, p99 and the longest round trip in ms, grants
+   per second, and CPU ms per grant of the server process and of the clients (which run on
+   the same machine as the server and the database: every figure includes them).
 3. `--before SRC`: a second server runs the code at SRC (e.g. a `git archive` of an older
    commit's `src`), over a database of its own, and every case is measured on both servers in
    alternation, `--rounds` times, so that before and after are taken in the same minutes.
-4. `--profile`: one grant's cost inside the server, in this process: the app over the same
-   database, called through Starlette's TestClient (no socket), `--grants` grants; time in the
-   API key's look-up, the grant's transaction, the rate limit's read and the rest (FastAPI,
-   validation, the answer), and the database round trips per grant (connection checks, BEGIN,
-   statements, COMMIT) with the time spent waiting for them.
+4. `--profile`: one grant's cost inside the server (for each server's code, in a process of
+   its own): the app over the same database called as uvicorn calls it (ASGI) but without a
+   socket, `--grants` grants; ms in the API key's look-up, the grant's transaction, the rate
+   limit's read (a transaction of its own before) and the rest (FastAPI, validation, worker
+   threads), and the database round trips per grant (connection checks, BEGIN, statements,
+   COMMIT) with the time spent in them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import gzip
 import json
 import multiprocessing
 import os
+import random
 import re
 import secrets
 import shutil
@@ -126,8 +130,10 @@ class Connection:
         self.sock.close()
 
 
-def client(base: str, key: str, tenant: str, grants: int, start: Any, out: Any) -> None:
-    """One agent: a lease, then extended `grants` times (after WARM_UP unmeasured grants)."""
+def client(base: str, key: str, tenant: str, grants: int, rate: float, start: Any, out: Any) -> None:
+    """One agent: a lease, then extended `grants` times (after WARM_UP unmeasured grants), one
+    after another, or `rate` times a second (a request is sent at its time, or at once when
+    the previous answer came later; each client starts at a random point of its interval)."""
     http = Connection(base, key)
     lease_id = None
     for _ in range(WARM_UP):
@@ -136,7 +142,11 @@ def client(base: str, key: str, tenant: str, grants: int, start: Any, out: Any) 
     times = []
     start.wait()
     cpu = time.process_time()
+    due = time.perf_counter() + (random.random() / rate if rate else 0.0)
     for _ in range(grants):
+        if rate:
+            time.sleep(max(0.0, due - time.perf_counter()))
+            due += 1 / rate
         began = time.perf_counter()
         answer = http.send(request)
         times.append((time.perf_counter() - began) * 1000)
@@ -148,12 +158,13 @@ def client(base: str, key: str, tenant: str, grants: int, start: Any, out: Any) 
     out.put((times, cpu))
 
 
-def measure(server: Server, clients: int, grants: int) -> dict[str, float]:
-    """Round trips of `clients` agent processes at once, each on its own tenant."""
+def measure(server: Server, clients: int, grants: int, rate: float = 0.0) -> dict[str, float]:
+    """Round trips of `clients` agent processes at once, each on its own tenant, as fast as
+    they can (`rate` 0) or `rate` grants a second each."""
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(clients + 1)
     out = context.Queue()
-    processes = [context.Process(target=client, args=(server.base, server.key, f"lease-{n}", grants, start, out))
+    processes = [context.Process(target=client, args=(server.base, server.key, f"lease-{n}", grants, rate, start, out))
                  for n in range(clients)]
     for p in processes:
         p.start()
@@ -365,6 +376,8 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=400, help="measured grants per client and case")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (each on its own tenant)")
     parser.add_argument("--rounds", type=int, default=1, help="times each case is measured")
+    parser.add_argument("--rate", type=float, default=25.0,
+                        help="grants a second of each client in the paced case (0: no paced case)")
     parser.add_argument("--before", metavar="SRC", help="also measure a server running the code at SRC")
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
     parser.add_argument("--profile", action="store_true", help="also profile one grant in-process")
@@ -397,12 +410,14 @@ def main() -> None:
                     with python_path(sources[label]):
                         servers[label] = Server(urls[label][0])
                     prepare(servers[label], args.clients)
+                cases = [(1, 0.0), (args.clients, 0.0)] + ([(args.clients, args.rate)] if args.rate else [])
                 for _ in range(args.rounds):
-                    for clients in (1, args.clients):
+                    for clients, rate in cases:
                         for label in labels:
-                            result = measure(servers[label], clients, args.grants)
-                            rows.append((name, label, clients, result))
-                            print(f"{name:<11} {label:<7} {clients:>2} clients  p50 {result['p50']:6.2f}  "
+                            result = measure(servers[label], clients, args.grants, rate)
+                            case = f"{clients}" + (f" x {rate:g}/s" if rate else "")
+                            rows.append((name, label, case, result))
+                            print(f"{name:<11} {label:<7} {case:>10} clients  p50 {result['p50']:6.2f}  "
                                   f"p99 {result['p99']:6.2f}  load {result['load']:.2f}", flush=True)
             finally:
                 for server in servers.values():
@@ -422,10 +437,10 @@ def main() -> None:
 
     print(f"\nPOST /v1/leases round trips (ms), one server worker; clients on the same {os.cpu_count()}-core machine,"
           " each client a process on its own tenant")
-    print(f"{'database':<11} {'code':<7} {'clients':>7} {'grants':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
+    print(f"{'database':<11} {'code':<7} {'clients':>10} {'grants':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
           f" {'grants/s':>9} {'server CPU':>10} {'client CPU':>10} {'load':>5}")
     for name, label, clients, r in rows:
-        print(f"{name:<11} {label:<7} {clients:>7} {r['grants']:>7} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['p99']:>7.2f}"
+        print(f"{name:<11} {label:<7} {clients:>10} {r['grants']:>7} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['p99']:>7.2f}"
               f" {r['max']:>7.1f} {r['per_s']:>9,.0f} {r['server_cpu']:>10.2f} {r['client_cpu']:>10.2f}"
               f" {r['load']:>5.2f}")
     for name, label, result in profiles:
