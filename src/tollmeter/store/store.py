@@ -425,8 +425,8 @@ class Store:
                               want_fraction: Decimal | None = None,
                               wait: float | None = None) -> tuple[Grant, RateLimit | None]:
         """`grant`, and the tenant's rate limits as they stand (what a lease answer carries),
-        read with its limits: one transaction of four statements on PostgreSQL (the tenant's
-        lock, one read, one write, commit)."""
+        read with its limits: one transaction, on PostgreSQL the tenant's lock, one read, one
+        write (two for a new lease) and the commit."""
         at = at or _now()
         with lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
