@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
                         text, update)
+from sqlalchemy import String, cast, literal_column, null
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -328,6 +329,14 @@ class Store:
 
     def _revoke_leases(self, conn: Connection, tenant_id: str) -> None:
         """A changed limit: leases granted under the old one no longer stand."""
+        if conn.dialect.name == "postgresql":
+            # A grant under way read the limits as they were: wait for it to commit, so that
+            # its lease is among those removed below (a grant after this one reads the new
+            # limits). The default limits ('*') are read by the grants of every tenant.
+            if tenant_id == DEFAULT_TENANT_LIMITS:
+                conn.execute(_DEFAULTS_LOCK, {"defaults": self._defaults_key()})
+            else:
+                self._lock_tenant(conn, tenant_id)
         t = schema.leases
         where = t.c.project_id == self.project
         if tenant_id != DEFAULT_TENANT_LIMITS:
@@ -422,20 +431,30 @@ class Store:
         limit every process's lease shrinks and little budget sits unused in one process while
         another is refused. What the limits leave is the limit minus settled spend minus every
         active lease. `wait`: seconds to wait at most for a locked database (`transaction`)."""
+        return self.grant_with_rate_limit(tenant_id, holder, want, ttl=ttl, need=need, lease_id=lease_id, at=at,
+                                          want_fraction=want_fraction, wait=wait)[0]
+
+    def grant_with_rate_limit(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float,
+                              need: Decimal = _ZERO, lease_id: str | None = None, at: datetime | None = None,
+                              want_fraction: Decimal | None = None,
+                              wait: float | None = None) -> tuple[Grant, RateLimit | None]:
+        """`grant`, and the tenant's rate limits as they stand (what a lease answer carries),
+        read with its limits: one transaction, on PostgreSQL the tenant's lock, one read, one
+        write (two for a new lease) and the commit."""
         at = at or _now()
-        ls = schema.leases
         with lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 if wait is not None:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
-                # replicas could lease the same budget out twice.
-                self._lock_tenant(conn, tenant_id)
-            limits = self._limits_for(conn, tenant_id)
+                # replicas could lease the same budget out twice; and none while its limits or
+                # the default ones change (`_revoke_leases`). Its own statement: the read below
+                # must take its snapshot once the locks are held (read committed).
+                conn.execute(_GRANT_LOCK, {"key": self._lock_key(tenant_id),
+                                           "defaults": self._defaults_key()})
+            limits, states, rate = self._grant_state(conn, tenant_id, at)
             if not limits:
-                return Grant(None, _ZERO, _ZERO, None)
-            conn.execute(delete(ls).where(ls.c.project_id == self.project, ls.c.expires_at <= at))
-            states = self._states(conn, tenant_id, limits, at)
+                return Grant(None, _ZERO, _ZERO, None), rate
             available = min(state.available_usd for state in states)
             if want_fraction is not None:
                 want = max(want, min(lim.limit_usd for lim in limits) * want_fraction)
@@ -446,28 +465,68 @@ class Store:
                 granted = granted.quantize(_NANO, rounding=ROUND_DOWN) if granted > need else granted
             resets = [s.resets_at for s in states if s.resets_at is not None]
             expires = min([at + timedelta(seconds=ttl), *resets])
-            current = None
-            if lease_id is not None:
-                current = conn.execute(select(ls.c.remaining_usd).where(
-                    ls.c.lease_id == lease_id, ls.c.project_id == self.project, ls.c.tenant_id == tenant_id,
-                ).with_for_update()).scalar_one_or_none()
-            if current is not None:
-                remaining = current + granted
-                conn.execute(update(ls).where(ls.c.lease_id == lease_id)
-                             .values(remaining_usd=remaining, expires_at=expires))
-            elif granted > 0:
-                lease_id = secrets.token_hex(12)
-                remaining = granted
-                conn.execute(insert(ls).values(lease_id=lease_id, project_id=self.project, tenant_id=tenant_id,
-                                               holder=holder, remaining_usd=granted, expires_at=expires))
+            lease_id, remaining = self._lease_out(conn, tenant_id, holder, lease_id, granted, expires, at)
+            return Grant(lease_id, granted, remaining, expires, tuple(states)), rate
+
+    def _grant_state(self, conn: Connection, tenant_id: str,
+                     at: datetime) -> tuple[list[Limit], list[LimitState], RateLimit | None]:
+        """The tenant's limits (its own, else the defaults), their spend and active leases, and
+        its rate limits: one statement (`_GRANT_STATE`)."""
+        keys = period_keys(at)
+        params = {"project": self.project, "tenant": tenant_id, "defaults": DEFAULT_TENANT_LIMITS, "at": at,
+                  **{f"period_{n}": key for n, key in enumerate(keys)}}
+        own: list[Limit] = []
+        defaults: list[Limit] = []
+        spent: dict[str, Decimal] = {}
+        leased, rate = _ZERO, None
+        for kind, name, frequency, usd, per_minute, tokens in conn.execute(_GRANT_STATE, params):
+            if kind == "limit":
+                (own if name == tenant_id else defaults).append(
+                    Limit(tenant_id, frequency, usd, default=name != tenant_id))
+            elif kind == "spend":
+                spent[name] = usd
+            elif kind == "leased":
+                leased = usd or _ZERO
             else:
-                lease_id, remaining = None, _ZERO
-            return Grant(lease_id, granted, remaining, expires, tuple(states))
+                rate = RateLimit(tenant_id, per_minute, tokens)
+        limits = _ordered(own or defaults)
+        by_frequency = dict(zip(FREQUENCIES, keys))
+        return limits, [
+            LimitState(lim, spent.get(by_frequency[lim.frequency], _ZERO), max(leased, _ZERO),
+                       period_end(lim.frequency, at))
+            for lim in limits
+        ], rate
+
+    def _lease_out(self, conn: Connection, tenant_id: str, holder: str, lease_id: str | None, granted: Decimal,
+                   expires: datetime, at: datetime) -> tuple[str | None, Decimal]:
+        """Add `granted` to the holder's active lease `lease_id` (a new expiry even if 0), or
+        lease it anew; (the lease, its remaining budget), or (None, 0) for nothing granted."""
+        if lease_id is not None:
+            remaining = conn.execute(_extend_lease(conn.dialect.name), {
+                "project": self.project, "tenant": tenant_id, "lease": lease_id, "granted": granted,
+                "expires": expires, "at": at}).scalar_one_or_none()
+            if remaining is not None:
+                return lease_id, remaining
+        if granted <= 0:
+            return None, _ZERO
+        # Lapsed leases count for nothing; they are removed as new ones are made (agents
+        # mostly extend theirs). SKIP LOCKED: a grant of another tenant never waits here.
+        conn.execute(_SWEEP_LEASES, {"project": self.project, "at": at})
+        lease_id = secrets.token_hex(12)
+        conn.execute(insert(schema.leases).values(lease_id=lease_id, project_id=self.project, tenant_id=tenant_id,
+                                                  holder=holder, remaining_usd=granted, expires_at=expires))
+        return lease_id, granted
 
     def _lock_tenant(self, conn: Connection, tenant_id: str) -> None:
         """PostgreSQL: the tenant's budget lock, held to the end of the transaction."""
-        conn.execute(select(func.pg_advisory_xact_lock(
-            func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
+        conn.execute(_TENANT_LOCK, {"key": self._lock_key(tenant_id)})
+
+    def _lock_key(self, tenant_id: str) -> str:
+        return f"tollmeter-lease:{self.project}:{tenant_id}"
+
+    def _defaults_key(self) -> str:
+        """The lock of the project's default limits (read by every tenant's grants)."""
+        return f"tollmeter-limits:{self.project}"
 
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
@@ -1249,6 +1308,57 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in an event")
+
+
+def _grant_state_query() -> Any:
+    """A tenant's limits (with the defaults), spend in the current periods (`period_0`... for
+    every frequency), active leases' sum and rate limits, a row of each: (kind, name,
+    frequency, usd, requests per minute, tokens per minute)."""
+    lim, s, ls, r = schema.limits, schema.spend, schema.leases, schema.rate_limits
+    project, tenant = bindparam("project", type_=String), bindparam("tenant", type_=String)
+    rates = cast(null(), r.c.requests_per_minute.type), cast(null(), r.c.tokens_per_minute.type)  # typed: one UNION
+    return select(literal_column("'limit'"), lim.c.tenant_id, lim.c.frequency, lim.c.limit_usd, *rates).where(
+        lim.c.project_id == project, lim.c.tenant_id.in_([tenant, bindparam("defaults", type_=String)])
+    ).union_all(
+        select(literal_column("'spend'"), s.c.period, null(), s.c.spent_usd, null(), null()).where(
+            s.c.project_id == project, s.c.tenant_id == tenant,
+            s.c.period.in_([bindparam(f"period_{n}", type_=String) for n in range(len(FREQUENCIES))])),
+        select(literal_column("'leased'"), null(), null(), money_sum(ls.c.remaining_usd), null(), null()).where(
+            ls.c.project_id == project, ls.c.tenant_id == tenant, ls.c.expires_at > bindparam("at")),
+        select(literal_column("'rate'"), null(), null(), null(), r.c.requests_per_minute, r.c.tokens_per_minute).where(
+            r.c.project_id == project, r.c.tenant_id == tenant),
+    )
+
+
+#: Built once: a grant's statements are the same every time (only their parameters differ).
+_GRANT_STATE = _grant_state_query()
+_TENANT_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+#: A grant's locks: the tenant's, and a shared hold on the default limits (taken alone by a
+#: change of them): one statement.
+_GRANT_LOCK = select(func.pg_advisory_xact_lock_shared(func.hashtextextended(bindparam("defaults", type_=String), 0)),
+                     func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+_DEFAULTS_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("defaults", type_=String), 0)))
+_lapsed = schema.leases.alias("lapsed")
+_SWEEP_LEASES = delete(schema.leases).where(schema.leases.c.lease_id.in_(
+    select(_lapsed.c.lease_id).where(_lapsed.c.project_id == bindparam("project", type_=String),
+                                     _lapsed.c.expires_at <= bindparam("at")).with_for_update(skip_locked=True)))
+_EXTEND_LEASE: dict[str, Any] = {}
+
+
+def _extend_lease(dialect: str) -> Any:
+    """UPDATE of an active lease: `granted` added (exactly: SQLite keeps money as text, which
+    its `+` would add as floats) and `expires` set; returns its remaining budget."""
+    stmt = _EXTEND_LEASE.get(dialect)
+    if stmt is None:
+        ls = schema.leases
+        granted = bindparam("granted", type_=Money())
+        added = (func.decimal_add(ls.c.remaining_usd, granted, type_=Money()) if dialect == "sqlite"
+                 else ls.c.remaining_usd + granted)
+        stmt = _EXTEND_LEASE[dialect] = update(ls).where(
+            ls.c.lease_id == bindparam("lease"), ls.c.project_id == bindparam("project", type_=String),
+            ls.c.tenant_id == bindparam("tenant", type_=String), ls.c.expires_at > bindparam("at"),
+        ).values(remaining_usd=added, expires_at=bindparam("expires")).returning(ls.c.remaining_usd)
+    return stmt
 
 
 def _ordered(limits: Iterable[Limit]) -> list[Limit]:
