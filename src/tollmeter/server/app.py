@@ -9,6 +9,7 @@ and the price data; then it holds nothing but a connection pool, so replicas can
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -54,6 +55,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await run_in_threadpool(ServerState.open, settings)
         app.state.server = state
+        # What start-up made (modules, the price data, the schema) lives as long as the process:
+        # out of the collector's sight, so that its full collections walk only what requests
+        # make (they took a fifth of an ingest batch's CPU walking 130,000 objects).
+        gc.freeze()
         logger.info("tollmeter server %s on %s", __version__, describe(settings.database_url))
         notifier = start_notifier(state.store, app.state.notifier_settings)
         try:

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..business.plans import PlanError
 from ..store.ledger import Ledger
-from ..store.rows import event_row
+from ..store.rows import valid_event_row
 from ..store.store import Store
 from .body import (PayloadError, PayloadTooLarge, StrictJSONRoute, content_encoding, decode, parse_json,
                    read_limited)
@@ -168,7 +168,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
             lease_id = event.get("lease_id")
             if lease_id is not None:
                 leases[event_id] = lease_id
-            rows.append(event_row(event))
+            rows.append(valid_event_row(event))
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
     overflowing: list[str] = []

@@ -195,8 +195,8 @@ class Store:
                 # settlements together or not at all (read committed could show it the lease
                 # taken down but the spend not yet up, and lease the difference out twice).
                 tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
-                for tenant in sorted(t for t in tenants if t is not None):  # one order: no deadlocks
-                    self._lock_tenant(conn, tenant)
+                tenants.discard(None)
+                self._lock_tenants(conn, sorted(tenants))  # one order: no deadlocks
             by_id: dict[str, Mapping[str, Any]] = {}
             for row in rows:  # an id repeated in the batch: its first copy is the one stored
                 by_id.setdefault(row["event_id"], row)
@@ -233,18 +233,16 @@ class Store:
         if not rows:
             return []
         if conn.dialect.name == "postgresql":
-            # The batch as one JSON parameter: a VALUES list of every row's parameters would be
-            # parsed anew by the driver on each batch (most of the time of a large insert).
-            # json, not jsonb: read once, never stored, so its binary form would be wasted work.
-            values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
             if partitions.ensure_months(conn, rows):  # unique ids kept by event_ids
-                stmt = text(partitions.INSERT_EVENTS)
-            else:
-                stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM json_populate_recordset("
-                            f"NULL::{schema.events.name}, CAST(:rows AS json)) "
-                            "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
-            payload = _json_text(values)
-            return [r[0] for r in conn.execute(stmt, {"rows": payload})]
+                return self._copy_events(conn, rows, now)
+            # A database not migrated to the partitioned events yet: the batch as one JSON
+            # parameter (a VALUES list of every row's parameters would be parsed anew by the
+            # driver on each batch); json, not jsonb: read once, its binary form would be wasted.
+            values = [{**_EVENT_DEFAULTS, **row, "project_id": self.project, "received_at": now} for row in rows]
+            stmt = text(f"INSERT INTO {schema.events.name} SELECT * FROM json_populate_recordset("
+                        f"NULL::{schema.events.name}, CAST(:rows AS json)) "
+                        "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
+            return [r[0] for r in conn.execute(stmt, {"rows": _json_text(values)})]
         # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so the ids already
         # stored can be read first and the others inserted with the driver's executemany, the
         # values bound by the columns' own processors (SQLAlchemy's per-row parameter handling
@@ -269,6 +267,32 @@ class Store:
             params.append(tuple(values))
         conn.exec_driver_sql(insert_sql, params)
         return [row["event_id"] for row in fresh]
+
+    def _copy_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+        """PostgreSQL, partitioned events: the batch's ids claimed in `event_ids` (ON CONFLICT DO
+        NOTHING RETURNING: an id another transaction is storing waits for it, then counts as
+        stored), and the rows of the ids claimed now written by COPY, which PostgreSQL parses
+        several times faster than a statement's parameters. One transaction, two round trips."""
+        fresh = set(conn.execute(text(partitions.CLAIM_IDS), {"project": self.project,
+                                                              "ids": [row["event_id"] for row in rows]}).scalars())
+        if not fresh:
+            return []
+        names, types, values_of, json_at = _copy_layout()
+        base = {**_EVENT_DEFAULTS, "project_id": self.project, "received_at": now}
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(f"COPY {schema.events.name} ({', '.join(names)}) FROM STDIN") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    if row["event_id"] in fresh:
+                        values = list(values_of({**base, **row}))
+                        for i in json_at:
+                            if values[i] is not None:
+                                values[i] = _json_text(values[i])
+                        copy.write_row(values)
+        finally:
+            cursor.close()
+        return [row["event_id"] for row in rows if row["event_id"] in fresh]
 
     def add_spend(self, conn: Connection, totals: Mapping[tuple[str, str], Decimal]) -> None:
         """Add USD to tenants' spend, {(tenant, period key): amount}, inside `conn`'s transaction."""
@@ -455,6 +479,14 @@ class Store:
         conn.execute(select(func.pg_advisory_xact_lock(
             func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
 
+    def _lock_tenants(self, conn: Connection, tenant_ids: Sequence[str]) -> None:
+        """PostgreSQL: `_lock_tenant` of each tenant, in the order given, in one statement (a
+        batch of 50 tenants paid 50 round trips; unnest returns the array's elements in order)."""
+        if tenant_ids:
+            conn.execute(text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                              "FROM unnest(CAST(:keys AS text[])) AS k"),
+                         {"keys": [f"tollmeter-lease:{self.project}:{t}" for t in tenant_ids]})
+
     def release(self, lease_id: str) -> None:
         """Give a lease's unspent budget back."""
         with self.transaction() as conn:
@@ -621,6 +653,25 @@ def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, Any]]]
         cached = (sql, operator.itemgetter(*names), binds)
         _SQLITE_INSERTS[id(dialect)] = cached
     return cached
+
+
+_COPY_LAYOUT: list[tuple[list[str], list[str], Any, list[int]]] = []
+#: The PostgreSQL type each kind of column is dumped as in COPY (JSON columns as their text).
+_COPY_TYPES = ((schema.Money, "numeric"), (schema.JSON, "text"), (schema.String, "text"),
+               (schema.DateTime, "timestamptz"), (schema.Boolean, "bool"), (schema.BigInteger, "int8"),
+               (schema.Integer, "int4"), (schema.Float, "float8"))
+
+
+def _copy_layout() -> tuple[list[str], list[str], Any, list[int]]:
+    """The events' columns for COPY, their types as COPY dumps them, a function from a row to
+    its values in their order, and the positions of the JSON columns (given as JSON text)."""
+    if not _COPY_LAYOUT:
+        columns = list(schema.events.columns)
+        types = [next(name for kind, name in _COPY_TYPES if isinstance(c.type, kind)) for c in columns]
+        names = [c.name for c in columns]
+        json_at = [i for i, c in enumerate(columns) if isinstance(c.type, schema.JSON)]
+        _COPY_LAYOUT.append((names, types, operator.itemgetter(*names), json_at))
+    return _COPY_LAYOUT[0]
 
 
 _RAW_GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
