@@ -200,10 +200,12 @@ def ensure_months(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> bool:
 # -- the ingest statement -------------------------------------------------------------------------
 
 #: The batch's ids into `event_ids`, in the order given (sorted by the caller: concurrent batches
-#: sharing ids wait on each other in one order, never deadlock); the ids new there are returned
-#: and their events then written into `events` by COPY (store.py), in the same transaction.
-CLAIM_IDS = (f"INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT :project, i "
-             "FROM unnest(CAST(:ids AS text[])) AS i ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
+#: sharing ids wait on each other in one order, never deadlock); the ids new there come back as
+#: one array (psycopg's parameters: run on the driver's cursor), and their events are then
+#: written into `events` by COPY (store.py), in the same transaction.
+CLAIM_IDS = (f"WITH claimed AS (INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT %(project)s, i "
+             "FROM unnest(%(ids)s::text[]) AS i ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
+             "SELECT array_agg(event_id) FROM claimed")
 
 
 # -- listing --------------------------------------------------------------------------------------

@@ -201,17 +201,19 @@ class Store:
             for row in rows:  # an id repeated in the batch: its first copy is the one stored
                 by_id.setdefault(row["event_id"], row)
             inserted = self._insert_events(conn, list(by_id.values()), now)
-            spent = [
-                (row["tenant_id"], row["timestamp"], Decimal(str(row["cost_usd"])))
-                for row in (by_id[event_id] for event_id in inserted)
-                if row.get("cost_usd") is not None and row.get("tenant_id") is not None
-            ]
-            totals: dict[tuple[str, str], Decimal] = {}
-            for tenant, moment, cost in [*spent, *extra_spend]:
-                for key in period_keys(moment):
-                    totals[(tenant, key)] = totals.get((tenant, key), _ZERO) + cost
-            self.add_spend(conn, totals)
             stored = [by_id[event_id] for event_id in inserted]
+            # Summed per tenant and hour first (the periods of an hour are the same four), exactly.
+            hourly: dict[tuple[str, datetime], Decimal] = {}
+            for tenant, moment, cost in [*((row.get("tenant_id"), row["timestamp"], row.get("cost_usd"))
+                                           for row in stored), *extra_spend]:
+                if cost is not None and tenant is not None:
+                    key = (tenant, _hour(moment))
+                    hourly[key] = EXACT.add(hourly.get(key, _ZERO), _decimal(cost))
+            totals: dict[tuple[str, str], Decimal] = {}
+            for (tenant, hour), cost in hourly.items():
+                for period in period_keys(hour):
+                    totals[(tenant, period)] = EXACT.add(totals.get((tenant, period), _ZERO), cost)
+            self.add_spend(conn, totals)
             add_to_rollups(conn, self.project, stored)
             see_runs(conn, self.project, stored)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
@@ -273,19 +275,23 @@ class Store:
         NOTHING RETURNING: an id another transaction is storing waits for it, then counts as
         stored), and the rows of the ids claimed now written by COPY, which PostgreSQL parses
         several times faster than a statement's parameters. One transaction, two round trips."""
-        fresh = set(conn.execute(text(partitions.CLAIM_IDS), {"project": self.project,
-                                                              "ids": [row["event_id"] for row in rows]}).scalars())
-        if not fresh:
-            return []
-        names, types, values_of, json_at = _copy_layout()
-        base = {**_EVENT_DEFAULTS, "project_id": self.project, "received_at": now}
         cursor = conn.connection.driver_connection.cursor()
         try:
+            claimed = cursor.execute(partitions.CLAIM_IDS, {"project": self.project,
+                                                            "ids": [row["event_id"] for row in rows]}).fetchone()
+            fresh = set(claimed[0] or ())
+            if not fresh:
+                return []
+            names, types, values_of, json_at = _copy_layout()
             with cursor.copy(f"COPY {schema.events.name} ({', '.join(names)}) FROM STDIN") as copy:
                 copy.set_types(types)
+                head = [self.project, now]
                 for row in rows:
                     if row["event_id"] in fresh:
-                        values = list(values_of({**base, **row}))
+                        try:
+                            values = head + list(values_of(row))
+                        except KeyError:  # a row that leaves columns out
+                            values = head + list(values_of({**_EVENT_DEFAULTS, **row}))
                         for i in json_at:
                             if values[i] is not None:
                                 values[i] = _json_text(values[i])
@@ -663,14 +669,17 @@ _COPY_TYPES = ((schema.Money, "numeric"), (schema.JSON, "text"), (schema.String,
 
 
 def _copy_layout() -> tuple[list[str], list[str], Any, list[int]]:
-    """The events' columns for COPY, their types as COPY dumps them, a function from a row to
-    its values in their order, and the positions of the JSON columns (given as JSON text)."""
+    """The events' columns for COPY (project_id and received_at first), their types as COPY
+    dumps them, a function from a row to the values of the others in their order, and the
+    positions of the JSON columns (given as JSON text)."""
     if not _COPY_LAYOUT:
-        columns = list(schema.events.columns)
+        # project_id and received_at first: the ingest's own, not the row's
+        first = [schema.events.c.project_id, schema.events.c.received_at]
+        columns = first + [c for c in schema.events.columns if c not in first]
         types = [next(name for kind, name in _COPY_TYPES if isinstance(c.type, kind)) for c in columns]
         names = [c.name for c in columns]
         json_at = [i for i, c in enumerate(columns) if isinstance(c.type, schema.JSON)]
-        _COPY_LAYOUT.append((names, types, operator.itemgetter(*names), json_at))
+        _COPY_LAYOUT.append((names, types, operator.itemgetter(*names[len(first):]), json_at))
     return _COPY_LAYOUT[0]
 
 
@@ -934,19 +943,26 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
     # per rollup from those sums: one dictionary update per event.
     fine: dict[tuple[Any, ...], list[Any]] = {}
     none = schema.NONE_KEY
-    hours: dict[Any, datetime] = {}
     for row in rows:
         cost = row.get("cost_usd")
-        measures = (1, row.get("input_tokens") or 0, row.get("output_tokens") or 0,
-                    row.get("cache_read_tokens") or 0, _decimal(cost) if cost is not None else _ZERO,
-                    0 if row.get("priced") else 1, 1 if row.get("error") is not None else 0)
-        moment = row["timestamp"]
-        hour = hours.get(moment)
-        if hour is None:
-            hour = hours[moment] = _hour(moment)
-        _add_measures(fine, (hour, row.get("tenant_id") or none, row.get("agent_id") or none,
-                             row.get("model") or none, row.get("provider") or none, row.get("endpoint") or none,
-                             row.get("run_id") or None), measures, sign)
+        key = (_hour(row["timestamp"]), row.get("tenant_id") or none, row.get("agent_id") or none,
+               row.get("model") or none, row.get("provider") or none, row.get("endpoint") or none,
+               row.get("run_id") or None)
+        sums = fine.get(key)
+        if sums is None:
+            sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0]
+        sums[0] += 1
+        sums[1] += row.get("input_tokens") or 0
+        sums[2] += row.get("output_tokens") or 0
+        sums[3] += row.get("cache_read_tokens") or 0
+        if cost is not None:
+            sums[4] += _decimal(cost)
+        if not row.get("priced"):
+            sums[5] += 1
+        if row.get("error") is not None:
+            sums[6] += 1
+    if sign != 1:
+        fine = {key: [m * sign for m in sums] for key, sums in fine.items()}
     usage: dict[tuple[Any, ...], list[Any]] = {}
     per_run: dict[tuple[Any, ...], list[Any]] = {}
     of_runs: dict[tuple[Any, ...], list[Any]] = {}
@@ -1250,6 +1266,8 @@ def _normal(key: tuple[Any, ...], current: Mapping[tuple[Any, ...], Any]) -> tup
 
 def _hour(moment: Any) -> datetime:
     """The UTC hour of an event's timestamp (a datetime, naive in UTC, or its ISO text)."""
+    if moment.__class__ is datetime and moment.tzinfo is timezone.utc:  # a validated event's
+        return moment.replace(minute=0, second=0, microsecond=0)
     if not isinstance(moment, datetime):
         moment = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
     moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
