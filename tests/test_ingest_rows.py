@@ -1,16 +1,21 @@
 """The ingest server's row of a validated event (store/rows.py valid_event_row) is the row
-event_row makes of it, column for column, on generated wire events."""
+event_row makes of it, column for column, and SQLite stores it as SQLAlchemy's own insert
+would, on generated wire events."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sqlalchemy import insert, select, text
+
 from tollmeter.server.validation import Invalid, validate_event
 from tollmeter.store import schema
 from tollmeter.store.rows import event_row, valid_event_row
+from tollmeter.store.store import Store, _json_text
 
 NOW = datetime(2026, 12, 5, 12, tzinfo=timezone.utc)
 texts = st.one_of(st.none(), st.text(max_size=20))
@@ -55,3 +60,48 @@ def test_the_row_of_a_validated_event_is_event_rows(raw):
         assert type(fast[column.name]) is type(slow.get(column.name)), column.name
         if column.name.endswith("_usd") and fast[column.name] is not None:
             assert str(fast[column.name]) == str(slow[column.name])
+
+
+_STORES: list[Store] = []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(wire, min_size=1, max_size=5, unique_by=lambda raw: raw["event_id"]))
+def test_sqlite_stores_a_batch_as_the_columns_own_binding_does(batch):
+    """add_events binds SQLite's values itself (store.py _sqlite_event_insert): the stored
+    text is what SQLAlchemy's insert of the same rows stores, each value bound by its column's
+    own processor (and a missing JSON value stored as NULL, not as JSON null), byte for byte."""
+    rows = []
+    for raw in batch:
+        try:
+            rows.append(valid_event_row(validate_event(raw, NOW)))
+        except Invalid:
+            pass
+    if not rows:
+        return
+    if not _STORES:
+        _STORES.append(Store(":memory:"))
+    project = uuid.uuid4().hex
+    ours, theirs = _STORES[0].for_project(project), _STORES[0].for_project(project + "-sqlalchemy")
+    assert len(ours.add_events(rows)) == len(rows)
+    e = schema.events
+    read = text("SELECT * FROM events WHERE project_id = :p ORDER BY event_id")
+    with ours.transaction() as conn:
+        stored = conn.execute(read, {"p": project}).all()
+        received = conn.execute(select(e.c.received_at).where(e.c.project_id == project).limit(1)).scalar()
+    json_at = [i for i, c in enumerate(e.columns) if isinstance(c.type, schema.JSON)]
+    with theirs.transaction() as conn:  # the JSON columns left NULL here, compared below
+        conn.execute(insert(e), [
+            {**{c.name: None for i, c in enumerate(e.columns) if i not in json_at},
+             **{k: v for k, v in row.items() if k in e.c and e.columns.keys().index(k) not in json_at},
+             "project_id": theirs.project, "received_at": received} for row in rows])
+        expected = conn.execute(read, {"p": theirs.project}).all()
+    for ours_row, their_row, row in zip(stored, expected, sorted(rows, key=lambda r: r["event_id"])):
+        for i, (mine, sqlalchemys) in enumerate(zip(ours_row, their_row)):
+            if i == 0:
+                continue  # the project
+            if i in json_at:  # as the store always wrote JSON: compact (_json_text), None as NULL
+                value = row.get(e.columns[i].name)
+                assert mine == (None if value is None else _json_text(value))
+            else:
+                assert mine == sqlalchemys and type(mine) is type(sqlalchemys), e.columns[i].name

@@ -249,23 +249,32 @@ class Store:
         # stored can be read first and the others inserted with the driver's executemany, the
         # values bound by the columns' own processors (SQLAlchemy's per-row parameter handling
         # cost more than the insert).
-        e = schema.events
         wanted = [row["event_id"] for row in rows]
         stored: set[str] = set()
-        for at in range(0, len(wanted), 500):
-            stored.update(r[0] for r in conn.execute(select(e.c.event_id).where(
-                e.c.project_id == self.project, e.c.event_id.in_(wanted[at:at + 500]))))
+        for at in range(0, len(wanted), 500):  # 500 parameters: within any SQLite's limit
+            chunk = wanted[at:at + 500]
+            stored.update(r[0] for r in conn.exec_driver_sql(
+                f"SELECT event_id FROM {schema.events.name} WHERE project_id = ? "
+                f"AND event_id IN ({', '.join('?' * len(chunk))})", (self.project, *chunk)))
         fresh = [row for row in rows if row["event_id"] not in stored]
         if not fresh:
             return []
-        insert_sql, values_of, binds = _sqlite_event_insert(conn.dialect)
-        base = {**_EVENT_DEFAULTS, "project_id": self.project, "received_at": now}
+        insert_sql, values_of, binds, received = _sqlite_event_insert(conn.dialect)
+        head = [self.project, received(now)]
         params = []
         for row in fresh:
-            values = list(values_of({**base, **row}))
-            for i, bind in binds:
-                if values[i] is not None:
-                    values[i] = bind(values[i])
+            try:
+                values = head + list(values_of(row))
+            except KeyError:  # a row that leaves columns out
+                values = head + list(values_of({**_EVENT_DEFAULTS, **row}))
+            for i, kind, fast, bind in binds:
+                value = values[i]
+                if value is not None:
+                    if value.__class__ is kind:
+                        if fast is not None:
+                            values[i] = fast(value)
+                    else:
+                        values[i] = bind(value)
             params.append(tuple(values))
         conn.exec_driver_sql(insert_sql, params)
         return [row["event_id"] for row in fresh]
@@ -636,29 +645,64 @@ except ImportError:  # the embedded store alone
     def _json_text(value: Any) -> str | None:
         return None if value is None else json.dumps(value, default=_json_value, separators=(",", ":"))
 
-_SQLITE_INSERTS: dict[int, tuple[str, Any, list[tuple[int, Any]]]] = {}
+_SQLITE_INSERTS: dict[int, tuple[str, Any, list[tuple[int, type, Any, Any]], Any]] = {}
 
 
-def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, Any]]]:
-    """The SQLite INSERT of an event row, a function from the row to its values in the
-    columns' order, and the bind function of each column that has one (JSON columns as
-    compact JSON text, the others by their SQLAlchemy type), by position."""
+def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, type, Any, Any]], Any]:
+    """The SQLite INSERT of an event row (project_id and received_at first), a function from
+    the row to the values of the other columns in their order, the binding of each column that
+    has one by position: (position, class, fast, bind) - a value of that class is bound by
+    `fast` (None: as it is), any other by `bind`, the column type's own processor (JSON columns
+    as compact JSON text) - and the binding of received_at."""
     cached = _SQLITE_INSERTS.get(id(dialect))
     if cached is None:
-        names, binds = [], []
-        for i, column in enumerate(schema.events.columns):
-            names.append(column.name)
+        first = [schema.events.c.project_id, schema.events.c.received_at]
+        columns = first + [c for c in schema.events.columns if c not in first]
+        binds = []
+        for i, column in enumerate(columns):
             if isinstance(column.type, schema.JSON):
-                binds.append((i, _json_text))
-            else:
-                bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-                if bind is not None:
-                    binds.append((i, bind))
-        sql = (f"INSERT INTO {schema.events.name} ({', '.join(names)}) "
-               f"VALUES ({', '.join('?' for _ in names)})")
-        cached = (sql, operator.itemgetter(*names), binds)
+                binds.append((i, dict, _json_text, _json_text))
+                continue
+            bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind is None:
+                continue
+            kind, fast = object, None  # no class is object itself: every value by `bind`
+            if isinstance(column.type, schema.Money):
+                kind, fast = Decimal, _decimal_text
+            elif isinstance(column.type, schema.DateTime) and _same_binding(bind, _sqlite_time, _SAMPLE_TIMES):
+                kind, fast = datetime, _sqlite_time
+            elif isinstance(column.type, schema.Boolean) and _same_binding(bind, int, (True, False)):
+                kind = bool  # sqlite3 binds True and False as 1 and 0
+            elif isinstance(column.type, schema.Float):
+                kind = float
+            binds.append((i, kind, fast, bind))
+        names = [c.name for c in columns]
+        sql = f"INSERT INTO {schema.events.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        [received] = [bind for i, _, _, bind in binds if i == 1]
+        cached = (sql, operator.itemgetter(*names[len(first):]), [b for b in binds if b[0] > 1], received)
         _SQLITE_INSERTS[id(dialect)] = cached
     return cached
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text of a datetime (its fields, the offset left out),
+    without the dict of fields its processor builds for each value."""
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (value.year, value.month, value.day, value.hour, value.minute,
+                                                 value.second, value.microsecond)
+
+
+_SAMPLE_TIMES = (datetime(2026, 12, 5, 7, 8, 9, 123456, tzinfo=timezone.utc), datetime(2000, 1, 1),
+                 datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3))))
+
+
+def _same_binding(bind: Any, fast: Any, samples: Iterable[Any]) -> bool:
+    """Whether `fast` binds the samples as the column type's own processor does (else that
+    processor is used: a dialect with another storage format)."""
+    return all(fast(sample) == bind(sample) for sample in samples)
 
 
 _COPY_LAYOUT: list[tuple[list[str], list[str], Any, list[int]]] = []
