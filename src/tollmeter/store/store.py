@@ -190,18 +190,22 @@ class Store:
                     else:
                         logger.warning("tollmeter: %d events older than the retention mark %s not stored",
                                        len(old), mark.date())
-            if conn.dialect.name == "postgresql":
-                # The tenants' grant locks: a grant must see this spend and these lease
-                # settlements together or not at all (read committed could show it the lease
-                # taken down but the spend not yet up, and lease the difference out twice).
-                tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
-                tenants.discard(None)
-                self._lock_tenants(conn, sorted(tenants))  # one order: no deadlocks
             by_id: dict[str, Mapping[str, Any]] = {}
             for row in rows:  # an id repeated in the batch: its first copy is the one stored
                 by_id.setdefault(row["event_id"], row)
             inserted = self._insert_events(conn, list(by_id.values()), now)
             stored = [by_id[event_id] for event_id in inserted]
+            if conn.dialect.name == "postgresql":
+                # The tenants' grant locks: a grant must see this spend and these lease
+                # settlements together or not at all (read committed could show it the lease
+                # taken down but the spend not yet up, and lease the difference out twice).
+                # Taken after the events are written (grants never read them), so that
+                # concurrent batches write their events at once and queue only for the totals;
+                # no deadlock: the ids' row locks are always taken before any tenant's lock, and
+                # a transaction that holds tenant locks waits for no id.
+                tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
+                tenants.discard(None)
+                self._lock_tenants(conn, sorted(tenants))  # one order: no deadlocks
             # Summed per tenant and hour first (the periods of an hour are the same four), exactly.
             hourly: dict[tuple[str, datetime], Decimal] = {}
             for tenant, moment, cost in [*((row.get("tenant_id"), row["timestamp"], row.get("cost_usd"))
