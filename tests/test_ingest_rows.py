@@ -1,13 +1,16 @@
 """The ingest server's row of a validated event (store/rows.py valid_event_row) is the row
-event_row makes of it, column for column, and SQLite stores it as SQLAlchemy's own insert
-would, on generated wire events."""
+event_row makes of it, column for column; SQLite stores it as SQLAlchemy's own insert would,
+and PostgreSQL's COPY stores every value of it, on generated wire events."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
-from hypothesis import given, settings
+import pytest
+
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sqlalchemy import insert, select, text
@@ -16,6 +19,8 @@ from tollmeter.server.validation import Invalid, validate_event
 from tollmeter.store import schema
 from tollmeter.store.rows import event_row, valid_event_row
 from tollmeter.store.store import Store, _json_text
+
+from .server_support import database_for
 
 NOW = datetime(2026, 12, 5, 12, tzinfo=timezone.utc)
 texts = st.one_of(st.none(), st.text(max_size=20))
@@ -105,3 +110,44 @@ def test_sqlite_stores_a_batch_as_the_columns_own_binding_does(batch):
                 assert mine == (None if value is None else _json_text(value))
             else:
                 assert mine == sqlalchemys and type(mine) is type(sqlalchemys), e.columns[i].name
+
+
+@pytest.fixture(scope="module")
+def postgres_store():
+    url, drop = database_for("postgres")
+    store = Store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+        drop()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(wire, min_size=1, max_size=5, unique_by=lambda raw: raw["event_id"]))
+def test_postgres_copy_stores_every_value_of_the_rows(postgres_store, batch):
+    """On PostgreSQL the events go in by binary COPY (store.py _copy_events): read back, every
+    column holds the row's value (money to the column's 15 places, times in UTC)."""
+    rows = []
+    for raw in batch:
+        try:
+            rows.append(valid_event_row(validate_event(raw, NOW)))
+        except Invalid:
+            pass
+    view = postgres_store.for_project(uuid.uuid4().hex)
+    assert sorted(view.add_events(rows)) == sorted(row["event_id"] for row in rows)
+    assert view.add_events(rows) == []  # idempotent: the ids are claimed
+    e = schema.events
+    with view.transaction() as conn:
+        stored = {r.event_id: r._mapping for r in conn.execute(select(e).where(e.c.project_id == view.project))}
+    for row in rows:
+        back = stored[row["event_id"]]
+        for column in e.columns:
+            if column.name in ("project_id", "received_at"):
+                continue
+            value, read = row.get(column.name), back[column.name]
+            if isinstance(value, Decimal):
+                value = value.quantize(Decimal(1).scaleb(-15))
+            elif column.name in ("duration_ms", "time_to_first_token_ms") and value is not None:
+                value = float(value)
+            assert read == value, column.name
