@@ -10,7 +10,8 @@ PostgreSQL (in a schema of its own, dropped afterwards). The clients run on the 
 
 1. Ingest: gzip batches of 100 and of 1,000 events (as the agent sends them: unpriced, so the
    server prices each one), posted by `--clients` threads at once; events stored per second,
-   end to end (HTTP, gunzip, validation, pricing, one transaction per batch).
+   end to end (HTTP, gunzip, validation, pricing, one transaction per batch), and the server
+   process's CPU per event (from /proc: steadier than events/s on a shared machine).
 2. The breakdown: the same batches of 1,000 (gzip) through the server's own `store_batch` in
    this process, one after another: server CPU per event in each phase (parse = gunzip and
    JSON, validate, price, write = the database transaction, the database server's own CPU not
@@ -104,8 +105,19 @@ class Server:
         self.process.wait(20)
 
 
-def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int]:
-    """Events stored per second; (rate, events stored)."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int, float | None]:
+    """Events stored per second; (rate, events stored, the server process's CPU µs per event:
+    HTTP included, the database's own not)."""
     bodies = batch_bodies(batch, total)
     queue = list(reversed(bodies))
     lock = threading.Lock()
@@ -127,13 +139,16 @@ def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float,
         http.post("/v1/ingest", content=bodies[0], headers=headers).raise_for_status()
     queue.pop()
     threads = [threading.Thread(target=work) for _ in range(clients)]
+    cpu_before = cpu_seconds(server.process.pid)
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    return sum(stored) / elapsed, sum(stored)
+    cpu_after = cpu_seconds(server.process.pid)
+    per_event = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) * 1e6 / sum(stored)
+    return sum(stored) / elapsed, sum(stored), per_event
 
 
 def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
@@ -183,6 +198,7 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
         sends = [(body, i % count) for i, body in enumerate(bodies)]
         sends += [(body, (i + 1) % count) for i, body in enumerate(bodies) if i % 10 == 0]  # retries elsewhere
         random.shuffle(sends)
+        sends_made = list(sends)
         lock = threading.Lock()
         accepted, duplicates = [], []
         headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
@@ -207,12 +223,14 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
                     http.close()
 
         threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+        cpu_before = [cpu_seconds(server.process.pid) for server in servers]
         start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
+        cpu_after = [cpu_seconds(server.process.pid) for server in servers]
         sent = len(bodies) * batch
         store = open_store(url)
         try:
@@ -223,6 +241,9 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
         finally:
             store.close()
         table = {"rows": stored, "distinct ids": distinct, "event_ids": claimed, "duplicates answered": sum(duplicates)}
+        if None not in cpu_before + cpu_after:
+            table["servers' CPU µs per event posted"] = round(
+                sum(a - b for a, b in zip(cpu_after, cpu_before)) * 1e6 / (len(sends_made) * batch), 1)
         return sum(accepted) / elapsed, sum(accepted), sent, table
     finally:
         for server in servers:
@@ -296,8 +317,8 @@ def main() -> None:
         try:
             for batch in (100, 1000):
                 for clients in (1, args.clients):
-                    rate, stored = ingest(server, batch, args.events, clients)
-                    ingest_rows.append((name, batch, clients, stored, rate))
+                    rate, stored, cpu = ingest(server, batch, args.events, clients)
+                    ingest_rows.append((name, batch, clients, stored, rate, cpu))
         finally:
             server.stop()
             drop()
@@ -313,9 +334,11 @@ def main() -> None:
     print()
     if args.breakdown_only:
         return
-    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10}")
-    for name, batch, clients, stored, rate in ingest_rows:
-        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f}")
+    print("end to end over HTTP; server CPU: the server process's, per event (µs)")
+    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10} {'server CPU':>11}")
+    for name, batch, clients, stored, rate, cpu in ingest_rows:
+        shown = "-" if cpu is None else f"{cpu:.1f}"
+        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f} {shown:>11}")
 
 
 if __name__ == "__main__":
