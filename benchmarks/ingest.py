@@ -138,17 +138,23 @@ def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float,
     with server.client() as http:  # warm up: connections, the pricer's caches
         http.post("/v1/ingest", content=bodies[0], headers=headers).raise_for_status()
     queue.pop()
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    cpu_before = cpu_seconds(server.process.pid)
+    elapsed, cpu = run_clients([threading.Thread(target=work) for _ in range(clients)], [server])
+    return sum(stored) / elapsed, sum(stored), None if cpu is None else cpu * 1e6 / sum(stored)
+
+
+def run_clients(threads: list[threading.Thread], servers: list[Server]) -> tuple[float, float | None]:
+    """Run the client threads to their end: (seconds, CPU seconds the servers used meanwhile)."""
+    before = [cpu_seconds(server.process.pid) for server in servers]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    cpu_after = cpu_seconds(server.process.pid)
-    per_event = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) * 1e6 / sum(stored)
-    return sum(stored) / elapsed, sum(stored), per_event
+    after = [cpu_seconds(server.process.pid) for server in servers]
+    if None in before + after:
+        return elapsed, None
+    return elapsed, sum(a - b for a, b in zip(after, before))
 
 
 def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
@@ -222,15 +228,7 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
                 for http in https:
                     http.close()
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-        cpu_before = [cpu_seconds(server.process.pid) for server in servers]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
-        cpu_after = [cpu_seconds(server.process.pid) for server in servers]
+        elapsed, cpu = run_clients([threading.Thread(target=work, args=(i,)) for i in range(clients)], servers)
         sent = len(bodies) * batch
         store = open_store(url)
         try:
@@ -241,9 +239,8 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
         finally:
             store.close()
         table = {"rows": stored, "distinct ids": distinct, "event_ids": claimed, "duplicates answered": sum(duplicates)}
-        if None not in cpu_before + cpu_after:
-            table["servers' CPU µs per event posted"] = round(
-                sum(a - b for a, b in zip(cpu_after, cpu_before)) * 1e6 / (len(sends_made) * batch), 1)
+        if cpu is not None:
+            table["servers' CPU µs per event posted"] = round(cpu * 1e6 / (len(sends_made) * batch), 1)
         return sum(accepted) / elapsed, sum(accepted), sent, table
     finally:
         for server in servers:

@@ -70,18 +70,24 @@ def test_the_row_of_a_validated_event_is_event_rows(raw):
 _STORES: list[Store] = []
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(wire, min_size=1, max_size=5, unique_by=lambda raw: raw["event_id"]))
-def test_sqlite_stores_a_batch_as_the_columns_own_binding_does(batch):
-    """add_events binds SQLite's values itself (store.py _sqlite_event_insert): the stored
-    text is what SQLAlchemy's insert of the same rows stores, each value bound by its column's
-    own processor (and a missing JSON value stored as NULL, not as JSON null), byte for byte."""
+def _valid_rows(batch: list[dict]) -> list[dict]:
+    """The rows of the events of `batch` that validation accepts."""
     rows = []
     for raw in batch:
         try:
             rows.append(valid_event_row(validate_event(raw, NOW)))
         except Invalid:
             pass
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(wire, min_size=1, max_size=5, unique_by=lambda raw: raw["event_id"]))
+def test_sqlite_stores_a_batch_as_the_columns_own_binding_does(batch):
+    """add_events binds SQLite's values itself (store.py _sqlite_event_insert): the stored
+    text is what SQLAlchemy's insert of the same rows stores, each value bound by its column's
+    own processor (and a missing JSON value stored as NULL, not as JSON null), byte for byte."""
+    rows = _valid_rows(batch)
     if not rows:
         return
     if not _STORES:
@@ -128,12 +134,7 @@ def postgres_store():
 def test_postgres_copy_stores_every_value_of_the_rows(postgres_store, batch):
     """On PostgreSQL the events go in by binary COPY (store.py _copy_events): read back, every
     column holds the row's value (money to the column's 15 places, times in UTC)."""
-    rows = []
-    for raw in batch:
-        try:
-            rows.append(valid_event_row(validate_event(raw, NOW)))
-        except Invalid:
-            pass
+    rows = _valid_rows(batch)
     view = postgres_store.for_project(uuid.uuid4().hex)
     assert sorted(view.add_events(rows)) == sorted(row["event_id"] for row in rows)
     assert view.add_events(rows) == []  # idempotent: the ids are claimed
