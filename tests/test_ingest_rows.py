@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sqlalchemy import insert, select, text
 
+from tollmeter.server.retry import out_of_range
 from tollmeter.server.validation import Invalid, validate_event
 from tollmeter.store import schema
 from tollmeter.store.rows import event_row, valid_event_row
@@ -152,3 +153,20 @@ def test_postgres_copy_stores_every_value_of_the_rows(postgres_store, batch):
             elif column.name in ("duration_ms", "time_to_first_token_ms") and value is not None:
                 value = float(value)
             assert read == value, column.name
+
+
+@pytest.mark.parametrize("extra", [{"tool_calls": 2**31}, {"status_code": -2**31 - 1},
+                                   {"usage": {"input_tokens": 2**63}}, {"cost_usd": Decimal("1E+20")}])
+def test_postgres_copy_refuses_a_value_past_its_column(postgres_store, extra):
+    """A value its column cannot hold is an overflow (the server then stores the batch in halves
+    and refuses that event), never wrapped around (psycopg's binary int4 would) nor half stored."""
+    view = postgres_store.for_project(uuid.uuid4().hex)
+    good = valid_event_row(validate_event({"event_id": "good", "timestamp": NOW.isoformat()}, NOW))
+    bad = {**good, "event_id": "bad", **extra}
+    if "usage" in extra:
+        bad["input_tokens"] = extra["usage"]["input_tokens"]
+    with pytest.raises(Exception) as raised:
+        view.add_events([good, bad])
+    assert out_of_range(raised.value)
+    assert view.count_events() == 0
+    assert view.add_events([good]) == ["good"]  # the failed batch claimed no id

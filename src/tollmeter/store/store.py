@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
                         text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from ..money import EXACT
@@ -62,6 +63,7 @@ def database_url(target: str | os.PathLike | None) -> str:
 
 _int_overflow = threading.local()
 _INT64 = range(-2**63, 2**63)
+_INT32 = range(-2**31, 2**31)
 
 
 def _int_add(a: Any, b: Any) -> Any:
@@ -251,8 +253,8 @@ class Store:
             return [r[0] for r in conn.execute(stmt, {"rows": _json_text(values)})]
         # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so the ids already
         # stored can be read first and the others inserted with the driver's executemany, the
-        # values bound by the columns' own processors (SQLAlchemy's per-row parameter handling
-        # cost more than the insert).
+        # values bound here (_sqlite_event_insert: SQLAlchemy's per-row parameter handling, and
+        # then its columns' processors, cost more than the insert).
         wanted = [row["event_id"] for row in rows]
         stored: set[str] = set()
         for at in range(0, len(wanted), 500):  # 500 parameters: within any SQLite's limit
@@ -287,18 +289,22 @@ class Store:
         """PostgreSQL, partitioned events: the batch's ids claimed in `event_ids` (ON CONFLICT DO
         NOTHING RETURNING: an id another transaction is storing waits for it, then counts as
         stored), and the rows of the ids claimed now written by COPY (binary), which costs
-        PostgreSQL half of what reading them from one JSON parameter did (benchmarks.md). One
-        transaction, two round trips."""
+        PostgreSQL less than half of what reading them from one JSON parameter did
+        (benchmarks.md). One transaction, two round trips."""
+        names, types, values_of, json_at = _copy_layout()
+        int4_at = [i for i, name in enumerate(types) if name == "int4"]
+        statement = partitions.CLAIM_IDS
         cursor = conn.connection.driver_connection.cursor()
+        dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
-            claimed = cursor.execute(partitions.CLAIM_IDS, {"project": self.project,
-                                                            "ids": [row["event_id"] for row in rows]}).fetchone()
+            claimed = cursor.execute(statement, {"project": self.project,
+                                                 "ids": [row["event_id"] for row in rows]}).fetchone()
             fresh = set(claimed[0] or ())
             if not fresh:
                 return []
-            names, types, values_of, json_at = _copy_layout()
             # Binary: cheaper to make here and to read there than text (dates, numbers).
-            with cursor.copy(f"COPY {schema.events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+            statement = f"COPY {schema.events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+            with cursor.copy(statement) as copy:
                 copy.set_types(types)
                 head = [self.project, now]
                 for row in rows:
@@ -310,7 +316,14 @@ class Store:
                         for i in json_at:
                             if values[i] is not None:
                                 values[i] = _json_text(values[i])
+                        for i in int4_at:  # psycopg's binary int4 wraps a larger int around
+                            if values[i] is not None and values[i] not in _INT32:
+                                raise OverflowError(f"{names[i]} {values[i]} is past what its column holds")
                         copy.write_row(values)
+        except dbapi_error as exc:
+            # As SQLAlchemy raises the driver's errors everywhere else (DBAPIError: retries on a
+            # deadlock, a batch stored in halves on an overflow, 503 when the database is gone).
+            raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
         return [row["event_id"] for row in rows if row["event_id"] in fresh]
