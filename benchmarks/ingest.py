@@ -1,6 +1,6 @@
 """The ingest server: events stored per second, in one worker and in two replicas.
 
-    .venv/bin/python benchmarks/ingest.py [--events 20000] [--clients 4] [--breakdown-only]
+    .venv/bin/python benchmarks/ingest.py [--events 20000] [--clients 4] [--runs 1] [--breakdown-only]
     TOLLMETER_TEST_POSTGRES=postgresql://user@127.0.0.1:5432/db .venv/bin/python benchmarks/ingest.py
     TOLLMETER_TEST_POSTGRES=... .venv/bin/python benchmarks/ingest.py --replicas 2 [--clients 4]
 
@@ -157,10 +157,17 @@ def run_clients(threads: list[threading.Thread], servers: list[Server]) -> tuple
     return elapsed, sum(a - b for a, b in zip(after, before))
 
 
+#: Runs the events of one batch belong to (`--runs`): 1, every event of every batch in "run-1".
+RUNS_PER_BATCH = 1
+
+
 def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
     bodies = []
     for i in range(total // batch):
         events = [wire_event(f"tenant-{(i * batch + j) % tenants}") for j in range(batch)]
+        if RUNS_PER_BATCH > 1:
+            for j, event in enumerate(events):
+                event["run_id"] = f"run-{i}-{j % RUNS_PER_BATCH}"
         bodies.append(gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), 6))
     return bodies
 
@@ -270,8 +277,12 @@ def main() -> None:
     parser.add_argument("--breakdown-only", action="store_true", help="only the in-process breakdown")
     parser.add_argument("--replicas", type=int, default=0,
                         help="only the replica run: this many servers on one PostgreSQL database")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs the events of a batch belong to (default: one run for every event)")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     args = parser.parse_args()
+    global RUNS_PER_BATCH
+    RUNS_PER_BATCH = args.runs
     cpus = os.cpu_count()
 
     if args.replicas:

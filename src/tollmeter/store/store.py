@@ -20,7 +20,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
+from sqlalchemy import (and_, case, create_engine, delete, event, func, insert, inspect, or_, select,
                         text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
@@ -1138,20 +1138,20 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
     if not seen:
         return
     t = schema.runs
-    items = sorted(seen.items())
-    conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]),
-                 [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
-                   "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
-    first, last = bindparam("v_first", type_=t.c.first_seen.type), bindparam("v_last", type_=t.c.last_seen.type)
-    conn.execute(
-        update(t).where(t.c.project_id == bindparam("b_project"), t.c.run_id == bindparam("b_run")).values(
-            tenant_id=func.coalesce(t.c.tenant_id, bindparam("v_tenant")),
-            agent_id=func.coalesce(t.c.agent_id, bindparam("v_agent")),
-            first_seen=case((or_(t.c.first_seen.is_(None), t.c.first_seen > first), first), else_=t.c.first_seen),
-            last_seen=case((or_(t.c.last_seen.is_(None), t.c.last_seen < last), last), else_=t.c.last_seen)),
-        [{"b_project": project, "b_run": run_id, "v_tenant": tenant, "v_agent": agent, "v_first": f,
-          "v_last": la} for run_id, (tenant, agent, f, la) in items],
-    )
+    items = sorted(seen.items())  # one order for every writer: no deadlocks
+    # One upsert (an update of each run apart cost a statement per run: most of a batch's
+    # write when its events belong to many runs).
+    stmt = _insert(conn, t)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_={
+        "tenant_id": func.coalesce(t.c.tenant_id, new.tenant_id),
+        "agent_id": func.coalesce(t.c.agent_id, new.agent_id),
+        "first_seen": case((or_(t.c.first_seen.is_(None), t.c.first_seen > new.first_seen), new.first_seen),
+                           else_=t.c.first_seen),
+        "last_seen": case((or_(t.c.last_seen.is_(None), t.c.last_seen < new.last_seen), new.last_seen),
+                          else_=t.c.last_seen)})
+    conn.execute(stmt, [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
+                         "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
 
 
 def rebuild_rollups(conn: Connection, project: str) -> int:
