@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import margin as seeding  # noqa: E402  (benchmarks/margin.py: the same million events)
 from fastapi.testclient import TestClient  # noqa: E402
 
+from tollmeter import heap  # noqa: E402
 from tollmeter.dashboard.local import HOST, create_local_app, free_port  # noqa: E402
 from tollmeter.events import LLMEvent, Usage  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
@@ -87,6 +88,7 @@ def bench(name: str, store: Store, args: argparse.Namespace) -> None:
     else:
         print(f"  reusing the {have:,} events already stored")
     client = TestClient(create_local_app(store), base_url=f"http://{HOST}")
+    heap.freeze()  # as `tollmeter dashboard` and `tollmeter serve` do once started
     print(f"  {have:,} events; {'page':<30}{'median ms':>10}{'max ms':>9}{'KB':>7}   (of {args.repeat})")
     for label, path in pages(store, args.today):
         times, size = [], 0

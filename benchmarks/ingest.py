@@ -27,7 +27,6 @@ Lease grants are measured by benchmarks/leases.py.
 from __future__ import annotations
 
 import argparse
-import gc
 import gzip
 import json
 import os
@@ -46,6 +45,7 @@ from pathlib import Path
 
 import httpx
 
+from tollmeter import heap
 from tollmeter.server.auth import create_key
 from tollmeter.server.state import open_store
 
@@ -184,7 +184,7 @@ def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float
         warm = batch_bodies(batch, batch)
         store_batch(state, store, warm[0], "gzip")
         bodies = batch_bodies(batch, total)
-        gc.freeze()  # as the server does once started (server/app.py)
+        heap.freeze()  # as `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP)
         phases = Phases()
         stored = 0
         start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Two shortcuts stand in for the walk of a chat request before a call of a tenant with a limit:
 the format's quick reader (`quick_chat`: exactly what the walk counts) and, while the tenant's
-lease is ample, a table bound (`upper_bound`, which `Guard.admit_plain` computes inline: at
+lease is ample, a table bound (`upper_bound`, which `Guard.admit_plain` reserves: at
 least the estimate, priced once per size). Property tests compare them with the walk on
 generated requests; the guard's tests run real SDK calls on the real embedded store.
 """

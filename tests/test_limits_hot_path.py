@@ -7,6 +7,7 @@ respx at the transport.
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
 
@@ -19,7 +20,7 @@ from tollmeter import Meter, MeterConfig
 from tollmeter.formats.openai_chat import CHAT
 from tollmeter.limits import picos
 from tollmeter.limits.estimate import estimate_request, upper_bound
-from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, URGENT_CALLS
+from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS
 
 from .bodies import openai_bodies as O
 from .test_limits_bound import WALKED, chat_requests
@@ -86,7 +87,7 @@ def test_a_rate_limited_tenant_always_goes_the_full_way(meter) -> None:
 
 
 def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -> None:
-    """Against `estimate.upper_bound` (the same bound, written out) and the walk's estimate,
+    """Against `estimate.upper_bound` priced by the sheet, and the walk's estimate,
     on generated requests; what is not plain (or has no model) goes the full way."""
     meter.set_limit("big", 1_000_000, frequency="per_month")
     call("big", meter, messages=MESSAGES)  # the first call asks for the lease
@@ -118,29 +119,84 @@ def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -
     assert guard.reserved("big") == 0
 
 
-def test_the_worker_is_woken_once_as_the_lease_falls_below_two_ample_shares(meter) -> None:
-    meter.set_limit("mid", 100, frequency="per_month")
-    call("mid", meter, messages=MESSAGES, max_tokens=1000)
-    assert meter.flush(5)
+def settlements(meter: Meter) -> tuple[list[threading.Thread], list[object]]:
+    """Spies on the guard: the thread of every settlement, and every call that went the full way
+    (`Guard.check`: the first look stepped aside). The real methods run."""
     guard = meter._limits.guard
-    request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
-    budget = guard._budgets["mid"]
-    taken, urgent_at = [], []
-    while True:
-        free = budget.free
-        reservation = guard.admit_plain("mid", "openai", "gpt-4o", request, CHAT)
-        if reservation is NEEDS_CHECK:
-            break
-        ample = reservation.amount * AMPLE_BOUNDS
-        assert free >= ample
-        if reservation.urgent:
-            urgent_at.append(free)
-        taken.append(reservation)
-    assert len(taken) > 2 * AMPLE_BOUNDS
-    assert len(urgent_at) == 1 and urgent_at[0] - taken[0].amount < 2 * ample <= urgent_at[0]
-    for reservation in taken:
-        guard.release(reservation)
-    assert guard.reserved("mid") == 0
+    threads: list[threading.Thread] = []
+    checked: list[object] = []
+    settle, check = guard._settle_record, guard.check
+
+    def settling(record: object) -> None:
+        threads.append(threading.current_thread())
+        settle(record)
+
+    def checking(request: object) -> object:
+        checked.append(request)
+        return check(request)
+
+    guard._settle_record, guard.check = settling, checking
+    return threads, checked
+
+
+def wait_until_settled(meter: Meter, tenant: str) -> None:
+    deadline = time.monotonic() + 20  # far less than the worker's own interval (60 s)
+    while meter._limits.guard.reserved(tenant) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("wake", [True, False], ids=["woken", "wake-removed"])
+def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, monkeypatch, wake) -> None:
+    """A lease of about LEASE_CALLS table bounds; the worker's own interval is a minute. The
+    call that leaves the lease room for fewer than WAKE_CALLS more wakes the worker, which
+    settles it and every call before it, off the caller's thread, while the lease still has
+    room: the calls after them keep taking the first look. With the wake removed (no call is
+    ever short) the same calls run the lease short: they go the full way, and a caller
+    ends up settling the calls before it on its own thread."""
+    from tollmeter.limits import guard as guard_module
+
+    if not wake:
+        monkeypatch.setattr(guard_module, "WAKE_CALLS", 0)
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
+    meter.patch_all()
+    http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
+    try:
+        meter.set_limit("t", 4, frequency="per_month")
+        call("t", meter, messages=MESSAGES, max_tokens=1000)  # asks for the lease
+        assert meter.flush(10)  # that call settled; the worker now sleeps for its interval
+        guard = meter._limits.guard
+        worker = meter._pipeline.worker._thread
+        budget = guard._budgets["t"]
+        request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
+        amount = picos.up(guard._sheet("openai", "gpt-4o", None).worst_case(*upper_bound(CHAT, request, "gpt-4o")))
+        assert LEASE_CALLS - 2 <= budget.free // amount <= LEASE_CALLS  # what the store granted
+        # Calls until one leaves the lease short, and until (unsettled) the first look steps aside.
+        short = next(k for k in range(1, LEASE_CALLS) if budget.free - k * amount < WAKE_CALLS * amount)
+        plain = next(k for k in range(1, LEASE_CALLS) if budget.free - k * amount < AMPLE_BOUNDS * amount)
+        threads, checked = settlements(meter)
+
+        for _ in range(short):
+            call("t", meter, messages=MESSAGES, max_tokens=1000)
+        if wake:
+            wait_until_settled(meter, "t")
+            assert guard.reserved("t") == 0  # the worker was woken: no one else settles here
+        else:
+            assert budget.reserved == short * amount  # nothing settled them
+        for _ in range(plain + 1 - short):  # the call that would find the lease short unsettled
+            call("t", meter, messages=MESSAGES, max_tokens=1000)
+
+        if wake:
+            assert not checked  # every call took the first look: the lease never ran short
+            assert len(threads) >= short and all(thread is worker for thread in threads)
+        else:
+            assert checked  # the lease ran short: the calls went the full way
+            for _ in range(LEASE_CALLS):  # until a call does not fit what is left unsettled
+                if threads:
+                    break
+                call("t", meter, messages=MESSAGES, max_tokens=1000)
+            assert threads and all(thread is threading.main_thread() for thread in threads)
+    finally:
+        meter.shutdown()
 
 
 # -- limits a few worst cases large ----------------------------------------------------------
@@ -166,27 +222,27 @@ def guard_request(tenant: str, request: dict):
                        lambda kwargs, model: estimate_request(CHAT, kwargs, model))
 
 
-def test_a_call_that_leaves_the_lease_short_is_settled_by_the_worker_at_once(http_mock) -> None:
-    """The worker's interval is a minute here: a call reserved from a lease left with room for
-    fewer than URGENT_CALLS more like it wakes the worker as it ends, which settles it and the
-    calls before it, so that the next calls find their room without settling them themselves.
-    $5 a month on gpt-4o without max_tokens: a lease of about 8 calls, the 5th leaves it short."""
+def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_mock) -> None:
+    """$5 a month on gpt-4o without max_tokens: a lease of about 8 calls, each of which leaves
+    it short (fewer than WAKE_CALLS more). The worker's interval is a minute: each call wakes it
+    as it ends, and it settles the call, so that the next call finds its room without settling
+    anything itself."""
     meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
     meter.patch_all()
     http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
     try:
         meter.set_limit("small", 5, frequency="per_month")
-        guard = meter._limits.guard
         call("small", meter, messages=MESSAGES)
-        budget = guard._budgets["small"]
+        assert meter.flush(10)
+        guard = meter._limits.guard
         worst = guard.estimate(guard_request("small", {"model": "gpt-4o", "messages": MESSAGES}))[0]
-        short_after = next(k for k in range(1, LEASE_CALLS) if budget.remaining - k * worst < URGENT_CALLS * worst)
-        assert 2 < short_after < 8
-        for _ in range(short_after - 1):  # the first call and these: the last one leaves it short
+        assert guard._budgets["small"].free < WAKE_CALLS * worst
+        threads, checked = settlements(meter)
+        for made in range(1, 4):
             call("small", meter, messages=MESSAGES)
-        deadline = time.monotonic() + 30  # far less than the worker's interval
-        while guard.reserved("small") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert guard.reserved("small") == 0  # no one else settles: the worker did, woken
+            wait_until_settled(meter, "small")
+            assert guard.reserved("small") == 0 and len(threads) == made
+        assert all(thread is meter._pipeline.worker._thread for thread in threads)
+        assert len(checked) == 3  # never ample: each call estimated, and reserved from the lease
     finally:
         meter.shutdown()

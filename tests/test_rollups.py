@@ -273,3 +273,22 @@ def test_tables_made_from_rollups_are_filled_for_a_database_from_before_them(sto
         assert report["run_costs"]["rows"] == 2 and report["tenant_rollup"]["rows"] == 4
     finally:
         reopened.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(amounts=st.lists(st.one_of(st.none(), cost_st()), max_size=20), copies=st.sampled_from((1, 4099)))
+def test_sqlite_decimal_sum_is_exact_over_any_number_of_rows(tmp_path_factory, amounts, copies):
+    """`decimal_sum`, SQLite's exact SUM of money (decimal text), folds its values every 4,096
+    rows: the sum of 0 to 81,980 amounts, NULLs among them, is the exact one."""
+    opened = Store(str(tmp_path_factory.mktemp("sum") / "s.db"))
+    try:
+        values = [None if a is None else format(a, "f") for a in amounts] * copies
+        with opened.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE amounts (v TEXT)")
+            if values:
+                conn.exec_driver_sql("INSERT INTO amounts VALUES (?)", [(v,) for v in values])
+            got = conn.exec_driver_sql("SELECT decimal_sum(v) FROM amounts").scalar_one()
+        present = [a for a in amounts if a is not None] * copies
+        assert got == (format(sum(present, D(0)), "f") if present else None)
+    finally:
+        opened.close()

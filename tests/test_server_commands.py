@@ -4,6 +4,8 @@ settings they make: flags, TOLLMETER_* variables, sizes."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -31,7 +33,8 @@ def test_register_adds_the_commands():
 
 
 def test_serve_flags_make_the_settings(monkeypatch):
-    for name in ("TOLLMETER_DATABASE_URL", "TOLLMETER_PRICES", "TOLLMETER_MAX_BODY_BYTES", "TOLLMETER_MIGRATE"):
+    for name in ("TOLLMETER_DATABASE_URL", "TOLLMETER_PRICES", "TOLLMETER_MAX_BODY_BYTES", "TOLLMETER_MIGRATE",
+                 "TOLLMETER_FREEZE_HEAP"):
         monkeypatch.delenv(name, raising=False)
     args = tollmeter_parser().parse_args([
         "serve", "--database-url", "postgresql://u:secret@db/tm", "--host", "0.0.0.0", "--port", "9000",
@@ -40,10 +43,36 @@ def test_serve_flags_make_the_settings(monkeypatch):
     assert (args.host, args.port, args.workers) == ("0.0.0.0", 9000, 4)
     assert serve_settings(args) == ServerSettings(
         database_url="postgresql://u:secret@db/tm", prices="rates.yaml", max_body_bytes=MiB,
-        max_decompressed_bytes=10 * MiB, max_batch_events=500, max_lease_ttl=60.0, migrate=False)
+        max_decompressed_bytes=10 * MiB, max_batch_events=500, max_lease_ttl=60.0, migrate=False, freeze_heap=True)
     defaults = serve_settings(tollmeter_parser().parse_args(["serve"]))
-    assert defaults == ServerSettings()
+    assert defaults == ServerSettings(freeze_heap=True)  # a process that only serves
     assert (defaults.max_body_bytes, defaults.max_decompressed_bytes) == (5 * MiB, 50 * MiB)
+    monkeypatch.setenv("TOLLMETER_FREEZE_HEAP", "0")
+    assert serve_settings(tollmeter_parser().parse_args(["serve"])).freeze_heap is False
+    assert ServerSettings().freeze_heap is False  # an app made in another program: never
+
+
+def test_a_served_app_freezes_its_start_up_heap_once_started(tmp_path):
+    """In a process of its own (freezing is for a process that only serves): the app's start-up
+    moves the objects alive then out of the collector's walks when its settings say so."""
+    script = (
+        "import gc, sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from tollmeter.server.app import create_app\n"
+        "from tollmeter.server.settings import ServerSettings\n"
+        "app = create_app(ServerSettings(database_url=sys.argv[1], freeze_heap=sys.argv[2] == '1'))\n"
+        "before = gc.get_freeze_count()\n"
+        "with TestClient(app) as client:\n"
+        "    assert client.get('/healthz').status_code == 200\n"
+        "    print(before, gc.get_freeze_count())\n"
+    )
+    for flag in ("1", "0"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"s{flag}.db"), flag],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        before, after = map(int, done.stdout.split())
+        assert before == 0
+        assert (after > 50_000) if flag == "1" else (after == 0)
 
 
 def test_settings_from_the_environment_round_trip():

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .context import Scope
-from .context import current_scope as _current_scope
+from .context import Scope, scope_getter
 from .instrument.endpoint import Endpoint
 from .instrument.hooks import InstrumentSettings
 from .limits.guard import NEEDS_CHECK
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 
+#: The scope in force (`context.current_scope`), as the ContextVar's own getter.
+_current_scope = scope_getter()
 #: `Endpoint.estimate`: by the endpoint's `request_format`.
 _FORMAT_ESTIMATE = Endpoint.estimate
 
@@ -34,12 +35,16 @@ class MeterHooks:
                                            provider_overrides=dict(config.provider_overrides))
         self.active = True
         self._default = Scope(config.default_tenant) if config.default_tenant is not None else None
+        if self._default is None:
+            # The ContextVar's own getter, not a method around it: this runs before every call.
+            self.scope = _current_scope  # type: ignore[method-assign]
         self._limits = limits
         self._pipeline = pipeline
         self._queue = pipeline.worker.submit
         self.fault = faults
 
     def scope(self) -> Scope | None:
+        """The scope in force, or the default tenant's (`MeterConfig.default_tenant`)."""
         scope = _current_scope()
         return self._default if scope is None else scope
 

@@ -62,6 +62,11 @@ def current_scope() -> Scope | None:
     return _current.get()
 
 
+def scope_getter() -> Callable[[], Scope | None]:
+    """`current_scope` as the ContextVar's own bound `get`: no Python frame, for the hot path."""
+    return _current.get
+
+
 def make_scope(
     tenant_id: str | None,
     run_id: str | None = None,

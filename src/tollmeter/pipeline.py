@@ -52,8 +52,7 @@ class Pipeline:
     # -- the caller's thread --------------------------------------------------------------------
 
     def submit(self, item: Call | LLMEvent | RunResolution, urgent: bool = False) -> None:
-        """Queue a finished call; `urgent` wakes the worker now (a call admitted on less than
-        its worst case is settled at once, to keep its tenant's view of its budget exact)."""
+        """Queue a finished call; `urgent` wakes the worker now (`limits.guard.wake_line`)."""
         if not self.worker.submit(item, urgent):
             self.refused(item)
 

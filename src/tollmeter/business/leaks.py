@@ -22,17 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from ..money import EXACT, usd_text
 from .margin import MarginReport, margin, regrouped
 from .plans import PlanError, money
-from .revenue import days, month_start, recurring, unit_revenue
+from .revenue import PlanBook, days, month_start, recurring, unit_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
 
 _ZERO = Decimal(0)
+#: What a flag can be about.
+SUBJECTS = ("customer", "run", "agent")
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,15 @@ class Leak:
 
 
 def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | None = None,
-          tenant_id: str | None = None, daily: MarginReport | None = None) -> list[Leak]:
+          tenant_id: str | None = None, daily: MarginReport | None = None,
+          book: PlanBook | None = None, subjects: Collection[str] = SUBJECTS) -> list[Leak]:
     """Every flag, or those of one customer (its own, its runs', and its agents' on its runs).
     `daily`: a margin report by tenant and day that covers the days the rules read (see
     `days_read`), made for something else already (the dashboard's overview): used, not
-    made again."""
+    made again; `book`: the plans, read already; `subjects`: the flags of these subjects only
+    (the rules of the others are not run)."""
     with localcontext(EXACT):
-        return _leaks(ledger, settings or LeakSettings(), today, tenant_id, daily)
+        return _leaks(ledger, settings or LeakSettings(), today, tenant_id, daily, book, subjects)
 
 
 def days_read(settings: LeakSettings | None = None, today: date | None = None) -> tuple[date, date]:
@@ -95,12 +99,13 @@ def days_read(settings: LeakSettings | None = None, today: date | None = None) -
 
 
 def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id: str | None,
-           daily: MarginReport | None) -> list[Leak]:
+           daily: MarginReport | None, book: PlanBook | None, subjects: Collection[str]) -> list[Leak]:
     today = today or datetime.now(timezone.utc).date()
     first, end = month_start(today), today + timedelta(days=1)
     found: list[Leak] = []
     since, _ = days_read(settings, today)
-    book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
+    if book is None:
+        book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
     if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
         daily = regrouped(daily, ("tenant", "day"), since, end)
         if tenant_id is not None:
@@ -112,7 +117,8 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
         by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
     month_days = list(days(first, end))
     next_month = (first + timedelta(days=32)).replace(day=1)
-    for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")):
+    for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")) \
+            if "customer" in subjects else ():
         rows = by_tenant.get(tenant, {})
         cost = sum((rows[d].cost_usd for d in month_days if d in rows), _ZERO)
         revenue = sum((rows[d].revenue_usd for d in month_days if d in rows), _ZERO)
@@ -147,8 +153,10 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
                               {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
-    found += _agents(ledger, book, first, end, settings, tenant_id)
-    found += _runs(ledger, book, first, end, tenant_id)
+    if "agent" in subjects:
+        found += _agents(ledger, book, first, end, settings, tenant_id)
+    if "run" in subjects:
+        found += _runs(ledger, book, first, end, tenant_id)
     return found
 
 
@@ -170,10 +178,13 @@ def _projection(book: Any, tenant: str, rows: dict[date, Any], month_days: list[
     recent = [d for d in month_days if d > today - timedelta(days=settings.projection_days)]
     if not recent:
         return None
-    shares = dict(recurring(book, tenant, days(recent[0], next_month)))
+    shares = dict(recurring(book, tenant, recent))
     cost_rate = sum((rows[d].cost_usd for d in recent if d in rows), _ZERO) / len(recent)
     other_revenue = sum((rows[d].revenue_usd - shares.get(d, _ZERO) for d in recent if d in rows), _ZERO)
     revenue_rate = other_revenue / len(recent)
+    if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
+        return None
+    shares.update(recurring(book, tenant, days(today + timedelta(days=1), next_month)))
     running_cost, running_revenue, crosses = cost, revenue, None
     for day in days(today + timedelta(days=1), next_month):
         running_cost += cost_rate

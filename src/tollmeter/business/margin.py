@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
@@ -28,7 +29,7 @@ _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
 
 
-@dataclass
+@dataclass(slots=True)
 class MarginRow:
     """One group: its key values (by group name) and its sums."""
 
@@ -102,7 +103,19 @@ class MarginReport:
     first: date
     end: date
     rows: list[MarginRow] = field(default_factory=list)
-    total: MarginRow = field(default_factory=lambda: MarginRow({}))
+    #: The rows added up: given, or made when first asked (many reports made to be regrouped
+    #: never are).
+    given_total: MarginRow | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def total(self) -> MarginRow:
+        if self.given_total is None:
+            self.given_total = _summed(self.rows)
+        return self.given_total
+
+    @total.setter
+    def total(self, value: MarginRow) -> None:
+        self.given_total = value
 
     def to_dict(self) -> dict[str, Any]:
         return {"group_by": list(self.group_by), "since": self.first.isoformat(), "until": self.end.isoformat(),
@@ -149,20 +162,23 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
-    labels: dict[tuple[str, date], str] = {}
+    # A piece's key: picked from (tenant, run, agent, model, *the day's labels of the periods
+    # grouped by), the labels made once per day.
+    periods_of = [g for g in groups if g in ("day", "week", "month")]
+    where = {"tenant": 0, "run": 1, "agent": 2, "model": 3}
+    places = [where[g] if g in where else 4 + periods_of.index(g) for g in groups]
+    pick = itemgetter(*places) if places else (lambda values: ())  # no groups: the total alone
+    single = len(groups) == 1
+    labels: dict[date | None, tuple[str, ...]] = {}
 
-    def label(group: str, day: date) -> str:
-        found = labels.get((group, day))
-        if found is None:
-            found = labels[(group, day)] = period_label(group, day)
-        return found
-
-    where = {"tenant": 0, "run": 2, "agent": 3, "model": 4}
-    places = [(where[g], None) if g in where else (1, g) for g in groups]
-
-    def piece(*values: Any) -> MarginRow:
+    def piece(tenant: str | None, day: date, run: str | None, agent: str | None, model: str | None) -> MarginRow:
         """The row of (tenant, day, run, agent, model)."""
-        key = tuple(values[i] if g is None else label(g, values[1]) for i, g in places)
+        named = labels.get(day)
+        if named is None:
+            named = labels[day] = tuple(period_label(g, day) for g in periods_of) if periods_of else ()
+        key = pick((tenant, run, agent, model, *named))
+        if single:
+            key = (key,)
         found = rows.get(key)
         if found is None:
             found = rows[key] = MarginRow(dict(zip(groups, key)))
@@ -171,17 +187,17 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
     # grouped by, or a usage_based plan says what the day's usage earns).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
-    for usage in _usage(ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
-        row = piece(usage["tenant_id"], usage["day"], usage.get("run_id"), usage.get("agent_id"), usage.get("model"))
-        if usage["tenant_id"] in priced_by_usage:
-            span = book.on(usage["tenant_id"], usage["day"])
-            row.revenue_usd += usage_revenue(span.plan if span else None, usage["cost_usd"], usage["input_tokens"],
-                                             usage["output_tokens"])
-        row.cost_usd += usage["cost_usd"]
-        row.calls += usage["calls"]
-        row.input_tokens += usage["input_tokens"]
-        row.output_tokens += usage["output_tokens"]
-        row.unpriced += usage["unpriced"]
+    for tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost, unpriced in _usage(
+            ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
+        row = piece(tenant, day, run, agent, model)
+        if tenant in priced_by_usage:
+            span = book.on(tenant, day)
+            row.revenue_usd += usage_revenue(span.plan if span else None, cost, input_tokens, output_tokens)
+        row.cost_usd += cost
+        row.calls += calls
+        row.input_tokens += input_tokens
+        row.output_tokens += output_tokens
+        row.unpriced += unpriced
     # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs): run
     # by run where the report has a row per run, else from their counts per day.
     if "run" in groups:
@@ -199,12 +215,11 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             earned = run_revenues(book, runs, before)
             out: dict[tuple[str | None, str], Decimal] = {}
             for run in runs:
-                key = (run.agent_id if by_agent else None, run.outcome)
+                key = (run.agent_id, run.outcome)
                 out[key] = out.get(key, _ZERO) + earned[run.run_id]
             return out
 
-        by_agent = "agent" in groups  # else counted per tenant, day and outcome alone: fewer rows
-        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id, by_agent=by_agent)
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
         for count, revenue in counted_revenues(book, counts, first, exact_day):
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue
@@ -213,8 +228,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     for tenant in () if runs_only else book.tenants:
         for day, share in recurring(book, tenant, days(first, end)):
             piece(tenant, day, None, None, None).revenue_usd += share
-    report.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
-    report.total = _summed(report.rows)
+    report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return report
 
 
@@ -225,12 +239,18 @@ def _summed(rows: list[MarginRow]) -> MarginRow:
     return total
 
 
+#: What `_usage` gives for each row of usage.
+UsagePiece = tuple  # (tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost_usd, unpriced)
+
+
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
-           periods: bool, by_day: set[str], runs_only: bool = False) -> list[dict[str, Any]]:
+           periods: bool, by_day: set[str], runs_only: bool = False) -> list[UsagePiece]:
     """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
     for all when `periods`). Grouped by run, the events of runs come from the run rollup and
     the rest (no run) is the usage rollup less the runs' part. `runs_only`: the events of
     runs alone."""
+    from ..store.schema import ROLLUP_MEASURES  # (SQLAlchemy is imported with a store only)
+
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
     if periods or (tenant_id is not None and tenant_id in by_day):
         parts = [dict(by_day=True)]
@@ -240,27 +260,41 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
         parts = [dict(by_day=True, tenants=sorted(by_day)), dict(by_day=False, exclude=sorted(by_day))]
         if not by_day:
             parts = [dict(by_day=False)]
-    out: list[dict[str, Any]] = []
+    out: list[UsagePiece] = []
     for part in parts:
         if part.get("tenants") == []:
             continue
         if "run" not in groups:
-            out += ledger.usage(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part)
+            out += _pieces(ledger.usage_rows(first, end, keys, of_runs=runs_only, tenant_id=tenant_id, **part), keys)
             continue
-        per_run = ledger.usage(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        per_run = ledger.usage_rows(first, end, ["run_id", *keys], runs=True, tenant_id=tenant_id, **part)
+        out += _pieces(per_run, ["run_id", *keys])
         if runs_only:
-            out += per_run
             continue
-        rest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in ledger.usage(first, end, keys, tenant_id=tenant_id, **part):
-            rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))] = {**row, "run_id": None}
+        # The rest: each (tenant, day, keys) row of the usage rollup less its runs' rows.
+        width = 2 + len(keys)
+        rest = {row[:width]: list(row[width:]) for row in ledger.usage_rows(first, end, keys, tenant_id=tenant_id,
+                                                                             **part)}
         for row in per_run:
-            left = rest[(row["tenant_id"], row["day"], *(row[k] for k in keys))]
-            for measure in ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced",
-                            "errors"):
-                left[measure] -= row[measure]
-        out += per_run + [row for row in rest.values() if row["calls"] or row["cost_usd"]]
+            left = rest[(*row[:2], *row[3:width + 1])]
+            for i, value in enumerate(row[width + 1:]):
+                left[i] -= value
+        calls, cost = ROLLUP_MEASURES.index("calls"), ROLLUP_MEASURES.index("cost_usd")
+        out += _pieces([(*key, *left) for key, left in rest.items() if left[calls] or left[cost]], keys)
     return out
+
+
+def _pieces(rows: list[tuple[Any, ...]], keys: Sequence[str]) -> list[UsagePiece]:
+    """Rows of `Ledger.usage_rows` (tenant, day, *keys, *measures) as `UsagePiece`s."""
+    from ..store.schema import ROLLUP_MEASURES
+
+    width = 2 + len(keys)
+    absent = width + len(ROLLUP_MEASURES)  # a None put at the end of each row
+    at = {k: 2 + i for i, k in enumerate(keys)}
+    measure = {m: width + i for i, m in enumerate(ROLLUP_MEASURES)}
+    pick = itemgetter(0, 1, at.get("run_id", absent), at.get("agent_id", absent), at.get("model", absent),
+                      *(measure[m] for m in ("calls", "input_tokens", "output_tokens", "cost_usd", "unpriced")))
+    return [pick((*row, None)) for row in rows]
 
 
 def period_label(group: str, day: date) -> str:
@@ -285,7 +319,6 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
     low, high = first.isoformat(), end.isoformat()  # ISO days sort as the days do
     if tuple(groups) == report.group_by:  # the same groups: the rows of the days asked for
         out.rows = [row for row in report.rows if low <= row.key["day"] < high]
-        out.total = _summed(out.rows)
         return out
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods: dict[tuple[str, str], str] = {}
@@ -307,8 +340,7 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
         if into is None:
             into = rows[key] = MarginRow(dict(zip(groups, key)))
         into.add(row)
-    out.rows = sorted(rows.values(), key=lambda r: tuple(_order(r.key[g]) for g in groups))
-    out.total = _summed(out.rows)
+    out.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return out
 
 
@@ -324,8 +356,13 @@ def _ceil_day(value: datetime | date) -> date:
     raise PlanError(f"since and until are dates or datetimes, got {value!r}")
 
 
-def _order(value: Any) -> tuple[int, Any]:
-    return (1, "") if value is None else (0, value)
+def _order_key(width: int) -> Callable[[tuple[Any, ...]], Any]:
+    """Sorts keys of `width` values (text or None) by each value in turn, None last."""
+    if width == 1:
+        return lambda key: (key[0] is None, key[0] or "")
+    if width == 2:
+        return lambda key: (key[0] is None, key[0] or "", key[1] is None, key[1] or "")
+    return lambda key: [(value is None, value or "") for value in key]
 
 
 def _text(value: Decimal | None) -> str | None:

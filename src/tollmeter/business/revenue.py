@@ -22,7 +22,7 @@ import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from .plans import Plan
 
@@ -63,6 +63,14 @@ class PlanBook:
     def spans(self, tenant: str) -> Sequence[PlanSpan]:
         return self._spans.get(tenant, ())
 
+    def on_until(self, tenant: str, day: date) -> tuple[PlanSpan | None, date]:
+        """The plan in force on `day` (as `on`), and the first day another one may be."""
+        starts = self._starts.get(tenant)
+        if not starts:
+            return None, date.max
+        at = bisect.bisect_right(starts, day)
+        return (self._spans[tenant][at - 1] if at else None), (starts[at] if at < len(starts) else date.max)
+
 
 def monthly_fee(span: PlanSpan) -> Decimal:
     plan = span.plan
@@ -73,16 +81,10 @@ def monthly_fee(span: PlanSpan) -> Decimal:
     return _ZERO
 
 
-def daily_share(fee: Decimal, day: date) -> Decimal:
-    """The share of a monthly `fee` that `day` recognises (the days of a month add up to `fee`)."""
-    if not fee:
-        return _ZERO
-    return _shares(fee, day.year, day.month)[day.day - 1]
-
-
 @functools.lru_cache(maxsize=4096)
 def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
-    """The share of each day of a month (a report asks for the same few fees every day)."""
+    """The share of a monthly `fee` that each day of a month recognises: they add up to `fee`
+    exactly (a report asks for the same few fees every day)."""
     days = calendar.monthrange(year, month)[1]
     steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
     whole, rest = divmod(steps, days)
@@ -90,13 +92,25 @@ def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
 
 
 def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tuple[date, Decimal]]:
-    """(day, revenue) of a tenant's recurring fees on each of `days` (days without one left out)."""
+    """(day, revenue) of a tenant's recurring fees on each of `days` (days without one left out).
+    The plan and the month's shares are looked up again only when a day leaves them (a report
+    asks for every day of every customer)."""
+    start = until = date.max  # the days [start, until) share the plan of `fee`
+    fee, month, shares = _ZERO, (0, 0), ()
     for day in days:
-        span = book.on(tenant, day)
-        if span is not None and span.plan.recurring:
-            share = daily_share(monthly_fee(span), day)
-            if share:
-                yield day, share
+        if not start <= day < until:
+            span, until = book.on_until(tenant, day)
+            start = span.effective_from if span is not None else date.min
+            fee = monthly_fee(span) if span is not None and span.plan.recurring else _ZERO
+            month = (0, 0)
+        if not fee:
+            continue
+        if (day.year, day.month) != month:
+            month = (day.year, day.month)
+            shares = _shares(fee, *month)
+        share = shares[day.day - 1]
+        if share:
+            yield day, share
 
 
 def usage_revenue(plan: Plan | None, cost: Decimal, input_tokens: int, output_tokens: int) -> Decimal:
@@ -113,8 +127,7 @@ def usage_revenue(plan: Plan | None, cost: Decimal, input_tokens: int, output_to
     return revenue
 
 
-@dataclass(frozen=True)
-class ResolvedRun:
+class ResolvedRun(NamedTuple):  # a tuple: months of runs are made of them
     run_id: str
     tenant_id: str | None
     agent_id: str | None
@@ -125,8 +138,7 @@ class ResolvedRun:
     revenue_override: Decimal | None
 
 
-@dataclass(frozen=True)
-class RunCount:
+class RunCount(NamedTuple):
     """The runs of a tenant resolved on a day by one agent with one outcome: how many, and how
     many of them had a revenue given at resolve time (`given`), which add up to `given_usd`."""
 

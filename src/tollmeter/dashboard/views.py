@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
-from ..business.leaks import Leak, days_read
+from ..business.leaks import SUBJECTS, Leak, days_read
 from ..business.margin import MarginReport, MarginRow, period_label, regrouped
 from ..business.report import describe_plan
 from ..business.revenue import days
@@ -79,15 +79,19 @@ class Overview:
     cost_chart: str = ""
 
 
-def _margin_and_leaks(ledger: Ledger, rng: Range, groups: tuple[str, ...]) -> tuple[MarginReport, list[Leak]]:
-    """The margin report by `groups` over the range, and this month's leak flags. The leak rules
-    read a margin by tenant and day: one such report over both ranges serves both when they
-    meet (the usual case: the last weeks), regrouped exactly."""
+def _margin_and_leaks(ledger: Ledger, rng: Range, groups: tuple[str, ...],
+                      subjects: Sequence[str] = SUBJECTS) -> tuple[MarginReport, list[Leak]]:
+    """The margin report by `groups` over the range, and this month's leak flags (of
+    `subjects`). The leak rules read a margin by tenant and day: one such report over both
+    ranges serves both when they meet (the usual case: the last weeks), regrouped exactly."""
     lo, hi = days_read()
+    book = ledger.plan_book()
     if rng.first <= hi and lo <= rng.end:
-        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi))
-        return regrouped(daily, groups, rng.first, rng.end), ledger.leaks(daily=daily)
-    return ledger.margin(list(groups), since=rng.first, until=rng.end), ledger.leaks()
+        daily = ledger.margin(["tenant", "day"], since=min(rng.first, lo), until=max(rng.end, hi), book=book)
+        return (regrouped(daily, groups, rng.first, rng.end),
+                ledger.leaks(daily=daily, book=book, subjects=subjects))
+    return (ledger.margin(list(groups), since=rng.first, until=rng.end, book=book),
+            ledger.leaks(book=book, subjects=subjects))
 
 
 def overview(store: Store, rng: Range) -> Overview:
@@ -155,7 +159,8 @@ def customers(store: Store, rng: Range, *, query: str = "", sort: str = "cost", 
     revenue, cost and margin over the range, how full each of its limits is now, and its open
     leak flags; filtered by `query` (tenant, name or plan, any case) and sorted."""
     ledger = Ledger(store)
-    report, found = _margin_and_leaks(ledger, rng, ("tenant",))
+    # A customer's flags: its own and its runs' (an agent's flag belongs to no one customer).
+    report, found = _margin_and_leaks(ledger, rng, ("tenant",), subjects=("customer", "run"))
     known = {c.tenant_id: c for c in ledger.customers()}
     margins = {row.key["tenant"]: row for row in report.rows if row.key["tenant"] is not None}
     flags: dict[str, list[str]] = {}

@@ -20,7 +20,8 @@ from .registry import Patch
 from .stainless import StainlessEndpoint, lifecycle_patches, read_request_id
 from .streams import observe_stream, start_on_enter
 
-# Client class name fragment -> provider, for the cloud clients sharing the Messages resource.
+# Client class name fragment -> provider, for the cloud clients sharing the Messages resource
+# (each a vendor's own API: no gateway between).
 _CLIENT_PROVIDERS = (("Bedrock", "aws"), ("AWS", "aws"), ("Vertex", "google-vertex"), ("Foundry", "azure"))
 _by_client_type: dict[type, str] = {}
 
@@ -32,13 +33,13 @@ class Messages(StainlessEndpoint):
     request_id_header = "request-id"
     request_format = anthropic_messages.MESSAGES
 
-    def provider_of(self, instance: Any, call: Call) -> str:
+    def provider_of(self, instance: Any, call: Call) -> tuple[str, bool]:
         client_type = type(getattr(instance, "_client", None))
         provider = _by_client_type.get(client_type)
         if provider is None:
             name = client_type.__name__
             provider = _by_client_type[client_type] = next((p for f, p in _CLIENT_PROVIDERS if f in name), "")
-        return provider or super().provider_of(instance, call)
+        return (provider, False) if provider else super().provider_of(instance, call)
 
     def read_response(self, call: Call, response: Any) -> None:
         anthropic_messages.read_response(call, response)

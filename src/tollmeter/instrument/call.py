@@ -183,19 +183,7 @@ class Call:
         return event
 
 
-def _begin(hooks: CallHooks, endpoint: Endpoint, instance: Any, args: tuple, kwargs: dict) -> tuple[Call | None, dict]:
-    """Start a call. Returns (None, kwargs) when instrumentation must step aside."""
-    try:
-        call = Call(hooks, endpoint, hooks.scope())
-        replaced = endpoint.start(call, instance, args, kwargs)
-        if replaced is not None:
-            kwargs = replaced
-        if call.request is None:  # an endpoint whose request is positional sets it itself
-            call.request = kwargs
-    except Exception as fault:
-        hooks.fault(fault, f"reading a {endpoint.name} request")
-        return None, kwargs
-    return call, kwargs
+_VALUE = Kind.VALUE
 
 
 def _complete(call: Call, result: Any) -> Any:
@@ -203,7 +191,7 @@ def _complete(call: Call, result: Any) -> Any:
     caller always gets `result` itself."""
     try:
         kind = call.endpoint.classify(result)
-        if kind is Kind.VALUE:
+        if kind is _VALUE:
             call.finish(response=result)
             return result
         if kind is Kind.STREAM:
@@ -216,7 +204,12 @@ def _complete(call: Call, result: Any) -> Any:
             return streams.observe_raw_response(result, call)
         return call.endpoint.observe_result(call, result)
     except Exception as fault:
-        call.hooks.fault(fault, f"observing a {call.endpoint.name} response")
+        return _faulted(call, result, fault)
+
+
+def _faulted(call: Call, result: Any, fault: Exception) -> Any:
+    """Observing `result` failed: reported, the call recorded with what is known, `result` returned."""
+    call.hooks.fault(fault, f"observing a {call.endpoint.name} response")
     if not call.done:
         call.finish()
     return result
@@ -228,13 +221,24 @@ def _accepts(endpoint: Endpoint) -> Callable[[Any, tuple, dict], bool] | None:
 
 
 def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
+    """The function wrapt installs on a sync SDK method. Its steps are written out, not called:
+    they run for every call, and each Python call and code object visited costs there (the SDK's
+    own work between them leaves the processor's caches cold)."""
     accepts = _accepts(endpoint)
+    start, scope = endpoint.start, hooks.scope
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
             return wrapped(*args, **kwargs)
-        call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
-        if call is None:
+        try:  # begin: the scope, the request
+            call = Call(hooks, endpoint, scope())
+            replaced = start(call, instance, args, kwargs)
+            if replaced is not None:
+                kwargs = replaced
+            if call.request is None:  # an endpoint whose request is positional sets it itself
+                call.request = kwargs
+        except Exception as fault:
+            hooks.fault(fault, f"reading a {endpoint.name} request")
             return wrapped(*args, **kwargs)
         hooks.admit(call)  # may raise LimitExceededException: before anything is sent
         call.request = None
@@ -246,19 +250,35 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
             raise
         finally:
             in_call.reset(token)
+        try:
+            # (`call.endpoint`: a dispatching endpoint's `start` hands the call to another)
+            if call.endpoint.classify(result) is _VALUE:  # a response, read at once: `_complete`'s first case
+                call.finish(response=result)
+                return result
+        except Exception as fault:
+            return _faulted(call, result, fault)
         return _complete(call, result)
 
     return wrapper
 
 
 def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
+    """The function wrapt installs on an async SDK method: `sync_wrapper`'s steps, awaited."""
     accepts = _accepts(endpoint)
+    start, scope = endpoint.start, hooks.scope
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
             return await wrapped(*args, **kwargs)
-        call, kwargs = _begin(hooks, endpoint, instance, args, kwargs)
-        if call is None:
+        try:
+            call = Call(hooks, endpoint, scope())
+            replaced = start(call, instance, args, kwargs)
+            if replaced is not None:
+                kwargs = replaced
+            if call.request is None:
+                call.request = kwargs
+        except Exception as fault:
+            hooks.fault(fault, f"reading a {endpoint.name} request")
             return await wrapped(*args, **kwargs)
         await hooks.admit_async(call)  # may raise LimitExceededException: before anything is sent
         call.request = None

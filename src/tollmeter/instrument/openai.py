@@ -41,7 +41,7 @@ class ChatCompletions(_ChatFormat):
     request_format = openai_chat.CHAT
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        super().start(call, instance, args, kwargs)
+        StainlessEndpoint.start(self, call, instance, args, kwargs)  # super(), named: every call
         if call.stream and _asks_for_stream_usage(call, instance, kwargs):
             return _ask_for_stream_usage(call, kwargs)
         return None

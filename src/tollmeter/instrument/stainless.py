@@ -58,8 +58,9 @@ class StainlessEndpoint(Endpoint):
             )
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        provider = call.provider = self.provider_of(instance, call)
-        if provider is not None and may_be_gateway(provider):
+        provider, gateway = self.provider_of(instance, call)
+        call.provider = provider
+        if gateway:
             watch_gateway(call, getattr(instance, "_client", None))
         model = kwargs.get("model")
         call.request_model = model if isinstance(model, str) else None
@@ -83,8 +84,9 @@ class StainlessEndpoint(Endpoint):
             kinds[type(result)] = kind
         return kind
 
-    def provider_of(self, instance: Any, call: Call) -> str:
-        """The provider behind the client that owns this resource, by its base URL."""
+    def provider_of(self, instance: Any, call: Call) -> tuple[str, bool]:
+        """The provider behind the client that owns this resource, by its base URL, and whether
+        a gateway may stand in between (`may_be_gateway`)."""
         client = getattr(instance, "_client", None)
         # The URL the client stores, read from its __dict__: `_base_url` and `base_url` are
         # properties on some releases (openai 3.x: an import and a call, over a microsecond).
@@ -92,15 +94,16 @@ class StainlessEndpoint(Endpoint):
         base_url = (stored.get("_configured_base_url") or stored.get("_base_url")
                     or getattr(client, "_base_url", None) or getattr(client, "base_url", None))
         if base_url is None:
-            return self.default_provider
+            return self.default_provider, may_be_gateway(self.default_provider)
         cached = _by_base_url.get(id(base_url))
         if cached is not None and cached[0] is base_url:
             return cached[1]
         provider = provider_for_base_url(base_url, self.default_provider, call.settings.provider_overrides)
         if len(_by_base_url) > 1024:
             _by_base_url.clear()
-        _by_base_url[id(base_url)] = (base_url, provider)
-        return provider
+        answer = provider, may_be_gateway(provider)
+        _by_base_url[id(base_url)] = (base_url, answer)
+        return answer
 
 
 def read_request_id(call: Call, response: Any) -> None:
@@ -113,8 +116,9 @@ def read_request_id(call: Call, response: Any) -> None:
         call.request_id = request_id
 
 
-# id(base URL object) -> (that object, its provider). Clients keep one URL object for their life.
-_by_base_url: dict[int, tuple[Any, str]] = {}
+# id(base URL object) -> (that object, (its provider, may be a gateway)). Clients keep one URL
+# object for their life.
+_by_base_url: dict[int, tuple[Any, tuple[str, bool]]] = {}
 
 
 # -- gateways that speak in response headers --------------------------------------------------

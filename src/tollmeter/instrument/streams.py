@@ -100,7 +100,7 @@ class ChunkObserver(_Observer):
     def __next__(self) -> Any:
         while True:
             try:
-                chunk = self.source.__next__()
+                chunk = next(self.source)  # the builtin: cheaper than the method, once per chunk
             except StopIteration:
                 self.call.finish()
                 raise

@@ -69,7 +69,8 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator
 
 __all__ = [
-    "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "upper_bound", "max_output_tokens",
+    "RequestEstimate", "RequestFormat", "estimate_request", "estimate_generic", "upper_bound", "counted_tokens",
+    "max_output_tokens",
     "text_tokens", "text_bytes", "Acc", "as_mapping", "member", "cap_value", "choice_count", "walk", "walk_text",
     "walk_parts", "walk_items", "walk_messages", "walk_tools", "walk_generic", "hosted_tool_tokens", "GENERIC",
     "token_rules",
@@ -711,25 +712,39 @@ def estimate_generic(kwargs: Mapping[str, Any], model: str | None) -> RequestEst
     return estimate_request(GENERIC, kwargs, model)
 
 
-def upper_bound(request_format: RequestFormat, kwargs: Mapping[str, Any], model: str | None) -> tuple[int, int] | None:
+def counted_tokens(counted: tuple[int, int, int | None, int], rules: tuple[int, int, int, int],
+                   bound: bool = False) -> tuple[int, int]:
+    """(input, output) tokens of a quick or size reader's count (`QuickReader`) under a model's
+    `token_rules`: the text times the model's factor (rounded up), the fixed tokens and the
+    request's frame; the output cap (the model's maximum when none is given) times the choices.
+    `bound`: the input rounded up to a power of two (the table bound: `upper_bound`). The one
+    place this arithmetic is done: `estimate_request`, `upper_bound` and `Guard.admit_plain`."""
+    text, fixed, cap, choices = counted
+    num, den, _, most = rules
+    if num != 1:
+        text = (text * num + den - 1) // den
+    input_tokens = text + fixed + PER_REQUEST_TOKENS
+    if bound:
+        input_tokens = 1 << (input_tokens - 1).bit_length()
+    return input_tokens, (most if cap is None else cap) * choices
+
+
+def upper_bound(request_format: RequestFormat, kwargs: Any, model: Any) -> tuple[int, int] | None:
     """(input, output) tokens at least those of `estimate_request` for the same request, worked
     out more cheaply, for the format's plainest requests (its `sized` reader); None for any
     other request, or without a model name. The input is rounded up to a power of two, so that
-    its price can be looked up rather than computed (the guard keeps prices per bound)."""
+    its price can be looked up rather than computed (`Guard.admit_plain` reserves this bound,
+    counted the same way, and keeps prices per bound). Never raises."""
     sized = request_format.sized
     if sized is None or type(kwargs) is not dict or type(model) is not str or not model:
         return None
     try:
         counted = sized(kwargs)
-    except Exception:
+    except Exception:  # not plain after all
         return None
     if counted is None:
         return None
-    text, fixed, cap, choices = counted
-    num, den, _, most = token_rules(model, request_format.claude_by_default)
-    if num != 1:
-        text = (text * num + den - 1) // den
-    return 1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(), (most if cap is None else cap) * choices
+    return counted_tokens(counted, token_rules(model, request_format.claude_by_default), bound=True)
 
 
 def estimate_request(
@@ -756,11 +771,8 @@ def estimate_request(
         except Exception:  # walked instead, which never raises
             counted = None
         if counted is not None:
-            text, fixed, cap, choices = counted
-            num, den, _, most = token_rules(model, request_format.claude_by_default)
-            if num != 1:
-                text = (text * num + den - 1) // den
-            return _make(text + fixed + PER_REQUEST_TOKENS, (most if cap is None else cap) * choices, 0)
+            input_tokens, output_tokens = counted_tokens(counted, token_rules(model, request_format.claude_by_default))
+            return _make(input_tokens, output_tokens, 0)
     embeds = request_format.embeds
     num, den, image_tokens = _profile(model, request_format.claude_by_default)
     acc = Acc(image_tokens)

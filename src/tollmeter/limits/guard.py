@@ -27,7 +27,7 @@ Amounts here are whole picodollars (`picos`): integers on the caller's thread, r
 reserved or spent and down when granted, so this process never sees more budget than the store.
 A tenant without a limit, and a plain request with an ample lease, are decided in one look-up
 (`admit_plain`); a lease asks for room for `LEASE_CALLS` calls, and a call that leaves it short
-has the worker woken to settle the calls before it (`Reservation.urgent`).
+has the worker woken to settle the calls before it (`wake_line`).
 
 What a call reserves is the `reservation` policy's: "worst_case" always reserves the worst
 case (a call whose worst case exceeds what its tenant has left is refused, even when the limit
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .circuit import Asker, Circuit
 from . import picos
-from .estimate import PER_REQUEST_TOKENS, token_rules
+from .estimate import counted_tokens, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from ..pricing.pricer import PriceMatch, Pricer
     from ..pricing.rates import RateSheet
     from ..store.store import Store
-    from .estimate import RequestFormat, SizeReader
+    from .estimate import RequestFormat
     from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
@@ -130,19 +130,32 @@ RESERVATION_POLICIES = ("adaptive", "worst_case")
 #: A plain request reserves its table bound (`Guard.admit_plain`) while the lease's free budget is
 #: at least this many such bounds; below that, its estimate.
 AMPLE_BOUNDS = 16
+#: A call whose reservation leaves its lease room for fewer than this many more like it is
+#: settled by the worker as soon as it ends (`wake_line`): twice the room `admit_plain` needs.
+WAKE_CALLS = 2 * AMPLE_BOUNDS
 #: A lease request asks for at least this many of the asking call's reservations (the store
 #: grants at most a quarter of what the limits leave beyond the call's need): a limit only a few
 #: worst cases large still leases room for the calls the worker has not settled yet, and a fresh
-#: lease starts above the two ample shares below which the worker is woken (`admit_plain`).
+#: lease starts above the `WAKE_CALLS` line.
 LEASE_CALLS = 3 * AMPLE_BOUNDS
-#: A call reserved from a lease left with room for fewer than this many more like it is settled
-#: by the worker at once (woken as the call ends), before the next calls must settle it themselves.
-URGENT_CALLS = 4
 
 #: Output tokens a fallback reservation assumes for a model with too few observed calls.
 DEFAULT_OBSERVED_OUTPUT_TOKENS = 1_024
 #: Calls of a model observed before their percentile is trusted, and how many are kept.
 MIN_OBSERVED, MAX_OBSERVED = 8, 200
+
+
+def wake_line(amount: int) -> int:
+    """The one rule for waking the worker early: a reservation of `amount` that leaves its lease
+    less than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. The
+    first such call since the last settlement (`Budget.wake_once`) wakes the worker as it ends
+    (`Reservation.urgent`), and the worker settles it with every call before it, off the
+    caller's thread, while the lease still has room:
+    while fewer than `AMPLE_BOUNDS` of them are free `admit_plain` steps aside, and when not one
+    is, the next caller settles them itself (`settle_finished`) before it may be refused.
+    (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
+    fallback, is always settled at once: what it used decides what the next ones reserve.)"""
+    return amount * WAKE_CALLS
 
 
 class Observed:
@@ -169,26 +182,25 @@ class Observed:
 
 
 class PlainBounds:
-    """What `Guard.admit_plain` knows of one model's plain requests: the format's size reader,
-    the model's text factor and output maximum, and the reservation of each size (input tokens
-    rounded up to a power of two, output tokens), priced on first use."""
+    """What `Guard.admit_plain` knows of one model's plain requests: the model's `token_rules`
+    and the reservation of each size (`estimate.upper_bound`: input tokens rounded up to a power
+    of two, output tokens), priced on first use with the free budget it needs and its `wake_line`."""
 
-    __slots__ = ("sized", "num", "den", "most", "sheet", "model", "amounts")
+    __slots__ = ("rules", "sheet", "model", "amounts")
 
-    def __init__(self, sized: SizeReader, rules: tuple[int, int, int, int], sheet: RateSheet,
+    def __init__(self, rules: tuple[int, int, int, int], sheet: RateSheet,
                  model: tuple[str | None, str]) -> None:
-        self.sized = sized
-        self.num, self.den, _, self.most = rules
+        self.rules = rules
         self.sheet = sheet
         #: (provider, model), shared by every reservation of the model.
         self.model = model
         #: (input, output tokens) -> (their worst case in picodollars, the free budget that lets
-        #: it be reserved: `AMPLE_BOUNDS` of them, their sum).
-        self.amounts: dict[tuple[int, int], tuple[int, int, int]] = {}
+        #: it be reserved: `AMPLE_BOUNDS` of them, its `wake_line`, their sum).
+        self.amounts: dict[tuple[int, int], tuple[int, int, int, int]] = {}
 
-    def price(self, size: tuple[int, int]) -> tuple[int, int, int]:
+    def price(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
         amount = picos.up(self.sheet.worst_case(*size))
-        priced = (amount, amount * AMPLE_BOUNDS, size[0] + size[1])
+        priced = (amount, amount * AMPLE_BOUNDS, wake_line(amount), size[0] + size[1])
         if len(self.amounts) >= 1024:
             self.amounts.clear()
         self.amounts[size] = priced
@@ -212,8 +224,7 @@ class Reservation:
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
         self.model = model
-        #: True when the call is to be settled by the worker as soon as it ends (less than its
-        #: worst case reserved: the adaptive policy's fallback; or a lease left short: `URGENT_CALLS`).
+        #: True when the call is to be settled by the worker as soon as it ends (`wake_line`).
         self.urgent = False
         #: What settles the call once it ended (set by `finished`; opaque here), whether someone
         #: took it to settle, and what that settlement gave (opaque: the settler's).
@@ -270,7 +281,7 @@ class Budget:
     __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "plain", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
-                 "remaining_at_grant", "open", "settling", "asking", "ask_lock")
+                 "remaining_at_grant", "open", "settling", "asking", "ask_lock", "waking")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -304,6 +315,17 @@ class Budget:
         self.open: set[Reservation] = set()
         #: Held while finished calls are settled (by the worker, or by a caller short of budget).
         self.settling = threading.Lock()
+        #: A call that left the lease short will wake the worker as it ends, and nothing was
+        #: settled since (`wake_once`).
+        self.waking = False
+
+    def wake_once(self) -> bool:
+        """Under the guard's lock, for a reservation that left the lease short (`wake_line`):
+        True (its call wakes the worker) unless another did since the last settlement."""
+        if self.waking:
+            return False
+        self.waking = True
+        return True
 
     @property
     def free(self) -> int:
@@ -349,10 +371,10 @@ class Guard:
         is plain and the tenant's lease ample, else NEEDS_CHECK (then `check` with the request).
         Never raises: anything unexpected is reported and goes the full way.
 
-        The table bound is at least the request's worst case: its input sized by the format's
-        `sized` reader (an upper bound of the estimate's count) rounded up to a power of two, its
-        output cap, priced once per size (`PlainBounds`); only for linear prices, where more
-        tokens never cost less (`estimate.upper_bound` is the same bound, written out). Reserving
+        The table bound (`estimate.upper_bound`) is at least the request's worst case: its input
+        sized by the format's `sized` reader (an upper bound of the estimate's count) rounded up
+        to a power of two, its output cap, priced once per size (`PlainBounds`); only for linear
+        prices, where more tokens never cost less. Reserving
         more than the worst case keeps the bound; `AMPLE_BOUNDS` keeps it from mattering: a lease
         short of that many bounds has each call estimated (`check`), so what is refused, and
         when, does not change. One function, no request object: it runs before every call."""
@@ -377,21 +399,17 @@ class Guard:
                 bounds = self._plain_bounds(provider, model, tier, request_format)
             if bounds is None:
                 return NEEDS_CHECK
-            try:
-                counted = bounds.sized(kwargs)
+            try:  # `estimate.upper_bound`, its checks made above
+                counted = request_format.sized(kwargs)  # type: ignore[misc]
             except Exception:  # not plain after all: the walk never raises
                 return NEEDS_CHECK
             if counted is None:
                 return NEEDS_CHECK
-            text, fixed, cap, choices = counted
-            if bounds.num != 1:
-                text = (text * bounds.num + bounds.den - 1) // bounds.den
-            size = (1 << (text + fixed + PER_REQUEST_TOKENS - 1).bit_length(),
-                    (bounds.most if cap is None else cap) * choices)
+            size = counted_tokens(counted, bounds.rules, True)
             priced = bounds.amounts.get(size)
             if priced is None:
                 priced = bounds.price(size)
-            amount, ample, tokens = priced
+            amount, ample, wake, tokens = priced
             with self._lock:
                 free = budget.remaining - budget.reserved
                 if now < budget.expires and free >= ample:
@@ -399,10 +417,8 @@ class Guard:
                     budget.last_used = now
                     reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
                     budget.open.add(reservation)  # `_opened`, inline
-                    if free - amount < ample + ample <= free:
-                        # The lease's free part fell below two ample shares: the worker is woken
-                        # when this call ends (once per fall) to settle the calls before it.
-                        reservation.urgent = True
+                    if free - amount < wake:  # `wake_line`
+                        reservation.urgent = budget.wake_once()
                     return reservation
             return NEEDS_CHECK
         except Exception as fault:  # a bug here must not reach the host: the full way decides
@@ -427,8 +443,7 @@ class Guard:
             except LimitExceededException:  # unpriced and blocked: `check` refuses it
                 sheet = None
         if sheet is not None and sheet.worst_case_rates is not None:
-            bounds = PlainBounds(request_format.sized, token_rules(model, request_format.claude_by_default),
-                                 sheet, (provider, model))
+            bounds = PlainBounds(token_rules(model, request_format.claude_by_default), sheet, (provider, model))
         if len(self._plain) >= 4096:
             self._plain.clear()
         self._plain[(provider, model, tier, request_format)] = bounds
@@ -585,8 +600,8 @@ class Guard:
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
         budget.open.add(reservation)  # `_opened`, inline
-        if budget.remaining - budget.reserved < estimate * URGENT_CALLS:
-            reservation.urgent = True  # the worker settles it at once: the next calls need the room
+        if budget.remaining - budget.reserved < wake_line(estimate):
+            reservation.urgent = budget.wake_once()
         return reservation
 
     def _grant(self, budget: Budget, estimate: int, tokens: int, deadline: float,
@@ -891,6 +906,7 @@ class Guard:
             reservation.settled = True
             budget.open.discard(reservation)
             budget.reserved -= reservation.amount
+            budget.waking = False  # the next call that leaves the lease short wakes the worker again
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
             if reservation.window_entry is not None and actual_tokens is not None:
@@ -905,6 +921,7 @@ class Guard:
             reservation.settled = True
             budget.open.discard(reservation)
             budget.reserved -= reservation.amount
+            budget.waking = False  # it may have been the call to wake the worker
             if reservation.window_entry is not None:
                 try:
                     budget.window.remove(reservation.window_entry)

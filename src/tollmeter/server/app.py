@@ -9,7 +9,6 @@ and the price data; then it holds nothing but a connection pool, so replicas can
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import re
@@ -26,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from .. import dashboard
+from .. import dashboard, heap
 from .._version import __version__
 from ..notifications.runner import start_notifier
 from ..notifications.settings import NotifierSettings
@@ -55,12 +54,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await run_in_threadpool(ServerState.open, settings)
         app.state.server = state
-        # What start-up made (modules, the price data, the schema) lives as long as the process:
-        # out of the collector's sight, so that its full collections walk only what requests
-        # make (they took a fifth of an ingest batch's CPU walking 130,000 objects).
-        gc.freeze()
         logger.info("tollmeter server %s on %s", __version__, describe(settings.database_url))
         notifier = start_notifier(state.store, app.state.notifier_settings)
+        if settings.freeze_heap:
+            heap.freeze()
         try:
             yield
         finally:

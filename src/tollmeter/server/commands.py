@@ -16,7 +16,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Sequence
 
-from .settings import ServerSettings, parse_size
+from .settings import ENVIRONMENT, ServerSettings, parse_size
 
 DATABASE_HELP = ("a SQLAlchemy URL (postgresql://user:pass@host/db) or a SQLite file "
                  "(default: $TOLLMETER_DATABASE_URL, else the embedded store's file)")
@@ -115,6 +115,8 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
         "max_batch_events": args.max_batch or base.max_batch_events,
         "max_lease_ttl": args.max_lease_ttl or base.max_lease_ttl,
         "migrate": base.migrate and not args.no_migrate,
+        # a process that only serves: on unless the environment says off
+        "freeze_heap": base.freeze_heap or os.environ.get(ENVIRONMENT["freeze_heap"], "") == "",
     }
     try:
         return dataclasses.replace(base, **values)  # the rest (metrics token, inference) as the environment says

@@ -21,6 +21,7 @@ ENVIRONMENT = {
     "migrate": "TOLLMETER_MIGRATE",
     "metrics_token": "TOLLMETER_METRICS_TOKEN",
     "infer_prices": "TOLLMETER_INFER_PRICES",
+    "freeze_heap": "TOLLMETER_FREEZE_HEAP",
 }
 
 
@@ -47,6 +48,9 @@ class ServerSettings:
     #: Price an event that arrives unpriced from a gateway or proxy at the first-party model its
     #: id names (as the agent's MeterConfig.infer_prices); off: it stays unpriced.
     infer_prices: bool = True
+    #: Once started, keep the objects alive then out of the garbage collector's walks
+    #: (heap.freeze): on for `tollmeter serve`, off for an app made in another program.
+    freeze_heap: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl"):
@@ -67,7 +71,7 @@ class ServerSettings:
                 values[f.name] = int(raw)
             elif f.name == "max_lease_ttl":
                 values[f.name] = float(raw)
-            elif f.name in ("migrate", "infer_prices"):
+            elif f.name in ("migrate", "infer_prices", "freeze_heap"):
                 values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
             else:
                 values[f.name] = raw

@@ -10,12 +10,12 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Date, Float, and_, func, null, or_, select, update
+from sqlalchemy import Float, and_, func, null, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
-from . import schema
-from .store import Store, _insert, period_text
+from . import outcomes, schema
+from .store import Store, _insert, accumulate
 
 _ZERO = Decimal(0)
 
@@ -164,6 +164,9 @@ class Ledger:
             )).rowcount == 1
             row = conn.execute(select(r.c.tenant_id, r.c.agent_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at,
                                       r.c.resolution_key).where(where)).one()
+            if won:
+                key, values = outcomes.counted(row[0], row[1], moment, outcome, revenue)
+                accumulate(conn, self.project, schema.run_outcomes, outcomes.KEYS, {key: values}, outcomes.MEASURES)
         stored = Resolution(run_id, row[0], row[1], row[2], row[3], _utc(row[4]), duplicate=not won)
         if not won and not ((key is not None and key == row[5])
                             or (row[2] == outcome and (revenue is None or row[3] == revenue))):
@@ -194,31 +197,27 @@ class Ledger:
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
 
-    def run_counts(self, first: date, end: date, tenant_id: str | None = None,
-                   by_agent: bool = True) -> list[RunCount]:
-        """Runs resolved on days first <= day < end, counted per tenant, day, agent (unless not
-        `by_agent`: then agent_id is None) and outcome (one GROUP BY: a month of runs is not
-        read one by one)."""
-        r = schema.runs
+    def run_counts(self, first: date, end: date, tenant_id: str | None = None) -> list[RunCount]:
+        """Runs resolved on days first <= day < end, counted per tenant, day, agent and outcome:
+        the counts kept as runs are resolved (`run_outcomes`, a row each), not a read of the runs."""
+        t = schema.run_outcomes
+        query = select(t.c.tenant_id, t.c.day, t.c.agent_id, t.c.outcome, t.c.runs, t.c.given, t.c.given_usd).where(
+            t.c.project_id == self.project, t.c.day >= first, t.c.day < end)
+        if tenant_id is not None:
+            query = query.where(t.c.tenant_id == tenant_id)
         with self.store.transaction() as conn:
-            # PostgreSQL: a date, not text (its estimate lets it hash the groups: 3x faster).
-            day = (func.cast(func.timezone("UTC", r.c.resolved_at), Date) if conn.dialect.name == "postgresql"
-                   else period_text(conn.dialect.name, r.c.resolved_at, "day"))
-            agent = r.c.agent_id if by_agent else null()
-            query = select(r.c.tenant_id, day, agent, r.c.outcome, func.count(),
-                           func.count(r.c.revenue_usd), schema.money_sum(r.c.revenue_usd)).where(
-                r.c.project_id == self.project, r.c.resolved_at >= _midnight(first), r.c.resolved_at < _midnight(end))
-            if tenant_id is not None:
-                query = query.where(r.c.tenant_id == tenant_id)
-            keys = [r.c.tenant_id, day, *([r.c.agent_id] if by_agent else []), r.c.outcome]
-            rows = conn.execute(query.group_by(*keys)).all()
+            rows = conn.execute(query).all()
         days: dict[Any, date] = {}
+        none = schema.NONE_KEY
         out = []
         for tenant, text, agent, outcome, runs, given, given_usd in rows:
+            if not runs:  # every run counted here was moved to another tenant or agent
+                continue
             day = days.get(text)
             if day is None:
                 day = days[text] = _date(text)
-            out.append(RunCount(tenant, day, agent, outcome, int(runs), int(given), given_usd or _ZERO))
+            out.append(RunCount(None if tenant == none else tenant, day, None if agent == none else agent, outcome,
+                                runs, given, given_usd))
         return out
 
     def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
@@ -245,30 +244,32 @@ class Ledger:
                 chosen.append(and_(r.c.revenue_usd.is_(None), above(over)))
             if free and free_outcomes:
                 chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
-            query = select(r, c.c.cost_usd.label("cost_to_date")).join(
+            query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.last_seen,
+                           c.c.cost_usd).join(
                 c, and_(c.c.project_id == r.c.project_id, c.c.run_id == r.c.run_id)).where(
                 c.c.project_id == self.project, r.c.project_id == self.project, or_(*chosen),
                 or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
                     and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
             if tenant_id is not None:
                 query = query.where(r.c.tenant_id == tenant_id)
-            rows = conn.execute(query).mappings().all()
-        return [{**{k: v for k, v in row.items() if k not in ("project_id", "cost_to_date")},
-                 "cost_usd": row["cost_to_date"]} for row in rows]
+            rows = conn.execute(query).all()
+        names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "last_seen", "cost_usd")
+        return [dict(zip(names, row)) for row in rows]
 
     # -- reports ----------------------------------------------------------------------------------
 
     def margin(self, group_by: Any = ("tenant",), since: Any = None, until: Any = None,
-               tenant_id: str | None = None) -> Any:
+               tenant_id: str | None = None, book: PlanBook | None = None) -> Any:
         from ..business.margin import margin
 
-        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id)
+        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id, book=book)
 
     def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None,
-              daily: Any = None) -> Any:
-        from ..business.leaks import leaks
+              daily: Any = None, book: PlanBook | None = None, subjects: Sequence[str] | None = None) -> Any:
+        from ..business.leaks import SUBJECTS, leaks
 
-        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily)
+        return leaks(self, settings, today=today, tenant_id=tenant_id, daily=daily, book=book,
+                     subjects=SUBJECTS if subjects is None else subjects)
 
     # -- rollups ----------------------------------------------------------------------------------
 
@@ -280,12 +281,32 @@ class Ledger:
         the run rollup when `runs`, the events of runs only (no run key) when `of_runs`, else
         the usage rollup. Only `tenants`, or all but `exclude`, when given. Key columns come
         back as None for "none"."""
+        names = ("tenant_id", "day", *keys, *schema.ROLLUP_MEASURES)
+        return [dict(zip(names, row)) for row in self.usage_rows(
+            first, end, keys, runs=runs, of_runs=of_runs, tenant_id=tenant_id, by_day=by_day, tenants=tenants,
+            exclude=exclude)]
+
+    def usage_rows(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False, of_runs: bool = False,
+                   tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
+                   exclude: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """`usage` as tuples: (tenant_id, day, *keys, *ROLLUP_MEASURES), made by the database
+        (a month of a few hundred customers is tens of thousands of rows)."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
         group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
-        measures = [schema.count_sum(table.c[m]).label(m) for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
-        query = select(*group, *measures, schema.money_sum(table.c.cost_usd).label("cost_usd")).where(
+        # Grouped by the table's own key, each group is one row: read as stored (no SUM, which
+        # on SQLite adds money in Python).
+        whole = by_day and {c.name for c in table.primary_key} == {"project_id", "tenant_id", "day", *keys}
+        if whole:
+            measures = [table.c[m] for m in schema.ROLLUP_MEASURES]
+        else:
+            measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
+                        for m in schema.ROLLUP_MEASURES]
+        none = schema.NONE_KEY  # "none" read as NULL
+        shown = [func.nullif(table.c.tenant_id, none), table.c.day if by_day else null(),
+                 *(func.nullif(table.c[k], none) for k in keys)]
+        query = select(*shown, *measures).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:
             query = query.where(table.c.tenant_id == tenant_id)
@@ -294,25 +315,12 @@ class Ledger:
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
-            rows = conn.execute(query.group_by(*group)).all()
-        names = ("tenant_id", *keys)
-        counts = [m for m in schema.ROLLUP_MEASURES if m != "cost_usd"]
-        width, none, days = len(group), schema.NONE_KEY, {}
-        out = []
-        for row in rows:
-            item = dict(zip(names, (None if v == none else v for v in (row[0], *row[width - len(keys):width]))))
-            if by_day:
-                day = days.get(row[1])
-                if day is None:
-                    day = days[row[1]] = _date(row[1])
-                item["day"] = day
-            else:
-                item["day"] = None
-            # PostgreSQL's SUM of integers is NUMERIC: made int
-            item.update(zip(counts, (int(v) if v is not None else 0 for v in row[width:-1])))
-            item["cost_usd"] = row[-1] if row[-1] is not None else _ZERO
-            out.append(item)
-        return out
+            rows = conn.execute(query if whole else query.group_by(*group)).all()
+        if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC)
+            width, cost = len(shown), len(shown) + schema.ROLLUP_MEASURES.index("cost_usd")
+            return [(*row[:width], *(v if i == cost else int(v) for i, v in enumerate(row[width:], width)))
+                    for row in rows]
+        return [tuple(row) for row in rows]
 
     def run_costs(self, run_ids: Iterable[str]) -> dict[str, list[tuple[date, Decimal]]]:
         """Each run's cost per day, all days (for leak rules on runs)."""

@@ -60,6 +60,18 @@ class Money(TypeDecorator):
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name == "sqlite":  # decimal text, read straight (reports read tens of thousands)
+            return _sqlite_decimal
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_decimal(value: Any) -> Decimal | None:
+    """SQLite's decimal text (or a number that SQL made) as an exact Decimal."""
+    if value is None:
+        return None
+    return Decimal(value) if value.__class__ is str else Decimal(str(value))
+
 
 class money_sum(GenericFunction):  # noqa: N801 - SQL function name
     """SUM of a Money column, exact on every dialect."""
@@ -261,6 +273,8 @@ runs = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolution_key", String(255)),
     Index("ix_runs_resolved", "project_id", "resolved_at"),
+    #: The runs active in a range, with ix_runs_resolved (the leak rule on runs).
+    Index("ix_runs_seen", "project_id", "last_seen"),
 )
 
 
@@ -329,6 +343,24 @@ run_costs = Table(
     Column("run_id", String(255), primary_key=True),
     Column("cost_usd", Money, nullable=False),
     Index("ix_run_costs_cost", "project_id", "cost_usd"),
+)
+
+#: Runs resolved per tenant, UTC day of their resolution, agent and outcome ("" : none), with
+#: how many of them were given a revenue when resolved and its sum: what margin counts runs'
+#: revenue from, without a GROUP BY of a month's runs. Kept where a run is resolved and where
+#: a resolved run's tenant or agent is learnt later (store/outcomes.py).
+run_outcomes = Table(
+    "run_outcomes",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("tenant_id", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("agent_id", String(255), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("given", BigInteger, nullable=False),
+    Column("given_usd", Money, nullable=False),
+    Index("ix_run_outcomes_day", "project_id", "day"),
 )
 
 #: The keys of the usage rollups GET /v1/usage reads (every grouping it offers but run_id).

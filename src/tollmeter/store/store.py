@@ -16,12 +16,13 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import (and_, case, create_engine, delete, event, func, insert, inspect, or_, select,
+from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
                         text, update)
+from sqlalchemy import String, cast, literal_column, null
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -30,7 +31,7 @@ from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
-from . import partitions, schema
+from . import outcomes, partitions, schema
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
 logger = logging.getLogger("tollmeter")
@@ -84,16 +85,29 @@ def _decimal_add(a: Any, b: Any) -> str | None:
 
 
 class _DecimalSum:
-    """SQLite aggregate: exact sum of decimal text."""
+    """SQLite aggregate: exact sum of decimal text. A step keeps the value (SQLite calls it once
+    per row: the less Python in it the better); every few thousand values, and at the end, they
+    are made Decimals and added in C by `sum` (3x faster than a Decimal addition per row)."""
 
     def __init__(self) -> None:
+        self.values: list[Any] = []
         self.total: Decimal | None = None
 
     def step(self, value: Any) -> None:
-        if value is not None:
-            self.total = EXACT.add(self.total or _ZERO, Decimal(str(value)))
+        values = self.values
+        values.append(value)  # NULLs too: left out when added
+        if len(values) >= 4096:
+            self._fold()
+
+    def _fold(self) -> None:
+        texts = [v if v.__class__ is str else str(v) for v in self.values if v is not None]
+        self.values.clear()
+        if texts:
+            with localcontext(EXACT):
+                self.total = sum(map(Decimal, texts), self.total if self.total is not None else _ZERO)
 
     def finalize(self) -> str | None:
+        self._fold()
         return None if self.total is None else format(self.total, "f")
 
 
@@ -111,6 +125,7 @@ class Store:
                 with self.engine.begin() as conn:
                     partitions.create_partitioned_events(conn)
             schema.metadata.create_all(self.engine)
+            _create_missing_indexes(self.engine)
             with self.transaction() as conn:  # a database from before the rollups: fill them once
                 fill_missing_rollups(conn, quick=True)
         if self._file is not None:
@@ -372,6 +387,14 @@ class Store:
 
     def _revoke_leases(self, conn: Connection, tenant_id: str) -> None:
         """A changed limit: leases granted under the old one no longer stand."""
+        if conn.dialect.name == "postgresql":
+            # A grant under way read the limits as they were: wait for it to commit, so that
+            # its lease is among those removed below (a grant after this one reads the new
+            # limits). The default limits ('*') are read by the grants of every tenant.
+            if tenant_id == DEFAULT_TENANT_LIMITS:
+                conn.execute(_DEFAULTS_LOCK, {"defaults": self._defaults_key()})
+            else:
+                self._lock_tenant(conn, tenant_id)
         t = schema.leases
         where = t.c.project_id == self.project
         if tenant_id != DEFAULT_TENANT_LIMITS:
@@ -466,20 +489,30 @@ class Store:
         limit every process's lease shrinks and little budget sits unused in one process while
         another is refused. What the limits leave is the limit minus settled spend minus every
         active lease. `wait`: seconds to wait at most for a locked database (`transaction`)."""
+        return self.grant_with_rate_limit(tenant_id, holder, want, ttl=ttl, need=need, lease_id=lease_id, at=at,
+                                          want_fraction=want_fraction, wait=wait)[0]
+
+    def grant_with_rate_limit(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float,
+                              need: Decimal = _ZERO, lease_id: str | None = None, at: datetime | None = None,
+                              want_fraction: Decimal | None = None,
+                              wait: float | None = None) -> tuple[Grant, RateLimit | None]:
+        """`grant`, and the tenant's rate limits as they stand (what a lease answer carries),
+        read with its limits: one transaction, on PostgreSQL the tenant's lock, one read, one
+        write (two for a new lease) and the commit."""
         at = at or _now()
-        ls = schema.leases
         with lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 if wait is not None:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
                 # Grants of one tenant one at a time (SQLite: BEGIN IMMEDIATE does it), or two
-                # replicas could lease the same budget out twice.
-                self._lock_tenant(conn, tenant_id)
-            limits = self._limits_for(conn, tenant_id)
+                # replicas could lease the same budget out twice; and none while its limits or
+                # the default ones change (`_revoke_leases`). Its own statement: the read below
+                # must take its snapshot once the locks are held (read committed).
+                conn.execute(_GRANT_LOCK, {"key": self._lock_key(tenant_id),
+                                           "defaults": self._defaults_key()})
+            limits, states, rate = self._grant_state(conn, tenant_id, at)
             if not limits:
-                return Grant(None, _ZERO, _ZERO, None)
-            conn.execute(delete(ls).where(ls.c.project_id == self.project, ls.c.expires_at <= at))
-            states = self._states(conn, tenant_id, limits, at)
+                return Grant(None, _ZERO, _ZERO, None), rate
             available = min(state.available_usd for state in states)
             if want_fraction is not None:
                 want = max(want, min(lim.limit_usd for lim in limits) * want_fraction)
@@ -490,28 +523,68 @@ class Store:
                 granted = granted.quantize(_NANO, rounding=ROUND_DOWN) if granted > need else granted
             resets = [s.resets_at for s in states if s.resets_at is not None]
             expires = min([at + timedelta(seconds=ttl), *resets])
-            current = None
-            if lease_id is not None:
-                current = conn.execute(select(ls.c.remaining_usd).where(
-                    ls.c.lease_id == lease_id, ls.c.project_id == self.project, ls.c.tenant_id == tenant_id,
-                ).with_for_update()).scalar_one_or_none()
-            if current is not None:
-                remaining = current + granted
-                conn.execute(update(ls).where(ls.c.lease_id == lease_id)
-                             .values(remaining_usd=remaining, expires_at=expires))
-            elif granted > 0:
-                lease_id = secrets.token_hex(12)
-                remaining = granted
-                conn.execute(insert(ls).values(lease_id=lease_id, project_id=self.project, tenant_id=tenant_id,
-                                               holder=holder, remaining_usd=granted, expires_at=expires))
+            lease_id, remaining = self._lease_out(conn, tenant_id, holder, lease_id, granted, expires, at)
+            return Grant(lease_id, granted, remaining, expires, tuple(states)), rate
+
+    def _grant_state(self, conn: Connection, tenant_id: str,
+                     at: datetime) -> tuple[list[Limit], list[LimitState], RateLimit | None]:
+        """The tenant's limits (its own, else the defaults), their spend and active leases, and
+        its rate limits: one statement (`_GRANT_STATE`)."""
+        keys = period_keys(at)
+        params = {"project": self.project, "tenant": tenant_id, "defaults": DEFAULT_TENANT_LIMITS, "at": at,
+                  **{f"period_{n}": key for n, key in enumerate(keys)}}
+        own: list[Limit] = []
+        defaults: list[Limit] = []
+        spent: dict[str, Decimal] = {}
+        leased, rate = _ZERO, None
+        for kind, name, frequency, usd, per_minute, tokens in conn.execute(_GRANT_STATE, params):
+            if kind == "limit":
+                (own if name == tenant_id else defaults).append(
+                    Limit(tenant_id, frequency, usd, default=name != tenant_id))
+            elif kind == "spend":
+                spent[name] = usd
+            elif kind == "leased":
+                leased = usd or _ZERO
             else:
-                lease_id, remaining = None, _ZERO
-            return Grant(lease_id, granted, remaining, expires, tuple(states))
+                rate = RateLimit(tenant_id, per_minute, tokens)
+        limits = _ordered(own or defaults)
+        by_frequency = dict(zip(FREQUENCIES, keys))
+        return limits, [
+            LimitState(lim, spent.get(by_frequency[lim.frequency], _ZERO), max(leased, _ZERO),
+                       period_end(lim.frequency, at))
+            for lim in limits
+        ], rate
+
+    def _lease_out(self, conn: Connection, tenant_id: str, holder: str, lease_id: str | None, granted: Decimal,
+                   expires: datetime, at: datetime) -> tuple[str | None, Decimal]:
+        """Add `granted` to the holder's active lease `lease_id` (a new expiry even if 0), or
+        lease it anew; (the lease, its remaining budget), or (None, 0) for nothing granted."""
+        if lease_id is not None:
+            remaining = conn.execute(_extend_lease(conn.dialect.name), {
+                "project": self.project, "tenant": tenant_id, "lease": lease_id, "granted": granted,
+                "expires": expires, "at": at}).scalar_one_or_none()
+            if remaining is not None:
+                return lease_id, remaining
+        if granted <= 0:
+            return None, _ZERO
+        # Lapsed leases count for nothing; they are removed as new ones are made (agents
+        # mostly extend theirs). SKIP LOCKED: a grant of another tenant never waits here.
+        conn.execute(_SWEEP_LEASES, {"project": self.project, "at": at})
+        lease_id = secrets.token_hex(12)
+        conn.execute(insert(schema.leases).values(lease_id=lease_id, project_id=self.project, tenant_id=tenant_id,
+                                                  holder=holder, remaining_usd=granted, expires_at=expires))
+        return lease_id, granted
 
     def _lock_tenant(self, conn: Connection, tenant_id: str) -> None:
         """PostgreSQL: the tenant's budget lock, held to the end of the transaction."""
-        conn.execute(select(func.pg_advisory_xact_lock(
-            func.hashtextextended(f"tollmeter-lease:{self.project}:{tenant_id}", 0))))
+        conn.execute(_TENANT_LOCK, {"key": self._lock_key(tenant_id)})
+
+    def _lock_key(self, tenant_id: str) -> str:
+        return f"tollmeter-lease:{self.project}:{tenant_id}"
+
+    def _defaults_key(self) -> str:
+        """The lock of the project's default limits (read by every tenant's grants)."""
+        return f"tollmeter-limits:{self.project}"
 
     def _lock_tenants(self, conn: Connection, tenant_ids: Sequence[str]) -> None:
         """PostgreSQL: `_lock_tenant` of each tenant, in the order given, in one statement (a
@@ -752,6 +825,20 @@ _RAW_GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint
 _RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
 
 
+def _create_missing_indexes(engine: Engine) -> None:
+    """The indexes a table made by an older version lacks (`create_all` makes only missing
+    tables): what a migration adds on a server. The events table is left to partitions.py."""
+    with engine.begin() as conn:
+        have = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            if table is schema.events or not table.indexes:
+                continue
+            names = {i["name"] for i in have.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in names:
+                    index.create(conn)
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -969,6 +1056,7 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         select(*run_keys[1], money_sum(r.c.cost_usd)).where(r.c.project_id == project)
         .group_by(*run_keys[1]).order_by(*run_keys[1])))
     report[c.name] = _compare(stored, expected)
+    report[schema.run_outcomes.name] = _compare(*outcomes.streams(conn, project, ordered))
     return report
 
 
@@ -1139,19 +1227,23 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
         return
     t = schema.runs
     items = sorted(seen.items())  # one order for every writer: no deadlocks
-    # One upsert (an update of each run apart cost a statement per run: most of a batch's
-    # write when its events belong to many runs).
+    values = [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
+               "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items]
+    conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]), values)
+    moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
+    # Tenant, agent and seen times of every run in one statement (an update per run cost most of
+    # a batch's write when its events belong to many runs): the rows exist now, so each takes
+    # the DO UPDATE.
     stmt = _insert(conn, t)
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_={
+    conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_={
         "tenant_id": func.coalesce(t.c.tenant_id, new.tenant_id),
         "agent_id": func.coalesce(t.c.agent_id, new.agent_id),
         "first_seen": case((or_(t.c.first_seen.is_(None), t.c.first_seen > new.first_seen), new.first_seen),
                            else_=t.c.first_seen),
         "last_seen": case((or_(t.c.last_seen.is_(None), t.c.last_seen < new.last_seen), new.last_seen),
-                          else_=t.c.last_seen)})
-    conn.execute(stmt, [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
-                         "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items])
+                          else_=t.c.last_seen)}), values)
+    accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
 
 
 def rebuild_rollups(conn: Connection, project: str) -> int:
@@ -1175,6 +1267,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         count = _rebuild_in_python(conn, project, mark)
     if schema.run_costs.name in present:
         run_costs_from_rollup(conn, project)
+    if schema.run_outcomes.name in present:
+        outcomes.from_runs(conn, project)
     return count
 
 
@@ -1290,14 +1384,19 @@ def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     if not quick and not inspect(conn).has_table(schema.run_costs.name):
         return missing  # a migration before the tables made from rollups (0005): that one fills them
     filled = set(missing)
-    for made, source, fill in ((schema.run_costs, schema.run_rollup, run_costs_from_rollup),
-                               (schema.run_usage_rollup, schema.run_rollup, run_usage_from_rollup),
-                               (schema.tenant_rollup, schema.usage_rollup, tenant_from_rollup)):
+    r = schema.runs
+    for made, source, fill in ((schema.run_costs, select(schema.run_rollup.c.project_id), run_costs_from_rollup),
+                               (schema.run_usage_rollup, select(schema.run_rollup.c.project_id), run_usage_from_rollup),
+                               (schema.tenant_rollup, select(schema.usage_rollup.c.project_id), tenant_from_rollup),
+                               (schema.run_outcomes, select(r.c.project_id).where(r.c.outcome.is_not(None)),
+                                outcomes.from_runs)):
+        if not quick and not inspect(conn).has_table(made.name):
+            continue  # a migration before it: the one that makes it fills it
         if quick and (conn.execute(select(made.c.project_id).limit(1)).first() is not None
-                      or conn.execute(select(source.c.project_id).limit(1)).first() is None):
+                      or conn.execute(source.limit(1)).first() is None):
             continue
-        without = ({r[0] for r in conn.execute(select(source.c.project_id).distinct())}
-                   - {r[0] for r in conn.execute(select(made.c.project_id).distinct())} - set(missing))
+        without = ({row[0] for row in conn.execute(source.distinct())}
+                   - {row[0] for row in conn.execute(select(made.c.project_id).distinct())} - set(missing))
         for project in sorted(without):
             fill(conn, project)
         filled |= without
@@ -1344,6 +1443,57 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in an event")
+
+
+def _grant_state_query() -> Any:
+    """A tenant's limits (with the defaults), spend in the current periods (`period_0`... for
+    every frequency), active leases' sum and rate limits, a row of each: (kind, name,
+    frequency, usd, requests per minute, tokens per minute)."""
+    lim, s, ls, r = schema.limits, schema.spend, schema.leases, schema.rate_limits
+    project, tenant = bindparam("project", type_=String), bindparam("tenant", type_=String)
+    rates = cast(null(), r.c.requests_per_minute.type), cast(null(), r.c.tokens_per_minute.type)  # typed: one UNION
+    return select(literal_column("'limit'"), lim.c.tenant_id, lim.c.frequency, lim.c.limit_usd, *rates).where(
+        lim.c.project_id == project, lim.c.tenant_id.in_([tenant, bindparam("defaults", type_=String)])
+    ).union_all(
+        select(literal_column("'spend'"), s.c.period, null(), s.c.spent_usd, null(), null()).where(
+            s.c.project_id == project, s.c.tenant_id == tenant,
+            s.c.period.in_([bindparam(f"period_{n}", type_=String) for n in range(len(FREQUENCIES))])),
+        select(literal_column("'leased'"), null(), null(), money_sum(ls.c.remaining_usd), null(), null()).where(
+            ls.c.project_id == project, ls.c.tenant_id == tenant, ls.c.expires_at > bindparam("at")),
+        select(literal_column("'rate'"), null(), null(), null(), r.c.requests_per_minute, r.c.tokens_per_minute).where(
+            r.c.project_id == project, r.c.tenant_id == tenant),
+    )
+
+
+#: Built once: a grant's statements are the same every time (only their parameters differ).
+_GRANT_STATE = _grant_state_query()
+_TENANT_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+#: A grant's locks: the tenant's, and a shared hold on the default limits (taken alone by a
+#: change of them): one statement.
+_GRANT_LOCK = select(func.pg_advisory_xact_lock_shared(func.hashtextextended(bindparam("defaults", type_=String), 0)),
+                     func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), 0)))
+_DEFAULTS_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("defaults", type_=String), 0)))
+_lapsed = schema.leases.alias("lapsed")
+_SWEEP_LEASES = delete(schema.leases).where(schema.leases.c.lease_id.in_(
+    select(_lapsed.c.lease_id).where(_lapsed.c.project_id == bindparam("project", type_=String),
+                                     _lapsed.c.expires_at <= bindparam("at")).with_for_update(skip_locked=True)))
+_EXTEND_LEASE: dict[str, Any] = {}
+
+
+def _extend_lease(dialect: str) -> Any:
+    """UPDATE of an active lease: `granted` added (exactly: SQLite keeps money as text, which
+    its `+` would add as floats) and `expires` set; returns its remaining budget."""
+    stmt = _EXTEND_LEASE.get(dialect)
+    if stmt is None:
+        ls = schema.leases
+        granted = bindparam("granted", type_=Money())
+        added = (func.decimal_add(ls.c.remaining_usd, granted, type_=Money()) if dialect == "sqlite"
+                 else ls.c.remaining_usd + granted)
+        stmt = _EXTEND_LEASE[dialect] = update(ls).where(
+            ls.c.lease_id == bindparam("lease"), ls.c.project_id == bindparam("project", type_=String),
+            ls.c.tenant_id == bindparam("tenant", type_=String), ls.c.expires_at > bindparam("at"),
+        ).values(remaining_usd=added, expires_at=bindparam("expires")).returning(ls.c.remaining_usd)
+    return stmt
 
 
 def _ordered(limits: Iterable[Limit]) -> list[Limit]:
