@@ -1,7 +1,8 @@
-"""The ingest server: events stored per second, and how long a budget lease takes.
+"""The ingest server: events stored per second, in one worker and in two replicas.
 
-    .venv/bin/python benchmarks/ingest.py [--events 20000] [--clients 4] [--grants 400]
+    .venv/bin/python benchmarks/ingest.py [--events 20000] [--clients 4] [--runs 1] [--breakdown-only]
     TOLLMETER_TEST_POSTGRES=postgresql://user@127.0.0.1:5432/db .venv/bin/python benchmarks/ingest.py
+    TOLLMETER_TEST_POSTGRES=... .venv/bin/python benchmarks/ingest.py --replicas 2 [--clients 4]
 
 A real server (`python -m tollmeter.server serve`, one worker process) on 127.0.0.1, over a
 SQLite file and, when a PostgreSQL DSN is given (`--postgres` or TOLLMETER_TEST_POSTGRES), over
@@ -9,14 +10,18 @@ PostgreSQL (in a schema of its own, dropped afterwards). The clients run on the 
 
 1. Ingest: gzip batches of 100 and of 1,000 events (as the agent sends them: unpriced, so the
    server prices each one), posted by `--clients` threads at once; events stored per second,
-   end to end (HTTP, gunzip, validation, pricing, one transaction per batch).
+   end to end (HTTP, gunzip, validation, pricing, one transaction per batch), and the server
+   process's CPU per event (from /proc: steadier than events/s on a shared machine).
 2. The breakdown: the same batches of 1,000 (gzip) through the server's own `store_batch` in
    this process, one after another: server CPU per event in each phase (parse = gunzip and
    JSON, validate, price, write = the database transaction, the database server's own CPU not
    included) and the events per second of one worker without HTTP.
-3. Leases: POST /v1/leases for a tenant with a limit, one client after another, then
-   `--clients` at once (each grant is a short transaction; grants of one tenant queue);
-   latency p50 and p99 in milliseconds.
+3. `--replicas N` (PostgreSQL only): N server processes on one database, the `--clients`
+   threads spread over them as behind a load balancer, batches of 1,000 (gzip), a tenth of them
+   sent again to another replica at the same time (an agent's retry); events stored per second,
+   and a check that every event was stored exactly once (answers and the table agree).
+
+Lease grants are measured by benchmarks/leases.py.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 
 import httpx
 
+from tollmeter import heap
 from tollmeter.server.auth import create_key
 from tollmeter.server.state import open_store
 
@@ -65,7 +71,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str | None = None) -> None:
         self.url = url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -83,11 +89,13 @@ class Server:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not start")
             time.sleep(0.1)
-        store = open_store(url)
-        try:
-            self.key = create_key(store, f"bench-{secrets.token_hex(3)}")[1]
-        finally:
-            store.close()
+        if key is None:
+            store = open_store(url)
+            try:
+                key = create_key(store, f"bench-{secrets.token_hex(3)}")[1]
+            finally:
+                store.close()
+        self.key = key
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=60)
@@ -97,8 +105,19 @@ class Server:
         self.process.wait(20)
 
 
-def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int]:
-    """Events stored per second; (rate, events stored)."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int, float | None]:
+    """Events stored per second; (rate, events stored, the server process's CPU µs per event:
+    HTTP included, the database's own not)."""
     bodies = batch_bodies(batch, total)
     queue = list(reversed(bodies))
     lock = threading.Lock()
@@ -119,20 +138,36 @@ def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float,
     with server.client() as http:  # warm up: connections, the pricer's caches
         http.post("/v1/ingest", content=bodies[0], headers=headers).raise_for_status()
     queue.pop()
-    threads = [threading.Thread(target=work) for _ in range(clients)]
+    elapsed, cpu = run_clients([threading.Thread(target=work) for _ in range(clients)], [server])
+    return sum(stored) / elapsed, sum(stored), None if cpu is None else cpu * 1e6 / sum(stored)
+
+
+def run_clients(threads: list[threading.Thread], servers: list[Server]) -> tuple[float, float | None]:
+    """Run the client threads to their end: (seconds, CPU seconds the servers used meanwhile)."""
+    before = [cpu_seconds(server.process.pid) for server in servers]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    return sum(stored) / elapsed, sum(stored)
+    after = [cpu_seconds(server.process.pid) for server in servers]
+    if None in before + after:
+        return elapsed, None
+    return elapsed, sum(a - b for a, b in zip(after, before))
+
+
+#: Runs the events of one batch belong to (`--runs`): 1, every event of every batch in "run-1".
+RUNS_PER_BATCH = 1
 
 
 def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
     bodies = []
     for i in range(total // batch):
         events = [wire_event(f"tenant-{(i * batch + j) % tenants}") for j in range(batch)]
+        if RUNS_PER_BATCH > 1:
+            for j, event in enumerate(events):
+                event["run_id"] = f"run-{i}-{j % RUNS_PER_BATCH}"
         bodies.append(gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), 6))
     return bodies
 
@@ -149,6 +184,7 @@ def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float
         warm = batch_bodies(batch, batch)
         store_batch(state, store, warm[0], "gzip")
         bodies = batch_bodies(batch, total)
+        heap.freeze()  # as `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP)
         phases = Phases()
         stored = 0
         start = time.perf_counter()
@@ -161,35 +197,61 @@ def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float
     return per_event, stored / elapsed, stored
 
 
-def leases(server: Server, grants: int, clients: int) -> list[float]:
-    """Milliseconds per POST /v1/leases."""
-    with server.client() as http:
-        http.put("/v1/limits/lease-tenant", json={"limit_usd": "1000000", "frequency": "per_month"}).raise_for_status()
-    times: list[float] = []
-    lock = threading.Lock()
+def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int, int, dict[str, int]]:
+    """`count` servers on one PostgreSQL database, `clients` threads spread over them, batches
+    of 1,000 and a tenth of them again to another replica at once. (events/s, events stored as
+    the answers say, events sent, the table's count and distinct ids)."""
+    from sqlalchemy import text
 
-    def work(count: int):
-        with server.client() as http:
-            for _ in range(count):
-                start = time.perf_counter()
-                response = http.post("/v1/leases", json={"tenant_id": "lease-tenant", "holder": "bench",
-                                                         "want_usd": "0.01", "need_usd": "0.001", "ttl_seconds": 30})
-                elapsed = (time.perf_counter() - start) * 1000
-                response.raise_for_status()
-                with lock:
-                    times.append(elapsed)
+    servers = [Server(url)]
+    servers += [Server(url, servers[0].key) for _ in range(count - 1)]
+    try:
+        batch = 1000
+        bodies = batch_bodies(batch, total)
+        sends = [(body, i % count) for i, body in enumerate(bodies)]
+        sends += [(body, (i + 1) % count) for i, body in enumerate(bodies) if i % 10 == 0]  # retries elsewhere
+        random.shuffle(sends)
+        sends_made = list(sends)
+        lock = threading.Lock()
+        accepted, duplicates = [], []
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
 
-    threads = [threading.Thread(target=work, args=(grants // clients,)) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return times
+        def work(me: int) -> None:
+            https = [server.client() for server in servers]
+            try:
+                while True:
+                    with lock:
+                        if not sends:
+                            return
+                        body, which = sends.pop()
+                    which = (which + me) % count  # each client's own spread over the replicas
+                    response = https[which].post("/v1/ingest", content=body, headers=headers)
+                    response.raise_for_status()
+                    answer = response.json()
+                    with lock:
+                        accepted.append(answer["accepted"])
+                        duplicates.append(answer["duplicates"])
+            finally:
+                for http in https:
+                    http.close()
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+        elapsed, cpu = run_clients([threading.Thread(target=work, args=(i,)) for i in range(clients)], servers)
+        sent = len(bodies) * batch
+        store = open_store(url)
+        try:
+            with store.transaction() as conn:
+                stored, distinct = conn.execute(text(
+                    "SELECT count(*), count(DISTINCT event_id) FROM events WHERE project_id LIKE 'bench-%'")).one()
+                claimed = conn.execute(text("SELECT count(*) FROM event_ids WHERE project_id LIKE 'bench-%'")).scalar()
+        finally:
+            store.close()
+        table = {"rows": stored, "distinct ids": distinct, "event_ids": claimed, "duplicates answered": sum(duplicates)}
+        if cpu is not None:
+            table["servers' CPU µs per event posted"] = round(cpu * 1e6 / (len(sends_made) * batch), 1)
+        return sum(accepted) / elapsed, sum(accepted), sent, table
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def postgres_database(dsn: str) -> tuple[str, callable]:
@@ -212,10 +274,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events per ingest case")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
-    parser.add_argument("--grants", type=int, default=400, help="lease requests per case")
     parser.add_argument("--breakdown-only", action="store_true", help="only the in-process breakdown")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="only the replica run: this many servers on one PostgreSQL database")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs the events of a batch belong to (default: one run for every event)")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     args = parser.parse_args()
+    global RUNS_PER_BATCH
+    RUNS_PER_BATCH = args.runs
+    cpus = os.cpu_count()
+
+    if args.replicas:
+        if not args.postgres:
+            raise SystemExit("--replicas needs PostgreSQL: give --postgres DSN or set TOLLMETER_TEST_POSTGRES")
+        url, drop = postgres_database(args.postgres)
+        try:
+            rate, stored, sent, table = replicas(url, args.replicas, args.events, args.clients)
+        finally:
+            drop()
+        print(f"tollmeter ingest server, {args.replicas} replicas (one worker process each) on one PostgreSQL; "
+              f"{args.clients} clients on the same {cpus}-core machine")
+        print("batches of 1,000, gzip; a tenth of them sent again to another replica at once")
+        print(f"{'replicas':>8} {'clients':>8} {'sent':>8} {'stored':>8} {'events/s':>10}")
+        print(f"{args.replicas:>8} {args.clients:>8} {sent:>8} {stored:>8} {rate:>10,.0f}")
+        print("table: " + ", ".join(f"{k} {v}" for k, v in table.items()))
+        once = stored == sent == table["rows"] == table["distinct ids"] == table["event_ids"]
+        print("every event stored exactly once" if once else "MISMATCH: events lost or stored twice")
+        if not once:
+            raise SystemExit(1)
+        return
 
     databases = []
     work = Path(tempfile.mkdtemp(prefix="tollmeter-bench-"))
@@ -226,7 +314,7 @@ def main() -> None:
     else:
         print("(no PostgreSQL: give --postgres DSN or set TOLLMETER_TEST_POSTGRES)\n")
 
-    ingest_rows, lease_rows, breakdown_rows = [], [], []
+    ingest_rows, breakdown_rows = [], []
     for name, url, drop in databases:
         per_event, rate, stored = breakdown(url, 1000, args.events)
         breakdown_rows.append((name, per_event, rate, stored))
@@ -237,17 +325,13 @@ def main() -> None:
         try:
             for batch in (100, 1000):
                 for clients in (1, args.clients):
-                    rate, stored = ingest(server, batch, args.events, clients)
-                    ingest_rows.append((name, batch, clients, stored, rate))
-            for clients in (1, args.clients):
-                times = leases(server, args.grants, clients)
-                lease_rows.append((name, clients, len(times), percentile(times, 0.5), percentile(times, 0.99)))
+                    rate, stored, cpu = ingest(server, batch, args.events, clients)
+                    ingest_rows.append((name, batch, clients, stored, rate, cpu))
         finally:
             server.stop()
             drop()
 
     shutil.rmtree(work, ignore_errors=True)
-    cpus = os.cpu_count()
     print(f"tollmeter ingest server, one worker process; clients on the same {cpus}-core machine")
     print("server CPU per event (µs), batches of 1,000, gzip, in-process (no HTTP)")
     names = ("parse", "validate", "price", "write")
@@ -258,13 +342,11 @@ def main() -> None:
     print()
     if args.breakdown_only:
         return
-    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10}")
-    for name, batch, clients, stored, rate in ingest_rows:
-        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f}")
-    print()
-    print(f"{'database':<11} {'clients':>8} {'grants':>7} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, clients, count, p50, p99 in lease_rows:
-        print(f"{name:<11} {clients:>8} {count:>7} {p50:>8.2f} {p99:>8.2f}")
+    print("end to end over HTTP; server CPU: the server process's, per event (µs)")
+    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10} {'server CPU':>11}")
+    for name, batch, clients, stored, rate, cpu in ingest_rows:
+        shown = "-" if cpu is None else f"{cpu:.1f}"
+        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f} {shown:>11}")
 
 
 if __name__ == "__main__":

@@ -150,17 +150,31 @@ class Pricer:
                service_tier: str | None, web_searches: int | None, units: Mapping[str, float] | None,
                request_model: str | None) -> tuple[Quote | None, str | None]:
         """(the quote, or None and why not when a price was found but cannot price the usage)."""
+        counts = usage_counts(usage, web_searches=web_searches, units=units)
+        match, why = self.match_counts(provider, model, counts, timestamp=timestamp, service_tier=service_tier,
+                                       request_model=request_model)
+        if match is None:
+            return None, why
+        return Quote(match.sheet.cost(counts), match), None
+
+    def match_counts(self, provider: str | None, model: str | None, counts: Mapping[str, Any], *,
+                     timestamp: datetime | None, service_tier: str | None,
+                     request_model: str | None = None) -> tuple[PriceMatch | None, str | None]:
+        """The prices that price `counts` (genai-prices usage keys, `usage_counts`) of a call to
+        `model` (else `request_model`); None and why not when a price was found but cannot
+        price them. What applies depends on which counts are reported (and whether the audio
+        ones are 0), never on their sizes: the server prices a batch's events of one model
+        with one match (server/pricing.py)."""
         for candidate in dict.fromkeys(m for m in (model, request_model) if m):
             match = self.match(provider, candidate, timestamp=timestamp, service_tier=service_tier)
             if match is not None:
-                counts = usage_counts(usage, web_searches=web_searches, units=units)
                 if not match.sheet.covers(counts):
                     return None, None  # e.g. characters reported for a model priced per token
                 match, missing = self._complete(match, candidate, counts)
                 if missing:
                     return None, (f"no rate for {', '.join(missing)} in {match.source} "
                                   f"(add {', '.join(k.replace('_tokens', '_mtok') for k in missing)} to your rate card)")
-                return Quote(match.sheet.cost(counts), match), None
+                return match, None
         return None, None
 
     def _complete(self, match: PriceMatch, model: str, counts: Mapping[str, Any]) -> tuple[PriceMatch, list[str]]:

@@ -31,14 +31,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ..business.plans import PlanError
 from ..store.ledger import Ledger
-from ..store.rows import event_row
+from ..store.rows import valid_event_row
 from ..store.store import Store
 from .body import (PayloadError, PayloadTooLarge, StrictJSONRoute, content_encoding, decode, parse_json,
                    read_limited)
 from .deps import ProjectStore, State
 from .metrics import record_batch
 from .models import IngestResult
-from .pricing import price_on_arrival
+from .pricing import BatchPricing
 from .retry import out_of_range, with_retries
 from .state import ServerState
 from .validation import Invalid, check_priced, needs_pricing, validate_event, validate_resolution
@@ -138,6 +138,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
             except Invalid as exc:
                 rejected.append({"index": index, "reason": str(exc)})
     with phase("price"):
+        pricing = BatchPricing(state.pricer)
         priced: list[tuple[int, dict[str, Any]]] = []
         for index, event in checked:
             if event["event_id"] in seen:  # a repeat of an event priced already: its first copy stands
@@ -145,7 +146,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
                 continue
             try:
                 if needs_pricing(event):
-                    if not price_on_arrival(state.pricer, event):
+                    if not pricing.price(event):
                         unpriced.add(event["event_id"])
                     check_priced(event)
             except Invalid as exc:
@@ -167,7 +168,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
             lease_id = event.get("lease_id")
             if lease_id is not None:
                 leases[event_id] = lease_id
-            rows.append(event_row(event))
+            rows.append(valid_event_row(event))
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
     overflowing: list[str] = []

@@ -9,9 +9,9 @@ takes only a SHARE UPDATE EXCLUSIVE lock on `events` (CREATE TABLE ... PARTITION
 an ACCESS EXCLUSIVE one and stop every ingest and query while it waits).
 
 A partitioned table's unique keys must hold the partition column, so (project_id, event_id),
-the idempotency key, is kept unique by `event_ids`: the ingest statement inserts the batch's
-ids there (ON CONFLICT DO NOTHING RETURNING) and the events of the new ids into `events`, in
-one statement. The events' own primary key is (project_id, event_id, timestamp).
+the idempotency key, is kept unique by `event_ids`: ingest inserts the batch's ids there (ON
+CONFLICT DO NOTHING RETURNING) and copies the events of the new ids into `events` (COPY), in
+one transaction. The events' own primary key is (project_id, event_id, timestamp).
 
 Retention drops a whole month when it lies before the cutoff and no project that keeps events
 there is left (every project with rows in it has its retention mark past its end): the
@@ -199,16 +199,13 @@ def ensure_months(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> bool:
 
 # -- the ingest statement -------------------------------------------------------------------------
 
-#: The batch (one JSON parameter, as on the unpartitioned table) into `event_ids` first, and
-#: into `events` only the rows whose id was new there: one statement, one round trip.
-INSERT_EVENTS = (
-    f"WITH batch AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::{schema.events.name}, "
-    "CAST(:rows AS json))), "
-    f"fresh AS (INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT project_id, event_id FROM batch "
-    "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
-    f"INSERT INTO {schema.events.name} SELECT batch.* FROM batch JOIN fresh "
-    'ON fresh.event_id = batch.event_id COLLATE "C" RETURNING event_id'
-)
+#: The batch's ids into `event_ids`, in the order given (sorted by the caller: concurrent batches
+#: sharing ids wait on each other in one order, never deadlock); the ids new there come back as
+#: one array (psycopg's parameters: run on the driver's cursor), and their events are then
+#: written into `events` by COPY (store.py), in the same transaction.
+CLAIM_IDS = (f"WITH claimed AS (INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT %(project)s, i "
+             "FROM unnest(%(ids)s::text[]) AS i ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
+             "SELECT array_agg(event_id) FROM claimed")
 
 
 # -- listing --------------------------------------------------------------------------------------

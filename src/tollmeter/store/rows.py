@@ -41,6 +41,22 @@ def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: Every key of a row, None: what a validated event leaves out.
+_BLANK = dict.fromkeys([*_COPIED, *_USAGE_COLUMNS, *_MONEY, _TIMESTAMP, _USAGE, *_TAGS, *_FLAGS])
+
+
+def valid_event_row(event: Mapping[str, Any]) -> dict[str, Any]:
+    """`event_row` of an event that server/validation.py made (timestamp a UTC datetime,
+    money Decimal, flags bool, fresh usage, tags and units dicts), without converting again
+    what is converted already: the same values (and the event's other fields, which no column
+    reads)."""
+    row = {**_BLANK, **event}
+    usage = event[_USAGE]
+    for name in _USAGE_COLUMNS:
+        row[name] = usage.get(name)
+    return row
+
+
 def _decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
