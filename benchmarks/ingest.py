@@ -254,6 +254,12 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
             server.stop()
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0 to 1) of `values`, nearest rank (benchmarks/leases.py, queries.py)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def postgres_database(dsn: str) -> tuple[str, callable]:
     from sqlalchemy import create_engine, text
 
