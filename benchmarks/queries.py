@@ -252,13 +252,14 @@ def main() -> None:
             rollups = conn.execute(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
                                         "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r' AND "
                                         "c.relname IN ('usage_hourly', 'usage_daily', 'usage_rollup', 'run_rollup', "
-                                        "'tenant_rollup', 'run_usage_rollup', 'run_costs')"),
+                                        "'tenant_rollup', 'run_usage_rollup', 'run_costs', 'run_outcomes')"),
                                    {"s": schema}).scalar()
     finally:
         if not args.keep:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+    size, rollups = float(size or 0), float(rollups or 0)  # numeric sums of sizes come back as Decimal
     print(f"\n{args.events:,} events over {args.days} days, {args.tenants} tenants (PostgreSQL); "
           f"events {size / 2**30:.2f} GiB ({size / args.events * 1e6 / 2**20:.0f} MiB per million events "
           f"with their indexes and event_ids), rollups {rollups / 2**20:.0f} MiB")
