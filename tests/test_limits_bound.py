@@ -3,7 +3,7 @@
 Two shortcuts stand in for the walk of a chat request before a call of a tenant with a limit:
 the format's quick reader (`quick_chat`: exactly what the walk counts) and, while the tenant's
 lease is ample, a table bound (`upper_bound`, which `Guard.admit_plain` reserves: at
-least the estimate, priced once per size). Property tests compare them with the walk on
+least the estimate, priced by the model's rates in whole picodollars). Property tests compare them with the walk on
 generated requests; the guard's tests run real SDK calls on the real embedded store.
 """
 
@@ -116,12 +116,11 @@ def test_upper_bound_is_at_least_the_estimate(request: dict, model: str | None) 
     estimate = estimate_request(WALKED, request, model)
     input_tokens, output_tokens = bound
     assert input_tokens >= estimate.input_tokens and output_tokens >= estimate.output_tokens
-    assert input_tokens & (input_tokens - 1) == 0  # a power of two: few sizes, each priced once
 
 
 def test_upper_bound_steps_aside_for_what_is_not_plain() -> None:
     plain = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-    assert upper_bound(CHAT, plain, "gpt-4o") == (32, 16_384)  # 2 + 5 + 12 tokens -> 32
+    assert upper_bound(CHAT, plain, "gpt-4o") == (19, 16_384)  # 2 bytes + 5 + 12 tokens
     assert upper_bound(CHAT, plain, None) is None  # no model: estimated (it may name one)
     for odd in ({**plain, "tools": [{"type": "web_search_preview"}]},
                 {**plain, "web_search_options": {}},
@@ -129,7 +128,7 @@ def test_upper_bound_steps_aside_for_what_is_not_plain() -> None:
                 {**plain, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]},
                 {**plain, "messages": ({"role": "user", "content": "hi"},)}):
         assert upper_bound(CHAT, odd, "gpt-4o") is None, odd
-    assert upper_bound(CHAT, {**plain, "n": 3, "max_tokens": 100}, "gpt-4o") == (32, 300)
+    assert upper_bound(CHAT, {**plain, "n": 3, "max_tokens": 100}, "gpt-4o") == (19, 300)
 
 
 # -- the guard, on real calls ----------------------------------------------------------------
@@ -176,7 +175,7 @@ def test_an_ample_lease_reserves_the_table_bound(meter, http_mock) -> None:
     reserved_during_a_call(meter, http_mock, "big", **request)  # the first call asks for the lease
     reserved = reserved_during_a_call(meter, http_mock, "big", **request)
     bound_tokens = upper_bound(CHAT, {"model": "gpt-4o", **request}, "gpt-4o")
-    assert bound_tokens == (64, 1000)
+    assert bound_tokens == (47, 1000)  # 30 bytes + 5 + 12 tokens
     sheet = meter._limits.guard._sheet("openai", "gpt-4o", None)
     assert reserved == sheet.worst_case(*bound_tokens)
     assert reserved >= worst_case(meter, {"model": "gpt-4o", **request})

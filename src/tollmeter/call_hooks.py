@@ -84,7 +84,7 @@ class MeterHooks:
         if reservation is None:
             urgent = False
         else:
-            self._limits.finished(reservation, call)
+            reservation.record = call  # `LimitKeeper.finished`, written out: this runs for every call
             urgent = reservation.urgent
         if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
             self._pipeline.refused(call)

@@ -118,17 +118,41 @@ def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
 def read_response(call: Call, response: Any, usage_reader: UsageReader = read_usage) -> Mapping[str, Any]:
     """A chat completion, legacy completion or embedding list (an SDK object or its JSON): the
     model, service tier, tool calls and finish reason now, the `usage` object deferred to
-    `usage_reader`. Returns the response's fields, for what an SDK adds to them."""
-    values = mapping(response)
-    _read_head(call, values)
+    `usage_reader`. Returns the response's fields, for what an SDK adds to them.
+
+    Runs on the caller's thread after every call, where each function visited costs a cache
+    miss: `mapping`, `_read_head`, `call.defer_usage` and, for the usual single choice whose
+    message is an object or a dict, `summarize_choices` are written out here."""
+    values = response if type(response) is dict else getattr(response, "__dict__", None)
+    if type(values) is not dict:
+        values = mapping(response)
+    model = values.get("model")
+    if type(model) is str:
+        call.model = model
+    tier = values.get("service_tier")
+    if tier is not None:
+        call.service_tier = tier if type(tier) is str else text(tier)
     usage = values.get("usage")
     if usage is not None:
-        call.defer_usage(usage_reader, usage)
+        call.deferred = (usage_reader, usage)  # `call.defer_usage`
+        call.usage = None
     choices = values.get("choices")
-    if choices is not None:  # not in an embedding list
-        call.tool_calls, reason = summarize_choices(choices)
-        if choices:
-            call.finish_reason = reason
+    if choices is None:  # an embedding list
+        return values
+    if type(choices) is list and len(choices) == 1:
+        choice = choices[0]
+        choice = choice if type(choice) is dict else getattr(choice, "__dict__", None)
+        message = choice.get("message") if type(choice) is dict else None
+        message = message if type(message) is dict else getattr(message, "__dict__", None)
+        if type(message) is dict and message.get("function_call") is None:
+            calls = message.get("tool_calls")
+            call.tool_calls = len(calls) if calls and type(calls) is list else 0
+            reason = choice.get("finish_reason") or choice.get("stop_reason")  # type: ignore[union-attr]
+            call.finish_reason = reason if reason is None or type(reason) is str else text(reason)
+            return values
+    call.tool_calls, reason = summarize_choices(choices)
+    if choices:
+        call.finish_reason = reason
     return values
 
 

@@ -40,9 +40,8 @@ class ChatCompletions(_ChatFormat):
     name = "chat.completions"
     request_format = openai_chat.CHAT
 
-    def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        StainlessEndpoint.start(self, call, instance, args, kwargs)  # super(), named: every call
-        if call.stream and _asks_for_stream_usage(call, instance, kwargs):
+    def start_stream(self, call: Call, instance: Any, kwargs: Mapping[str, Any]) -> dict | None:
+        if _asks_for_stream_usage(call, instance, kwargs):
             return _ask_for_stream_usage(call, kwargs)
         return None
 

@@ -43,9 +43,13 @@ class StainlessEndpoint(Endpoint):
     _raw: ClassVar[tuple[type, ...]] = ()
     _kinds: ClassVar[dict[type, Kind]] = {}
 
+    #: The provider is known by the client's base URL alone (`provider_of` not overridden).
+    _url_provider: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._kinds = {}
+        cls._url_provider = cls.provider_of is StainlessEndpoint.provider_of
         sdk = cls.__dict__.get("sdk")
         if sdk is not None:
             cls._stream = getattr(sdk, "Stream", None)
@@ -58,13 +62,31 @@ class StainlessEndpoint(Endpoint):
             )
 
     def start(self, call: Call, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> dict | None:
-        provider, gateway = self.provider_of(instance, call)
+        """The provider (by the client's base URL), the model and the stream flag; a stream's
+        request goes on to `start_stream`. Runs before every call: an endpoint overrides
+        `start_stream` rather than this, and a known base URL is looked up here, not through
+        `provider_of` (each Python call costs on the caller's thread)."""
+        answer = None
+        if self._url_provider:  # `provider_of`'s look-up, written out
+            stored = getattr(getattr(instance, "_client", None), "__dict__", None)
+            if stored:
+                base_url = stored.get("_configured_base_url") or stored.get("_base_url")
+                cached = _by_base_url.get(id(base_url))
+                if cached is not None and cached[0] is base_url:
+                    answer = cached[1]
+        provider, gateway = self.provider_of(instance, call) if answer is None else answer
         call.provider = provider
         if gateway:
             watch_gateway(call, getattr(instance, "_client", None))
         model = kwargs.get("model")
-        call.request_model = model if isinstance(model, str) else None
-        call.stream = kwargs.get("stream") is True
+        call.request_model = model if type(model) is str or isinstance(model, str) else None
+        if kwargs.get("stream") is True:
+            call.stream = True
+            return self.start_stream(call, instance, kwargs)
+        return None
+
+    def start_stream(self, call: Call, instance: Any, kwargs: Mapping[str, Any]) -> dict | None:
+        """A streamed request: replacement kwargs to send (see `Endpoint.start`), or None."""
         return None
 
     def classify(self, result: Any) -> Kind:

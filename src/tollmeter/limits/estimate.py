@@ -712,29 +712,24 @@ def estimate_generic(kwargs: Mapping[str, Any], model: str | None) -> RequestEst
     return estimate_request(GENERIC, kwargs, model)
 
 
-def counted_tokens(counted: tuple[int, int, int | None, int], rules: tuple[int, int, int, int],
-                   bound: bool = False) -> tuple[int, int]:
+def counted_tokens(counted: tuple[int, int, int | None, int], rules: tuple[int, int, int, int]) -> tuple[int, int]:
     """(input, output) tokens of a quick or size reader's count (`QuickReader`) under a model's
     `token_rules`: the text times the model's factor (rounded up), the fixed tokens and the
     request's frame; the output cap (the model's maximum when none is given) times the choices.
-    `bound`: the input rounded up to a power of two (the table bound: `upper_bound`). The one
-    place this arithmetic is done: `estimate_request`, `upper_bound` and `Guard.admit_plain`."""
+    Used by `estimate_request` and `upper_bound`; `Guard.admit_plain` writes it out (a property
+    test holds it to `upper_bound`)."""
     text, fixed, cap, choices = counted
     num, den, _, most = rules
     if num != 1:
         text = (text * num + den - 1) // den
-    input_tokens = text + fixed + PER_REQUEST_TOKENS
-    if bound:
-        input_tokens = 1 << (input_tokens - 1).bit_length()
-    return input_tokens, (most if cap is None else cap) * choices
+    return text + fixed + PER_REQUEST_TOKENS, (most if cap is None else cap) * choices
 
 
 def upper_bound(request_format: RequestFormat, kwargs: Any, model: Any) -> tuple[int, int] | None:
     """(input, output) tokens at least those of `estimate_request` for the same request, worked
     out more cheaply, for the format's plainest requests (its `sized` reader); None for any
-    other request, or without a model name. The input is rounded up to a power of two, so that
-    its price can be looked up rather than computed (`Guard.admit_plain` reserves this bound,
-    counted the same way, and keeps prices per bound). Never raises."""
+    other request, or without a model name. `Guard.admit_plain` reserves this bound, counted the
+    same way. Never raises."""
     sized = request_format.sized
     if sized is None or type(kwargs) is not dict or type(model) is not str or not model:
         return None
@@ -744,7 +739,7 @@ def upper_bound(request_format: RequestFormat, kwargs: Any, model: Any) -> tuple
         return None
     if counted is None:
         return None
-    return counted_tokens(counted, token_rules(model, request_format.claude_by_default), bound=True)
+    return counted_tokens(counted, token_rules(model, request_format.claude_by_default))
 
 
 def estimate_request(

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .circuit import Asker, Circuit
 from . import picos
-from .estimate import counted_tokens, token_rules
+from .estimate import PER_REQUEST_TOKENS, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .remote import BudgetsUnavailable
 
@@ -72,6 +72,8 @@ _ZERO = Decimal(0)
 #: Seconds past its recheck after which the worker stops re-asking an idle tenant's "no limit"
 #: answer; its next call has it re-asked in the background (never on the caller's thread).
 _STALE_UNLIMITED = 60.0
+#: `time.monotonic`, one global look-up away (`admit_plain` reads it before every call).
+_monotonic = time.monotonic
 
 
 class LeaseWaitExceeded(BudgetsUnavailable):
@@ -183,28 +185,22 @@ class Observed:
 
 class PlainBounds:
     """What `Guard.admit_plain` knows of one model's plain requests: the model's `token_rules`
-    and the reservation of each size (`estimate.upper_bound`: input tokens rounded up to a power
-    of two, output tokens), priced on first use with the free budget it needs and its `wake_line`."""
+    and its linear worst-case rates as whole picodollars per input token, per output token and
+    per request, each rounded up (so the bound they price is at least `RateSheet.worst_case`'s,
+    and equal to it for a price in whole micro-dollars per million tokens: every listed one)."""
 
-    __slots__ = ("rules", "sheet", "model", "amounts")
+    __slots__ = ("num", "den", "most", "per_input", "per_output", "per_request", "model")
 
-    def __init__(self, rules: tuple[int, int, int, int], sheet: RateSheet,
+    def __init__(self, rules: tuple[int, int, int, int], rates: tuple[Decimal, Decimal, Decimal],
                  model: tuple[str | None, str]) -> None:
-        self.rules = rules
-        self.sheet = sheet
+        self.num, self.den, _, self.most = rules
+        self.per_input, self.per_output, self.per_request = (picos.up(rate) for rate in rates)
         #: (provider, model), shared by every reservation of the model.
         self.model = model
-        #: (input, output tokens) -> (their worst case in picodollars, the free budget that lets
-        #: it be reserved: `AMPLE_BOUNDS` of them, its `wake_line`, their sum).
-        self.amounts: dict[tuple[int, int], tuple[int, int, int, int]] = {}
 
-    def price(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
-        amount = picos.up(self.sheet.worst_case(*size))
-        priced = (amount, amount * AMPLE_BOUNDS, wake_line(amount), size[0] + size[1])
-        if len(self.amounts) >= 1024:
-            self.amounts.clear()
-        self.amounts[size] = priced
-        return priced
+    def amount(self, tokens: tuple[int, int]) -> int:
+        """The worst case of (input, output) tokens in picodollars (what `admit_plain` reserves)."""
+        return self.per_input * tokens[0] + self.per_output * tokens[1] + self.per_request
 
 
 class Reservation:
@@ -372,17 +368,18 @@ class Guard:
         Never raises: anything unexpected is reported and goes the full way.
 
         The table bound (`estimate.upper_bound`) is at least the request's worst case: its input
-        sized by the format's `sized` reader (an upper bound of the estimate's count) rounded up
-        to a power of two, its output cap, priced once per size (`PlainBounds`); only for linear
-        prices, where more tokens never cost less. Reserving
-        more than the worst case keeps the bound; `AMPLE_BOUNDS` keeps it from mattering: a lease
-        short of that many bounds has each call estimated (`check`), so what is refused, and
-        when, does not change. One function, no request object: it runs before every call."""
+        sized by the format's `sized` reader (an upper bound of the estimate's count), its output
+        cap, priced by the model's rates in whole picodollars (`PlainBounds`); only for linear
+        prices, where more tokens never cost less. Reserving more than the worst case keeps the
+        bound; `AMPLE_BOUNDS` keeps it from mattering: a lease short of that many bounds has
+        each call estimated (`check`), so what is refused, and when, does not change. One
+        function, no request object, `counted_tokens` and `wake_line` written out (a property
+        test holds them to `upper_bound`): it runs before every call."""
         try:
             budget = self._budgets.get(tenant_id)
             if budget is None or not budget.plain:
                 return NEEDS_CHECK
-            now = time.monotonic()
+            now = _monotonic()
             if budget.unlimited:  # `_used_unlimited`, inline: the common case
                 budget.last_used = now
                 if now >= budget.checked_until + _STALE_UNLIMITED:
@@ -391,7 +388,7 @@ class Guard:
             if request_format is None or type(kwargs) is not dict or type(model) is not str or now >= budget.expires:
                 return NEEDS_CHECK
             tier = kwargs.get("service_tier")
-            if tier is not None and not isinstance(tier, str):
+            if tier is not None and type(tier) is not str:
                 tier = None
             try:
                 bounds = self._plain[(provider, model, tier, request_format)]
@@ -405,19 +402,21 @@ class Guard:
                 return NEEDS_CHECK
             if counted is None:
                 return NEEDS_CHECK
-            size = counted_tokens(counted, bounds.rules, True)
-            priced = bounds.amounts.get(size)
-            if priced is None:
-                priced = bounds.price(size)
-            amount, ample, wake, tokens = priced
+            text, fixed, cap, choices = counted  # `counted_tokens`
+            if bounds.num != 1:
+                text = (text * bounds.num + bounds.den - 1) // bounds.den
+            input_tokens = text + fixed + PER_REQUEST_TOKENS
+            output_tokens = (bounds.most if cap is None else cap) * choices
+            amount = bounds.per_input * input_tokens + bounds.per_output * output_tokens + bounds.per_request
             with self._lock:
                 free = budget.remaining - budget.reserved
-                if now < budget.expires and free >= ample:
+                if now < budget.expires and free >= amount * AMPLE_BOUNDS:
                     budget.reserved += amount
                     budget.last_used = now
-                    reservation = Reservation(budget, amount, budget.lease_id, tokens, None, bounds.model)
+                    reservation = Reservation(budget, amount, budget.lease_id, input_tokens + output_tokens, None,
+                                              bounds.model)
                     budget.open.add(reservation)  # `_opened`, inline
-                    if free - amount < wake:  # `wake_line`
+                    if free - amount < amount * WAKE_CALLS:  # `wake_line(amount)`
                         reservation.urgent = budget.wake_once()
                     return reservation
             return NEEDS_CHECK
@@ -443,7 +442,8 @@ class Guard:
             except LimitExceededException:  # unpriced and blocked: `check` refuses it
                 sheet = None
         if sheet is not None and sheet.worst_case_rates is not None:
-            bounds = PlainBounds(token_rules(model, request_format.claude_by_default), sheet, (provider, model))
+            bounds = PlainBounds(token_rules(model, request_format.claude_by_default), sheet.worst_case_rates,
+                                 (provider, model))
         if len(self._plain) >= 4096:
             self._plain.clear()
         self._plain[(provider, model, tier, request_format)] = bounds
