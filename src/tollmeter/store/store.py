@@ -32,6 +32,7 @@ from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
 from . import outcomes, partitions, schema
+from .usage import period_text, raw_measures, report as usage_report
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
 logger = logging.getLogger("tollmeter")
@@ -616,36 +617,12 @@ class Store:
     def usage(self, *, group_by: Sequence[str], since: datetime | None = None,
               until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
         """Calls, tokens and cost grouped by event columns (tenant_id, model, provider, agent_id,
-        run_id, endpoint) or by "day", over [since, until).
-
-        Read from the rollups (whole UTC days from `usage_daily`, whole hours from
-        `usage_hourly`) and from the raw events only for the minutes at the ends of the range
-        outside a whole hour, so the cost does not grow with the history; grouping by run_id
-        reads the raw events (the rollups have no run key but `run_rollup`'s)."""
-        for name in group_by:
-            if name != "day" and name not in _RAW_GROUPS:
-                raise ValueError(f"cannot group usage by {name!r}")
-        since, until = _utc(since), _utc(until)
-        if "run_id" not in group_by:
-            parts = _usage_parts(since, until)
-        elif set(group_by) <= _RUN_GROUPS:
-            parts = _usage_parts(since, until, hours=False)  # whole days from run_rollup
-        else:
-            parts = [("raw", since, until)]
-        merged: dict[tuple[Any, ...], list[Any]] = {}
+        run_id, endpoint) or by "day", over [since, until): from the rollups, and from the raw
+        events only for the minutes at the ends of the range outside a whole hour (usage.py),
+        so the cost does not grow with the history; grouped by run_id with provider or
+        endpoint, from the raw events (no rollup has both)."""
         with self.transaction() as conn:
-            for source, lo, hi in parts:
-                sign = -1 if source.startswith("-") else 1
-                for key, values in _usage_rows(conn, self.project, source.lstrip("-"), group_by, lo, hi, tenant_id):
-                    _add_measures(merged, key, values, sign)
-            if any(source.startswith("-") for source, _, _ in parts):  # groups only in the hours taken off
-                merged = {key: values for key, values in merged.items() if values[0] or not group_by}
-            nulls_last = conn.dialect.name == "postgresql"  # as ORDER BY puts them on each database
-        if not group_by and not merged:
-            merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
-        names = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
-        keys = sorted(merged, key=lambda k: tuple(((v is None) == nulls_last, v or "") for v in k))
-        return [{**dict(zip(group_by, key)), **dict(zip(names, merged[key]))} for key in keys]
+            return usage_report(conn, self.project, group_by, _utc(since), _utc(until), tenant_id)
 
     def usage_from_events(self, *, group_by: Sequence[str], since: datetime | None = None,
                           until: datetime | None = None, tenant_id: str | None = None) -> list[dict[str, Any]]:
@@ -653,7 +630,7 @@ class Store:
         e = schema.events
         keys = [period_text(self.engine.dialect.name, e.c.timestamp, "day").label("day") if name == "day"
                 else e.c[name] for name in group_by]
-        query = select(*keys, *_raw_measures()).where(e.c.project_id == self.project)
+        query = select(*keys, *raw_measures()).where(e.c.project_id == self.project)
         if since is not None:
             query = query.where(e.c.timestamp >= since)
         if until is not None:
@@ -820,11 +797,6 @@ def _copy_layout() -> tuple[list[str], list[str], Any, list[int]]:
     return _COPY_LAYOUT[0]
 
 
-_RAW_GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
-#: The groupings run_rollup answers for whole days.
-_RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
-
-
 def _create_missing_indexes(engine: Engine) -> None:
     """The indexes a table made by an older version lacks (`create_all` makes only missing
     tables): what a migration adds on a server. The events table is left to partitions.py."""
@@ -843,153 +815,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _ceil(moment: datetime, unit: str) -> datetime:
-    floor = _floor(moment, unit)
-    return floor if floor == moment else floor + (timedelta(hours=1) if unit == "hour" else timedelta(days=1))
-
-
-def _floor(moment: datetime, unit: str) -> datetime:
-    moment = moment.replace(minute=0, second=0, microsecond=0)
-    return moment if unit == "hour" else moment.replace(hour=0)
-
-
-def _usage_parts(since: datetime | None, until: datetime | None,
-                 hours: bool = True) -> list[tuple[str, datetime | None, datetime | None]]:
-    """[since, until) cut into the pieces each source covers exactly: raw events for the
-    minutes outside a whole hour at each end, hours outside a whole day, whole days between
-    (`hours=False`: raw events for everything outside a whole day). Where a range takes most
-    of a day's hours, the day is read whole and the hours it leaves out taken off ("-hourly"):
-    fewer rollup rows than the hours it keeps."""
-    if since is not None and until is not None and until <= since:
-        return []
-    if not hours:
-        d1 = _ceil(since, "day") if since is not None else None
-        d2 = _floor(until, "day") if until is not None else None
-        if since is not None and until is not None and d1 >= d2:
-            return [("raw", since, until)]
-        parts = [("raw", since, d1)] if since is not None else []
-        parts.append(("daily", d1, d2))
-        if until is not None:
-            parts.append(("raw", d2, until))
-        return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
-    parts: list[tuple[str, datetime | None, datetime | None]] = []
-    h1 = _ceil(since, "hour") if since is not None else None
-    d1 = _ceil(since, "day") if since is not None else None
-    h2 = _floor(until, "hour") if until is not None else None
-    d2 = _floor(until, "day") if until is not None else None
-    if since is not None and until is not None and d1 >= d2:  # no whole day inside
-        if h1 >= h2:
-            return [("raw", since, until)]
-        return [p for p in (("raw", since, h1), ("hourly", h1, h2), ("raw", h2, until)) if p[1] < p[2]]
-    day = timedelta(days=1)
-    if since is not None:
-        parts.append(("raw", since, h1))
-        if d1 - h1 > day / 2:  # most of the day: the whole day less its first hours
-            parts += [("daily", d1 - day, d1), ("-hourly", d1 - day, h1)]
-        else:
-            parts.append(("hourly", h1, d1))
-    parts.append(("daily", d1, d2))
-    if until is not None:
-        if h2 - d2 > day / 2:  # most of the day: the whole day less its last hours
-            parts += [("daily", d2, d2 + day), ("-hourly", h2, d2 + day)]
-        else:
-            parts.append(("hourly", d2, h2))
-        parts.append(("raw", h2, until))
-    return [p for p in parts if p[1] is None or p[2] is None or p[1] < p[2]]
-
-
-def period_text(dialect: str, column: Any, unit: str) -> Any:
-    """A time or day column as text: "YYYY-MM-DD" (unit "day") or "YYYY-MM-DD HH" ("hour")."""
-    if dialect == "sqlite":
-        return func.substr(func.cast(column, schema.String), 1, 10 if unit == "day" else 13)
-    return func.to_char(column, "YYYY-MM-DD" if unit == "day" else "YYYY-MM-DD HH24")
-
-
-def _raw_measures() -> list[Any]:
-    e = schema.events
-    return [
-        func.count().label("calls"),
-        func.coalesce(schema.count_sum(e.c.input_tokens), 0).label("input_tokens"),
-        func.coalesce(schema.count_sum(e.c.output_tokens), 0).label("output_tokens"),
-        func.coalesce(schema.count_sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
-        money_sum(e.c.cost_usd).label("cost_usd"),
-        func.sum(func.cast(~e.c.priced, schema.Integer)).label("unpriced"),
-        func.sum(func.cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
-    ]
-
-
-def _rollup_measures(t: Any) -> list[Any]:
-    return [
-        func.coalesce(schema.count_sum(t.c.calls), 0).label("calls"),
-        *(func.coalesce(schema.count_sum(t.c[m]), 0).label(m)
-          for m in ("input_tokens", "output_tokens", "cache_read_tokens")),
-        money_sum(t.c.cost_usd).label("cost_usd"),
-        func.coalesce(schema.count_sum(t.c.unpriced), 0).label("unpriced"),
-        func.coalesce(schema.count_sum(t.c.errors), 0).label("errors"),
-    ]
-
-
-def _usage_rows(conn: Connection, project: str, source: str, group_by: Sequence[str], lo: datetime | None,
-                hi: datetime | None, tenant_id: str | None) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
-    """(group key, measures) of one source over [lo, hi); rollup keys "" given back as None.
-    Whole days grouped by run_id: the runs' rows from run_rollup, and the events of no run
-    as the difference between usage_rollup and run_rollup for the other keys."""
-    dialect = conn.dialect.name
-    n = len(group_by)
-
-    def read(query: Any, rollup: bool, width: int = n) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
-        for row in conn.execute(query):
-            key = tuple(row[:width])
-            if rollup:
-                key = tuple(None if k == schema.NONE_KEY else k for k in key)
-            values = [int(v or 0) for v in row[len(key):len(key) + 4]]
-            values += [_decimal(row[-3]) if row[-3] is not None else _ZERO, int(row[-2] or 0), int(row[-1] or 0)]
-            yield key, values
-
-    if source == "daily" and "run_id" in group_by:
-        per_run = list(read(_usage_query(dialect, project, "runs", group_by, lo, hi, tenant_id), True))
-        rest = [g for g in group_by if g != "run_id"]
-        without_run = dict(read(_usage_query(dialect, project, "days", rest, lo, hi, tenant_id), True, n - 1))
-        at = group_by.index("run_id")
-        for key, values in per_run:
-            yield key, values
-            base = without_run.get(key[:at] + key[at + 1:])
-            for i, value in enumerate(values if base is not None else ()):
-                base[i] -= value
-        for key, values in without_run.items():
-            if values[0]:
-                yield key[:at] + (None,) + key[at:], values
-        return
-    yield from read(_usage_query(dialect, project, source, group_by, lo, hi, tenant_id), source != "raw")
-
-
-def _usage_query(dialect: str, project: str, source: str, group_by: Sequence[str], lo: datetime | None,
-                 hi: datetime | None, tenant_id: str | None) -> Any:
-    """The grouped usage of one source ("raw", "hourly", "daily") over [lo, hi)."""
-    if source == "raw":
-        t = schema.events
-        period, low, high = t.c.timestamp, lo, hi
-        measures = _raw_measures()
-    else:
-        t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
-             "days": schema.usage_rollup}[source]
-        if source == "daily" and set(group_by) <= {"tenant_id", "day"}:
-            t = schema.tenant_rollup  # the same sums, a row per tenant and day
-        period = t.c.hour if source == "hourly" else t.c.day
-        low = lo if source == "hourly" or lo is None else lo.date()
-        high = hi if source == "hourly" or hi is None else hi.date()
-        measures = _rollup_measures(t)
-    keys = [period_text(dialect, period, "day").label("day") if name == "day" else t.c[name] for name in group_by]
-    query = select(*keys, *measures).where(t.c.project_id == project)
-    if low is not None:
-        query = query.where(period >= low)
-    if high is not None:
-        query = query.where(period < high)
-    if tenant_id is not None:
-        query = query.where(t.c.tenant_id == (tenant_id if source == "raw" else tenant_id or schema.NONE_KEY))
-    return query.group_by(*keys) if keys else query
 
 
 def retention_mark(conn: Connection, project: str) -> datetime | None:
@@ -1028,7 +853,7 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
             query = query.where(period >= (mark if unit == "hour" else mark.date()))
         raw_keys = ordered([period_text(dialect, e.c.timestamp, unit) if k in ("hour", "day") else
                             func.coalesce(e.c[k], none) for k in keys])
-        raw = select(*raw_keys, *_raw_measures()).where(e.c.project_id == project)
+        raw = select(*raw_keys, *raw_measures()).where(e.c.project_id == project)
         if mark is not None:
             raw = raw.where(e.c.timestamp >= mark)
         if table is schema.run_rollup or table is schema.run_usage_rollup:

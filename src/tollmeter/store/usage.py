@@ -1,0 +1,247 @@
+"""GET /v1/usage's read: calls, tokens and cost over [since, until) grouped by event columns or
+by day, from the rollups, so that its cost does not grow with the history.
+
+A range is cut into pieces each source covers exactly (`pieces`): whole UTC days from
+`usage_daily` (or `tenant_rollup`, `run_rollup`), whole hours from `usage_hourly`, and raw
+events only for the minutes at each end outside a whole hour. Each end takes whichever side of
+its hour is shorter: 00:07 reads the day whole less the events of its first 7 minutes, rather
+than the 53 minutes after them. All pieces are added (or taken off) by the database in one
+statement, so a report is one snapshot and one round trip, and Python sees only its groups.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Sequence
+
+from sqlalchemy import Select, cast, func, null, select, type_coerce, union_all
+from sqlalchemy.types import NullType
+from sqlalchemy.engine import Connection
+
+from . import schema
+
+#: The event columns a report can group by (with "day").
+GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
+#: The groupings run_rollup answers for whole days.
+RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
+MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
+
+#: A piece: (source, sign, lo, hi) - source "raw" (events), "hourly", "daily" or "rundays"
+#: (whole days grouped by run: the runs' rows of run_rollup and the events of no run);
+#: sign -1 takes the piece off.
+Piece = tuple[str, int, "datetime | None", "datetime | None"]
+
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+_ZERO = Decimal(0)
+
+
+def report(conn: Connection, project: str, group_by: Sequence[str], since: datetime | None,
+           until: datetime | None, tenant_id: str | None) -> list[dict[str, Any]]:
+    """The rows of a usage report (UTC `since` and `until`), sorted by their keys, None last
+    on PostgreSQL and first on SQLite (as each database's ORDER BY puts them)."""
+    for name in group_by:
+        if name != "day" and name not in GROUPS:
+            raise ValueError(f"cannot group usage by {name!r}")
+    if "run_id" not in group_by:
+        parts = pieces(since, until)
+    elif set(group_by) <= RUN_GROUPS:
+        parts = pieces(since, until, hours=False)  # whole days from run_rollup
+    else:
+        parts = [("raw", 1, since, until)] if since is None or until is None or since < until else []
+    n = len(group_by)
+    if parts and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")  # the groups of every piece hashed in memory
+    rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
+    merged = {}
+    for row in rows:
+        plus, minus = row[n + 4], row[n + 5]
+        cost = (_money(plus) if plus is not None else _ZERO) - (_money(minus) if minus is not None else _ZERO)
+        merged[tuple(row[:n])] = [int(row[n] or 0), int(row[n + 1] or 0), int(row[n + 2] or 0), int(row[n + 3] or 0),
+                                  cost, int(row[n + 6] or 0), int(row[n + 7] or 0)]
+    if not group_by and not merged:
+        merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
+    keys = sorted(merged, key=_order(n, nulls_last=conn.dialect.name == "postgresql"))
+    return [{**dict(zip(group_by, key)), **dict(zip(MEASURES, merged[key]))} for key in keys]
+
+
+def _order(width: int, nulls_last: bool) -> Any:
+    """A sort key for group keys of `width` values (text or None)."""
+    if width == 1:
+        return lambda key: ((key[0] is None) == nulls_last, key[0] or "")
+    return lambda key: tuple(((v is None) == nulls_last, v or "") for v in key)
+
+
+def pieces(since: datetime | None, until: datetime | None, hours: bool = True) -> list[Piece]:
+    """[since, until) as pieces whose signed sum is exactly that range: raw events for the
+    minutes outside a whole hour at each end (added after the end, or taken off before it,
+    whichever is shorter), hours outside a whole day, whole days between (`hours=False`: raw
+    events for everything outside a whole day, again from the nearer midnight). Where a range
+    takes most of a day's hours, the day is read whole and the hours it leaves out taken off:
+    fewer rollup rows than the hours it keeps."""
+    if since is not None and until is not None and until <= since:
+        return []
+    unit = _HOUR if hours else _DAY
+    out: list[Piece] = []
+    first = _nearer(since, unit) if since is not None else None  # where the rollups start
+    last = _nearer(until, unit) if until is not None else None  # and end
+    if first is not None and last is not None and (
+            first >= last or abs(since - first) + abs(until - last) >= until - since):
+        return [("raw", 1, since, until)]  # the range's own events are fewer
+    if since is not None and since != first:
+        out.append(("raw", 1, since, first) if since < first else ("raw", -1, first, since))
+    if until is not None and until != last:
+        out.append(("raw", 1, last, until) if last < until else ("raw", -1, until, last))
+    if not hours:
+        out.append(("rundays", 1, first, last))
+        return out
+    d1 = _ceil(first, _DAY) if first is not None else None
+    d2 = _floor(last, _DAY) if last is not None else None
+    if first is not None and last is not None and d1 >= d2:  # no whole day inside: hours alone
+        out.append(("hourly", 1, first, last))
+        return out
+    if first is not None and first != d1:
+        if d1 - first > _DAY / 2:  # most of the day: the whole day less its first hours
+            out += [("daily", 1, d1 - _DAY, d1), ("hourly", -1, d1 - _DAY, first)]
+        else:
+            out.append(("hourly", 1, first, d1))
+    out.append(("daily", 1, d1, d2))
+    if last is not None and last != d2:
+        if last - d2 > _DAY / 2:  # most of the day: the whole day less its last hours
+            out += [("daily", 1, d2, d2 + _DAY), ("hourly", -1, last, d2 + _DAY)]
+        else:
+            out.append(("hourly", 1, d2, last))
+    return [p for p in out if p[2] is None or p[3] is None or p[2] < p[3]]
+
+
+def raw_measures() -> list[Any]:
+    """The measures of raw events, summed."""
+    e = schema.events
+    return [
+        func.count().label("calls"),
+        func.coalesce(schema.count_sum(e.c.input_tokens), 0).label("input_tokens"),
+        func.coalesce(schema.count_sum(e.c.output_tokens), 0).label("output_tokens"),
+        func.coalesce(schema.count_sum(e.c.cache_read_tokens), 0).label("cache_read_tokens"),
+        schema.money_sum(e.c.cost_usd).label("cost_usd"),
+        func.sum(cast(~e.c.priced, schema.Integer)).label("unpriced"),
+        func.sum(cast(e.c.error.is_not(None), schema.Integer)).label("errors"),
+    ]
+
+
+def rollup_measures(t: Any) -> list[Any]:
+    """The measures of a rollup's rows, summed."""
+    return [
+        func.coalesce(schema.count_sum(t.c.calls), 0).label("calls"),
+        *(func.coalesce(schema.count_sum(t.c[m]), 0).label(m)
+          for m in ("input_tokens", "output_tokens", "cache_read_tokens")),
+        schema.money_sum(t.c.cost_usd).label("cost_usd"),
+        func.coalesce(schema.count_sum(t.c.unpriced), 0).label("unpriced"),
+        func.coalesce(schema.count_sum(t.c.errors), 0).label("errors"),
+    ]
+
+
+def period_text(dialect: str, column: Any, unit: str) -> Any:
+    """A time or day column as text: "YYYY-MM-DD" (unit "day") or "YYYY-MM-DD HH" ("hour")."""
+    if dialect == "sqlite":
+        return func.substr(func.cast(column, schema.String), 1, 10 if unit == "day" else 13)
+    return func.to_char(column, "YYYY-MM-DD" if unit == "day" else "YYYY-MM-DD HH24")
+
+
+def _union(dialect: str, project: str, group_by: Sequence[str], parts: list[Piece], tenant_id: str | None) -> Select:
+    """One statement: every piece grouped by `group_by`, signed, added up by group. A group
+    whose calls add up to 0 was only in pieces taken off (every row of a rollup is a call)."""
+    selects = []
+    for source, sign, lo, hi in parts:
+        if source == "rundays":  # runs' rows, plus the events of no run: all events less the runs'
+            selects += [_piece(dialect, project, "runs", 1, group_by, lo, hi, tenant_id),
+                        _piece(dialect, project, "days", 1, group_by, lo, hi, tenant_id),
+                        _piece(dialect, project, "run_days", -1, group_by, lo, hi, tenant_id)]
+        else:
+            selects.append(_piece(dialect, project, source, sign, group_by, lo, hi, tenant_id))
+    u = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("pieces")
+    keys = [u.c[f"k{i}"] for i in range(len(group_by))]
+    # as the database gives them (Decimal or SQLite's decimal text; counts as numbers): made
+    # Decimals and ints once, here
+    measures = [type_coerce(func.coalesce(schema.count_sum(u.c[m]), 0), NullType())
+                for m in ("calls", "input_tokens", "output_tokens", "cache_read_tokens")]
+    measures += [type_coerce(schema.money_sum(u.c.cost_plus), NullType()),
+                 type_coerce(schema.money_sum(u.c.cost_minus), NullType()),
+                 *(type_coerce(func.coalesce(schema.count_sum(u.c[m]), 0), NullType()) for m in ("unpriced", "errors"))]
+    query = select(*keys, *measures)
+    if keys:
+        query = query.group_by(*keys).having(schema.count_sum(u.c.calls) != 0)
+    return query
+
+
+def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequence[str], lo: datetime | None,
+           hi: datetime | None, tenant_id: str | None) -> Select:
+    """The grouped usage of one source over [lo, hi), its measures signed, its cost in
+    `cost_plus` or `cost_minus` (money is summed apart: SQLite's is decimal text), its keys
+    k0, k1, ... with a rollup's "" (none) as NULL, as in the raw events."""
+    raw = source == "raw"
+    if raw:
+        t = schema.events
+        period, low, high = t.c.timestamp, lo, hi
+        measures = raw_measures()
+    else:
+        t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
+             "days": schema.usage_rollup, "run_days": schema.run_usage_rollup}[source]
+        if source == "daily" and set(group_by) <= {"tenant_id", "day"}:
+            t = schema.tenant_rollup  # the same sums, a row per tenant and day
+        period = t.c.hour if source == "hourly" else t.c.day
+        low = lo if source == "hourly" or lo is None else lo.date()
+        high = hi if source == "hourly" or hi is None else hi.date()
+        measures = rollup_measures(t)
+    keys: list[Any] = []
+    for name in group_by:
+        if name == "day":
+            keys.append(period_text(dialect, period, "day"))
+        elif name not in t.c:  # run_id of the rollups without runs: the events of no run
+            keys.append(null())
+        else:
+            keys.append(t.c[name] if raw else func.nullif(t.c[name], schema.NONE_KEY))
+    query = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), *_signed(measures, sign)).where(
+        t.c.project_id == project)
+    if low is not None:
+        query = query.where(period >= low)
+    if high is not None:
+        query = query.where(period < high)
+    if tenant_id is not None:
+        query = query.where(t.c.tenant_id == (tenant_id if raw else tenant_id or schema.NONE_KEY))
+    grouped = [k for k in keys if k is not None and not _is_null(k)]
+    return query.group_by(*grouped) if grouped else query
+
+
+def _signed(measures: list[Any], sign: int) -> list[Any]:
+    """Labelled measures with the counts negated when `sign` is -1 and the cost moved to its column."""
+    named = {m.name: m.element for m in measures}
+    out = [(named[m] if sign > 0 else -named[m]).label(m) for m in MEASURES if m != "cost_usd"]
+    nothing = cast(null(), schema.Money)
+    plus, minus = (named["cost_usd"], nothing) if sign > 0 else (nothing, named["cost_usd"])
+    return [*out[:4], plus.label("cost_plus"), minus.label("cost_minus"), *out[4:]]
+
+
+def _is_null(clause: Any) -> bool:
+    return clause.__class__ is null().__class__
+
+
+def _money(value: Any) -> Decimal:
+    return value if value.__class__ is Decimal else Decimal(str(value))
+
+
+def _nearer(moment: datetime, unit: timedelta) -> datetime:
+    """The boundary of `unit` (hour or day) nearer to `moment` (the earlier one on a tie)."""
+    floor = _floor(moment, unit)
+    return floor if moment - floor <= unit / 2 else floor + unit
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment if unit == _HOUR else moment.replace(hour=0)
+
+
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + unit
+
