@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
-from .revenue import PlanBook, counted_revenues, days, month_start, recurring, run_revenues, usage_revenue
+from .revenue import (PlanBook, changes_within, counted_revenues, days, month_start, recurring, recurring_total,
+                      run_revenues, usage_revenue)
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -185,13 +186,15 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         return found
 
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
-    # grouped by, or a usage_based plan says what the day's usage earns).
+    # grouped by, or a usage_based plan in force on some of the days but not all: what usage
+    # earns is linear in it, so under one plan the range's sums earn what its days do).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
+    by_day = {t for t in priced_by_usage if changes_within(book, t, first, end)}
     for tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost, unpriced in _usage(
-            ledger, groups, first, end, tenant_id, periods, priced_by_usage, runs_only):
+            ledger, groups, first, end, tenant_id, periods, by_day, runs_only):
         row = piece(tenant, day, run, agent, model)
         if tenant in priced_by_usage:
-            span = book.on(tenant, day)
+            span = book.on(tenant, day if day is not None else first)
             row.revenue_usd += usage_revenue(span.plan if span else None, cost, input_tokens, output_tokens)
         row.cost_usd += cost
         row.calls += calls
@@ -224,9 +227,15 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue
             setattr(row, count.outcome, getattr(row, count.outcome) + count.runs)
-    # Recurring fees, a share per day.
+    # Recurring fees, a share per day (added up per tenant where no period is grouped by).
+    every_day = list(days(first, end))
     for tenant in () if runs_only else book.tenants:
-        for day, share in recurring(book, tenant, days(first, end)):
+        if not periods:
+            total = recurring_total(book, tenant, first, end)
+            if total:
+                piece(tenant, first, None, None, None).revenue_usd += total
+            continue
+        for day, share in recurring(book, tenant, every_day):
             piece(tenant, day, None, None, None).revenue_usd += share
     report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return report

@@ -113,6 +113,27 @@ def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tup
             yield day, share
 
 
+def recurring_total(book: PlanBook, tenant: str, first: date, end: date) -> Decimal:
+    """A tenant's recurring fees on the days first <= day < end, added up: exactly the sum of
+    what `recurring` gives each of those days, by whole stretches of one plan and month."""
+    total = _ZERO
+    day = first
+    while day < end:
+        span, until = book.on_until(tenant, day)
+        month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        stop = min(until, month_end, end)
+        fee = monthly_fee(span) if span is not None and span.plan.recurring else _ZERO
+        if fee:
+            total += sum(_shares(fee, day.year, day.month)[day.day - 1:(stop - timedelta(days=1)).day])
+        day = stop
+    return total
+
+
+def changes_within(book: PlanBook, tenant: str, first: date, end: date) -> bool:
+    """Whether another plan (or none) may be in force on some day first < day < end than on `first`."""
+    return any(first < span.effective_from < end for span in book.spans(tenant))
+
+
 def usage_revenue(plan: Plan | None, cost: Decimal, input_tokens: int, output_tokens: int) -> Decimal:
     """What a usage_based plan earns on usage (0 for the other models)."""
     if plan is None or plan.pricing_model != "usage_based":

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Float, and_, func, null, or_, select, update
+from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -123,16 +123,17 @@ class Ledger:
 
     def _book(self, conn: Any, tenant_ids: Sequence[str] | None) -> PlanBook:
         p = schema.customer_plans
-        query = select(p.c.tenant_id, p.c.effective_from, p.c.plan, p.c.seats).where(p.c.project_id == self.project)
+        # the plan as its stored JSON text: customers share a few plans, each parsed once
+        query = select(p.c.tenant_id, p.c.effective_from, cast(p.c.plan, Text), p.c.seats).where(
+            p.c.project_id == self.project)
         if tenant_ids is not None:
             query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
         spans: dict[str, list[PlanSpan]] = {}
-        plans: dict[str, Plan] = {}  # customers share a few plans: each read once
-        for tenant, start, plan, seats in conn.execute(query):
-            text = json.dumps(plan, sort_keys=True)
+        plans: dict[str, Plan] = {}
+        for tenant, start, text, seats in conn.execute(query):
             chosen = plans.get(text)
             if chosen is None:
-                chosen = plans[text] = Plan.of(plan)
+                chosen = plans[text] = Plan.of(json.loads(text))
             spans.setdefault(tenant, []).append(PlanSpan(_date(start), chosen, seats))
         return PlanBook(spans)
 
