@@ -118,14 +118,24 @@ def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
 def read_response(call: Call, response: Any, usage_reader: UsageReader = read_usage) -> Mapping[str, Any]:
     """A chat completion, legacy completion or embedding list (an SDK object or its JSON): the
     model, service tier, tool calls and finish reason now, the `usage` object deferred to
-    `usage_reader`. Returns the response's fields, for what an SDK adds to them.
+    `usage_reader`, and the request id a Stainless SDK (openai, groq) keeps among a parsed
+    response's private attributes (`stainless.read_request_id`). Returns the response's fields,
+    for what an SDK adds to them.
 
     Runs on the caller's thread after every call, where each function visited costs a cache
-    miss: `mapping`, `_read_head`, `call.defer_usage` and, for the usual single choice whose
-    message is an object or a dict, `summarize_choices` are written out here."""
+    miss: `mapping`, `_read_head`, `call.defer_usage`, the request id and, for the usual single
+    choice whose message is an object or a dict, `summarize_choices` are written out here, and
+    the openai SDK's endpoint is this function itself."""
     values = response if type(response) is dict else getattr(response, "__dict__", None)
     if type(values) is not dict:
         values = mapping(response)
+    request_id = values.get("_request_id")  # set on the object: in its __dict__ (openai 2-3) ...
+    if request_id is None:
+        private = getattr(response, "__pydantic_private__", None)  # ... or its private values
+        if private:
+            request_id = private.get("_request_id")
+    if type(request_id) is str:
+        call.request_id = request_id
     model = values.get("model")
     if type(model) is str:
         call.model = model
@@ -363,9 +373,11 @@ def _plain_chat(measure: Callable[[str], int] | None, kw: dict) -> tuple[int, in
     messages = kw.get("messages")
     if type(messages) is not list:
         return None
-    for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
-        if key in _CHAT_EXTRAS:
-            return None
+    bare = len(kw) == 2 and "model" in kw  # the model and the messages: no extras, cap or `n`
+    if not bare:
+        for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
+            if key in _CHAT_EXTRAS:
+                return None
     text = 0
     for message in messages:
         if type(message) is not dict or len(message) != 2 or "role" not in message:
@@ -377,6 +389,8 @@ def _plain_chat(measure: Callable[[str], int] | None, kw: dict) -> tuple[int, in
             text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
         else:
             text += measure(content)
+    if bare:
+        return text, PER_MESSAGE_TOKENS * len(messages), None, 1
     cap = kw.get("max_completion_tokens")
     legacy = kw.get("max_tokens")
     if cap is not None or legacy is not None:

@@ -184,6 +184,7 @@ class Call:
 
 
 _VALUE = Kind.VALUE
+_perf_counter_ns = time.perf_counter_ns
 
 
 def _complete(call: Call, result: Any) -> Any:
@@ -252,8 +253,18 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
             in_call.reset(token)
         try:
             # (`call.endpoint`: a dispatching endpoint's `start` hands the call to another)
-            if call.endpoint.classify(result) is _VALUE:  # a response, read at once: `_complete`'s first case
-                call.finish(response=result)
+            answering = call.endpoint
+            kind = answering.kinds_by_type.get(type(result))  # `classify`'s cache, without the call
+            if kind is None:
+                kind = answering.classify(result)
+            if kind is _VALUE and not call.done:  # a response, read at once: `finish`, written out
+                call.done = True
+                call.ended_ns = _perf_counter_ns()
+                try:
+                    answering.read_response(call, result)
+                except Exception as fault:
+                    hooks.fault(fault, f"reading a {answering.name} response")
+                hooks.finished(call)
                 return result
         except Exception as fault:
             return _faulted(call, result, fault)

@@ -12,6 +12,7 @@ machinery's job.
 from __future__ import annotations
 
 import enum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..limits.estimate import estimate_generic
@@ -45,6 +46,10 @@ class Endpoint:
     #: How the requests of the wire format this endpoint speaks are estimated (a format's
     #: `RequestFormat`, from `tollmeter.formats`); None: no known format, the generic estimate.
     request_format: RequestFormat | None = None
+    #: The kind of a result by its type alone, for the types an endpoint has classified so
+    #: (`classify` fills it; the wrapper looks here first): empty for an endpoint whose kinds
+    #: depend on the value.
+    kinds_by_type: Mapping[type, Kind] = MappingProxyType({})
 
     def accepts(self, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
         """Whether this call is metered at all (a method shared with calls that are not LLM

@@ -41,14 +41,14 @@ class StainlessEndpoint(Endpoint):
     _stream: ClassVar[type | None] = None
     _async_stream: ClassVar[type | None] = None
     _raw: ClassVar[tuple[type, ...]] = ()
-    _kinds: ClassVar[dict[type, Kind]] = {}
+    kinds_by_type: ClassVar[dict[type, Kind]] = {}  # type: ignore[misc]
 
     #: The provider is known by the client's base URL alone (`provider_of` not overridden).
     _url_provider: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._kinds = {}
+        cls.kinds_by_type = {}
         cls._url_provider = cls.provider_of is StainlessEndpoint.provider_of
         sdk = cls.__dict__.get("sdk")
         if sdk is not None:
@@ -90,7 +90,7 @@ class StainlessEndpoint(Endpoint):
         return None
 
     def classify(self, result: Any) -> Kind:
-        kinds = self._kinds  # by type: one dictionary look-up per call
+        kinds = self.kinds_by_type  # by type: one dictionary look-up per call
         kind = kinds.get(type(result))
         if kind is None:
             if self._stream is not None and isinstance(result, self._stream):
