@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tollmeter.money import EXACT
 from tollmeter import Meter, MeterConfig, Plan, PlanError
 from tollmeter.business.leaks import LeakSettings
-from tollmeter.business.margin import GROUPS
+from tollmeter.business.margin import GROUPS, period_label
 from tollmeter.store.ledger import Ledger, RunAlreadyResolved
 from tollmeter.store.store import Store
 
@@ -600,6 +600,45 @@ def test_usage_revenue_is_the_same_whatever_the_grouping_with_a_fine_markup(stor
     assert abs(whole - exact) < D("1e-15") and abs(by_model.total.revenue_usd - exact) < D("1e-15")
     assert sums(by_model)[0] == by_model.total.revenue_usd
     assert by_model.total.revenue_usd == whole  # the same total, grouped or not
+
+
+@pytest.mark.parametrize("plan_cohorts", [8, 0])
+def test_customers_summed_together_earn_what_each_earns_alone(store, ledger, monkeypatch, plan_cohorts):
+    """A report without a tenant key sums customers together where what they earn follows one
+    rule (the same recurring fees every day; the same usage_based plan all through the range)
+    and per customer otherwise: it must hold what the per-customer report adds up to, day by
+    day and agent by agent (`plan_cohorts` 0: every usage_based customer read per customer)."""
+    import tollmeter.business.margin as margin_module
+
+    monkeypatch.setattr(margin_module, "_PLAN_COHORTS", plan_cohorts)
+    flat, seats = plan("flat", base_revenue_usd="30.000000000000001"), plan("per_seat", seat_revenue_usd="7")
+    usage, other_usage = plan("usage_based", markup="0.25"), plan("usage_based", input_rate_mtok="3")
+    for tenant, chosen, count in (("f1", flat, None), ("f2", flat, None), ("f3", flat, None), ("s1", seats, 3),
+                                  ("s2", seats, 3), ("s3", seats, 4), ("u1", usage, None), ("u2", usage, None),
+                                  ("u3", other_usage, None), ("c1", usage, None)):
+        ledger.upsert_customer(tenant, plan=chosen, seats=count, effective_from=APR)
+    ledger.upsert_customer("c1", plan=flat, effective_from=day(10))  # c1 leaves usage pricing mid-range
+    ledger.upsert_customer("f3", plan=seats, seats=2, effective_from=day(12))
+    ledger.upsert_customer("f4", plan=flat, effective_from=APR)  # f3's fees, changed on another day
+    ledger.upsert_customer("f4", plan=seats, seats=2, effective_from=day(15))
+    rows = []
+    for n, tenant in enumerate(("f1", "s1", "u1", "u2", "u3", "c1", "c1", "nobody", None) * 3):
+        rows.append(event(day(3 + 4 * (n % 5)), f"0.{n + 1:02d}3", tenant=tenant, agent=("a1", "a2", None)[n % 3],
+                          input_tokens=1000 * (n + 1), output_tokens=10 * n))
+    add(store, *rows)
+    since, until = day(2), day(25)
+    per_tenant = ledger.margin(("tenant", "day", "agent"), since=since, until=until)
+    for groups in (("day",), ("agent",), ("day", "agent"), ("week",), ()):
+        expected: dict[tuple, tuple] = {}
+        for row in per_tenant.rows:
+            key = tuple(row.key[g] if g != "week" else period_label("week", date.fromisoformat(row.key["day"]))
+                        for g in groups)
+            revenue, cost, calls = expected.get(key, (D(0), D(0), 0))
+            expected[key] = (revenue + row.revenue_usd, cost + row.cost_usd, calls + row.calls)
+        report = ledger.margin(groups, since=since, until=until)
+        got = {tuple(row.key[g] for g in groups): (row.revenue_usd, row.cost_usd, row.calls) for row in report.rows}
+        assert got == {k: v for k, v in expected.items() if k in got}, groups
+        assert all(v == (D(0), D(0), 0) for k, v in expected.items() if k not in got), groups
 
 
 def test_a_naive_resolve_time_is_utc_as_event_times_are(store, ledger, monkeypatch):

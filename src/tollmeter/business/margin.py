@@ -9,6 +9,7 @@ from the raw events, so a report costs the same whatever the history holds.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
-from .revenue import (PlanBook, changes_within, counted_revenues, days, month_start, recurring, recurring_total,
-                      run_revenues, usage_revenue)
+from .revenue import (PlanBook, changes_within, counted_revenues, days, month_start, monthly_fee, recurring,
+                      recurring_total, run_revenues, usage_revenue)
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -190,17 +191,24 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # earns is linear in it, so under one plan the range's sums earn what its days do).
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
     by_day = {t for t in priced_by_usage if changes_within(book, t, first, end)}
-    for tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost, unpriced in _usage(
-            ledger, groups, first, end, tenant_id, periods, by_day, runs_only):
-        row = piece(tenant, day, run, agent, model)
-        if tenant in priced_by_usage:
-            span = book.on(tenant, day if day is not None else first)
-            row.revenue_usd += usage_revenue(span.plan if span else None, cost, input_tokens, output_tokens)
-        row.cost_usd += cost
-        row.calls += calls
-        row.input_tokens += input_tokens
-        row.output_tokens += output_tokens
-        row.unpriced += unpriced
+    if "tenant" in groups or "run" in groups or tenant_id is not None:
+        cohorts = [(_EACH_DAY, _usage(ledger, groups, first, end, tenant_id, periods, by_day, runs_only))]
+    else:
+        cohorts = _cohorts(ledger, book, groups, first, end, periods, priced_by_usage, by_day, runs_only)
+    for rule, usage in cohorts:
+        for tenant, day, run, agent, model, calls, input_tokens, output_tokens, cost, unpriced in usage:
+            row = piece(tenant, day, run, agent, model)
+            if rule is _EACH_DAY:
+                if tenant in priced_by_usage:
+                    span = book.on(tenant, day if day is not None else first)
+                    row.revenue_usd += usage_revenue(span.plan if span else None, cost, input_tokens, output_tokens)
+            elif rule is not None:
+                row.revenue_usd += usage_revenue(rule, cost, input_tokens, output_tokens)
+            row.cost_usd += cost
+            row.calls += calls
+            row.input_tokens += input_tokens
+            row.output_tokens += output_tokens
+            row.unpriced += unpriced
     # Revenue of runs, on the day each was resolved (hybrid plans rank the month's runs): run
     # by run where the report has a row per run, else from their counts per day.
     if "run" in groups:
@@ -229,7 +237,15 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             setattr(row, count.outcome, getattr(row, count.outcome) + count.runs)
     # Recurring fees, a share per day (added up per tenant where no period is grouped by).
     every_day = list(days(first, end))
-    for tenant in () if runs_only else book.tenants:
+    alike_fees: dict[str, int] = {}  # a customer -> how many have its fees (itself included)
+    one_per_fees = periods and "tenant" not in groups and "run" not in groups and tenant_id is None
+    if one_per_fees and not runs_only:
+        first_of: dict[tuple[Any, ...], str] = {}
+        for tenant in book.tenants:
+            fees = tuple((s.effective_from, monthly_fee(s) if s.plan.recurring else _ZERO) for s in book.spans(tenant))
+            chosen = first_of.setdefault(fees, tenant)
+            alike_fees[chosen] = alike_fees.get(chosen, 0) + 1
+    for tenant in () if runs_only or one_per_fees else book.tenants:
         if not periods:
             total = recurring_total(book, tenant, first, end)
             if total:
@@ -237,8 +253,42 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             continue
         for day, share in recurring(book, tenant, every_day):
             piece(tenant, day, None, None, None).revenue_usd += share
+    for tenant, alike in alike_fees.items():  # customers whose fees are the same every day, at once
+        for day, share in recurring(book, tenant, every_day):
+            piece(tenant, day, None, None, None).revenue_usd += share * alike
     report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return report
+
+
+#: A cohort's rule for what its usage earns: under the plan of each row's tenant and day.
+_EACH_DAY = object()
+#: At most this many usage_based plans are summed apart (one query each); past it, per customer.
+_PLAN_COHORTS = 8
+
+
+def _cohorts(ledger: Ledger, book: PlanBook, groups: Sequence[str], first: date, end: date, periods: bool,
+             priced_by_usage: set[str], by_day: set[str], runs_only: bool) -> list[tuple[Any, list[UsagePiece]]]:
+    """Usage for a report without a tenant or run key, summed over customers by the database
+    where what it earns is the same rule: the customers without a usage_based plan (it earns
+    nothing), and those under one usage_based plan all through the range (what usage earns
+    is linear in it); the others per customer and day. (rule, pieces): the rule is None
+    (nothing), a Plan, or `_EACH_DAY`."""
+    keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
+    rows = functools.partial(ledger.usage_rows, first, end, keys, of_runs=runs_only, by_day=periods)
+    under: dict[Any, list[str]] = {}
+    for tenant in sorted(priced_by_usage - by_day):
+        span = book.on(tenant, first)
+        under.setdefault(span.plan if span is not None else None, []).append(tenant)
+    out: list[tuple[Any, list[UsagePiece]]] = []
+    each_day = sorted(by_day)
+    if len(under) > _PLAN_COHORTS:
+        each_day = sorted(priced_by_usage)
+    else:
+        out += [(plan, _pieces(rows(tenants=tenants, by_tenant=False), keys)) for plan, tenants in under.items()]
+    if each_day:
+        out.append((_EACH_DAY, _pieces(rows(tenants=each_day, by_day=True), keys)))
+    out.append((None, _pieces(rows(exclude=sorted(priced_by_usage), by_tenant=False), keys)))
+    return out
 
 
 def _summed(rows: list[MarginRow]) -> MarginRow:

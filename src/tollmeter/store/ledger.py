@@ -289,23 +289,26 @@ class Ledger:
 
     def usage_rows(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False, of_runs: bool = False,
                    tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
-                   exclude: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+                   exclude: Sequence[str] | None = None, by_tenant: bool = True) -> list[tuple[Any, ...]]:
         """`usage` as tuples: (tenant_id, day, *keys, *ROLLUP_MEASURES), made by the database
-        (a month of a few hundred customers is tens of thousands of rows)."""
+        (a month of a few hundred customers is tens of thousands of rows); not grouped by
+        tenant when not `by_tenant` (tenant_id None)."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
-        group = [table.c.tenant_id, *([table.c.day] if by_day else []), *(table.c[k] for k in keys)]
+        group = [*([table.c.tenant_id] if by_tenant else []), *([table.c.day] if by_day else []),
+                 *(table.c[k] for k in keys)]
         # Grouped by the table's own key, each group is one row: read as stored (no SUM, which
         # on SQLite adds money in Python).
-        whole = by_day and {c.name for c in table.primary_key} == {"project_id", "tenant_id", "day", *keys}
+        whole = by_day and by_tenant and {c.name for c in table.primary_key} == {"project_id", "tenant_id", "day",
+                                                                                 *keys}
         if whole:
             measures = [table.c[m] for m in schema.ROLLUP_MEASURES]
         else:
             measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
                         for m in schema.ROLLUP_MEASURES]
         none = schema.NONE_KEY  # "none" read as NULL
-        shown = [func.nullif(table.c.tenant_id, none), table.c.day if by_day else null(),
+        shown = [func.nullif(table.c.tenant_id, none) if by_tenant else null(), table.c.day if by_day else null(),
                  *(func.nullif(table.c[k], none) for k in keys)]
         query = select(*shown, *measures).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
@@ -316,7 +319,9 @@ class Ledger:
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
         with self.store.transaction() as conn:
-            rows = conn.execute(query if whole else query.group_by(*group)).all()
+            rows = conn.execute(query if whole or not group else query.group_by(*group)).all()
+        if not group:  # one row of sums, NULL where no row was summed
+            rows = [row for row in rows if row[len(shown)] is not None]
         if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC)
             width, cost = len(shown), len(shown) + schema.ROLLUP_MEASURES.index("cost_usd")
             return [(*row[:width], *(v if i == cost else int(v) for i, v in enumerate(row[width:], width)))
