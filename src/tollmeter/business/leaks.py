@@ -19,6 +19,7 @@ since when. Rules over the current month to date (UTC), with thresholds in `Leak
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
@@ -199,13 +200,19 @@ def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings
         row = rows.get(day)
         if row is None or row.cost_usd < settings.spike_min_usd:
             continue
-        window = [day - timedelta(days=n) for n in range(1, settings.spike_window_days + 1)]
-        baseline = sum((rows[d].cost_usd for d in window if d in rows), _ZERO) / settings.spike_window_days
+        baseline = sum((rows[d].cost_usd for d in _window(day, settings.spike_window_days) if d in rows),
+                       _ZERO) / settings.spike_window_days
         # Without spend before it there is no baseline to be far above: a new customer's first
         # day is not a spike.
         if baseline and row.cost_usd > settings.spike_factor * baseline:
             return day, row.cost_usd, baseline
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _window(day: date, length: int) -> tuple[date, ...]:
+    """The `length` days before `day` (every customer's spike rule asks for the same few)."""
+    return tuple(day - timedelta(days=n) for n in range(1, length + 1))
 
 
 def _agents(ledger: Ledger, book: Any, first: date, end: date, settings: LeakSettings,
