@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ingest import Server, percentile  # noqa: E402
 
+from tollmeter import heap  # noqa: E402
 from tollmeter.store import migrations  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
 from tollmeter.store.store import Store  # noqa: E402
@@ -157,6 +158,8 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
     since = end - timedelta(days=min(days, 30)) + timedelta(minutes=7)
     until = end - timedelta(minutes=3)
     store.set_limit("t1", "per_month", 1_000_000)
+    heap.freeze()  # as `tollmeter serve` does once started: the collector leaves the start-up heap alone
+    print(f"load average {os.getloadavg()[0]:.1f} before the queries", flush=True)
     out = []
     for groups in (["tenant_id"], ["day"], ["model"], ["provider"], ["agent_id"], ["endpoint"],
                    ["tenant_id", "model"], ["day", "model"], ["tenant_id", "agent_id", "endpoint"], []):
@@ -174,6 +177,7 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
         out.append(("leaks", *timed(lambda: ledger.leaks(today=last - timedelta(days=1)), 2, warm=False)))
     for name, p50, p95, rows in out:
         print(f"  {name:<40} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {rows} rows", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} after the queries", flush=True)
     store.close()
     return out
 
