@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
 
-from sqlalchemy import Select, cast, func, null, select, type_coerce, union_all
+from sqlalchemy import Select, cast, func, literal_column, null, select, type_coerce, union_all
 from sqlalchemy.types import NullType
 from sqlalchemy.engine import Connection
 
@@ -32,6 +32,10 @@ MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost
 #: sign -1 takes the piece off.
 Piece = tuple[str, int, "datetime | None", "datetime | None"]
 
+#: The count columns of a rollup, in the order `MEASURES` has them.
+_COUNTS = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "unpriced", "errors")
+#: 2^24: SQLite sums a count's high part (above 24 bits) and low part apart.
+_LOW = 1 << 24
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 _ZERO = Decimal(0)
@@ -53,13 +57,16 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
     n = len(group_by)
     if parts and conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")  # the groups of every piece hashed in memory
+    split = conn.dialect.name == "sqlite"
     rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
     merged = {}
     for row in rows:
-        plus, minus = row[n + 4], row[n + 5]
+        counts = [int(v or 0) for v in row[n + 2:]]
+        if split:  # high and low parts (below)
+            counts = [high * _LOW + low for high, low in zip(counts[::2], counts[1::2])]
+        plus, minus = row[n], row[n + 1]
         cost = (_money(plus) if plus is not None else _ZERO) - (_money(minus) if minus is not None else _ZERO)
-        merged[tuple(row[:n])] = [int(row[n] or 0), int(row[n + 1] or 0), int(row[n + 2] or 0), int(row[n + 3] or 0),
-                                  cost, int(row[n + 6] or 0), int(row[n + 7] or 0)]
+        merged[tuple(row[:n])] = [*counts[:4], cost, *counts[4:]]
     if not group_by and not merged:
         merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
     keys = sorted(merged, key=_order(n, nulls_last=conn.dialect.name == "postgresql"))
@@ -129,18 +136,6 @@ def raw_measures() -> list[Any]:
     ]
 
 
-def rollup_measures(t: Any) -> list[Any]:
-    """The measures of a rollup's rows, summed."""
-    return [
-        func.coalesce(schema.count_sum(t.c.calls), 0).label("calls"),
-        *(func.coalesce(schema.count_sum(t.c[m]), 0).label(m)
-          for m in ("input_tokens", "output_tokens", "cache_read_tokens")),
-        schema.money_sum(t.c.cost_usd).label("cost_usd"),
-        func.coalesce(schema.count_sum(t.c.unpriced), 0).label("unpriced"),
-        func.coalesce(schema.count_sum(t.c.errors), 0).label("errors"),
-    ]
-
-
 def period_text(dialect: str, column: Any, unit: str) -> Any:
     """A time or day column as text: "YYYY-MM-DD" (unit "day") or "YYYY-MM-DD HH" ("hour")."""
     if dialect == "sqlite":
@@ -162,15 +157,15 @@ def _union(dialect: str, project: str, group_by: Sequence[str], parts: list[Piec
     u = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("pieces")
     keys = [u.c[f"k{i}"] for i in range(len(group_by))]
     # as the database gives them (Decimal or SQLite's decimal text; counts as numbers): made
-    # Decimals and ints once, here
-    measures = [type_coerce(func.coalesce(schema.count_sum(u.c[m]), 0), NullType())
-                for m in ("calls", "input_tokens", "output_tokens", "cache_read_tokens")]
-    measures += [type_coerce(schema.money_sum(u.c.cost_plus), NullType()),
-                 type_coerce(schema.money_sum(u.c.cost_minus), NullType()),
-                 *(type_coerce(func.coalesce(schema.count_sum(u.c[m]), 0), NullType()) for m in ("unpriced", "errors"))]
+    # Decimals and ints once, in `report`
+    counts = [c.name for c in u.c if c.name.startswith("n_")]
+    measures = [type_coerce(schema.money_sum(u.c.cost_plus), NullType()),
+                type_coerce(schema.money_sum(u.c.cost_minus), NullType()),
+                *(type_coerce(func.sum(u.c[name]), NullType()) for name in counts)]
     query = select(*keys, *measures)
     if keys:
-        query = query.group_by(*keys).having(schema.count_sum(u.c.calls) != 0)
+        calls = func.sum(u.c.n_0) * _LOW + func.sum(u.c.n_1) if dialect == "sqlite" else func.sum(u.c.n_0)
+        query = query.group_by(*keys).having(calls != 0)
     return query
 
 
@@ -183,7 +178,10 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
     if raw:
         t = schema.events
         period, low, high = t.c.timestamp, lo, hi
-        measures = raw_measures()
+        cost = schema.money_sum(t.c.cost_usd)
+        counts = [literal_column("1"), *(func.coalesce(t.c[m], 0) for m in ("input_tokens", "output_tokens",
+                                                                   "cache_read_tokens")),
+                  cast(~t.c.priced, schema.Integer), cast(t.c.error.is_not(None), schema.Integer)]
     else:
         t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
              "days": schema.usage_rollup, "run_days": schema.run_usage_rollup}[source]
@@ -192,7 +190,8 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
         period = t.c.hour if source == "hourly" else t.c.day
         low = lo if source == "hourly" or lo is None else lo.date()
         high = hi if source == "hourly" or hi is None else hi.date()
-        measures = rollup_measures(t)
+        cost = schema.money_sum(t.c.cost_usd)
+        counts = [t.c[m] for m in _COUNTS]
     keys: list[Any] = []
     for name in group_by:
         if name == "day":
@@ -201,8 +200,10 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
             keys.append(null())
         else:
             keys.append(t.c[name] if raw else func.nullif(t.c[name], schema.NONE_KEY))
-    query = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), *_signed(measures, sign)).where(
-        t.c.project_id == project)
+    nothing = cast(null(), schema.Money)
+    plus, minus = (cost, nothing) if sign > 0 else (nothing, cost)
+    query = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), plus.label("cost_plus"),
+                   minus.label("cost_minus"), *_count_sums(dialect, counts, sign)).where(t.c.project_id == project)
     if low is not None:
         query = query.where(period >= low)
     if high is not None:
@@ -213,13 +214,16 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
     return query.group_by(*grouped) if grouped else query
 
 
-def _signed(measures: list[Any], sign: int) -> list[Any]:
-    """Labelled measures with the counts negated when `sign` is -1 and the cost moved to its column."""
-    named = {m.name: m.element for m in measures}
-    out = [(named[m] if sign > 0 else -named[m]).label(m) for m in MEASURES if m != "cost_usd"]
-    nothing = cast(null(), schema.Money)
-    plus, minus = (named["cost_usd"], nothing) if sign > 0 else (nothing, named["cost_usd"])
-    return [*out[:4], plus.label("cost_plus"), minus.label("cost_minus"), *out[4:]]
+def _count_sums(dialect: str, counts: list[Any], sign: int) -> list[Any]:
+    """The sums of the count columns (in `_COUNTS` order), negated when `sign` is -1, labelled
+    n_0, n_1, ... PostgreSQL's SUM of integers is NUMERIC: exact at any size. SQLite's sum()
+    raises past 2^63 - 1, so there each count is summed as its high and its low 24 bits, each
+    sum far inside 64 bits, and `report` puts them together in Python: exact at any size."""
+    if dialect == "sqlite":
+        parts = [part for c in counts for part in (c.op(">>")(24), c.op("&")(_LOW - 1))]
+    else:
+        parts = counts
+    return [(func.sum(p) if sign > 0 else -func.sum(p)).label(f"n_{i}") for i, p in enumerate(parts)]
 
 
 def _is_null(clause: Any) -> bool:
