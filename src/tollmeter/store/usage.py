@@ -61,7 +61,7 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
     rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
     merged = {}
     for row in rows:
-        counts = [int(v or 0) for v in row[n + 2:]]
+        counts = [int(v) if v else 0 for v in row[n + 2:]]
         if split:  # high and low parts (below)
             counts = [high * _LOW + low for high, low in zip(counts[::2], counts[1::2])]
         plus, minus = row[n], row[n + 1]
@@ -70,7 +70,8 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
     if not group_by and not merged:
         merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
     keys = sorted(merged, key=_order(n, nulls_last=conn.dialect.name == "postgresql"))
-    return [{**dict(zip(group_by, key)), **dict(zip(MEASURES, merged[key]))} for key in keys]
+    names = (*group_by, *MEASURES)
+    return [dict(zip(names, (*key, *merged[key]))) for key in keys]
 
 
 def _order(width: int, nulls_last: bool) -> Any:
