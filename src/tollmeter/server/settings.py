@@ -44,7 +44,8 @@ class ServerSettings:
     #: Lease grants a process runs at once, each on a worker thread; the next ones wait their
     #: turn, first come first served. Two keep the process busy while one waits for the
     #: database; more only compete for the interpreter's lock, and some requests then wait
-    #: for it far longer than others (with 8 at once, 4% took 5-10 times the median).
+    #: for it far longer than others (a thread each for 8 at once: 2% took 6-20 times the
+    #: median; docs/benchmarks.md "Leases").
     lease_concurrency: int = 2
     #: Apply the database migrations at start-up.
     migrate: bool = True
