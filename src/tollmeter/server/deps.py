@@ -31,7 +31,8 @@ def project_store(request: Request,
 
 
 def missing_key() -> HTTPException:
-    return HTTPException(401, "missing API key: send Authorization: Bearer <key>", headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(401, "missing API key: send Authorization: Bearer <key>",
+                         headers={"WWW-Authenticate": "Bearer"})
 
 
 def invalid_key() -> HTTPException:
