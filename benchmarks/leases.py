@@ -23,10 +23,11 @@
    alternation, `--rounds` times, so that before and after are taken in the same minutes.
 4. `--profile`: one grant's cost inside the server (for each server's code, in a process of
    its own): the app over the same database called as uvicorn calls it (ASGI) but without a
-   socket, `--grants` grants; ms in the API key's look-up, the grant's transaction, the rate
-   limit's read (a transaction of its own before) and the rest (FastAPI, validation, worker
-   threads), and the database round trips per grant (connection checks, BEGIN, statements,
-   COMMIT) with the time spent in them.
+   socket, `--grants` grants; ms in the API key's project (a look-up per request before, a
+   dictionary of the keys found valid now, their revocation checked by the grant's read), the
+   grant's transaction, the rate limit's read (a transaction of its own before) and the rest
+   (FastAPI, validation, worker threads), and the database round trips per grant (connection
+   checks, BEGIN, statements, COMMIT) with the time spent in them.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def profile(url: str, grants: int) -> dict[str, float]:
 
     from sqlalchemy import event
 
-    from tollmeter.server import deps
+    from tollmeter.server import auth, deps
     from tollmeter.server.app import create_app
     from tollmeter.server.auth import create_key
     from tollmeter.server.settings import ServerSettings
@@ -244,10 +245,15 @@ def profile(url: str, grants: int) -> dict[str, float]:
         spent["db:" + name] = spent.get("db:" + name, 0.0) + seconds
 
     # What the lease route calls: Store.grant_with_rate_limit since it exists, Store.grant and
-    # Store.rate_limit_for (a second transaction) before.
+    # Store.rate_limit_for (a second transaction) before; the key's project from KnownKeys since
+    # it exists (a look-up only for a key not seen yet), deps.project_for before.
     granting = "grant_with_rate_limit" if hasattr(Store, "grant_with_rate_limit") else "grant"
     originals = {name: getattr(Store, name) for name in (granting, "rate_limit_for")}
     project_for = deps.project_for
+    known_keys = getattr(auth, "KnownKeys", None)
+    if known_keys is not None:
+        known_project = known_keys.project
+        known_keys.project = timed("api key", known_project)
     deps.project_for = timed("api key", project_for)
     setattr(Store, granting, timed("grant transaction", originals[granting]))
     Store.rate_limit_for = timed("rate limit", originals["rate_limit_for"])
@@ -329,12 +335,13 @@ def profile(url: str, grants: int) -> dict[str, float]:
             event.listen(engine, "after_cursor_execute", after)
             event.listen(engine, "begin", begin)
             engine.dialect.do_ping, engine.dialect.do_commit = do_ping, do_commit
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             try:
                 for _ in range(grants):
                     await call(app, "POST", "/v1/leases", body, key)
             finally:
                 total = time.perf_counter() - began
+                spent["cpu"] = time.process_time() - cpu
                 event.remove(engine, "before_cursor_execute", before)
                 event.remove(engine, "after_cursor_execute", after)
                 event.remove(engine, "begin", begin)
@@ -345,6 +352,8 @@ def profile(url: str, grants: int) -> dict[str, float]:
         total = asyncio.run(run())
     finally:
         deps.project_for = project_for
+        if known_keys is not None:
+            known_keys.project = known_project
         for name, fn in originals.items():
             setattr(Store, name, fn)
     result = {name: seconds * 1000 / grants for name, seconds in spent.items()}
@@ -361,7 +370,7 @@ def print_profile(name: str, result: dict[str, float]) -> None:
     for part in parts:
         print(f"  {part:<40} {result.get(part, 0.0):7.3f}")
     print(f"  {'the rest (FastAPI, validation, threads)':<40} {total - sum(result.get(p, 0.0) for p in parts):7.3f}")
-    print(f"  {'the request':<40} {total:7.3f}")
+    print(f"  {'the request':<40} {total:7.3f}   (CPU of every thread: {result['cpu']:.3f})")
     trips = [k[2:] for k in result if k.startswith("n:")]
     waited = sum(result.get("db:" + k, 0.0) for k in trips)
     print(f"  database round trips per grant: {sum(result['n:' + k] for k in trips):.1f} ("

@@ -1,7 +1,8 @@
 """Store.grant on SQLite and PostgreSQL: a lease extended adds exactly, a lapsed lease is not
 extended (a new one is made, and lapsed ones are removed then), a refused extension keeps the
 lease, the tenant's rate limits come back with the grant (one transaction), and a limit
-changed as a lease is granted revokes that lease too (PostgreSQL: it waits for the grant)."""
+changed as a lease is granted revokes that lease too (PostgreSQL: it waits for the grant), and a
+grant made with an API key stands only while the key is valid."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy import event, func, select, text
 
 from tollmeter.limits.states import RateLimit
 from tollmeter.store import schema
-from tollmeter.store.store import DEFAULT_TENANT_LIMITS, Store
+from tollmeter.server.auth import create_key, key_hash, revoke_key
+from tollmeter.store.store import DEFAULT_TENANT_LIMITS, KeyRevoked, Store
 
 from .server_support import database_for
 
@@ -102,6 +104,27 @@ def test_spend_counts_in_the_grant(store):
     assert grant.granted_usd == D("0.1") + (D("0.25") - D("0.1")) / 4  # a quarter of what is left beyond the need
     with store.transaction() as conn:
         assert conn.execute(select(func.count()).select_from(schema.leases)).scalar() == 1
+
+
+def test_a_grant_with_a_key_stands_only_while_the_key_is_the_projects_and_unrevoked(store):
+    """The server's check of a key it knows, made by the grant's read: a revoked key, an
+    unknown one or another project's key grants nothing and writes nothing."""
+    store.set_limit("acme", "per_day", D(10))
+    _, key = create_key(store, "grants")
+    _, other = create_key(store, "another-project")
+    granted = store.grant_with_rate_limit("acme", "w1", D(1), need=D(1), ttl=60, key_hash=key_hash(key))[0]
+    assert granted.granted_usd == D(1)
+    for refused in (other, "tm_000000000000_" + "x" * 43, key):
+        if refused == key:
+            revoke_key(store, key)
+        with pytest.raises(KeyRevoked):
+            store.grant_with_rate_limit("acme", "w1", D(1), need=D(1), ttl=60, key_hash=key_hash(refused),
+                                        lease_id=granted.lease_id)
+        with pytest.raises(KeyRevoked):
+            store.grant_with_rate_limit("acme", "w2", D(1), need=D(1), ttl=60, key_hash=key_hash(refused))
+    assert leases_stored(store) == {granted.lease_id}
+    assert store.limit_states("acme")[0].leased_usd == D(1)  # not extended either
+    assert store.grant("acme", "w2", D(1), need=D(1), ttl=60).granted_usd == D(1)  # no key: no check
 
 
 @pytest.mark.parametrize("limited", ["acme", DEFAULT_TENANT_LIMITS])

@@ -19,6 +19,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tollmeter.server.auth import revoke_key
+
 from .server_support import (POSTGRES_ENV, RATE_CARD, Server, _WORK, database_for, event, free_port, wait_ready,
                              write_card)
 
@@ -143,5 +145,25 @@ def test_a_limit_holds_across_two_replicas(replicas):
     assert errors == []
     assert sum(granted) == 10  # every dollar leased once, by one replica or the other
     assert granted.count(Decimal(1)) == 10 and granted.count(Decimal(0)) == 38
+    for http in clients:
+        http.close()
+
+
+def test_a_key_revoked_is_refused_leases_by_both_replicas_at_once(replicas):
+    """Each replica keeps the projects of the keys it found valid: a revocation (committed by
+    a third process) must still be seen by the next grant on each."""
+    project = f"rep-{uuid.uuid4().hex[:8]}"
+    key, spare = replicas[0].key(project), replicas[0].key(project)
+    clients = [r.client(key) for r in replicas]
+    lease = {"tenant_id": "acme", "want_usd": "1", "ttl_seconds": 60}
+    assert clients[0].put("/v1/limits/acme", json={"limit_usd": "10", "frequency": "per_day"}).status_code == 200
+    for http in clients * 2:
+        assert http.post("/v1/leases", json=lease).json()["granted_usd"] == "1"
+    revoke_key(replicas[1].store, key)
+    for http in clients:
+        assert http.post("/v1/leases", json=lease).status_code == 401
+    for replica in replicas:
+        with replica.client(spare) as http:
+            assert http.post("/v1/leases", json=lease).json()["granted_usd"] == "1"
     for http in clients:
         http.close()

@@ -67,6 +67,25 @@ def test_a_revoked_key_stops_working_at_once(server):
     assert api.count() == 1
 
 
+def test_a_key_known_to_the_server_is_refused_leases_once_revoked(server):
+    """The lease route keeps the projects of the keys it found valid; a revocation made by
+    another process (here, this one on the server's database) is seen by the next grant."""
+    api = server.project()
+    other = server.key(api.project)  # a second key of the same project
+    lease = {"tenant_id": "acme", "want_usd": "1", "ttl_seconds": 60}
+    api.http.put("/v1/limits/acme", json={"limit_usd": "10", "frequency": "per_day"}).raise_for_status()
+    for _ in range(3):  # known now
+        assert api.http.post("/v1/leases", json=lease).json()["granted_usd"] == "1"
+    revoke_key(server.store, api.key)
+    for _ in range(2):
+        response = api.http.post("/v1/leases", json=lease)
+        assert response.status_code == 401 and response.json()["detail"] == "invalid or revoked API key"
+        assert response.headers["www-authenticate"] == "Bearer"
+    with server.client(other) as http:  # the project's other key still leases, from what is left
+        assert http.post("/v1/leases", json={**lease, "want_usd": "7", "need_usd": "7"}).json()["granted_usd"] == "7"
+    assert api.http.get("/v1/tenants/acme/spend").status_code == 401
+
+
 def test_a_project_sees_and_writes_only_its_own_data(server):
     a, b = server.project("a"), server.project("b")
     a.http.put("/v1/limits/acme", json={"limit_usd": "10", "frequency": "per_day"}).raise_for_status()

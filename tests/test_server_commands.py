@@ -39,11 +39,12 @@ def test_serve_flags_make_the_settings(monkeypatch):
     args = tollmeter_parser().parse_args([
         "serve", "--database-url", "postgresql://u:secret@db/tm", "--host", "0.0.0.0", "--port", "9000",
         "--prices", "rates.yaml", "--max-body", "1M", "--max-decompressed", "10MiB", "--max-batch", "500",
-        "--max-lease-ttl", "60", "--no-migrate", "--workers", "4"])
+        "--max-lease-ttl", "60", "--lease-concurrency", "3", "--no-migrate", "--workers", "4"])
     assert (args.host, args.port, args.workers) == ("0.0.0.0", 9000, 4)
     assert serve_settings(args) == ServerSettings(
         database_url="postgresql://u:secret@db/tm", prices="rates.yaml", max_body_bytes=MiB,
-        max_decompressed_bytes=10 * MiB, max_batch_events=500, max_lease_ttl=60.0, migrate=False, freeze_heap=True)
+        max_decompressed_bytes=10 * MiB, max_batch_events=500, max_lease_ttl=60.0, lease_concurrency=3,
+        migrate=False, freeze_heap=True)
     defaults = serve_settings(tollmeter_parser().parse_args(["serve"]))
     assert defaults == ServerSettings(freeze_heap=True)  # a process that only serves
     assert (defaults.max_body_bytes, defaults.max_decompressed_bytes) == (5 * MiB, 50 * MiB)
@@ -77,7 +78,8 @@ def test_a_served_app_freezes_its_start_up_heap_once_started(tmp_path):
 
 def test_settings_from_the_environment_round_trip():
     settings = ServerSettings(database_url="sqlite:////tmp/x.db", prices="r.json", max_body_bytes=123,
-                              max_decompressed_bytes=4567, max_batch_events=9, max_lease_ttl=12.5, migrate=False)
+                              max_decompressed_bytes=4567, max_batch_events=9, max_lease_ttl=12.5,
+                              lease_concurrency=5, migrate=False)
     env = settings.to_env()
     assert env["TOLLMETER_MIGRATE"] == "0" and env["TOLLMETER_MAX_BODY_BYTES"] == "123"
     assert ServerSettings.from_env(env) == settings
@@ -85,6 +87,8 @@ def test_settings_from_the_environment_round_trip():
         max_body_bytes=2 * MiB)
     with pytest.raises(ValueError, match="max_batch_events must be > 0"):
         ServerSettings(max_batch_events=0)
+    with pytest.raises(ValueError, match="lease_concurrency must be > 0"):
+        ServerSettings.from_env({"TOLLMETER_LEASE_CONCURRENCY": "0"})
 
 
 @pytest.mark.parametrize("text, size", [("100", 100), ("5M", 5 * MiB), ("5MB", 5 * MiB), ("5mib", 5 * MiB),

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -98,9 +99,45 @@ def revoke_key(store: Store, key_or_id: str) -> ApiKey | None:
 
 def project_for(store: Store, key: str) -> str | None:
     """The project of a valid, unrevoked key; None otherwise."""
-    if not key or len(key) > 200 or not key.startswith(KEY_PREFIX):
-        return None
-    digest = key_hash(key)
+    return project_of_hash(store, key_hash(key)) if _key_shaped(key) else None
+
+
+class KnownKeys:
+    """The project of each key this process found valid, by the key's hash, so that a request
+    can skip the look-up (a transaction of its own). A key never changes project, so an entry
+    never goes stale in that; a revocation is not seen here, so a request that uses an entry
+    must check the key in its own transaction (the lease grant does it in the read it makes
+    anyway: `Store.grant_with_rate_limit(key_hash=...)`), and `forget` the key when that check
+    fails. Only valid keys are kept, at most `size` (the oldest go first)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._projects: dict[str, str] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def project(self, store: Store, key: str) -> tuple[str, str] | None:
+        """(project, key hash) of a valid key (as last seen valid), None for a malformed,
+        unknown or revoked one."""
+        if not _key_shaped(key):
+            return None
+        digest = key_hash(key)
+        project = self._projects.get(digest)
+        if project is None:
+            project = project_of_hash(store, digest)
+            if project is None:
+                return None
+            with self._lock:
+                while len(self._projects) >= self._size:
+                    del self._projects[next(iter(self._projects))]
+                self._projects[digest] = project
+        return project, digest
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._projects.pop(digest, None)
+
+
+def project_of_hash(store: Store, digest: str) -> str | None:
     t = schema.api_keys
     with store.transaction() as conn:
         row = conn.execute(select(t.c.key_hash, t.c.project_id)
@@ -108,6 +145,10 @@ def project_for(store: Store, key: str) -> str | None:
     if row is None or not hmac.compare_digest(row[0], digest):
         return None
     return row[1]
+
+
+def _key_shaped(key: str) -> bool:
+    return bool(key) and len(key) <= 200 and key.startswith(KEY_PREFIX)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -98,6 +98,8 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=None, metavar="N", help="most events in one batch (default 10000)")
     p.add_argument("--max-lease-ttl", type=float, default=None, metavar="SECONDS",
                    help="longest budget lease (default 300)")
+    p.add_argument("--lease-concurrency", type=int, default=None, metavar="N",
+                   help="lease grants a worker runs at once, the next ones in turn (default 2)")
     p.add_argument("--no-migrate", action="store_true",
                    help="do not apply migrations at start-up (refuse to start on an old schema)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -114,6 +116,7 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
         "max_decompressed_bytes": args.max_decompressed or base.max_decompressed_bytes,
         "max_batch_events": args.max_batch or base.max_batch_events,
         "max_lease_ttl": args.max_lease_ttl or base.max_lease_ttl,
+        "lease_concurrency": args.lease_concurrency or base.lease_concurrency,
         "migrate": base.migrate and not args.no_migrate,
         # a process that only serves: on unless the environment says off
         "freeze_heap": base.freeze_heap or os.environ.get(ENVIRONMENT["freeze_heap"], "") == "",

@@ -23,12 +23,20 @@ def project_store(request: Request,
     """The store as the key's project sees it; 401 for a missing, unknown or revoked key."""
     state = server_state(request)
     if credentials is None:
-        raise HTTPException(401, "missing API key: send Authorization: Bearer <key>",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise missing_key()
     project = project_for(state.store, credentials.credentials)
     if project is None:
-        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise invalid_key()
     return state.store.for_project(project)
+
+
+def missing_key() -> HTTPException:
+    return HTTPException(401, "missing API key: send Authorization: Bearer <key>",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def invalid_key() -> HTTPException:
+    return HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
 ProjectStore = Annotated[Store, Depends(project_store)]

@@ -5,23 +5,29 @@ An agent's guard reserves calls against a lease in memory and asks for more when
 limits do not leave that much, and up to `want_usd` (at most a quarter of what is left beyond
 the need). Grants of one tenant are serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
 advisory lock per tenant), so replicas never lease the same budget twice. A refused lease is a
-200 with `refused: true`, `granted_usd: "0"` and the limits as they stand."""
+200 with `refused: true`, `granted_usd: "0"` and the limits as they stand.
+
+A grant is one transaction: the API key's project comes from the keys this process found valid
+(`KnownKeys`), and the grant's own read checks that the key is still unrevoked, so a key
+revoked anywhere is refused by every replica from the revocation's commit on, with no look-up
+of its own. Grants run on a few worker threads in turn (`lease_concurrency`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
 
 from ..notifications.refusals import count_refusal
-from ..store.store import DEFAULT_TENANT_LIMITS
+from ..store.store import DEFAULT_TENANT_LIMITS, KeyRevoked
 from . import metrics, wire
 from .body import StrictJSONRoute
-from .deps import ProjectStore, bearer, project_store, server_state
+from .deps import ProjectStore, bearer, invalid_key, missing_key, server_state
 from .models import LeaseIn, LeaseOut, StorableText
 from .retry import with_retries
+from .state import ServerState
 
 router = APIRouter(tags=["leases"], route_class=StrictJSONRoute)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -30,24 +36,35 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 @router.post("/v1/leases", response_model=LeaseOut, summary="Lease budget (a new lease, or more on yours)",
              responses={401: {"description": "missing, unknown or revoked API key"}})
 async def grant_lease(body: LeaseIn, request: Request, credentials: Credentials) -> dict[str, Any]:
-    # One trip to a worker thread for the key's look-up and the grant together: a sync
-    # dependency and a sync endpoint would take three (each a thread handoff that, on a busy
-    # machine, costs more than the grant's statements).
-    return await run_in_threadpool(_grant, body, request, credentials)
+    # One trip to a worker thread for the key and the grant together: a sync dependency and a
+    # sync endpoint would take three (each a thread handoff that, on a busy machine, costs more
+    # than the grant's statements).
+    state = server_state(request)
+    return await to_thread.run_sync(_grant, body, state, credentials, limiter=state.grant_turns)
 
 
-def _grant(body: LeaseIn, request: Request, credentials: HTTPAuthorizationCredentials | None) -> dict[str, Any]:
-    store = project_store(request, credentials)  # 401 for a missing, unknown or revoked key
+def _grant(body: LeaseIn, state: ServerState, credentials: HTTPAuthorizationCredentials | None) -> dict[str, Any]:
+    if credentials is None:
+        raise missing_key()
+    known = state.known_keys.project(state.store, credentials.credentials)
+    if known is None:
+        raise invalid_key()
+    project, digest = known
+    store = state.store.for_project(project)
     if body.tenant_id == DEFAULT_TENANT_LIMITS:
         raise HTTPException(422, "leases are per tenant: '*' holds default limits, not a tenant")
     if body.need_usd > body.want_usd:
         raise HTTPException(422, "need_usd must not exceed want_usd")
-    ttl = min(body.ttl_seconds, server_state(request).settings.max_lease_ttl)
+    ttl = min(body.ttl_seconds, state.settings.max_lease_ttl)
     if body.want_fraction is not None and body.want_fraction > 1:
         raise HTTPException(422, "want_fraction is a fraction of a limit: at most 1")
-    grant, rate = with_retries(lambda: store.grant_with_rate_limit(
-        body.tenant_id, body.holder, body.want_usd, ttl=ttl, need=body.need_usd, lease_id=body.lease_id,
-        want_fraction=body.want_fraction))
+    try:
+        grant, rate = with_retries(lambda: store.grant_with_rate_limit(
+            body.tenant_id, body.holder, body.want_usd, ttl=ttl, need=body.need_usd, lease_id=body.lease_id,
+            want_fraction=body.want_fraction, key_hash=digest))
+    except KeyRevoked:
+        state.known_keys.forget(digest)
+        raise invalid_key() from None
     answer = wire.grant(grant, rate, want=body.want_usd)
     metrics.record_lease(store.project, answer)
     if answer["refused"]:

@@ -18,6 +18,7 @@ ENVIRONMENT = {
     "max_decompressed_bytes": "TOLLMETER_MAX_DECOMPRESSED_BYTES",
     "max_batch_events": "TOLLMETER_MAX_BATCH_EVENTS",
     "max_lease_ttl": "TOLLMETER_MAX_LEASE_TTL",
+    "lease_concurrency": "TOLLMETER_LEASE_CONCURRENCY",
     "migrate": "TOLLMETER_MIGRATE",
     "metrics_token": "TOLLMETER_METRICS_TOKEN",
     "infer_prices": "TOLLMETER_INFER_PRICES",
@@ -40,6 +41,12 @@ class ServerSettings:
     max_batch_events: int = 10_000
     #: Longest budget lease, in seconds (a longer ttl_seconds is cut to it).
     max_lease_ttl: float = 300.0
+    #: Lease grants a process runs at once, each on a worker thread; the next ones wait their
+    #: turn, first come first served. Two keep the process busy while one waits for the
+    #: database; more only compete for the interpreter's lock, and some requests then wait
+    #: for it far longer than others (a thread each for 8 at once: 2% took 6-20 times the
+    #: median; docs/benchmarks.md "Leases").
+    lease_concurrency: int = 2
     #: Apply the database migrations at start-up.
     migrate: bool = True
     #: The bearer token that opens GET /metrics (they span every project, so no API key does);
@@ -53,7 +60,8 @@ class ServerSettings:
     freeze_heap: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl"):
+        for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl",
+                     "lease_concurrency"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
@@ -67,7 +75,7 @@ class ServerSettings:
                 continue
             if f.name in ("max_body_bytes", "max_decompressed_bytes"):
                 values[f.name] = parse_size(raw)
-            elif f.name == "max_batch_events":
+            elif f.name in ("max_batch_events", "lease_concurrency"):
                 values[f.name] = int(raw)
             elif f.name == "max_lease_ttl":
                 values[f.name] = float(raw)

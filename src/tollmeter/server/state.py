@@ -1,15 +1,19 @@
 """What a server process holds while it runs: the settings, the store (one engine and its
-connection pool for every project), and the pricer. Nothing else: any number of processes and
-replicas share one database and no state of their own."""
+connection pool for every project), the pricer, the API keys it found valid (their projects;
+every use still checks the key in the database) and the turns of the lease grants. Nothing
+else: any number of processes and replicas share one database and no state of their own."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import anyio
 
 from ..store import migrations, partitions
 from ..store.store import Store, default_path
+from .auth import KnownKeys
 from .pricing import load_pricer
 from .settings import ServerSettings
 
@@ -28,6 +32,12 @@ class ServerState:
     settings: ServerSettings
     store: Store
     pricer: Pricer
+    known_keys: KnownKeys = field(default_factory=KnownKeys)
+    #: The worker threads of lease grants (`settings.lease_concurrency` at once, in turn).
+    grant_turns: anyio.CapacityLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.grant_turns = anyio.CapacityLimiter(self.settings.lease_concurrency)
 
     @classmethod
     def open(cls, settings: ServerSettings) -> ServerState:

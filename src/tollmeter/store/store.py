@@ -112,6 +112,10 @@ class _DecimalSum:
         return None if self.total is None else format(self.total, "f")
 
 
+class KeyRevoked(Exception):
+    """A grant asked with an API key (`key_hash`) that is revoked or unknown: nothing granted."""
+
+
 class Store:
     def __init__(self, target: str | os.PathLike | None = None, *, project: str = DEFAULT_PROJECT,
                  create: bool = True) -> None:
@@ -495,11 +499,14 @@ class Store:
 
     def grant_with_rate_limit(self, tenant_id: str, holder: str, want: Decimal, *, ttl: float,
                               need: Decimal = _ZERO, lease_id: str | None = None, at: datetime | None = None,
-                              want_fraction: Decimal | None = None,
-                              wait: float | None = None) -> tuple[Grant, RateLimit | None]:
+                              want_fraction: Decimal | None = None, wait: float | None = None,
+                              key_hash: str | None = None) -> tuple[Grant, RateLimit | None]:
         """`grant`, and the tenant's rate limits as they stand (what a lease answer carries),
         read with its limits: one transaction, on PostgreSQL the tenant's lock, one read, one
-        write (two for a new lease) and the commit."""
+        write (two for a new lease) and the commit. `key_hash`: the grant stands only if that API
+        key of the project is unrevoked when its state is read (the server's check of a key it
+        knows, made by the same read: no round trip of its own); else `KeyRevoked`, nothing
+        written."""
         at = at or _now()
         with lock_wait(wait), self.transaction() as conn:
             if conn.dialect.name == "postgresql":
@@ -511,7 +518,9 @@ class Store:
                 # must take its snapshot once the locks are held (read committed).
                 conn.execute(_GRANT_LOCK, {"key": self._lock_key(tenant_id),
                                            "defaults": self._defaults_key()})
-            limits, states, rate = self._grant_state(conn, tenant_id, at)
+            limits, states, rate, key_valid = self._grant_state(conn, tenant_id, at, key_hash)
+            if key_hash is not None and not key_valid:
+                raise KeyRevoked("invalid or revoked API key")
             if not limits:
                 return Grant(None, _ZERO, _ZERO, None), rate
             available = min(state.available_usd for state in states)
@@ -527,19 +536,22 @@ class Store:
             lease_id, remaining = self._lease_out(conn, tenant_id, holder, lease_id, granted, expires, at)
             return Grant(lease_id, granted, remaining, expires, tuple(states)), rate
 
-    def _grant_state(self, conn: Connection, tenant_id: str,
-                     at: datetime) -> tuple[list[Limit], list[LimitState], RateLimit | None]:
-        """The tenant's limits (its own, else the defaults), their spend and active leases, and
-        its rate limits: one statement (`_GRANT_STATE`)."""
+    def _grant_state(self, conn: Connection, tenant_id: str, at: datetime, key_hash: str | None = None
+                     ) -> tuple[list[Limit], list[LimitState], RateLimit | None, bool]:
+        """The tenant's limits (its own, else the defaults), their spend and active leases, its
+        rate limits, and whether the API key of hash `key_hash` is a valid key of the project:
+        one statement (`_GRANT_STATE`)."""
         keys = period_keys(at)
         params = {"project": self.project, "tenant": tenant_id, "defaults": DEFAULT_TENANT_LIMITS, "at": at,
-                  **{f"period_{n}": key for n, key in enumerate(keys)}}
+                  "key_hash": key_hash, **{f"period_{n}": key for n, key in enumerate(keys)}}
         own: list[Limit] = []
         defaults: list[Limit] = []
         spent: dict[str, Decimal] = {}
-        leased, rate = _ZERO, None
+        leased, rate, key_valid = _ZERO, None, False
         for kind, name, frequency, usd, per_minute, tokens in conn.execute(_GRANT_STATE, params):
-            if kind == "limit":
+            if kind == "key":
+                key_valid = True
+            elif kind == "limit":
                 (own if name == tenant_id else defaults).append(
                     Limit(tenant_id, frequency, usd, default=name != tenant_id))
             elif kind == "spend":
@@ -554,7 +566,7 @@ class Store:
             LimitState(lim, spent.get(by_frequency[lim.frequency], _ZERO), max(leased, _ZERO),
                        period_end(lim.frequency, at))
             for lim in limits
-        ], rate
+        ], rate, key_valid
 
     def _lease_out(self, conn: Connection, tenant_id: str, holder: str, lease_id: str | None, granted: Decimal,
                    expires: datetime, at: datetime) -> tuple[str | None, Decimal]:
@@ -1272,9 +1284,10 @@ def _json_value(value: Any) -> Any:
 
 def _grant_state_query() -> Any:
     """A tenant's limits (with the defaults), spend in the current periods (`period_0`... for
-    every frequency), active leases' sum and rate limits, a row of each: (kind, name,
-    frequency, usd, requests per minute, tokens per minute)."""
-    lim, s, ls, r = schema.limits, schema.spend, schema.leases, schema.rate_limits
+    every frequency), active leases' sum, rate limits, and a row if the API key of hash
+    `key_hash` is the project's and unrevoked: a row of each: (kind, name, frequency, usd,
+    requests per minute, tokens per minute)."""
+    lim, s, ls, r, k = schema.limits, schema.spend, schema.leases, schema.rate_limits, schema.api_keys
     project, tenant = bindparam("project", type_=String), bindparam("tenant", type_=String)
     rates = cast(null(), r.c.requests_per_minute.type), cast(null(), r.c.tokens_per_minute.type)  # typed: one UNION
     return select(literal_column("'limit'"), lim.c.tenant_id, lim.c.frequency, lim.c.limit_usd, *rates).where(
@@ -1287,6 +1300,8 @@ def _grant_state_query() -> Any:
             ls.c.project_id == project, ls.c.tenant_id == tenant, ls.c.expires_at > bindparam("at")),
         select(literal_column("'rate'"), null(), null(), null(), r.c.requests_per_minute, r.c.tokens_per_minute).where(
             r.c.project_id == project, r.c.tenant_id == tenant),
+        select(literal_column("'key'"), null(), null(), null(), null(), null()).where(
+            k.c.key_hash == bindparam("key_hash", type_=String), k.c.project_id == project, k.c.revoked_at.is_(None)),
     )
 
 
