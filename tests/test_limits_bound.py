@@ -241,3 +241,29 @@ def test_threads_on_table_bounds_settle_every_call_exactly(meter, http_mock) -> 
     assert meter.flush(10)
     status = next(s for s in meter.spend("big") if s.frequency == "per_month")
     assert status.reserved_usd == 0 and status.spent_usd == 200 * PLAIN_COST
+
+
+@PROPERTY
+@given(st.decimals(min_value=0, max_value=200, places=7), st.decimals(min_value=0, max_value=800, places=7),
+       st.one_of(st.none(), st.decimals(min_value=0, max_value=50, places=6)),
+       st.integers(0, 2_000_000), st.integers(0, 200_000))
+def test_the_table_bound_never_prices_below_the_worst_case(input_mtok, output_mtok, requests_kcount,
+                                                            input_tokens, output_tokens) -> None:
+    """`PlainBounds` holds a sheet's rates as whole picodollars per token, each rounded up: the
+    amount `admit_plain` reserves is at least the sheet's own worst case, rounded up, and equal
+    to it when every rate is a whole number of picodollars (prices in whole micro-dollars per
+    million tokens, every listed one)."""
+    from tollmeter.limits import picos
+    from tollmeter.limits.guard import PlainBounds
+    from tollmeter.pricing.rates import RateSheet
+
+    prices = {"input_mtok": input_mtok, "output_mtok": output_mtok}
+    if requests_kcount is not None:
+        prices["requests_kcount"] = requests_kcount
+    sheet = RateSheet(prices)
+    bounds = PlainBounds((1, 1, 0, 4096), sheet.worst_case_rates, ("openai", "m"))
+    amount = bounds.amount((input_tokens, output_tokens))
+    exact = picos.up(sheet.worst_case(input_tokens, output_tokens))
+    assert amount >= exact
+    if all(picos.up(rate) == picos.down(rate) for rate in sheet.worst_case_rates):
+        assert amount == exact

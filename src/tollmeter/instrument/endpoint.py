@@ -46,9 +46,9 @@ class Endpoint:
     #: How the requests of the wire format this endpoint speaks are estimated (a format's
     #: `RequestFormat`, from `tollmeter.formats`); None: no known format, the generic estimate.
     request_format: RequestFormat | None = None
-    #: The kind of a result by its type alone, for the types an endpoint has classified so
-    #: (`classify` fills it; the wrapper looks here first): empty for an endpoint whose kinds
-    #: depend on the value.
+    #: The kind of a result by its type alone, for the types classified so far (`classify`
+    #: fills it; the wrapper looks here first): empty for an endpoint whose kinds depend on
+    #: the value itself.
     kinds_by_type: Mapping[type, Kind] = MappingProxyType({})
 
     def accepts(self, instance: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
