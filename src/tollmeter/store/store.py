@@ -223,10 +223,13 @@ class Store:
                 tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
                 tenants.discard(None)
                 self._lock_tenants(conn, sorted(tenants))  # one order: no deadlocks
+            fine, runs = _tally(stored)  # one pass over the rows for spend, rollups and runs
             # Summed per tenant and hour first (the periods of an hour are the same four), exactly.
             hourly: dict[tuple[str, datetime], Decimal] = {}
-            for tenant, moment, cost in [*((row.get("tenant_id"), row["timestamp"], row.get("cost_usd"))
-                                           for row in stored), *extra_spend]:
+            for (hour, tenant, *_), sums in fine.items():
+                if sums[_COSTED] and tenant is not None:
+                    hourly[(tenant, hour)] = EXACT.add(hourly.get((tenant, hour), _ZERO), sums[_COST])
+            for tenant, moment, cost in extra_spend:
                 if cost is not None and tenant is not None:
                     key = (tenant, _hour(moment))
                     hourly[key] = EXACT.add(hourly.get(key, _ZERO), _decimal(cost))
@@ -235,8 +238,8 @@ class Store:
                 for period in period_keys(hour):
                     totals[(tenant, period)] = EXACT.add(totals.get((tenant, period), _ZERO), cost)
             self.add_spend(conn, totals)
-            add_to_rollups(conn, self.project, stored)
-            see_runs(conn, self.project, stored)
+            _add_fine(conn, self.project, fine)
+            _record_runs(conn, self.project, runs)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -308,12 +311,16 @@ class Store:
         (benchmarks.md). One transaction, two round trips."""
         names, types, values_of, json_at = _copy_layout()
         int4_at = [i for i, name in enumerate(types) if name == "int4"]
-        statement = partitions.CLAIM_IDS
+        ids: Any = [row["event_id"] for row in rows]
+        joined = ",".join(ids)
+        if joined.count(",") == len(ids) - 1 and all(ids):
+            statement, ids = partitions.CLAIM_JOINED_IDS, joined
+        else:
+            statement = partitions.CLAIM_IDS
         cursor = conn.connection.driver_connection.cursor()
         dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
-            claimed = cursor.execute(statement, {"project": self.project,
-                                                 "ids": [row["event_id"] for row in rows]}).fetchone()
+            claimed = cursor.execute(statement, {"project": self.project, "ids": ids}).fetchone()
             fresh = set(claimed[0] or ())
             if not fresh:
                 return []
@@ -1091,48 +1098,79 @@ _EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
 def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
     """Add stored event rows to the usage and run rollups of `project` (`sign=-1` takes them
     out), inside `conn`'s transaction: the rollups are exact sums of the stored events."""
-    # Summed once per finest key (hour, tenant, agent, model, provider, endpoint, run), then
-    # per rollup from those sums: one dictionary update per event.
+    _add_fine(conn, project, _tally(rows)[0], sign)
+
+
+#: Where `_tally`'s sums keep the cost, and the count of costs given (not a rollup measure).
+_COST, _COSTED = 4, 7
+
+
+def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, list[Any]]]:
+    """One pass over stored event rows: their measures summed per finest key (hour, tenant as
+    given, agent, model, provider, endpoint, run), exactly, and the runs they belong to (run id
+    -> [tenant, agent, first seen, last seen], see_runs)."""
     fine: dict[tuple[Any, ...], list[Any]] = {}
+    seen: dict[str, list[Any]] = {}
     none = schema.NONE_KEY
-    for row in rows:
-        cost = row.get("cost_usd")
-        key = (_hour(row["timestamp"]), row.get("tenant_id") or none, row.get("agent_id") or none,
-               row.get("model") or none, row.get("provider") or none, row.get("endpoint") or none,
-               row.get("run_id") or None)
-        sums = fine.get(key)
-        if sums is None:
-            sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0]
-        sums[0] += 1
-        sums[1] += row.get("input_tokens") or 0
-        sums[2] += row.get("output_tokens") or 0
-        sums[3] += row.get("cache_read_tokens") or 0
-        if cost is not None:
-            sums[4] += _decimal(cost)
-        if not row.get("priced"):
-            sums[5] += 1
-        if row.get("error") is not None:
-            sums[6] += 1
-    if sign != 1:
-        fine = {key: [m * sign for m in sums] for key, sums in fine.items()}
-    usage: dict[tuple[Any, ...], list[Any]] = {}
-    per_run: dict[tuple[Any, ...], list[Any]] = {}
-    of_runs: dict[tuple[Any, ...], list[Any]] = {}
-    per_tenant: dict[tuple[Any, ...], list[Any]] = {}
-    run_cost: dict[tuple[Any, ...], list[Any]] = {}
-    hourly: dict[tuple[Any, ...], list[Any]] = {}
-    daily: dict[tuple[Any, ...], list[Any]] = {}
-    for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
-        day = hour.date()
-        key = (tenant, day, agent, model)
-        _add_measures(usage, key, sums, 1)
-        _add_measures(per_tenant, (tenant, day), sums, 1)
-        if run:
-            _add_measures(per_run, (run, *key), sums, 1)
-            _add_measures(of_runs, key, sums, 1)
-            _add_measures(run_cost, (run,), (sums[4],), 1)
-        _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
-        _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
+    with localcontext(EXACT):  # a sum of costs of 30 digits each needs more than 28
+        for row in rows:
+            cost, moment, tenant, agent, run = (row.get("cost_usd"), row["timestamp"], row.get("tenant_id"),
+                                                row.get("agent_id"), row.get("run_id"))
+            key = (_hour(moment), tenant, agent or none, row.get("model") or none, row.get("provider") or none,
+                   row.get("endpoint") or none, run or None)
+            sums = fine.get(key)
+            if sums is None:
+                sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0, 0]
+            sums[0] += 1
+            sums[1] += row.get("input_tokens") or 0
+            sums[2] += row.get("output_tokens") or 0
+            sums[3] += row.get("cache_read_tokens") or 0
+            if cost is not None:
+                sums[4] += cost if cost.__class__ is Decimal else _decimal(cost)
+                sums[7] += 1
+            if not row.get("priced"):
+                sums[5] += 1
+            if row.get("error") is not None:
+                sums[6] += 1
+            if run:
+                known = seen.get(run)
+                if known is None:
+                    seen[run] = [tenant, agent, moment, moment]
+                else:
+                    known[0] = known[0] or tenant
+                    known[1] = known[1] or agent
+                    known[2], known[3] = min(known[2], moment), max(known[3], moment)
+    return fine, seen
+
+
+def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[Any]], sign: int = 1) -> None:
+    """The rollups' rows from `_tally`'s sums, added (`sign=-1`: taken out)."""
+    none = schema.NONE_KEY
+    with localcontext(EXACT):  # sums of costs, as in _tally
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        for (hour, tenant, *rest), sums in fine.items():
+            _add_measures(merged, (hour, tenant or none, *rest), sums[:_COSTED], 1)
+        fine = merged
+        if sign != 1:
+            fine = {key: [m * sign for m in sums] for key, sums in fine.items()}
+        usage: dict[tuple[Any, ...], list[Any]] = {}
+        per_run: dict[tuple[Any, ...], list[Any]] = {}
+        of_runs: dict[tuple[Any, ...], list[Any]] = {}
+        per_tenant: dict[tuple[Any, ...], list[Any]] = {}
+        run_cost: dict[tuple[Any, ...], list[Any]] = {}
+        hourly: dict[tuple[Any, ...], list[Any]] = {}
+        daily: dict[tuple[Any, ...], list[Any]] = {}
+        for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
+            day = hour.date()
+            key = (tenant, day, agent, model)
+            _add_measures(usage, key, sums, 1)
+            _add_measures(per_tenant, (tenant, day), sums, 1)
+            if run:
+                _add_measures(per_run, (run, *key), sums, 1)
+                _add_measures(of_runs, key, sums, 1)
+                _add_measures(run_cost, (run,), (sums[4],), 1)
+            _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
+            _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in usage.items()}, names)
@@ -1210,19 +1248,11 @@ def _binders(dialect: Any, table: Any) -> dict[str, Any]:
 def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) -> None:
     """Runs met in stored events: created when new (tenant and agent of their first event),
     their first and last seen times widened."""
-    seen: dict[str, list[Any]] = {}
-    for row in rows:
-        run_id = row.get("run_id")
-        if not run_id:
-            continue
-        moment = row["timestamp"]
-        known = seen.get(run_id)
-        if known is None:
-            seen[run_id] = [row.get("tenant_id"), row.get("agent_id"), moment, moment]
-        else:
-            known[0] = known[0] or row.get("tenant_id")
-            known[1] = known[1] or row.get("agent_id")
-            known[2], known[3] = min(known[2], moment), max(known[3], moment)
+    _record_runs(conn, project, _tally(rows)[1])
+
+
+def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]]) -> None:
+    """`see_runs` of the runs `_tally` found."""
     if not seen:
         return
     t = schema.runs
