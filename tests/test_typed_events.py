@@ -89,7 +89,7 @@ bad_values = {
     "schema_version": st.sampled_from([2, 0, True, 1.0, "1"]),
     "tenant_id": st.one_of(edgy_text, st.integers()), "agent_id": edgy_text, "provider": st.just("p" * 65),
     "stream": st.sampled_from([1, "true"]), "partial": st.just(0),
-    "usage": st.one_of(st.dictionaries(keys, counts, max_size=4),
+    "usage": st.one_of(st.dictionaries(keys, counts, max_size=4), st.dictionaries(keys, st.integers(0, 5), min_size=1),
                        st.dictionaries(st.from_regex(r"\At[0-9]{1,3}\Z"), st.integers(0, 5), min_size=30, max_size=34),
                        st.dictionaries(st.sampled_from(sorted(CONTENT_FIELDS)), st.integers(0, 5), min_size=1,
                                        max_size=2),

@@ -23,6 +23,7 @@ decoder takes it, a column does not. An unpaired surrogate escape the decoder re
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from typing import Annotated, Any, Optional, Union
 
@@ -31,27 +32,26 @@ from msgspec import Meta, Raw, Struct
 
 from ..events import EVENT_FIELDS, SCHEMA_VERSION, USAGE_FIELDS, Kind
 from ..rules import CONTENT_FIELDS, MAX_COUNT, MAX_ENTRIES, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, MAX_TOKENS, NAME
-from .body import parse_json
-from .validation import _EVENT_ID, Invalid, _timestamp, money, validate_event
 from ..store.rows import valid_event_row
+from .body import parse_json
+from .validation import Invalid, _timestamp, money, validate_event
 
-_NAMED = Annotated[str, Meta(pattern=NAME.pattern)]
 _QUANTITY = Union[Annotated[int, Meta(ge=0)], Annotated[float, Meta(ge=0)]]
 #: The decoder's type of each kind of field (None allowed wherever validation.py allows it).
 _TYPES: dict[Kind, Any] = {
     Kind.VERSION: Optional[Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)]],
-    Kind.ID: Annotated[str, Meta(pattern=_EVENT_ID.pattern)],
+    Kind.ID: Annotated[str, Meta(min_length=1, max_length=64)],  # its characters checked in _row
     Kind.TIMESTAMP: Annotated[str, Meta(max_length=64)],
     Kind.FLAG: Optional[bool],
     Kind.COUNT: Optional[Annotated[int, Meta(ge=0, le=MAX_COUNT)]],
     Kind.STATUS: Optional[Annotated[int, Meta(ge=100, le=599)]],
     Kind.DURATION: Optional[_QUANTITY],
     Kind.MONEY: Optional[Annotated[str, Meta(max_length=64)]],
-    Kind.USAGE: Optional[Annotated[dict[_NAMED, Optional[Annotated[int, Meta(ge=0, le=MAX_TOKENS)]]],
+    Kind.USAGE: Optional[Annotated[dict[str, Optional[Annotated[int, Meta(ge=0, le=MAX_TOKENS)]]],
                                    Meta(max_length=MAX_ENTRIES)]],
     Kind.TAGS: Optional[Annotated[dict[Annotated[str, Meta(min_length=1, max_length=MAX_TAG_KEY)],
                                        Annotated[str, Meta(max_length=MAX_TAG_VALUE)]], Meta(max_length=MAX_TAGS)]],
-    Kind.UNITS: Optional[Annotated[dict[_NAMED, _QUANTITY], Meta(max_length=MAX_ENTRIES)]],
+    Kind.UNITS: Optional[Annotated[dict[str, _QUANTITY], Meta(max_length=MAX_ENTRIES)]],
 }
 
 
@@ -90,9 +90,15 @@ _DURATIONS = tuple(f.name for f in EVENT_FIELDS if f.kind is Kind.DURATION)
 _MONEY = tuple(f.name for f in EVENT_FIELDS if f.kind is Kind.MONEY)
 _USAGE_COLUMNS = tuple(f.name for f in USAGE_FIELDS if f.column)
 _NUL = b"\\u0000"
-#: Keys of usage, tags and units seen not to name content (bounded, as validation.py's).
+#: The characters of an event id (validation.py's pattern, but for the newline its `$` lets
+#: end one: such an id goes to validate_event).
+_ID_CHARACTERS = string.ascii_letters + string.digits + "._:-"
+#: Keys of usage, tags and units seen not to name content, and names of usage counts and units
+#: seen to be NAMEs (bounded, as validation.py's; a regular expression per key cost more than
+#: the rest of the decoding of an event).
 _CLEAN: set[str] = set()
-_CLEAN_MAX = 4096
+_NAMES: set[str] = set()
+_KEYS_MAX = 4096
 
 
 class _Unsure(Exception):
@@ -164,13 +170,23 @@ def _clean_keys(value: dict[str, Any]) -> None:
     if not _CLEAN.issuperset(value):
         if not CONTENT_FIELDS.isdisjoint([key.lower() for key in value]):
             raise _Unsure
-        if len(_CLEAN) + len(value) <= _CLEAN_MAX:
+        if len(_CLEAN) + len(value) <= _KEYS_MAX:
             _CLEAN.update(value)
+
+
+def _named_keys(value: dict[str, Any]) -> None:
+    if not _NAMES.issuperset(value):
+        if not all(NAME.match(key) for key in value):
+            raise _Unsure
+        if len(_NAMES) + len(value) <= _KEYS_MAX:
+            _NAMES.update(value)
 
 
 def _row(event: Any, now: datetime) -> dict[str, Any]:
     """The row `valid_event_row(validate_event(...))` makes of a decoded event; _Unsure when
     a check fails (validate_event then gives the reason)."""
+    if event.event_id.strip(_ID_CHARACTERS):
+        raise _Unsure
     row = _asdict(event)
     del row["schema_version"]
     try:
@@ -193,6 +209,7 @@ def _row(event: Any, now: datetime) -> dict[str, Any]:
         usage = row["usage"] = {}
     elif usage:
         _clean_keys(usage)
+        _named_keys(usage)
         if None in usage.values():
             usage = row["usage"] = {key: count for key, count in usage.items() if count is not None}
     for name in _USAGE_COLUMNS:
@@ -205,6 +222,7 @@ def _row(event: Any, now: datetime) -> dict[str, Any]:
     units = event.units
     if units:
         _clean_keys(units)
+        _named_keys(units)
         for value in units.values():
             if value.__class__ is int:
                 _finite(value)

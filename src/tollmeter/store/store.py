@@ -1103,6 +1103,10 @@ def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, A
 
 #: Where `_tally`'s sums keep the cost, and the count of costs given (not a rollup measure).
 _COST, _COSTED = 4, 7
+#: The values of a row `_tally` reads, in one call.
+_TALLIED_NAMES = ("timestamp", "cost_usd", "tenant_id", "agent_id", "run_id", "model", "provider", "endpoint",
+                  "input_tokens", "output_tokens", "cache_read_tokens", "priced", "error")
+_TALLIED = operator.itemgetter(*_TALLIED_NAMES)
 
 
 def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, list[Any]]]:
@@ -1114,23 +1118,31 @@ def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], lis
     none = schema.NONE_KEY
     with localcontext(EXACT):  # a sum of costs of 30 digits each needs more than 28
         for row in rows:
-            cost, moment, tenant, agent, run = (row.get("cost_usd"), row["timestamp"], row.get("tenant_id"),
-                                                row.get("agent_id"), row.get("run_id"))
-            key = (_hour(moment), tenant, agent or none, row.get("model") or none, row.get("provider") or none,
-                   row.get("endpoint") or none, run or None)
+            try:
+                (moment, cost, tenant, agent, run, model, provider, endpoint, inputs, outputs, cache_reads, priced,
+                 error) = _TALLIED(row)
+            except KeyError:  # a row that leaves columns out
+                moment = row["timestamp"]
+                (cost, tenant, agent, run, model, provider, endpoint, inputs, outputs, cache_reads, priced,
+                 error) = (row.get(name) for name in _TALLIED_NAMES[1:])
+            key = (_hour(moment), tenant, agent or none, model or none, provider or none, endpoint or none,
+                   run or None)
             sums = fine.get(key)
             if sums is None:
                 sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0, 0]
             sums[0] += 1
-            sums[1] += row.get("input_tokens") or 0
-            sums[2] += row.get("output_tokens") or 0
-            sums[3] += row.get("cache_read_tokens") or 0
+            if inputs:
+                sums[1] += inputs
+            if outputs:
+                sums[2] += outputs
+            if cache_reads:
+                sums[3] += cache_reads
             if cost is not None:
                 sums[4] += cost if cost.__class__ is Decimal else _decimal(cost)
                 sums[7] += 1
-            if not row.get("priced"):
+            if not priced:
                 sums[5] += 1
-            if row.get("error") is not None:
+            if error is not None:
                 sums[6] += 1
             if run:
                 known = seen.get(run)
