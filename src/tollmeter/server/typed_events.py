@@ -68,7 +68,7 @@ if CONTENT_FIELDS.intersection(f.name.lower() for f in EVENT_FIELDS):
     raise RuntimeError("an event field names content: the typed path would take it unscanned")
 # Required fields first, as a Struct wants them; the order of the others is the wire form's.
 WireEvent = msgspec.defstruct("WireEvent", [f for f in _FIELDS if len(f) == 2] + [f for f in _FIELDS if len(f) == 3],
-                              forbid_unknown_fields=True)
+                              forbid_unknown_fields=True, gc=False)  # no cycle: JSON values
 
 
 class _Batch(Struct):
