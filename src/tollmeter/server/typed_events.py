@@ -109,8 +109,8 @@ class Batch:
     """A decoded batch: `events` (their count), `resolutions` (the raw list or None), and
     `rows(now)`: ([(index, row) of the valid events], [{"index", "reason"} of the others])."""
 
-    def __init__(self, typed: list[Any] | None, raws: list[Raw] | None, resolutions: Any) -> None:
-        self._typed, self._raws, self.resolutions = typed, raws, resolutions
+    def __init__(self, data: bytes, typed: list[Any] | None, raws: list[Raw] | None, resolutions: Any) -> None:
+        self._data, self._typed, self._raws, self.resolutions = data, typed, raws, resolutions
         self.events = len(typed if typed is not None else raws or ())
 
     def rows(self, now: datetime) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
@@ -123,8 +123,6 @@ class Batch:
                     self._raws = _RAW_BATCH.decode(self._data).events
         return _raw_rows(self._raws or [], now)
 
-    _data = b""
-
 
 def decode_batch(data: bytes) -> Batch | None:
     """The batch decoded by types; None when its JSON is for `parse_json` to read (not an object
@@ -135,14 +133,12 @@ def decode_batch(data: bytes) -> Batch | None:
         except msgspec.DecodeError:  # ValidationError too: an event, or the batch's shape
             pass
         else:
-            decoded = Batch(batch.events, None, batch.resolutions)
-            decoded._data = data
-            return decoded
+            return Batch(data, batch.events, None, batch.resolutions)
     try:
         raw = _RAW_BATCH.decode(data)
     except msgspec.DecodeError:
         return None
-    return Batch(None, raw.events, raw.resolutions)
+    return Batch(data, None, raw.events, raw.resolutions)
 
 
 def _raw_rows(raws: list[Raw], now: datetime) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
