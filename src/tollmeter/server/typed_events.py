@@ -1,12 +1,12 @@
 """An ingest batch decoded straight into typed events (msgspec Structs) and made into rows,
 with the checks of validation.py done by the decoder where it can do them (types, lengths,
-ranges, patterns) and the rest here: the same rows, for a fraction of the CPU.
+ranges) and the rest here: the same rows, for a fraction of the CPU.
 
 `WireEvent` is made from events.EVENT_FIELDS with the bounds validation.py holds events to;
 its unknown fields are refused (`forbid_unknown_fields`), so the content-key scan is left with
 the keys of `usage`, `tags` and `units` (no field of an event names content, checked at
 import). Only what is certainly valid comes out of this path: an event the decoder refuses, or
-whose timestamp, money, keys or numbers fail a check here, goes to `validate_event` (its own
+whose id, timestamp, money, keys or numbers fail a check here, goes to `validate_event` (its own
 raw JSON, decoded as ever), which refuses it with its reason or takes it; a batch whose JSON
 the decoder refuses goes the whole old way (`parse_json`). So every event gets the answer
 `validate_event` gives it, and a good one the row `valid_event_row` makes of it
@@ -126,7 +126,8 @@ class Batch:
 
 def decode_batch(data: bytes) -> Batch | None:
     """The batch decoded by types; None when its JSON is for `parse_json` to read (not an object
-    with a list of events, NaN, a number past a float, an unpaired surrogate, invalid JSON)."""
+    with a list of events, NaN, an unpaired surrogate, invalid JSON, a number past a float
+    outside the events)."""
     if _NUL not in data:
         try:
             batch = _BATCH.decode(data)
