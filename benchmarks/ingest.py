@@ -285,6 +285,9 @@ def main() -> None:
                         help="only the replica run: this many servers on one PostgreSQL database")
     parser.add_argument("--runs", type=int, default=1,
                         help="runs the events of a batch belong to (default: one run for every event)")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    parser.add_argument("--batch", type=int, action="append", help="end-to-end batch sizes (default: 100 and 1,000)")
+    parser.add_argument("--no-breakdown", action="store_true", help="end to end only")
     parser.add_argument("--postgres", default=os.environ.get("TOLLMETER_TEST_POSTGRES"), help="a PostgreSQL DSN")
     args = parser.parse_args()
     global RUNS_PER_BATCH
@@ -313,8 +316,9 @@ def main() -> None:
 
     databases = []
     work = Path(tempfile.mkdtemp(prefix="tollmeter-bench-"))
-    databases.append(("sqlite", str(work / "bench.db"), lambda: None))
-    if args.postgres:
+    if args.only != "postgresql":
+        databases.append(("sqlite", str(work / "bench.db"), lambda: None))
+    if args.postgres and args.only != "sqlite":
         url, drop = postgres_database(args.postgres)
         databases.append(("postgresql", url, drop))
     else:
@@ -322,14 +326,15 @@ def main() -> None:
 
     ingest_rows, breakdown_rows = [], []
     for name, url, drop in databases:
-        per_event, rate, stored = breakdown(url, 1000, args.events)
-        breakdown_rows.append((name, per_event, rate, stored))
+        if not args.no_breakdown:
+            per_event, rate, stored = breakdown(url, 1000, args.events)
+            breakdown_rows.append((name, per_event, rate, stored))
         if args.breakdown_only:
             drop()
             continue
         server = Server(url)
         try:
-            for batch in (100, 1000):
+            for batch in args.batch or (100, 1000):
                 for clients in (1, args.clients):
                     rate, stored, cpu = ingest(server, batch, args.events, clients)
                     ingest_rows.append((name, batch, clients, stored, rate, cpu))

@@ -41,6 +41,7 @@ from .models import IngestResult
 from .pricing import BatchPricing
 from .retry import out_of_range, with_retries
 from .state import ServerState
+from .typed_events import decode_batch
 from .validation import Invalid, check_priced, needs_pricing, validate_event, validate_resolution
 
 logger = logging.getLogger("tollmeter.server")
@@ -111,32 +112,39 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
     settings = state.settings
     phase = phases or _untimed
     with phase("parse"):
-        payload = parse_json(decode(body, encoding, settings.max_decompressed_bytes))
-    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
-        raise PayloadError('expected a JSON object {"events": [...]}')
-    events = payload["events"]
-    resolutions = payload.get("resolutions")
+        data = decode(body, encoding, settings.max_decompressed_bytes)
+        batch = decode_batch(data)  # typed: most of validation done by the decoder
+        payload = parse_json(data) if batch is None else None
+    if batch is not None:
+        count, resolutions = batch.events, batch.resolutions
+    else:
+        if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+            raise PayloadError('expected a JSON object {"events": [...]}')
+        events = payload["events"]
+        count, resolutions = len(events), payload.get("resolutions")
     if resolutions is not None and not isinstance(resolutions, list):
         raise PayloadError('"resolutions" must be a list of run resolutions')
-    items = len(events) + len(resolutions or ())
+    items = count + len(resolutions or ())
     if items > settings.max_batch_events:
         raise PayloadTooLarge(f"{items} events and resolutions in one batch, over the limit of "
                               f"{settings.max_batch_events}")
     now = datetime.now(timezone.utc)
     rows: list[dict[str, Any]] = []
     leases: dict[str, str] = {}
-    rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
     repeated = 0
     unpriced: set[str] = set()
     index_of: dict[str, int] = {}
-    checked: list[tuple[int, dict[str, Any]]] = []
     with phase("validate"):
-        for index, raw in enumerate(events):
-            try:
-                checked.append((index, validate_event(raw, now)))
-            except Invalid as exc:
-                rejected.append({"index": index, "reason": str(exc)})
+        if batch is not None:
+            checked, rejected = batch.rows(now)
+        else:
+            checked, rejected = [], []
+            for index, raw in enumerate(events):
+                try:
+                    checked.append((index, valid_event_row(validate_event(raw, now))))
+                except Invalid as exc:
+                    rejected.append({"index": index, "reason": str(exc)})
     with phase("price"):
         pricing = BatchPricing(state.pricer)
         priced: list[tuple[int, dict[str, Any]]] = []
@@ -168,7 +176,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
             lease_id = event.get("lease_id")
             if lease_id is not None:
                 leases[event_id] = lease_id
-            rows.append(valid_event_row(event))
+            rows.append(event)
     # One order for every writer: concurrent batches sharing events wait, never deadlock.
     rows.sort(key=lambda row: row["event_id"])
     overflowing: list[str] = []
@@ -176,7 +184,7 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
     with phase("write"):
         inserted = _store_apart(store, rows, leases, overflowing, expired) if rows else []
     if phases is not None:
-        phases.events += len(events)
+        phases.events += count
     expired = list(dict.fromkeys(expired))  # a retried transaction names them again
     if overflowing or expired:
         rejected += [{"index": index_of[event_id], "reason": OVERFLOW_REASON} for event_id in overflowing]

@@ -206,6 +206,10 @@ def ensure_months(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> bool:
 CLAIM_IDS = (f"WITH claimed AS (INSERT INTO {EVENT_IDS} (project_id, event_id) SELECT %(project)s, i "
              "FROM unnest(%(ids)s::text[]) AS i ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
              "SELECT array_agg(event_id) FROM claimed")
+#: CLAIM_IDS with the ids as one comma-separated text (psycopg dumps a list parameter element by
+#: element in Python, 1.2 µs an id, one text 0.05): for ids that hold no comma and are not empty.
+CLAIM_JOINED_IDS = CLAIM_IDS.replace("unnest(%(ids)s::text[])", "unnest(string_to_array(%(ids)s, ','))")
+assert CLAIM_JOINED_IDS != CLAIM_IDS
 
 
 # -- listing --------------------------------------------------------------------------------------

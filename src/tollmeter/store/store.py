@@ -228,10 +228,13 @@ class Store:
                 tenants = {row.get("tenant_id") for row in rows} | {t for t, _, _ in extra_spend}
                 tenants.discard(None)
                 self._lock_tenants(conn, sorted(tenants))  # one order: no deadlocks
+            fine, runs = _tally(stored)  # one pass over the rows for spend, rollups and runs
             # Summed per tenant and hour first (the periods of an hour are the same four), exactly.
             hourly: dict[tuple[str, datetime], Decimal] = {}
-            for tenant, moment, cost in [*((row.get("tenant_id"), row["timestamp"], row.get("cost_usd"))
-                                           for row in stored), *extra_spend]:
+            for (hour, tenant, *_), sums in fine.items():
+                if sums[_COSTED] and tenant is not None:
+                    hourly[(tenant, hour)] = EXACT.add(hourly.get((tenant, hour), _ZERO), sums[_COST])
+            for tenant, moment, cost in extra_spend:
                 if cost is not None and tenant is not None:
                     key = (tenant, _hour(moment))
                     hourly[key] = EXACT.add(hourly.get(key, _ZERO), _decimal(cost))
@@ -240,8 +243,8 @@ class Store:
                 for period in period_keys(hour):
                     totals[(tenant, period)] = EXACT.add(totals.get((tenant, period), _ZERO), cost)
             self.add_spend(conn, totals)
-            add_to_rollups(conn, self.project, stored)
-            see_runs(conn, self.project, stored)
+            _add_fine(conn, self.project, fine)
+            _record_runs(conn, self.project, runs)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -285,7 +288,7 @@ class Store:
         fresh = [row for row in rows if row["event_id"] not in stored]
         if not fresh:
             return []
-        insert_sql, values_of, binds, received = _sqlite_event_insert(conn.dialect)
+        insert_sql, values_of, bind_all, received = _sqlite_event_insert(conn.dialect)
         head = [self.project, received(now)]
         params = []
         for row in fresh:
@@ -293,14 +296,7 @@ class Store:
                 values = head + list(values_of(row))
             except KeyError:  # a row that leaves columns out
                 values = head + list(values_of({**_EVENT_DEFAULTS, **row}))
-            for i, kind, fast, bind in binds:
-                value = values[i]
-                if value is not None:
-                    if value.__class__ is kind:
-                        if fast is not None:
-                            values[i] = fast(value)
-                    else:
-                        values[i] = bind(value)
+            bind_all(values)
             params.append(tuple(values))
         conn.exec_driver_sql(insert_sql, params)
         return [row["event_id"] for row in fresh]
@@ -313,12 +309,16 @@ class Store:
         (benchmarks.md). One transaction, two round trips."""
         names, types, values_of, json_at = _copy_layout()
         int4_at = [i for i, name in enumerate(types) if name == "int4"]
-        statement = partitions.CLAIM_IDS
+        ids: Any = [row["event_id"] for row in rows]
+        joined = ",".join(ids)
+        if joined.count(",") == len(ids) - 1 and all(ids):
+            statement, ids = partitions.CLAIM_JOINED_IDS, joined
+        else:
+            statement = partitions.CLAIM_IDS
         cursor = conn.connection.driver_connection.cursor()
         dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
-            claimed = cursor.execute(statement, {"project": self.project,
-                                                 "ids": [row["event_id"] for row in rows]}).fetchone()
+            claimed = cursor.execute(statement, {"project": self.project, "ids": ids}).fetchone()
             fresh = set(claimed[0] or ())
             if not fresh:
                 return []
@@ -726,15 +726,16 @@ except ImportError:  # the embedded store alone
     def _json_text(value: Any) -> str | None:
         return None if value is None else json.dumps(value, default=_json_value, separators=(",", ":"))
 
-_SQLITE_INSERTS: dict[int, tuple[str, Any, list[tuple[int, type, Any, Any]], Any]] = {}
+_SQLITE_INSERTS: dict[int, tuple[str, Any, Callable[[list[Any]], None], Any]] = {}
 
 
-def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, type, Any, Any]], Any]:
+def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, Callable[[list[Any]], None], Any]:
     """The SQLite INSERT of an event row (project_id and received_at first), a function from
-    the row to the values of the other columns in their order, the binding of each column that
-    has one by position: (position, class, fast, bind) - a value of that class is bound by
-    `fast` (None: as it is), any other by `bind`, the column type's own processor (JSON columns
-    as compact JSON text) - and the binding of received_at."""
+    the row to the values of the other columns in their order, a function binding those values
+    in place (`_binder_of` the binding of each column that has one, by position: (position,
+    class, fast, bind) - a value of that class is bound by `fast` (None: as it is), any other
+    by `bind`, the column type's own processor (JSON columns as compact JSON text)) - and the
+    binding of received_at."""
     cached = _SQLITE_INSERTS.get(id(dialect))
     if cached is None:
         first = [schema.events.c.project_id, schema.events.c.received_at]
@@ -760,9 +761,27 @@ def _sqlite_event_insert(dialect: Any) -> tuple[str, Any, list[tuple[int, type, 
         names = [c.name for c in columns]
         sql = f"INSERT INTO {schema.events.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
         [received] = [bind for i, _, _, bind in binds if i == 1]
-        cached = (sql, operator.itemgetter(*names[len(first):]), [b for b in binds if b[0] > 1], received)
+        cached = (sql, operator.itemgetter(*names[len(first):]), _binder_of([b for b in binds if b[0] > 1]), received)
         _SQLITE_INSERTS[id(dialect)] = cached
     return cached
+
+
+def _binder_of(binds: list[tuple[int, type, Any, Any]]) -> Callable[[list[Any]], None]:
+    """A function binding a row's values in place, straight-line code of `binds` (position,
+    class, fast, bind): a value of that class by `fast` (None: as it is), another by `bind`,
+    None as it is. A loop over the binds cost a third of the Python of a row."""
+    lines = ["def bind_all(values):"]
+    env: dict[str, Any] = {}
+    for n, (i, kind, fast, bind) in enumerate(binds):
+        env[f"k{n}"], env[f"f{n}"], env[f"b{n}"] = kind, fast, bind
+        lines.append(f"    x = values[{i}]")
+        if fast is None:
+            lines.append(f"    if x is not None and x.__class__ is not k{n}: values[{i}] = b{n}(x)")
+        else:
+            lines.append(f"    if x is not None: values[{i}] = f{n}(x) if x.__class__ is k{n} else b{n}(x)")
+    lines.append("    return None")
+    exec(compile("\n".join(lines), "<tollmeter.store bind_all>", "exec"), env)  # noqa: S102 - our own source
+    return env["bind_all"]
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -928,48 +947,91 @@ _EVENT_DEFAULTS.update(stream=False, partial=False, priced=False)
 def add_to_rollups(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
     """Add stored event rows to the usage and run rollups of `project` (`sign=-1` takes them
     out), inside `conn`'s transaction: the rollups are exact sums of the stored events."""
-    # Summed once per finest key (hour, tenant, agent, model, provider, endpoint, run), then
-    # per rollup from those sums: one dictionary update per event.
+    _add_fine(conn, project, _tally(rows)[0], sign)
+
+
+#: Where `_tally`'s sums keep the cost, and the count of costs given (not a rollup measure).
+_COST, _COSTED = 4, 7
+#: The values of a row `_tally` reads, in one call.
+_TALLIED_NAMES = ("timestamp", "cost_usd", "tenant_id", "agent_id", "run_id", "model", "provider", "endpoint",
+                  "input_tokens", "output_tokens", "cache_read_tokens", "priced", "error")
+_TALLIED = operator.itemgetter(*_TALLIED_NAMES)
+
+
+def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, list[Any]]]:
+    """One pass over stored event rows: their measures summed per finest key (hour, tenant as
+    given, agent, model, provider, endpoint, run), exactly, and the runs they belong to (run id
+    -> [tenant, agent, first seen, last seen], see_runs)."""
     fine: dict[tuple[Any, ...], list[Any]] = {}
+    seen: dict[str, list[Any]] = {}
     none = schema.NONE_KEY
-    for row in rows:
-        cost = row.get("cost_usd")
-        key = (_hour(row["timestamp"]), row.get("tenant_id") or none, row.get("agent_id") or none,
-               row.get("model") or none, row.get("provider") or none, row.get("endpoint") or none,
-               row.get("run_id") or None)
-        sums = fine.get(key)
-        if sums is None:
-            sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0]
-        sums[0] += 1
-        sums[1] += row.get("input_tokens") or 0
-        sums[2] += row.get("output_tokens") or 0
-        sums[3] += row.get("cache_read_tokens") or 0
-        if cost is not None:
-            sums[4] += _decimal(cost)
-        if not row.get("priced"):
-            sums[5] += 1
-        if row.get("error") is not None:
-            sums[6] += 1
-    if sign != 1:
-        fine = {key: [m * sign for m in sums] for key, sums in fine.items()}
-    usage: dict[tuple[Any, ...], list[Any]] = {}
-    per_run: dict[tuple[Any, ...], list[Any]] = {}
-    of_runs: dict[tuple[Any, ...], list[Any]] = {}
-    per_tenant: dict[tuple[Any, ...], list[Any]] = {}
-    run_cost: dict[tuple[Any, ...], list[Any]] = {}
-    hourly: dict[tuple[Any, ...], list[Any]] = {}
-    daily: dict[tuple[Any, ...], list[Any]] = {}
-    for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
-        day = hour.date()
-        key = (tenant, day, agent, model)
-        _add_measures(usage, key, sums, 1)
-        _add_measures(per_tenant, (tenant, day), sums, 1)
-        if run:
-            _add_measures(per_run, (run, *key), sums, 1)
-            _add_measures(of_runs, key, sums, 1)
-            _add_measures(run_cost, (run,), (sums[4],), 1)
-        _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
-        _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
+    with localcontext(EXACT):  # a sum of costs of 30 digits each needs more than 28
+        for row in rows:
+            try:
+                (moment, cost, tenant, agent, run, model, provider, endpoint, inputs, outputs, cache_reads, priced,
+                 error) = _TALLIED(row)
+            except KeyError:  # a row that leaves columns out
+                moment = row["timestamp"]
+                (cost, tenant, agent, run, model, provider, endpoint, inputs, outputs, cache_reads, priced,
+                 error) = (row.get(name) for name in _TALLIED_NAMES[1:])
+            key = (_hour(moment), tenant, agent or none, model or none, provider or none, endpoint or none,
+                   run or None)
+            sums = fine.get(key)
+            if sums is None:
+                sums = fine[key] = [0, 0, 0, 0, _ZERO, 0, 0, 0]
+            sums[0] += 1
+            if inputs:
+                sums[1] += inputs
+            if outputs:
+                sums[2] += outputs
+            if cache_reads:
+                sums[3] += cache_reads
+            if cost is not None:
+                sums[4] += cost if cost.__class__ is Decimal else _decimal(cost)
+                sums[7] += 1
+            if not priced:
+                sums[5] += 1
+            if error is not None:
+                sums[6] += 1
+            if run:
+                known = seen.get(run)
+                if known is None:
+                    seen[run] = [tenant, agent, moment, moment]
+                else:
+                    known[0] = known[0] or tenant
+                    known[1] = known[1] or agent
+                    known[2], known[3] = min(known[2], moment), max(known[3], moment)
+    return fine, seen
+
+
+def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[Any]], sign: int = 1) -> None:
+    """The rollups' rows from `_tally`'s sums, added (`sign=-1`: taken out)."""
+    none = schema.NONE_KEY
+    with localcontext(EXACT):  # sums of costs, as in _tally
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        for (hour, tenant, *rest), sums in fine.items():
+            _add_measures(merged, (hour, tenant or none, *rest), sums[:_COSTED], 1)
+        fine = merged
+        if sign != 1:
+            fine = {key: [m * sign for m in sums] for key, sums in fine.items()}
+        usage: dict[tuple[Any, ...], list[Any]] = {}
+        per_run: dict[tuple[Any, ...], list[Any]] = {}
+        of_runs: dict[tuple[Any, ...], list[Any]] = {}
+        per_tenant: dict[tuple[Any, ...], list[Any]] = {}
+        run_cost: dict[tuple[Any, ...], list[Any]] = {}
+        hourly: dict[tuple[Any, ...], list[Any]] = {}
+        daily: dict[tuple[Any, ...], list[Any]] = {}
+        for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
+            day = hour.date()
+            key = (tenant, day, agent, model)
+            _add_measures(usage, key, sums, 1)
+            _add_measures(per_tenant, (tenant, day), sums, 1)
+            if run:
+                _add_measures(per_run, (run, *key), sums, 1)
+                _add_measures(of_runs, key, sums, 1)
+                _add_measures(run_cost, (run,), (sums[4],), 1)
+            _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
+            _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in usage.items()}, names)
@@ -1047,19 +1109,11 @@ def _binders(dialect: Any, table: Any) -> dict[str, Any]:
 def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) -> None:
     """Runs met in stored events: created when new (tenant and agent of their first event),
     their first and last seen times widened."""
-    seen: dict[str, list[Any]] = {}
-    for row in rows:
-        run_id = row.get("run_id")
-        if not run_id:
-            continue
-        moment = row["timestamp"]
-        known = seen.get(run_id)
-        if known is None:
-            seen[run_id] = [row.get("tenant_id"), row.get("agent_id"), moment, moment]
-        else:
-            known[0] = known[0] or row.get("tenant_id")
-            known[1] = known[1] or row.get("agent_id")
-            known[2], known[3] = min(known[2], moment), max(known[3], moment)
+    _record_runs(conn, project, _tally(rows)[1])
+
+
+def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]]) -> None:
+    """`see_runs` of the runs `_tally` found."""
     if not seen:
         return
     t = schema.runs
