@@ -114,18 +114,10 @@ WAIT_FOR_THE_STORE = {"limits_wait": 30}
 
 def _process(db: str, index: int, queue, options: dict = WAIT_FOR_THE_STORE) -> None:
     """One app process (spawned, so it inherits no locks): its own meter on the shared store
-    and its own mocked provider, 16 threads. One child once died with pydantic's "BaseModel
-    cannot be instantiated directly" (previous majors, in a full run; not reproduced alone),
-    which is what a model class whose build is still under way in another thread gives (lazy
-    pydantic builds are not thread-safe): so one unpatched call is made first, as an app's
-    start-up would, and the 16 threads start on built classes."""
+    and its own mocked provider, 16 threads."""
     try:
         from .conftest import mock_http
 
-        with mock_http() as warm:  # one call unpatched, before the threads: see below
-            warm.post(CHAT).mock(side_effect=billed)
-            openai.OpenAI(api_key="k", max_retries=0).chat.completions.create(
-                model="gpt-4o", max_tokens=20, messages=[{"role": "user", "content": "warm"}])
         with mock_http() as router:
             route = router.post(CHAT).mock(side_effect=billed)
             meter = Meter(MeterConfig(store=db, flush_interval=0.05, reservation="worst_case", **options))

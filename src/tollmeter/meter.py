@@ -65,6 +65,13 @@ class Meter:
         self._pricer_lock = threading.Lock()
         if config.prices is not None:
             self._pricing()  # a bad rate card fails here, at start-up
+        elif config.pricing:
+            # genai-prices (and httpx2 under it) imported here, on the thread that makes the
+            # meter, before any thread of ours exists: the warm-up, the worker and the callers
+            # would otherwise import it at once, and a package that imports itself in a circle
+            # (httpx2) can then be handed half made to one of them ("partially initialized
+            # module 'httpx2' has no attribute 'URL'", seen in a spawned app of 16 threads).
+            import genai_prices  # noqa: F401
         self._delivery = Delivery(config, self._faults) if config.url else None
         self._limits = LimitKeeper(config, self._pricing, self._faults)
         self._pipeline = Pipeline(config, self._faults, self._pricing, self._limits, self._delivery,
