@@ -5,6 +5,7 @@ hooks (call_hooks.py), limits (limits/), the batch pipeline (pipeline.py), deliv
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import signal
@@ -71,7 +72,7 @@ class Meter:
             # would otherwise import it at once, and a package that imports itself in a circle
             # (httpx2) can then be handed half made to one of them ("partially initialized
             # module 'httpx2' has no attribute 'URL'", seen in a spawned app of 16 threads).
-            import genai_prices  # noqa: F401
+            importlib.import_module("genai_prices")
         self._delivery = Delivery(config, self._faults) if config.url else None
         self._limits = LimitKeeper(config, self._pricing, self._faults)
         self._pipeline = Pipeline(config, self._faults, self._pricing, self._limits, self._delivery,
