@@ -235,29 +235,34 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue
             setattr(row, count.outcome, getattr(row, count.outcome) + count.runs)
-    # Recurring fees, a share per day (added up per tenant where no period is grouped by).
+    # Recurring fees, a share per day (added up per tenant where no period is grouped by);
+    # without a tenant key, once per set of customers with the same fees on the same days.
     every_day = list(days(first, end))
-    alike_fees: dict[str, int] = {}  # a customer -> how many have its fees (itself included)
-    one_per_fees = periods and "tenant" not in groups and "run" not in groups and tenant_id is None
-    if one_per_fees and not runs_only:
-        first_of: dict[tuple[Any, ...], str] = {}
-        for tenant in book.tenants:
-            fees = tuple((s.effective_from, monthly_fee(s) if s.plan.recurring else _ZERO) for s in book.spans(tenant))
-            chosen = first_of.setdefault(fees, tenant)
-            alike_fees[chosen] = alike_fees.get(chosen, 0) + 1
-    for tenant in () if runs_only or one_per_fees else book.tenants:
+    for tenant, alike in () if runs_only else _fee_payers(book, by_tenant="tenant" in groups).items():
         if not periods:
             total = recurring_total(book, tenant, first, end)
             if total:
-                piece(tenant, first, None, None, None).revenue_usd += total
+                piece(tenant, first, None, None, None).revenue_usd += total * alike
             continue
-        for day, share in recurring(book, tenant, every_day):
-            piece(tenant, day, None, None, None).revenue_usd += share
-    for tenant, alike in alike_fees.items():  # customers whose fees are the same every day, at once
         for day, share in recurring(book, tenant, every_day):
             piece(tenant, day, None, None, None).revenue_usd += share * alike
     report.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return report
+
+
+def _fee_payers(book: PlanBook, by_tenant: bool) -> dict[str, int]:
+    """Customer -> how many customers it stands for in the recurring fees: each itself when
+    the report has a tenant key, else the first of each set with the same fees from the same
+    days (their recurring revenue is the same every day)."""
+    if by_tenant:
+        return dict.fromkeys(book.tenants, 1)
+    first_of: dict[tuple[Any, ...], str] = {}
+    out: dict[str, int] = {}
+    for tenant in book.tenants:
+        fees = tuple((s.effective_from, monthly_fee(s) if s.plan.recurring else _ZERO) for s in book.spans(tenant))
+        chosen = first_of.setdefault(fees, tenant)
+        out[chosen] = out.get(chosen, 0) + 1
+    return out
 
 
 #: A cohort's rule for what its usage earns: under the plan of each row's tenant and day.

@@ -25,15 +25,14 @@ from . import schema
 GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
 #: The groupings run_rollup answers for whole days.
 RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
-MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
 
 #: A piece: (source, sign, lo, hi) - source "raw" (events), "hourly", "daily" or "rundays"
 #: (whole days grouped by run: the runs' rows of run_rollup and the events of no run);
 #: sign -1 takes the piece off.
 Piece = tuple[str, int, "datetime | None", "datetime | None"]
 
-#: The count columns of a rollup, in the order `MEASURES` has them.
-_COUNTS = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "unpriced", "errors")
+#: The count columns of a rollup, in the order of its measures.
+_COUNTS = tuple(m for m in schema.ROLLUP_MEASURES if m != "cost_usd")
 #: 2^24: SQLite sums a count's high part (above 24 bits) and low part apart.
 _LOW = 1 << 24
 _HOUR = timedelta(hours=1)
@@ -70,7 +69,7 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
     if not group_by and not merged:
         merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
     keys = sorted(merged, key=_order(n, nulls_last=conn.dialect.name == "postgresql"))
-    names = (*group_by, *MEASURES)
+    names = (*group_by, *schema.ROLLUP_MEASURES)
     return [dict(zip(names, (*key, *merged[key]))) for key in keys]
 
 
@@ -193,14 +192,17 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
         high = hi if source == "hourly" or hi is None else hi.date()
         cost = schema.money_sum(t.c.cost_usd)
         counts = [t.c[m] for m in _COUNTS]
-    keys: list[Any] = []
+    keys: list[Any] = []  # every key, labelled in the select
+    grouped: list[Any] = []  # those grouped by (not the NULLs)
     for name in group_by:
+        if name not in t.c and name != "day":  # run_id of the rollups without runs: the events of no run
+            keys.append(null())
+            continue
         if name == "day":
             keys.append(period_text(dialect, period, "day"))
-        elif name not in t.c:  # run_id of the rollups without runs: the events of no run
-            keys.append(null())
         else:
             keys.append(t.c[name] if raw else func.nullif(t.c[name], schema.NONE_KEY))
+        grouped.append(keys[-1])
     nothing = cast(null(), schema.Money)
     plus, minus = (cost, nothing) if sign > 0 else (nothing, cost)
     query = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), plus.label("cost_plus"),
@@ -211,7 +213,6 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
         query = query.where(period < high)
     if tenant_id is not None:
         query = query.where(t.c.tenant_id == (tenant_id if raw else tenant_id or schema.NONE_KEY))
-    grouped = [k for k in keys if k is not None and not _is_null(k)]
     return query.group_by(*grouped) if grouped else query
 
 
@@ -225,10 +226,6 @@ def _count_sums(dialect: str, counts: list[Any], sign: int) -> list[Any]:
     else:
         parts = counts
     return [(func.sum(p) if sign > 0 else -func.sum(p)).label(f"n_{i}") for i, p in enumerate(parts)]
-
-
-def _is_null(clause: Any) -> bool:
-    return clause.__class__ is null().__class__
 
 
 def _money(value: Any) -> Decimal:
