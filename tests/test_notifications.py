@@ -424,12 +424,14 @@ def test_a_refusal_burst_fires_once_and_resolves(store, receiver):
         record_refusal(store, "acme", at=now + timedelta(minutes=1))
         n.run_once(now=now + timedelta(minutes=1))
         n.run_once(now=now + timedelta(minutes=2))  # the burst goes on: one notification
-        rounds(n, lambda: len(receiver.messages()) == 1)
+        rounds(n, lambda: len(receiver.messages()) == 1, now=now + timedelta(minutes=2))
         [burst] = receiver.messages()
         assert (burst["type"], burst["status"], burst["tenant_id"]) == ("refusals.burst", "firing", "acme")
         assert burst["data"] == {"refusals": 4, "count": 3, "window_minutes": 5}
         n.run_once(now=now + timedelta(minutes=30))  # the window holds none now
-        rounds(n, lambda: len(receiver.messages()) == 2)
+        # rounds at that time too: at the clock's, the four refusals are in the window again,
+        # and in another hour than `now`'s (a run across an hour's end) they fire anew
+        rounds(n, lambda: len(receiver.messages()) == 2, now=now + timedelta(minutes=30))
         resolved = receiver.messages()[1]
         assert (resolved["status"], resolved["subject"], resolved["period"]) == ("resolved", "3/5m", burst["period"])
     finally:
