@@ -20,7 +20,7 @@ from tollmeter import Meter, MeterConfig
 from tollmeter.formats.openai_chat import CHAT
 from tollmeter.limits import picos
 from tollmeter.limits.estimate import estimate_request, upper_bound
-from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS
+from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS, Reservation
 
 from .bodies import openai_bodies as O
 from .test_limits_bound import WALKED, chat_requests
@@ -117,6 +117,26 @@ def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -
 
     check()
     assert guard.reserved("big") == 0
+
+
+def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> None:
+    """`admit_plain` writes `Reservation.__init__` out: every field set, each as `__init__` sets it."""
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    call("big", meter, messages=MESSAGES)
+    guard = meter._limits.guard
+    before = guard.reserved("big")  # (the first call's, until the worker settles it)
+    reservation = guard.admit_plain("big", "openai", "gpt-4o", {"model": "gpt-4o", "messages": MESSAGES}, CHAT)
+    try:
+        assert type(reservation) is Reservation
+        made = Reservation(reservation.budget, reservation.amount, reservation.lease_id, reservation.tokens, None,
+                           reservation.model)
+        made.urgent = reservation.urgent  # the one field set after `__init__` (`wake_line`)
+        fields = {name: getattr(made, name) for name in Reservation.__slots__}
+        assert {name: getattr(reservation, name) for name in Reservation.__slots__} == fields
+        assert fields["budget"] is guard._budgets["big"] and fields["model"] == ("openai", "gpt-4o")
+    finally:
+        guard.release(reservation)
+    assert guard.reserved("big") <= before
 
 
 def settlements(meter: Meter) -> tuple[list[threading.Thread], list[object]]:

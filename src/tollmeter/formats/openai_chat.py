@@ -22,7 +22,6 @@ for with `stream_options`), or on the last choice chunk (some compatible servers
 
 from __future__ import annotations
 
-from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -365,46 +364,51 @@ def _chat_cap(kw: Mapping) -> int | None:
     return cap
 
 
-def _plain_chat(measure: Callable[[str], int] | None, kw: dict) -> tuple[int, int, int | None, int] | None:
-    """The commonest chat request, counted without the walk: a list of messages that are each a
-    dict of a role and a string content, and none of the extras (tools, response format,
-    predictions, ...); each content counted by `measure`, or (None) sized by `text_bytes`,
-    written out. None for anything else."""
-    messages = kw.get("messages")
-    if type(messages) is not list:
-        return None
-    bare = len(kw) == 2 and "model" in kw  # the model and the messages: no extras, cap or `n`
-    if not bare:
-        for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
-            if key in _CHAT_EXTRAS:
+def _plain_chat_reader(measure: Callable[[str], int] | None) -> Callable[[dict], tuple[int, int, int | None, int] | None]:
+    """A reader of the commonest chat request, counted without the walk: a list of messages that
+    are each a dict of a role and a string content, and none of the extras (tools, response
+    format, predictions, ...); each content counted by `measure`, or (None) sized by
+    `text_bytes`, written out. It answers None for anything else.
+
+    A function of its own per `measure`, not a partial of one function: these run before every
+    call of a tenant with a limit, and a partial's call costs there (0.25 µs measured in place)."""
+
+    def read(kw: dict) -> tuple[int, int, int | None, int] | None:
+        messages = kw.get("messages")
+        if type(messages) is not list:
+            return None
+        bare = len(kw) == 2 and "model" in kw  # the model and the messages: no extras, cap or `n`
+        if not bare:
+            for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
+                if key in _CHAT_EXTRAS:
+                    return None
+        text = 0
+        for message in messages:
+            if type(message) is not dict or len(message) != 2 or "role" not in message:
                 return None
-    text = 0
-    for message in messages:
-        if type(message) is not dict or len(message) != 2 or "role" not in message:
-            return None
-        content = message.get("content")
-        if type(content) is not str:
-            return None
-        if measure is None:
-            text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
-        else:
-            text += measure(content)
-    if bare:
-        return text, PER_MESSAGE_TOKENS * len(messages), None, 1
-    cap = kw.get("max_completion_tokens")
-    legacy = kw.get("max_tokens")
-    if cap is not None or legacy is not None:
-        cap = _chat_cap(kw)
-    n = kw.get("n")
-    return text, PER_MESSAGE_TOKENS * len(messages), cap, 1 if n is None else choice_count(n)
+            content = message.get("content")
+            if type(content) is not str:
+                return None
+            if measure is None:
+                text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
+            else:
+                text += measure(content)
+        if bare:
+            return text, PER_MESSAGE_TOKENS * len(messages), None, 1
+        cap = kw.get("max_completion_tokens")
+        legacy = kw.get("max_tokens")
+        if cap is not None or legacy is not None:
+            cap = _chat_cap(kw)
+        n = kw.get("n")
+        return text, PER_MESSAGE_TOKENS * len(messages), cap, 1 if n is None else choice_count(n)
+
+    return read
 
 
-#: A `QuickReader`: what `walk_chat` counts, for the plainest requests (`_plain_chat`). A
-#: partial, not a function of its own: these run before every call of a tenant with a limit,
-#: and each Python call costs there (and a positional one: a keyword makes a dict per call).
-quick_chat = partial(_plain_chat, text_tokens)
+#: A `QuickReader`: what `walk_chat` counts, for the plainest requests (`_plain_chat_reader`).
+quick_chat = _plain_chat_reader(text_tokens)
 #: A `SizeReader`: the same requests, their text sized by `text_bytes` (its length, no more).
-sized_chat = partial(_plain_chat, None)
+sized_chat = _plain_chat_reader(None)
 
 
 def walk_chat(acc: Acc, kw: Mapping) -> int | None:

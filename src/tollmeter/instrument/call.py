@@ -14,6 +14,7 @@ event, its price and its settlement happen on the background worker (`Call.to_ev
 
 from __future__ import annotations
 
+import threading
 import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -29,8 +30,21 @@ if TYPE_CHECKING:
     from ..context import Scope
     from .hooks import CallHooks, InstrumentSettings
 
-#: True while an instrumented method runs in this context: nested instrumented calls pass through.
+#: True while an instrumented coroutine (or a tracked generator's step) runs in this context:
+#: nested instrumented calls pass through. A ContextVar: coroutines interleave on one thread.
 in_call: ContextVar[bool] = ContextVar("tollmeter_in_call", default=False)
+
+
+class _InSyncCall(threading.local):
+    #: True while a sync instrumented method runs on this thread: nested instrumented calls,
+    #: sync or async (an event loop run inside it), pass through.
+    on = False
+
+
+#: The sync wrapper's flag: a thread's own attribute, set and cleared around the call (a
+#: ContextVar's `set` and `reset` cost a new context and a token each, before every call;
+#: nothing interleaves with a sync call on its thread, so the thread is the right scope).
+in_sync_call = _InSyncCall()
 
 #: Reads a deferred usage object into the call (on the background worker).
 UsageReader = Callable[["Call", Any], None]
@@ -187,11 +201,12 @@ _VALUE = Kind.VALUE
 _perf_counter_ns = time.perf_counter_ns
 
 
-def _complete(call: Call, result: Any) -> Any:
-    """Observe the original method's result: read it now, or as its stream is consumed. The
-    caller always gets `result` itself."""
+def _complete(call: Call, result: Any, kind: Kind | None = None) -> Any:
+    """Observe the original method's result (of `kind`, when known): read it now, or as its
+    stream is consumed. The caller always gets `result` itself."""
     try:
-        kind = call.endpoint.classify(result)
+        if kind is None:
+            kind = call.endpoint.classify(result)
         if kind is _VALUE:
             call.finish(response=result)
             return result
@@ -229,7 +244,8 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
     start, scope = endpoint.start, hooks.scope
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
+        if (in_sync_call.on or in_call.get() or not hooks.active
+                or (accepts is not None and not accepts(instance, args, kwargs))):
             return wrapped(*args, **kwargs)
         try:  # begin: the scope, the request
             call = Call(hooks, endpoint, scope())
@@ -243,14 +259,14 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         hooks.admit(call)  # may raise LimitExceededException: before anything is sent
         call.request = None
-        token = in_call.set(True)
+        in_sync_call.on = True
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
-            in_call.reset(token)
+            in_sync_call.on = False
         try:
             # (`call.endpoint`: a dispatching endpoint's `start` hands the call to another)
             answering = call.endpoint
@@ -268,7 +284,7 @@ def sync_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
                 return result
         except Exception as fault:
             return _faulted(call, result, fault)
-        return _complete(call, result)
+        return _complete(call, result, kind)
 
     return wrapper
 
@@ -279,7 +295,8 @@ def async_wrapper(hooks: CallHooks, endpoint: Endpoint) -> Callable[..., Any]:
     start, scope = endpoint.start, hooks.scope
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if in_call.get() or not hooks.active or (accepts is not None and not accepts(instance, args, kwargs)):
+        if (in_call.get() or in_sync_call.on or not hooks.active
+                or (accepts is not None and not accepts(instance, args, kwargs))):
             return await wrapped(*args, **kwargs)
         try:
             call = Call(hooks, endpoint, scope())

@@ -101,7 +101,7 @@ def _ask_for_stream_usage(call: Call, kwargs: Mapping[str, Any]) -> dict | None:
     """Ask for the usage chunk the caller did not ask for; the chunk filter hides it again
     (`openai_chat.hide_asked_usage`), also when the chunk reader has faulted."""
     options = kwargs.get("stream_options")
-    if isinstance(options, Mapping):
+    if type(options) is dict or isinstance(options, Mapping):  # (a dict: no ABC check, every stream)
         if options.get("include_usage") is True:
             return None
         options = {**options, "include_usage": True}

@@ -3,11 +3,12 @@
 The caller always gets the SDK's own object back (`type(result) is type(unpatched_result)`):
 
 - An SDK stream object (openai/anthropic/groq `Stream`, mistral's `EventStream`, botocore's
-  `EventStream`) keeps its chunk iterator in an attribute; a `ChunkObserver` is put there in
-  its place and reads each chunk as it passes. Closing the stream (a class-level hook on its
+  `EventStream`) keeps its chunk iterator in an attribute; an observed iterator is put there
+  in its place (`observed_chunks`, a generator, for sync streams) and reads each chunk as it
+  passes. Closing the stream (a class-level hook on its
   `close`, see `close_patches`) or dropping it ends the call.
-- A generator result (google-genai, cohere, `@meter.track`) is handed back as a generator
-  over the same observer.
+- A generator result (google-genai, cohere, `@meter.track`) is handed back as the same
+  observed generator over it.
 - A raw response (`with_raw_response`, `with_streaming_response`) gets its `parse` and
   `close` shadowed on that one object; those and its collection end the call.
 - A stream manager whose request goes out on `__enter__` gets its request callable replaced
@@ -90,30 +91,49 @@ class _Observer:
 
 
 class ChunkObserver(_Observer):
-    """A sync chunk iterator standing in for the SDK's own."""
+    """A sync stream's observer: what `observed_chunks` reads with, and what closing or
+    collecting the stream ends (the chunks themselves pass through that generator)."""
 
     __slots__ = ()
 
-    def __iter__(self) -> ChunkObserver:
-        return self
 
-    def __next__(self) -> Any:
-        while True:
+def observed_chunks(observer: ChunkObserver) -> Any:
+    """The observed chunk iterator: each chunk read as it passes. One generator for every sync
+    stream, written out: resuming it is the only Python frame a chunk adds besides its reader
+    (an iterator object's `__next__` would be one more, and this runs for every chunk).
+
+    Closed (by the caller, or collected while suspended): the call ends with what was read and
+    the source is closed. Never started and dropped: the observer's collection ends the call.
+    `observer` is this generator's first local: `observer_in` finds it there."""
+    source = observer.source
+    call = observer.call
+    read = observer.read
+    seen = False
+    while True:
+        try:
+            chunk = next(source)  # the builtin: cheaper than the method, once per chunk
+        except StopIteration:
+            call.finish()
+            return
+        except BaseException as exc:
+            call.fail(exc, partial=seen)
+            raise
+        if not seen:
+            seen = observer.seen = True
+        try:
+            show = read(chunk)
+        except Exception as fault:
+            show = observer.failed(fault, chunk)
+            read = observer.read
+        if show:
             try:
-                chunk = next(self.source)  # the builtin: cheaper than the method, once per chunk
-            except StopIteration:
-                self.call.finish()
+                yield chunk
+            except GeneratorExit:
+                observer.ended()
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
                 raise
-            except BaseException as exc:
-                self.call.fail(exc, partial=self.seen)
-                raise
-            self.seen = True
-            try:
-                show = self.read(chunk)
-            except Exception as fault:
-                show = self.failed(fault, chunk)
-            if show:
-                return chunk
 
 
 class AsyncChunkObserver(_Observer):
@@ -151,27 +171,26 @@ _OBSERVERS = (ChunkObserver, AsyncChunkObserver)
 
 def observe_stream(stream: Any, call: Call, attribute: str | None = None, read: ChunkReader | None = None) -> Any:
     """Observe `stream` in place: its chunk iterator (in `attribute`, by default the endpoint's
-    `stream_iterator`) is replaced by an observer. Returns `stream`. Observing twice is a no-op.
+    `stream_iterator`) is replaced by an observed one. Returns `stream`. Observing twice is a no-op.
 
-    A private attribute gets a `ChunkObserver` (the cheapest per chunk); a public one that
-    holds a generator (mistral's `EventStream.generator`) gets a generator over the observer,
-    so that what the caller can reach keeps its type too."""
+    A sync iterator is replaced by the generator `observed_chunks` (what the SDK keeps there is
+    a generator too); an async one by an `AsyncChunkObserver`, or, in a public attribute that
+    holds an async generator, by an async generator over it, so that what the caller can reach
+    keeps its type."""
     attribute = attribute or call.endpoint.stream_iterator
     source = getattr(stream, attribute)
-    if _observer_in(source) is not None:
+    if observer_in(source) is not None:
         return stream
     if read is None:
         read = _reader(call, stream)
-    if inspect.isasyncgen(source) and not attribute.startswith("_"):
-        observer: _Observer = AsyncChunkObserver(source, call, read)
-        replacement = _observed_async(observer)
-        _in_generators[replacement] = observer
-    elif inspect.isgenerator(source) and not attribute.startswith("_"):
-        observer = ChunkObserver(source, call, read)
-        replacement = _observed(observer)
-        _in_generators[replacement] = observer
+    if hasattr(source, "__anext__"):
+        replacement: Any = AsyncChunkObserver(source, call, read)
+        if inspect.isasyncgen(source) and not attribute.startswith("_"):
+            observer = replacement
+            replacement = _observed_async(observer)
+            _in_generators[replacement] = observer
     else:
-        replacement = (AsyncChunkObserver if hasattr(source, "__anext__") else ChunkObserver)(source, call, read)
+        replacement = observed_chunks(ChunkObserver(source, call, read))
     setattr(stream, attribute, replacement)
     return stream
 
@@ -180,12 +199,22 @@ def observe_stream(stream: Any, call: Call, attribute: str | None = None, read: 
 _in_generators: weakref.WeakKeyDictionary[Any, _Observer] = weakref.WeakKeyDictionary()
 
 
-def _observer_in(value: Any) -> _Observer | None:
+def observer_in(value: Any) -> _Observer | None:
+    """The observer behind an observed stream's chunk iterator, or None (not observed, or its
+    chunks are over)."""
     if type(value) in _OBSERVERS:
         return value
-    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+    if inspect.isgenerator(value):
+        if value.gi_code is _OBSERVED_CHUNKS:
+            frame = value.gi_frame  # None once it ended
+            return None if frame is None else frame.f_locals.get("observer")
+        return None
+    if inspect.isasyncgen(value):
         return _in_generators.get(value)
     return None
+
+
+_OBSERVED_CHUNKS = observed_chunks.__code__
 
 
 def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_iterator") -> list[Any]:
@@ -196,7 +225,7 @@ def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_itera
     def factory(hooks: Any) -> Callable[..., Any]:
         def on_close(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
             values = getattr(instance, "__dict__", None)
-            observer = _observer_in(values.get(attribute)) if values is not None else None
+            observer = observer_in(values.get(attribute)) if values is not None else None
             if observer is not None:
                 observer.ended()
             return wrapped(*args, **kwargs)
@@ -211,18 +240,7 @@ def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_itera
 
 def observe_generator(generator: Any, call: Call) -> Any:
     """A generator over the same chunks (the caller gets a generator, as unpatched)."""
-    return _observed(ChunkObserver(generator, call, _reader(call, generator)))
-
-
-def _observed(observer: ChunkObserver) -> Any:
-    try:
-        yield from observer
-    except GeneratorExit:  # closed by the caller, or collected while suspended
-        observer.ended()
-        close = getattr(observer.source, "close", None)
-        if close is not None:
-            close()
-        raise
+    return observed_chunks(ChunkObserver(generator, call, _reader(call, generator)))
 
 
 def observe_async_generator(generator: Any, call: Call) -> Any:
