@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Collection
 from ..money import EXACT, usd_text
 from .margin import MarginReport, margin, regrouped
 from .plans import PlanError, money
-from .revenue import PlanBook, days, month_start, recurring, unit_revenue
+from .revenue import PlanBook, days, month_start, recurring, recurring_total, unit_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -103,35 +103,58 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
            daily: MarginReport | None, book: PlanBook | None, subjects: Collection[str]) -> list[Leak]:
     today = today or datetime.now(timezone.utc).date()
     first, end = month_start(today), today + timedelta(days=1)
-    found: list[Leak] = []
-    since, _ = days_read(settings, today)
     if book is None:
         book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
-    if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
-        daily = regrouped(daily, ("tenant", "day"), since, end)
-        if tenant_id is not None:
-            daily.rows = [row for row in daily.rows if row.key["tenant"] == tenant_id]
-    else:
-        daily = margin(ledger, ("tenant", "day"), since=since, until=end, tenant_id=tenant_id, book=book)
-    by_tenant: dict[str | None, dict[date, Any]] = {}
-    for row in daily.rows:
-        by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
+    found: list[Leak] = []
+    if "customer" in subjects:
+        found += _customers(ledger, book, settings, today, tenant_id, daily)
+    if "agent" in subjects:
+        found += _agents(ledger, book, first, end, settings, tenant_id)
+    if "run" in subjects:
+        found += _runs(ledger, book, first, end, tenant_id)
+    return found
+
+
+@dataclass
+class _Month:
+    """What the customer rules read of one customer: its cost and revenue this month and on
+    the recent days a projection extends, the day its running cost passed its running revenue
+    (when it did), and its latest spike (day, cost, baseline)."""
+
+    cost: Decimal = _ZERO
+    revenue: Decimal = _ZERO
+    recent_cost: Decimal = _ZERO
+    recent_revenue: Decimal = _ZERO
+    crossed: date | None = None
+    spike: tuple[date, Decimal, Decimal] | None = None
+
+
+def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: date, tenant_id: str | None,
+               daily: MarginReport | None) -> list[Leak]:
+    first, end = month_start(today), today + timedelta(days=1)
     month_days = list(days(first, end))
+    recent_first = max(first, today - timedelta(days=settings.projection_days - 1))
+    since, _ = days_read(settings, today)
+    if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
+        months = _from_days(regrouped(daily, ("tenant", "day"), since, end), tenant_id, month_days, recent_first,
+                            settings)
+    else:
+        months = _from_sums(ledger, book, settings, first, end, recent_first, tenant_id, month_days)
+    chosen = set(months) | set(book.tenants if tenant_id is None else [tenant_id])
     next_month = (first + timedelta(days=32)).replace(day=1)
-    for tenant in sorted(by_tenant.keys() | set(book.tenants), key=lambda t: (t is None, t or "")) \
-            if "customer" in subjects else ():
-        rows = by_tenant.get(tenant, {})
-        cost = sum((rows[d].cost_usd for d in month_days if d in rows), _ZERO)
-        revenue = sum((rows[d].revenue_usd for d in month_days if d in rows), _ZERO)
-        has_plan = tenant is not None and any(book.on(tenant, d) for d in month_days)
+    found: list[Leak] = []
+    for tenant in sorted(chosen, key=lambda t: (t is None, t or "")):
+        figures = months.get(tenant) or _Month()
+        cost, revenue = figures.cost, figures.revenue
+        has_plan = tenant is not None and book.on(tenant, today) is not None  # a plan, once in force, stays
         label = tenant or "(no tenant)"
         if has_plan and cost > revenue:
-            found.append(Leak("cost_over_revenue", "customer", tenant, tenant, _crossed(rows, month_days),
+            found.append(Leak("cost_over_revenue", "customer", tenant, tenant, figures.crossed,
                               f"{label} costs more than its plan brings in: -${_money(cost - revenue)} this month, "
-                              f"since {_day_text(_crossed(rows, month_days))}",
+                              f"since {_day_text(figures.crossed)}",
                               {"cost_usd": cost, "revenue_usd": revenue, "margin_usd": revenue - cost}))
         elif has_plan:
-            projected = _projection(book, tenant, rows, month_days, today, next_month, settings, cost, revenue)
+            projected = _projection(book, tenant, figures, recent_first, today, next_month)
             if projected is not None:
                 crosses_on, month_cost, month_revenue = projected
                 found.append(Leak("projected_over_revenue", "customer", tenant, tenant, today,
@@ -146,19 +169,75 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
                               f"{label}'s margin this month is {pct}%, below the floor of {settings.margin_floor_pct}%",
                               {"margin_pct": pct, "floor_pct": settings.margin_floor_pct, "cost_usd": cost,
                                "revenue_usd": revenue}))
-        spike = _spike(rows, month_days, settings)
-        if spike is not None:
-            day, day_cost, baseline = spike
+        if figures.spike is not None:
+            day, day_cost, baseline = figures.spike
             before = (f"{(day_cost / baseline).quantize(Decimal('0.1'))}x its daily mean of ${_money(baseline)}"
                       f" over the {settings.spike_window_days} days before")
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
                               {"cost_usd": day_cost, "baseline_usd": baseline, "factor": settings.spike_factor}))
-    if "agent" in subjects:
-        found += _agents(ledger, book, first, end, settings, tenant_id)
-    if "run" in subjects:
-        found += _runs(ledger, book, first, end, tenant_id)
     return found
+
+
+def _from_days(daily: MarginReport, tenant_id: str | None, month_days: list[date], recent_first: date,
+               settings: LeakSettings) -> dict[str | None, _Month]:
+    """The customers' figures from a margin report by tenant and day (made for something else
+    already: the dashboard's overview)."""
+    by_tenant: dict[str | None, dict[date, Any]] = {}
+    for row in daily.rows:
+        if tenant_id is None or row.key["tenant"] == tenant_id:
+            by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
+    out = {}
+    for tenant, rows in by_tenant.items():
+        figures = out[tenant] = _Month(crossed=_crossed(rows, month_days), spike=_spike(rows, month_days, settings))
+        for day in month_days:
+            row = rows.get(day)
+            if row is None:
+                continue
+            figures.cost += row.cost_usd
+            figures.revenue += row.revenue_usd
+            if day >= recent_first:
+                figures.recent_cost += row.cost_usd
+                figures.recent_revenue += row.revenue_usd
+    return out
+
+
+def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: date, end: date, recent_first: date,
+               tenant_id: str | None, month_days: list[date]) -> dict[str | None, _Month]:
+    """The customers' figures from sums made by the database: a margin report by tenant for the
+    month and one for its recent days; day by day only the customers over their revenue (since
+    when) and the days that may be spikes (`Ledger.spike_days`). What a report by tenant and day
+    would give, without a row per customer and day (tens of thousands at a month's end)."""
+    out: dict[str | None, _Month] = {}
+    for row in margin(ledger, ("tenant",), since=first, until=end, tenant_id=tenant_id, book=book).rows:
+        out[row.key["tenant"]] = _Month(row.cost_usd, row.revenue_usd)
+    recent = (margin(ledger, ("tenant",), since=recent_first, until=end, tenant_id=tenant_id, book=book).rows
+              if recent_first > first else ())
+    for figures in out.values() if recent_first == first else ():  # the recent days are the month's
+        figures.recent_cost, figures.recent_revenue = figures.cost, figures.revenue
+    for row in recent:
+        figures = out.setdefault(row.key["tenant"], _Month())
+        figures.recent_cost, figures.recent_revenue = row.cost_usd, row.revenue_usd
+    over = [tenant for tenant, figures in out.items()
+            if tenant is not None and figures.cost > figures.revenue and book.on(tenant, end - timedelta(days=1))]
+    if over:
+        by_tenant: dict[str | None, dict[date, Any]] = {}
+        for row in margin(ledger, ("tenant", "day"), since=first, until=end, book=book, tenants=over).rows:
+            by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
+        for tenant in over:
+            out[tenant].crossed = _crossed(by_tenant.get(tenant, {}), month_days)
+    window = settings.spike_window_days
+    for tenant, day, cost, before in sorted(
+            ledger.spike_days(first, end, window=window, factor=settings.spike_factor, least=settings.spike_min_usd,
+                              tenant_id=tenant_id), key=lambda found: found[1], reverse=True):
+        figures = out.setdefault(tenant, _Month())
+        if figures.spike is not None:  # a later day of it is one
+            continue
+        baseline = before / window
+        # as `_spike` decides it
+        if cost >= settings.spike_min_usd and baseline and cost > settings.spike_factor * baseline:
+            figures.spike = (day, cost, baseline)
+    return out
 
 
 def _crossed(rows: dict[date, Any], month_days: list[date]) -> date | None:
@@ -173,20 +252,18 @@ def _crossed(rows: dict[date, Any], month_days: list[date]) -> date | None:
     return None
 
 
-def _projection(book: Any, tenant: str, rows: dict[date, Any], month_days: list[date], today: date,
-                next_month: date, settings: LeakSettings, cost: Decimal,
-                revenue: Decimal) -> tuple[date, Decimal, Decimal] | None:
-    recent = [d for d in month_days if d > today - timedelta(days=settings.projection_days)]
-    if not recent:
-        return None
-    shares = dict(recurring(book, tenant, recent))
-    cost_rate = sum((rows[d].cost_usd for d in recent if d in rows), _ZERO) / len(recent)
-    other_revenue = sum((rows[d].revenue_usd - shares.get(d, _ZERO) for d in recent if d in rows), _ZERO)
-    revenue_rate = other_revenue / len(recent)
+def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date, today: date,
+                next_month: date) -> tuple[date, Decimal, Decimal] | None:
+    """At the recent days' mean daily cost and revenue (recurring fees aside: those follow their
+    schedule), the day this month its running cost passes its running revenue, and the month's
+    projected cost and revenue; None when it does not."""
+    length = (today - recent_first).days + 1
+    cost_rate = figures.recent_cost / length
+    revenue_rate = (figures.recent_revenue - recurring_total(book, tenant, recent_first, today + timedelta(days=1))) / length
     if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
         return None
-    shares.update(recurring(book, tenant, days(today + timedelta(days=1), next_month)))
-    running_cost, running_revenue, crosses = cost, revenue, None
+    shares = dict(recurring(book, tenant, days(today + timedelta(days=1), next_month)))
+    running_cost, running_revenue, crosses = figures.cost, figures.revenue, None
     for day in days(today + timedelta(days=1), next_month):
         running_cost += cost_rate
         running_revenue += revenue_rate + shares.get(day, _ZERO)
@@ -232,28 +309,27 @@ def _agents(ledger: Ledger, book: Any, first: date, end: date, settings: LeakSet
 
 
 def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None) -> list[Leak]:
-    """Only the runs that cost more than the least a run of theirs can earn are read (from the
-    runs' costs to date); each of those is then decided exactly, day by day."""
-    least: Decimal | None = None
-    free: list[str] = []  # per_resolution customers: their escalated and failed runs earn nothing
+    """Only the runs that cost more than the least a run of their customer can earn are read
+    (from the runs' costs to date); each of those is then decided exactly."""
+    least: dict[str, Decimal] = {}
+    free: set[str] = set()  # per_resolution customers: their escalated and failed runs earn nothing
     for tenant in book.tenants:
         for span in book.spans(tenant):  # every plan it had: a run's plan is that of its last day
             model = span.plan.pricing_model
             if model in ("per_unit", "per_resolution", "hybrid"):
                 unit = span.plan.unit_revenue_usd or _ZERO
-                least = unit if least is None else min(least, unit)
+                least[tenant] = min(least.get(tenant, unit), unit)
                 if model == "per_resolution":
-                    free.append(tenant)
-    candidates = ledger.costly_runs(first, end, over=least, free=free, free_outcomes=("escalated", "failed"),
-                                    tenant_id=tenant_id)
+                    free.add(tenant)
+    candidates = ledger.costly_runs(first, end, over=least, free=sorted(free),
+                                    free_outcomes=("escalated", "failed"), tenant_id=tenant_id)
     over: list[tuple[dict[str, Any], Decimal]] = []
     for run in sorted(candidates, key=lambda r: r["run_id"]):
         if run["revenue_usd"] is not None:
             earns = run["revenue_usd"]
         else:
             moment = run["resolved_at"] or run["last_seen"] or datetime.now(timezone.utc)
-            day = (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)).date()
-            span = book.on(run["tenant_id"], day)
+            span = book.on(run["tenant_id"], _utc_day(moment))
             if span is None or span.plan.pricing_model not in ("per_unit", "per_resolution", "hybrid"):
                 continue
             earns = span.plan.unit_revenue_usd or _ZERO
@@ -262,15 +338,22 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
         if run["cost_usd"] > earns:
             over.append((run, earns))
     # Since when: the day its running cost passed what it earns (costs are never negative, so
-    # a run over now passed it on some day).
-    costs = ledger.run_costs(run["run_id"] for run, _ in over)
+    # a run over now passed it on some day). A run whose events all fell on one UTC day (its
+    # first and last seen times, which only ever widen) passed it that day; the others are
+    # read day by day.
+    one_day = {run["run_id"]: _one_day(run) for run, _ in over}
+    costs = ledger.run_costs(run["run_id"] for run, _ in over if one_day[run["run_id"]] is None)
     out = []
     for run, earns in over:
-        running, since = _ZERO, None
-        for day, cost in costs.get(run["run_id"], ()):
-            running += cost
-            if since is None and running > earns:
-                since = day
+        day = one_day[run["run_id"]]
+        if day is not None:
+            running, since = run["cost_usd"], day
+        else:
+            running, since = _ZERO, None
+            for day, cost in costs.get(run["run_id"], ()):
+                running += cost
+                if since is None and running > earns:
+                    since = day
         if since is None:
             continue
         out.append(Leak("run_over_unit_revenue", "run", run["run_id"], run["tenant_id"], since,
@@ -278,6 +361,18 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
                         f"${_money(earns)} it earns", {"cost_usd": running, "revenue_usd": earns,
                                                       "outcome": run["outcome"]}))
     return out
+
+
+def _utc_day(moment: datetime) -> date:
+    return (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)).date()
+
+
+def _one_day(run: dict[str, Any]) -> date | None:
+    """The UTC day of all of a run's events, when they fell on one."""
+    if run["first_seen"] is None or run["last_seen"] is None:
+        return None
+    day = _utc_day(run["first_seen"])
+    return day if _utc_day(run["last_seen"]) == day else None
 
 
 def _money(value: Decimal) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence
 
 from ..money import EXACT
 from .plans import PlanError
@@ -147,20 +147,28 @@ def check_groups(group_by: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def margin(ledger: Ledger, group_by: Iterable[str] | str = ("tenant",), since: Any = None, until: Any = None,
-           tenant_id: str | None = None, *, runs_only: bool = False, book: PlanBook | None = None) -> MarginReport:
+           tenant_id: str | None = None, *, runs_only: bool = False, book: PlanBook | None = None,
+           tenants: Collection[str] | None = None) -> MarginReport:
     """`runs_only`: the runs' part alone (their revenue, the cost and usage revenue of their
-    events; no recurring fees, no events outside runs). `book`: the plans, read already."""
+    events; no recurring fees, no events outside runs). `book`: the plans, read already.
+    `tenants`: these customers only (a report grouped by tenant)."""
     groups = check_groups(group_by)
     first, end = day_range(since, until)
+    if tenants is not None and "tenant" not in groups:
+        raise ValueError("a report of some tenants is grouped by tenant")
     with localcontext(EXACT):  # sums and products of 15-decimal amounts, exactly
-        return _margin(ledger, groups, first, end, tenant_id, runs_only, book)
+        return _margin(ledger, groups, first, end, tenant_id, runs_only, book, tenants)
 
 
 def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None,
-            runs_only: bool = False, book: PlanBook | None = None) -> MarginReport:
+            runs_only: bool = False, book: PlanBook | None = None,
+            tenants: Collection[str] | None = None) -> MarginReport:
     report = MarginReport(groups, first, end)
     if book is None:
         book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
+    if tenants is not None:
+        tenants = sorted(set(tenants))
+        book = PlanBook({tenant: book.spans(tenant) for tenant in tenants if book.spans(tenant)})
     rows: dict[tuple[Any, ...], MarginRow] = {}
     periods = any(g in ("day", "week", "month") for g in groups)
 
@@ -192,7 +200,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
     by_day = {t for t in priced_by_usage if changes_within(book, t, first, end)}
     if "tenant" in groups or "run" in groups or tenant_id is not None:
-        cohorts = [(_EACH_DAY, _usage(ledger, groups, first, end, tenant_id, periods, by_day, runs_only))]
+        cohorts = [(_EACH_DAY, _usage(ledger, groups, first, end, tenant_id, periods, by_day, runs_only, tenants))]
     else:
         cohorts = _cohorts(ledger, book, groups, first, end, periods, priced_by_usage, by_day, runs_only)
     for rule, usage in cohorts:
@@ -213,6 +221,9 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # by run where the report has a row per run, else from their counts per day.
     if "run" in groups:
         resolved = ledger.resolved_runs(month_start(first), end, tenant_id=tenant_id)
+        if tenants is not None:
+            wanted = set(tenants)
+            resolved = [run for run in resolved if run.tenant_id in wanted]
         revenues = run_revenues(book, resolved)
         for run in resolved:
             if run.day < first:
@@ -230,7 +241,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
                 out[key] = out.get(key, _ZERO) + earned[run.run_id]
             return out
 
-        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id)
+        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id, tenants=tenants)
         for count, revenue in counted_revenues(book, counts, first, exact_day):
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue
@@ -308,11 +319,12 @@ UsagePiece = tuple  # (tenant, day, run, agent, model, calls, input_tokens, outp
 
 
 def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant_id: str | None,
-           periods: bool, by_day: set[str], runs_only: bool = False) -> list[UsagePiece]:
+           periods: bool, by_day: set[str], runs_only: bool = False,
+           tenants: Sequence[str] | None = None) -> list[UsagePiece]:
     """Usage per (tenant, the grouped-by columns), and per day for the tenants in `by_day` (or
     for all when `periods`). Grouped by run, the events of runs come from the run rollup and
     the rest (no run) is the usage rollup less the runs' part. `runs_only`: the events of
-    runs alone."""
+    runs alone; `tenants`: theirs alone."""
     from ..store.schema import ROLLUP_MEASURES  # (SQLAlchemy is imported with a store only)
 
     keys = [_COLUMNS[g] for g in groups if g in _COLUMNS]
@@ -324,6 +336,10 @@ def _usage(ledger: Ledger, groups: Sequence[str], first: date, end: date, tenant
         parts = [dict(by_day=True, tenants=sorted(by_day)), dict(by_day=False, exclude=sorted(by_day))]
         if not by_day:
             parts = [dict(by_day=False)]
+    if tenants is not None:
+        wanted = set(tenants)
+        for part in parts:
+            part["tenants"] = [t for t in part.get("tenants", tenants) if t in wanted]
     out: list[UsagePiece] = []
     for part in parts:
         if part.get("tenants") == []:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, localcontext
+from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, update
+from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, text as sql_text, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
+from ..money import EXACT
 from . import outcomes, schema
 from .store import Store, _insert, accumulate
 
@@ -198,14 +199,18 @@ class Ledger:
             out.append(ResolvedRun(run_id, tenant, agent, result, moment.date(), (moment, run_id), revenue))
         return out
 
-    def run_counts(self, first: date, end: date, tenant_id: str | None = None) -> list[RunCount]:
+    def run_counts(self, first: date, end: date, tenant_id: str | None = None,
+                   tenants: Sequence[str] | None = None) -> list[RunCount]:
         """Runs resolved on days first <= day < end, counted per tenant, day, agent and outcome:
-        the counts kept as runs are resolved (`run_outcomes`, a row each), not a read of the runs."""
+        the counts kept as runs are resolved (`run_outcomes`, a row each), not a read of the runs.
+        Of one tenant, or of `tenants`, when given."""
         t = schema.run_outcomes
         query = select(t.c.tenant_id, t.c.day, t.c.agent_id, t.c.outcome, t.c.runs, t.c.given, t.c.given_usd).where(
             t.c.project_id == self.project, t.c.day >= first, t.c.day < end)
         if tenant_id is not None:
             query = query.where(t.c.tenant_id == tenant_id)
+        if tenants is not None:
+            query = query.where(t.c.tenant_id.in_(list(tenants)))
         with self.store.transaction() as conn:
             rows = conn.execute(query).all()
         days: dict[Any, date] = {}
@@ -221,14 +226,14 @@ class Ledger:
                                 runs, given, given_usd))
         return out
 
-    def costly_runs(self, first: date, end: date, *, over: Decimal | None, free: Sequence[str] = (),
+    def costly_runs(self, first: date, end: date, *, over: Mapping[str, Decimal], free: Sequence[str] = (),
                     free_outcomes: Sequence[str] = (), tenant_id: str | None = None) -> list[dict[str, Any]]:
         """Runs with events or a resolution on days first <= day < end whose cost to date
         (`cost_usd` in what is returned) may be over what they earn: over their revenue given
-        at resolve time, over `over` for the others (None: none of them), and over zero for the
-        runs of the tenants `free` with an outcome in `free_outcomes`. Found through the
-        run_costs index, so the cheap runs of the range are never read; the caller decides
-        exactly."""
+        at resolve time, over `over[tenant]` for the others of the tenants in `over` (the least
+        a run of that tenant can earn), and over zero for the runs of the tenants `free` with an
+        outcome in `free_outcomes`. Found through the run_costs index, so the cheap runs of the
+        range are never read; the caller decides exactly."""
         c, r = schema.run_costs, schema.runs
         start, stop = _midnight(first), _midnight(end)
         with self.store.transaction() as conn:
@@ -241,12 +246,16 @@ class Ledger:
                 def above(value: Any) -> Any:
                     return c.c.cost_usd > value
             chosen = [and_(r.c.revenue_usd.is_not(None), above(r.c.revenue_usd))]
-            if over is not None:
-                chosen.append(and_(r.c.revenue_usd.is_(None), above(over)))
+            # One condition per threshold, on the tenants that have it (plans are few).
+            alike: dict[Decimal, list[str]] = {}
+            for tenant, least in over.items():
+                alike.setdefault(least, []).append(tenant)
+            for least, tenants in sorted(alike.items()):
+                chosen.append(and_(r.c.revenue_usd.is_(None), r.c.tenant_id.in_(sorted(tenants)), above(least)))
             if free and free_outcomes:
                 chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
-            query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.last_seen,
-                           c.c.cost_usd).join(
+            query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.first_seen,
+                           r.c.last_seen, c.c.cost_usd).join(
                 c, and_(c.c.project_id == r.c.project_id, c.c.run_id == r.c.run_id)).where(
                 c.c.project_id == self.project, r.c.project_id == self.project, or_(*chosen),
                 or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
@@ -254,8 +263,60 @@ class Ledger:
             if tenant_id is not None:
                 query = query.where(r.c.tenant_id == tenant_id)
             rows = conn.execute(query).all()
-        names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "last_seen", "cost_usd")
+        names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "first_seen", "last_seen", "cost_usd")
         return [dict(zip(names, row)) for row in rows]
+
+    def spike_days(self, first: date, end: date, *, window: int, factor: Decimal, least: Decimal,
+                   tenant_id: str | None = None) -> list[tuple[str | None, date, Decimal, Decimal]]:
+        """(tenant, day, cost, cost of the `window` days before it) of the days first <= day <
+        end whose cost is at least `least` and may be over `factor` times the mean of the window
+        (loosely: the caller decides exactly), from the tenant rollup. The window's sum is
+        made by the database, exactly (PostgreSQL's NUMERIC; on SQLite, decimal text summed in
+        Python for the days found)."""
+        t = schema.tenant_rollup
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a whole number of days, got {window!r}")
+        since = first - timedelta(days=window)
+        where = "project_id = :project AND day >= :since AND day < :end" + (
+            " AND tenant_id = :tenant" if tenant_id is not None else "")
+        params = {"project": self.project, "since": since, "end": end, "first": first, "tenant": tenant_id,
+                  "window": window, "factor": factor, "least": least}
+        with self.store.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                rows = conn.execute(sql_text(
+                    f"SELECT tenant_id, day, cost_usd, before FROM (SELECT tenant_id, day, cost_usd, "
+                    f"SUM(cost_usd) OVER (PARTITION BY tenant_id ORDER BY day - DATE '2000-01-01' "
+                    f"RANGE BETWEEN {window} PRECEDING AND 1 PRECEDING) AS before FROM {t.name} WHERE {where}) w "
+                    f"WHERE day >= :first AND cost_usd >= :least AND before > 0 "
+                    f"AND cost_usd * :window * 1.000000001 > :factor * before"), params).all()
+                none = schema.NONE_KEY
+                return [(None if tenant == none else tenant, _date(day), cost, before)
+                        for tenant, day, cost, before in rows]
+            params.update(least=float(least) * (1 - 1e-9), factor=float(factor), since=since.isoformat(),
+                          end=end.isoformat(), first=first.isoformat())
+            found = conn.execute(sql_text(
+                f"SELECT tenant_id, day FROM (SELECT tenant_id, day, CAST(cost_usd AS REAL) AS cost, "
+                f"SUM(CAST(cost_usd AS REAL)) OVER (PARTITION BY tenant_id ORDER BY julianday(day) "
+                f"RANGE BETWEEN {window} PRECEDING AND 1 PRECEDING) AS before FROM {t.name} WHERE {where}) w "
+                f"WHERE day >= :first AND cost >= :least AND before > 0 "
+                f"AND cost * :window * 1.000000001 > :factor * before"), params).all()
+            if not found:
+                return []
+            tenants = sorted({tenant for tenant, _ in found})
+            costs: dict[str, dict[date, Decimal]] = {}
+            for at in range(0, len(tenants), 400):
+                for tenant, day, cost in conn.execute(select(t.c.tenant_id, t.c.day, t.c.cost_usd).where(
+                        t.c.project_id == self.project, t.c.day >= since, t.c.day < end,
+                        t.c.tenant_id.in_(tenants[at:at + 400]))):
+                    costs.setdefault(tenant, {})[_date(day)] = cost
+        out = []
+        with localcontext(EXACT):
+            for tenant, day in found:
+                day = _date(day)
+                own = costs[tenant]
+                before = sum((own.get(day - timedelta(days=n), _ZERO) for n in range(1, window + 1)), _ZERO)
+                out.append((None if tenant == schema.NONE_KEY else tenant, day, own[day], before))
+        return out
 
     # -- reports ----------------------------------------------------------------------------------
 
