@@ -191,7 +191,7 @@ class Ledger:
             r.c.project_id == self.project, r.c.resolved_at >= start, r.c.resolved_at < stop)
         if tenant_id is not None:
             query = query.where(r.c.tenant_id == tenant_id)
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             rows = conn.execute(query).all()
         out = []
         for run_id, tenant, agent, result, resolved_at, revenue in rows:
@@ -211,7 +211,7 @@ class Ledger:
             query = query.where(t.c.tenant_id == tenant_id)
         if tenants is not None:
             query = query.where(t.c.tenant_id.in_(list(tenants)))
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             rows = conn.execute(query).all()
         days: dict[Any, date] = {}
         none = schema.NONE_KEY
@@ -236,7 +236,7 @@ class Ledger:
         range are never read; the caller decides exactly."""
         c, r = schema.run_costs, schema.runs
         start, stop = _midnight(first), _midnight(end)
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             if conn.dialect.name == "sqlite":  # decimal text: compared as floats, loosely (the caller decides)
                 cost = func.cast(c.c.cost_usd, Float) * (1 + 1e-9) + 1e-12
 
@@ -281,7 +281,7 @@ class Ledger:
             " AND tenant_id = :tenant" if tenant_id is not None else "")
         params = {"project": self.project, "since": since, "end": end, "first": first, "tenant": tenant_id,
                   "window": window, "factor": factor, "least": least}
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             if conn.dialect.name == "postgresql":
                 rows = conn.execute(sql_text(
                     f"SELECT tenant_id, day, cost_usd, before FROM (SELECT tenant_id, day, cost_usd, "
@@ -379,7 +379,7 @@ class Ledger:
             query = query.where(table.c.tenant_id.in_(list(tenants)))
         if exclude:
             query = query.where(table.c.tenant_id.not_in(list(exclude)))
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             rows = conn.execute(query if whole or not group else query.group_by(*group)).all()
         if not group:  # one row of sums, NULL where no row was summed
             rows = [row for row in rows if row[len(shown)] is not None]
@@ -394,7 +394,7 @@ class Ledger:
         ids = list(run_ids)
         t = schema.run_rollup
         out: dict[str, list[tuple[date, Decimal]]] = {}
-        with self.store.transaction() as conn:
+        with self.store.report() as conn:
             for at in range(0, len(ids), 400):
                 query = select(t.c.run_id, t.c.day, schema.money_sum(t.c.cost_usd)).where(
                     t.c.project_id == self.project, t.c.run_id.in_(ids[at:at + 400])).group_by(t.c.run_id, t.c.day)

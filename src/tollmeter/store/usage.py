@@ -54,8 +54,6 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
     else:
         parts = [("raw", 1, since, until)] if since is None or until is None or since < until else []
     n = len(group_by)
-    if parts and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")  # the groups of every piece hashed in memory
     split = conn.dialect.name == "sqlite"
     rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
     merged = {}
