@@ -37,7 +37,7 @@ from .call import Call
 from .endpoint import ChunkReader, Endpoint, Kind, Streaming
 from .fields import text
 from .registry import Patch
-from .streams import ChunkObserver, observer_in, close_patches, observe_stream
+from .streams import ChunkObserver, close_patches, observed_chunks
 
 PROVIDER = "aws"
 _SERVICE = "bedrock-runtime"
@@ -199,8 +199,8 @@ def _observe_event_stream(stream: EventStream, call: Call) -> None:
     """botocore's EventStream parses each raw event of `_event_generator` in `__iter__`. The raw
     generator is observed (end, error, close and collection end the call); the parsed events
     are read through `_parse_event`, looked up on the instance first."""
-    observe_stream(stream, call, "_event_generator", read=_raw_event)
-    observer = observer_in(stream._event_generator)
+    observer = ChunkObserver(stream._event_generator, call, _raw_event)
+    stream._event_generator = observed_chunks(observer)
     stream._parse_event = _ParsedEvents(weakref.ref(stream), call.endpoint.stream_reader(call), observer)
 
 
