@@ -29,7 +29,7 @@ from .call import Call
 from .endpoint import Endpoint, Kind
 from .fields import field, money
 from .registry import Patch
-from .streams import close_patches
+from .streams import close_patches, passthrough_iter_patches
 
 
 class StainlessEndpoint(Endpoint):
@@ -219,5 +219,7 @@ def read_gateway_headers(call: Call, response: Any) -> None:
 
 
 def lifecycle_patches(sdk: str) -> list[Patch]:
-    """The stream hooks a Stainless SDK package needs (see streams.py)."""
-    return close_patches(f"{sdk}._streaming", ("Stream", "AsyncStream"))
+    """The stream hooks a Stainless SDK package needs (see streams.py): `close`, and a sync
+    stream's `__iter__` where it only yields from `_iterator` (openai, groq; not anthropic's)."""
+    return (close_patches(f"{sdk}._streaming", ("Stream", "AsyncStream"))
+            + passthrough_iter_patches(f"{sdk}._streaming", "Stream"))

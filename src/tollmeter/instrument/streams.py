@@ -22,9 +22,11 @@ captured when it started: no ContextVar is touched while chunks are read.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import weakref
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable
 
 from .endpoint import ChunkReader, Kind
@@ -97,14 +99,17 @@ class ChunkObserver(_Observer):
     __slots__ = ()
 
 
-def observed_chunks(observer: ChunkObserver) -> Any:
+def observed_chunks(observer: ChunkObserver, owns: bool = True) -> Any:
     """The observed chunk iterator: each chunk read as it passes. One generator for every sync
     stream, written out: resuming it is the only Python frame a chunk adds besides its reader
     (an iterator object's `__next__` would be one more, and this runs for every chunk).
 
-    Closed (by the caller, or collected while suspended): the call ends with what was read and
-    the source is closed. Never started and dropped: the observer's collection ends the call.
-    `observer` is this generator's first local: `observer_in` finds it there."""
+    The one that stands in for the stream's own iterator (`owns`), once closed (by the caller,
+    or collected while suspended), ends the call with what was read and closes the source. One
+    made for a loop over the stream (`passthrough_iter_patches`) does neither: closing it leaves
+    the stream as closing the SDK's own loop would. Never started and dropped: the observer's
+    collection ends the call. `observer` is this generator's first local: `observer_in` finds
+    it there."""
     source = observer.source
     call = observer.call
     read = observer.read
@@ -116,7 +121,7 @@ def observed_chunks(observer: ChunkObserver) -> Any:
             call.finish()
             return
         except BaseException as exc:
-            call.fail(exc, partial=seen)
+            call.fail(exc, partial=observer.seen)
             raise
         if not seen:
             seen = observer.seen = True
@@ -126,6 +131,9 @@ def observed_chunks(observer: ChunkObserver) -> Any:
             show = observer.failed(fault, chunk)
             read = observer.read
         if show:
+            if not owns:
+                yield chunk
+                continue
             try:
                 yield chunk
             except GeneratorExit:
@@ -233,6 +241,50 @@ def close_patches(module: str, owners: tuple[str, ...], attribute: str = "_itera
         return on_close
 
     return [Patch(module, f"{owner}.close", wrapper=factory) for owner in owners]
+
+
+def _passthrough_iter(self: Any) -> Any:  # what Stainless streams' `__iter__` is
+    for item in self._iterator:
+        yield item
+
+
+def _is_passthrough(method: Any) -> bool:
+    """Whether `method` is `_passthrough_iter`, compiled from the SDK's source: the same code
+    and names (line numbers aside). Anything more (anthropic's `__iter__` feeds an observer of
+    its own) is left alone."""
+    code, template = getattr(method, "__code__", None), _passthrough_iter.__code__
+    return (code is not None and code.co_code == template.co_code and code.co_names == template.co_names
+            and code.co_varnames == template.co_varnames and code.co_consts == template.co_consts)
+
+
+def passthrough_iter_patches(module: str, owner: str) -> list[Any]:
+    """A hook on the `__iter__` of a sync stream class whose `__iter__` only yields what its
+    `_iterator` yields (`_is_passthrough`; none otherwise): a loop over an observed stream gets
+    an observed generator straight over the source (`observed_chunks(owns=False)`), in place of
+    the SDK's generator over the observed one, so a chunk passes one generator, as unpatched,
+    and the reader. It shares the observer (each chunk is read once, whichever way it is
+    taken); what the loop yields, and what closing it does, are as unpatched."""
+    from .registry import Patch
+
+    stream_class = getattr(importlib.import_module(module), owner, None)
+    if not _is_passthrough(getattr(stream_class, "__iter__", None)):
+        return []
+
+    def factory(hooks: Any) -> Callable[..., Any]:
+        def on_iter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            values = getattr(instance, "__dict__", None)
+            iterator = values.get("_iterator") if values is not None else None
+            if type(iterator) is GeneratorType and iterator.gi_code is _OBSERVED_CHUNKS and not args and not kwargs:
+                frame = iterator.gi_frame  # None once its chunks are over: the SDK's loop then
+                if frame is not None and not iterator.gi_running:
+                    observer = frame.f_locals.get("observer")
+                    if observer is not None:
+                        return observed_chunks(observer, owns=False)
+            return wrapped(*args, **kwargs)
+
+        return on_iter
+
+    return [Patch(module, f"{owner}.__iter__", wrapper=factory)]
 
 
 # -- generators ------------------------------------------------------------------------------
