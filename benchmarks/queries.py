@@ -85,13 +85,13 @@ FILL = [
         FROM events WHERE project_id = :project AND run_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5""",
     f"""INSERT INTO tenant_rollup SELECT project_id, {NONE.format('tenant_id')}, timestamp::date, {MEASURES}
         FROM events WHERE project_id = :project GROUP BY 1, 2, 3""",
-    """INSERT INTO run_costs SELECT project_id, run_id, sum(cost_usd) FROM run_rollup WHERE project_id = :project
-       GROUP BY 1, 2""",
-    """INSERT INTO runs (project_id, run_id, tenant_id, agent_id, first_seen, last_seen, outcome, resolved_at)
+    """INSERT INTO runs (project_id, run_id, tenant_id, agent_id, first_seen, last_seen, outcome, resolved_at,
+                       cost_usd)
        SELECT project_id, run_id, min(tenant_id), min(agent_id), min(timestamp), max(timestamp),
               CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL
                    WHEN hashtext(run_id) % 7 = 0 THEN 'escalated' ELSE 'resolved' END,
-              CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL ELSE max(timestamp) + interval '1 minute' END
+              CASE WHEN hashtext(run_id) % 5 = 0 THEN NULL ELSE max(timestamp) + interval '1 minute' END,
+              sum(cost_usd)
        FROM events WHERE project_id = :project GROUP BY 1, 2""",
     """INSERT INTO spend SELECT project_id, tenant_id, 'per_month:' || to_char(timestamp, 'YYYY-MM'), sum(cost_usd)
        FROM events WHERE project_id = :project GROUP BY 1, 2, 3""",
@@ -256,7 +256,7 @@ def main() -> None:
             rollups = conn.execute(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
                                         "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r' AND "
                                         "c.relname IN ('usage_hourly', 'usage_daily', 'usage_rollup', 'run_rollup', "
-                                        "'tenant_rollup', 'run_usage_rollup', 'run_costs', 'run_outcomes')"),
+                                        "'tenant_rollup', 'run_usage_rollup', 'run_outcomes')"),
                                    {"s": schema}).scalar()
     finally:
         if not args.keep:

@@ -49,7 +49,7 @@ def test_costs_of_thirty_digits_add_up_exactly(store):
     big, tiny = "123456789012345.123456789012345", "0.000000000000001"
     assert sorted(store.add_events([_row("e1", big), _row("e2", tiny), _row("e3", None)])) == ["e1", "e2", "e3"]
     exact = Decimal("123456789012345.123456789012346")
-    for table in (schema.usage_rollup, schema.tenant_rollup, schema.run_costs):
+    for table in (schema.usage_rollup, schema.tenant_rollup, schema.runs):
         assert _rollup_cost(store, table) == exact, table.name
     assert store.spent("t1", AT)["per_day"] == exact
     assert all(not (c["missing"] or c["extra"] or c["different"]) for c in store.check_rollups().values())

@@ -232,19 +232,20 @@ class Ledger:
         (`cost_usd` in what is returned) may be over what they earn: over their revenue given
         at resolve time, over `over[tenant]` for the others of the tenants in `over` (the least
         a run of that tenant can earn), and over zero for the runs of the tenants `free` with an
-        outcome in `free_outcomes`. Found through the run_costs index, so the cheap runs of the
-        range are never read; the caller decides exactly."""
-        c, r = schema.run_costs, schema.runs
+        outcome in `free_outcomes`. One read of the runs active in the range (their costs are
+        kept on them), so its cost grows with the month's runs, not the history's; the caller
+        decides exactly."""
+        r = schema.runs
         start, stop = _midnight(first), _midnight(end)
         with self.store.report() as conn:
             if conn.dialect.name == "sqlite":  # decimal text: compared as floats, loosely (the caller decides)
-                cost = func.cast(c.c.cost_usd, Float) * (1 + 1e-9) + 1e-12
+                cost = func.cast(r.c.cost_usd, Float) * (1 + 1e-9) + 1e-12
 
                 def above(value: Any) -> Any:
                     return cost > (func.cast(value, Float) if hasattr(value, "type") else float(value))
             else:
                 def above(value: Any) -> Any:
-                    return c.c.cost_usd > value
+                    return r.c.cost_usd > value
             chosen = [and_(r.c.revenue_usd.is_not(None), above(r.c.revenue_usd))]
             # One condition per threshold, on the tenants that have it (plans are few).
             alike: dict[Decimal, list[str]] = {}
@@ -255,9 +256,8 @@ class Ledger:
             if free and free_outcomes:
                 chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
             query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.first_seen,
-                           r.c.last_seen, c.c.cost_usd).join(
-                c, and_(c.c.project_id == r.c.project_id, c.c.run_id == r.c.run_id)).where(
-                c.c.project_id == self.project, r.c.project_id == self.project, or_(*chosen),
+                           r.c.last_seen, r.c.cost_usd).where(
+                r.c.project_id == self.project, or_(*chosen),
                 or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
                     and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
             if tenant_id is not None:

@@ -272,6 +272,9 @@ runs = Table(
     Column("revenue_usd", Money),
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolution_key", String(255)),
+    #: Its cost to date (every event of it, whatever its day), kept with the rollups: the leak
+    #: rule on runs reads the month's runs and their costs from this table alone.
+    Column("cost_usd", Money, nullable=False, server_default="0"),
     Index("ix_runs_resolved", "project_id", "resolved_at"),
     #: The runs active in a range, with ix_runs_resolved (the leak rule on runs).
     Index("ix_runs_seen", "project_id", "last_seen"),
@@ -333,17 +336,6 @@ tenant_rollup = Table(
 #: The usage rollup of the events that belong to a run (no run key): what the runs of an agent
 #: cost, for the leak rule on agents, without a read of every run.
 run_usage_rollup = _rollup("run_usage_rollup")
-
-#: Each run's cost to date (every event of it, whatever its day), kept with the rollups: the
-#: leak rule on runs reads only the runs that cost more than some run can earn.
-run_costs = Table(
-    "run_costs",
-    metadata,
-    Column("project_id", String(64), primary_key=True),
-    Column("run_id", String(255), primary_key=True),
-    Column("cost_usd", Money, nullable=False),
-    Index("ix_run_costs_cost", "project_id", "cost_usd"),
-)
 
 #: Runs resolved per tenant, UTC day of their resolution, agent and outcome ("" : none), with
 #: how many of them were given a revenue when resolved and its sum: what margin counts runs'

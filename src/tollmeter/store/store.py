@@ -916,15 +916,16 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         expected = rows(streaming.execute(raw.group_by(*raw_keys).order_by(*raw_keys)), False)
         report[table.name] = _compare(stored, expected)
     # Each run's cost to date against its run_rollup rows (all of them: those before the
-    # retention mark too, whose events are gone).
-    c, r = schema.run_costs, schema.run_rollup
+    # retention mark too, whose events are gone); a run without a cost is no row.
+    c, r = schema.runs, schema.run_rollup
     run_keys = ordered([c.c.run_id]), ordered([r.c.run_id])
     stored = ((tuple(row[:1]), (_decimal(row[1]),)) for row in streaming.execute(
-        select(*run_keys[0], c.c.cost_usd).where(c.c.project_id == project).order_by(*run_keys[0])))
+        select(*run_keys[0], c.c.cost_usd).where(c.c.project_id == project).order_by(*run_keys[0]))
+        if _decimal(row[1]))
     expected = ((tuple(row[:1]), (_decimal(row[1]),)) for row in streaming.execute(
         select(*run_keys[1], money_sum(r.c.cost_usd)).where(r.c.project_id == project)
-        .group_by(*run_keys[1]).order_by(*run_keys[1])))
-    report[c.name] = _compare(stored, expected)
+        .group_by(*run_keys[1]).order_by(*run_keys[1])) if row[1] is not None and _decimal(row[1]))
+    report["run_costs"] = _compare(stored, expected)
     report[schema.run_outcomes.name] = _compare(*outcomes.streams(conn, project, ordered))
     return report
 
@@ -1054,8 +1055,7 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
                {k: tuple(v) for k, v in per_tenant.items()}, names)
     accumulate(conn, project, schema.run_usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                {k: tuple(v) for k, v in of_runs.items()}, names)
-    accumulate(conn, project, schema.run_costs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()},
-               ("cost_usd",))
+    accumulate(conn, project, schema.runs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()}, ("cost_usd",))
     accumulate(conn, project, schema.usage_hourly, ("hour", *schema.USAGE_KEYS),
                {k: tuple(v) for k, v in hourly.items()}, names)
     accumulate(conn, project, schema.usage_daily, ("day", *schema.USAGE_KEYS),
@@ -1169,7 +1169,7 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         count = _rebuild_in_sql(conn, project, mark, present)
     else:
         count = _rebuild_in_python(conn, project, mark)
-    if schema.run_costs.name in present:
+    if "cost_usd" in {c["name"] for c in inspect(conn).get_columns(schema.runs.name)}:
         run_costs_from_rollup(conn, project)
     if schema.run_outcomes.name in present:
         outcomes.from_runs(conn, project)
@@ -1210,14 +1210,14 @@ _SQL_ROLLUPS = (
 
 
 def run_costs_from_rollup(conn: Connection, project: str) -> None:
-    """Set every run's cost to date (`run_costs`) to the sum of its `run_rollup` rows, which
-    keep the days whose raw events retention removed."""
-    t, r = schema.run_costs, schema.run_rollup
-    conn.execute(delete(t).where(t.c.project_id == project))
-    conn.execute(insert(t).from_select(
-        ["project_id", "run_id", "cost_usd"],
-        select(r.c.project_id, r.c.run_id, money_sum(r.c.cost_usd)).where(r.c.project_id == project)
-        .group_by(r.c.project_id, r.c.run_id)))
+    """Set every run's cost to date (`runs.cost_usd`) to the sum of its `run_rollup` rows,
+    which keep the days whose raw events retention removed."""
+    t, r = schema.runs, schema.run_rollup
+    conn.execute(update(t).where(t.c.project_id == project).values(cost_usd=_ZERO))
+    costs = {run_id: cost for run_id, cost in conn.execute(
+        select(r.c.run_id, money_sum(r.c.cost_usd)).where(r.c.project_id == project).group_by(r.c.run_id))}
+    accumulate(conn, project, t, ("run_id",), {(run_id,): (cost,) for run_id, cost in costs.items() if cost},
+               ("cost_usd",))
 
 
 def run_usage_from_rollup(conn: Connection, project: str) -> None:
@@ -1270,7 +1270,7 @@ def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None, prese
 def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     """Fill the rollups of every project that has events but no rollups yet (a database made
     before rollups, or before the usage rollups, existed), and the tables summed from other
-    rollups (`run_costs`, `run_usage_rollup`, `tenant_rollup`) where they are missing. Returns
+    rollups (`run_usage_rollup`, `tenant_rollup`, `run_outcomes`) where they are missing. Returns
     the projects filled. `quick`: look no further when rollups exist (the embedded store's check on every
     open)."""
     e, kept = schema.events, (schema.usage_rollup, schema.usage_daily)
@@ -1285,12 +1285,11 @@ def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
         missing = sorted(with_events - with_rollups)
         for project in missing:
             rebuild_rollups(conn, project)
-    if not quick and not inspect(conn).has_table(schema.run_costs.name):
+    if not quick and not inspect(conn).has_table(schema.run_usage_rollup.name):
         return missing  # a migration before the tables made from rollups (0005): that one fills them
     filled = set(missing)
     r = schema.runs
-    for made, source, fill in ((schema.run_costs, select(schema.run_rollup.c.project_id), run_costs_from_rollup),
-                               (schema.run_usage_rollup, select(schema.run_rollup.c.project_id), run_usage_from_rollup),
+    for made, source, fill in ((schema.run_usage_rollup, select(schema.run_rollup.c.project_id), run_usage_from_rollup),
                                (schema.tenant_rollup, select(schema.usage_rollup.c.project_id), tenant_from_rollup),
                                (schema.run_outcomes, select(r.c.project_id).where(r.c.outcome.is_not(None)),
                                 outcomes.from_runs)):
