@@ -16,7 +16,8 @@ lease latency with 1 and 8 concurrent clients on different tenants.
    functions the API calls: `Store.usage` for a month's range (starting 7 minutes past a
    midnight, so the raw edges are read too) for every grouping GET /v1/usage offers, with and
    without a tenant; `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
-   by tenant, day, tenant and model, agent; `Ledger.leaks`.
+   by tenant, day, tenant and model, agent; `Ledger.leaks` a few days into the month and at
+   the end of the month before (every day of a month read).
 3. Leases: a real server (one worker process) on the same database; POST /v1/leases for
    tenants with a limit, one client, then 8 clients at once, each on its own tenant.
 """
@@ -174,7 +175,15 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
         out.append((f"margin by {','.join(groups)}", *timed(
             lambda g=groups: ledger.margin(g, since=first, until=last), repeat)))
     if business:
-        out.append(("leaks", *timed(lambda: ledger.leaks(today=last - timedelta(days=1)), 2, warm=False)))
+        # The current month to date (a few days in, as the month is when this runs), and the
+        # whole of the month before, its worst case: every day of it read, its runs at their most.
+        today = last - timedelta(days=1)
+        out.append((f"leaks, {today} (day {today.day} of its month)",
+                    *timed(lambda: ledger.leaks(today=today), max(2, repeat // 2), warm=False)))
+        month_end = today.replace(day=1) - timedelta(days=1)
+        if (last - month_end.replace(day=1)).days <= days:  # the generated days cover that month
+            out.append((f"leaks, {month_end} (a month's end)",
+                        *timed(lambda: ledger.leaks(today=month_end), max(2, repeat // 2), warm=False)))
     for name, p50, p95, rows in out:
         print(f"  {name:<40} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {rows} rows", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} after the queries", flush=True)
