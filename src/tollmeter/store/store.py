@@ -190,7 +190,7 @@ class Store:
                    settlements: Mapping[str, Decimal] | None = None, *,
                    extra_spend: Iterable[tuple[str, datetime, Decimal]] = (),
                    event_leases: Mapping[str, str] | None = None,
-                   expired: list[str] | None = None) -> list[str]:
+                   expired: list[str] | None = None, key_hash: str | None = None) -> list[str]:
         """Store events (those already stored are skipped: idempotent on event_id), add the
         priced ones to their tenant's spend, and take `settlements` (lease id -> USD) off the
         leases that covered them; `extra_spend` (tenant, time, USD) is spend without a stored
@@ -200,10 +200,24 @@ class Store:
 
         Events older than the retention mark are not stored: their raw copy may be gone, so a
         retry could not be told from a new event and would count twice in the rollups. Their
-        ids are added to `expired` (logged when no list is given)."""
+        ids are added to `expired` (logged when no list is given).
+
+        `key_hash`: the API key the events came with (the server's), checked in the same read
+        as the retention mark: KeyRevoked, nothing stored, when it is not an unrevoked key of
+        this project."""
         now = _now()
         with self.transaction() as conn:
-            mark = retention_mark(conn, self.project)
+            if key_hash is None:
+                mark = retention_mark(conn, self.project)
+            else:
+                marks, k = schema.retention_marks, schema.api_keys
+                mark, valid = conn.execute(select(
+                    select(marks.c.removed_before).where(marks.c.project_id == self.project).scalar_subquery(),
+                    select(k.c.key_hash).where(k.c.key_hash == key_hash, k.c.project_id == self.project,
+                                               k.c.revoked_at.is_(None)).exists())).one()
+                if not valid:
+                    raise KeyRevoked("invalid or revoked API key")
+                mark = _utc(mark)
             if mark is not None:
                 old = [row for row in rows if _hour(row["timestamp"]) < mark]
                 if old:
@@ -261,7 +275,7 @@ class Store:
             # again into the file now at the path (idempotent there on event_id).
             self._file.reopen()
             return self.add_events(rows, settlements, extra_spend=extra_spend, event_leases=event_leases,
-                                   expired=expired)
+                                   expired=expired, key_hash=key_hash)
         return inserted
 
     def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
