@@ -207,17 +207,7 @@ class Store:
         this project."""
         now = _now()
         with self.transaction() as conn:
-            if key_hash is None:
-                mark = retention_mark(conn, self.project)
-            else:
-                marks, k = schema.retention_marks, schema.api_keys
-                mark, valid = conn.execute(select(
-                    select(marks.c.removed_before).where(marks.c.project_id == self.project).scalar_subquery(),
-                    select(k.c.key_hash).where(k.c.key_hash == key_hash, k.c.project_id == self.project,
-                                               k.c.revoked_at.is_(None)).exists())).one()
-                if not valid:
-                    raise KeyRevoked("invalid or revoked API key")
-                mark = _utc(mark)
+            mark, months_ready = self._batch_start(conn, rows, key_hash)
             if mark is not None:
                 old = [row for row in rows if _hour(row["timestamp"]) < mark]
                 if old:
@@ -230,7 +220,7 @@ class Store:
             by_id: dict[str, Mapping[str, Any]] = {}
             for row in rows:  # an id repeated in the batch: its first copy is the one stored
                 by_id.setdefault(row["event_id"], row)
-            inserted = self._insert_events(conn, list(by_id.values()), now)
+            inserted = self._insert_events(conn, list(by_id.values()), now, months_ready)
             stored = [by_id[event_id] for event_id in inserted]
             locks: list[str] = []
             if conn.dialect.name == "postgresql":
@@ -278,11 +268,39 @@ class Store:
                                    expired=expired, key_hash=key_hash)
         return inserted
 
-    def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+    def _batch_start(self, conn: Connection, rows: Sequence[Mapping[str, Any]],
+                     key_hash: str | None) -> tuple[datetime | None, bool]:
+        """`add_events`' first read, one statement: the retention mark; whether `key_hash` (if
+        given) is an unrevoked key of this project (KeyRevoked if not); on PostgreSQL, whether
+        the events are partitioned with the partitions of all the batch's months there."""
+        marks, keys = schema.retention_marks.name, schema.api_keys.name
+        sql = f"SELECT (SELECT removed_before FROM {marks} WHERE project_id = :project) AS removed_before"
+        params: dict[str, Any] = {"project": self.project}
+        if key_hash is not None:
+            sql += (f", EXISTS (SELECT 1 FROM {keys} WHERE key_hash = :key AND project_id = :project "
+                    "AND revoked_at IS NULL) AS valid")
+            params["key"] = key_hash
+        postgres = conn.dialect.name == "postgresql" and bool(rows)
+        if postgres:
+            sql += (", coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass(:events)) = 'p' AND NOT EXISTS "
+                    "(SELECT 1 FROM unnest(CAST(:months AS text[])) AS n WHERE to_regclass(n) IS NULL), false) AS ready")
+            params["events"] = schema.events.name
+            params["months"] = sorted({partitions.partition_name(partitions.month_of(row["timestamp"]))
+                                       for row in rows})
+        found = conn.execute(text(sql).columns(removed_before=schema.retention_marks.c.removed_before.type),
+                             params).mappings().one()
+        if key_hash is not None and not found["valid"]:
+            raise KeyRevoked("invalid or revoked API key")
+        return _utc(found["removed_before"]), bool(postgres and found["ready"])
+
+    def _insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime,
+                       months_ready: bool = False) -> list[str]:
+        """`months_ready`: the events are partitioned, the partitions of the rows' months there
+        (PostgreSQL, `_batch_start`); else `partitions.ensure_months` finds out and makes them."""
         if not rows:
             return []
         if conn.dialect.name == "postgresql":
-            if partitions.ensure_months(conn, rows):  # unique ids kept by event_ids
+            if months_ready or partitions.ensure_months(conn, rows):  # unique ids kept by event_ids
                 return self._copy_events(conn, rows, now)
             # A database not migrated to the partitioned events yet: the batch as one JSON
             # parameter (a VALUES list of every row's parameters would be parsed anew by the
