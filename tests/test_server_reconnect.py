@@ -12,6 +12,7 @@ import sys
 import time
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -83,25 +84,29 @@ def test_ingest_after_the_servers_connections_are_killed(named_server):
         admin.dispose()
 
 
-def test_a_killed_connection_is_replaced_at_checkout_without_a_ping():
+def test_a_killed_connection_is_replaced_at_checkout_without_a_ping(monkeypatch):
     url, drop = database_for("postgres")
     application = f"tm-reconnect-{secrets.token_hex(3)}"
     store = Store(f"{url}&application_name={application}")
     admin = _admin()
     try:
         store.set_limit("acme", "per_month", Decimal(100))  # migrated, a connection in the pool
-        statements: list[str] = []
+        sent: list[str] = []  # every statement the driver sends (a ping included)
+        execute = psycopg.Cursor.execute
 
-        def seen(conn, cursor, statement, *args):
-            statements.append(statement)
+        def counted(self, query, *args, **kwargs):
+            sent.append(str(query))
+            return execute(self, query, *args, **kwargs)
 
-        from sqlalchemy import event as sa_event
-        sa_event.listen(store.engine, "before_cursor_execute", seen)
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
         for _ in range(3):
             assert _kill(admin, application) == 1
-            statements.clear()
+            sent.clear()
             assert store.limits_for("acme")[0].limit_usd == 100  # the dead connection replaced
-            assert len(statements) == 1  # the query alone: no ping before it
+            assert len(sent) == 1, sent  # the query alone: no ping before it
+        sent.clear()
+        assert store.limits_for("acme")[0].limit_usd == 100  # a live connection: the query alone too
+        assert len(sent) == 1, sent
     finally:
         store.close()
         admin.dispose()

@@ -282,8 +282,9 @@ class Store:
             params["key"] = key_hash
         postgres = conn.dialect.name == "postgresql" and bool(rows)
         if postgres:
-            sql += (", coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass(:events)) = 'p' AND NOT EXISTS "
-                    "(SELECT 1 FROM unnest(CAST(:months AS text[])) AS n WHERE to_regclass(n) IS NULL), false) AS ready")
+            sql += (", coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass(:events)) = 'p' "
+                    "AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:months AS text[])) AS n "
+                    "WHERE to_regclass(n) IS NULL), false) AS ready")
             params["events"] = schema.events.name
             params["months"] = sorted({partitions.partition_name(partitions.month_of(row["timestamp"]))
                                        for row in rows})
