@@ -27,6 +27,7 @@ Lease grants are measured by benchmarks/leases.py.
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import os
@@ -115,9 +116,29 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float, int, float | None]:
+def database_cpu(url: str) -> dict[int, float] | None:
+    """PostgreSQL: CPU seconds so far of each backend serving `url`'s connections (found by the
+    application_name `postgres_database` gives them; /proc, so the database must run on this
+    machine). None on SQLite or when they cannot be read."""
+    if not url.startswith("postgresql") or "application_name=" not in url:
+        return None
+    import psycopg
+
+    name = url.split("application_name=", 1)[1].split("&", 1)[0]
+    try:
+        with psycopg.connect(url, application_name="tollmeter-bench-probe") as conn:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                               (name,))]
+    except psycopg.Error:
+        return None
+    seconds = {pid: cpu_seconds(pid) for pid in pids}
+    return None if None in seconds.values() else seconds  # type: ignore[return-value]
+
+
+def ingest(server: Server, batch: int, total: int, clients: int
+           ) -> tuple[float, int, float | None, float | None]:
     """Events stored per second; (rate, events stored, the server process's CPU µs per event:
-    HTTP included, the database's own not)."""
+    HTTP included, the database's own not; PostgreSQL's backends' CPU µs per event)."""
     bodies = batch_bodies(batch, total)
     queue = list(reversed(bodies))
     lock = threading.Lock()
@@ -138,13 +159,17 @@ def ingest(server: Server, batch: int, total: int, clients: int) -> tuple[float,
     with server.client() as http:  # warm up: connections, the pricer's caches
         http.post("/v1/ingest", content=bodies[0], headers=headers).raise_for_status()
     queue.pop()
-    elapsed, cpu = run_clients([threading.Thread(target=work) for _ in range(clients)], [server])
-    return sum(stored) / elapsed, sum(stored), None if cpu is None else cpu * 1e6 / sum(stored)
+    elapsed, cpu, db = run_clients([threading.Thread(target=work) for _ in range(clients)], [server])
+    per_event = (lambda seconds: None if seconds is None else seconds * 1e6 / sum(stored))
+    return sum(stored) / elapsed, sum(stored), per_event(cpu), per_event(db)
 
 
-def run_clients(threads: list[threading.Thread], servers: list[Server]) -> tuple[float, float | None]:
-    """Run the client threads to their end: (seconds, CPU seconds the servers used meanwhile)."""
+def run_clients(threads: list[threading.Thread], servers: list[Server]
+                ) -> tuple[float, float | None, float | None]:
+    """Run the client threads to their end: (seconds, CPU seconds the servers used meanwhile,
+    and the database's backends (PostgreSQL on this machine; None otherwise))."""
     before = [cpu_seconds(server.process.pid) for server in servers]
+    db_before = database_cpu(servers[0].url)
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -152,9 +177,13 @@ def run_clients(threads: list[threading.Thread], servers: list[Server]) -> tuple
         t.join()
     elapsed = time.perf_counter() - start
     after = [cpu_seconds(server.process.pid) for server in servers]
+    db_after = database_cpu(servers[0].url)
+    db = None
+    if db_before is not None and db_after is not None:  # a backend started meanwhile counts from 0
+        db = sum(seconds - db_before.get(pid, 0.0) for pid, seconds in db_after.items())
     if None in before + after:
-        return elapsed, None
-    return elapsed, sum(a - b for a, b in zip(after, before))
+        return elapsed, None, db
+    return elapsed, sum(a - b for a, b in zip(after, before)), db
 
 
 #: Runs the events of one batch belong to (`--runs`): 1, every event of every batch in "run-1".
@@ -174,6 +203,7 @@ def batch_bodies(batch: int, total: int, tenants: int = 50) -> list[bytes]:
 
 def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float, int]:
     """µs of CPU per event in each phase of store_batch, events/s in-process, events stored."""
+    from tollmeter.server import app
     from tollmeter.server.ingest import Phases, store_batch
     from tollmeter.server.settings import ServerSettings
     from tollmeter.server.state import ServerState
@@ -184,16 +214,25 @@ def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float
         warm = batch_bodies(batch, batch)
         store_batch(state, store, warm[0], "gzip")
         bodies = batch_bodies(batch, total)
-        heap.freeze()  # as `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP)
+        # As `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP), its GC thresholds too
+        # (None: a tree from before they were set).
+        thresholds = getattr(app, "SERVING_GC_THRESHOLDS", None)
+        heap.freeze()
+        if thresholds is not None:
+            gc.set_threshold(*thresholds)
         phases = Phases()
         stored = 0
+        db_before = database_cpu(url)
         start = time.perf_counter()
         for body in bodies:
             stored += store_batch(state, store, body, "gzip", phases)["accepted"]
         elapsed = time.perf_counter() - start
+        db_after = database_cpu(url)
     finally:
         state.close()
     per_event = {name: seconds * 1e6 / phases.events for name, seconds in phases.cpu.items()}
+    if db_before is not None and db_after is not None:
+        per_event["database"] = sum(s - db_before.get(pid, 0.0) for pid, s in db_after.items()) * 1e6 / phases.events
     return per_event, stored / elapsed, stored
 
 
@@ -235,7 +274,7 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
                 for http in https:
                     http.close()
 
-        elapsed, cpu = run_clients([threading.Thread(target=work, args=(i,)) for i in range(clients)], servers)
+        elapsed, cpu, db = run_clients([threading.Thread(target=work, args=(i,)) for i in range(clients)], servers)
         sent = len(bodies) * batch
         store = open_store(url)
         try:
@@ -248,6 +287,8 @@ def replicas(url: str, count: int, total: int, clients: int) -> tuple[float, int
         table = {"rows": stored, "distinct ids": distinct, "event_ids": claimed, "duplicates answered": sum(duplicates)}
         if cpu is not None:
             table["servers' CPU µs per event posted"] = round(cpu * 1e6 / (len(sends_made) * batch), 1)
+        if db is not None:
+            table["database's CPU µs per event posted"] = round(db * 1e6 / (len(sends_made) * batch), 1)
         return sum(accepted) / elapsed, sum(accepted), sent, table
     finally:
         for server in servers:
@@ -273,7 +314,8 @@ def postgres_database(dsn: str) -> tuple[str, callable]:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 
-    return f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}", drop
+    # The application name: how database_cpu finds the backends of the benchmark's servers.
+    return f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}&application_name={schema}", drop
 
 
 def main() -> None:
@@ -336,28 +378,32 @@ def main() -> None:
         try:
             for batch in args.batch or (100, 1000):
                 for clients in (1, args.clients):
-                    rate, stored, cpu = ingest(server, batch, args.events, clients)
-                    ingest_rows.append((name, batch, clients, stored, rate, cpu))
+                    rate, stored, cpu, db = ingest(server, batch, args.events, clients)
+                    ingest_rows.append((name, batch, clients, stored, rate, cpu, db))
         finally:
             server.stop()
             drop()
 
     shutil.rmtree(work, ignore_errors=True)
     print(f"tollmeter ingest server, one worker process; clients on the same {cpus}-core machine")
-    print("server CPU per event (µs), batches of 1,000, gzip, in-process (no HTTP)")
+    print("server CPU per event (µs), batches of 1,000, gzip, in-process (no HTTP); "
+          "db: PostgreSQL's backend's CPU per event meanwhile")
     names = ("parse", "validate", "price", "write")
-    print(f"{'database':<11} " + " ".join(f"{n:>9}" for n in names) + f" {'total':>9} {'events/s':>10}")
+    print(f"{'database':<11} " + " ".join(f"{n:>9}" for n in names) + f" {'total':>9} {'events/s':>10} {'db':>6}")
     for name, per_event, rate, stored in breakdown_rows:
+        db = per_event.get("database")
         print(f"{name:<11} " + " ".join(f"{per_event[n]:>9.1f}" for n in names)
-              + f" {sum(per_event.values()):>9.1f} {rate:>10,.0f}")
+              + f" {sum(per_event[n] for n in names):>9.1f} {rate:>10,.0f} {'-' if db is None else f'{db:.1f}':>6}")
     print()
     if args.breakdown_only:
         return
-    print("end to end over HTTP; server CPU: the server process's, per event (µs)")
-    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10} {'server CPU':>11}")
-    for name, batch, clients, stored, rate, cpu in ingest_rows:
+    print("end to end over HTTP; CPU per event (µs): the server process's, PostgreSQL's backends'")
+    print(f"{'database':<11} {'batch':>6} {'clients':>8} {'events':>8} {'events/s':>10} {'server CPU':>11} "
+          f"{'db CPU':>8}")
+    for name, batch, clients, stored, rate, cpu, db in ingest_rows:
         shown = "-" if cpu is None else f"{cpu:.1f}"
-        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f} {shown:>11}")
+        db_shown = "-" if db is None else f"{db:.1f}"
+        print(f"{name:<11} {batch:>6} {clients:>8} {stored:>8} {rate:>10,.0f} {shown:>11} {db_shown:>8}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,23 @@ def test_a_revoked_key_stops_working_at_once(server):
     assert api.count() == 1
 
 
+def test_a_key_known_to_the_server_is_refused_ingest_once_revoked(server):
+    """The ingest route keeps the projects of the keys it found valid too; the batch's own
+    transaction sees a revocation, and a batch that stores no event checks the key apart."""
+    api = server.project()
+    other = server.key(api.project)
+    for _ in range(2):  # known now
+        assert api.ingest([event()]).status_code == 200
+    revoke_key(server.store, api.key)
+    for events in ([event()], [], [event(event_id="")]):  # stored, none, none valid
+        response = api.ingest(events)
+        assert response.status_code == 401 and response.json()["detail"] == "invalid or revoked API key"
+    assert api.count() == 2
+    with server.client(other) as http:  # the project's other key still ingests
+        assert http.post("/v1/ingest", json={"events": [event()]}).json()["accepted"] == 1
+    assert api.count() == 3
+
+
 def test_a_key_known_to_the_server_is_refused_leases_once_revoked(server):
     """The lease route keeps the projects of the keys it found valid; a revocation made by
     another process (here, this one on the server's database) is seen by the next grant."""

@@ -23,19 +23,21 @@ import logging
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..business.plans import PlanError
 from ..store.ledger import Ledger
 from ..store.rows import valid_event_row
-from ..store.store import Store
+from ..store.store import KeyRevoked, Store
+from .auth import project_for, project_of_hash
 from .body import (PayloadError, PayloadTooLarge, StrictJSONRoute, content_encoding, decode, parse_json,
                    read_limited)
-from .deps import ProjectStore, State
+from .deps import bearer, invalid_key, missing_key, server_state
 from .metrics import record_batch
 from .models import IngestResult
 from .pricing import BatchPricing
@@ -47,6 +49,7 @@ from .validation import Invalid, check_priced, needs_pricing, validate_event, va
 logger = logging.getLogger("tollmeter.server")
 
 router = APIRouter(tags=["ingest"], route_class=StrictJSONRoute)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 _BODY_DOC = {
     "requestBody": {
@@ -69,16 +72,43 @@ _BODY_DOC = {
                413: {"description": "body, decompressed body or batch over the limits"},
                415: {"description": "a Content-Encoding other than gzip"}},
 )
-async def ingest(request: Request, store: ProjectStore, state: State) -> Any:
+async def ingest(request: Request, credentials: Credentials) -> Any:
+    # One trip to a worker thread for the key and the batch together, and no transaction of its
+    # own for the key: the project of a key this process found valid is kept (`KnownKeys`), and
+    # the batch's transaction checks that the key is still unrevoked in the read it makes
+    # anyway (the retention mark). A sync dependency and its look-up cost a thread handoff and
+    # three round trips per batch.
+    state = server_state(request)
+    if credentials is None:
+        raise missing_key()
     settings = state.settings
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
         body = await read_limited(request.stream(), settings.max_body_bytes, request.headers.get("content-length"))
-        result = await run_in_threadpool(store_batch, state, store, body, encoding)
-        record_batch(store.project, result)
+    except PayloadError as exc:
+        # A key that is not valid is answered 401 whatever its body (as the key was checked first).
+        if await run_in_threadpool(project_for, state.store, credentials.credentials) is None:
+            raise invalid_key() from None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    try:
+        project, result = await run_in_threadpool(_store_with_key, state, credentials.credentials, body, encoding)
     except PayloadError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    record_batch(project, result)
     return JSONResponse(result)
+
+
+def _store_with_key(state: ServerState, key: str, body: bytes, encoding: str) -> tuple[str, dict[str, Any]]:
+    """`store_batch` for the project of `key` (401 for a key unknown or revoked)."""
+    known = state.known_keys.project(state.store, key)
+    if known is None:
+        raise invalid_key()
+    project, digest = known
+    try:
+        return project, store_batch(state, state.store.for_project(project), body, encoding, key_hash=digest)
+    except KeyRevoked:
+        state.known_keys.forget(digest)
+        raise invalid_key() from None
 
 
 class Phases:
@@ -106,9 +136,10 @@ def _untimed(name: str) -> Iterator[None]:
 
 
 def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
-                phases: Phases | None = None) -> dict[str, Any]:
+                phases: Phases | None = None, key_hash: str | None = None) -> dict[str, Any]:
     """Decode, validate, price and store one batch (in a worker thread); the answer's JSON.
-    `phases`: where to add the CPU time of each phase (the benchmark's breakdown)."""
+    `phases`: where to add the CPU time of each phase (the benchmark's breakdown). `key_hash`:
+    the API key the batch came with, checked unrevoked as it is stored (KeyRevoked)."""
     settings = state.settings
     phase = phases or _untimed
     with phase("parse"):
@@ -182,7 +213,12 @@ def store_batch(state: ServerState, store: Store, body: bytes, encoding: str,
     overflowing: list[str] = []
     expired: list[str] = []
     with phase("write"):
-        inserted = _store_apart(store, rows, leases, overflowing, expired) if rows else []
+        if rows:
+            inserted = _store_apart(store, rows, leases, overflowing, expired, key_hash)
+        else:
+            inserted = []
+            if key_hash is not None and project_of_hash(store, key_hash) != store.project:
+                raise KeyRevoked("invalid or revoked API key")  # no transaction of the batch checked it
     if phases is not None:
         phases.events += count
     expired = list(dict.fromkeys(expired))  # a retried transaction names them again
@@ -208,12 +244,12 @@ OVERFLOW_REASON = ("its counts or cost would take a total the database keeps (it
 
 
 def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str], overflowing: list[str],
-                 expired: list[str]) -> list[str]:
+                 expired: list[str], key_hash: str | None = None) -> list[str]:
     """Store `rows` in one transaction; if a total overflows, store each half apart (the
     good events of the batch are stored, the events that overflow are added to `overflowing`,
     those older than the retention mark to `expired`). Returns the ids stored now."""
     try:
-        return with_retries(lambda: store.add_events(rows, event_leases=leases, expired=expired))
+        return with_retries(lambda: store.add_events(rows, event_leases=leases, expired=expired, key_hash=key_hash))
     except Exception as exc:
         if not out_of_range(exc):
             raise
@@ -221,8 +257,8 @@ def _store_apart(store: Store, rows: list[dict[str, Any]], leases: dict[str, str
         overflowing.append(rows[0]["event_id"])
         return []
     middle = len(rows) // 2
-    return (_store_apart(store, rows[:middle], leases, overflowing, expired)
-            + _store_apart(store, rows[middle:], leases, overflowing, expired))
+    return (_store_apart(store, rows[:middle], leases, overflowing, expired, key_hash)
+            + _store_apart(store, rows[middle:], leases, overflowing, expired, key_hash))
 
 
 def store_resolutions(store: Store, resolutions: list[Any], now: datetime) -> dict[str, Any]:
