@@ -142,18 +142,21 @@ def period_text(dialect: str, column: Any, unit: str) -> Any:
 
 
 def _union(dialect: str, project: str, group_by: Sequence[str], parts: list[Piece], tenant_id: str | None) -> Select:
-    """One statement: the rows of every piece, signed, added up by the groups of `group_by`
-    in one aggregation (each piece grouped first, then the union again, hashed most rows
-    twice). A group whose calls add up to 0 was only in pieces taken off (every row of a
-    rollup is a call)."""
+    """One statement: every piece, signed, added up by the groups of `group_by`. Grouped by
+    a key with as many values as rows (tenant, run), the pieces' rows go to one aggregation
+    as they are (grouping each piece first, then the union again, hashed most rows twice);
+    by keys of few values (model, day, agent...), each piece is grouped first, which leaves
+    the union a few rows. A group whose calls add up to 0 was only in pieces taken off
+    (every row of a rollup is a call)."""
+    first = not {"tenant_id", "run_id"} & set(group_by)
     selects = []
     for source, sign, lo, hi in parts:
         if source == "rundays":  # runs' rows, plus the events of no run: all events less the runs'
-            selects += [_piece(dialect, project, "runs", 1, group_by, lo, hi, tenant_id),
-                        _piece(dialect, project, "days", 1, group_by, lo, hi, tenant_id),
-                        _piece(dialect, project, "run_days", -1, group_by, lo, hi, tenant_id)]
+            selects += [_piece(dialect, project, "runs", 1, group_by, lo, hi, tenant_id, first),
+                        _piece(dialect, project, "days", 1, group_by, lo, hi, tenant_id, first),
+                        _piece(dialect, project, "run_days", -1, group_by, lo, hi, tenant_id, first)]
         else:
-            selects.append(_piece(dialect, project, source, sign, group_by, lo, hi, tenant_id))
+            selects.append(_piece(dialect, project, source, sign, group_by, lo, hi, tenant_id, first))
     u = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("pieces")
     keys = [u.c[f"k{i}"] for i in range(len(group_by))]
     # as the database gives them (Decimal or SQLite's decimal text; counts as numbers): made
@@ -170,15 +173,16 @@ def _union(dialect: str, project: str, group_by: Sequence[str], parts: list[Piec
 
 
 def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequence[str], lo: datetime | None,
-           hi: datetime | None, tenant_id: str | None) -> Select:
-    """The grouped usage of one source over [lo, hi), its measures signed, its cost in
-    `cost_plus` or `cost_minus` (money is summed apart: SQLite's is decimal text), its keys
-    k0, k1, ... with a rollup's "" (none) as NULL, as in the raw events."""
+           hi: datetime | None, tenant_id: str | None, grouped: bool) -> Select:
+    """The usage of one source over [lo, hi), grouped (or its rows, when not `grouped`), its
+    measures signed, its cost in `cost_plus` or `cost_minus` (money is summed apart: SQLite's
+    is decimal text), its keys k0, k1, ... with a rollup's "" (none) as NULL, as in the raw
+    events."""
     raw = source == "raw"
     if raw:
         t = schema.events
         period, low, high = t.c.timestamp, lo, hi
-        cost = t.c.cost_usd
+        cost = schema.money_sum(t.c.cost_usd) if grouped else t.c.cost_usd
         counts = [literal_column("1"), *(func.coalesce(t.c[m], 0) for m in ("input_tokens", "output_tokens",
                                                                    "cache_read_tokens")),
                   cast(~t.c.priced, schema.Integer), cast(t.c.error.is_not(None), schema.Integer)]
@@ -190,39 +194,45 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
         period = t.c.hour if source == "hourly" else t.c.day
         low = lo if source == "hourly" or lo is None else lo.date()
         high = hi if source == "hourly" or hi is None else hi.date()
-        cost = t.c.cost_usd
+        cost = schema.money_sum(t.c.cost_usd) if grouped else t.c.cost_usd
         counts = [t.c[m] for m in _COUNTS]
     keys: list[Any] = []  # every key, labelled in the select
+    kept: list[Any] = []  # those grouped by (not the NULLs)
     for name in group_by:
         if name not in t.c and name != "day":  # run_id of the rollups without runs: the events of no run
             keys.append(null())
-        elif name == "day":
+            continue
+        if name == "day":
             keys.append(period_text(dialect, period, "day"))
         else:
             keys.append(t.c[name] if raw else func.nullif(t.c[name], schema.NONE_KEY))
+        kept.append(keys[-1])
     nothing = cast(null(), schema.Money)
     plus, minus = (cost, nothing) if sign > 0 else (nothing, cost)
     query = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), plus.label("cost_plus"),
-                   minus.label("cost_minus"), *_counts(dialect, counts, sign)).where(t.c.project_id == project)
+                   minus.label("cost_minus"), *_counts(dialect, counts, sign, grouped)).where(
+        t.c.project_id == project)
     if low is not None:
         query = query.where(period >= low)
     if high is not None:
         query = query.where(period < high)
     if tenant_id is not None:
         query = query.where(t.c.tenant_id == (tenant_id if raw else tenant_id or schema.NONE_KEY))
-    return query
+    return query.group_by(*kept) if grouped and kept else query
 
 
-def _counts(dialect: str, counts: list[Any], sign: int) -> list[Any]:
-    """The count columns of a piece's rows (in `_COUNTS` order), negated when `sign` is -1,
-    labelled n_0, n_1, ...: the outer query sums them. PostgreSQL's SUM of integers is
-    NUMERIC: exact at any size. SQLite's sum() raises past 2^63 - 1, so there each count is
-    summed as its high and its low 24 bits, each sum far inside 64 bits, and `report` puts
-    them together in Python: exact at any size."""
+def _counts(dialect: str, counts: list[Any], sign: int, grouped: bool) -> list[Any]:
+    """The count columns (in `_COUNTS` order), summed when `grouped` (else the outer query
+    sums them), negated when `sign` is -1, labelled n_0, n_1, ... PostgreSQL's SUM of
+    integers is NUMERIC: exact at any size. SQLite's sum() raises past 2^63 - 1, so there each
+    count is summed as its high and its low 24 bits, each sum far inside 64 bits, and `report`
+    puts them together in Python: exact at any size."""
     if dialect == "sqlite":
         parts = [part for c in counts for part in (c.op(">>")(24), c.op("&")(_LOW - 1))]
     else:
         parts = counts
+    if grouped:
+        parts = [func.sum(p) for p in parts]
     return [(p if sign > 0 else -p).label(f"n_{i}") for i, p in enumerate(parts)]
 
 
