@@ -265,7 +265,7 @@ class Store:
             with _one_upsert(conn, locks):  # PostgreSQL: locks, spend and rollups in one round trip
                 self.add_spend(conn, totals)
                 _add_fine(conn, self.project, fine)
-            _record_runs(conn, self.project, runs)
+            _record_runs(conn, self.project, runs, made=True)  # made by `_add_fine`'s runs' costs
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -1203,15 +1203,17 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
     _record_runs(conn, project, _tally(rows)[1])
 
 
-def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]]) -> None:
-    """`see_runs` of the runs `_tally` found."""
+def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]], made: bool = False) -> None:
+    """`see_runs` of the runs `_tally` found. `made`: their rows are there already (the
+    runs' costs of the same rows, added by `_add_fine` in this transaction, made them)."""
     if not seen:
         return
     t = schema.runs
     items = sorted(seen.items())  # one order for every writer: no deadlocks
     values = [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
                "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items]
-    conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]), values)
+    if not made:  # the rows first: `moves_learnt` locks them
+        conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]), values)
     moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
     # Tenant, agent and seen times of every run in one statement (an update per run cost most of
     # a batch's write when its events belong to many runs): the rows exist now, so each takes
