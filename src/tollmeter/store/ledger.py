@@ -282,27 +282,26 @@ class Ledger:
         params = {"project": self.project, "since": since, "end": end, "first": first, "tenant": tenant_id,
                   "window": window, "factor": factor, "least": least}
         with self.store.report() as conn:
-            if conn.dialect.name == "postgresql":
-                rows = conn.execute(sql_text(
-                    f"SELECT tenant_id, day, cost_usd, before FROM (SELECT tenant_id, day, cost_usd, "
-                    f"SUM(cost_usd) OVER (PARTITION BY tenant_id ORDER BY day - DATE '2000-01-01' "
-                    f"RANGE BETWEEN {window} PRECEDING AND 1 PRECEDING) AS before FROM {t.name} WHERE {where}) w "
-                    f"WHERE day >= :first AND cost_usd >= :least AND before > 0 "
-                    f"AND cost_usd * :window * 1.000000001 > :factor * before"), params).all()
-                none = schema.NONE_KEY
-                return [(None if tenant == none else tenant, _date(day), cost, before)
-                        for tenant, day, cost, before in rows]
-            params.update(least=float(least) * (1 - 1e-9), factor=float(factor), since=since.isoformat(),
-                          end=end.isoformat(), first=first.isoformat())
+            exact = conn.dialect.name == "postgresql"  # NUMERIC; SQLite's decimal text, as floats
+            if not exact:
+                params.update(least=float(least) * (1 - 1e-9), factor=float(factor), since=since.isoformat(),
+                              end=end.isoformat(), first=first.isoformat())
+            cost = "cost_usd" if exact else "CAST(cost_usd AS REAL)"
+            order = "day - DATE '2000-01-01'" if exact else "julianday(day)"  # days as numbers: a RANGE
             found = conn.execute(sql_text(
-                f"SELECT tenant_id, day FROM (SELECT tenant_id, day, CAST(cost_usd AS REAL) AS cost, "
-                f"SUM(CAST(cost_usd AS REAL)) OVER (PARTITION BY tenant_id ORDER BY julianday(day) "
+                f"SELECT tenant_id, day, cost, before FROM (SELECT tenant_id, day, {cost} AS cost, "
+                f"SUM({cost}) OVER (PARTITION BY tenant_id "
+                f"ORDER BY {order} "
                 f"RANGE BETWEEN {window} PRECEDING AND 1 PRECEDING) AS before FROM {t.name} WHERE {where}) w "
                 f"WHERE day >= :first AND cost >= :least AND before > 0 "
                 f"AND cost * :window * 1.000000001 > :factor * before"), params).all()
+            if exact:
+                none = schema.NONE_KEY
+                return [(None if tenant == none else tenant, _date(day), cost, before)
+                        for tenant, day, cost, before in found]
             if not found:
                 return []
-            tenants = sorted({tenant for tenant, _ in found})
+            tenants = sorted({row[0] for row in found})
             costs: dict[str, dict[date, Decimal]] = {}
             for at in range(0, len(tenants), 400):
                 for tenant, day, cost in conn.execute(select(t.c.tenant_id, t.c.day, t.c.cost_usd).where(
@@ -311,7 +310,7 @@ class Ledger:
                     costs.setdefault(tenant, {})[_date(day)] = cost
         out = []
         with localcontext(EXACT):
-            for tenant, day in found:
+            for tenant, day, _, _ in found:
                 day = _date(day)
                 own = costs[tenant]
                 before = sum((own.get(day - timedelta(days=n), _ZERO) for n in range(1, window + 1)), _ZERO)
