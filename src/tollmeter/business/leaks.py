@@ -221,6 +221,26 @@ def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: da
     month and one for its recent days; day by day only the customers over their revenue (since
     when) and the days that may be spikes (`Ledger.spike_days`). What a report by tenant and day
     would give, without a row per customer and day (tens of thousands at a month's end)."""
+    window = settings.spike_window_days
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollmeter-leaks") as pool:
+        # the database finds the spikes meanwhile
+        spikes = pool.submit(ledger.spike_days, first, end, window=window, factor=settings.spike_factor,
+                             least=settings.spike_min_usd, tenant_id=tenant_id)
+        out = _from_margins(ledger, book, first, end, recent_first, tenant_id, month_days)
+        found = spikes.result()
+    for tenant, day, cost, before in sorted(found, key=lambda spike: spike[1], reverse=True):
+        figures = out.setdefault(tenant, _Month())
+        if figures.spike is not None:  # a later day of it is one
+            continue
+        baseline = before / window
+        # as `_spike` decides it
+        if cost >= settings.spike_min_usd and baseline and cost > settings.spike_factor * baseline:
+            figures.spike = (day, cost, baseline)
+    return out
+
+
+def _from_margins(ledger: Ledger, book: PlanBook, first: date, end: date, recent_first: date,
+                  tenant_id: str | None, month_days: list[date]) -> dict[str | None, _Month]:
     out: dict[str | None, _Month] = {}
     for row in margin(ledger, ("tenant",), since=first, until=end, tenant_id=tenant_id, book=book).rows:
         out[row.key["tenant"]] = _Month(row.cost_usd, row.revenue_usd)
@@ -239,17 +259,6 @@ def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: da
             by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
         for tenant in over:
             out[tenant].crossed = _crossed(by_tenant.get(tenant, {}), month_days)
-    window = settings.spike_window_days
-    for tenant, day, cost, before in sorted(
-            ledger.spike_days(first, end, window=window, factor=settings.spike_factor, least=settings.spike_min_usd,
-                              tenant_id=tenant_id), key=lambda found: found[1], reverse=True):
-        figures = out.setdefault(tenant, _Month())
-        if figures.spike is not None:  # a later day of it is one
-            continue
-        baseline = before / window
-        # as `_spike` decides it
-        if cost >= settings.spike_min_usd and baseline and cost > settings.spike_factor * baseline:
-            figures.spike = (day, cost, baseline)
     return out
 
 
