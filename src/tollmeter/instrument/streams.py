@@ -5,8 +5,9 @@ The caller always gets the SDK's own object back (`type(result) is type(unpatche
 - An SDK stream object (openai/anthropic/groq `Stream`, mistral's `EventStream`, botocore's
   `EventStream`) keeps its chunk iterator in an attribute; an observed iterator is put there
   in its place (`observed_chunks`, a generator, for sync streams) and reads each chunk as it
-  passes. Closing the stream (a class-level hook on its
-  `close`, see `close_patches`) or dropping it ends the call.
+  passes. Closing the stream (a class-level hook on its `close`, see `close_patches`) or
+  dropping it ends the call; a loop over a Stainless stream gets an observed generator of its
+  own (`passthrough_iter_patches`).
 - A generator result (google-genai, cohere, `@meter.track`) is handed back as the same
   observed generator over it.
 - A raw response (`with_raw_response`, `with_streaming_response`) gets its `parse` and
