@@ -21,9 +21,10 @@ import calendar
 import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
+from ..money import EXACT
 from .plans import Plan
 
 _ZERO = Decimal(0)
@@ -86,9 +87,10 @@ def _shares(fee: Decimal, year: int, month: int) -> tuple[Decimal, ...]:
     """The share of a monthly `fee` that each day of a month recognises: they add up to `fee`
     exactly (a report asks for the same few fees every day)."""
     days = calendar.monthrange(year, month)[1]
-    steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
-    whole, rest = divmod(steps, days)
-    return tuple((whole + (1 if n <= rest else 0)) * QUANTUM for n in range(1, days + 1))
+    with localcontext(EXACT):  # cached: made exact whatever the context of its first caller
+        steps = int(fee.scaleb(15))  # fees have at most 15 decimals: exact
+        whole, rest = divmod(steps, days)
+        return tuple((whole + (1 if n <= rest else 0)) * QUANTUM for n in range(1, days + 1))
 
 
 def recurring(book: PlanBook, tenant: str, days: Iterable[date]) -> Iterable[tuple[date, Decimal]]:
@@ -124,9 +126,17 @@ def recurring_total(book: PlanBook, tenant: str, first: date, end: date) -> Deci
         stop = min(until, month_end, end)
         fee = monthly_fee(span) if span is not None and span.plan.recurring else _ZERO
         if fee:
-            total += sum(_shares(fee, day.year, day.month)[day.day - 1:(stop - timedelta(days=1)).day])
+            total += _shares_of(fee, day.year, day.month, day.day, (stop - timedelta(days=1)).day)
         day = stop
     return total
+
+
+@functools.lru_cache(maxsize=4096)
+def _shares_of(fee: Decimal, year: int, month: int, first: int, last: int) -> Decimal:
+    """The shares of a monthly `fee` of the days first..last of a month, added up (customers
+    on one plan ask for the same few), exactly whatever the caller's decimal context."""
+    with localcontext(EXACT):
+        return sum(_shares(fee, year, month)[first - 1:last], _ZERO)
 
 
 def changes_within(book: PlanBook, tenant: str, first: date, end: date) -> bool:
