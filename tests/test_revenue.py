@@ -10,7 +10,8 @@ from decimal import Decimal, localcontext
 from hypothesis import given, settings, strategies as st
 
 from tollmeter.business.plans import Plan
-from tollmeter.business.revenue import PlanBook, PlanSpan, changes_within, days, recurring, recurring_total
+from tollmeter.business.revenue import (PlanBook, PlanSpan, changes_within, days, recurring, recurring_shares,
+                                        recurring_total)
 from tollmeter.money import EXACT
 
 START = date(2025, 1, 20)  # spans and ranges over a year's end and February
@@ -36,6 +37,19 @@ def test_a_ranges_recurring_total_is_the_sum_of_its_days_shares(spans, first, le
         by_day = sum((share for _, share in recurring(book, "t", days(first, end))), Decimal(0))
         assert recurring_total(book, "t", first, end) == by_day
     assert recurring_total(book, "nobody", first, end) == 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(spans=st.lists(span_st, max_size=4, unique_by=lambda s: s.effective_from), first=DAY_ST,
+       length=st.integers(0, 40))
+def test_the_shares_of_a_run_of_days_are_each_days_share(spans, first, length):
+    """`recurring_shares` (a slice of the month's shares under one plan in one month) gives each
+    day what `recurring` does, zero where it gives none."""
+    book = PlanBook({"t": spans})
+    end = first + timedelta(days=length)
+    given_days = dict(recurring(book, "t", days(first, end)))
+    assert list(recurring_shares(book, "t", first, end)) == [given_days.get(d, Decimal(0)) for d in days(first, end)]
+    assert list(recurring_shares(book, "nobody", first, end)) == [Decimal(0)] * length
 
 
 @given(spans=st.lists(span_st, max_size=4, unique_by=lambda s: s.effective_from), first=DAY_ST,

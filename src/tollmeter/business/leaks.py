@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 from ..money import EXACT, usd_text
 from .margin import MarginReport, margin, regrouped
 from .plans import PlanError, money
-from .revenue import PlanBook, days, month_start, recurring, recurring_total, unit_revenue
+from .revenue import PlanBook, days, month_start, recurring_shares, recurring_total, unit_revenue
 
 if TYPE_CHECKING:
     from ..store.ledger import Ledger
@@ -284,11 +284,12 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
     revenue_rate = (figures.recent_revenue - recurring_total(book, tenant, recent_first, today + timedelta(days=1))) / length
     if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
         return None
-    shares = dict(recurring(book, tenant, days(today + timedelta(days=1), next_month)))
+    rest = days(today + timedelta(days=1), next_month)
+    shares = recurring_shares(book, tenant, today + timedelta(days=1), next_month)
     running_cost, running_revenue, crosses = figures.cost, figures.revenue, None
-    for day in days(today + timedelta(days=1), next_month):
+    for day, share in zip(rest, shares):
         running_cost += cost_rate
-        running_revenue += revenue_rate + shares.get(day, _ZERO)
+        running_revenue += revenue_rate + share
         if crosses is None and running_cost > running_revenue:
             crosses = day
     return (crosses, running_cost, running_revenue) if crosses is not None else None

@@ -131,6 +131,21 @@ def recurring_total(book: PlanBook, tenant: str, first: date, end: date) -> Deci
     return total
 
 
+def recurring_shares(book: PlanBook, tenant: str, first: date, end: date) -> Sequence[Decimal]:
+    """A tenant's recurring revenue on each day first <= day < end, zero where none: what
+    `recurring` gives those days, with their zeros. Under one plan within one month (a
+    projection to the month's end, for every customer) a slice of the month's cached shares."""
+    if first >= end:
+        return ()
+    span, until = book.on_until(tenant, first)
+    last = end - timedelta(days=1)
+    if until > last and (first.year, first.month) == (last.year, last.month):
+        fee = monthly_fee(span) if span is not None and span.plan.recurring else _ZERO
+        return _shares(fee, first.year, first.month)[first.day - 1:last.day] if fee else (_ZERO,) * (end - first).days
+    given = dict(recurring(book, tenant, days(first, end)))
+    return [given.get(day, _ZERO) for day in days(first, end)]
+
+
 @functools.lru_cache(maxsize=4096)
 def _shares_of(fee: Decimal, year: int, month: int, first: int, last: int) -> Decimal:
     """The shares of a monthly `fee` of the days first..last of a month, added up (customers
