@@ -367,6 +367,7 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
     one_day = {run["run_id"]: _one_day(run) for run, _ in over}
     costs = ledger.run_costs(run["run_id"] for run, _ in over if one_day[run["run_id"]] is None)
     out = []
+    earnings: dict[Decimal, str] = {}  # what runs earn is a few plans' unit revenues: each shown once
     for run, earns in over:
         day = one_day[run["run_id"]]
         if day is not None:
@@ -381,8 +382,8 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
             continue
         out.append(Leak("run_over_unit_revenue", "run", run["run_id"], run["tenant_id"], since,
                         f"run {run['run_id']} ({run['tenant_id']}) cost ${_money(running)}, more than the "
-                        f"${_money(earns)} it earns", {"cost_usd": running, "revenue_usd": earns,
-                                                      "outcome": run["outcome"]}))
+                        f"${earnings.get(earns) or earnings.setdefault(earns, _money(earns))} it earns",
+                        {"cost_usd": running, "revenue_usd": earns, "outcome": run["outcome"]}))
     return out
 
 
