@@ -20,7 +20,7 @@ since when. Rules over the current month to date (UTC), with thresholds in `Leak
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
@@ -222,11 +222,14 @@ def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: da
     when) and the days that may be spikes (`Ledger.spike_days`). What a report by tenant and day
     would give, without a row per customer and day (tens of thousands at a month's end)."""
     window = settings.spike_window_days
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollmeter-leaks") as pool:
-        # the database finds the spikes meanwhile
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tollmeter-leaks") as pool:
+        # the spikes, and the recent days' margin, read meanwhile
         spikes = pool.submit(ledger.spike_days, first, end, window=window, factor=settings.spike_factor,
                              least=settings.spike_min_usd, tenant_id=tenant_id)
-        out = _from_margins(ledger, book, first, end, recent_first, tenant_id, month_days)
+        recent = pool.submit(_exact, lambda: margin(ledger, ("tenant",), since=recent_first, until=end,
+                                                    tenant_id=tenant_id, book=book).rows) \
+            if recent_first > first else None
+        out = _from_margins(ledger, book, first, end, recent, tenant_id, month_days)
         found = spikes.result()
     for tenant, day, cost, before in sorted(found, key=lambda spike: spike[1], reverse=True):
         figures = out.setdefault(tenant, _Month())
@@ -239,16 +242,16 @@ def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: da
     return out
 
 
-def _from_margins(ledger: Ledger, book: PlanBook, first: date, end: date, recent_first: date,
+def _from_margins(ledger: Ledger, book: PlanBook, first: date, end: date, recent: Future[list[Any]] | None,
                   tenant_id: str | None, month_days: list[date]) -> dict[str | None, _Month]:
+    """The month's margin by tenant, the recent days' (`recent`, being made; None: they are
+    the month's), and since when the customers over their revenue were."""
     out: dict[str | None, _Month] = {}
     for row in margin(ledger, ("tenant",), since=first, until=end, tenant_id=tenant_id, book=book).rows:
         out[row.key["tenant"]] = _Month(row.cost_usd, row.revenue_usd)
-    recent = (margin(ledger, ("tenant",), since=recent_first, until=end, tenant_id=tenant_id, book=book).rows
-              if recent_first > first else ())
-    for figures in out.values() if recent_first == first else ():  # the recent days are the month's
+    for figures in out.values() if recent is None else ():  # the recent days are the month's
         figures.recent_cost, figures.recent_revenue = figures.cost, figures.revenue
-    for row in recent:
+    for row in recent.result() if recent is not None else ():
         figures = out.setdefault(row.key["tenant"], _Month())
         figures.recent_cost, figures.recent_revenue = row.cost_usd, row.revenue_usd
     over = [tenant for tenant, figures in out.items()
