@@ -94,7 +94,8 @@ def leaks(ledger: Ledger, settings: LeakSettings | None = None, today: date | No
 
 
 def days_read(settings: LeakSettings | None = None, today: date | None = None) -> tuple[date, date]:
-    """The UTC days [first, end) whose margin by tenant and day the rules read."""
+    """The UTC days [first, end) a margin report by tenant and day must cover for the rules to
+    read it (`daily`): the month to date and the spike window before it."""
     settings = settings or LeakSettings()
     today = today or datetime.now(timezone.utc).date()
     return month_start(today) - timedelta(days=settings.spike_window_days), today + timedelta(days=1)
