@@ -1294,10 +1294,12 @@ def run_costs_from_rollup(conn: Connection, project: str) -> None:
     which keep the days whose raw events retention removed."""
     t, r = schema.runs, schema.run_rollup
     conn.execute(update(t).where(t.c.project_id == project).values(cost_usd=_ZERO))
-    costs = {run_id: cost for run_id, cost in conn.execute(
-        select(r.c.run_id, money_sum(r.c.cost_usd)).where(r.c.project_id == project).group_by(r.c.run_id))}
-    accumulate(conn, project, t, ("run_id",), {(run_id,): (cost,) for run_id, cost in costs.items() if cost},
-               ("cost_usd",))
+    # One UPDATE ... FROM the sums (the database's own, exact: NUMERIC, SQLite's decimal_sum),
+    # whatever the number of runs.
+    sums = select(r.c.run_id, money_sum(r.c.cost_usd).label("cost")).where(r.c.project_id == project) \
+        .group_by(r.c.run_id).subquery()
+    conn.execute(update(t).where(t.c.project_id == project, t.c.run_id == sums.c.run_id)
+                 .values(cost_usd=sums.c.cost))
 
 
 def run_usage_from_rollup(conn: Connection, project: str) -> None:
