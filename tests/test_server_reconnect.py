@@ -34,8 +34,11 @@ def _kill(admin, application: str) -> int:
         killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                    "WHERE application_name = :a"), {"a": application}).scalar_one()
         deadline = time.monotonic() + 10
-        while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
-                           {"a": application}).scalar_one() and time.monotonic() < deadline:
+        # pg_stat_activity is read once per transaction: its snapshot cleared before each look
+        # (else the first one is seen until the deadline)
+        while conn.execute(text("SELECT count(*) FROM pg_stat_activity, pg_stat_clear_snapshot() "
+                                "WHERE application_name = :a"), {"a": application}).scalar_one() \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
     return killed
 
