@@ -107,17 +107,15 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
     first, end = month_start(today), today + timedelta(days=1)
     if book is None:
         book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
-    rules = [rule for subject, rule in (
-        ("customer", lambda: _customers(ledger, book, settings, today, tenant_id, daily)),
-        ("agent", lambda: _agents(ledger, book, first, end, settings, tenant_id)),
-        ("run", lambda: _runs(ledger, book, first, end, tenant_id))) if subject in subjects]
-    if len(rules) == 1:
-        return rules[0]()
-    # The subjects' rules read the store apart (each its own transactions): run together, the
-    # rules take the time of the longest, not of all added up (most of it is the database's).
-    with ThreadPoolExecutor(max_workers=len(rules) - 1, thread_name_prefix="tollmeter-leaks") as pool:
-        others = [pool.submit(_exact, rule) for rule in rules[1:]]
-        found = rules[0]()
+    # The rules read the store apart (each read its own transaction): run together, a report
+    # takes the time of the longest, not of all added up (most of it is the database's). The
+    # customer rules run on this thread and hand two reads of theirs to the pool: at most 4
+    # tasks, so none waits for a worker.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="tollmeter-leaks") as pool:
+        others = [pool.submit(_exact, rule) for subject, rule in (
+            ("agent", lambda: _agents(ledger, book, first, end, settings, tenant_id)),
+            ("run", lambda: _runs(ledger, book, first, end, tenant_id))) if subject in subjects]
+        found = _customers(ledger, book, settings, today, tenant_id, daily, pool) if "customer" in subjects else []
         for other in others:
             found += other.result()
     return found
@@ -144,7 +142,7 @@ class _Month:
 
 
 def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: date, tenant_id: str | None,
-               daily: MarginReport | None) -> list[Leak]:
+               daily: MarginReport | None, pool: ThreadPoolExecutor) -> list[Leak]:
     first, end = month_start(today), today + timedelta(days=1)
     month_days = list(days(first, end))
     recent_first = max(first, today - timedelta(days=settings.projection_days - 1))
@@ -153,7 +151,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
         months = _from_days(regrouped(daily, ("tenant", "day"), since, end), tenant_id, month_days, recent_first,
                             settings)
     else:
-        months = _from_sums(ledger, book, settings, first, end, recent_first, tenant_id, month_days)
+        months = _from_sums(ledger, book, settings, first, end, recent_first, tenant_id, month_days, pool)
     chosen = set(months) | set(book.tenants if tenant_id is None else [tenant_id])
     next_month = (first + timedelta(days=32)).replace(day=1)
     found: list[Leak] = []
@@ -217,29 +215,22 @@ def _from_days(daily: MarginReport, tenant_id: str | None, month_days: list[date
 
 
 def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: date, end: date, recent_first: date,
-               tenant_id: str | None, month_days: list[date]) -> dict[str | None, _Month]:
+               tenant_id: str | None, month_days: list[date], pool: ThreadPoolExecutor) -> dict[str | None, _Month]:
     """The customers' figures from sums made by the database: a margin report by tenant for the
     month and one for its recent days; day by day only the customers over their revenue (since
     when) and the days that may be spikes (`Ledger.spike_days`). What a report by tenant and day
     would give, without a row per customer and day (tens of thousands at a month's end)."""
     window = settings.spike_window_days
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tollmeter-leaks") as pool:
-        # the spikes, and the recent days' margin, read meanwhile
-        spikes = pool.submit(ledger.spike_days, first, end, window=window, factor=settings.spike_factor,
-                             least=settings.spike_min_usd, tenant_id=tenant_id)
-        recent = pool.submit(_exact, lambda: margin(ledger, ("tenant",), since=recent_first, until=end,
-                                                    tenant_id=tenant_id, book=book).rows) \
-            if recent_first > first else None
-        out = _from_margins(ledger, book, first, end, recent, tenant_id, month_days)
-        found = spikes.result()
-    for tenant, day, cost, before in sorted(found, key=lambda spike: spike[1], reverse=True):
+    # the spikes, and the recent days' margin, read meanwhile
+    spikes = pool.submit(ledger.spike_days, first, end, window=window, factor=settings.spike_factor,
+                         least=settings.spike_min_usd, tenant_id=tenant_id)
+    recent = pool.submit(lambda: margin(ledger, ("tenant",), since=recent_first, until=end, tenant_id=tenant_id,
+                                        book=book).rows) if recent_first > first else None
+    out = _from_margins(ledger, book, first, end, recent, tenant_id, month_days)
+    for tenant, day, cost, before in sorted(spikes.result(), key=lambda spike: spike[1], reverse=True):
         figures = out.setdefault(tenant, _Month())
-        if figures.spike is not None:  # a later day of it is one
-            continue
-        baseline = before / window
-        # as `_spike` decides it
-        if cost >= settings.spike_min_usd and baseline and cost > settings.spike_factor * baseline:
-            figures.spike = (day, cost, baseline)
+        if figures.spike is None and _is_spike(cost, before / window, settings):  # else a later day is one
+            figures.spike = (day, cost, before / window)
     return out
 
 
@@ -306,11 +297,16 @@ def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings
             continue
         baseline = sum((rows[d].cost_usd for d in _window(day, settings.spike_window_days) if d in rows),
                        _ZERO) / settings.spike_window_days
-        # Without spend before it there is no baseline to be far above: a new customer's first
-        # day is not a spike.
-        if baseline and row.cost_usd > settings.spike_factor * baseline:
+        if _is_spike(row.cost_usd, baseline, settings):
             return day, row.cost_usd, baseline
     return None
+
+
+def _is_spike(cost: Decimal, baseline: Decimal, settings: LeakSettings) -> bool:
+    """Whether a day that cost `cost` is a spike over its window's mean daily cost `baseline`.
+    Without spend before it there is no baseline to be far above: a new customer's first day
+    is not a spike."""
+    return cost >= settings.spike_min_usd and bool(baseline) and cost > settings.spike_factor * baseline
 
 
 @functools.lru_cache(maxsize=256)

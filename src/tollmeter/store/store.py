@@ -265,7 +265,7 @@ class Store:
             with _one_upsert(conn, locks):  # PostgreSQL: locks, spend and rollups in one round trip
                 self.add_spend(conn, totals)
                 _add_fine(conn, self.project, fine)
-            _record_runs(conn, self.project, runs, made=True)  # made by `_add_fine`'s runs' costs
+            _record_runs(conn, self.project, runs)
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -1198,22 +1198,21 @@ def _binders(dialect: Any, table: Any) -> dict[str, Any]:
 
 
 def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Runs met in stored events: created when new (tenant and agent of their first event),
-    their first and last seen times widened."""
+    """Runs met in stored events, whose costs `add_to_rollups` has added (that made their rows):
+    their tenant and agent (of their first event) and first and last seen times widened."""
     _record_runs(conn, project, _tally(rows)[1])
 
 
-def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]], made: bool = False) -> None:
-    """`see_runs` of the runs `_tally` found. `made`: their rows are there already (the
-    runs' costs of the same rows, added by `_add_fine` in this transaction, made them)."""
+def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]]) -> None:
+    """`see_runs` of the runs `_tally` found. Their rows are there already, for `moves_learnt`
+    to lock: every caller has added the same events' costs to their runs first (`_add_fine`,
+    which makes a run's row with its cost)."""
     if not seen:
         return
     t = schema.runs
     items = sorted(seen.items())  # one order for every writer: no deadlocks
     values = [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
                "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items]
-    if not made:  # the rows first: `moves_learnt` locks them
-        conn.execute(_insert(conn, t).on_conflict_do_nothing(index_elements=["project_id", "run_id"]), values)
     moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
     # Tenant, agent and seen times of every run in one statement (an update per run cost most of
     # a batch's write when its events belong to many runs): the rows exist now, so each takes

@@ -148,15 +148,15 @@ def _union(dialect: str, project: str, group_by: Sequence[str], parts: list[Piec
     by keys of few values (model, day, agent...), each piece is grouped first, which leaves
     the union a few rows. A group whose calls add up to 0 was only in pieces taken off
     (every row of a rollup is a call)."""
-    first = not {"tenant_id", "run_id"} & set(group_by)
+    grouped = not {"tenant_id", "run_id"} & set(group_by)
     selects = []
     for source, sign, lo, hi in parts:
         if source == "rundays":  # runs' rows, plus the events of no run: all events less the runs'
-            selects += [_piece(dialect, project, "runs", 1, group_by, lo, hi, tenant_id, first),
-                        _piece(dialect, project, "days", 1, group_by, lo, hi, tenant_id, first),
-                        _piece(dialect, project, "run_days", -1, group_by, lo, hi, tenant_id, first)]
+            selects += [_piece(dialect, project, "runs", 1, group_by, lo, hi, tenant_id, grouped),
+                        _piece(dialect, project, "days", 1, group_by, lo, hi, tenant_id, grouped),
+                        _piece(dialect, project, "run_days", -1, group_by, lo, hi, tenant_id, grouped)]
         else:
-            selects.append(_piece(dialect, project, source, sign, group_by, lo, hi, tenant_id, first))
+            selects.append(_piece(dialect, project, source, sign, group_by, lo, hi, tenant_id, grouped))
     u = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("pieces")
     keys = [u.c[f"k{i}"] for i in range(len(group_by))]
     # as the database gives them (Decimal or SQLite's decimal text; counts as numbers): made
