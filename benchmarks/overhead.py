@@ -160,6 +160,57 @@ def repeated(fn, meter: Meter, tenants, calls: int, repeat: int) -> None:
         print(line)
 
 
+def stream_lengths(meter: Meter, lengths: tuple[int, int], pairs: int, repeat: int) -> None:
+    """A stream's added time split into its fixed part and its part per chunk: streams of two
+    lengths, bare and metered alternating (as in `alternate`, the order flipped every pair), both
+    lengths in the same minutes (more pairs of the short one, which costs less). Per chunk = the difference of the two lengths' added times over
+    the difference of their chunk counts (the marginal cost of one more chunk); fixed = the short
+    stream's added time less its chunks at that rate (the cost at zero chunks: starting the call,
+    the reader, the hooks, recording it). Each of `repeat` rounds gives one estimate of each;
+    printed: every round, then the median and range over the rounds."""
+    short, long = lengths
+    short_per_long = max(1, min(20, long // short))  # short streams are cheap: more of them
+    clients = {n: make_client(n - 1) for n in lengths}  # n - 1 content chunks and the finish chunk
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+
+    def stream_of(n):
+        client = clients[n]
+
+        def streamed():
+            for _ in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True,
+                                                    stream_options={"include_usage": True}):
+                pass
+        return streamed
+
+    calls = {n: stream_of(n) for n in lengths}
+    for n in lengths:
+        for _ in range(5):
+            calls[n]()
+    print(f"\nstreams of {short} and {long} chunks, alternating, {pairs} pairs of {long} and {pairs * short_per_long} "
+          f"of {short} per round, {repeat} rounds:")
+    print(f"{'round':<8}{'added ' + str(short):>12}{'added ' + str(long):>12}{'per chunk':>11}{'fixed':>9}"
+          f"{'bare ' + str(long):>12}")
+    per_chunk, fixed = [], []
+    for r in range(repeat):
+        times: dict[tuple[int, bool], list[float]] = {(n, m): [] for n in lengths for m in (False, True)}
+        for i in range(pairs):
+            for j in range(1 + short_per_long):
+                n = long if j == 0 else short
+                order = (False, True) if (i + j) % 2 == 0 else (True, False)
+                for metered in order:
+                    meter.instrumenting = metered
+                    times[n, metered].append(timed(calls[n]))
+        meter.instrumenting = True
+        added = {n: statistics.median(times[n, True]) - statistics.median(times[n, False]) for n in lengths}
+        rate = (added[long] - added[short]) / (long - short)
+        per_chunk.append(rate)
+        fixed.append(added[short] - short * rate)
+        print(f"{r + 1:<8}{added[short]:>12.2f}{added[long]:>12.2f}{rate:>11.3f}{fixed[-1]:>9.2f}"
+              f"{statistics.median(times[long, False]):>12.1f}")
+    print(f"per chunk: {statistics.median(per_chunk):.3f} µs ({min(per_chunk):.3f} to {max(per_chunk):.3f}); "
+          f"fixed per stream: {statistics.median(fixed):.2f} µs ({min(fixed):.2f} to {max(fixed):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
@@ -171,6 +222,13 @@ def main() -> None:
     parser.add_argument("--small", type=float, default=40.0, help="the monthly limit of the small tenant, USD")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time calls by the wall clock or by the calling thread's CPU time")
+    parser.add_argument("--lengths", default="11,1001",
+                        help="the two stream lengths (chunks) whose difference gives the cost per chunk")
+    parser.add_argument("--stream-pairs", type=int, default=20,
+                        help="bare/metered pairs of each length per round of the per-chunk split")
+    parser.add_argument("--stream-rounds", type=int, default=5, help="rounds of the per-chunk split")
+    parser.add_argument("--only", choices=("plain", "streams"),
+                        help="only the non-streamed cases (and --repeat), or only the stream cases")
     args = parser.parse_args()
     global clock
     clock = time.thread_time_ns if args.clock == "cpu" else time.perf_counter_ns
@@ -207,20 +265,26 @@ def main() -> None:
         print(f"{name:<46}{b:>9.1f}{m:>9.1f}{(m - b) / per:>10.2f}{m / b:>7.3f}{p99(bare):>10.1f}{p99(metered):>9.1f}")
 
     tenants = (("acme", "no limit"), ("acme-limited", "with a limit"), ("acme-small", f"with a ${args.small:g} limit"))
-    for tenant, label in tenants:
-        token = meter.set_tenant(tenant)
-        for _ in range(200):  # the tenant's first calls (the store is asked once, then memory)
-            plain()
-        row(f"non-streamed, {label}, alternating", *alternate(plain, meter, args.calls))
-        row(f"non-streamed, {label}, unpatched vs patched", *blocks(plain, meter, args.calls))
+    if args.only != "streams":
+        for tenant, label in tenants:
+            token = meter.set_tenant(tenant)
+            for _ in range(200):  # the tenant's first calls (the store is asked once, then memory)
+                plain()
+            row(f"non-streamed, {label}, alternating", *alternate(plain, meter, args.calls))
+            row(f"non-streamed, {label}, unpatched vs patched", *blocks(plain, meter, args.calls))
+            meter.reset_tenant(token)
+    if args.only != "plain":
+        token = meter.set_tenant("acme")
+        stream_calls = max(100, args.calls // 10)
+        row(f"streamed, per chunk of {chunks}, alternating", *alternate(streamed_with_usage, meter, stream_calls),
+            per=chunks)
+        row(f"streamed, per chunk of {chunks}, unpatched vs patched",
+            *blocks(streamed_with_usage, meter, stream_calls), per=chunks)
+        row("streamed + usage chunk asked for us", *blocks(streamed, meter, stream_calls))
+        short, long = (int(n) for n in args.lengths.split(","))
+        stream_lengths(meter, (short, long), args.stream_pairs, args.stream_rounds)
         meter.reset_tenant(token)
-    token = meter.set_tenant("acme")
-    stream_calls = max(100, args.calls // 10)
-    row("streamed, per chunk, alternating", *alternate(streamed_with_usage, meter, stream_calls), per=chunks)
-    row("streamed, per chunk, unpatched vs patched", *blocks(streamed_with_usage, meter, stream_calls), per=chunks)
-    row("streamed + usage chunk asked for us", *blocks(streamed, meter, stream_calls))
-    meter.reset_tenant(token)
-    if args.repeat > 1:
+    if args.repeat > 1 and args.only != "streams":
         repeated(plain, meter, tenants, args.calls, args.repeat)
     print(f"wrapper stepping aside: {wrapper_floor(meter):.2f} µs per call")
     assert meter.flush(60)

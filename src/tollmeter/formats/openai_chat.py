@@ -232,6 +232,20 @@ def chunk_reader(call: Call, *, head: Callable[[Call, Any], None] = read_head,
         try:
             choices = chunk.choices
             usage = chunk.usage
+            if usage is None and started and deltas and len(choices) == 1:
+                # The common chunk, a content delta after the first: nothing to keep when its one
+                # choice has no finish and no tool call (what the general path below would find).
+                choice = choices[0]
+                if choice.finish_reason is None and not choice.delta.tool_calls:
+                    if shown is None:
+                        return True
+                    if shown is hide_asked_usage:  # inlined: "usage": null, unset
+                        try:
+                            chunk.__pydantic_fields_set__.discard("usage")
+                        except AttributeError:  # not a pydantic 2 model: nothing to unset
+                            pass
+                        return True
+                    return shown(chunk)
             tools = 0
             reason = None
             if choices:
