@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from ..money import EXACT, usd_text
 from .margin import MarginReport, margin, regrouped
-from .plans import PlanError, money
+from .plans import UNPAID_OUTCOMES, PlanError, money
 from .revenue import PlanBook, days, month_start, recurring_shares, recurring_total, unit_revenue
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | No
                 if model == "per_resolution":
                     free.add(tenant)
     candidates = ledger.costly_runs(first, end, over=least, free=sorted(free),
-                                    free_outcomes=("escalated", "failed"), tenant_id=tenant_id)
+                                    free_outcomes=UNPAID_OUTCOMES, tenant_id=tenant_id)
     over: list[tuple[dict[str, Any], Decimal]] = []
     for run in sorted(candidates, key=lambda r: r["run_id"]):
         if run["revenue_usd"] is not None:

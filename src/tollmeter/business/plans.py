@@ -22,6 +22,8 @@ from ..rules import BAD_TEXT
 
 PRICING_MODELS = ("per_unit", "per_resolution", "usage_based", "per_seat", "flat", "hybrid")
 OUTCOMES = ("resolved", "escalated", "failed")
+#: The outcomes but "resolved": under a per_resolution plan, a run of these earns nothing.
+UNPAID_OUTCOMES = ("escalated", "failed")
 
 #: The amounts each model needs (at least one of a tuple inside).
 _REQUIRED: dict[str, tuple[Any, ...]] = {

@@ -26,11 +26,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator
 
+from ..business.plans import UNPAID_OUTCOMES
 from ..events import EVENT_FIELDS, USAGE_FIELDS, EventField, Kind
 
 metadata = MetaData()
@@ -279,6 +281,19 @@ runs = Table(
     #: The runs active in a range, with ix_runs_resolved (the leak rule on runs).
     Index("ix_runs_seen", "project_id", "last_seen"),
 )
+# The leak rule on runs reads the runs that may cost more than they earn, not all of a month's
+# (PostgreSQL, where NUMERIC orders; SQLite's decimal text would not): those past a cost, those
+# past their given revenue, and the escalated or failed ones with a cost (a per_resolution
+# run of those earns nothing). A run's row is updated once per batch of its events, seen times
+# and cost together, and its seen time is indexed already: these add an entry to that update.
+COSTLY_RUN_INDEXES = (
+    Index("ix_runs_cost", runs.c.project_id, runs.c.cost_usd),
+    Index("ix_runs_over_given", runs.c.project_id, runs.c.last_seen,
+          postgresql_where=runs.c.cost_usd > runs.c.revenue_usd),
+    Index("ix_runs_free", runs.c.project_id, runs.c.last_seen,
+          postgresql_where=and_(runs.c.outcome.in_(UNPAID_OUTCOMES), runs.c.cost_usd > 0)))
+for _index in COSTLY_RUN_INDEXES:
+    _index.ddl_if(dialect="postgresql")
 
 
 def _measures() -> list[Column[Any]]:

@@ -23,10 +23,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, inspect, or_, select,
                         text, update)
-from sqlalchemy import String, cast, literal_column, null
+from sqlalchemy import Column, String, cast, literal_column, null
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import visitors
 
 from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
@@ -80,10 +81,11 @@ def _int_add(a: Any, b: Any) -> Any:
 
 
 def _decimal_add(a: Any, b: Any) -> str | None:
-    """SQLite's `decimal_add(a, b)`: exact sum of two decimal texts (NULL counts as 0)."""
+    """SQLite's `decimal_add(a, b)`: exact sum of two decimal texts (NULL counts as 0), in
+    whatever decimal context the thread that wrote the statement has."""
     if a is None and b is None:
         return None
-    return format(Decimal(str(a or 0)) + Decimal(str(b or 0)), "f")
+    return format(EXACT.add(Decimal(str(a or 0)), Decimal(str(b or 0))), "f")
 
 
 class _DecimalSum:
@@ -262,10 +264,11 @@ class Store:
             for (tenant, hour), cost in hourly.items():
                 for period in period_keys(hour):
                     totals[(tenant, period)] = EXACT.add(totals.get((tenant, period), _ZERO), cost)
+            run_costs: dict[tuple[Any, ...], list[Any]] = {}
             with _one_upsert(conn, locks):  # PostgreSQL: locks, spend and rollups in one round trip
                 self.add_spend(conn, totals)
-                _add_fine(conn, self.project, fine)
-            _record_runs(conn, self.project, runs)
+                _add_fine(conn, self.project, fine, run_costs=run_costs)
+            _record_runs(conn, self.project, runs, run_costs)  # the runs' costs with their seen times
             settle = {lease_id: Decimal(amount) for lease_id, amount in (settlements or {}).items()}
             for event_id in inserted if event_leases else ():
                 lease_id, cost = event_leases.get(event_id), by_id[event_id].get("cost_usd")
@@ -872,15 +875,23 @@ def _copy_layout() -> tuple[list[str], list[str], Any, list[int]]:
 
 def _create_missing_indexes(engine: Engine) -> None:
     """The indexes a table made by an older version lacks (`create_all` makes only missing
-    tables): what a migration adds on a server. The events table is left to partitions.py."""
+    tables): what a migration adds on a server. The events table is left to partitions.py, and
+    an index on columns the table lacks (or only on another database) to the migrations."""
     with engine.begin() as conn:
         have = inspect(conn)
         for table in schema.metadata.sorted_tables:
             if table is schema.events or not table.indexes:
                 continue
             names = {i["name"] for i in have.get_indexes(table.name)}
+            columns = {c["name"] for c in have.get_columns(table.name)}
             for index in table.indexes:
-                if index.name not in names:
+                if index.name in names or (index in schema.COSTLY_RUN_INDEXES and conn.dialect.name != "postgresql"):
+                    continue
+                used = {c.name for c in index.columns}
+                where = index.dialect_options["postgresql"]["where"]
+                if where is not None:
+                    used |= {c.name for c in visitors.iterate(where) if isinstance(c, Column)}
+                if used <= columns:
                     index.create(conn)
 
 
@@ -1047,8 +1058,11 @@ def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], lis
     return fine, seen
 
 
-def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[Any]], sign: int = 1) -> None:
-    """The rollups' rows from `_tally`'s sums, added (`sign=-1`: taken out)."""
+def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[Any]], sign: int = 1,
+              run_costs: dict[tuple[Any, ...], list[Any]] | None = None) -> None:
+    """The rollups' rows from `_tally`'s sums, added (`sign=-1`: taken out). `run_costs` (a dict
+    to fill): the runs' costs are put there, for `_record_runs` to add with their seen times
+    (one update of a run's row per batch, not two), and only their missing rows are made."""
     none = schema.NONE_KEY
     with localcontext(EXACT):  # sums of costs, as in _tally
         merged: dict[tuple[Any, ...], list[Any]] = {}
@@ -1084,11 +1098,16 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
                {k: tuple(v) for k, v in per_tenant.items()}, names)
     accumulate(conn, project, schema.run_usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                {k: tuple(v) for k, v in of_runs.items()}, names)
-    accumulate(conn, project, schema.runs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()}, ("cost_usd",))
     accumulate(conn, project, schema.usage_hourly, ("hour", *schema.USAGE_KEYS),
                {k: tuple(v) for k, v in hourly.items()}, names)
     accumulate(conn, project, schema.usage_daily, ("day", *schema.USAGE_KEYS),
                {k: tuple(v) for k, v in daily.items()}, names)
+    # The runs last, by every writer (`add_events` locks them after these, in `moves_learnt`).
+    if run_costs is None:
+        accumulate(conn, project, schema.runs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()}, ("cost_usd",))
+    else:
+        run_costs.update(run_cost)
+        accumulate(conn, project, schema.runs, ("run_id",), dict.fromkeys(run_cost, ()), ())
 
 
 def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
@@ -1130,7 +1149,8 @@ def accumulate(conn: Connection, project: str, table: Any, keys: Sequence[str],
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} (project_id, {', '.join([*keys, *measures])}) VALUES "
         f"(?, {', '.join('?' for _ in (*keys, *measures))}) "
-        f"ON CONFLICT (project_id, {', '.join(keys)}) DO UPDATE SET {added}", rows)
+        f"ON CONFLICT (project_id, {', '.join(keys)}) " + (f"DO UPDATE SET {added}" if measures else "DO NOTHING"),
+        rows)
     if _int_overflow.hit:
         raise OverflowError(f"a total of {table.name} would pass 2^63 - 1")
 
@@ -1142,7 +1162,7 @@ def _upsert_sql(table: Any, keys: Sequence[str], measures: Sequence[str], rows: 
     added = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
     return (f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM json_populate_recordset("
             f"NULL::{table.name}, CAST({rows} AS json)) {where} ON CONFLICT (project_id, {', '.join(keys)}) "
-            f"DO UPDATE SET {added}")
+            + (f"DO UPDATE SET {added}" if measures else "DO NOTHING"))
 
 
 #: `conn.info` key of the upserts `_one_upsert` is collecting.
@@ -1203,29 +1223,38 @@ def see_runs(conn: Connection, project: str, rows: Iterable[Mapping[str, Any]]) 
     _record_runs(conn, project, _tally(rows)[1])
 
 
-def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]]) -> None:
-    """`see_runs` of the runs `_tally` found. Their rows are there already, for `moves_learnt`
-    to lock: every caller has added the same events' costs to their runs first (`_add_fine`,
-    which makes a run's row with its cost)."""
+def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]],
+                 costs: Mapping[tuple[Any, ...], Sequence[Any]] | None = None) -> None:
+    """`see_runs` of the runs `_tally` found, and their `costs` added ({(run id,): [cost]},
+    from `_add_fine`'s `run_costs`) when given. Their rows are there already, for
+    `moves_learnt` to lock: every caller has been through `_add_fine` with the same events
+    (which makes a run's row)."""
     if not seen:
         return
     t = schema.runs
     items = sorted(seen.items())  # one order for every writer: no deadlocks
     values = [{"project_id": project, "run_id": run_id, "tenant_id": tenant, "agent_id": agent,
                "first_seen": first, "last_seen": last} for run_id, (tenant, agent, first, last) in items]
+    if costs is not None:
+        for row in values:
+            row["cost_usd"] = costs.get((row["run_id"],), (_ZERO,))[0]
     moves = outcomes.moves_learnt(conn, project, ((run_id, tenant, agent) for run_id, (tenant, agent, _, _) in items))
     # Tenant, agent and seen times of every run in one statement (an update per run cost most of
     # a batch's write when its events belong to many runs): the rows exist now, so each takes
     # the DO UPDATE.
     stmt = _insert(conn, t)
     new = stmt.excluded
-    conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_={
+    changes = {
         "tenant_id": func.coalesce(t.c.tenant_id, new.tenant_id),
         "agent_id": func.coalesce(t.c.agent_id, new.agent_id),
         "first_seen": case((or_(t.c.first_seen.is_(None), t.c.first_seen > new.first_seen), new.first_seen),
                            else_=t.c.first_seen),
         "last_seen": case((or_(t.c.last_seen.is_(None), t.c.last_seen < new.last_seen), new.last_seen),
-                          else_=t.c.last_seen)}), values)
+                          else_=t.c.last_seen)}
+    if costs is not None:  # exact on both: NUMERIC, and SQLite's decimal text added by decimal_add
+        changes["cost_usd"] = (t.c.cost_usd + new.cost_usd if conn.dialect.name == "postgresql"
+                               else func.decimal_add(t.c.cost_usd, new.cost_usd))
+    conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_=changes), values)
     accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
 
 
