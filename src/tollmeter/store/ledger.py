@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, text as sql_text, update
+from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, text as sql_text, union_all, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -233,8 +233,8 @@ class Ledger:
         at resolve time, over `over[tenant]` for the others of the tenants in `over` (the least
         a run of that tenant can earn), and over zero for the runs of the tenants `free` with an
         outcome in `free_outcomes`. One read of the runs active in the range (their costs are
-        kept on them), so its cost grows with the month's runs, not the history's; the caller
-        decides exactly."""
+        kept on them); the caller decides exactly. On PostgreSQL the rows read are only those
+        of such runs (found by `schema.runs`' indexes), not every run of the range."""
         r = schema.runs
         start, stop = _midnight(first), _midnight(end)
         with self.store.report() as conn:
@@ -255,14 +255,19 @@ class Ledger:
                 chosen.append(and_(r.c.revenue_usd.is_(None), r.c.tenant_id.in_(sorted(tenants)), above(least)))
             if free and free_outcomes:
                 chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
-            query = select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at, r.c.first_seen,
-                           r.c.last_seen, r.c.cost_usd).where(
-                r.c.project_id == self.project, or_(*chosen),
-                or_(and_(r.c.last_seen >= start, r.c.first_seen < stop),
-                    and_(r.c.resolved_at >= start, r.c.resolved_at < stop)))
-            if tenant_id is not None:
-                query = query.where(r.c.tenant_id == tenant_id)
-            rows = conn.execute(query).all()
+            # The runs with events in the range, or resolved in it: three disjoint parts, each
+            # found by index (schema.runs) for each way of being costly (`chosen`, a BitmapOr
+            # on PostgreSQL): events in the range; resolved in it after them; resolved in it
+            # before them (a run with no event costs nothing: never chosen).
+            resolved = and_(r.c.resolved_at >= start, r.c.resolved_at < stop)
+            parts = [and_(r.c.last_seen >= start, r.c.first_seen < stop),
+                     and_(resolved, r.c.last_seen < start),
+                     and_(resolved, r.c.last_seen >= stop, r.c.first_seen >= stop)]
+            picked = [select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at,
+                             r.c.first_seen, r.c.last_seen, r.c.cost_usd).where(
+                r.c.project_id == self.project, or_(*chosen), part,
+                *([r.c.tenant_id == tenant_id] if tenant_id is not None else [])) for part in parts]
+            rows = conn.execute(union_all(*picked)).all()
         names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "first_seen", "last_seen", "cost_usd")
         return [dict(zip(names, row)) for row in rows]
 

@@ -278,19 +278,20 @@ runs = Table(
     #: rule on runs reads the month's runs and their costs from this table alone.
     Column("cost_usd", Money, nullable=False, server_default="0"),
     Index("ix_runs_resolved", "project_id", "resolved_at"),
-    #: The runs active in a range, with ix_runs_resolved (the leak rule on runs).
+    #: The runs active in a range, with ix_runs_resolved (the leak rule on runs, on SQLite).
     Index("ix_runs_seen", "project_id", "last_seen"),
 )
-# The leak rule on runs reads the runs that may cost more than they earn, not all of a month's
-# (PostgreSQL, where NUMERIC orders; SQLite's decimal text would not): those past a cost, those
-# past their given revenue, and the escalated or failed ones with a cost (a per_resolution
-# run of those earns nothing). A run's row is updated once per batch of its events, seen times
-# and cost together, and its seen time is indexed already: these add an entry to that update.
+#: PostgreSQL: the runs that may cost more than they earn, for the leak rule on runs (it reads
+#: their rows, not every run of a month): past a cost (found in the index with their last seen
+#: time, so that the rows read are those of the range), past their given revenue, and
+#: escalated or failed with a cost (such a run earns nothing under a per_resolution plan). A
+#: run's row is updated once per batch of its events, its last seen time with its cost: an
+#: update that changes an indexed column already, and adds an entry to each index.
 COSTLY_RUN_INDEXES = (
-    Index("ix_runs_cost", runs.c.project_id, runs.c.cost_usd),
+    Index("ix_runs_cost", runs.c.project_id, runs.c.cost_usd, runs.c.last_seen),
     Index("ix_runs_over_given", runs.c.project_id, runs.c.last_seen,
           postgresql_where=runs.c.cost_usd > runs.c.revenue_usd),
-    Index("ix_runs_free", runs.c.project_id, runs.c.last_seen,
+    Index("ix_runs_unpaid", runs.c.project_id, runs.c.last_seen,
           postgresql_where=and_(runs.c.outcome.in_(UNPAID_OUTCOMES), runs.c.cost_usd > 0)))
 for _index in COSTLY_RUN_INDEXES:
     _index.ddl_if(dialect="postgresql")

@@ -1,8 +1,7 @@
-"""PostgreSQL: the runs that may cost more than they earn, indexed (`ix_runs_cost`,
-`ix_runs_over_given`, `ix_runs_free`; see `schema.runs`): the leak rule on runs read every run
-active in the month (a month's end: half a million rows, 70 ms), now those past the least a
-run earns (tens of thousands at most). SQLite keeps its decimal text, which does not order
-as numbers: nothing changes there.
+"""PostgreSQL: the runs that may cost more than they earn, found by index
+(`schema.COSTLY_RUN_INDEXES`): the leak rule on runs read every run active in the month (at a
+month's end half a million rows, 70 ms); now the rows of those past the least a run earns.
+SQLite keeps its decimal text, which does not order as numbers: nothing changes there.
 
 Revision ID: 0009
 Revises: 0008
@@ -34,7 +33,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_context().dialect.name != "postgresql":
-        return
-    for index in schema.COSTLY_RUN_INDEXES:
-        op.drop_index(index.name, table_name="runs")
+    if op.get_context().dialect.name == "postgresql":
+        for index in schema.COSTLY_RUN_INDEXES:
+            op.drop_index(index.name, table_name="runs")
