@@ -154,6 +154,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
         months = _from_sums(ledger, book, settings, first, end, recent_first, tenant_id, month_days, pool)
     chosen = set(months) | set(book.tenants if tenant_id is None else [tenant_id])
     next_month = (first + timedelta(days=32)).replace(day=1)
+    rest = list(days(today + timedelta(days=1), next_month))  # the days a projection extends to
     found: list[Leak] = []
     for tenant in sorted(chosen, key=lambda t: (t is None, t or "")):
         figures = months.get(tenant) or _Month()
@@ -166,7 +167,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
                               f"since {_day_text(figures.crossed)}",
                               {"cost_usd": cost, "revenue_usd": revenue, "margin_usd": revenue - cost}))
         elif has_plan:
-            projected = _projection(book, tenant, figures, recent_first, today, next_month)
+            projected = _projection(book, tenant, figures, recent_first, today, rest)
             if projected is not None:
                 crosses_on, month_cost, month_revenue = projected
                 found.append(Leak("projected_over_revenue", "customer", tenant, tenant, today,
@@ -270,7 +271,7 @@ def _crossed(rows: dict[date, Any], month_days: list[date]) -> date | None:
 
 
 def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date, today: date,
-                next_month: date) -> tuple[date, Decimal, Decimal] | None:
+                rest: list[date]) -> tuple[date, Decimal, Decimal] | None:
     """At the recent days' mean daily cost and revenue (recurring fees aside: those follow their
     schedule), the day this month its running cost passes its running revenue, and the month's
     projected cost and revenue; None when it does not."""
@@ -279,8 +280,9 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
     revenue_rate = (figures.recent_revenue - recurring_total(book, tenant, recent_first, today + timedelta(days=1))) / length
     if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
         return None
-    rest = days(today + timedelta(days=1), next_month)
-    shares = recurring_shares(book, tenant, today + timedelta(days=1), next_month)
+    if not rest:
+        return None
+    shares = recurring_shares(book, tenant, rest[0], rest[-1] + timedelta(days=1))
     running_cost, running_revenue, crosses = figures.cost, figures.revenue, None
     for day, share in zip(rest, shares):
         running_cost += cost_rate
