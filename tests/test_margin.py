@@ -849,6 +849,8 @@ def test_leak_projected_over_revenue(store, ledger):
     assert (leak.subject_id, leak.since, leak.numbers["crosses_on"]) == ("globex", TODAY, day(12))
     assert (leak.numbers["cost_usd"], leak.numbers["revenue_usd"]) == (D("9.5"), D(10))
     assert leak.numbers["projected_revenue_usd"] == D(30)  # 10 + 20 days x 1.00
+    # 9.50 + 20 x 9.50 / 7, a mean carried on: given at the store's precision, 15 decimals
+    assert leak.to_dict()["numbers"]["projected_cost_usd"] == "36.642857142857143"
     assert "2025-04-12" in leak.message
     assert flags(found, "cost_over_revenue") == []
     # margin 0.50 / 10.00 = 5% is below the default floor of 20% too
@@ -937,6 +939,16 @@ def test_leak_cost_spike(store, ledger):
     # the window is one too: over the 2 days before Apr 10, spiky's mean is 1.00 still
     found = flags(ledger.leaks(LeakSettings(spike_window_days=2), today=TODAY), "cost_spike")
     assert [f.subject_id for f in found] == ["spiky"]
+
+
+def test_a_spike_baseline_is_given_at_the_stores_precision(store, ledger):
+    # odd: 1.00, 1.00 and 2.00 on the 3 days before Apr 10, then 5.00: over 3 x its mean of
+    # 4.00 / 3 = 1.333..., which the flag gives to 15 decimals (the rule compares it exactly)
+    add(store, *(event(TODAY - timedelta(days=n), cost, tenant="odd") for n, cost in ((3, "1"), (2, "1"), (1, "2"))))
+    add(store, event(TODAY, "5", tenant="odd"))
+    [leak] = flags(ledger.leaks(LeakSettings(spike_window_days=3), today=TODAY), "cost_spike")
+    assert leak.to_dict()["numbers"]["baseline_usd"] == "1.333333333333333"
+    assert leak.message.endswith("3.8x its daily mean of $1.33 over the 3 days before")
 
 
 def test_no_leaks_for_a_healthy_customer(store, ledger):
