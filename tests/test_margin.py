@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tollmeter.money import EXACT
 from tollmeter import Meter, MeterConfig, Plan, PlanError
 from tollmeter.business.leaks import LeakSettings
-from tollmeter.business.margin import GROUPS, period_label
+from tollmeter.business.margin import GROUPS, MarginRow, period_label
 from tollmeter.store.ledger import Ledger, RunAlreadyResolved
 from tollmeter.store.store import Store
 
@@ -96,6 +96,8 @@ def test_per_unit_earns_for_every_resolved_run_whatever_its_outcome(store, ledge
     assert (total.runs, total.resolved, total.escalated, total.failed) == (3, 1, 1, 1)
     assert total.resolution_rate == D("0.3333")  # 1 of 3
     assert total.cost_per_resolved_run == D("2.10")  # all the cost / 1 resolved run
+    # over 9 resolved runs the quotient repeats: given at the store's precision, 15 decimals
+    assert MarginRow({}, cost_usd=D("2.10"), resolved=9).to_dict()["cost_per_resolved_run_usd"] == "0.233333333333333"
     # by day: the revenue of a run is on the day it was resolved
     days = by(ledger.margin("day", since=APR, until=MAY), "day")
     assert {d: (r.revenue_usd, r.cost_usd) for d, r in days.items()} == {

@@ -10,6 +10,16 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 EXACT = Context(prec=100)
 
 
+#: The store's precision of amounts: NUMERIC(30, 15).
+PLACES = Decimal("1e-15")
+
+
+def at_places(value: Decimal) -> Decimal:
+    """A derived amount (a mean, a share, a projection: a division, up to 100 digits in
+    `EXACT`) at the store's precision, for what is shown; rules compare the exact value."""
+    return value.quantize(PLACES, rounding=ROUND_HALF_EVEN, context=EXACT)
+
+
 def usd_text(amount: Decimal | None) -> str:
     """For people: `$1,234.57`, `-$0.72`, and small amounts to the millionth (`$0.000226`)
     rather than a misleading `$0.00`; `-` for none."""

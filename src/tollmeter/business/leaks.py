@@ -23,10 +23,10 @@ import functools
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from ..money import EXACT, usd_text
+from ..money import EXACT, at_places, usd_text
 from .margin import MarginReport, margin, regrouped
 from .plans import UNPAID_OUTCOMES, PlanError, money
 from .revenue import PlanBook, days, month_start, recurring_shares, recurring_total, unit_revenue
@@ -173,8 +173,8 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
                 found.append(Leak("projected_over_revenue", "customer", tenant, tenant, today,
                                   f"{label} will cost more than its plan brings in by {crosses_on} at its "
                                   f"current daily rate", {"cost_usd": cost, "revenue_usd": revenue,
-                                                          "projected_cost_usd": _amount(month_cost),
-                                                          "projected_revenue_usd": _amount(month_revenue),
+                                                          "projected_cost_usd": at_places(month_cost),
+                                                          "projected_revenue_usd": at_places(month_revenue),
                                                           "crosses_on": crosses_on}))
         if revenue and (revenue - cost) / revenue * 100 < settings.margin_floor_pct and cost <= revenue:
             pct = ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
@@ -188,7 +188,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
                       f" over the {settings.spike_window_days} days before")
             found.append(Leak("cost_spike", "customer", tenant, tenant, day,
                               f"{label} spent ${_money(day_cost)} on {day}, {before}",
-                              {"cost_usd": day_cost, "baseline_usd": _amount(baseline), "factor": settings.spike_factor}))
+                              {"cost_usd": day_cost, "baseline_usd": at_places(baseline), "factor": settings.spike_factor}))
     return found
 
 
@@ -399,16 +399,6 @@ def _one_day(run: dict[str, Any]) -> date | None:
         return None
     day = _utc_day(run["first_seen"])
     return day if _utc_day(run["last_seen"]) == day else None
-
-
-def _amount(value: Decimal) -> Decimal:
-    """A mean or a projection (a division: up to 100 digits in the exact context) at the
-    store's precision of amounts, 15 decimals, for the flag's numbers; the rules compare the
-    exact value."""
-    return value.quantize(_PLACES, rounding=ROUND_HALF_EVEN)
-
-
-_PLACES = Decimal("1e-15")
 
 
 def _money(value: Decimal) -> str:

@@ -16,7 +16,7 @@ from decimal import Decimal, localcontext
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence
 
-from ..money import EXACT
+from ..money import EXACT, at_places
 from .plans import PlanError
 from .revenue import (PlanBook, changes_within, counted_revenues, days, month_start, monthly_fee, recurring,
                       recurring_total, run_revenues, usage_revenue)
@@ -71,8 +71,8 @@ class MarginRow:
     @property
     def cost_per_resolved_run(self) -> Decimal | None:
         """All of the group's cost divided by its successfully resolved runs: what one
-        resolution costs, everything included (None without one)."""
-        return EXACT.divide(self.cost_usd, self.resolved) if self.resolved else None
+        resolution costs, everything included (None without one), at the store's precision."""
+        return at_places(EXACT.divide(self.cost_usd, self.resolved)) if self.resolved else None
 
     def add(self, other: MarginRow) -> None:
         self.revenue_usd = EXACT.add(self.revenue_usd, other.revenue_usd)
