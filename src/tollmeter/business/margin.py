@@ -299,12 +299,18 @@ def _cohorts(ledger: Ledger, book: PlanBook, groups: Sequence[str], first: date,
     each_day = sorted(by_day)
     if len(under) > _PLAN_COHORTS:
         each_day = sorted(priced_by_usage)
-    else:
-        out += [(plan, _pieces(rows(tenants=tenants, by_tenant=False), keys)) for plan, tenants in under.items()]
+        under = {}
     if each_day:
         out.append((_EACH_DAY, _pieces(rows(tenants=each_day, by_day=True), keys)))
-    out.append((None, _pieces(rows(exclude=sorted(priced_by_usage), by_tenant=False), keys)))
-    return out
+    if not under:
+        out.append((None, _pieces(rows(exclude=sorted(priced_by_usage), by_tenant=False), keys)))
+        return out
+    # The plans' cohorts and the customers whose usage earns nothing: one read, a cohort each.
+    rules = [*under, None]
+    pieces: list[list[UsagePiece]] = [[] for _ in rules]
+    for row in rows(exclude=each_day, by_tenant=False, cohorts=list(under.values())):
+        pieces[row[0]].append(row[1:])
+    return out + [(rule, _pieces(found, keys)) for rule, found in zip(rules, pieces)]
 
 
 def _summed(rows: list[MarginRow]) -> MarginRow:

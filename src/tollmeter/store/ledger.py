@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Float, Text, and_, cast, func, null, or_, select, text as sql_text, union_all, update
+from sqlalchemy import Float, Text, and_, case, cast, func, null, or_, select, text as sql_text, union_all, update
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -354,14 +354,23 @@ class Ledger:
 
     def usage_rows(self, first: date, end: date, keys: Sequence[str], *, runs: bool = False, of_runs: bool = False,
                    tenant_id: str | None = None, by_day: bool = True, tenants: Sequence[str] | None = None,
-                   exclude: Sequence[str] | None = None, by_tenant: bool = True) -> list[tuple[Any, ...]]:
+                   exclude: Sequence[str] | None = None, by_tenant: bool = True,
+                   cohorts: Sequence[Sequence[str]] | None = None) -> list[tuple[Any, ...]]:
         """`usage` as tuples: (tenant_id, day, *keys, *ROLLUP_MEASURES), made by the database
         (a month of a few hundred customers is tens of thousands of rows); not grouped by
-        tenant when not `by_tenant` (tenant_id None)."""
+        tenant when not `by_tenant` (tenant_id None). `cohorts` (lists of tenants, without a
+        tenant key): summed apart in the same read, each row led by its cohort's index, the
+        tenants of none of them last (index len(cohorts))."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
-        group = [*([table.c.tenant_id] if by_tenant else []), *([table.c.day] if by_day else []),
+        cohort = []
+        if cohorts is not None:
+            if by_tenant or not all(cohorts):
+                raise ValueError("cohorts are lists of tenants, summed without a tenant key")
+            cohort = [case(*((table.c.tenant_id.in_(list(members)), i) for i, members in enumerate(cohorts)),
+                           else_=len(cohorts))]
+        group = [*cohort, *([table.c.tenant_id] if by_tenant else []), *([table.c.day] if by_day else []),
                  *(table.c[k] for k in keys)]
         # Grouped by the table's own key, each group is one row: read as stored (no SUM, which
         # on SQLite adds money in Python).
@@ -373,8 +382,8 @@ class Ledger:
             measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
                         for m in schema.ROLLUP_MEASURES]
         none = schema.NONE_KEY  # "none" read as NULL
-        shown = [func.nullif(table.c.tenant_id, none) if by_tenant else null(), table.c.day if by_day else null(),
-                 *(func.nullif(table.c[k], none) for k in keys)]
+        shown = [*cohort, func.nullif(table.c.tenant_id, none) if by_tenant else null(),
+                 table.c.day if by_day else null(), *(func.nullif(table.c[k], none) for k in keys)]
         query = select(*shown, *measures).where(
             table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
         if tenant_id is not None:
