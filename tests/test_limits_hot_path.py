@@ -177,6 +177,7 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
 
     if not wake:
         monkeypatch.setattr(guard_module, "WAKE_CALLS", 0)
+        monkeypatch.setattr(guard_module, "WAKE_BEFORE", 1)  # the same line, as the first look reads it
     meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
     meter.patch_all()
     http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)

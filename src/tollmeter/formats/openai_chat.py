@@ -378,51 +378,61 @@ def _chat_cap(kw: Mapping) -> int | None:
     return cap
 
 
-def _plain_chat_reader(measure: Callable[[str], int] | None) -> Callable[[dict], tuple[int, int, int | None, int] | None]:
-    """A reader of the commonest chat request, counted without the walk: a list of messages that
-    are each a dict of a role and a string content, and none of the extras (tools, response
-    format, predictions, ...); each content counted by `measure`, or (None) sized by
-    `text_bytes`, written out. It answers None for anything else.
-
-    A function of its own per `measure`, not a partial of one function: these run before every
-    call of a tenant with a limit, and a partial's call costs there (0.25 µs measured in place)."""
-
-    def read(kw: dict) -> tuple[int, int, int | None, int] | None:
-        messages = kw.get("messages")
-        if type(messages) is not list:
+def _cap_and_choices(kw: dict) -> tuple[int | None, int] | None:
+    """(output cap, choices) of a plain chat request that names more than its model and messages,
+    or None when it has one of the extras (tools, response format, predictions, ...)."""
+    for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
+        if key in _CHAT_EXTRAS:
             return None
-        bare = len(kw) == 2 and "model" in kw  # the model and the messages: no extras, cap or `n`
-        if not bare:
-            for key in kw:  # none of the extras: cheaper than `isdisjoint` over a request's few keys
-                if key in _CHAT_EXTRAS:
-                    return None
-        text = 0
-        for message in messages:
-            if type(message) is not dict or len(message) != 2 or "role" not in message:
-                return None
-            content = message.get("content")
-            if type(content) is not str:
-                return None
-            if measure is None:
-                text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
-            else:
-                text += measure(content)
-        if bare:
-            return text, PER_MESSAGE_TOKENS * len(messages), None, 1
-        cap = kw.get("max_completion_tokens")
-        legacy = kw.get("max_tokens")
-        if cap is not None or legacy is not None:
-            cap = _chat_cap(kw)
-        n = kw.get("n")
-        return text, PER_MESSAGE_TOKENS * len(messages), cap, 1 if n is None else choice_count(n)
-
-    return read
+    cap = kw.get("max_completion_tokens")
+    legacy = kw.get("max_tokens")
+    if cap is not None or legacy is not None:
+        cap = _chat_cap(kw)
+    n = kw.get("n")
+    return cap, 1 if n is None else choice_count(n)
 
 
-#: A `QuickReader`: what `walk_chat` counts, for the plainest requests (`_plain_chat_reader`).
-quick_chat = _plain_chat_reader(text_tokens)
-#: A `SizeReader`: the same requests, their text sized by `text_bytes` (its length, no more).
-sized_chat = _plain_chat_reader(None)
+def quick_chat(kw: dict) -> tuple[int, int, int | None, int] | None:
+    """A `QuickReader`: what `walk_chat` counts, for the commonest chat request, without the walk: a
+    list of messages that are each a dict of a role and a string content (each counted by
+    `text_tokens`), and none of the extras. None for anything else."""
+    messages = kw.get("messages")
+    if type(messages) is not list:
+        return None
+    text = 0
+    for message in messages:
+        if type(message) is not dict or len(message) != 2 or "role" not in message:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        text += text_tokens(content)
+    if len(kw) == 2 and "model" in kw:  # the model and the messages: no extras, cap or `n`
+        return text, PER_MESSAGE_TOKENS * len(messages), None, 1
+    rest = _cap_and_choices(kw)
+    return None if rest is None else (text, PER_MESSAGE_TOKENS * len(messages), *rest)
+
+
+def sized_chat(kw: dict) -> tuple[int, int, int | None, int] | None:
+    """A `SizeReader`: `quick_chat`'s requests, their text sized by `text_bytes` (its length, no
+    more), written out. Its own function, not `quick_chat` with a measure passed in: it runs
+    before every plain call of a tenant with a limit (`Guard.admit_plain`), where a call, a
+    branch per message or a partial's indirection costs (measured in place)."""
+    messages = kw.get("messages")
+    if type(messages) is not list:
+        return None
+    text = 0
+    for message in messages:
+        if type(message) is not dict or len(message) != 2 or "role" not in message:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        text += len(content) if content.isascii() else 4 * len(content)  # text_bytes(content)
+    if len(kw) == 2 and "model" in kw:
+        return text, PER_MESSAGE_TOKENS * len(messages), None, 1
+    rest = _cap_and_choices(kw)
+    return None if rest is None else (text, PER_MESSAGE_TOKENS * len(messages), *rest)
 
 
 def walk_chat(acc: Acc, kw: Mapping) -> int | None:

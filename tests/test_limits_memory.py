@@ -1,0 +1,84 @@
+"""What a call with a limit leaves behind once the worker has settled it: nothing for the cyclic
+collector (its call, reservation and settlement are freed as the worker drops them), and the
+first look's list of reservations (`Budget.fresh`) holds no settled ones beyond its pruning
+bound, none after the worker's upkeep.
+
+A real embedded store grants the leases; SDK calls go through respx at the transport.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+
+import openai
+
+from tollmeter import Meter, MeterConfig
+from tollmeter.limits.guard import FRESH_PRUNE
+
+from .bodies import openai_bodies as O
+from .test_limits_hot_path import CHAT_URL, MESSAGES, meter  # noqa: F401  (the fixture)
+
+
+def calls(meter: Meter, tenant: str, count: int) -> None:
+    client = openai.OpenAI(api_key="k", max_retries=0)
+    with meter.for_tenant(tenant):
+        for _ in range(count):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+
+def test_settled_calls_leave_nothing_for_the_cyclic_collector(meter) -> None:
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    calls(meter, "big", 5)  # the lease, the price look-ups, the first settlements
+    assert meter.flush(10)
+    gc.collect()
+    gc.disable()
+    try:
+        calls(meter, "big", 150)
+        assert meter.flush(10)
+        budget = meter._limits.guard._budgets["big"]
+        assert budget.reserved == 0  # every call was settled
+        assert sum(1 for r in budget.fresh if r.record is not None) == 0  # settled: its call let go
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = Counter(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not {"Call", "Reservation", "Settled", "LLMEvent"} & set(left), left
+
+
+def test_the_first_looks_reservations_are_pruned_once_settled(meter) -> None:
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    calls(meter, "big", 3 * FRESH_PRUNE)
+    assert meter.flush(10)
+    guard = meter._limits.guard
+    budget = guard._budgets["big"]
+    assert budget.reserved == 0
+    assert len(budget.fresh) < budget.prune_at  # pruned as they reach the bound (twice the unsettled)
+    assert all(r.settled for r in budget.fresh)
+    guard.maintain()  # the worker's upkeep: an idle tenant's settled reservations go
+    assert budget.fresh == []
+
+
+def test_a_caller_short_of_budget_settles_the_first_looks_reservations(http_mock) -> None:
+    """Calls the first look reserved, ended and waiting for the worker (its interval is a minute
+    here), are found and settled by `settle_finished`, what a caller whose call does not fit
+    runs before it asks for more."""
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
+    meter.patch_all()
+    http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
+    try:
+        meter.set_limit("big", 1_000_000, frequency="per_month")
+        calls(meter, "big", 1)  # asks for the lease
+        assert meter.flush(10)
+        calls(meter, "big", 10)
+        guard = meter._limits.guard
+        budget = guard._budgets["big"]
+        waiting = [r for r in budget.fresh if not r.settled]
+        assert len(waiting) == 10 and all(r.record is not None for r in waiting) and budget.reserved > 0
+        assert guard.settle_finished(budget)
+        assert all(r.settled for r in waiting) and budget.reserved == 0
+    finally:
+        meter.shutdown()
