@@ -7,14 +7,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from tollmeter.server.commands import main
 from tollmeter.server.settings import ServerSettings
 from tollmeter.server.state import SchemaNotReady, ServerState, open_store
-from tollmeter.store import migrations, partitions, schema
+from tollmeter.store import migrations, schema
 from tollmeter.store.rows import event_row
 from tollmeter.store.store import Store
 
@@ -34,20 +32,8 @@ def fresh(backend):
 
 
 def differences(store) -> list:
-    """What the database and `schema.metadata` disagree on, but for PostgreSQL's own tables of
-    the partitioned events (its months' partitions and `event_ids`, store/partitions.py), and
-    on SQLite the indexes made on PostgreSQL only."""
-    def ours(name, kind, parents) -> bool:
-        return kind != "table" or not partitions.postgres_only(name)
-
     with store.engine.connect() as conn:
-        skipped = set() if conn.dialect.name == "postgresql" else {i.name for i in schema.COSTLY_RUN_INDEXES}
-
-        def made_here(obj, name, kind, reflected, compare_to) -> bool:
-            return not (kind == "index" and name in skipped)
-
-        return compare_metadata(MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": ours, "include_object": made_here}), schema.metadata)
+        return migrations.differences(conn)
 
 
 def test_the_initial_revision_is_exactly_the_schema(fresh):

@@ -67,3 +67,24 @@ def _current(conn: Connection) -> str | None:
     if not inspect(conn).has_table(VERSION_TABLE):
         return None
     return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def differences(conn: Connection) -> list[Any]:
+    """What the database and `schema.metadata` disagree on (Alembic's comparison, types
+    included), but for what belongs to one database alone: PostgreSQL's own tables of the
+    partitioned events (store/partitions.py) and, elsewhere, its indexes of the runs' costs."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from .. import partitions, schema
+
+    skipped = set() if conn.dialect.name == "postgresql" else {i.name for i in schema.COSTLY_RUN_INDEXES}
+
+    def ours(name: str | None, kind: str, parents: Any) -> bool:  # what the database has
+        return not (kind == "table" and partitions.postgres_only(name or ""))
+
+    def made_here(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:  # both sides
+        return not (kind == "index" and name in skipped)
+
+    return compare_metadata(MigrationContext.configure(conn, opts={
+        "compare_type": True, "include_name": ours, "include_object": made_here}), schema.metadata)
