@@ -4,10 +4,12 @@ The SDK talks to an in-process mock transport (no sockets), so what is measured 
 work plus ours. Bare and metered calls alternate; the medians and 99th percentiles of per-call
 times are compared, for a tenant without a limit and one with a limit. The background worker
 runs on its own schedule throughout, as in an application. Streams: the added time is divided
-by the number of chunks.
+by the number of chunks; and apart, a stream's fixed cost and its cost per chunk, from streams of
+two lengths alternating (`stream_lengths`: the per-chunk target is the marginal cost of a chunk).
 
     .venv/bin/python benchmarks/overhead.py [--calls 3000] [--chunks 100] [--no-store] [--repeat 1] [--small 40]
-                                            [--clock wall|cpu]
+                                            [--clock wall|cpu] [--lengths 11,1001] [--stream-pairs 20]
+                                            [--stream-rounds 5] [--only plain|streams]
 
 Tenants: "acme" has no limit; "acme-limited" $1M a month (its lease is ample: plain requests
 reserve their table bound, see docs/limits.md); "acme-small" `--small` USD a month ($40 by
