@@ -13,7 +13,7 @@ import pytest
 import wrapt
 
 from tollmeter.events import Usage
-from tollmeter.instrument.streams import passthrough_iter_patches
+from tollmeter.instrument.streams import observed_chunks, passthrough_iter_patches
 
 from .bodies import openai_bodies as B
 
@@ -76,7 +76,8 @@ def test_a_loop_over_a_stream_gets_a_generator_and_a_broken_loop_is_a_partial_ca
     http_mock.post(CHAT).respond(text=B.CHAT_STREAM_WITH_USAGE, headers=B.SSE_HEADERS)
     s = stream()
     it = iter(s)
-    assert type(it).__name__ == "generator"
+    # the observed generator straight over the source, not the SDK's loop over the observed one
+    assert it.gi_code is observed_chunks.__code__ and it is not s._iterator
     next(it)
     del s, it
     import gc

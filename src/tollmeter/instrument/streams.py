@@ -275,12 +275,11 @@ def passthrough_iter_patches(module: str, owner: str) -> list[Any]:
         def on_iter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
             values = getattr(instance, "__dict__", None)
             iterator = values.get("_iterator") if values is not None else None
-            if type(iterator) is GeneratorType and iterator.gi_code is _OBSERVED_CHUNKS and not args and not kwargs:
-                frame = iterator.gi_frame  # None once its chunks are over: the SDK's loop then
-                if frame is not None and not iterator.gi_running:
-                    observer = frame.f_locals.get("observer")
-                    if observer is not None:
-                        return observed_chunks(observer, owns=False)
+            # An observed generator not running, its chunks not over (else the SDK's own loop)
+            if type(iterator) is GeneratorType and not iterator.gi_running and not args and not kwargs:
+                observer = observer_in(iterator)
+                if observer is not None:
+                    return observed_chunks(observer, owns=False)  # type: ignore[arg-type]
             return wrapped(*args, **kwargs)
 
         return on_iter
