@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import Server, percentile  # noqa: E402
 
 from tollmeter import heap  # noqa: E402
-from tollmeter.store import migrations  # noqa: E402
+from tollmeter.store import migrations, outcomes, partitions  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
 from tollmeter.store.store import Store  # noqa: E402
 
@@ -115,6 +115,13 @@ def generate(url: str, events: int, days: int, tenants: int) -> None:
     step = int((end - start).total_seconds() * 1_000_000 // events)
     chunk = 500_000
     began = time.perf_counter()
+    with store.transaction() as conn:  # the months before the current one (partitions are made ahead only)
+        if partitions.is_partitioned(conn):
+            months, month = [], partitions.month_of(start)
+            while month <= partitions.month_of(end):
+                months.append(month)
+                month = partitions.next_month(month)
+            partitions.create_months(conn, months)
     for first in range(0, events, chunk):
         last = min(events, first + chunk) - 1
         with store.transaction() as conn:
@@ -124,6 +131,8 @@ def generate(url: str, events: int, days: int, tenants: int) -> None:
     for statement in FILL:
         with store.transaction() as conn:
             conn.execute(text(statement), {"project": PROJECT})
+    with store.transaction() as conn:  # the resolved runs counted per tenant, day, agent and outcome
+        outcomes.from_runs(conn, PROJECT)
     with store.transaction() as conn:
         conn.execute(text("ANALYZE"))
     ledger = Ledger(store.for_project(PROJECT))

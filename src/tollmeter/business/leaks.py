@@ -19,14 +19,14 @@ since when. Rules over the current month to date (UTC), with thresholds in `Leak
 
 from __future__ import annotations
 
-import functools
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from ..money import EXACT, at_places, usd_text
+from . import closed_days
 from .margin import MarginReport, margin, regrouped
 from .plans import UNPAID_OUTCOMES, PlanError, money
 from .revenue import PlanBook, days, month_start, recurring_shares, recurring_total, unit_revenue
@@ -113,8 +113,8 @@ def _leaks(ledger: Ledger, settings: LeakSettings, today: date | None, tenant_id
     # tasks, so none waits for a worker.
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="tollmeter-leaks") as pool:
         others = [pool.submit(_exact, rule) for subject, rule in (
-            ("agent", lambda: _agents(ledger, book, first, end, settings, tenant_id)),
-            ("run", lambda: _runs(ledger, book, first, end, tenant_id))) if subject in subjects]
+            ("agent", lambda: _agents(ledger, book, first, end, today, settings, tenant_id)),
+            ("run", lambda: _runs(ledger, book, first, end, today, tenant_id))) if subject in subjects]
         found = _customers(ledger, book, settings, today, tenant_id, daily, pool) if "customer" in subjects else []
         for other in others:
             found += other.result()
@@ -147,9 +147,11 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
     month_days = list(days(first, end))
     recent_first = max(first, today - timedelta(days=settings.projection_days - 1))
     since, _ = days_read(settings, today)
-    if daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
-        months = _from_days(regrouped(daily, ("tenant", "day"), since, end), tenant_id, month_days, recent_first,
-                            settings)
+    if daily is None and tenant_id is None:
+        months = _kept_months(ledger, book, settings, today, since, end, recent_first)
+    elif daily is not None and daily.group_by == ("tenant", "day") and daily.first <= since and daily.end >= end:
+        running = _fold(daily.rows, list(days(since, end)), first, recent_first, settings, tenant_id, {})
+        months = {tenant: figures.month for tenant, figures in running.items()}
     else:
         months = _from_sums(ledger, book, settings, first, end, recent_first, tenant_id, month_days, pool)
     chosen = set(months) | set(book.tenants if tenant_id is None else [tenant_id])
@@ -192,26 +194,85 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
     return found
 
 
-def _from_days(daily: MarginReport, tenant_id: str | None, month_days: list[date], recent_first: date,
-               settings: LeakSettings) -> dict[str | None, _Month]:
-    """The customers' figures from a margin report by tenant and day (made for something else
-    already: the dashboard's overview)."""
-    by_tenant: dict[str | None, dict[date, Any]] = {}
-    for row in daily.rows:
-        if tenant_id is None or row.key["tenant"] == tenant_id:
-            by_tenant.setdefault(row.key["tenant"], {})[date.fromisoformat(row.key["day"])] = row
-    out = {}
-    for tenant, rows in by_tenant.items():
-        figures = out[tenant] = _Month(crossed=_crossed(rows, month_days), spike=_spike(rows, month_days, settings))
-        for day in month_days:
-            row = rows.get(day)
-            if row is None:
-                continue
-            figures.cost += row.cost_usd
-            figures.revenue += row.revenue_usd
-            if day >= recent_first:
-                figures.recent_cost += row.cost_usd
-                figures.recent_revenue += row.revenue_usd
+def _kept_months(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: date, since: date, end: date,
+                 recent_first: date) -> dict[str | None, _Month]:
+    """Every customer's figures, its running ones after the closed days kept from report to
+    report (`closed_days.part`, from their margin rows by tenant and day, kept too:
+    `closed_days.daily`), carried over the days since (today's) from a margin report of those."""
+    first = month_start(today)
+
+    def closed(since: date, split: date) -> dict[str | None, _Running]:
+        rows = closed_days.daily(ledger, ("tenant",), since, split, today, book).rows
+        return _fold(rows, list(days(since, split)), first, recent_first, settings, None, {})
+
+    kept, split = closed_days.part(ledger, ("customers", settings, today), since, end, today, book, closed)
+    start = since if kept is None else split
+    rows = margin(ledger, ("tenant", "day"), since=start, until=end, book=book).rows if start < end else []
+    running = _fold(rows, list(days(start, end)), first, recent_first, settings, None, kept or {})
+    return {tenant: figures.month for tenant, figures in running.items()}
+
+
+@dataclass(slots=True)
+class _Running:
+    """A customer's figures after some days: the month's so far, and the costs of the spike
+    window's days before the next one (oldest first) with their sum."""
+
+    month: _Month
+    window: list[Decimal]
+    before: Decimal
+
+
+def _fold(rows: list[Any], span: list[date], first: date, recent_first: date, settings: LeakSettings,
+          tenant_id: str | None, after: dict[str | None, _Running]) -> dict[str | None, _Running]:
+    """The customers' figures after the consecutive days `span`, from their margin rows by
+    tenant and day (`rows`, any order; those of other days left out), carried on from `after`
+    (their figures after the days before `span`; the spike window's days from before the month
+    when `span` starts the reading). One pass over each customer's days: running sums for the
+    crossing day, the spike window's sum slid along (exact: sums and differences). What is in
+    `after` is not changed: a customer with rows in `span` gets new figures."""
+    window = settings.spike_window_days
+    at = {day.isoformat(): i for i, day in enumerate(span)}
+    slots_of: dict[str | None, list[Any]] = {}
+    for row in rows:
+        key = row.key
+        tenant = key["tenant"]
+        if tenant_id is not None and tenant != tenant_id:
+            continue
+        i = at.get(key["day"])
+        if i is None:
+            continue
+        slots = slots_of.get(tenant)
+        if slots is None:
+            slots = slots_of[tenant] = [None] * len(span)
+        slots[i] = row
+    least = settings.spike_min_usd
+    out = dict(after)
+    for tenant, slots in slots_of.items():
+        was = after.get(tenant)
+        if was is None:
+            figures, costs, before = _Month(), [_ZERO] * window, _ZERO
+        else:
+            figures, costs, before = replace(was.month), list(was.window), was.before
+        for i, day in enumerate(span):
+            row = slots[i]
+            day_cost = _ZERO
+            if row is not None:
+                day_cost = row.cost_usd
+                if day >= first:
+                    figures.cost += day_cost
+                    figures.revenue += row.revenue_usd
+                    if day >= recent_first:
+                        figures.recent_cost += day_cost
+                        figures.recent_revenue += row.revenue_usd
+                    if day_cost >= least and before:
+                        baseline = before / window
+                        if _is_spike(day_cost, baseline, settings):
+                            figures.spike = (day, day_cost, baseline)  # the latest one stays
+            if figures.crossed is None and day >= first and figures.cost > figures.revenue:
+                figures.crossed = day
+            before += day_cost - costs.pop(0)
+            costs.append(day_cost)
+        out[tenant] = _Running(figures, costs, before)
     return out
 
 
@@ -292,18 +353,6 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
     return (crosses, running_cost, running_revenue) if crosses is not None else None
 
 
-def _spike(rows: dict[date, Any], month_days: list[date], settings: LeakSettings) -> tuple[date, Decimal, Decimal] | None:
-    for day in reversed(month_days):
-        row = rows.get(day)
-        if row is None or row.cost_usd < settings.spike_min_usd:
-            continue
-        baseline = sum((rows[d].cost_usd for d in _window(day, settings.spike_window_days) if d in rows),
-                       _ZERO) / settings.spike_window_days
-        if _is_spike(row.cost_usd, baseline, settings):
-            return day, row.cost_usd, baseline
-    return None
-
-
 def _is_spike(cost: Decimal, baseline: Decimal, settings: LeakSettings) -> bool:
     """Whether a day that cost `cost` is a spike over its window's mean daily cost `baseline`.
     Without spend before it there is no baseline to be far above: a new customer's first day
@@ -311,17 +360,15 @@ def _is_spike(cost: Decimal, baseline: Decimal, settings: LeakSettings) -> bool:
     return cost >= settings.spike_min_usd and bool(baseline) and cost > settings.spike_factor * baseline
 
 
-@functools.lru_cache(maxsize=256)
-def _window(day: date, length: int) -> tuple[date, ...]:
-    """The `length` days before `day` (every customer's spike rule asks for the same few)."""
-    return tuple(day - timedelta(days=n) for n in range(1, length + 1))
-
-
-def _agents(ledger: Ledger, book: Any, first: date, end: date, settings: LeakSettings,
+def _agents(ledger: Ledger, book: Any, first: date, end: date, today: date, settings: LeakSettings,
             tenant_id: str | None) -> list[Leak]:
     """An agent's margin is that of its runs: their revenue against the cost of their events."""
-    per_agent = {row.key["agent"]: row for row in margin(ledger, ("agent",), since=first, until=end,
-                                                          tenant_id=tenant_id, runs_only=True, book=book).rows}
+    if tenant_id is None:  # the closed days' rows kept from report to report
+        report = regrouped(closed_days.daily(ledger, ("agent",), first, end, today, book, runs_only=True),
+                           ("agent",), first, end)
+    else:
+        report = margin(ledger, ("agent",), since=first, until=end, tenant_id=tenant_id, runs_only=True, book=book)
+    per_agent = {row.key["agent"]: row for row in report.rows}
     out = []
     for agent, row in sorted((a, r) for a, r in per_agent.items() if a is not None):
         if not row.revenue_usd or row.margin_pct is None or row.margin_pct >= settings.margin_floor_pct:
@@ -333,9 +380,28 @@ def _agents(ledger: Ledger, book: Any, first: date, end: date, settings: LeakSet
     return out
 
 
-def _runs(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None) -> list[Leak]:
-    """Only the runs that cost more than the least a run of their customer can earn are read
-    (from the runs' costs to date); each of those is then decided exactly."""
+def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant_id: str | None) -> list[Leak]:
+    """The runs' flags of all customers: those of the runs last active and resolved (if they
+    were) on the closed days are kept from report to report (`closed_days.part`); the runs
+    active or resolved since are read again, and so are the kept runs that were not resolved
+    then and are now (a resolution is what can lower a run's cost against what it earns: its
+    cost only grows, and a write dated on a closed day marks it)."""
+    if tenant_id is not None:
+        return _run_flags(ledger, book, first, end, tenant_id)
+    kept, split = closed_days.part(ledger, "runs", first, end, today, book,
+                                   lambda since, until: _run_flags(ledger, book, since, until, None))
+    if kept is None:
+        return _run_flags(ledger, book, first, end, None)
+    fresh = _run_flags(ledger, book, split, end, None) if split < end else []
+    again = {leak.subject_id for leak in fresh}
+    again |= ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None)
+    return sorted([leak for leak in kept if leak.subject_id not in again] + fresh, key=lambda leak: leak.subject_id)
+
+
+def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None) -> list[Leak]:
+    """The flags of the runs with events or resolved on days first <= day < end. Only the runs
+    that cost more than the least a run of their customer can earn are read (from the runs'
+    costs to date); each of those is then decided exactly. In run id order."""
     least: dict[str, Decimal] = {}
     free: set[str] = set()  # per_resolution customers: their escalated and failed runs earn nothing
     for tenant in book.tenants:

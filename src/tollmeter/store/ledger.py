@@ -15,7 +15,7 @@ from sqlalchemy import Float, Text, and_, case, cast, func, null, or_, select, t
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
 from ..money import EXACT
-from . import outcomes, schema
+from . import outcomes, revisions, schema
 from .store import Store, _insert, accumulate
 
 _ZERO = Decimal(0)
@@ -169,6 +169,7 @@ class Ledger:
             if won:
                 key, values = outcomes.counted(row[0], row[1], moment, outcome, revenue)
                 accumulate(conn, self.project, schema.run_outcomes, outcomes.KEYS, {key: values}, outcomes.MEASURES)
+                revisions.note(conn, self.project, [outcomes.day_of(moment)])
         stored = Resolution(run_id, row[0], row[1], row[2], row[3], _utc(row[4]), duplicate=not won)
         if not won and not ((key is not None and key == row[5])
                             or (row[2] == outcome and (revenue is None or row[3] == revenue))):
@@ -271,6 +272,22 @@ class Ledger:
         names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "first_seen", "last_seen", "cost_usd")
         return [dict(zip(names, row)) for row in rows]
 
+    def resolved_among(self, run_ids: Iterable[str]) -> set[str]:
+        """Those of `run_ids` that are resolved."""
+        ids = sorted(set(run_ids))
+        r = schema.runs
+        out: set[str] = set()
+        with self.store.report() as conn:
+            if conn.dialect.name == "postgresql":  # one array parameter, not thousands
+                return set(conn.execute(sql_text(
+                    f"SELECT run_id FROM {r.name} WHERE project_id = :project AND run_id = ANY(:ids) "
+                    f"AND outcome IS NOT NULL"), {"project": self.project, "ids": ids}).scalars())
+            for at in range(0, len(ids), 400):
+                out.update(conn.execute(select(r.c.run_id).where(
+                    r.c.project_id == self.project, r.c.run_id.in_(ids[at:at + 400]), r.c.outcome.is_not(None))
+                ).scalars())
+        return out
+
     def spike_days(self, first: date, end: date, *, window: int, factor: Decimal, least: Decimal,
                    tenant_id: str | None = None) -> list[tuple[str | None, date, Decimal, Decimal]]:
         """(tenant, day, cost, cost of the `window` days before it) of the days first <= day <
@@ -321,6 +338,12 @@ class Ledger:
                 before = sum((own.get(day - timedelta(days=n), _ZERO) for n in range(1, window + 1)), _ZERO)
                 out.append((None if tenant == schema.NONE_KEY else tenant, day, own[day], before))
         return out
+
+    def day_revisions(self, first: date, end: date) -> dict[date, int]:
+        """How many times each of the days first <= day < end was written to after it ended
+        (those that were), and every day at once under `revisions.EVERY_DAY`."""
+        with self.store.report() as conn:
+            return revisions.read(conn, self.project, first, end)
 
     # -- reports ----------------------------------------------------------------------------------
 

@@ -405,6 +405,19 @@ retention_marks = Table(
 )
 
 
+#: How many times each UTC day was written to after it ended (by the writer's clock): late
+#: events, repricing, resolutions dated in the past, counts moved when a run's tenant is learnt
+#: (`store/revisions.py`); `revisions.EVERY_DAY` for every day at once (rollups rebuilt). The
+#: reports that keep closed days' figures between calls (`business/closed_days.py`) read it to
+#: know which of them still hold. A day written only while it is current has no row.
+day_revisions = Table(
+    "day_revisions",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+)
+
 # -- notifications (server side: notifications/) -----------------------------------------------
 
 #: A webhook endpoint of a project: where notifications go, signed with its secret.

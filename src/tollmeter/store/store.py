@@ -33,7 +33,7 @@ from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
-from . import outcomes, partitions, schema
+from . import outcomes, partitions, revisions, schema
 from .usage import period_text, raw_measures, report as usage_report
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
@@ -1078,8 +1078,10 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
         run_cost: dict[tuple[Any, ...], list[Any]] = {}
         hourly: dict[tuple[Any, ...], list[Any]] = {}
         daily: dict[tuple[Any, ...], list[Any]] = {}
+        touched: set[date] = set()
         for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
             day = hour.date()
+            touched.add(day)
             key = (tenant, day, agent, model)
             _add_measures(usage, key, sums, 1)
             _add_measures(per_tenant, (tenant, day), sums, 1)
@@ -1089,6 +1091,7 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
                 _add_measures(run_cost, (run,), (sums[4],), 1)
             _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
             _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
+    revisions.note(conn, project, touched)  # a closed day's figures change: marked at commit
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
                     {k: tuple(v) for k, v in usage.items()}, names)
@@ -1256,6 +1259,7 @@ def _record_runs(conn: Connection, project: str, seen: dict[str, list[Any]],
                                else func.decimal_add(t.c.cost_usd, new.cost_usd))
     conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "run_id"], set_=changes), values)
     accumulate(conn, project, schema.run_outcomes, outcomes.KEYS, moves, outcomes.MEASURES)
+    revisions.note(conn, project, {key[outcomes.KEYS.index("day")] for key in moves})
 
 
 def rebuild_rollups(conn: Connection, project: str) -> int:
@@ -1281,6 +1285,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         run_costs_from_rollup(conn, project)
     if schema.run_outcomes.name in present:
         outcomes.from_runs(conn, project)
+    if schema.day_revisions.name in present:
+        revisions.note_every_day(conn, project)
     return count
 
 
@@ -1543,6 +1549,7 @@ class _Transaction:
         self._lock = lock
         self._file = file
         self._context: Any = None
+        self._conn: Any = None
 
     def __enter__(self) -> Connection:
         if self._file is not None:
@@ -1551,7 +1558,9 @@ class _Transaction:
             self._lock.acquire()
         try:
             self._context = self._engine.begin()
-            return self._context.__enter__()
+            self._conn = self._context.__enter__()
+            revisions.flush(self._conn, commit=False)  # nothing noted by an earlier user of the connection
+            return self._conn
         except BaseException:
             if self._lock is not None:
                 self._lock.release()
@@ -1561,7 +1570,16 @@ class _Transaction:
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
-            return self._context.__exit__(*exc_info)
+            failed = None
+            try:  # the closed days written to, marked as the transaction's last write
+                revisions.flush(self._conn, commit=exc_info[0] is None)
+            except BaseException as error:
+                if exc_info[0] is None:
+                    failed, exc_info = error, (type(error), error, error.__traceback__)
+            suppressed = self._context.__exit__(*exc_info)
+            if failed is not None and not suppressed:
+                raise failed
+            return suppressed
         finally:
             if self._lock is not None:
                 self._lock.release()

@@ -1,0 +1,150 @@
+"""Closed days' margin rows kept between reports, so that a report of the month to date reads
+the database for the days that can still change and not for the month again.
+
+The leak rules read a margin by tenant and day over the month and the spike window before it,
+and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
+customers, the same rows report after report but for today's. A day's rows are kept once it
+is settled (it ended `revisions.SETTLED_AFTER` ago) and before the report's own day, keyed by
+the revisions of its month's days up to it (`day_revisions`: a write to a closed day marks it;
+a day's revenue may depend on the runs resolved earlier in its month, so each earlier day's
+mark counts too) and used while those and the plans are unchanged. Kept per database engine
+(a store file opened again is another engine: nothing is carried over) and project, in this
+process; each replica keeps its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from ..store import revisions
+from .margin import MarginReport, MarginRow, margin
+from .revenue import PlanBook, days, month_start
+
+if TYPE_CHECKING:
+    from ..store.ledger import Ledger
+
+T = TypeVar("T")
+#: Kept days more than this many days before a report's first day are dropped.
+_KEEP_BEFORE = 62
+#: Projects kept per engine (the least recently asked dropped first).
+_PROJECTS = 32
+
+
+@dataclass
+class _Kept:
+    """What is kept of one grouping (or one part) of one project: day -> (its key, its rows),
+    or for a part, its key and what it was."""
+
+    book: PlanBook | None = None
+    days: dict[date, tuple[tuple[Any, ...], list[MarginRow]]] = field(default_factory=dict)
+    part: tuple[tuple[Any, ...], Any] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def same_book(self, book: PlanBook) -> None:
+        """Forget everything kept under other plans (under the lock)."""
+        if self.book is not book and (self.book is None or not _same_plans(self.book, book)):
+            self.days.clear()
+            self.part = None
+        self.book = book
+
+
+_kept: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Kept]] = weakref.WeakKeyDictionary()
+_kept_lock = threading.Lock()
+
+
+def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today: date, book: PlanBook, *,
+          runs_only: bool = False) -> MarginReport:
+    """`margin(ledger, (*groups, "day"), first, end, runs_only=runs_only, book=book)`, its rows
+    of the closed days before `today` from what was kept where it still holds."""
+    by = (*groups, "day")
+    kept = _of(ledger, (ledger.project, by, runs_only))
+    marks = ledger.day_revisions(month_start(first), end)  # read before any row: a later mark is seen next time
+    keys = _keys(marks, first, end)
+    closed_end = min(today, revisions.settled_before())
+    found: dict[date, list[MarginRow]] = {}
+    with kept.lock:
+        kept.same_book(book)
+        for day in [d for d in kept.days if d < first - timedelta(days=_KEEP_BEFORE)]:
+            del kept.days[day]
+        for day in days(first, min(end, closed_end)):
+            held = kept.days.get(day)
+            if held is not None and held[0] == keys[day]:
+                found[day] = held[1]
+    report = MarginReport(by, first, end)
+    for since, until in _spans([day for day in days(first, end) if day not in found]):
+        made: dict[date, list[MarginRow]] = {day: [] for day in days(since, until)}
+        for row in margin(ledger, by, since=since, until=until, runs_only=runs_only, book=book).rows:
+            made[date.fromisoformat(row.key["day"])].append(row)
+        found.update(made)
+        with kept.lock:
+            if kept.book is book:
+                for day, rows in made.items():
+                    if day < closed_end:
+                        kept.days[day] = (keys[day], rows)
+    report.rows = [row for day in days(first, end) for row in found[day]]
+    return report
+
+
+def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: PlanBook,
+         make: Callable[[date, date], T]) -> tuple[T | None, date]:
+    """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
+    first day not settled, or `today`), kept while the marks of those days (and of the days
+    before them in their month) and the plans are unchanged: (what it made or kept, split).
+    None when no day of the range is closed yet."""
+    split = max(first, min(end, today, revisions.settled_before()))
+    if split == first:
+        return None, split
+    kept = _of(ledger, (ledger.project, name))
+    marks = ledger.day_revisions(month_start(first), split)
+    key = (first, split, marks.get(revisions.EVERY_DAY, 0), tuple(sorted(marks.items())))
+    with kept.lock:
+        kept.same_book(book)
+        if kept.part is not None and kept.part[0] == key:
+            return kept.part[1], split
+    made = make(first, split)
+    with kept.lock:
+        if kept.book is book:
+            kept.part = (key, made)
+    return made, split
+
+
+def _of(ledger: Ledger, key: tuple[Any, ...]) -> _Kept:
+    with _kept_lock:
+        engine = ledger.store.engine
+        groups = _kept.get(engine)
+        if groups is None:
+            groups = _kept[engine] = {}
+        kept = groups.pop(key, None) or _Kept()
+        groups[key] = kept  # the most recently asked last
+        while len(groups) > _PROJECTS * 2:
+            del groups[next(iter(groups))]
+        return kept
+
+
+def _keys(marks: dict[date, int], first: date, end: date) -> dict[date, tuple[Any, ...]]:
+    """Each day's key: the mark of every day, and those of its month's days up to it."""
+    every = marks.get(revisions.EVERY_DAY, 0)
+    out = {}
+    for day in days(first, end):
+        start = month_start(day)
+        out[day] = (every, tuple(sorted((d, n) for d, n in marks.items() if start <= d <= day)))
+    return out
+
+
+def _spans(wanted: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as [since, until) ranges."""
+    out: list[tuple[date, date]] = []
+    for day in wanted:
+        if out and out[-1][1] == day:
+            out[-1] = (out[-1][0], day + timedelta(days=1))
+        else:
+            out.append((day, day + timedelta(days=1)))
+    return out
+
+
+def _same_plans(a: PlanBook, b: PlanBook) -> bool:
+    return a.tenants == b.tenants and all(tuple(a.spans(t)) == tuple(b.spans(t)) for t in a.tenants)

@@ -1,0 +1,184 @@
+"""The closed days' rows the leak rules keep between reports (business/closed_days.py): after
+any writes to those days (late events, resolutions dated in the past, plans changed, rollups
+rebuilt, repricing), a report from the rows kept flags exactly what a report made from scratch
+(another engine on the same database: another process) flags. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tollmeter.business import margin as margin_module
+from tollmeter.business.leaks import LeakSettings
+from tollmeter.store import revisions, schema
+from tollmeter.store.ledger import Ledger
+from tollmeter.store.store import Store
+
+from .margin_support import D, at, event, fresh, store  # noqa: F401 (fixtures)
+from .test_margin import TENANTS, amounts, plans
+
+# A month's end and the days after it: the report's days, all of them long settled.
+DAYS = [date(2025, 4, 24) + timedelta(days=n) for n in range(12)]
+TODAY = [date(2025, 4, 30), date(2025, 5, 4), date(2025, 5, 5)]
+RUNS = ("r1", "r2", "r3", "r4", "r5")
+
+some_events = st.lists(st.fixed_dictionaries({
+    "tenant": st.sampled_from((*TENANTS, None)),
+    "run": st.sampled_from((*RUNS, None)),
+    "agent": st.sampled_from(("a1", "a2", None)),
+    "day": st.sampled_from(DAYS),
+    "hour": st.integers(0, 23),
+    "cost": st.one_of(st.none(), amounts(3)),
+}), min_size=1, max_size=8)
+
+writes = st.one_of(
+    st.tuples(st.just("events"), some_events),
+    st.tuples(st.just("resolve"), st.sampled_from(RUNS), st.sampled_from(("resolved", "escalated", "failed")),
+              st.sampled_from(DAYS), st.one_of(st.none(), amounts(2)), st.sampled_from((*TENANTS, None))),
+    st.tuples(st.just("plan"), st.sampled_from(TENANTS), st.sampled_from(DAYS), plans()),
+    st.tuples(st.just("rebuild")),
+)
+
+leak_settings = st.builds(LeakSettings, margin_floor_pct=st.sampled_from((D(0), D(20), D(90))),
+                          spike_factor=st.sampled_from((D("1.5"), D(3))), spike_window_days=st.integers(1, 4),
+                          spike_min_usd=st.sampled_from((D(0), D("0.5"))), projection_days=st.integers(1, 3))
+
+
+def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
+    other = Store(view.engine.url.render_as_string(hide_password=False), project=view.project, create=False)
+    try:
+        return [leak.to_dict() for leak in Ledger(other).leaks(chosen, today=today)]
+    finally:
+        other.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
+       first=some_events, later=st.lists(writes, min_size=1, max_size=4), chosen=leak_settings,
+       today=st.sampled_from(TODAY))
+def test_kept_days_flag_what_a_fresh_report_flags(store, start, first, later, chosen, today):
+    view = fresh(store)
+    ledger = Ledger(view)
+    for tenant, plan in start:
+        ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
+    resolved: set[str] = set()
+
+    def write(kind, *args):
+        if kind == "events":
+            view.add_events([event(at(e["day"], e["hour"]), e["cost"], tenant=e["tenant"], run=e["run"],
+                                   agent=e["agent"]) for e in args[0]])
+        elif kind == "resolve":
+            run_id, outcome, day, revenue, tenant = args
+            if run_id not in resolved:
+                resolved.add(run_id)
+                ledger.resolve(run_id, outcome, revenue_usd=revenue, tenant_id=tenant, at=at(day, 9))
+        elif kind == "plan":
+            tenant, day, plan = args
+            ledger.upsert_customer(tenant, plan=plan, seats=2, effective_from=day)
+        else:
+            view.rebuild_rollups()
+
+    write("events", first)
+    assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
+    for kind, *args in later:
+        write(kind, *args)
+        assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
+
+
+def test_a_second_report_reads_only_the_open_day(store, monkeypatch):
+    """The closed days are kept: the second report asks the margin for its own day alone; a
+    late event marks its day, which is read again with the days after it in its month."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(day), "0.5", tenant="t1", run=f"r{day.day}") for day in DAYS])
+    asked: list[tuple[tuple[str, ...], date, date]] = []
+    made = margin_module._margin
+
+    def counted(ledger, groups, first, end, *args, **kwargs):
+        asked.append((groups, first, end))
+        return made(ledger, groups, first, end, *args, **kwargs)
+
+    monkeypatch.setattr(margin_module, "_margin", counted)
+    today = DAYS[-1]
+    end = today + timedelta(days=1)
+    first = ledger.leaks(today=today)
+    month = today.replace(day=1)
+    window = month - timedelta(days=LeakSettings().spike_window_days)
+    by_agent, by_tenant = ("agent", "day"), ("tenant", "day")
+    assert sorted(asked) == [(by_agent, month, end), (by_tenant, window, today), (by_tenant, today, end)]
+    asked.clear()
+    assert ledger.leaks(today=today) == first
+    assert sorted(asked) == [(by_agent, today, end), (by_tenant, today, end)]
+    asked.clear()
+
+    late = DAYS[-3]
+    marked = ledger.day_revisions(late, late + timedelta(days=1))[late]  # written after it ended, above
+    view.add_events([event(at(late, 3), "7", tenant="t1", run="r-late")])
+    assert ledger.day_revisions(late, late + timedelta(days=1)) == {late: marked + 1}
+    again = ledger.leaks(today=today)
+    # the days before it are kept; the customers' running figures are carried again from there
+    assert sorted(asked) == [(by_agent, late, end), (by_tenant, late, today), (by_tenant, today, end)]
+    assert [leak.to_dict() for leak in again] == from_scratch(view, LeakSettings(), today)
+    assert again != first  # the late event's cost is in
+
+
+def test_only_writes_to_ended_days_are_marked(store):
+    view = fresh(store)
+    today = datetime.now(timezone.utc).date()
+    view.add_events([event(at(today, 0, 1), "1", tenant="t1")])  # the current day: no mark
+    assert Ledger(view).day_revisions(date(2000, 1, 1), today + timedelta(days=1)) == {}
+    yesterday = today - timedelta(days=1)
+    view.add_events([event(at(yesterday), "1", tenant="t1", event_id="late-1"),
+                     event(at(yesterday, 13), "1", tenant="t2", event_id="late-2")])
+    view.add_events([event(at(yesterday), "1", tenant="t1", event_id="late-1")])  # stored already: no write
+    assert Ledger(view).day_revisions(yesterday, today) == {yesterday: 1}
+    view.rebuild_rollups()  # every day at once
+    assert Ledger(view).day_revisions(yesterday, today)[revisions.EVERY_DAY] == 1
+
+
+def test_a_transaction_rolled_back_marks_nothing(store):
+    view = fresh(store)
+    day = date(2025, 1, 2)
+    try:
+        with view.transaction() as conn:
+            revisions.note(conn, view.project, [day])
+            raise RuntimeError("the writer failed")
+    except RuntimeError:
+        pass
+    with view.transaction() as conn:  # the next user of the pooled connection flushes nothing left
+        pass
+    assert Ledger(view).day_revisions(day, day + timedelta(days=1)) == {}
+    with view.transaction() as conn:
+        revisions.note(conn, view.project, [day])
+    assert Ledger(view).day_revisions(day, day + timedelta(days=1)) == {day: 1}
+    t = schema.day_revisions
+    with view.transaction() as conn:
+        assert conn.execute(t.select().where(t.c.project_id == view.project)).all()
+
+
+def test_a_day_is_kept_once_it_ended_ten_minutes_ago():
+    assert revisions.settled_before(datetime(2025, 5, 1, 0, 9, tzinfo=timezone.utc)) == date(2025, 4, 30)
+    assert revisions.settled_before(datetime(2025, 5, 1, 0, 10, tzinfo=timezone.utc)) == date(2025, 5, 1)
+
+
+
+def test_a_late_resolution_reranks_the_later_days_of_its_month(store):
+    """A hybrid plan's included units go to the month's first runs: a run resolved late on an
+    earlier day moves the later days' revenue, which the kept rows must not hide."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "h", "pricing_model": "hybrid", "base_revenue_usd": "0",
+                                       "unit_revenue_usd": "5", "included_units": 1},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(day), "3", tenant="t1", run=f"r{day.day}") for day in DAYS[6:10]])
+    ledger.resolve("r2", "resolved", at=at(DAYS[10], 8))  # on May 4th: the month's first run (included)
+    today = DAYS[-1]
+    before = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    ledger.resolve("r1", "resolved", at=at(DAYS[7], 8))  # on May 1st, late: r2 is now the second, paid
+    after = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert after == from_scratch(view, LeakSettings(), today)
+    assert after != before
