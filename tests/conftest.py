@@ -6,8 +6,11 @@ The current openai, anthropic and google-genai releases are built on httpx2, old
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -43,6 +46,41 @@ class Recorder:
         events = self.recorded()
         assert len(events) == 1, f"expected exactly one event, got {len(events)}: {events}"
         return events[0]
+
+
+def collect() -> None:
+    """A full garbage collection that ran on this thread after this call began: what a test that
+    drops a stream calls before it reads the events, in place of a bare `gc.collect()`.
+
+    A stream dropped before its end is collected only by the cyclic collector (the SDK's own
+    chunk generator holds the stream: a reference cycle, unpatched too), and its call is recorded
+    as it is collected. A bare `gc.collect()` does not make sure of that: while another thread's
+    collection runs (the meter's worker, a test server's handler thread, any thread whose
+    allocations set one off), CPython's `gc.collect()` returns 0 at once and collects nothing,
+    and that other collection lets this thread run whenever it releases the GIL (a finalizer
+    closing a socket, or running Python code). The stream then outlives the test's flush and
+    the test sees no event. Run here after that collection ended, a full collection has either
+    found the stream itself or comes after the one that did; the stream's finalizers (which
+    submit its call) run within whichever collection found it, before it ends.
+    """
+    me = threading.get_ident()
+    ran: list[bool] = []
+
+    def collected(phase: str, info: dict) -> None:
+        if phase == "stop" and info["generation"] == 2 and threading.get_ident() == me:
+            ran.append(True)
+
+    gc.callbacks.append(collected)
+    try:
+        deadline = time.monotonic() + 60  # a bound for "never", not a timing claim
+        while True:
+            gc.collect()
+            if ran:
+                return
+            assert time.monotonic() < deadline, "another thread's garbage collection never ended"
+            time.sleep(0.001)  # another thread is collecting: let it finish
+    finally:
+        gc.callbacks.remove(collected)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ The expected usage is the sync client's for the same bodies."""
 
 from __future__ import annotations
 
-import gc
 import json
 from decimal import Decimal
 import urllib.parse
@@ -22,7 +21,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from tollmeter import LimitExceededException, Usage
 
 from .bodies import bedrock_bodies as B
-from .conftest import Recorder
+from .conftest import Recorder, collect
 from .test_bedrock import (CONVERSE_CASES, INVOKE_CASES, INVOKE_IDS, INVOKE_STREAM_CASES, MESSAGES, PLAIN,
                            TOOL_USE, Endpoint, aws, invoke_body)  # noqa: F401 - aws is a fixture
 
@@ -142,7 +141,7 @@ async def test_converse_stream_dropped_is_partial(recorder, aws):
             pass
         await events.aclose()
         del response, events
-        gc.collect()
+        collect()
         event = recorder.one()
     assert event.partial and event.tool_calls == 1 and event.usage == Usage()
 
@@ -209,7 +208,7 @@ async def test_invoke_model_body_closed_or_dropped_unread_counts_the_headers(rec
         await body.aclose()
         response = await runtime.invoke_model(modelId=B.CLAUDE, body=invoke_body())
         del response
-        gc.collect()
+        collect()
         events = recorder.recorded()
     assert [(e.usage, e.finish_reason, e.partial) for e in events] == [(PLAIN, None, False)] * 2
 

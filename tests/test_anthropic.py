@@ -6,8 +6,6 @@ input = input_tokens + cache_read_input_tokens + cache_creation_input_tokens.
 
 from __future__ import annotations
 
-import gc
-
 import anthropic
 import httpx
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from tollmeter import Usage
 
 from .bodies import anthropic_bodies as B
+from .conftest import collect
 
 pytestmark = pytest.mark.sdk
 
@@ -182,7 +181,7 @@ def test_stream_manager_never_entered_records_nothing(recorder, http_mock):
     route = http_mock.post(URL).respond(text=B.STREAM_PLAIN, headers=SSE)
     manager = client().messages.stream(**ARGS)
     del manager
-    gc.collect()
+    collect()
     assert recorder.recorded() == [] and not route.called
 
 

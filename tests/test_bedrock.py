@@ -12,7 +12,6 @@ its input-token header, excludes the cache).
 from __future__ import annotations
 
 import base64
-import gc
 import json
 import struct
 import threading
@@ -38,7 +37,7 @@ from tollmeter.instrument.call import sync_wrapper
 from tollmeter.instrument.hooks import InstrumentSettings
 
 from .bodies import bedrock_bodies as B
-from .conftest import Recorder
+from .conftest import Recorder, collect
 
 pytestmark = pytest.mark.sdk
 
@@ -337,7 +336,7 @@ def test_converse_stream_break_then_dropped(recorder, aws):
         if "contentBlockStart" in item:
             break
     del response, item
-    gc.collect()
+    collect()
     event = recorder.one()
     assert event.partial and event.tool_calls == 1 and event.usage == Usage()
 

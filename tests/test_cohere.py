@@ -8,7 +8,6 @@ template and special tokens; `cached_tokens` is not a subset of the billed input
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 from decimal import Decimal
 
@@ -20,7 +19,7 @@ from tollmeter import Usage
 from tollmeter.instrument.hooks import InstrumentSettings
 
 from .bodies import cohere_bodies as B
-from .conftest import observe, run_bare_then_patched
+from .conftest import collect, observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -196,7 +195,7 @@ def test_chat_stream_dropped_is_recorded_when_collected(recorder, http_mock):
     stream = client().chat_stream(model=B.MODEL, messages=MESSAGES)
     next(stream)
     del stream
-    gc.collect()
+    collect()
     assert recorder.one().partial
 
 
@@ -204,7 +203,7 @@ def test_chat_stream_never_iterated_sends_nothing_and_records_nothing(recorder, 
     route = http_mock.post(CHAT).respond(text=B.CHAT_STREAM, headers=B.SSE_HEADERS)
     stream = client().chat_stream(model=B.MODEL, messages=MESSAGES)
     del stream
-    gc.collect()
+    collect()
     assert not route.called and recorder.recorded() == []
 
 

@@ -9,7 +9,6 @@ output = candidatesTokenCount + thoughtsTokenCount; reasoning = thoughtsTokenCou
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import re
 from decimal import Decimal
@@ -23,7 +22,7 @@ from google.oauth2.credentials import Credentials
 from tollmeter import Meter, MeterConfig, Usage
 
 from .bodies import google_bodies as B
-from .conftest import observe, run_bare_then_patched
+from .conftest import collect, observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -408,7 +407,7 @@ def test_stream_left_early_is_partial_with_the_last_counts_seen(recorder, http_m
     assert first.text == "The"
     stream.close()
     del stream
-    gc.collect()
+    collect()
     event = recorder.one()
     assert event.partial and event.usage == Usage(input_tokens=8, output_tokens=1)
 
@@ -423,7 +422,7 @@ async def test_async_stream_left_early_is_partial(recorder, http_mock):
     # The SDK's inner async generators are finalized by the event loop (its asyncgen hooks schedule
     # their aclose()): the call is recorded once the loop has run those.
     for _ in range(5):
-        gc.collect()
+        collect()
         await asyncio.sleep(0)
     event = recorder.one()
     assert event.partial and event.usage == Usage(input_tokens=9, output_tokens=605, reasoning_tokens=603)

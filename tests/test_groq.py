@@ -7,7 +7,6 @@ tokens are inside prompt_tokens, reasoning tokens inside completion_tokens.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from decimal import Decimal
 
@@ -18,7 +17,7 @@ import pytest
 from tollmeter import Meter, MeterConfig, Usage
 
 from .bodies import groq_bodies as B
-from .conftest import observe, run_bare_then_patched
+from .conftest import collect, observe, run_bare_then_patched
 
 pytestmark = pytest.mark.sdk
 
@@ -167,7 +166,7 @@ def test_abandoned_stream_is_recorded_when_collected(recorder, http_mock):
     stream = client().chat.completions.create(model="llama-3.3-70b-versatile", messages=MESSAGES, stream=True)
     next(stream)
     del stream
-    gc.collect()
+    collect()
     assert recorder.one().partial
 
 

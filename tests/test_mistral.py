@@ -8,7 +8,6 @@ tokens are inside prompt_tokens, thinking tokens inside completion_tokens.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from decimal import Decimal
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.sdk
 
 pytest.importorskip("mistralai.client.chat")  # mistralai 2.x and 3.x (1.x kept its modules under `mistralai`)
 from mistralai.client import Mistral, errors
-from .conftest import observe, run_bare_then_patched
+from .conftest import collect, observe, run_bare_then_patched
 
 BASE = "https://api.mistral.ai/v1"
 CHAT = f"{BASE}/chat/completions"
@@ -172,7 +171,7 @@ def test_abandoned_stream_is_recorded_when_collected(recorder, http_mock):
     for _ in stream:
         break
     del stream
-    gc.collect()
+    collect()
     assert recorder.one().partial
 
 

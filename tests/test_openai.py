@@ -6,7 +6,6 @@ cached tokens are inside prompt_tokens, reasoning tokens inside completion_token
 
 from __future__ import annotations
 
-import gc
 import json
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from tollmeter import Usage
 
 from .bodies import openai_bodies as B
+from .conftest import collect
 
 pytestmark = pytest.mark.sdk
 
@@ -249,7 +249,7 @@ def test_abandoned_stream_is_recorded_when_collected(recorder, http_mock):
     stream = _stream(http_mock)
     next(stream)
     del stream
-    gc.collect()
+    collect()
     assert recorder.one().partial
 
 

@@ -16,6 +16,7 @@ from tollmeter.events import Usage
 from tollmeter.instrument.streams import observed_chunks, passthrough_iter_patches
 
 from .bodies import openai_bodies as B
+from .conftest import collect
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -80,9 +81,7 @@ def test_a_loop_over_a_stream_gets_a_generator_and_a_broken_loop_is_a_partial_ca
     assert it.gi_code is observed_chunks.__code__ and it is not s._iterator
     next(it)
     del s, it
-    import gc
-
-    gc.collect()
+    collect()
     event = recorder.one()
     assert event.partial and event.usage == Usage()
 

@@ -17,8 +17,12 @@ The caller always gets the SDK's own object back (`type(result) is type(unpatche
 
 The call is recorded exactly once: at the end of the stream, on `close()`, on an exception, or
 when the observer is collected (a stream not read to its end is `partial`). The observer never
-holds the stream object itself, so a dropped stream is collected at once. The call's scope was
-captured when it started: no ContextVar is touched while chunks are read.
+holds the stream object itself: it keeps no dropped stream alive. Some SDK stream objects are
+in a reference cycle of their own, unpatched too (their chunk generator holds them: the
+Stainless SDKs' `__stream__`, botocore's `_create_raw_event_generator`): a dropped one is freed,
+and its call recorded, by the cyclic collector, on whichever thread that runs. Others (mistral's
+`EventStream`, generator results) go, and are recorded, as the last reference goes.
+The call's scope was captured when it started: no ContextVar is touched while chunks are read.
 """
 
 from __future__ import annotations
