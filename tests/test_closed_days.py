@@ -53,7 +53,7 @@ def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
         other.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
        first=some_events, later=st.lists(writes, min_size=1, max_size=4), chosen=leak_settings,
@@ -82,9 +82,10 @@ def test_kept_days_flag_what_a_fresh_report_flags(store, start, first, later, ch
 
     write("events", first)
     assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
-    for kind, *args in later:
+    for step, (kind, *args) in enumerate(later):
         write(kind, *args)
-        assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
+        kept = [leak.to_dict() for leak in ledger.leaks(chosen, today=today)]
+        assert kept == from_scratch(view, chosen, today), (start, first, later[:step + 1], chosen, today)
 
 
 def test_a_second_report_reads_only_the_open_day(store, monkeypatch):
@@ -182,3 +183,20 @@ def test_a_late_resolution_reranks_the_later_days_of_its_month(store):
     after = [leak.to_dict() for leak in ledger.leaks(today=today)]
     assert after == from_scratch(view, LeakSettings(), today)
     assert after != before
+
+
+def test_a_late_event_of_a_month_before_raises_a_runs_cost_to_date(store):
+    """A run's flag reads its cost to date, whatever day it was spent on: a late event of the
+    month before, for a run active this month, can make it cost more than it earns."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(date(2025, 5, 2)), "0.5", tenant="t1", run="r1")])
+    today = date(2025, 5, 4)
+    before = [leak.to_dict() for leak in ledger.leaks(today=today) if leak.subject == "run"]
+    assert before == []
+    view.add_events([event(at(date(2025, 4, 27)), "0.75", tenant="t1", run="r1")])  # late, in April
+    after = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert after == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in after if leak["subject"] == "run"] == ["r1"]

@@ -92,15 +92,14 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
 def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: PlanBook,
          make: Callable[[date, date], T]) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
-    first day not settled, or `today`), kept while the marks of those days (and of the days
-    before them in their month) and the plans are unchanged: (what it made or kept, split).
-    None when no day of the range is closed yet."""
+    first day not settled, or `today`), kept while no day before `split` is marked again (what
+    it makes may read any of them: a run's cost to date) and the plans are unchanged: (what it
+    made or kept, split). None when no day of the range is closed yet."""
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
     kept = _of(ledger, (ledger.project, name))
-    marks = ledger.day_revisions(month_start(first), split)
-    key = (first, split, marks.get(revisions.EVERY_DAY, 0), tuple(sorted(marks.items())))
+    key = (first, split, ledger.day_revisions_before(split))  # read before it is made: a later mark is seen
     with kept.lock:
         kept.same_book(book)
         if kept.part is not None and kept.part[0] == key:

@@ -241,7 +241,13 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
                 out[key] = out.get(key, _ZERO) + earned[run.run_id]
             return out
 
-        counts = ledger.run_counts(month_start(first), end, tenant_id=tenant_id, tenants=tenants)
+        # The counts before `first` in its month rank the runs of hybrid plans alone (the
+        # included runs go to the month's first): read for the customers that had one.
+        counts = ledger.run_counts(first, end, tenant_id=tenant_id, tenants=tenants)
+        ranked = [t for t in book.tenants if any(s.plan.pricing_model == "hybrid" for s in book.spans(t))
+                  and (tenant_id is None or t == tenant_id)]
+        if first > month_start(first) and ranked:
+            counts = ledger.run_counts(month_start(first), first, tenants=ranked) + counts
         for count, revenue in counted_revenues(book, counts, first, exact_day):
             row = piece(count.tenant_id, count.day, None, count.agent_id, None)
             row.revenue_usd += revenue

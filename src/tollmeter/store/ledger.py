@@ -345,6 +345,11 @@ class Ledger:
         with self.store.report() as conn:
             return revisions.read(conn, self.project, first, end)
 
+    def day_revisions_before(self, end: date) -> int:
+        """The marks of all days before `end` added up (`revisions.total_before`)."""
+        with self.store.report() as conn:
+            return revisions.total_before(conn, self.project, end)
+
     # -- reports ----------------------------------------------------------------------------------
 
     def margin(self, group_by: Any = ("tenant",), since: Any = None, until: Any = None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from . import schema
@@ -63,6 +63,14 @@ def read(conn: Connection, project: str, first: date, end: date) -> dict[date, i
     rows = conn.execute(select(t.c.day, t.c.revision).where(
         t.c.project_id == project, ((t.c.day >= first) & (t.c.day < end)) | (t.c.day == EVERY_DAY))).all()
     return {_date(day): revision for day, revision in rows}
+
+
+def total_before(conn: Connection, project: str, end: date) -> int:
+    """The marks of every day before `end` added up: it grows with each mark of one of them
+    (what is kept of figures that read all of those days, a run's cost to date, is keyed by it)."""
+    t = schema.day_revisions
+    return int(conn.execute(select(func.coalesce(func.sum(t.c.revision), 0)).where(
+        t.c.project_id == project, t.c.day < end)).scalar())
 
 
 def settled_before(now: datetime | None = None) -> date:
