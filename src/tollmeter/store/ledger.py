@@ -10,7 +10,9 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Float, Text, and_, case, cast, func, null, or_, select, text as sql_text, union_all, update
+from sqlalchemy import (Float, String, Text, and_, any_, bindparam, case, cast, func, null, or_, select, text as sql_text,
+                        union_all, update)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -247,15 +249,21 @@ class Ledger:
             else:
                 def above(value: Any) -> Any:
                     return r.c.cost_usd > value
+            if conn.dialect.name == "postgresql":  # one array parameter per list, not one per tenant
+                def among(column: Any, values: Sequence[str]) -> Any:
+                    return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+            else:
+                def among(column: Any, values: Sequence[str]) -> Any:
+                    return column.in_(list(values))
             chosen = [and_(r.c.revenue_usd.is_not(None), above(r.c.revenue_usd))]
             # One condition per threshold, on the tenants that have it (plans are few).
             alike: dict[Decimal, list[str]] = {}
             for tenant, least in over.items():
                 alike.setdefault(least, []).append(tenant)
             for least, tenants in sorted(alike.items()):
-                chosen.append(and_(r.c.revenue_usd.is_(None), r.c.tenant_id.in_(sorted(tenants)), above(least)))
+                chosen.append(and_(r.c.revenue_usd.is_(None), among(r.c.tenant_id, sorted(tenants)), above(least)))
             if free and free_outcomes:
-                chosen.append(and_(r.c.tenant_id.in_(list(free)), r.c.outcome.in_(list(free_outcomes)), above(0)))
+                chosen.append(and_(among(r.c.tenant_id, free), r.c.outcome.in_(list(free_outcomes)), above(0)))
             # The runs with events in the range, or resolved in it: three disjoint parts, each
             # found by index (schema.runs) for each way of being costly (`chosen`, a BitmapOr
             # on PostgreSQL): events in the range; resolved in it after them; resolved in it
