@@ -53,12 +53,13 @@ def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
         other.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
        first=some_events, later=st.lists(writes, min_size=1, max_size=4), chosen=leak_settings,
        today=st.sampled_from(TODAY))
-def test_kept_days_flag_what_a_fresh_report_flags(store, start, first, later, chosen, today):
+def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, first, later, chosen, today):
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))  # the report's day is the current one
     view = fresh(store)
     ledger = Ledger(view)
     for tenant, plan in start:
@@ -137,6 +138,9 @@ def test_only_writes_to_ended_days_are_marked(store):
                      event(at(yesterday, 13), "1", tenant="t2", event_id="late-2")])
     view.add_events([event(at(yesterday), "1", tenant="t1", event_id="late-1")])  # stored already: no write
     assert Ledger(view).day_revisions(yesterday, today) == {yesterday: 1}
+    tomorrow = today + timedelta(days=1)
+    view.add_events([event(at(tomorrow), "1", tenant="t1", event_id="ahead")])  # a clock ahead: marked too
+    assert Ledger(view).day_revisions(tomorrow, tomorrow + timedelta(days=1)) == {tomorrow: 1}
     view.rebuild_rollups()  # every day at once
     assert Ledger(view).day_revisions(yesterday, today)[revisions.EVERY_DAY] == 1
 
@@ -200,3 +204,54 @@ def test_a_late_event_of_a_month_before_raises_a_runs_cost_to_date(store):
     after = [leak.to_dict() for leak in ledger.leaks(today=today)]
     assert after == from_scratch(view, LeakSettings(), today)
     assert [leak["subject_id"] for leak in after if leak["subject"] == "run"] == ["r1"]
+
+
+def test_a_run_resolved_after_the_reports_day(store, monkeypatch):
+    """A kept run resolved later than the report's day (a clock ahead; a report of a past day)
+    is decided again over the report's range, as from scratch."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "2"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(date(2025, 4, 24)), "1", tenant="t1", run="r1")])
+    today = date(2025, 4, 30)
+    for clock in (at(today, 12), datetime.now(timezone.utc)):  # the current day, then a past one
+        monkeypatch.setattr(revisions, "now", lambda clock=clock: clock)
+        assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == []
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    ledger.resolve("r1", "failed", at=at(date(2025, 5, 1)))  # earns nothing now
+    flagged = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert flagged == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in flagged if leak["subject"] == "run"] == ["r1"]
+
+
+def test_a_kept_run_resolved_on_the_current_day_for_more_than_it_cost(store, monkeypatch):
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(date(2025, 4, 24)), "2", tenant="t1", run="r1")])
+    today = date(2025, 4, 30)
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == ["r1"]
+    ledger.resolve("r1", "resolved", revenue_usd="5", at=at(today, 13))  # the current day: no mark
+    assert ledger.day_revisions_total() == 1  # the event's day alone
+    flagged = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert flagged == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in flagged if leak["subject"] == "run"] == []
+
+
+def test_a_past_days_report_sees_the_current_days_resolutions_of_its_runs(store):
+    """A resolution made now (on the current day: no mark) can make a run active on a past
+    day cost more than it earns: a report of a past day keeps no run flags."""
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "1"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(date(2025, 4, 24)), "0.5", tenant="t1", run="r1")])
+    today = date(2025, 4, 30)
+    assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == []
+    ledger.resolve("r1", "escalated")  # now: earns nothing
+    flagged = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert flagged == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in flagged if leak["subject"] == "run"] == ["r1"]

@@ -89,17 +89,19 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
     return report
 
 
-def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: PlanBook,
-         make: Callable[[date, date], T]) -> tuple[T | None, date]:
+def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
+         make: Callable[[date, date], T], *, every_day: bool = False) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
     first day not settled, or `today`), kept while no day before `split` is marked again (what
-    it makes may read any of them: a run's cost to date) and the plans are unchanged: (what it
-    made or kept, split). None when no day of the range is closed yet."""
+    it makes may read any of them), or no day at all with `every_day` (what it makes reads
+    the days after too: a run's cost to date), and the plans are unchanged: (what it made or
+    kept, split). None when no day of the range is closed yet."""
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
     kept = _of(ledger, (ledger.project, name))
-    key = (first, split, ledger.day_revisions_before(split))  # read before it is made: a later mark is seen
+    # read before it is made: a mark made meanwhile is seen next time
+    key = (first, split, ledger.day_revisions_total() if every_day else ledger.day_revisions_before(split))
     with kept.lock:
         kept.same_book(book)
         if kept.part is not None and kept.part[0] == key:
@@ -109,6 +111,12 @@ def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: P
         if kept.book is book:
             kept.part = (key, made)
     return made, split
+
+
+def settled_before() -> date:
+    """The first day that may still change (`revisions.settled_before`): a report of it or
+    after is of the current day."""
+    return revisions.settled_before()
 
 
 def _of(ledger: Ledger, key: tuple[Any, ...]) -> _Kept:

@@ -381,24 +381,29 @@ def _agents(ledger: Ledger, book: Any, first: date, end: date, today: date, sett
 
 
 def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant_id: str | None) -> list[Leak]:
-    """The runs' flags of all customers: those of the runs last active and resolved (if they
-    were) on the closed days are kept from report to report (`closed_days.part`); the runs
-    active or resolved since are read again, and so are the kept runs that were not resolved
-    then and are now (a resolution is what can lower a run's cost against what it earns: its
-    cost only grows, and a write dated on a closed day marks it)."""
-    if tenant_id is not None:
+    """The runs' flags. Of all customers, on the current day: the flags of the closed days are
+    kept from report to report (`closed_days.part`, while no day is marked again: a write to
+    any day but the current one marks it) and the runs active or resolved since are read
+    again, and so are the kept runs that were not resolved then and are now (a resolution can
+    lower a run's cost against what it earns; its cost only grows). A report of a past day is
+    made whole: a run's cost to date grows with the current day's events."""
+    if tenant_id is not None or today < closed_days.settled_before():
         return _run_flags(ledger, book, first, end, tenant_id)
     kept, split = closed_days.part(ledger, "runs", first, end, today, book,
-                                   lambda since, until: _run_flags(ledger, book, since, until, None))
+                                   lambda since, until: _run_flags(ledger, book, since, until, None), every_day=True)
     if kept is None:
         return _run_flags(ledger, book, first, end, None)
     fresh = _run_flags(ledger, book, split, end, None) if split < end else []
     again = {leak.subject_id for leak in fresh}
-    again |= ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None)
+    resolved = ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None) - again
+    if resolved:  # decided again over the whole range (resolved after `end`, a past report's day, too)
+        fresh += _run_flags(ledger, book, first, end, None, run_ids=sorted(resolved))
+        again |= resolved
     return sorted([leak for leak in kept if leak.subject_id not in again] + fresh, key=lambda leak: leak.subject_id)
 
 
-def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None) -> list[Leak]:
+def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None,
+               run_ids: list[str] | None = None) -> list[Leak]:
     """The flags of the runs with events or resolved on days first <= day < end. Only the runs
     that cost more than the least a run of their customer can earn are read (from the runs'
     costs to date); each of those is then decided exactly. In run id order."""
@@ -413,7 +418,7 @@ def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str
                 if model == "per_resolution":
                     free.add(tenant)
     candidates = ledger.costly_runs(first, end, over=least, free=sorted(free),
-                                    free_outcomes=UNPAID_OUTCOMES, tenant_id=tenant_id)
+                                    free_outcomes=UNPAID_OUTCOMES, tenant_id=tenant_id, run_ids=run_ids)
     over: list[tuple[dict[str, Any], Decimal]] = []
     for run in sorted(candidates, key=lambda r: r["run_id"]):
         if run["revenue_usd"] is not None:

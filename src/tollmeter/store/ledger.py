@@ -230,14 +230,16 @@ class Ledger:
         return out
 
     def costly_runs(self, first: date, end: date, *, over: Mapping[str, Decimal], free: Sequence[str] = (),
-                    free_outcomes: Sequence[str] = (), tenant_id: str | None = None) -> list[dict[str, Any]]:
+                    free_outcomes: Sequence[str] = (), tenant_id: str | None = None,
+                    run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Runs with events or a resolution on days first <= day < end whose cost to date
         (`cost_usd` in what is returned) may be over what they earn: over their revenue given
         at resolve time, over `over[tenant]` for the others of the tenants in `over` (the least
         a run of that tenant can earn), and over zero for the runs of the tenants `free` with an
         outcome in `free_outcomes`. One read of the runs active in the range (their costs are
         kept on them); the caller decides exactly. On PostgreSQL the rows read are only those
-        of such runs (found by `schema.runs`' indexes), not every run of the range."""
+        of such runs (found by `schema.runs`' indexes), not every run of the range. `run_ids`:
+        of those runs only."""
         r = schema.runs
         start, stop = _midnight(first), _midnight(end)
         with self.store.report() as conn:
@@ -275,7 +277,8 @@ class Ledger:
             picked = [select(r.c.run_id, r.c.tenant_id, r.c.outcome, r.c.revenue_usd, r.c.resolved_at,
                              r.c.first_seen, r.c.last_seen, r.c.cost_usd).where(
                 r.c.project_id == self.project, or_(*chosen), part,
-                *([r.c.tenant_id == tenant_id] if tenant_id is not None else [])) for part in parts]
+                *([r.c.tenant_id == tenant_id] if tenant_id is not None else []),
+                *([among(r.c.run_id, run_ids)] if run_ids is not None else [])) for part in parts]
             rows = conn.execute(union_all(*picked)).all()
         names = ("run_id", "tenant_id", "outcome", "revenue_usd", "resolved_at", "first_seen", "last_seen", "cost_usd")
         return [dict(zip(names, row)) for row in rows]
@@ -357,6 +360,11 @@ class Ledger:
         """The marks of all days before `end` added up (`revisions.total_before`)."""
         with self.store.report() as conn:
             return revisions.total_before(conn, self.project, end)
+
+    def day_revisions_total(self) -> int:
+        """The marks of every day added up (`revisions.total`)."""
+        with self.store.report() as conn:
+            return revisions.total(conn, self.project)
 
     # -- reports ----------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""Revisions of closed days: which UTC days were written to after they ended (`day_revisions`).
+"""Revisions of closed days: which UTC days were written to when they were not the current one
+(`day_revisions`).
 
 A report that keeps closed days' figures between calls (`business/closed_days.py`) must learn
 when one of those days changes. Writes to the current day need no mark (no report keeps it);
-a write to an earlier day does: late events, repricing, a resolution dated in the past, a
-resolved run's count moved to the tenant learnt for it. Each writer notes the days it touches
-(`note`); the days before the writer's current UTC day are marked once per transaction, as its
+a write to another day does: late events, repricing, a resolution dated in the past, a
+resolved run's count moved to the tenant learnt for it; and one dated in the future (a clock
+ahead), which a run's cost to date already holds. Each writer notes the days it touches
+(`note`); the days other than the writer's current UTC day are marked once per transaction, as its
 last write (`flush`, called by the store's transaction on its way to commit), so the mark's
 row locks come after every other table's, in every writer: no new lock cycle. Rebuilding the
 rollups marks every day at once (`EVERY_DAY`).
@@ -32,11 +34,16 @@ SETTLED_AFTER = timedelta(minutes=10)
 _NOTED = "tollmeter.noted_days"
 
 
+def now() -> datetime:
+    """The current UTC time (looked up here, so that a benchmark can play a given day)."""
+    return datetime.now(timezone.utc)
+
+
 def note(conn: Connection, project: str, days: Iterable[date], today: date | None = None) -> None:
-    """Days this transaction writes to: those before `today` (the current UTC day) are marked
-    when it commits."""
-    today = today or datetime.now(timezone.utc).date()
-    late = {day for day in days if day < today}
+    """Days this transaction writes to: those other than `today` (the current UTC day) are
+    marked when it commits."""
+    today = today or now().date()
+    late = {day for day in days if day != today}
     if late:
         conn.info.setdefault(_NOTED, {}).setdefault(project, set()).update(late)
 
@@ -73,10 +80,15 @@ def total_before(conn: Connection, project: str, end: date) -> int:
         t.c.project_id == project, t.c.day < end)).scalar())
 
 
-def settled_before(now: datetime | None = None) -> date:
+def total(conn: Connection, project: str) -> int:
+    """The marks of every day added up."""
+    t = schema.day_revisions
+    return int(conn.execute(select(func.coalesce(func.sum(t.c.revision), 0)).where(t.c.project_id == project)).scalar())
+
+
+def settled_before(at: datetime | None = None) -> date:
     """The first UTC day not settled yet: the days before it ended `SETTLED_AFTER` ago."""
-    now = now or datetime.now(timezone.utc)
-    return (now - SETTLED_AFTER).date()
+    return ((at or now()).astimezone(timezone.utc) - SETTLED_AFTER).date()
 
 
 def _date(value: Any) -> date:
