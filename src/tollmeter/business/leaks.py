@@ -20,7 +20,7 @@ since when. Rules over the current month to date (UTC), with thresholds in `Leak
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable, Collection
@@ -252,7 +252,10 @@ def _fold(rows: list[Any], span: list[date], first: date, recent_first: date, se
         if was is None:
             figures, costs, before = _Month(), [_ZERO] * window, _ZERO
         else:
-            figures, costs, before = replace(was.month), list(was.window), was.before
+            month = was.month  # a copy (dataclasses.replace is several times slower)
+            figures = _Month(month.cost, month.revenue, month.recent_cost, month.recent_revenue, month.crossed,
+                             month.spike)
+            costs, before = list(was.window), was.before
         for i, day in enumerate(span):
             row = slots[i]
             day_cost = _ZERO
