@@ -255,3 +255,16 @@ def test_a_past_days_report_sees_the_current_days_resolutions_of_its_runs(store)
     flagged = [leak.to_dict() for leak in ledger.leaks(today=today)]
     assert flagged == from_scratch(view, LeakSettings(), today)
     assert [leak["subject_id"] for leak in flagged if leak["subject"] == "run"] == ["r1"]
+
+
+def test_the_projects_asked_least_recently_are_forgotten(store):
+    from tollmeter.business import closed_days
+
+    views = [fresh(store) for _ in range(closed_days._PROJECTS + 1)]
+    for view in views:
+        view.add_events([event(at(DAYS[0]), "1", tenant="t1")])
+        Ledger(view).leaks(today=DAYS[-1])
+    kept = closed_days._kept[store.engine]
+    assert list(kept) == [view.project for view in views[1:]]  # the first one is gone
+    Ledger(views[1]).leaks(today=DAYS[-1])
+    assert list(kept)[-1] == views[1].project
