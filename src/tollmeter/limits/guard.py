@@ -56,6 +56,7 @@ from .circuit import Asker, Circuit
 from . import picos
 from .estimate import PER_REQUEST_TOKENS, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
+from .mutex import TokenLock
 from .remote import BudgetsUnavailable
 
 if TYPE_CHECKING:
@@ -246,9 +247,14 @@ class Reservation:
         return picos.usd(self.amount)
 
 
-#: Makes a Reservation without its `__init__`: `Guard.admit_plain` sets its every field itself
-#: (a test holds them to `__init__`'s), one Python frame fewer before every call.
-_new_reservation = object.__new__
+class PlainReservation(Reservation):
+    """The reservation `Guard.admit_plain` makes: a `Reservation` whose fields it sets itself
+    (a test holds them to `Reservation.__init__`'s). Made by the type's own call, without a
+    Python `__init__`: one frame fewer than `Reservation(...)`, and cheaper than
+    `object.__new__(Reservation)` (about 0.1 µs warm), before every call."""
+
+    __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
 
 
 def _opened(reservation: Reservation) -> Reservation:
@@ -373,7 +379,10 @@ class Guard:
         #: Settles a finished call (`finished(reservation, record)`): prices it and calls `settle`.
         self._settle_record = settle
         self.settings = settings or GuardSettings()
-        self._lock = threading.Lock()
+        #: The guard's mutex: `admit_plain` takes it by popping `_tokens` (`TokenLock`), everything
+        #: else with `with self._lock`.
+        self._lock = TokenLock()
+        self._tokens = self._lock.tokens
         self._budgets: dict[str, Budget] = {}
         self._prices: dict[tuple[str | None, str | None, str | None], Any] = {}
         #: (provider, model, tier, request format) -> its `PlainBounds`, or None (never bounded):
@@ -453,14 +462,17 @@ class Guard:
             input_tokens = text + fixed + PER_REQUEST_TOKENS
             output_tokens = (bounds.most if cap is None else cap) * choices
             amount = bounds.per_input * input_tokens + bounds.per_output * output_tokens + bounds.per_request
-            lock = self._lock
-            lock.acquire()  # not `with`: no bound methods made for it, before every call
+            tokens = self._tokens  # the guard's lock, taken by one atomic `pop` (`TokenLock`)
+            try:
+                tokens.pop()
+            except IndexError:  # held: the full way waits for it
+                return NEEDS_CHECK
             try:
                 free = budget.remaining - budget.reserved
                 if now < budget.expires and free >= amount * AMPLE_BOUNDS:
                     budget.reserved += amount
                     budget.last_used = now
-                    reservation = _new_reservation(Reservation)  # `Reservation(...)`, written out
+                    reservation = PlainReservation()  # `Reservation(...)`, written out
                     reservation.budget = budget
                     reservation.amount = amount
                     reservation.lease_id = budget.lease_id
@@ -477,7 +489,7 @@ class Guard:
                         reservation.urgent = budget.wake_once()
                     return reservation
             finally:
-                lock.release()
+                tokens.append(True)
             return NEEDS_CHECK
         except Exception as fault:  # a bug here must not reach the host: the full way decides
             self._report(fault, "checking limits")
