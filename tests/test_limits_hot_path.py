@@ -139,6 +139,24 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     assert guard.reserved("big") <= before
 
 
+def test_the_first_look_steps_aside_while_the_guards_lock_is_held(meter) -> None:
+    """`admit_plain` takes the guard's lock by popping its token and never waits for it: held
+    elsewhere (here by this very thread, which would deadlock a waiting lock), the call goes
+    the full way; given back, the first look reserves again."""
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    call("big", meter, messages=MESSAGES)
+    guard = meter._limits.guard
+    request = {"model": "gpt-4o", "messages": MESSAGES}
+    with guard._lock:
+        assert guard._lock.locked()
+        assert guard.admit_plain("big", "openai", "gpt-4o", request, CHAT) is NEEDS_CHECK
+    assert not guard._lock.locked()
+    reservation = guard.admit_plain("big", "openai", "gpt-4o", request, CHAT)
+    assert type(reservation) is PlainReservation
+    guard.release(reservation)
+    assert not guard._lock.locked()
+
+
 def settlements(meter: Meter) -> tuple[list[threading.Thread], list[object]]:
     """Spies on the guard: the thread of every settlement, and every call that went the full way
     (`Guard.check`: the first look stepped aside). The real methods run."""
