@@ -122,7 +122,7 @@ def test_an_interrupted_wait_leaves_the_lock_as_it_was(monkeypatch) -> None:
     def interrupted(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mutex_module.time, "sleep", interrupted)
+    monkeypatch.setattr(mutex_module, "_sleep", interrupted)
     with pytest.raises(KeyboardInterrupt):
         lock.acquire()
     monkeypatch.undo()
