@@ -20,7 +20,7 @@ from tollmeter import Meter, MeterConfig
 from tollmeter.formats.openai_chat import CHAT
 from tollmeter.limits import picos
 from tollmeter.limits.estimate import estimate_request, upper_bound
-from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS, Reservation
+from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS, PlainReservation, Reservation
 
 from .bodies import openai_bodies as O
 from .test_limits_bound import WALKED, chat_requests
@@ -127,7 +127,7 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     before = guard.reserved("big")  # (the first call's, until the worker settles it)
     reservation = guard.admit_plain("big", "openai", "gpt-4o", {"model": "gpt-4o", "messages": MESSAGES}, CHAT)
     try:
-        assert type(reservation) is Reservation
+        assert type(reservation) is PlainReservation and isinstance(reservation, Reservation)
         made = Reservation(reservation.budget, reservation.amount, reservation.lease_id, reservation.tokens, None,
                            reservation.model)
         made.urgent = reservation.urgent  # the one field set after `__init__` (`wake_line`)
@@ -137,6 +137,24 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     finally:
         guard.release(reservation)
     assert guard.reserved("big") <= before
+
+
+def test_the_first_look_steps_aside_while_the_guards_lock_is_held(meter) -> None:
+    """`admit_plain` takes the guard's lock by popping its token and never waits for it: held
+    elsewhere (here by this very thread, which would deadlock a waiting lock), the call goes
+    the full way; given back, the first look reserves again."""
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    call("big", meter, messages=MESSAGES)
+    guard = meter._limits.guard
+    request = {"model": "gpt-4o", "messages": MESSAGES}
+    with guard._lock:
+        assert guard._lock.locked()
+        assert guard.admit_plain("big", "openai", "gpt-4o", request, CHAT) is NEEDS_CHECK
+    assert not guard._lock.locked()
+    reservation = guard.admit_plain("big", "openai", "gpt-4o", request, CHAT)
+    assert type(reservation) is PlainReservation
+    guard.release(reservation)
+    assert not guard._lock.locked()
 
 
 def settlements(meter: Meter) -> tuple[list[threading.Thread], list[object]]:
