@@ -18,6 +18,7 @@ from ..business.plans import Plan, PlanError, check_text, money, outcome as chec
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
 from ..money import EXACT
 from . import outcomes, revisions, schema
+from .revisions import as_date as _date
 from .store import Store, _insert, accumulate
 
 _ZERO = Decimal(0)
@@ -460,14 +461,6 @@ class Ledger:
         for costs in out.values():
             costs.sort()
         return out
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def _utc(value: datetime) -> datetime:

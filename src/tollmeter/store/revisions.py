@@ -69,7 +69,7 @@ def read(conn: Connection, project: str, first: date, end: date) -> dict[date, i
     t = schema.day_revisions
     rows = conn.execute(select(t.c.day, t.c.revision).where(
         t.c.project_id == project, ((t.c.day >= first) & (t.c.day < end)) | (t.c.day == EVERY_DAY))).all()
-    return {_date(day): revision for day, revision in rows}
+    return {as_date(day): revision for day, revision in rows}
 
 
 def total_before(conn: Connection, project: str, end: date) -> int:
@@ -91,7 +91,8 @@ def settled_before(at: datetime | None = None) -> date:
     return ((at or now()).astimezone(timezone.utc) - SETTLED_AFTER).date()
 
 
-def _date(value: Any) -> date:
+def as_date(value: Any) -> date:
+    """A day as a database gives it back (a date; SQLite's ISO text)."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
