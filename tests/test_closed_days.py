@@ -268,3 +268,18 @@ def test_the_projects_asked_least_recently_are_forgotten(store):
     assert list(kept) == [view.project for view in views[1:]]  # the first one is gone
     Ledger(views[1]).leaks(today=DAYS[-1])
     assert list(kept)[-1] == views[1].project
+
+
+def test_one_kept_customers_part_whatever_the_days_asked(store, monkeypatch):
+    """Reports of successive days (a serving process, day after day) replace what is kept of
+    the customers' figures: it does not pile up a copy per day."""
+    from tollmeter.business import closed_days
+
+    view = fresh(store)
+    ledger = Ledger(view)
+    view.add_events([event(at(day), "1", tenant="t1") for day in DAYS])
+    for today in DAYS[-4:]:
+        monkeypatch.setattr(revisions, "now", lambda today=today: at(today, 12))
+        ledger.leaks(today=today)
+    kept = closed_days._kept[store.engine][view.project]
+    assert sorted(name for name in kept if isinstance(name, str)) == ["customers", "runs"]

@@ -1,5 +1,6 @@
-"""Closed days' margin rows kept between reports, so that a report of the month to date reads
-the database for the days that can still change and not for the month again.
+"""Closed days' figures kept between reports, so that a report of the month to date reads the
+database for the days that can still change and not for the month again: margin rows per
+closed day (`daily`), and whatever a rule makes of the closed days (`part`).
 
 The leak rules read a margin by tenant and day over the month and the spike window before it,
 and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
@@ -91,19 +92,20 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
     return report
 
 
-def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
-         make: Callable[[date, date], T], *, every_day: bool = False) -> tuple[T | None, date]:
+def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: PlanBook,
+         make: Callable[[date, date], T], *, every_day: bool = False, inputs: Any = None) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
     first day not settled, or `today`), kept while no day before `split` is marked again (what
     it makes may read any of them), or no day at all with `every_day` (what it makes reads
     the days after too: a run's cost to date), and the plans are unchanged: (what it made or
-    kept, split). None when no day of the range is closed yet."""
+    kept, split). None when no day of the range is closed yet. `inputs`: what else `make`
+    depends on (kept under the same name: one at a time)."""
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
     kept = _of(ledger, name)
     # read before it is made: a mark made meanwhile is seen next time
-    key = (first, split, ledger.day_revisions_total() if every_day else ledger.day_revisions_before(split))
+    key = (first, split, inputs, ledger.day_revisions_total(None if every_day else split))
     with kept.lock:
         kept.same_book(book)
         if kept.part is not None and kept.part[0] == key:

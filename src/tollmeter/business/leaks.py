@@ -205,7 +205,7 @@ def _kept_months(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: 
         rows = closed_days.daily(ledger, ("tenant",), since, split, today, book).rows
         return _fold(rows, list(days(since, split)), first, recent_first, settings, None, {})
 
-    kept, split = closed_days.part(ledger, ("customers", settings, today), since, end, today, book, closed)
+    kept, split = closed_days.part(ledger, "customers", since, end, today, book, closed, inputs=(settings, today))
     start = since if kept is None else split
     rows = margin(ledger, ("tenant", "day"), since=start, until=end, book=book).rows if start < end else []
     running = _fold(rows, list(days(start, end)), first, recent_first, settings, None, kept or {})

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy import (Float, String, Text, and_, any_, bindparam, case, cast, func, null, or_, select, text as sql_text,
                         union_all, update)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -252,12 +253,9 @@ class Ledger:
             else:
                 def above(value: Any) -> Any:
                     return r.c.cost_usd > value
-            if conn.dialect.name == "postgresql":  # one array parameter per list, not one per tenant
-                def among(column: Any, values: Sequence[str]) -> Any:
-                    return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-            else:
-                def among(column: Any, values: Sequence[str]) -> Any:
-                    return column.in_(list(values))
+            def among(column: Any, values: Sequence[str]) -> Any:
+                return _among(conn, column, values)
+
             chosen = [and_(r.c.revenue_usd.is_not(None), above(r.c.revenue_usd))]
             # One condition per threshold, on the tenants that have it (plans are few).
             alike: dict[Decimal, list[str]] = {}
@@ -290,14 +288,11 @@ class Ledger:
         r = schema.runs
         out: set[str] = set()
         with self.store.report() as conn:
-            if conn.dialect.name == "postgresql":  # one array parameter, not thousands
-                return set(conn.execute(sql_text(
-                    f"SELECT run_id FROM {r.name} WHERE project_id = :project AND run_id = ANY(:ids) "
-                    f"AND outcome IS NOT NULL"), {"project": self.project, "ids": ids}).scalars())
-            for at in range(0, len(ids), 400):
+            step = (len(ids) or 1) if conn.dialect.name == "postgresql" else 400  # SQLite: a parameter per id
+            for at in range(0, len(ids), step):
                 out.update(conn.execute(select(r.c.run_id).where(
-                    r.c.project_id == self.project, r.c.run_id.in_(ids[at:at + 400]), r.c.outcome.is_not(None))
-                ).scalars())
+                    r.c.project_id == self.project, _among(conn, r.c.run_id, ids[at:at + step]),
+                    r.c.outcome.is_not(None))).scalars())
         return out
 
     def spike_days(self, first: date, end: date, *, window: int, factor: Decimal, least: Decimal,
@@ -352,20 +347,15 @@ class Ledger:
         return out
 
     def day_revisions(self, first: date, end: date) -> dict[date, int]:
-        """How many times each of the days first <= day < end was written to after it ended
-        (those that were), and every day at once under `revisions.EVERY_DAY`."""
+        """How many times each of the days first <= day < end was written to when it was not
+        the current day (those that were), and every day at once under `revisions.EVERY_DAY`."""
         with self.store.report() as conn:
             return revisions.read(conn, self.project, first, end)
 
-    def day_revisions_before(self, end: date) -> int:
-        """The marks of all days before `end` added up (`revisions.total_before`)."""
+    def day_revisions_total(self, before: date | None = None) -> int:
+        """The marks of every day (before `before`, when given) added up (`revisions.total`)."""
         with self.store.report() as conn:
-            return revisions.total_before(conn, self.project, end)
-
-    def day_revisions_total(self) -> int:
-        """The marks of every day added up (`revisions.total`)."""
-        with self.store.report() as conn:
-            return revisions.total(conn, self.project)
+            return revisions.total(conn, self.project, before)
 
     # -- reports ----------------------------------------------------------------------------------
 
@@ -461,6 +451,14 @@ class Ledger:
         for costs in out.values():
             costs.sort()
         return out
+
+
+def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """`column IN values`: on PostgreSQL one array parameter (`= ANY`), not one per value (psycopg
+    splitting a query of thousands of parameters took most of a read's time)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(list(values))
 
 
 def _utc(value: datetime) -> datetime:

@@ -72,18 +72,12 @@ def read(conn: Connection, project: str, first: date, end: date) -> dict[date, i
     return {as_date(day): revision for day, revision in rows}
 
 
-def total_before(conn: Connection, project: str, end: date) -> int:
-    """The marks of every day before `end` added up: it grows with each mark of one of them
-    (what is kept of figures that read all of those days, a run's cost to date, is keyed by it)."""
+def total(conn: Connection, project: str, before: date | None = None) -> int:
+    """The marks of every day (before `before`, when given) added up: it grows with each new
+    mark of one of them (what is kept of figures that read all of those days is keyed by it)."""
     t = schema.day_revisions
-    return int(conn.execute(select(func.coalesce(func.sum(t.c.revision), 0)).where(
-        t.c.project_id == project, t.c.day < end)).scalar())
-
-
-def total(conn: Connection, project: str) -> int:
-    """The marks of every day added up."""
-    t = schema.day_revisions
-    return int(conn.execute(select(func.coalesce(func.sum(t.c.revision), 0)).where(t.c.project_id == project)).scalar())
+    where = [t.c.project_id == project, *([t.c.day < before] if before is not None else [])]
+    return int(conn.execute(select(func.coalesce(func.sum(t.c.revision), 0)).where(*where)).scalar())
 
 
 def settled_before(at: datetime | None = None) -> date:
