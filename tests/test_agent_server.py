@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import openai
-import pytest
 
 from tollmeter import LimitExceededException, Meter, MeterConfig
 
@@ -20,7 +19,8 @@ from .server_support import _WORK, Server, database_for, free_port, wait_ready
 from .test_limits_concurrency import billed  # the provider: usage below the reservation
 
 pytest_plugins = ["tests.server_harness"]
-pytestmark = pytest.mark.sdk
+# Not marked `sdk`: the SDK is only the vehicle here (its subject is the limits client), run once.
+
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 LIMIT = Decimal("0.05")

@@ -21,7 +21,8 @@ from tollmeter.store.store import Store
 
 from .bodies import openai_bodies as O
 
-pytestmark = pytest.mark.sdk
+# Not marked `sdk`: the SDK is only the vehicle here (its subject is the limits client), run once.
+
 
 SERVER = "https://metering.example.com"
 CHAT = "https://api.openai.com/v1/chat/completions"

@@ -45,7 +45,8 @@ from .conftest import mock_http
 from .server_support import Api, running_server
 
 pytest_plugins = ["tests.server_harness"]
-pytestmark = pytest.mark.sdk
+# Not marked `sdk`: the SDK is only the vehicle here (its subject is the limits client), run once.
+
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 #: Seconds a call may take at most while its budget source fails (limits_wait is 0.05 s; a hung
