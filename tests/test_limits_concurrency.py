@@ -135,9 +135,9 @@ def _process(db: str, index: int, queue, options: dict = WAIT_FOR_THE_STORE) -> 
 
 def _first_call_unmetered(route) -> None:
     """One unpatched call before the threads start, as a warmed-up app process would have made:
-    the SDK builds its deferred pydantic models on first use, and pydantic < 2.13 (the previous
-    majors' pass, held there by cohere 6) races when 16 threads do that at once (pydantic#11849:
-    "BaseModel cannot be instantiated directly" from the bare SDK). Not counted as a provider call."""
+    the SDK builds its deferred pydantic models on first use, and pydantic < 2.13 (cohere 6 holds
+    an environment there) races when 16 threads do that at once (pydantic#11849: "BaseModel
+    cannot be instantiated directly" from the bare SDK, seen in CI). Not counted as a provider call."""
     openai.OpenAI(api_key="k", max_retries=0).chat.completions.create(
         model="gpt-4o", max_tokens=20, messages=[{"role": "user", "content": "warm-up"}])
     route.reset()
