@@ -30,6 +30,7 @@ some_events = st.lists(st.fixed_dictionaries({
     "day": st.sampled_from(DAYS),
     "hour": st.integers(0, 23),
     "cost": st.one_of(st.none(), amounts(3)),
+    "model": st.sampled_from(("m1", "m2")),
 }), min_size=1, max_size=8)
 
 writes = st.one_of(
@@ -53,6 +54,30 @@ def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
         other.close()
 
 
+class Writer:
+    """One of `writes` applied to a ledger's project (a run is resolved once)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.resolved: set[str] = set()
+
+    def __call__(self, kind, *args) -> None:
+        ledger, view = self.ledger, self.ledger.store
+        if kind == "events":
+            view.add_events([event(at(e["day"], e["hour"]), e["cost"], tenant=e["tenant"], run=e["run"],
+                                   agent=e["agent"], model=e.get("model", "m1")) for e in args[0]])
+        elif kind == "resolve":
+            run_id, outcome, day, revenue, tenant = args
+            if run_id not in self.resolved:
+                self.resolved.add(run_id)
+                ledger.resolve(run_id, outcome, revenue_usd=revenue, tenant_id=tenant, at=at(day, 9))
+        elif kind == "plan":
+            tenant, day, plan = args
+            ledger.upsert_customer(tenant, plan=plan, seats=2, effective_from=day)
+        else:
+            view.rebuild_rollups()
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
@@ -64,23 +89,7 @@ def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, fir
     ledger = Ledger(view)
     for tenant, plan in start:
         ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
-    resolved: set[str] = set()
-
-    def write(kind, *args):
-        if kind == "events":
-            view.add_events([event(at(e["day"], e["hour"]), e["cost"], tenant=e["tenant"], run=e["run"],
-                                   agent=e["agent"]) for e in args[0]])
-        elif kind == "resolve":
-            run_id, outcome, day, revenue, tenant = args
-            if run_id not in resolved:
-                resolved.add(run_id)
-                ledger.resolve(run_id, outcome, revenue_usd=revenue, tenant_id=tenant, at=at(day, 9))
-        elif kind == "plan":
-            tenant, day, plan = args
-            ledger.upsert_customer(tenant, plan=plan, seats=2, effective_from=day)
-        else:
-            view.rebuild_rollups()
-
+    write = Writer(ledger)
     write("events", first)
     assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
     for step, (kind, *args) in enumerate(later):
@@ -283,3 +292,93 @@ def test_one_kept_customers_part_whatever_the_days_asked(store, monkeypatch):
         ledger.leaks(today=today)
     kept = closed_days._kept[store.engine][view.project]
     assert sorted(name for name in kept if isinstance(name, str)) == ["customers", "runs"]
+
+
+# -- margin reports (`Ledger.margin`: the API's, the CLI's and the dashboard's) ------------------
+
+GROUPINGS = [("tenant",), ("tenant", "model"), ("agent",), ("run",), ("day",), ("model", "week"),
+             ("tenant", "agent", "month"), ()]
+
+
+def margin_from_scratch(view: Store, groups, first: date, end: date, tenant_id: str | None) -> dict:
+    other = Store(view.engine.url.render_as_string(hide_password=False), project=view.project, create=False)
+    try:
+        return margin_module.margin(Ledger(other), groups, since=first, until=end, tenant_id=tenant_id).to_dict()
+    finally:
+        other.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
+       first=some_events, later=st.lists(writes, min_size=1, max_size=4), today=st.sampled_from(DAYS[2:]),
+       asked=st.lists(st.tuples(st.sampled_from(GROUPINGS), st.sampled_from(DAYS[:6]), st.integers(1, 12),
+                                st.sampled_from((None, *TENANTS))), min_size=1, max_size=3))
+def test_kept_margin_reports_are_the_reports_made_from_scratch(store, monkeypatch, start, first, later, today, asked):
+    """Margin reports of ranges ending before, on or after the current day, asked again after
+    each write: equal to those another engine makes from nothing, row for row."""
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    view = fresh(store)
+    ledger = Ledger(view)
+    for tenant, plan in start:
+        ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
+    write = Writer(ledger)
+    write("events", first)
+    for step in range(len(later) + 1):
+        if step:
+            write(*later[step - 1])
+        for groups, since, length, tenant in asked:
+            until = since + timedelta(days=length)
+            kept = ledger.margin(groups, since=since, until=until, tenant_id=tenant).to_dict()
+            assert kept == margin_from_scratch(view, groups, since, until, tenant), (groups, since, until, tenant,
+                                                                                    later[:step])
+
+
+def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch):
+    """The month to date asked twice: the second report reads the current day alone; a late
+    event on a closed day makes it read the range again (one report: the kept part is made
+    again from the range's first day)."""
+    today = DAYS[-1]
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    view = fresh(store)
+    ledger = Ledger(view)
+    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "usage_based", "markup": "0.5"},
+                           effective_from=date(2025, 1, 1))
+    view.add_events([event(at(day), "0.5", tenant="t1", model=f"m{day.day % 3}") for day in DAYS])
+    asked: list[tuple[date, date]] = []
+    made = margin_module._margin
+
+    def counted(ledger, groups, first, end, *args, **kwargs):
+        asked.append((first, end))
+        return made(ledger, groups, first, end, *args, **kwargs)
+
+    monkeypatch.setattr(margin_module, "_margin", counted)
+    first, end = DAYS[0], today + timedelta(days=1)
+    report = ledger.margin(("tenant", "model"), since=first, until=end)
+    assert asked == [(first, today), (today, end)]
+    asked.clear()
+    assert ledger.margin(("tenant", "model"), since=first, until=end).to_dict() == report.to_dict()
+    assert asked == [(today, end)]
+    asked.clear()
+    view.add_events([event(at(DAYS[3], 3), "7", tenant="t1", model="m1")])
+    again = ledger.margin(("tenant", "model"), since=first, until=end)
+    assert asked == [(first, today), (today, end)]
+    assert again.to_dict() == margin_from_scratch(view, ("tenant", "model"), first, end, None)
+    assert again.total.cost_usd == report.total.cost_usd + 7
+
+
+def test_kept_margin_reports_stay_within_their_rows(store, monkeypatch):
+    """Reports asked for many tenants (a dashboard's customer pages) keep at most
+    `_REPORT_ROWS` rows per project, the least recently asked forgotten first."""
+    from tollmeter.business import closed_days
+
+    monkeypatch.setattr(closed_days, "_REPORT_ROWS", 5)
+    view = fresh(store)
+    ledger = Ledger(view)
+    view.add_events([event(at(day), "1", tenant=tenant) for day in DAYS[:4] for tenant in ("t1", "t2", "t3")])
+    for tenant in ("t1", "t2", "t3"):
+        ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)  # 4 rows each
+    kept = closed_days._kept[store.engine][view.project]
+    assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]
+    ledger.margin(("day", "tenant"), since=DAYS[0], until=DAYS[4])  # 12 rows: not kept
+    assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]

@@ -1,6 +1,7 @@
 """Closed days' figures kept between reports, so that a report of the month to date reads the
 database for the days that can still change and not for the month again: margin rows per
-closed day (`daily`), and whatever a rule makes of the closed days (`part`).
+closed day (`daily`), whatever a rule makes of the closed days (`part`), and a margin report's
+closed days (`margin_kept`: what `Ledger.margin` answers, for the API, CLI and dashboard).
 
 The leak rules read a margin by tenant and day over the month and the spike window before it,
 and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
@@ -22,7 +23,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ..store import revisions
-from .margin import MarginReport, MarginRow, margin
+from .margin import MarginReport, MarginRow, joined, margin
 from .revenue import PlanBook, days, month_start
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ _KEEP_BEFORE = 62
 #: Projects kept per engine, the least recently asked forgotten first (at the end of a month of
 #: 1,000 customers and half a million runs, a project's figures take about 24 MB).
 _PROJECTS = 8
+#: Rows of margin reports kept per project, the least recently asked reports forgotten first
+#: (a row is about 0.6 KB: 40,000 are about 25 MB); a larger report is not kept.
+_REPORT_ROWS = 40_000
 
 
 @dataclass
@@ -45,6 +49,8 @@ class _Kept:
     days: dict[date, tuple[tuple[Any, ...], list[MarginRow]]] = field(default_factory=dict)
     part: tuple[tuple[Any, ...], Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Rows of the margin report kept as `part` (0 for anything else).
+    rows: int = 0
 
     def same_book(self, book: PlanBook) -> None:
         """Forget everything kept under other plans (under the lock)."""
@@ -92,14 +98,16 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
     return report
 
 
-def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: PlanBook,
-         make: Callable[[date, date], T], *, every_day: bool = False, inputs: Any = None) -> tuple[T | None, date]:
+def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
+         make: Callable[[date, date], T], *, every_day: bool = False, inputs: Any = None,
+         size: Callable[[T], int] | None = None) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
     first day not settled, or `today`), kept while no day before `split` is marked again (what
     it makes may read any of them), or no day at all with `every_day` (what it makes reads
     the days after too: a run's cost to date), and the plans are unchanged: (what it made or
     kept, split). None when no day of the range is closed yet. `inputs`: what else `make`
-    depends on (kept under the same name: one at a time)."""
+    depends on (kept under the same name: one at a time). `size`: its rows, for a margin
+    report (kept within `_REPORT_ROWS` per project)."""
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
@@ -111,10 +119,34 @@ def part(ledger: Ledger, name: str, first: date, end: date, today: date, book: P
         if kept.part is not None and kept.part[0] == key:
             return kept.part[1], split
     made = make(first, split)
+    rows = size(made) if size is not None else 0
+    if rows > _REPORT_ROWS:
+        return made, split
     with kept.lock:
         if kept.book is book:
             kept.part = (key, made)
+            kept.rows = rows
+    if rows:
+        _within_budget(ledger)
     return made, split
+
+
+def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None = None,
+                book: PlanBook | None = None) -> MarginReport:
+    """`margin(ledger, groups, first, end, tenant_id)`, its settled days' part kept between
+    reports (`part`: while no day of it is marked again and the plans are unchanged), the days
+    after it read each time: a report of the month to date, asked again, reads today."""
+    if book is None:
+        book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
+
+    def made(since: date, until: date) -> MarginReport:
+        return margin(ledger, groups, since=since, until=until, tenant_id=tenant_id, book=book)
+
+    name = ("margin", groups, tenant_id)
+    closed, split = part(ledger, name, first, end, end, book, made, size=lambda report: len(report.rows))
+    if closed is None:
+        return made(first, end)
+    return joined(groups, first, end, closed, *([made(split, end)] if split < end else []))
 
 
 def settled_before() -> date:
@@ -137,10 +169,25 @@ def _of(ledger: Ledger, name: Any) -> _Kept:
         projects[ledger.project] = kept  # the most recently asked last
         while len(projects) > _PROJECTS:
             del projects[next(iter(projects))]
-        found = kept.get(name)
+        found = kept.pop(name, None)
         if found is None:
-            found = kept[name] = _Kept()
+            found = _Kept()
+        kept[name] = found  # the most recently asked last
         return found
+
+
+def _within_budget(ledger: Ledger) -> None:
+    """The project's kept margin reports within `_REPORT_ROWS` rows, the least recently asked
+    forgotten first."""
+    with _kept_lock:
+        kept = _kept.get(ledger.store.engine, {}).get(ledger.project, {})
+        reports = [(name, found) for name, found in kept.items() if found.rows]
+        total = sum(found.rows for _, found in reports)
+        for name, found in reports:
+            if total <= _REPORT_ROWS:
+                break
+            total -= found.rows
+            del kept[name]
 
 
 def _keys(marks: dict[date, int], first: date, end: date) -> dict[date, tuple[Any, ...]]:

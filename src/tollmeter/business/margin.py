@@ -436,6 +436,25 @@ def regrouped(report: MarginReport, groups: Sequence[str], first: date, end: dat
     return out
 
 
+def joined(groups: Sequence[str], first: date, end: date, *reports: MarginReport) -> MarginReport:
+    """Reports of `groups` over adjacent ranges making up first <= day < end, added up: what
+    one report over the whole range holds (every sum is over days, so a row of the whole range
+    is its rows' sum in the parts). New rows: the parts' are left as they were."""
+    rows: dict[tuple[Any, ...], MarginRow] = {}
+    for report in reports:
+        if report.group_by != tuple(groups):
+            raise ValueError(f"a report by {report.group_by} is not one by {tuple(groups)}")
+        for row in report.rows:
+            key = tuple(row.key.values())
+            into = rows.get(key)
+            if into is None:
+                into = rows[key] = MarginRow(dict(row.key))
+            into.add(row)
+    out = MarginReport(tuple(groups), first, end)
+    out.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
+    return out
+
+
 def _ceil_day(value: datetime | date) -> date:
     """The first UTC day whose midnight is at or after `value`."""
     if isinstance(value, datetime):

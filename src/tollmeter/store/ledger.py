@@ -361,9 +361,11 @@ class Ledger:
 
     def margin(self, group_by: Any = ("tenant",), since: Any = None, until: Any = None,
                tenant_id: str | None = None, book: PlanBook | None = None) -> Any:
-        from ..business.margin import margin
+        """`business.margin.margin`, its settled days kept between reports (`closed_days`)."""
+        from ..business.closed_days import margin_kept
+        from ..business.margin import check_groups, day_range
 
-        return margin(self, group_by, since=since, until=until, tenant_id=tenant_id, book=book)
+        return margin_kept(self, check_groups(group_by), *day_range(since, until), tenant_id, book)
 
     def leaks(self, settings: Any = None, today: date | None = None, tenant_id: str | None = None,
               daily: Any = None, book: PlanBook | None = None, subjects: Sequence[str] | None = None) -> Any:
