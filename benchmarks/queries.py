@@ -16,8 +16,9 @@ lease latency with 1 and 8 concurrent clients on different tenants.
    functions the API calls: `Store.usage` for a month's range (starting 7 minutes past a
    midnight, so the raw edges are read too) for every grouping GET /v1/usage offers, with and
    without a tenant; `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
-   by tenant, day, tenant and model, agent; `Ledger.leaks` a few days into the month and at
-   the end of the month before (every day of a month read).
+   by tenant, day, tenant and model, agent (its settled days kept, and after a late event:
+   the whole range read); `Ledger.leaks` a few days into the month and at the end of the
+   month before (every day of a month read).
 3. Leases: a real server (one worker process) on the same database; POST /v1/leases for
    tenants with a limit, one client, then 8 clients at once, each on its own tenant.
 """
@@ -186,9 +187,28 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
             lambda g=groups: store.usage(group_by=g, since=since, until=until, tenant_id="t7"), repeat)))
     out.append(("spend: limit_states(t1)", *timed(lambda: store.limit_states("t1"), repeat)))
     first, last = since.date(), end.date()
-    for groups in (() if not business else (("tenant",), ("day",), ("tenant", "model"), ("agent",))):
-        out.append((f"margin by {','.join(groups)}", *timed(
-            lambda g=groups: ledger.margin(g, since=first, until=last), repeat)))
+    if business:
+        # Margin over the 30 days, played as the last day at 23:00 (`revisions.now`): its days
+        # before are settled and kept from report to report (closed_days.margin_kept), its own
+        # read each time. Then with a late event's mark on the day before, before each report:
+        # the kept part is made again, the whole range read (what a first report costs).
+        clock = revisions.now
+        current = last - timedelta(days=1)
+        revisions.now = lambda: datetime.combine(current, datetime.min.time(), UTC) + timedelta(hours=23)
+        try:
+            for groups in (("tenant",), ("day",), ("tenant", "model"), ("agent",)):
+                report = lambda g=groups: ledger.margin(g, since=first, until=last)
+                out.append((f"margin by {','.join(groups)}", *timed(report, repeat)))
+                times = []
+                for _ in range(repeat):
+                    mark(store, current - timedelta(days=1))  # not timed
+                    start = time.perf_counter()
+                    report()
+                    times.append((time.perf_counter() - start) * 1000)
+                out.append((f"margin by {','.join(groups)}, late events", statistics.median(times),
+                            percentile(times, 0.95), out[-1][3]))
+        finally:
+            revisions.now = clock
     if business:
         # The current month to date (a few days in, as the month is when this runs), and the
         # whole of the month before, its worst case: every day of it read, its runs at their most.

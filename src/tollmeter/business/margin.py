@@ -74,6 +74,10 @@ class MarginRow:
         resolution costs, everything included (None without one), at the store's precision."""
         return at_places(EXACT.divide(self.cost_usd, self.resolved)) if self.resolved else None
 
+    def copy(self) -> MarginRow:
+        return MarginRow(dict(self.key), self.revenue_usd, self.cost_usd, self.calls, self.input_tokens,
+                         self.output_tokens, self.unpriced, self.resolved, self.escalated, self.failed)
+
     def add(self, other: MarginRow) -> None:
         self.revenue_usd = EXACT.add(self.revenue_usd, other.revenue_usd)
         self.cost_usd = EXACT.add(self.cost_usd, other.cost_usd)
@@ -448,8 +452,9 @@ def joined(groups: Sequence[str], first: date, end: date, *reports: MarginReport
             key = tuple(row.key.values())
             into = rows.get(key)
             if into is None:
-                into = rows[key] = MarginRow(dict(row.key))
-            into.add(row)
+                rows[key] = row.copy()
+            else:
+                into.add(row)
     out = MarginReport(tuple(groups), first, end)
     out.rows = [rows[key] for key in sorted(rows, key=_order_key(len(groups)))]
     return out

@@ -435,8 +435,7 @@ class Ledger:
             rows = [row for row in rows if row[len(shown)] is not None]
         if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC)
             width, cost = len(shown), len(shown) + schema.ROLLUP_MEASURES.index("cost_usd")
-            return [(*row[:width], *(v if i == cost else int(v) for i, v in enumerate(row[width:], width)))
-                    for row in rows]
+            return [(*row[:width], *map(int, row[width:cost]), row[cost], *map(int, row[cost + 1:])) for row in rows]
         return [tuple(row) for row in rows]
 
     def run_costs(self, run_ids: Iterable[str]) -> dict[str, list[tuple[date, Decimal]]]:
