@@ -335,9 +335,9 @@ def test_kept_margin_reports_are_the_reports_made_from_scratch(store, monkeypatc
 
 
 def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch):
-    """The month to date asked twice: the second report reads the current day alone; a late
-    event on a closed day makes it read the range again (one report: the kept part is made
-    again from the range's first day)."""
+    """The month to date asked three times: the first report is made in one pass, the second
+    keeps the settled days, the third reads the current day alone; a late event on a closed
+    day makes the next read the range again (the kept part made again from its first day)."""
     today = DAYS[-1]
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
     view = fresh(store)
@@ -355,6 +355,9 @@ def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch
     monkeypatch.setattr(margin_module, "_margin", counted)
     first, end = DAYS[0], today + timedelta(days=1)
     report = ledger.margin(("tenant", "model"), since=first, until=end)
+    assert asked == [(first, end)]
+    asked.clear()
+    assert ledger.margin(("tenant", "model"), since=first, until=end).to_dict() == report.to_dict()
     assert asked == [(first, today), (today, end)]
     asked.clear()
     assert ledger.margin(("tenant", "model"), since=first, until=end).to_dict() == report.to_dict()
@@ -377,8 +380,25 @@ def test_kept_margin_reports_stay_within_their_rows(store, monkeypatch):
     ledger = Ledger(view)
     view.add_events([event(at(day), "1", tenant=tenant) for day in DAYS[:4] for tenant in ("t1", "t2", "t3")])
     for tenant in ("t1", "t2", "t3"):
-        ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)  # 4 rows each
+        for _ in range(2):  # kept from the second time on
+            ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)  # 4 rows each
     kept = closed_days._kept[store.engine][view.project]
     assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]
-    ledger.margin(("day", "tenant"), since=DAYS[0], until=DAYS[4])  # 12 rows: not kept
+    for _ in range(2):
+        ledger.margin(("day", "tenant"), since=DAYS[0], until=DAYS[4])  # 12 rows: not kept
     assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]
+
+
+def test_margin_reports_known_are_bounded(store, monkeypatch):
+    """Reports asked once each (a customer page per tenant) are remembered up to `_REPORTS`
+    per project, the least recently asked forgotten first."""
+    from tollmeter.business import closed_days
+
+    monkeypatch.setattr(closed_days, "_REPORTS", 3)
+    view = fresh(store)
+    ledger = Ledger(view)
+    view.add_events([event(at(DAYS[0]), "1", tenant="t1")])
+    for tenant in ("t1", "t2", "t3", "t4", "t2"):
+        ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)
+    kept = closed_days._kept[store.engine][view.project]
+    assert [name[2] for name in kept if closed_days._is_report(name)] == ["t3", "t4", "t2"]

@@ -38,6 +38,8 @@ _PROJECTS = 8
 #: Rows of margin reports kept per project, the least recently asked reports forgotten first
 #: (a row is about 0.6 KB: 40,000 are about 25 MB); a larger report is not kept.
 _REPORT_ROWS = 40_000
+#: Margin reports known per project (asked once, or kept), the least recently asked forgotten first.
+_REPORTS = 256
 
 
 @dataclass
@@ -51,6 +53,9 @@ class _Kept:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Rows of the margin report kept as `part` (0 for anything else).
     rows: int = 0
+    #: A margin report asked before: kept from its second time on (split in two, a report
+    #: costs about half as much again as one made in one pass).
+    asked: bool = False
 
     def same_book(self, book: PlanBook) -> None:
         """Forget everything kept under other plans (under the lock)."""
@@ -135,7 +140,8 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
                 book: PlanBook | None = None) -> MarginReport:
     """`margin(ledger, groups, first, end, tenant_id)`, its settled days' part kept between
     reports (`part`: while no day of it is marked again and the plans are unchanged), the days
-    after it read each time: a report of the month to date, asked again, reads today."""
+    after it read each time: a report of the month to date, asked again, reads today. The
+    first report of a grouping is made in one pass and keeps nothing (a command's one report)."""
     if book is None:
         book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
 
@@ -143,6 +149,10 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
         return margin(ledger, groups, since=since, until=until, tenant_id=tenant_id, book=book)
 
     name = ("margin", groups, tenant_id)
+    kept = _of(ledger, name)
+    if not kept.asked:  # asked once (a command, a page seen once): made in one pass, nothing kept
+        kept.asked = True
+        return made(first, end)
     closed, split = part(ledger, name, first, end, end, book, made, size=lambda report: len(report.rows))
     if closed is None:
         return made(first, end)
@@ -173,7 +183,15 @@ def _of(ledger: Ledger, name: Any) -> _Kept:
         if found is None:
             found = _Kept()
         kept[name] = found  # the most recently asked last
+        if _is_report(name):
+            reports = [other for other in kept if _is_report(other)]
+            for other in reports[:max(0, len(reports) - _REPORTS)]:
+                del kept[other]
         return found
+
+
+def _is_report(name: Any) -> bool:
+    return isinstance(name, tuple) and name[0] == "margin"
 
 
 def _within_budget(ledger: Ledger) -> None:
@@ -181,7 +199,7 @@ def _within_budget(ledger: Ledger) -> None:
     forgotten first."""
     with _kept_lock:
         kept = _kept.get(ledger.store.engine, {}).get(ledger.project, {})
-        reports = [(name, found) for name, found in kept.items() if found.rows]
+        reports = [(name, found) for name, found in kept.items() if found.rows]  # margin reports kept
         total = sum(found.rows for _, found in reports)
         for name, found in reports:
             if total <= _REPORT_ROWS:
