@@ -5,7 +5,9 @@ rebuilt, repricing), a report from the rows kept flags exactly what a report mad
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
+from typing import Iterator
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -46,12 +48,19 @@ leak_settings = st.builds(LeakSettings, margin_floor_pct=st.sampled_from((D(0), 
                           spike_min_usd=st.sampled_from((D(0), D("0.5"))), projection_days=st.integers(1, 3))
 
 
-def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
+@contextmanager
+def another_engine(view: Store) -> Iterator[Ledger]:
+    """The project of `view` through another engine (another process would be): nothing kept."""
     other = Store(view.engine.url.render_as_string(hide_password=False), project=view.project, create=False)
     try:
-        return [leak.to_dict() for leak in Ledger(other).leaks(chosen, today=today)]
+        yield Ledger(other)
     finally:
         other.close()
+
+
+def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
+    with another_engine(view) as other:
+        return [leak.to_dict() for leak in other.leaks(chosen, today=today)]
 
 
 class Writer:
@@ -60,6 +69,15 @@ class Writer:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.resolved: set[str] = set()
+
+    @classmethod
+    def started(cls, store: Store, plans: list, events: list) -> Writer:
+        """A new project of `store` with the customers' `plans` and the first `events`."""
+        write = cls(Ledger(fresh(store)))
+        for tenant, plan in plans:
+            write.ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
+        write("events", events)
+        return write
 
     def __call__(self, kind, *args) -> None:
         ledger, view = self.ledger, self.ledger.store
@@ -85,12 +103,8 @@ class Writer:
        today=st.sampled_from(TODAY))
 def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, first, later, chosen, today):
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))  # the report's day is the current one
-    view = fresh(store)
-    ledger = Ledger(view)
-    for tenant, plan in start:
-        ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
-    write = Writer(ledger)
-    write("events", first)
+    write = Writer.started(store, start, first)
+    view, ledger = write.ledger.store, write.ledger
     assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
     for step, (kind, *args) in enumerate(later):
         write(kind, *args)
@@ -301,11 +315,8 @@ GROUPINGS = [("tenant",), ("tenant", "model"), ("agent",), ("run",), ("day",), (
 
 
 def margin_from_scratch(view: Store, groups, first: date, end: date, tenant_id: str | None) -> dict:
-    other = Store(view.engine.url.render_as_string(hide_password=False), project=view.project, create=False)
-    try:
-        return margin_module.margin(Ledger(other), groups, since=first, until=end, tenant_id=tenant_id).to_dict()
-    finally:
-        other.close()
+    with another_engine(view) as other:
+        return margin_module.margin(other, groups, since=first, until=end, tenant_id=tenant_id).to_dict()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -318,12 +329,8 @@ def test_kept_margin_reports_are_the_reports_made_from_scratch(store, monkeypatc
     """Margin reports of ranges ending before, on or after the current day, asked again after
     each write: equal to those another engine makes from nothing, row for row."""
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
-    view = fresh(store)
-    ledger = Ledger(view)
-    for tenant, plan in start:
-        ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
-    write = Writer(ledger)
-    write("events", first)
+    write = Writer.started(store, start, first)
+    view, ledger = write.ledger.store, write.ledger
     for step in range(len(later) + 1):
         if step:
             write(*later[step - 1])
