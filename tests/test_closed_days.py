@@ -33,6 +33,7 @@ some_events = st.lists(st.fixed_dictionaries({
     "hour": st.integers(0, 23),
     "cost": st.one_of(st.none(), amounts(3)),
     "model": st.sampled_from(("m1", "m2")),
+    "minute": st.sampled_from((0, 7, 59)),
 }), min_size=1, max_size=8)
 
 writes = st.one_of(
@@ -69,6 +70,8 @@ class Writer:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.resolved: set[str] = set()
+        #: The current day, for "current" (events of the current day: never marked).
+        self.today: date | None = None
 
     @classmethod
     def started(cls, store: Store, plans: list, events: list) -> Writer:
@@ -81,8 +84,10 @@ class Writer:
 
     def __call__(self, kind, *args) -> None:
         ledger, view = self.ledger, self.ledger.store
+        if kind == "current":
+            kind, args = "events", ([{**e, "day": self.today} for e in args[0]],)
         if kind == "events":
-            view.add_events([event(at(e["day"], e["hour"]), e["cost"], tenant=e["tenant"], run=e["run"],
+            view.add_events([event(at(e["day"], e["hour"], e["minute"]), e["cost"], tenant=e["tenant"], run=e["run"],
                                    agent=e["agent"], model=e.get("model", "m1")) for e in args[0]])
         elif kind == "resolve":
             run_id, outcome, day, revenue, tenant = args
@@ -92,6 +97,8 @@ class Writer:
         elif kind == "plan":
             tenant, day, plan = args
             ledger.upsert_customer(tenant, plan=plan, seats=2, effective_from=day)
+        elif kind == "retention":
+            view.remove_events_before(at(args[0], 0))
         else:
             view.rebuild_rollups()
 
@@ -409,3 +416,92 @@ def test_margin_reports_known_are_bounded(store, monkeypatch):
         ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)
     kept = closed_days._kept[store.engine][view.project]
     assert [name[2] for name in kept if closed_days._is_report(name)] == ["t3", "t4", "t2"]
+
+
+# -- usage reports (GET /v1/usage, the dashboard) -------------------------------------------------
+
+USAGE_GROUPS = [["tenant_id"], ["model"], ["day"], ["tenant_id", "model"], ["run_id"], ["run_id", "agent_id"],
+                ["provider"], []]
+
+
+def usage_from_scratch(view: Store, groups, since, until, tenant_id) -> list[dict]:
+    with another_engine(view) as other:
+        return other.store.usage(group_by=groups, since=since, until=until, tenant_id=tenant_id)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(first=some_events, later=st.lists(st.one_of(writes, st.tuples(st.just("current"), some_events),
+                                                   st.tuples(st.just("retention"), st.sampled_from(DAYS))),
+                                         min_size=1, max_size=4),
+       today=st.sampled_from(DAYS[2:]),
+       asked=st.lists(st.tuples(st.sampled_from(USAGE_GROUPS), st.sampled_from(DAYS[:8]), st.sampled_from((0, 3, 23)),
+                                st.sampled_from((0, 7, 59)), st.integers(1, 300), st.sampled_from((None, *TENANTS))),
+                      min_size=1, max_size=3))
+def test_kept_usage_reports_are_the_reports_made_from_scratch(store, monkeypatch, first, later, today, asked):
+    """Usage reports from and to any minute, asked again after each write (late events,
+    resolutions, rebuilt rollups, retention): equal to those another engine makes from nothing."""
+    from tollmeter.business.closed_days import usage_kept
+
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    write = Writer.started(store, [], first)
+    write.today = today
+    view = write.ledger.store
+    for step in range(len(later) + 1):
+        if step:
+            write(*later[step - 1])
+        for groups, day, hour, minute, hours, tenant in asked:
+            since = at(day, hour, minute)
+            until = since + timedelta(hours=hours)
+            kept = usage_kept(view, groups, since, until, tenant)
+            assert kept == usage_from_scratch(view, groups, since, until, tenant), (groups, since, until, tenant,
+                                                                                   later[:step])
+
+
+def test_a_usage_report_asked_again_reads_only_the_open_days(store, monkeypatch):
+    """The first report is one statement over every piece; the second keeps the pieces before
+    the first day not settled; the third reads only the pieces after it."""
+    from tollmeter.business.closed_days import usage_kept
+    from tollmeter.store import usage
+
+    today = DAYS[-1]
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    view = fresh(store)
+    view.add_events([event(at(day, 5), "0.5", tenant="t1") for day in DAYS])
+    read: list[list] = []
+    made = usage.summed
+
+    def counted(conn, project, group_by, parts, tenant_id):
+        read.append(parts)
+        return made(conn, project, group_by, parts, tenant_id)
+
+    monkeypatch.setattr(usage, "summed", counted)
+    since, until = at(DAYS[0], 0, 7), at(today, 11, 58)
+    midnight = at(today, 0)
+    report = usage_kept(view, ["tenant_id"], since, until)
+    assert read == [usage.plan(["tenant_id"], since, until)]
+    read.clear()
+    assert usage_kept(view, ["tenant_id"], since, until) == report
+    closed, after = usage.cut(usage.plan(["tenant_id"], since, until), midnight)
+    assert read == [closed, after] and all(p[3] is None or p[3] <= midnight for p in closed)
+    read.clear()
+    assert usage_kept(view, ["tenant_id"], since, until) == report
+    assert read == [after]
+    assert report[0]["calls"] == len(DAYS)  # 05:00 of each day, the first after 00:07, the last before 11:58
+
+
+def test_retention_past_a_kept_usage_reports_edge(store, monkeypatch):
+    """A kept report read the raw events of its first minutes; retention removing them (no
+    day is marked: the rollups stay) makes the next report read them again, as a fresh one does."""
+    from tollmeter.business.closed_days import usage_kept
+
+    monkeypatch.setattr(revisions, "now", lambda: at(DAYS[-1], 12))
+    view = fresh(store)
+    view.add_events([event(at(DAYS[1], 0, 3), "1", tenant="t1"), event(at(DAYS[1], 0, 30), "2", tenant="t1"),
+                     event(at(DAYS[5]), "4", tenant="t1")])
+    since, until = at(DAYS[1], 0, 10), at(DAYS[-1], 0)  # the edge: the day less its first 10 minutes
+    for _ in range(2):  # kept from the second report on
+        assert [row["cost_usd"] for row in usage_kept(view, ["tenant_id"], since, until)] == [D(6)]
+    view.remove_events_before(at(DAYS[2], 0))
+    fresh_report = usage_from_scratch(view, ["tenant_id"], since, until, None)
+    assert usage_kept(view, ["tenant_id"], since, until) == fresh_report

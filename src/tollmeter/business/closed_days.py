@@ -1,7 +1,8 @@
 """Closed days' figures kept between reports, so that a report of the month to date reads the
 database for the days that can still change and not for the month again: margin rows per
 closed day (`daily`), whatever a rule makes of the closed days (`part`), and a margin report's
-closed days (`margin_kept`: what `Ledger.margin` answers, for the API, CLI and dashboard).
+closed days (`margin_kept`: what `Ledger.margin` answers, for the API, CLI and dashboard), and
+a usage report's pieces over the closed days (`usage_kept`: GET /v1/usage, the dashboard).
 
 The leak rules read a margin by tenant and day over the month and the spike window before it,
 and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
@@ -19,15 +20,16 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
-from ..store import revisions
+from ..store import revisions, usage
+from ..store.ledger import Ledger
 from .margin import MarginReport, MarginRow, joined, margin
 from .revenue import PlanBook, days, month_start
 
 if TYPE_CHECKING:
-    from ..store.ledger import Ledger
+    from ..store.store import Store
 
 T = TypeVar("T")
 #: Kept days more than this many days before a report's first day are dropped.
@@ -159,6 +161,39 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     return joined(groups, first, end, closed, *([made(split, end)] if split < end else []))
 
 
+def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, until: datetime | None,
+               tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """`store.usage(...)`, the sums of its pieces before the first day not settled kept between
+    reports (while no day before it is marked again and no raw event is removed by retention),
+    the pieces after read each time. As `margin_kept`, the first report of a grouping is made
+    in one pass and keeps nothing."""
+    parts = usage.plan(group_by, since, until)
+    name = ("usage", tuple(group_by), tenant_id)
+    ledger = Ledger(store)
+    kept = _of(ledger, name)
+    if not kept.asked:
+        kept.asked = True
+        return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
+    split = revisions.settled_before()
+    closed, after = usage.cut(parts, datetime(split.year, split.month, split.day, tzinfo=timezone.utc))
+    if not closed:
+        return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
+    # read before the sums: a mark made meanwhile is seen next time
+    key = (tuple(closed), ledger.day_revisions_total(split), store.retention_mark())
+    with kept.lock:
+        found = kept.part[1] if kept.part is not None and kept.part[0] == key else None
+    with store.report() as conn:
+        dialect = conn.dialect.name
+        if found is None:
+            found = usage.summed(conn, store.project, group_by, closed, tenant_id)
+            if len(found) <= _REPORT_ROWS:
+                with kept.lock:
+                    kept.part, kept.rows = (key, found), max(1, len(found))
+                _within_budget(ledger)
+        fresh = usage.summed(conn, store.project, group_by, after, tenant_id) if after else {}
+    return usage.ordered(usage.added(found, fresh), group_by, dialect)
+
+
 def settled_before() -> date:
     """The first day that may still change (`revisions.settled_before`): a report of it or
     after is of the current day."""
@@ -191,7 +226,7 @@ def _of(ledger: Ledger, name: Any) -> _Kept:
 
 
 def _is_report(name: Any) -> bool:
-    return isinstance(name, tuple) and name[0] == "margin"
+    return isinstance(name, tuple) and name[0] in ("margin", "usage")
 
 
 def _within_budget(ledger: Ledger) -> None:

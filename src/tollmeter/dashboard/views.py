@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
+from ..business.closed_days import usage_kept
 from ..business.leaks import SUBJECTS, Leak, days_read
 from ..business.margin import MarginReport, MarginRow, period_label, regrouped
 from ..business.report import describe_plan
@@ -339,7 +340,7 @@ class ModelsView:
 def models(store: Store, rng: Range) -> ModelsView:
     """Calls, tokens and cost by provider and model over the range: `GET /v1/usage?group_by=
     provider,model` with the range's midnights."""
-    rows = store.usage(group_by=["provider", "model"], since=_midnight(rng.first), until=_midnight(rng.end))
+    rows = usage_kept(store, ["provider", "model"], since=_midnight(rng.first), until=_midnight(rng.end))
     found = [ModelRow(r["provider"], r["model"], *(int(r[k] or 0) for k in ("calls", "input_tokens", "output_tokens",
                                                                              "cache_read_tokens")),
                       r["cost_usd"], int(r["unpriced"] or 0), int(r["errors"] or 0)) for r in rows]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from ..business.closed_days import usage_kept
 from . import wire
 from .body import StrictJSONRoute
 from .deps import ProjectStore
@@ -48,9 +49,8 @@ def usage(
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or len(set(groups)) != len(groups):
         raise HTTPException(422, f"group_by: each of {', '.join(GROUPS)} at most once, got {group_by!r}")
-    rows = store.usage(group_by=groups, tenant_id=tenant_id,
-                       since=parse_time(since, "since") if since else None,
-                       until=parse_time(until, "until") if until else None)
+    rows = usage_kept(store, groups, tenant_id=tenant_id, since=parse_time(since, "since") if since else None,
+                      until=parse_time(until, "until") if until else None)
     out = []
     for row in rows:
         item = {g: row[g] for g in groups}

@@ -44,15 +44,31 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
            until: datetime | None, tenant_id: str | None) -> list[dict[str, Any]]:
     """The rows of a usage report (UTC `since` and `until`), sorted by their keys, None last
     on PostgreSQL and first on SQLite (as each database's ORDER BY puts them)."""
+    return ordered(summed(conn, project, group_by, plan(group_by, since, until), tenant_id), group_by,
+                   conn.dialect.name)
+
+
+def plan(group_by: Sequence[str], since: datetime | None, until: datetime | None) -> list[Piece]:
+    """The pieces a report of `group_by` over [since, until) reads; ValueError for a group
+    that is not one."""
     for name in group_by:
         if name != "day" and name not in GROUPS:
             raise ValueError(f"cannot group usage by {name!r}")
     if "run_id" not in group_by:
-        parts = pieces(since, until)
-    elif set(group_by) <= RUN_GROUPS:
-        parts = pieces(since, until, hours=False)  # whole days from run_rollup
-    else:
-        parts = [("raw", 1, since, until)] if since is None or until is None or since < until else []
+        return pieces(since, until)
+    if set(group_by) <= RUN_GROUPS:
+        return pieces(since, until, hours=False)  # whole days from run_rollup
+    return [("raw", 1, since, until)] if since is None or until is None or since < until else []
+
+
+#: Sums by group key: [calls, input, output, cache read, cost, unpriced, errors].
+Sums = dict[tuple[Any, ...], list[Any]]
+
+
+def summed(conn: Connection, project: str, group_by: Sequence[str], parts: list[Piece],
+           tenant_id: str | None) -> Sums:
+    """The pieces' signed sums by group key (in one statement), groups whose calls add up to 0
+    left out (only in pieces taken off)."""
     n = len(group_by)
     split = conn.dialect.name == "sqlite"
     rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
@@ -64,11 +80,44 @@ def report(conn: Connection, project: str, group_by: Sequence[str], since: datet
         plus, minus = row[n], row[n + 1]
         cost = (_money(plus) if plus is not None else _ZERO) - (_money(minus) if minus is not None else _ZERO)
         merged[tuple(row[:n])] = [*counts[:4], cost, *counts[4:]]
+    return merged
+
+
+def added(*parts: Sums) -> Sums:
+    """The sums of pieces read apart, added up as one statement would have (new lists: the
+    parts are left as they were)."""
+    out: Sums = {}
+    for part in parts:
+        for key, values in part.items():
+            into = out.get(key)
+            out[key] = list(values) if into is None else [a + b for a, b in zip(into, values)]
+    return {key: values for key, values in out.items() if values[0] or not key}
+
+
+def ordered(merged: Sums, group_by: Sequence[str], dialect: str) -> list[dict[str, Any]]:
+    """A report's rows from its sums, sorted by their keys (None last on PostgreSQL)."""
+    n = len(group_by)
     if not group_by and not merged:
-        merged[()] = [0, 0, 0, 0, _ZERO, 0, 0]
-    keys = sorted(merged, key=_order(n, nulls_last=conn.dialect.name == "postgresql"))
+        merged = {(): [0, 0, 0, 0, _ZERO, 0, 0]}
+    keys = sorted(merged, key=_order(n, nulls_last=dialect == "postgresql"))
     names = (*group_by, *schema.ROLLUP_MEASURES)
     return [dict(zip(names, (*key, *merged[key]))) for key in keys]
+
+
+def cut(parts: list[Piece], at: datetime) -> tuple[list[Piece], list[Piece]]:
+    """The pieces before the UTC midnight `at` and those after it, a piece across it cut in
+    two there (every source covers whole days: a midnight is a bound of each)."""
+    before: list[Piece] = []
+    after: list[Piece] = []
+    for source, sign, lo, hi in parts:
+        if hi is not None and hi <= at:
+            before.append((source, sign, lo, hi))
+        elif lo is not None and lo >= at:
+            after.append((source, sign, lo, hi))
+        else:
+            before.append((source, sign, lo, at))
+            after.append((source, sign, at, hi))
+    return before, after
 
 
 def _order(width: int, nulls_last: bool) -> Any:
