@@ -15,7 +15,7 @@ lease latency with 1 and 8 concurrent clients on different tenants.
 2. Queries, each run `--repeat` times (p50 and p95 in ms), in this process through the same
    functions the API calls: `Store.usage` for a month's range (starting 7 minutes past a
    midnight, so the raw edges are read too) for every grouping GET /v1/usage offers, with and
-   without a tenant; `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
+   without a tenant, and some of them kept as the API keeps them (the last day read); `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
    by tenant, day, tenant and model, agent (its settled days kept, and after a late event:
    the whole range read); `Ledger.leaks` a few days into the month and at the end of the
    month before (every day of a month read).
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import Server, percentile  # noqa: E402
 
 from tollmeter import heap  # noqa: E402
+from tollmeter.business.closed_days import usage_kept  # noqa: E402
 from tollmeter.store import migrations, outcomes, partitions, revisions  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
 from tollmeter.store.store import Store  # noqa: E402
@@ -187,6 +188,23 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
             lambda g=groups: store.usage(group_by=g, since=since, until=until, tenant_id="t7"), repeat)))
     out.append(("spend: limit_states(t1)", *timed(lambda: store.limit_states("t1"), repeat)))
     first, last = since.date(), end.date()
+    if business:
+        # The same reports as GET /v1/usage makes them (closed_days.usage_kept), played as the
+        # last day at 23:00: from the second on, the pieces before that day are kept, the day
+        # read each time (a full day of events).
+        clock = revisions.now
+        current = last - timedelta(days=1)
+        revisions.now = lambda: datetime.combine(current, datetime.min.time(), UTC) + timedelta(hours=23)
+        try:
+            for groups, tenant in ((["tenant_id"], None), (["day"], None), (["tenant_id", "model"], None),
+                                   (["tenant_id", "agent_id", "endpoint"], None), (["run_id"], "t7")):
+                report = lambda g=groups, t=tenant: usage_kept(store, g, since, until, t)
+                report()  # the first: in one pass, nothing kept
+                report()  # the second: the settled pieces kept
+                who = f"of {tenant} " if tenant else ""
+                out.append((f"usage {who}by {','.join(groups)}, kept", *timed(report, repeat, warm=False)))
+        finally:
+            revisions.now = clock
     if business:
         # Margin over the 30 days, played as the last day at 23:00 (`revisions.now`): the first
         # report is made in one pass; from the second on, its days before are settled and kept
