@@ -64,6 +64,25 @@ def from_scratch(view: Store, chosen: LeakSettings, today: date) -> list[dict]:
         return [leak.to_dict() for leak in other.leaks(chosen, today=today)]
 
 
+def with_t1(store: Store, plan: dict) -> Ledger:
+    """A new project of `store` whose customer t1 is under `plan` from 2025."""
+    ledger = Ledger(fresh(store))
+    ledger.upsert_customer("t1", plan=plan, effective_from=date(2025, 1, 1))
+    return ledger
+
+
+def margins_made(monkeypatch) -> list[tuple[tuple[str, ...], date, date]]:
+    """The (groups, first, end) of every margin made from the database from now on."""
+    made, asked = margin_module._margin, []
+
+    def counted(ledger, groups, first, end, *args, **kwargs):
+        asked.append((groups, first, end))
+        return made(ledger, groups, first, end, *args, **kwargs)
+
+    monkeypatch.setattr(margin_module, "_margin", counted)
+    return asked
+
+
 class Writer:
     """One of `writes` applied to a ledger's project (a run is resolved once)."""
 
@@ -122,19 +141,10 @@ def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, fir
 def test_a_second_report_reads_only_the_open_day(store, monkeypatch):
     """The closed days are kept: the second report asks the margin for its own day alone; a
     late event marks its day, which is read again with the days after it in its month."""
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
     view.add_events([event(at(day), "0.5", tenant="t1", run=f"r{day.day}") for day in DAYS])
-    asked: list[tuple[tuple[str, ...], date, date]] = []
-    made = margin_module._margin
-
-    def counted(ledger, groups, first, end, *args, **kwargs):
-        asked.append((groups, first, end))
-        return made(ledger, groups, first, end, *args, **kwargs)
-
-    monkeypatch.setattr(margin_module, "_margin", counted)
+    asked = margins_made(monkeypatch)
     today = DAYS[-1]
     end = today + timedelta(days=1)
     first = ledger.leaks(today=today)
@@ -204,11 +214,8 @@ def test_a_day_is_kept_once_it_ended_ten_minutes_ago():
 def test_a_late_resolution_reranks_the_later_days_of_its_month(store):
     """A hybrid plan's included units go to the month's first runs: a run resolved late on an
     earlier day moves the later days' revenue, which the kept rows must not hide."""
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "h", "pricing_model": "hybrid", "base_revenue_usd": "0",
-                                       "unit_revenue_usd": "5", "included_units": 1},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "h", "pricing_model": "hybrid", "base_revenue_usd": "0", "unit_revenue_usd": "5", "included_units": 1})
+    view = ledger.store
     view.add_events([event(at(day), "3", tenant="t1", run=f"r{day.day}") for day in DAYS[6:10]])
     ledger.resolve("r2", "resolved", at=at(DAYS[10], 8))  # on May 4th: the month's first run (included)
     today = DAYS[-1]
@@ -222,10 +229,8 @@ def test_a_late_resolution_reranks_the_later_days_of_its_month(store):
 def test_a_late_event_of_a_month_before_raises_a_runs_cost_to_date(store):
     """A run's flag reads its cost to date, whatever day it was spent on: a late event of the
     month before, for a run active this month, can make it cost more than it earns."""
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
     view.add_events([event(at(date(2025, 5, 2)), "0.5", tenant="t1", run="r1")])
     today = date(2025, 5, 4)
     before = [leak.to_dict() for leak in ledger.leaks(today=today) if leak.subject == "run"]
@@ -239,10 +244,8 @@ def test_a_late_event_of_a_month_before_raises_a_runs_cost_to_date(store):
 def test_a_run_resolved_after_the_reports_day(store, monkeypatch):
     """A kept run resolved later than the report's day (a clock ahead; a report of a past day)
     is decided again over the report's range, as from scratch."""
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "2"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "2"})
+    view = ledger.store
     view.add_events([event(at(date(2025, 4, 24)), "1", tenant="t1", run="r1")])
     today = date(2025, 4, 30)
     for clock in (at(today, 12), datetime.now(timezone.utc)):  # the current day, then a past one
@@ -256,10 +259,8 @@ def test_a_run_resolved_after_the_reports_day(store, monkeypatch):
 
 
 def test_a_kept_run_resolved_on_the_current_day_for_more_than_it_cost(store, monkeypatch):
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
     view.add_events([event(at(date(2025, 4, 24)), "2", tenant="t1", run="r1")])
     today = date(2025, 4, 30)
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
@@ -274,10 +275,8 @@ def test_a_kept_run_resolved_on_the_current_day_for_more_than_it_cost(store, mon
 def test_a_past_days_report_sees_the_current_days_resolutions_of_its_runs(store):
     """A resolution made now (on the current day: no mark) can make a run active on a past
     day cost more than it earns: a report of a past day keeps no run flags."""
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "1"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "r", "pricing_model": "per_resolution", "unit_revenue_usd": "1"})
+    view = ledger.store
     view.add_events([event(at(date(2025, 4, 24)), "0.5", tenant="t1", run="r1")])
     today = date(2025, 4, 30)
     assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == []
@@ -354,33 +353,25 @@ def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch
     day makes the next read the range again (the kept part made again from its first day)."""
     today = DAYS[-1]
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
-    view = fresh(store)
-    ledger = Ledger(view)
-    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "usage_based", "markup": "0.5"},
-                           effective_from=date(2025, 1, 1))
+    ledger = with_t1(store, {"name": "u", "pricing_model": "usage_based", "markup": "0.5"})
+    view = ledger.store
     view.add_events([event(at(day), "0.5", tenant="t1", model=f"m{day.day % 3}") for day in DAYS])
-    asked: list[tuple[date, date]] = []
-    made = margin_module._margin
-
-    def counted(ledger, groups, first, end, *args, **kwargs):
-        asked.append((first, end))
-        return made(ledger, groups, first, end, *args, **kwargs)
-
-    monkeypatch.setattr(margin_module, "_margin", counted)
+    asked = margins_made(monkeypatch)
+    by = ("tenant", "model")
     first, end = DAYS[0], today + timedelta(days=1)
-    report = ledger.margin(("tenant", "model"), since=first, until=end)
-    assert asked == [(first, end)]
+    report = ledger.margin(by, since=first, until=end)
+    assert asked == [(by, first, end)]
     asked.clear()
-    assert ledger.margin(("tenant", "model"), since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(first, today), (today, end)]
+    assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
+    assert asked == [(by, first, today), (by, today, end)]
     asked.clear()
-    assert ledger.margin(("tenant", "model"), since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(today, end)]
+    assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
+    assert asked == [(by, today, end)]
     asked.clear()
     view.add_events([event(at(DAYS[3], 3), "7", tenant="t1", model="m1")])
-    again = ledger.margin(("tenant", "model"), since=first, until=end)
-    assert asked == [(first, today), (today, end)]
-    assert again.to_dict() == margin_from_scratch(view, ("tenant", "model"), first, end, None)
+    again = ledger.margin(by, since=first, until=end)
+    assert asked == [(by, first, today), (by, today, end)]
+    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
     assert again.total.cost_usd == report.total.cost_usd + 7
 
 
