@@ -37,10 +37,11 @@ _KEEP_BEFORE = 62
 #: Projects kept per engine, the least recently asked forgotten first (at the end of a month of
 #: 1,000 customers and half a million runs, a project's figures take about 24 MB).
 _PROJECTS = 8
-#: Rows of margin reports kept per project, the least recently asked reports forgotten first
-#: (a row is about 0.6 KB: 40,000 are about 25 MB); a larger report is not kept.
+#: Rows of margin and usage reports kept per project, the least recently asked reports forgotten
+#: first; a larger report is not kept (a row takes about 0.64 KB, tracemalloc: 40,000 are 25 MB).
 _REPORT_ROWS = 40_000
-#: Margin reports known per project (asked once, or kept), the least recently asked forgotten first.
+#: Margin and usage reports known per project (asked once, or kept), the least recently asked
+#: forgotten first.
 _REPORTS = 256
 
 
@@ -53,10 +54,10 @@ class _Kept:
     days: dict[date, tuple[tuple[Any, ...], list[MarginRow]]] = field(default_factory=dict)
     part: tuple[tuple[Any, ...], Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Rows of the margin report kept as `part` (0 for anything else).
+    #: Rows of the margin or usage report kept as `part` (0 for anything else).
     rows: int = 0
-    #: A margin report asked before: kept from its second time on (split in two, a report
-    #: costs about half as much again as one made in one pass).
+    #: A report asked before: kept from its second time on (split in two, a report costs about
+    #: half as much again as one made in one pass).
     asked: bool = False
 
     def same_book(self, book: PlanBook) -> None:
@@ -118,24 +119,40 @@ def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: P
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
-    kept = _of(ledger, name)
     # read before it is made: a mark made meanwhile is seen next time
     key = (first, split, inputs, ledger.day_revisions_total(None if every_day else split))
+    return _kept_part(ledger, name, key, lambda: make(first, split), size, book), split
+
+
+def _kept_part(ledger: Ledger, name: Any, key: tuple[Any, ...], make: Callable[[], T],
+               size: Callable[[T], int] | None, book: PlanBook | None = None) -> T:
+    """What is kept under `name` while its `key` (and `book`, the plans, when given) is the
+    same, else `make()`, kept: one part per name; a report of `size` rows within `_REPORT_ROWS`
+    per project."""
+    kept = _of(ledger, name)
     with kept.lock:
-        kept.same_book(book)
+        if book is not None:
+            kept.same_book(book)
         if kept.part is not None and kept.part[0] == key:
-            return kept.part[1], split
-    made = make(first, split)
+            return kept.part[1]
+    made = make()
     rows = size(made) if size is not None else 0
     if rows > _REPORT_ROWS:
-        return made, split
+        return made
     with kept.lock:
-        if kept.book is book:
-            kept.part = (key, made)
-            kept.rows = rows
+        if book is None or kept.book is book:
+            kept.part, kept.rows = (key, made), rows
     if rows:
         _within_budget(ledger)
-    return made, split
+    return made
+
+
+def _asked_before(ledger: Ledger, name: Any) -> bool:
+    """Whether a report named `name` was asked before (in this process): a report is kept from
+    its second time on, the first made in one pass (a command's one report)."""
+    kept = _of(ledger, name)
+    asked, kept.asked = kept.asked, True
+    return asked
 
 
 def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None = None,
@@ -151,9 +168,7 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
         return margin(ledger, groups, since=since, until=until, tenant_id=tenant_id, book=book)
 
     name = ("margin", groups, tenant_id)
-    kept = _of(ledger, name)
-    if not kept.asked:  # asked once (a command, a page seen once): made in one pass, nothing kept
-        kept.asked = True
+    if not _asked_before(ledger, name):
         return made(first, end)
     closed, split = part(ledger, name, first, end, end, book, made, size=lambda report: len(report.rows))
     if closed is None:
@@ -167,31 +182,22 @@ def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, un
     reports (while no day before it is marked again and no raw event is removed by retention),
     the pieces after read each time. As `margin_kept`, the first report of a grouping is made
     in one pass and keeps nothing."""
-    parts = usage.plan(group_by, since, until)
     name = ("usage", tuple(group_by), tenant_id)
     ledger = Ledger(store)
-    kept = _of(ledger, name)
-    if not kept.asked:
-        kept.asked = True
+    if not _asked_before(ledger, name):
         return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
     split = revisions.settled_before()
-    closed, after = usage.cut(parts, datetime(split.year, split.month, split.day, tzinfo=timezone.utc))
+    closed, after = usage.cut(usage.plan(group_by, since, until),
+                              datetime(split.year, split.month, split.day, tzinfo=timezone.utc))
     if not closed:
         return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
     # read before the sums: a mark made meanwhile is seen next time
     key = (tuple(closed), ledger.day_revisions_total(split), store.retention_mark())
-    with kept.lock:
-        found = kept.part[1] if kept.part is not None and kept.part[0] == key else None
-    with store.report() as conn:
-        dialect = conn.dialect.name
-        if found is None:
-            found = usage.summed(conn, store.project, group_by, closed, tenant_id)
-            if len(found) <= _REPORT_ROWS:
-                with kept.lock:
-                    kept.part, kept.rows = (key, found), max(1, len(found))
-                _within_budget(ledger)
+    with store.report() as conn:  # one snapshot for both parts
+        found = _kept_part(ledger, name, key, lambda: usage.summed(conn, store.project, group_by, closed, tenant_id),
+                           len)
         fresh = usage.summed(conn, store.project, group_by, after, tenant_id) if after else {}
-    return usage.ordered(usage.added(found, fresh), group_by, dialect)
+        return usage.ordered(usage.added(found, fresh), group_by, conn.dialect.name)
 
 
 def settled_before() -> date:
@@ -230,11 +236,11 @@ def _is_report(name: Any) -> bool:
 
 
 def _within_budget(ledger: Ledger) -> None:
-    """The project's kept margin reports within `_REPORT_ROWS` rows, the least recently asked
-    forgotten first."""
+    """The project's kept margin and usage reports within `_REPORT_ROWS` rows, the least
+    recently asked forgotten first."""
     with _kept_lock:
         kept = _kept.get(ledger.store.engine, {}).get(ledger.project, {})
-        reports = [(name, found) for name, found in kept.items() if found.rows]  # margin reports kept
+        reports = [(name, found) for name, found in kept.items() if found.rows]
         total = sum(found.rows for _, found in reports)
         for name, found in reports:
             if total <= _REPORT_ROWS:
