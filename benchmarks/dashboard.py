@@ -88,7 +88,7 @@ def bench(name: str, store: Store, args: argparse.Namespace) -> None:
     else:
         print(f"  reusing the {have:,} events already stored")
     client = TestClient(create_local_app(store), base_url=f"http://{HOST}")
-    heap.freeze()  # as `tollmeter dashboard` and `tollmeter serve` do once started
+    heap.for_serving()  # as `tollmeter dashboard` and `tollmeter serve` do once started
     print(f"  {have:,} events; {'page':<30}{'median ms':>10}{'max ms':>9}{'KB':>7}   (of {args.repeat})")
     for label, path in pages(store, args.today):
         times, size = [], 0

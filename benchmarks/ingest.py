@@ -214,12 +214,14 @@ def breakdown(url: str, batch: int, total: int) -> tuple[dict[str, float], float
         warm = batch_bodies(batch, batch)
         store_batch(state, store, warm[0], "gzip")
         bodies = batch_bodies(batch, total)
-        # As `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP), its GC thresholds too
-        # (None: a tree from before they were set).
-        thresholds = getattr(app, "SERVING_GC_THRESHOLDS", None)
-        heap.freeze()
-        if thresholds is not None:
-            gc.set_threshold(*thresholds)
+        # As `tollmeter serve` does once started (TOLLMETER_FREEZE_HEAP): its start-up heap
+        # frozen, its GC thresholds (a tree from before `heap.for_serving`: as that tree did).
+        if hasattr(heap, "for_serving"):
+            heap.for_serving()
+        else:
+            heap.freeze()
+            if hasattr(app, "SERVING_GC_THRESHOLDS"):
+                gc.set_threshold(*app.SERVING_GC_THRESHOLDS)
         phases = Phases()
         stored = 0
         db_before = database_cpu(url)

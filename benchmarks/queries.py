@@ -176,7 +176,7 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
     since = end - timedelta(days=min(days, 30)) + timedelta(minutes=7)
     until = end - timedelta(minutes=3)
     store.set_limit("t1", "per_month", 1_000_000)
-    heap.freeze()  # as `tollmeter serve` does once started: the collector leaves the start-up heap alone
+    heap.for_serving()  # as `tollmeter serve` does once started: the start-up heap frozen, its GC thresholds
     print(f"load average {os.getloadavg()[0]:.1f} before the queries", flush=True)
     out = []
     for groups in (["tenant_id"], ["day"], ["model"], ["provider"], ["agent_id"], ["endpoint"],

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tollmeter import heap
 from tollmeter.server.commands import main, register, serve_settings
 from tollmeter.server.settings import MiB, ServerSettings, parse_size
 
@@ -55,7 +56,8 @@ def test_serve_flags_make_the_settings(monkeypatch):
 
 def test_a_served_app_freezes_its_start_up_heap_once_started(tmp_path):
     """In a process of its own (freezing is for a process that only serves): the app's start-up
-    moves the objects alive then out of the collector's walks when its settings say so."""
+    moves the objects alive then out of the collector's walks, and collects at the serving
+    thresholds, when its settings say so."""
     script = (
         "import gc, sys\n"
         "from fastapi.testclient import TestClient\n"
@@ -63,17 +65,22 @@ def test_a_served_app_freezes_its_start_up_heap_once_started(tmp_path):
         "from tollmeter.server.settings import ServerSettings\n"
         "app = create_app(ServerSettings(database_url=sys.argv[1], freeze_heap=sys.argv[2] == '1'))\n"
         "before = gc.get_freeze_count()\n"
+        "default = gc.get_threshold()\n"
         "with TestClient(app) as client:\n"
         "    assert client.get('/healthz').status_code == 200\n"
-        "    print(before, gc.get_freeze_count())\n"
+        "    print(before, gc.get_freeze_count(), gc.get_threshold() == default, *gc.get_threshold())\n"
     )
     for flag in ("1", "0"):
         done = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"s{flag}.db"), flag],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        before, after = map(int, done.stdout.split())
-        assert before == 0
-        assert (after > 50_000) if flag == "1" else (after == 0)
+        before, after, unchanged, *thresholds = done.stdout.split()
+        assert int(before) == 0
+        assert (int(after) > 50_000) if flag == "1" else (int(after) == 0)
+        if flag == "1":
+            assert tuple(map(int, thresholds)) == heap.SERVING_THRESHOLDS
+        else:
+            assert unchanged == "True"
 
 
 def test_settings_from_the_environment_round_trip():

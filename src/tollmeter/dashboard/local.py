@@ -40,7 +40,7 @@ def serve(store: Store, port: int = DEFAULT_PORT, *, announce=print) -> None:
     import uvicorn
 
     config = uvicorn.Config(create_local_app(store), host=HOST, port=port, log_level="warning", access_log=False)
-    heap.freeze()  # a process that only serves from here on
+    heap.for_serving()  # a process that only serves from here on
     server = uvicorn.Server(config)
     sock = config.bind_socket()  # port 0: the one the system chose
     sock.listen(config.backlog)  # listening before the URL is printed: a visit waits, never is refused

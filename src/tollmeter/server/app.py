@@ -9,7 +9,6 @@ and the price data; then it holds nothing but a connection pool, so replicas can
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import re
@@ -47,16 +46,6 @@ key's project. Money is a decimal string, times are ISO 8601 UTC. See docs/serve
 """
 
 
-#: The garbage collector's thresholds in a serving process (with its start-up heap frozen).
-#: Python's (700, 10, 10) ran about ten young collections per ingest batch of 1,000 events, and
-#: with batches in flight their rows were walked again by the older generations: 758 young, 67
-#: middle and 6 full collections for 78 batches, about 10% of the server's CPU. A batch's objects
-#: are freed by reference counting (decoded JSON and rows have no cycles), so collecting after
-#: every 20,000 new containers instead loses nothing: 14 young and 1 full collection for the same
-#: 78 batches (docs/benchmarks.md).
-SERVING_GC_THRESHOLDS = (20_000, 20, 100)
-
-
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The app over `settings` (default: from the TOLLMETER_* environment variables)."""
     settings = settings if settings is not None else ServerSettings.from_env()
@@ -68,8 +57,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         logger.info("tollmeter server %s on %s", __version__, describe(settings.database_url))
         notifier = start_notifier(state.store, app.state.notifier_settings)
         if settings.freeze_heap:
-            heap.freeze()
-            gc.set_threshold(*SERVING_GC_THRESHOLDS)
+            heap.for_serving()
         try:
             yield
         finally:

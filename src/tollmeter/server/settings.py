@@ -56,7 +56,7 @@ class ServerSettings:
     #: id names (as the agent's MeterConfig.infer_prices); off: it stays unpriced.
     infer_prices: bool = True
     #: Once started, keep the objects alive then out of the garbage collector's walks
-    #: (heap.freeze): on for `tollmeter serve`, off for an app made in another program.
+    #: (heap.for_serving, which sets its GC thresholds too): on for `tollmeter serve`, off for an app made in another program.
     freeze_heap: bool = False
 
     def __post_init__(self) -> None:
