@@ -169,10 +169,18 @@ def mark(store: Store, day: date) -> None:
         revisions.note(conn, store.project, [day], today=day + timedelta(days=1))
 
 
+def stored_end(store: Store) -> date:
+    """The day after the last day of the events stored: the day they were generated, which a
+    schema kept from an earlier day (--keep) is queried as."""
+    with store.report() as conn:
+        last = conn.execute(text("SELECT max(day) FROM tenant_rollup WHERE project_id = :p"), {"p": PROJECT}).scalar()
+    return revisions.as_date(last) + timedelta(days=1)
+
+
 def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tuple[str, float, float, int]]:
     store = Store(url, create=False).for_project(PROJECT)
     ledger = Ledger(store)
-    end = datetime.combine(date.today(), datetime.min.time(), UTC)
+    end = datetime.combine(stored_end(store), datetime.min.time(), UTC)
     since = end - timedelta(days=min(days, 30)) + timedelta(minutes=7)
     until = end - timedelta(minutes=3)
     store.set_limit("t1", "per_month", 1_000_000)
