@@ -128,8 +128,7 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     reservation = guard.admit_plain("big", "openai", "gpt-4o", {"model": "gpt-4o", "messages": MESSAGES}, CHAT)
     try:
         assert type(reservation) is PlainReservation and isinstance(reservation, Reservation)
-        made = Reservation(reservation.budget, reservation.amount, reservation.lease_id, reservation.tokens, None,
-                           reservation.model)
+        made = Reservation(reservation.budget, reservation.amount, reservation.lease_id, None, reservation.model)
         made.urgent = reservation.urgent  # the one field set after `__init__` (`wake_line`)
         fields = {name: getattr(made, name) for name in Reservation.__slots__}
         assert {name: getattr(reservation, name) for name in Reservation.__slots__} == fields
@@ -137,6 +136,30 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     finally:
         guard.release(reservation)
     assert guard.reserved("big") <= before
+
+
+def test_the_first_look_leaves_requests_without_a_format_and_lapsed_leases_to_the_full_way(meter) -> None:
+    """An endpoint whose requests have no format, a model that is not a string and a lease past
+    its expiry are each the full check's (the first two by the bounds table, the expiry under
+    the lock), and none of them is reported as a fault."""
+    faults: list[BaseException] = []
+    meter.set_limit("big", 1_000_000, frequency="per_month")
+    call("big", meter, messages=MESSAGES)
+    guard = meter._limits.guard
+    guard._fault = lambda fault, where: faults.append(fault)
+    request = {"model": "gpt-4o", "messages": MESSAGES}
+    assert guard.admit_plain("big", "openai", "gpt-4o", request, None) is NEEDS_CHECK
+    assert guard.admit_plain("big", "openai", None, request, CHAT) is NEEDS_CHECK
+    reservation = guard.admit_plain("big", "openai", "gpt-4o", request, CHAT)  # the table bound
+    assert type(reservation) is PlainReservation
+    guard.release(reservation)
+    budget = guard._budgets["big"]
+    expires, budget.expires = budget.expires, 0.0
+    try:
+        assert guard.admit_plain("big", "openai", "gpt-4o", request, CHAT) is NEEDS_CHECK
+    finally:
+        budget.expires = expires
+    assert faults == [] and not guard._lock.locked()
 
 
 def test_the_first_look_steps_aside_while_the_guards_lock_is_held(meter) -> None:

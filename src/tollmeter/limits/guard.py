@@ -232,16 +232,16 @@ class PlainBounds:
 class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
-    __slots__ = ("budget", "amount", "lease_id", "tokens", "window_entry", "settled", "model", "urgent",
+    __slots__ = ("budget", "amount", "lease_id", "window_entry", "settled", "model", "urgent",
                  "record", "claimed", "result")
 
-    def __init__(self, budget: Budget, amount: int, lease_id: str | None, tokens: int,
+    def __init__(self, budget: Budget, amount: int, lease_id: str | None,
                  window_entry: list | None, model: tuple[str | None, str | None] | None = None) -> None:
         self.budget = budget
         #: What is reserved, in picodollars.
         self.amount = amount
         self.lease_id = lease_id
-        self.tokens = tokens
+        #: [monotonic time, tokens] in the budget's rate window (None without a rate limit).
         self.window_entry = window_entry
         self.settled = False
         #: (provider, model): the settled call's output tokens are observed under it.
@@ -450,7 +450,7 @@ class Guard:
                 if now >= budget.checked_until + _STALE_UNLIMITED:
                     self._recheck_soon(budget)
                 return None
-            if request_format is None or type(kwargs) is not dict or type(model) is not str or now >= budget.expires:
+            if type(kwargs) is not dict or type(model) is not str:
                 return NEEDS_CHECK
             tier = kwargs.get("service_tier")
             if tier is not None and type(tier) is not str:
@@ -460,7 +460,7 @@ class Guard:
                     or bounds.tier is not tier):
                 try:
                     bounds = self._plain[(provider, model, tier, request_format)]
-                except KeyError:
+                except KeyError:  # (no request format: `unbounded`)
                     bounds = self._plain_bounds(provider, model, tier, request_format)
                 self._last_plain = bounds
             sized = bounds.sized  # the format's, on the bounds: one object fewer read (cold here)
@@ -472,12 +472,11 @@ class Guard:
                 return NEEDS_CHECK
             if counted is None:
                 return NEEDS_CHECK
-            text, fixed, cap, choices = counted  # `counted_tokens`
+            text, fixed, cap, choices = counted  # `counted_tokens`, priced as `PlainBounds.amount`
             if bounds.num != 1:
                 text = (text * bounds.num + bounds.den - 1) // bounds.den
-            input_tokens = text + fixed + PER_REQUEST_TOKENS
-            output_tokens = (bounds.most if cap is None else cap) * choices
-            amount = bounds.per_input * input_tokens + bounds.per_output * output_tokens + bounds.per_request
+            amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
+                      + bounds.per_output * (bounds.most if cap is None else cap) * choices + bounds.per_request)
             tokens = self._tokens  # the guard's lock, taken by one atomic `pop` (`TokenLock`)
             try:
                 tokens.pop()
@@ -485,24 +484,22 @@ class Guard:
                 return NEEDS_CHECK
             try:
                 free = budget.remaining - budget.reserved
-                if now < budget.expires and free >= amount * AMPLE_BOUNDS:
+                if now < budget.expires and free >= amount * AMPLE_BOUNDS:  # the lease's expiry: here only
                     budget.reserved += amount
                     budget.last_used = now
                     reservation = PlainReservation()  # `Reservation(...)`, written out
                     reservation.budget = budget
                     reservation.amount = amount
                     reservation.lease_id = budget.lease_id
-                    reservation.tokens = input_tokens + output_tokens
                     reservation.window_entry = None
                     reservation.settled = False
                     reservation.model = bounds.model
-                    reservation.urgent = False
+                    # `wake_line(amount)`, compared before the reservation
+                    reservation.urgent = free < amount * WAKE_BEFORE and budget.wake_once()
                     reservation.record = None
                     reservation.claimed = False
                     reservation.result = None
                     budget.fresh.append(reservation)  # the set's `_opened`, cheaper
-                    if free < amount * WAKE_BEFORE:  # `wake_line(amount)`, before the reservation
-                        reservation.urgent = budget.wake_once()
                     return reservation
             finally:
                 tokens.append(True)
@@ -519,12 +516,12 @@ class Guard:
             self._recheck_soon(budget)
 
     def _plain_bounds(self, provider: str | None, model: str, tier: str | None,
-                      request_format: RequestFormat) -> PlainBounds:
+                      request_format: RequestFormat | None) -> PlainBounds:
         """`admit_plain`'s prices of one model (`PlainBounds.unbounded` for a model the table
-        does not bound)."""
+        does not bound, and for an endpoint whose requests have no format)."""
         bounds = None
         sheet = None
-        if model and request_format.sized is not None:
+        if model and request_format is not None and request_format.sized is not None:
             try:
                 sheet = self._sheet(provider, model, tier)
             except LimitExceededException:  # unpriced and blocked: `check` refuses it
@@ -668,7 +665,7 @@ class Guard:
         note.waited = True
         exc = LeaseWaitExceeded(f"no budget answer for {tenant!r} within {self.settings.wait:g}s")
         try:
-            return self._mark_maybe(self._unreachable(budget, estimate, tokens, exc, note), request)
+            return self._mark_maybe(self._unreachable(budget, estimate, exc, note), request)
         finally:
             self.count(note)
 
@@ -679,7 +676,7 @@ class Guard:
         """Under the lock: take the call's rate and reserve its estimate, or None if it does not fit."""
         if budget.unlimited:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
-            return _opened(Reservation(budget, 0, None, tokens, entry)) if entry is not None else None
+            return _opened(Reservation(budget, 0, None, entry)) if entry is not None else None
         if not (now < budget.expires and estimate <= budget.remaining - budget.reserved):
             return None
         if budget.plain:
@@ -688,7 +685,7 @@ class Guard:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
         budget.reserved += estimate
         budget.last_used = now
-        reservation = Reservation(budget, estimate, budget.lease_id, tokens, entry)
+        reservation = Reservation(budget, estimate, budget.lease_id, entry)
         budget.open.add(reservation)  # `_opened`, inline
         if budget.remaining - budget.reserved < wake_line(estimate):
             reservation.urgent = budget.wake_once()
@@ -713,7 +710,7 @@ class Guard:
                     pending = budget.asking = self._asker.submit(self._ask, budget, estimate, False, claim)
             failed = self._wait(pending, deadline, claim, note)
             if failed is not None:
-                return self._unreachable(budget, estimate, tokens, failed, note)
+                return self._unreachable(budget, estimate, failed, note)
             if claim is not None:  # this call's own request: reserved as its answer was taken in
                 return self._claimed(budget, claim)
             with self._lock:  # another caller's request answered: enough for this call too?
@@ -721,7 +718,7 @@ class Guard:
                 if reservation is not None or budget.unlimited:
                     return reservation
         self._probe_soon()
-        return self._unreachable(budget, estimate, tokens, _CIRCUIT_OPEN, note)
+        return self._unreachable(budget, estimate, _CIRCUIT_OPEN, note)
 
     def _claimed(self, budget: Budget, claim: _Claim) -> Reservation | None:
         if claim.error is not None:
@@ -856,8 +853,8 @@ class Guard:
         logger.warning("tollmeter: %s answers lease requests again; limits are checked as usual", self._source)
         self._unreachable_warned.clear()
 
-    def _unreachable(self, budget: Budget, estimate: int, tokens: int,
-                     exc: BudgetsUnavailable, note: WaitNote) -> Reservation | None:
+    def _unreachable(self, budget: Budget, estimate: int, exc: BudgetsUnavailable,
+                     note: WaitNote) -> Reservation | None:
         """The server cannot be asked for budget: fail open (judge by the last known state and
         this process's own spend since) or closed (refuse), as configured."""
         if budget.tenant_id not in self._unreachable_warned:
@@ -882,9 +879,9 @@ class Guard:
                     raise self._refusal(budget, estimate)
                 budget.reserved += estimate
                 budget.last_used = now
-                return _opened(Reservation(budget, estimate, None, tokens, None))
+                return _opened(Reservation(budget, estimate, None, None))
             # Nothing known about this tenant: let the call through, counted locally.
-            return _opened(Reservation(budget, 0, None, tokens, None))
+            return _opened(Reservation(budget, 0, None, None))
 
     def estimate(self, request: CallRequest) -> tuple[int, int]:
         """The call's worst-case cost (picodollars, rounded up) and tokens."""
