@@ -20,7 +20,8 @@ from tollmeter import Meter, MeterConfig
 from tollmeter.formats.openai_chat import CHAT
 from tollmeter.limits import picos
 from tollmeter.limits.estimate import estimate_request, upper_bound
-from tollmeter.limits.guard import AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS, PlainReservation, Reservation
+from tollmeter.limits.guard import (AMPLE_BOUNDS, LEASE_CALLS, NEEDS_CHECK, WAKE_CALLS, Budget, PlainReservation,
+                                   Reservation)
 
 from .bodies import openai_bodies as O
 from .test_limits_bound import WALKED, chat_requests
@@ -66,6 +67,34 @@ def test_picodollars_of_listed_prices_are_exact() -> None:
         cost = per_token * 16_384
         assert picos.up(cost) == picos.down(cost) and picos.usd(picos.up(cost)) == cost
     assert str(picos.usd(5 * picos.PER_USD)) == "5" and str(picos.usd(0)) == "0"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["grant", "add", "reserve", "settle", "drop"]),
+                          st.integers(min_value=0, max_value=10**18)), max_size=30))
+def test_a_budgets_free_part_is_what_is_neither_spent_nor_reserved(steps) -> None:
+    """`Budget.free` is the stored figure (the first look reads and writes only it); `remaining`
+    and `reserved` are views that keep each other: a new lease keeps what is reserved, a
+    settlement moves a reservation into what is spent."""
+    budget = Budget("t")
+    remaining = reserved = 0
+    for step, amount in steps:
+        if step == "grant":  # a new lease
+            budget.remaining = remaining = amount
+        elif step == "add":  # more granted on the same lease
+            budget.remaining += amount
+            remaining += amount
+        elif step == "reserve":
+            budget.free -= amount
+            reserved += amount
+        elif step == "settle" and reserved:  # a reservation replaced by its cost
+            cost = amount % (reserved + 1)
+            budget.reserved -= reserved
+            budget.remaining -= cost
+            remaining, reserved = remaining - cost, 0
+        elif step == "drop":  # the lease given back
+            budget.remaining = remaining = 0
+        assert (budget.remaining, budget.reserved, budget.free) == (remaining, reserved, remaining - reserved)
 
 
 # -- the first look-up -----------------------------------------------------------------------

@@ -203,7 +203,7 @@ class PlainBounds:
     compares the last one's by identity, the only object it reads for them) and the format's
     size reader (`sized`; None for a model the table does not bound: `unbounded`)."""
 
-    __slots__ = ("num", "den", "most", "per_input", "per_output", "per_request", "model",
+    __slots__ = ("num", "den", "most", "per_input", "per_output", "per_request", "uncapped", "model",
                  "provider", "name", "tier", "format", "sized")
 
     def __init__(self, rules: tuple[int, int, int, int], rates: tuple[Decimal, Decimal, Decimal],
@@ -211,6 +211,9 @@ class PlainBounds:
                  sized: SizeReader | None = None) -> None:
         self.num, self.den, _, self.most = rules
         self.per_input, self.per_output, self.per_request = (picos.up(rate) for rate in rates)
+        #: What a request without an output cap, for one choice, reserves beside its counted
+        #: input: the request's frame, the model's most output tokens and the per-request price.
+        self.uncapped = self.amount((PER_REQUEST_TOKENS, self.most))
         #: (provider, model), shared by every reservation of the model.
         self.model = model
         self.provider, self.name = model
@@ -310,7 +313,7 @@ class _Claim:
 class Budget:
     """One tenant's budget in this process: its lease, what is reserved against it, its rates."""
 
-    __slots__ = ("tenant_id", "lease_id", "remaining", "reserved", "expires", "checked_until", "unlimited",
+    __slots__ = ("tenant_id", "lease_id", "free", "_remaining", "expires", "checked_until", "unlimited",
                  "states", "requests_per_minute", "tokens_per_minute", "plain", "window", "last_used", "exhausted_until",
                  "worst_refused_until",
                  "remaining_at_grant", "open", "fresh", "prune_at", "settling", "asking", "ask_lock", "waking")
@@ -318,11 +321,11 @@ class Budget:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self.lease_id: str | None = None
-        #: The lease's budget not yet spent, as this process sees it (picodollars, as are the
-        #: other amounts here).
-        self.remaining = 0
-        #: Open reservations against it.
-        self.reserved = 0
+        #: The lease's budget neither spent nor reserved, as this process sees it (picodollars, as
+        #: are the other amounts here): the one figure the first look reads and writes
+        #: (`admit_plain`); `remaining` and `reserved` are views of it.
+        self.free = 0
+        self._remaining = 0
         self.expires = 0.0  # monotonic time the lease lapses
         self.checked_until = 0.0  # monotonic time until which "no limit" is trusted
         self.exhausted_until = 0.0  # monotonic time until which "the store has no more" is trusted
@@ -365,8 +368,23 @@ class Budget:
         return True
 
     @property
-    def free(self) -> int:
-        return self.remaining - self.reserved
+    def remaining(self) -> int:
+        """The lease's budget not yet spent (set: what is reserved stays reserved)."""
+        return self._remaining
+
+    @remaining.setter
+    def remaining(self, value: int) -> None:
+        self.free += value - self._remaining
+        self._remaining = value
+
+    @property
+    def reserved(self) -> int:
+        """Open reservations against the lease (set: what is spent stays spent)."""
+        return self._remaining - self.free
+
+    @reserved.setter
+    def reserved(self, value: int) -> None:
+        self.free = self._remaining - value
 
     def has_open(self) -> bool:
         """Whether any reservation may be unsettled (a settled one in `fresh` may answer yes)."""
@@ -475,17 +493,20 @@ class Guard:
             text, fixed, cap, choices = counted  # `counted_tokens`, priced as `PlainBounds.amount`
             if bounds.num != 1:
                 text = (text * bounds.num + bounds.den - 1) // bounds.den
-            amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
-                      + bounds.per_output * (bounds.most if cap is None else cap) * choices + bounds.per_request)
+            if cap is None and choices == 1:  # `PlainBounds.amount`, the common case's part precomputed
+                amount = bounds.per_input * (text + fixed) + bounds.uncapped
+            else:
+                amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
+                          + bounds.per_output * (bounds.most if cap is None else cap) * choices + bounds.per_request)
             tokens = self._tokens  # the guard's lock, taken by one atomic `pop` (`TokenLock`)
             try:
                 tokens.pop()
             except IndexError:  # held: the full way waits for it
                 return NEEDS_CHECK
             try:
-                free = budget.remaining - budget.reserved
+                free = budget.free
                 if now < budget.expires and free >= amount * AMPLE_BOUNDS:  # the lease's expiry: here only
-                    budget.reserved += amount
+                    budget.free = free - amount
                     budget.last_used = now
                     reservation = PlainReservation()  # `Reservation(...)`, written out
                     reservation.budget = budget
@@ -677,17 +698,17 @@ class Guard:
         if budget.unlimited:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
             return _opened(Reservation(budget, 0, None, entry)) if entry is not None else None
-        if not (now < budget.expires and estimate <= budget.remaining - budget.reserved):
+        if not (now < budget.expires and estimate <= budget.free):
             return None
         if budget.plain:
             entry = None  # no rate limit (the common case: no call)
         else:
             entry = self._take_rate(budget, now, tokens)  # raises when over a rate limit
-        budget.reserved += estimate
+        budget.free -= estimate
         budget.last_used = now
         reservation = Reservation(budget, estimate, budget.lease_id, entry)
         budget.open.add(reservation)  # `_opened`, inline
-        if budget.remaining - budget.reserved < wake_line(estimate):
+        if budget.free < wake_line(estimate):
             reservation.urgent = budget.wake_once()
         return reservation
 
@@ -877,7 +898,7 @@ class Guard:
                 left = picos.down(binding.available_usd) + budget.remaining_at_grant - spent_since - budget.reserved
                 if estimate > left:
                     raise self._refusal(budget, estimate)
-                budget.reserved += estimate
+                budget.free -= estimate
                 budget.last_used = now
                 return _opened(Reservation(budget, estimate, None, None))
             # Nothing known about this tenant: let the call through, counted locally.
@@ -996,7 +1017,7 @@ class Guard:
             reservation.record = None
             budget.open.discard(reservation)
             budget.prune_fresh()
-            budget.reserved -= reservation.amount
+            budget.free += reservation.amount
             budget.waking = False  # the next call that leaves the lease short wakes the worker again
             if not budget.unlimited:  # spent from the lease (or, offline, from what was known)
                 budget.remaining -= cost
@@ -1012,7 +1033,7 @@ class Guard:
             reservation.settled = True
             budget.open.discard(reservation)
             budget.prune_fresh()
-            budget.reserved -= reservation.amount
+            budget.free += reservation.amount
             budget.waking = False  # it may have been the call to wake the worker
             if reservation.window_entry is not None:
                 try:
