@@ -337,3 +337,26 @@ def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_m
         assert len(checked) == 3  # never ample: each call estimated, and reserved from the lease
     finally:
         meter.shutdown()
+
+
+def test_the_hooks_look_an_endpoints_table_format_up_once(meter) -> None:
+    """The request format the table bounds an endpoint's requests by is the endpoint's own, or
+    None when the endpoint estimates its requests itself; worked out at an endpoint's first
+    call and then looked up."""
+    from tollmeter.instrument.endpoint import Endpoint
+    from tollmeter.instrument.openai import ChatCompletions
+
+    class OwnEstimate(Endpoint):
+        request_format = CHAT
+
+        def estimate(self, request, model):  # type: ignore[override]
+            return super().estimate(request, model)
+
+    hooks = meter._hooks
+    chat, own = ChatCompletions(), OwnEstimate()
+    assert hooks._table_format(chat) is CHAT and hooks._table_format(own) is None
+    assert hooks._formats[chat] is CHAT and hooks._formats[own] is None
+    hooks._formats.clear()
+    call("free", meter, messages=MESSAGES)
+    call("free", meter, messages=MESSAGES)
+    assert list(hooks._formats.values()) == [CHAT]  # the chat endpoint's, once

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .config import MeterConfig
     from .faults import Faults
     from .instrument.call import Call
+    from .limits.estimate import RequestFormat
     from .limits.keeper import LimitKeeper
     from .pipeline import Pipeline
 
@@ -39,6 +40,9 @@ class MeterHooks:
             # The ContextVar's own getter, not a method around it: this runs before every call.
             self.scope = _current_scope  # type: ignore[method-assign]
         self._limits = limits
+        #: endpoint -> the request format the limits' table bounds its requests by (None for an
+        #: endpoint with an estimate of its own): `admit` looks it up, see `_table_format`.
+        self._formats: dict[Endpoint, RequestFormat | None] = {}
         self._pipeline = pipeline
         self._queue = pipeline.worker.submit
         self.fault = faults
@@ -52,15 +56,27 @@ class MeterHooks:
         """The call as the limits' full check sees it."""
         return CallRequest(tenant, call.provider, call.request_model, call.request or {}, call.endpoint.estimate)
 
+    def _table_format(self, endpoint: Endpoint) -> RequestFormat | None:
+        """The request format by which the limits' table may bound `endpoint`'s requests: its
+        format's, unless the endpoint estimates its requests itself (then None)."""
+        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        self._formats[endpoint] = request_format
+        return request_format
+
     def admit(self, call: Call) -> None:
         """A tenant known to have no limit, and a plain request of one with an ample lease, are
         decided by one look-up (`LimitKeeper.admit_plain`); the rest by the full check. Written
-        out in `admit_async` too: this runs before every call, and a Python call costs here."""
+        out in `admit_async` too: this runs before every call, and a Python call costs here
+        (the endpoint's format is looked up in `_formats`: two class attributes read and
+        compared cost 0.15-0.2 µs more in place)."""
         scope = call.scope
         if scope is None or scope.tenant_id is None:
             return
         endpoint = call.endpoint
-        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        try:
+            request_format = self._formats[endpoint]
+        except KeyError:
+            request_format = self._table_format(endpoint)
         ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
                                           request_format)
         if ticket is NEEDS_CHECK:
@@ -72,7 +88,10 @@ class MeterHooks:
         if scope is None or scope.tenant_id is None:
             return
         endpoint = call.endpoint
-        request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        try:
+            request_format = self._formats[endpoint]
+        except KeyError:
+            request_format = self._table_format(endpoint)
         ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
                                           request_format)
         if ticket is NEEDS_CHECK:
