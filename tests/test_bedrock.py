@@ -38,6 +38,7 @@ from tollmeter.instrument.hooks import InstrumentSettings
 
 from .bodies import bedrock_bodies as B
 from .conftest import Recorder, collect
+from .test_stream_drops import another_thread_collecting
 
 pytestmark = pytest.mark.sdk
 
@@ -338,6 +339,23 @@ def test_converse_stream_break_then_dropped(recorder, aws):
     del response, item
     collect()
     event = recorder.one()
+    assert event.partial and event.tool_calls == 1 and event.usage == Usage()
+
+
+def test_converse_stream_dropped_while_another_thread_collects(recorder, aws):
+    """The previous-majors pass once saw `test_converse_stream_break_then_dropped` get no event:
+    botocore's EventStream is freed only by the cyclic collector, and a bare `gc.collect()` does
+    nothing while another thread collects (test_stream_drops). `collect()` waits for a collection
+    of its own: the stream is recorded, once, whichever thread's collection freed it."""
+    aws.converse_stream(B.STREAM_TOOL_USE)
+    response = client(aws).converse_stream(modelId=B.CLAUDE, messages=MESSAGES)
+    for item in response["stream"]:
+        if "contentBlockStart" in item:
+            break
+    with another_thread_collecting():
+        del response, item
+        collect()
+        event = recorder.one()
     assert event.partial and event.tool_calls == 1 and event.usage == Usage()
 
 

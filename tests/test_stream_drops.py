@@ -17,11 +17,15 @@ import threading
 from contextlib import contextmanager
 
 import openai
+import pytest
 
 from tollmeter.events import Usage
 
 from .bodies import openai_bodies as B
 from .conftest import collect
+
+# The cycle is the SDK's own: run on the previous majors too.
+pytestmark = pytest.mark.sdk
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Hi"}]
