@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import deque
 from contextlib import contextmanager
 
 import openai
@@ -22,7 +23,7 @@ import pytest
 from tollmeter.events import Usage
 
 from .bodies import openai_bodies as B
-from .conftest import collect
+from .conftest import Recorder, collect
 
 # The cycle is the SDK's own: run on the previous majors too.
 pytestmark = pytest.mark.sdk
@@ -90,3 +91,54 @@ def test_a_loop_broken_off_while_another_thread_collects_is_recorded(recorder, h
         collect()
         event = recorder.one()
     assert event.partial and event.stream and event.usage == Usage()
+
+
+class _CollectingOnce(deque):
+    """The worker's queue, whose first pop on the worker's thread runs a full collection there,
+    as an allocation under the worker's lock (the list of its batch) may set one off."""
+
+    def __init__(self, items, worker) -> None:
+        super().__init__(items)
+        self.worker = worker
+        self.armed = False
+
+    def popleft(self):
+        item = super().popleft()
+        if self.armed and threading.current_thread() is self.worker._thread:
+            self.armed = False
+            gc.collect()
+        return item
+
+
+def test_a_stream_collected_on_the_workers_thread_under_its_lock_is_recorded(http_mock):
+    """The dropped stream's finalizer submits its call on the worker's thread while the worker
+    holds its lock, and wakes it (a batch of one is full): under a plain lock, the worker
+    deadlocked there, and every flush after it waited forever."""
+    http_mock.post(CHAT).respond(text=B.CHAT_STREAM_WITH_USAGE, headers=B.SSE_HEADERS)
+    rec = Recorder(max_batch_size=1)
+    rec.meter.patch_all()
+    worker = rec.meter._pipeline.worker
+    flushed: list[bool] = []
+    try:
+        list(stream())
+        assert rec.meter.flush(10)  # the worker runs
+        gc.disable()  # the dropped stream is collected where the queue says, not before
+        try:
+            queue = worker._queue = _CollectingOnce(worker._queue, worker)
+            s = stream()
+            next(s)
+            del s  # in a cycle of its own: freed by the next collection
+            queue.armed = True
+            list(stream())  # its submit wakes the worker, whose pop collects
+            flushing = threading.Thread(target=lambda: flushed.append(rec.meter.flush(10)), daemon=True)
+            flushing.start()
+            flushing.join(30)  # a bound for "forever", not a timing claim
+        finally:
+            gc.enable()
+        assert not queue.armed, "the worker never popped"
+        assert flushed == [True], "flush never returned: the worker is deadlocked"
+        assert rec.meter.flush(10)  # the dropped stream's call was submitted during the pop
+        assert sorted(event.partial for event in rec.events) == [False, False, True]
+    finally:  # on a thread of its own: a deadlocked worker's lock is never free
+        threading.Thread(target=rec.meter.shutdown, kwargs={"timeout": 1}, daemon=True).start()
+    assert not rec.errors, f"instrumentation faults: {rec.errors!r}"

@@ -7,6 +7,11 @@ The thread starts on the first submit (or `start()`) and hands batches of up to
 batch is queued.
 After `fork()` the child gets an empty queue and a fresh thread: the parent's items stay the
 parent's to deliver.
+
+The lock is re-entrant because a garbage collection can run a `submit` on a thread that holds
+it: a stream dropped by the application is collected whenever an allocation sets a collection
+off, and its finalizer records its call (`instrument/streams.py`). Under a plain lock, one set off
+by the batch's list on the worker's own thread deadlocked it, and every `flush` after.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class BatchWorker:
         _register_fork_handler(self)
 
     def _init_state(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # see the module's docstring
         self._has_work = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
         self._queue: deque[Any] = deque()
@@ -56,6 +61,9 @@ class BatchWorker:
         self._dropped = 0
         self._flush_wanted = False
         self._stopping = False
+        #: A thread being started (under the lock): a `submit` that a collection runs meanwhile
+        #: on the same thread does not start another.
+        self._starting = False
         self.start_failures = 0
 
     # -- caller side -------------------------------------------------------------------------
@@ -192,12 +200,17 @@ class BatchWorker:
 
     def _start(self) -> BaseException | None:
         """Start the thread (under the lock); the exception if it could not start."""
-        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        if self._starting:  # re-entered by a collection's `submit`: the thread is on its way
+            return None
+        self._starting = True
         try:
+            thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             thread.start()
         except Exception as exc:  # RuntimeError: can't start new thread / at interpreter shutdown
             self.start_failures += 1
             return exc
+        finally:
+            self._starting = False
         self._thread = thread
         return None
 
