@@ -60,6 +60,8 @@ class MeterHooks:
         """The request format by which the limits' table may bound `endpoint`'s requests: its
         format's, unless the endpoint estimates its requests itself (then None)."""
         request_format = endpoint.request_format if type(endpoint).estimate is _FORMAT_ESTIMATE else None
+        if len(self._formats) >= 256:  # endpoints a provider makes anew at each patch_all: bounded
+            self._formats.clear()
         self._formats[endpoint] = request_format
         return request_format
 
