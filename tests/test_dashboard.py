@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from html import unescape
