@@ -21,6 +21,7 @@ import openai
 import pytest
 
 from tollmeter.events import Usage
+from tollmeter.transport.worker import BatchWorker
 
 from .bodies import openai_bodies as B
 from .conftest import Recorder, collect
@@ -142,3 +143,27 @@ def test_a_stream_collected_on_the_workers_thread_under_its_lock_is_recorded(htt
     finally:  # on a thread of its own: a deadlocked worker's lock is never free
         threading.Thread(target=rec.meter.shutdown, kwargs={"timeout": 1}, daemon=True).start()
     assert not rec.errors, f"instrumentation faults: {rec.errors!r}"
+
+
+def test_a_submit_that_a_collection_runs_while_the_worker_starts_starts_no_second_thread(monkeypatch):
+    """The worker's thread is made under its lock; a collection set off there may run a dropped
+    stream's finalizer, whose `submit` finds no thread yet: it must not start another."""
+    handled: list[str] = []
+    worker = BatchWorker(handled.extend, max_batch_size=10, flush_interval=0.05, max_queue_size=100)
+    started: list[threading.Thread] = []
+
+    class Starting(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            if len(started) == 1:
+                worker.submit("collected")  # what a finalizer run by a collection here does
+            super().start()
+
+    monkeypatch.setattr(threading, "Thread", Starting)
+    try:
+        assert worker.submit("first")
+        monkeypatch.undo()
+        assert worker.flush(10)
+        assert len(started) == 1 and sorted(handled) == ["collected", "first"]
+    finally:
+        worker.shutdown(5)
