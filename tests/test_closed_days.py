@@ -168,6 +168,68 @@ def test_a_second_report_reads_only_the_open_day(store, monkeypatch):
     assert again != first  # the late event's cost is in
 
 
+def test_a_late_event_folds_again_only_its_customer_and_decides_again_only_its_days_runs(store, monkeypatch):
+    """After a late event of one customer on one closed day, the customers' figures kept are
+    folded again for that customer alone, and the runs decided again are those active on that
+    day, not the month's: what a report after a trickle of late events costs."""
+    from tollmeter.business import leaks as leaks_module
+
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
+    for tenant in ("t2", "t3"):
+        ledger.upsert_customer(tenant, plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"},
+                               effective_from=date(2025, 1, 1))
+    view.add_events([event(at(day), "0.75", tenant=tenant, run=f"{tenant}-r{day.day}")
+                     for day in DAYS for tenant in ("t1", "t2", "t3")])
+    today = DAYS[-1]
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    folded, decided = [], []
+    fold, costly = leaks_module._fold, Ledger.costly_runs
+
+    def counted_fold(rows, span, *args, **kwargs):
+        folded.append(({row.key["tenant"] for row in rows}, span[0], span[-1]))
+        return fold(rows, span, *args, **kwargs)
+
+    def counted_costly(self, first, end, **kwargs):
+        decided.append((first, end, kwargs.get("run_ids")))
+        return costly(self, first, end, **kwargs)
+
+    monkeypatch.setattr(leaks_module, "_fold", counted_fold)
+    monkeypatch.setattr(Ledger, "costly_runs", counted_costly)
+    ledger.leaks(today=today)
+    ledger.leaks(today=today)
+    folded.clear(), decided.clear()
+
+    late = DAYS[-3]
+    view.add_events([event(at(late, 3), "9", tenant="t2", run="t2-late")])  # after its day ended: marked
+    again = ledger.leaks(today=today)
+    refolded, redecided = folded[:], decided[:]  # (not those of the report from scratch)
+    assert [leak.to_dict() for leak in again] == from_scratch(view, LeakSettings(), today)
+    assert "t2-late" in [leak.subject_id for leak in again if leak.subject == "run"]
+    window = today.replace(day=1) - timedelta(days=LeakSettings().spike_window_days)
+    assert sorted(refolded, key=str) == sorted([({"t2"}, window, today - timedelta(days=1)),  # t2 alone again
+                                              ({"t1", "t2", "t3"}, today, today)], key=str)  # the current day
+    end = today + timedelta(days=1)
+    assert sorted(redecided, key=str) == sorted([(late, late + timedelta(days=1), None),  # the late event's day
+                                               (today, end, None)], key=str)  # the current day, as always
+
+
+def test_the_plan_book_read_again_unchanged_is_the_same_object(store):
+    """What a report keeps is kept under the plan book it was made with: read again and
+    unchanged, the book is the same object (no thousand customers' plans compared each time);
+    after a change, a new one."""
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    book = ledger.plan_book()
+    assert ledger.plan_book() is book
+    assert ledger.plan_book(["t1"]) is not book  # one customer's: read apart
+    ledger.upsert_customer("t1", plan={"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "2"},
+                           effective_from=date(2025, 3, 1))
+    changed = ledger.plan_book()
+    assert changed is not book and len(changed.spans("t1")) == 2
+    with another_engine(ledger.store) as other:
+        assert other.plan_book() is not changed  # another engine (process) reads its own
+
+
 def test_only_writes_to_ended_days_are_marked(store):
     view = fresh(store)
     today = datetime.now(timezone.utc).date()

@@ -77,6 +77,16 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
           runs_only: bool = False) -> MarginReport:
     """`margin(ledger, (*groups, "day"), first, end, runs_only=runs_only, book=book)`, its rows
     of the closed days before `today` from what was kept where it still holds."""
+    found = daily_rows(ledger, groups, first, end, today, book, runs_only=runs_only)
+    report = MarginReport((*groups, "day"), first, end)
+    report.rows = [row for day in days(first, end) for row in found[day]]
+    return report
+
+
+def daily_rows(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today: date, book: PlanBook, *,
+               runs_only: bool = False) -> dict[date, list[MarginRow]]:
+    """`daily`'s rows, day by day (first <= day < end): a closed day's list is the very one kept
+    while it holds (a list not seen before is a day read again)."""
     by = (*groups, "day")
     kept = _of(ledger, (by, runs_only))
     marks = ledger.day_revisions(month_start(first), end)  # read before any row: a later mark is seen next time
@@ -91,8 +101,7 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
             held = kept.days.get(day)
             if held is not None and held[0] == keys[day]:
                 found[day] = held[1]
-    report = MarginReport(by, first, end)
-    for since, until in _spans([day for day in days(first, end) if day not in found]):
+    for since, until in spans([day for day in days(first, end) if day not in found]):
         made: dict[date, list[MarginRow]] = {day: [] for day in days(since, until)}
         for row in margin(ledger, by, since=since, until=until, runs_only=runs_only, book=book).rows:
             made[date.fromisoformat(row.key["day"])].append(row)
@@ -102,8 +111,72 @@ def daily(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, today
                 for day, rows in made.items():
                     if day < closed_end:
                         kept.days[day] = (keys[day], rows)
-    report.rows = [row for day in days(first, end) for row in found[day]]
-    return report
+    return found
+
+
+def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
+              fold: Callable[[list[MarginRow], date], dict[Any, T]], *, inputs: Any = None
+              ) -> tuple[dict[Any, T] | None, date]:
+    """`fold(rows, split)` of the margin rows by tenant and day (`daily_rows`) of the closed days
+    [first, split) of [first, end) (`split` as in `part`), kept under `name` while the plans and
+    `inputs` are the same: when some of those days' rows are read again (a day marked again),
+    only the customers whose rows changed are folded again (a late event, a resolution: a few
+    customers), the others' figures kept. So `fold` must make each customer's figures from its
+    own rows alone, and give none for a customer without rows. (what it made or kept, split);
+    None when no day of the range is closed yet."""
+    split = max(first, min(end, today, revisions.settled_before()))
+    if split == first:
+        return None, split
+    found = daily_rows(ledger, ("tenant",), first, split, today, book)
+    kept = _of(ledger, name)
+    key = (first, split, inputs)
+    with kept.lock:
+        kept.same_book(book)
+        held = kept.part
+    if held is not None and held[0][0] == key:
+        was, figures = held[0][1], held[1]
+        changed: set[Any] = set()
+        for day, rows in found.items():
+            if was.get(day) is not rows:
+                changed |= _changed_tenants(was.get(day, []), rows)
+        if changed:
+            again = fold([row for rows in found.values() for row in rows if row.key["tenant"] in changed], split)
+            figures = {tenant: value for tenant, value in figures.items() if tenant not in changed} | again
+    else:
+        figures = fold([row for rows in found.values() for row in rows], split)
+    with kept.lock:
+        if kept.book is book:
+            kept.part = ((key, found), figures)
+    return figures, split
+
+
+def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
+            make: Callable[[date, date], T], again: Callable[[T, date, list[date]], T]) -> tuple[T | None, date]:
+    """`make(first, split)` for the closed days [first, split) of [first, end) (`split` as in
+    `part`), for what reads any day, whichever its range (a run's cost to date): kept under
+    `name` with the marks of every day, while the plans are unchanged. When some days were
+    marked since (not every day at once), `again(kept, split, those days)` makes it anew from
+    what was kept. (what it made or kept, split); None when no day of the range is closed yet."""
+    split = max(first, min(end, today, revisions.settled_before()))
+    if split == first:
+        return None, split
+    marks = ledger.day_revisions(revisions.EVERY_DAY, date.max)  # read before it is made: a later mark is seen next time
+    kept = _of(ledger, name)
+    with kept.lock:
+        kept.same_book(book)
+        held = kept.part
+    if held is not None and held[0][:2] == (first, split):
+        was = held[0][2]
+        changed = sorted(day for day in was.keys() | marks.keys() if was.get(day) != marks.get(day))
+        if not changed:
+            return held[1], split
+        made = (make(first, split) if revisions.EVERY_DAY in changed else again(held[1], split, changed))
+    else:
+        made = make(first, split)
+    with kept.lock:
+        if kept.book is book:
+            kept.part = ((first, split, marks), made)
+    return made, split
 
 
 def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
@@ -259,7 +332,14 @@ def _keys(marks: dict[date, int], first: date, end: date) -> dict[date, tuple[An
     return out
 
 
-def _spans(wanted: list[date]) -> list[tuple[date, date]]:
+def _changed_tenants(was: list[MarginRow], now: list[MarginRow]) -> set[Any]:
+    """The customers whose rows of a day differ between two readings of it."""
+    before = {row.key["tenant"]: row for row in was}
+    after = {row.key["tenant"]: row for row in now}
+    return {tenant for tenant in before.keys() | after.keys() if before.get(tenant) != after.get(tenant)}
+
+
+def spans(wanted: list[date]) -> list[tuple[date, date]]:
     """Consecutive days as [since, until) ranges."""
     out: list[tuple[date, date]] = []
     for day in wanted:

@@ -197,15 +197,15 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
 def _kept_months(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: date, since: date, end: date,
                  recent_first: date) -> dict[str | None, _Month]:
     """Every customer's figures, its running ones after the closed days kept from report to
-    report (`closed_days.part`, from their margin rows by tenant and day, kept too:
-    `closed_days.daily`), carried over the days since (today's) from a margin report of those."""
+    report (`closed_days.by_tenant`, from their margin rows by tenant and day, kept too: after
+    a late event, only the customers whose rows changed are folded again), carried over the
+    days since (today's) from a margin report of those."""
     first = month_start(today)
 
-    def closed(since: date, split: date) -> dict[str | None, _Running]:
-        rows = closed_days.daily(ledger, ("tenant",), since, split, today, book).rows
+    def closed(rows: list[Any], split: date) -> dict[str | None, _Running]:
         return _fold(rows, list(days(since, split)), first, recent_first, settings, None, {})
 
-    kept, split = closed_days.part(ledger, "customers", since, end, today, book, closed, inputs=(settings, today))
+    kept, split = closed_days.by_tenant(ledger, "customers", since, end, today, book, closed, inputs=(settings, today))
     start = since if kept is None else split
     rows = margin(ledger, ("tenant", "day"), since=start, until=end, book=book).rows if start < end else []
     running = _fold(rows, list(days(start, end)), first, recent_first, settings, None, kept or {})
@@ -385,24 +385,45 @@ def _agents(ledger: Ledger, book: Any, first: date, end: date, today: date, sett
 
 def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant_id: str | None) -> list[Leak]:
     """The runs' flags. Of all customers, on the current day: the flags of the closed days are
-    kept from report to report (`closed_days.part`, while no day is marked again: a write to
-    any day but the current one marks it) and the runs active or resolved since are read
-    again, and so are the kept runs that were not resolved then and are now (a resolution can
-    lower a run's cost against what it earns; its cost only grows). A report of a past day is
-    made whole: a run's cost to date grows with the current day's events."""
+    kept from report to report (`closed_days.revised`: after a write to days other than the
+    current one, the runs active on those days are decided again) and the runs active or
+    resolved since are read again, and so are the kept runs that were not resolved then and are
+    now (a resolution can lower a run's cost against what it earns; its cost only grows). A
+    report of a past day is made whole: a run's cost to date grows with the current day's
+    events."""
     if tenant_id is not None or today < closed_days.settled_before():
         return _run_flags(ledger, book, first, end, tenant_id)
-    kept, split = closed_days.part(ledger, "runs", first, end, today, book,
-                                   lambda since, until: _run_flags(ledger, book, since, until, None), every_day=True)
+
+    def again(flags: list[Leak], split: date, marked: list[date]) -> list[Leak]:
+        """The kept `flags` of [first, split) after writes to the days `marked`: a run's flag
+        changes only with its cost (which only grows) or its resolution, so the runs active on
+        those days are decided again (those of the range, for days outside it), the resolved
+        ones further down."""
+        fresh: list[Leak] = []
+        for since, until in closed_days.spans(marked):
+            inside = [(max(since, first), min(until, split))] if since < split and until > first else []
+            for lo, hi in inside:
+                fresh += _run_flags(ledger, book, lo, hi, None)
+            outside = [span for span in ((since, min(until, first)), (max(since, split), until)) if span[0] < span[1]]
+            for lo, hi in outside:
+                ids = sorted({leak.subject_id for leak in _run_flags(ledger, book, lo, hi, None)})
+                if ids:
+                    fresh += _run_flags(ledger, book, first, split, None, run_ids=ids)
+        decided = {leak.subject_id: leak for leak in fresh}
+        return sorted([leak for leak in flags if leak.subject_id not in decided] + list(decided.values()),
+                      key=lambda leak: leak.subject_id)
+
+    kept, split = closed_days.revised(ledger, "runs", first, end, today, book,
+                                      lambda since, until: _run_flags(ledger, book, since, until, None), again)
     if kept is None:
         return _run_flags(ledger, book, first, end, None)
     fresh = _run_flags(ledger, book, split, end, None) if split < end else []
-    again = {leak.subject_id for leak in fresh}
-    resolved = ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None) - again
+    again_ids = {leak.subject_id for leak in fresh}
+    resolved = ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None) - again_ids
     if resolved:  # decided again over the whole range (resolved after `end`, a past report's day, too)
         fresh += _run_flags(ledger, book, first, end, None, run_ids=sorted(resolved))
-        again |= resolved
-    return sorted([leak for leak in kept if leak.subject_id not in again] + fresh, key=lambda leak: leak.subject_id)
+        again_ids |= resolved
+    return sorted([leak for leak in kept if leak.subject_id not in again_ids] + fresh, key=lambda leak: leak.subject_id)
 
 
 def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None,

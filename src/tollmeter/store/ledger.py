@@ -5,6 +5,8 @@ method is one short transaction through `Store.transaction()`."""
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
@@ -23,6 +25,12 @@ from .revisions import as_date as _date
 from .store import Store, _insert, accumulate
 
 _ZERO = Decimal(0)
+#: Every customer's plan book as last read, per engine and project (at most `_BOOKS` projects):
+#: read again and the same, the same object comes back, so that what a report keeps under a
+#: book (business/closed_days.py) is known to hold without comparing a thousand customers' plans.
+_books: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], PlanBook]]] = weakref.WeakKeyDictionary()
+_books_lock = threading.Lock()
+_BOOKS = 64
 
 
 @dataclass(frozen=True)
@@ -133,14 +141,29 @@ class Ledger:
             p.c.project_id == self.project)
         if tenant_ids is not None:
             query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
+        rows = tuple(tuple(row) for row in conn.execute(query.order_by(p.c.tenant_id, p.c.effective_from)))
+        if tenant_ids is None:  # every customer's: the same book again while the stored plans are
+            with _books_lock:
+                books = _books.setdefault(self.store.engine, {})
+                held = books.pop(self.project, None)
+                if held is not None and held[0] == rows:
+                    books[self.project] = held  # the most recently asked last
+                    return held[1]
         spans: dict[str, list[PlanSpan]] = {}
         plans: dict[str, Plan] = {}
-        for tenant, start, text, seats in conn.execute(query):
+        for tenant, start, text, seats in rows:
             chosen = plans.get(text)
             if chosen is None:
                 chosen = plans[text] = Plan.of(json.loads(text))
             spans.setdefault(tenant, []).append(PlanSpan(_date(start), chosen, seats))
-        return PlanBook(spans)
+        book = PlanBook(spans)
+        if tenant_ids is None:
+            with _books_lock:
+                books = _books.setdefault(self.store.engine, {})
+                books[self.project] = (rows, book)
+                while len(books) > _BOOKS:
+                    del books[next(iter(books))]
+        return book
 
     def _span_on(self, conn: Any, tenant_id: str, day: date) -> PlanSpan | None:
         return self._book(conn, [tenant_id]).on(tenant_id, day)
