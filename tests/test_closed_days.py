@@ -411,8 +411,9 @@ def test_kept_margin_reports_are_the_reports_made_from_scratch(store, monkeypatc
 
 def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch):
     """The month to date asked three times: the first report is made in one pass, the second
-    keeps the settled days, the third reads the current day alone; a late event on a closed
-    day makes the next read the range again (the kept part made again from its first day)."""
+    keeps the settled days (the last two apart), the third reads the current day alone; a late
+    event on one of the last two settled days makes those again, one on an earlier day the
+    range (both kept parts made again)."""
     today = DAYS[-1]
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
     ledger = with_t1(store, {"name": "u", "pricing_model": "usage_based", "markup": "0.5"})
@@ -424,17 +425,23 @@ def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch
     report = ledger.margin(by, since=first, until=end)
     assert asked == [(by, first, end)]
     asked.clear()
+    recent = today - timedelta(days=2)
     assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(by, first, today), (by, today, end)]
+    assert asked == [(by, first, recent), (by, recent, today), (by, today, end)]
     asked.clear()
     assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
     assert asked == [(by, today, end)]
     asked.clear()
+    view.add_events([event(at(today - timedelta(days=1), 3), "5", tenant="t1", model="m2")])  # yesterday, late
+    again = ledger.margin(by, since=first, until=end)
+    assert asked == [(by, recent, today), (by, today, end)]
+    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
+    asked.clear()
     view.add_events([event(at(DAYS[3], 3), "7", tenant="t1", model="m1")])
     again = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, first, today), (by, today, end)]
+    assert asked == [(by, first, recent), (by, recent, today), (by, today, end)]
     assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
-    assert again.total.cost_usd == report.total.cost_usd + 7
+    assert again.total.cost_usd == report.total.cost_usd + 5 + 7
 
 
 def test_kept_margin_reports_stay_within_their_rows(store, monkeypatch):

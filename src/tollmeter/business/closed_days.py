@@ -40,6 +40,9 @@ _PROJECTS = 8
 #: Rows of margin and usage reports kept per project, the least recently asked reports forgotten
 #: first; a larger report is not kept (a row takes about 0.64 KB, tracemalloc: 40,000 are 25 MB).
 _REPORT_ROWS = 40_000
+#: The last settled days a kept margin report keeps apart from the days before them (a late
+#: event on one of them makes only those again).
+_RECENT_DAYS = 2
 #: Margin and usage reports known per project (asked once, or kept), the least recently asked
 #: forgotten first.
 _REPORTS = 256
@@ -48,14 +51,14 @@ _REPORTS = 256
 @dataclass
 class _Kept:
     """What is kept of one grouping (or one part) of one project: day -> (its key, its rows),
-    or for a part, its key and what it was."""
+    or for its parts, by slot, each one's key and what it was (a margin report keeps two)."""
 
     book: PlanBook | None = None
     days: dict[date, tuple[tuple[Any, ...], list[MarginRow]]] = field(default_factory=dict)
-    part: tuple[tuple[Any, ...], Any] | None = None
+    parts: dict[Any, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Rows of the margin or usage report kept as `part` (0 for anything else).
-    rows: int = 0
+    #: Rows of the margin or usage reports kept in `parts`, by slot (none for anything else).
+    sizes: dict[Any, int] = field(default_factory=dict)
     #: A report asked before: kept from its second time on (split in two, a report costs about
     #: half as much again as one made in one pass).
     asked: bool = False
@@ -64,8 +67,13 @@ class _Kept:
         """Forget everything kept under other plans (under the lock)."""
         if self.book is not book and (self.book is None or not _same_plans(self.book, book)):
             self.days.clear()
-            self.part = None
+            self.parts.clear()
+            self.sizes.clear()
         self.book = book
+
+    @property
+    def rows(self) -> int:
+        return sum(self.sizes.values())
 
 
 #: engine -> project -> what is kept of it, by name.
@@ -132,7 +140,7 @@ def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, bo
     key = (first, split, inputs)
     with kept.lock:
         kept.same_book(book)
-        held = kept.part
+        held = kept.parts.get(None)
     if held is not None and held[0][0] == key:
         was, figures = held[0][1], held[1]
         changed: set[Any] = set()
@@ -146,7 +154,7 @@ def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, bo
         figures = fold([row for rows in found.values() for row in rows], split)
     with kept.lock:
         if kept.book is book:
-            kept.part = ((key, found), figures)
+            kept.parts[None] = ((key, found), figures)
     return figures, split
 
 
@@ -164,7 +172,7 @@ def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book
     kept = _of(ledger, name)
     with kept.lock:
         kept.same_book(book)
-        held = kept.part
+        held = kept.parts.get(None)
     if held is not None and held[0][:2] == (first, split):
         was = held[0][2]
         changed = sorted(day for day in was.keys() | marks.keys() if was.get(day) != marks.get(day))
@@ -175,46 +183,46 @@ def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book
         made = make(first, split)
     with kept.lock:
         if kept.book is book:
-            kept.part = ((first, split, marks), made)
+            kept.parts[None] = ((first, split, marks), made)
     return made, split
 
 
 def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
-         make: Callable[[date, date], T], *, every_day: bool = False, inputs: Any = None,
-         size: Callable[[T], int] | None = None) -> tuple[T | None, date]:
+         make: Callable[[date, date], T], *, inputs: Any = None, size: Callable[[T], int] | None = None,
+         slot: Any = None) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
     first day not settled, or `today`), kept while no day before `split` is marked again (what
-    it makes may read any of them), or no day at all with `every_day` (what it makes reads
-    the days after too: a run's cost to date), and the plans are unchanged: (what it made or
-    kept, split). None when no day of the range is closed yet. `inputs`: what else `make`
-    depends on (kept under the same name: one at a time). `size`: its rows, for a margin
-    report (kept within `_REPORT_ROWS` per project)."""
+    it makes may read any of them) and the plans are unchanged: (what it made or kept, split).
+    None when no day of the range is closed yet. `inputs`: what else `make` depends on (kept
+    under the same name and `slot`: one at a time). `size`: its rows, for a margin report (kept
+    within `_REPORT_ROWS` per project)."""
     split = max(first, min(end, today, revisions.settled_before()))
     if split == first:
         return None, split
     # read before it is made: a mark made meanwhile is seen next time
-    key = (first, split, inputs, ledger.day_revisions_total(None if every_day else split))
-    return _kept_part(ledger, name, key, lambda: make(first, split), size, book), split
+    key = (first, split, inputs, ledger.day_revisions_total(split))
+    return _kept_part(ledger, name, key, lambda: make(first, split), size, book, slot), split
 
 
 def _kept_part(ledger: Ledger, name: Any, key: tuple[Any, ...], make: Callable[[], T],
-               size: Callable[[T], int] | None, book: PlanBook | None = None) -> T:
-    """What is kept under `name` while its `key` (and `book`, the plans, when given) is the
-    same, else `make()`, kept: one part per name; a report of `size` rows within `_REPORT_ROWS`
-    per project."""
+               size: Callable[[T], int] | None, book: PlanBook | None = None, slot: Any = None) -> T:
+    """What is kept under `name` and `slot` while its `key` (and `book`, the plans, when given)
+    is the same, else `make()`, kept: one part per name and slot; a report of `size` rows
+    within `_REPORT_ROWS` per project."""
     kept = _of(ledger, name)
     with kept.lock:
         if book is not None:
             kept.same_book(book)
-        if kept.part is not None and kept.part[0] == key:
-            return kept.part[1]
+        held = kept.parts.get(slot)
+        if held is not None and held[0] == key:
+            return held[1]
     made = make()
     rows = size(made) if size is not None else 0
     if rows > _REPORT_ROWS:
         return made
     with kept.lock:
         if book is None or kept.book is book:
-            kept.part, kept.rows = (key, made), rows
+            kept.parts[slot], kept.sizes[slot] = (key, made), rows
     if rows:
         _within_budget(ledger)
     return made
@@ -243,10 +251,16 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     name = ("margin", groups, tenant_id)
     if not _asked_before(ledger, name):
         return made(first, end)
-    closed, split = part(ledger, name, first, end, end, book, made, size=lambda report: len(report.rows))
-    if closed is None:
+    split = max(first, min(end, revisions.settled_before()))
+    if split == first:
         return made(first, end)
-    return joined(groups, first, end, closed, *([made(split, end)] if split < end else []))
+    # Two kept parts: the last `_RECENT_DAYS` settled days apart, so that a late event on one
+    # of them (the usual late event: the day before) makes only those again.
+    recent = max(first, split - timedelta(days=_RECENT_DAYS))
+    size: Callable[[MarginReport], int] = lambda report: len(report.rows)
+    parts = [part(ledger, name, first, recent, recent, book, made, size=size)[0]] if recent > first else []
+    parts.append(part(ledger, name, recent, split, split, book, made, size=size, slot="recent")[0])
+    return joined(groups, first, end, *parts, *([made(split, end)] if split < end else []))
 
 
 def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, until: datetime | None,
