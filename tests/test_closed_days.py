@@ -449,17 +449,17 @@ def test_kept_margin_reports_stay_within_their_rows(store, monkeypatch):
     `_REPORT_ROWS` rows per project, the least recently asked forgotten first."""
     from tollmeter.business import closed_days
 
-    monkeypatch.setattr(closed_days, "_REPORT_ROWS", 5)
+    monkeypatch.setattr(closed_days, "_REPORT_ROWS", 8)
     view = fresh(store)
     ledger = Ledger(view)
     view.add_events([event(at(day), "1", tenant=tenant) for day in DAYS[:4] for tenant in ("t1", "t2", "t3")])
     for tenant in ("t1", "t2", "t3"):
-        for _ in range(2):  # kept from the second time on
-            ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)  # 4 rows each
+        for _ in range(2):  # kept from the second time on: its parts of 2 and 2 days, and the two joined
+            ledger.margin(("day",), since=DAYS[0], until=DAYS[4], tenant_id=tenant)  # 2 + 2 + 4 rows each
     kept = closed_days._kept[store.engine][view.project]
     assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]
     for _ in range(2):
-        ledger.margin(("day", "tenant"), since=DAYS[0], until=DAYS[4])  # 12 rows: not kept
+        ledger.margin(("day", "tenant"), since=DAYS[0], until=DAYS[4])  # 6 + 6 + 12 rows: not kept
     assert [name[2] for name, found in kept.items() if found.rows] == ["t3"]
 
 

@@ -1,8 +1,12 @@
 """Closed days' figures kept between reports, so that a report of the month to date reads the
 database for the days that can still change and not for the month again: margin rows per
-closed day (`daily`), whatever a rule makes of the closed days (`part`), and a margin report's
-closed days (`margin_kept`: what `Ledger.margin` answers, for the API, CLI and dashboard), and
-a usage report's pieces over the closed days (`usage_kept`: GET /v1/usage, the dashboard).
+closed day (`daily`), what the leak rules make of the closed days (`by_tenant`: the customers'
+running figures; `revised`: the runs' flags), a margin report's closed days (`margin_kept`:
+what `Ledger.margin` answers, for the API, CLI and dashboard), and a usage report's pieces over
+the closed days (`usage_kept`: GET /v1/usage, the dashboard). After a late event, what was kept
+is made again for what it touched: its day's rows (and its month's later days'), the customers
+whose rows changed, the runs active that day, a margin report's last two settled days when it
+fell on one of them.
 
 The leak rules read a margin by tenant and day over the month and the spike window before it,
 and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
@@ -126,7 +130,7 @@ def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, bo
               fold: Callable[[list[MarginRow], date], dict[Any, T]], *, inputs: Any = None
               ) -> tuple[dict[Any, T] | None, date]:
     """`fold(rows, split)` of the margin rows by tenant and day (`daily_rows`) of the closed days
-    [first, split) of [first, end) (`split` as in `part`), kept under `name` while the plans and
+    [first, split) of [first, end) (`split`: the first day not settled, or `today`), kept under `name` while the plans and
     `inputs` are the same: when some of those days' rows are read again (a day marked again),
     only the customers whose rows changed are folded again (a late event, a resolution: a few
     customers), the others' figures kept. So `fold` must make each customer's figures from its
@@ -161,7 +165,7 @@ def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, bo
 def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
             make: Callable[[date, date], T], again: Callable[[T, date, list[date]], T]) -> tuple[T | None, date]:
     """`make(first, split)` for the closed days [first, split) of [first, end) (`split` as in
-    `part`), for what reads any day, whichever its range (a run's cost to date): kept under
+    `by_tenant`), for what reads any day, whichever its range (a run's cost to date): kept under
     `name` with the marks of every day, while the plans are unchanged. When some days were
     marked since (not every day at once), `again(kept, split, those days)` makes it anew from
     what was kept. (what it made or kept, split); None when no day of the range is closed yet."""
@@ -187,28 +191,13 @@ def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book
     return made, split
 
 
-def part(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
-         make: Callable[[date, date], T], *, inputs: Any = None, size: Callable[[T], int] | None = None,
-         slot: Any = None) -> tuple[T | None, date]:
-    """`make(first, split)` for the closed days [first, split) of [first, end) (`split`: the
-    first day not settled, or `today`), kept while no day before `split` is marked again (what
-    it makes may read any of them) and the plans are unchanged: (what it made or kept, split).
-    None when no day of the range is closed yet. `inputs`: what else `make` depends on (kept
-    under the same name and `slot`: one at a time). `size`: its rows, for a margin report (kept
-    within `_REPORT_ROWS` per project)."""
-    split = max(first, min(end, today, revisions.settled_before()))
-    if split == first:
-        return None, split
-    # read before it is made: a mark made meanwhile is seen next time
-    key = (first, split, inputs, ledger.day_revisions_total(split))
-    return _kept_part(ledger, name, key, lambda: make(first, split), size, book, slot), split
-
-
 def _kept_part(ledger: Ledger, name: Any, key: tuple[Any, ...], make: Callable[[], T],
-               size: Callable[[T], int] | None, book: PlanBook | None = None, slot: Any = None) -> T:
+               size: Callable[[T], int] | None, book: PlanBook | None = None, slot: Any = None, *,
+               budget: bool = True) -> T:
     """What is kept under `name` and `slot` while its `key` (and `book`, the plans, when given)
     is the same, else `make()`, kept: one part per name and slot; a report of `size` rows
-    within `_REPORT_ROWS` per project."""
+    within `_REPORT_ROWS` per project (`budget=False`: the caller keeps it so once it has kept
+    all of a report's parts: a report too large evicts no other on its way)."""
     kept = _of(ledger, name)
     with kept.lock:
         if book is not None:
@@ -218,12 +207,14 @@ def _kept_part(ledger: Ledger, name: Any, key: tuple[Any, ...], make: Callable[[
             return held[1]
     made = make()
     rows = size(made) if size is not None else 0
-    if rows > _REPORT_ROWS:
-        return made
     with kept.lock:
+        if kept.rows - kept.sizes.get(slot, 0) + rows > _REPORT_ROWS:  # a report larger than that keeps nothing
+            kept.parts.clear()
+            kept.sizes.clear()
+            return made
         if book is None or kept.book is book:
             kept.parts[slot], kept.sizes[slot] = (key, made), rows
-    if rows:
+    if rows and budget:
         _within_budget(ledger)
     return made
 
@@ -238,10 +229,11 @@ def _asked_before(ledger: Ledger, name: Any) -> bool:
 
 def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, tenant_id: str | None = None,
                 book: PlanBook | None = None) -> MarginReport:
-    """`margin(ledger, groups, first, end, tenant_id)`, its settled days' part kept between
-    reports (`part`: while no day of it is marked again and the plans are unchanged), the days
-    after it read each time: a report of the month to date, asked again, reads today. The
-    first report of a grouping is made in one pass and keeps nothing (a command's one report)."""
+    """`margin(ledger, groups, first, end, tenant_id)`, its settled days kept between reports
+    (`_kept_part`: each part while no day up to its end is marked again and the plans are
+    unchanged), the days after them read each time: a report of the month to date, asked again,
+    reads today. The first report of a grouping is made in one pass and keeps nothing (a
+    command's one report)."""
     if book is None:
         book = ledger.plan_book([tenant_id] if tenant_id is not None else None)
 
@@ -254,13 +246,22 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     split = max(first, min(end, revisions.settled_before()))
     if split == first:
         return made(first, end)
-    # Two kept parts: the last `_RECENT_DAYS` settled days apart, so that a late event on one
-    # of them (the usual late event: the day before) makes only those again.
+    # The settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a late event on
+    # one of those (the usual late event: the day before) makes only them again; and the two
+    # joined, kept too (a report joins it with the days after, as with one part).
     recent = max(first, split - timedelta(days=_RECENT_DAYS))
     size: Callable[[MarginReport], int] = lambda report: len(report.rows)
-    parts = [part(ledger, name, first, recent, recent, book, made, size=size)[0]] if recent > first else []
-    parts.append(part(ledger, name, recent, split, split, book, made, size=size, slot="recent")[0])
-    return joined(groups, first, end, *parts, *([made(split, end)] if split < end else []))
+    # read before they are made: a mark made meanwhile is seen next time
+    spans = {"older": (first, recent), "recent": (recent, split)}
+    keys = {slot: (since, until, ledger.day_revisions_total(until)) for slot, (since, until) in spans.items()
+            if since < until}
+    parts = [_kept_part(ledger, name, key, lambda key=key: made(key[0], key[1]), size, book, slot, budget=False)
+             for slot, key in keys.items()]
+    closed = parts[0] if len(parts) == 1 else _kept_part(
+        ledger, name, tuple(keys.values()), lambda: joined(groups, first, split, *parts), size, book, "joined",
+        budget=False)
+    _within_budget(ledger)
+    return joined(groups, first, end, closed, *([made(split, end)] if split < end else []))
 
 
 def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, until: datetime | None,
