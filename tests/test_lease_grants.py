@@ -6,6 +6,7 @@ grant made with an API key stands only while the key is valid."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -132,7 +133,8 @@ def test_a_limit_changed_as_a_lease_is_granted_revokes_that_lease(limited):
     """PostgreSQL: a grant paused after writing its lease (under the old limit) and before its
     commit; the limit changed meanwhile waits for it, then revokes its lease with the others."""
     url, drop = database_for("postgres")
-    store = Store(url, project="grants")
+    application = f"tm-grants-{secrets.token_hex(3)}"  # this test's connections, not other processes'
+    store = Store(f"{url}&application_name={application}", project="grants")
     paused, resume = threading.Event(), threading.Event()
     granting = threading.Thread(target=store.grant, args=("acme", "w1", D(1)), kwargs={"need": D(1), "ttl": 60})
     changing = threading.Thread(target=store.set_limit, args=(limited, "per_day", D(2)))
@@ -152,7 +154,8 @@ def test_a_limit_changed_as_a_lease_is_granted_revokes_that_lease(limited):
             for _ in range(600):
                 waiting = watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                                                " AND wait_event = 'advisory' AND datname = current_database()"
-                                               " AND query LIKE '%pg_advisory_xact_lock%'")).scalar()
+                                               " AND application_name = :a AND query LIKE '%pg_advisory_xact_lock%'"),
+                                          {"a": application}).scalar()
                 if waiting or not changing.is_alive():
                     break
                 watcher.rollback()
