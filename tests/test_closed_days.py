@@ -93,11 +93,14 @@ class Writer:
         self.today: date | None = None
 
     @classmethod
-    def started(cls, store: Store, plans: list, events: list) -> Writer:
-        """A new project of `store` with the customers' `plans` and the first `events`."""
+    def started(cls, store: Store, plans: list, events: list, changes: list = ()) -> Writer:
+        """A new project of `store` with the customers' `plans`, their `changes` of plan (tenant,
+        day, plan) and the first `events`."""
         write = cls(Ledger(fresh(store)))
         for tenant, plan in plans:
             write.ledger.upsert_customer(tenant, plan=plan, seats=3, effective_from=DAYS[0] - timedelta(days=40))
+        for tenant, day, plan in changes:
+            write.ledger.upsert_customer(tenant, plan=plan, seats=2, effective_from=day)
         write("events", events)
         return write
 
@@ -126,16 +129,19 @@ class Writer:
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(start=st.lists(st.tuples(st.sampled_from(TENANTS), plans()), min_size=1, max_size=3, unique_by=lambda p: p[0]),
        first=some_events, later=st.lists(writes, min_size=1, max_size=4), chosen=leak_settings,
-       today=st.sampled_from(TODAY))
-def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, first, later, chosen, today):
+       today=st.sampled_from(TODAY),
+       changes=st.lists(st.tuples(st.sampled_from(TENANTS), st.sampled_from(DAYS), plans()), max_size=2))
+def test_kept_days_flag_what_a_fresh_report_flags(store, monkeypatch, start, first, later, chosen, today, changes):
+    """`changes`: plans changed within the days before the first report (a run earns what the
+    plan of its last day pays: a late event can move that day)."""
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))  # the report's day is the current one
-    write = Writer.started(store, start, first)
+    write = Writer.started(store, start, first, changes)
     view, ledger = write.ledger.store, write.ledger
     assert [leak.to_dict() for leak in ledger.leaks(chosen, today=today)] == from_scratch(view, chosen, today)
     for step, (kind, *args) in enumerate(later):
         write(kind, *args)
         kept = [leak.to_dict() for leak in ledger.leaks(chosen, today=today)]
-        assert kept == from_scratch(view, chosen, today), (start, first, later[:step + 1], chosen, today)
+        assert kept == from_scratch(view, chosen, today), (start, first, later[:step + 1], chosen, today, changes)
 
 
 def test_a_second_report_reads_only_the_open_day(store, monkeypatch):
@@ -212,6 +218,44 @@ def test_a_late_event_folds_again_only_its_customer_and_decides_again_only_its_d
     end = today + timedelta(days=1)
     assert sorted(redecided, key=str) == sorted([(late, late + timedelta(days=1), None),  # the late event's day
                                                (today, end, None)], key=str)  # the current day, as always
+
+
+def test_a_late_event_that_moves_a_kept_runs_last_day_into_a_better_plan(store, monkeypatch):
+    """A run earns what the plan of its last day pays: a late event after its last day, under
+    a plan that pays more, can take a kept run's flag away; the runs active on the late day are
+    decided again, and a flag they no longer earn is dropped, as from scratch."""
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
+    ledger.upsert_customer("t1", plan={"name": "u5", "pricing_model": "per_unit", "unit_revenue_usd": "5"},
+                           effective_from=DAYS[9])
+    today = DAYS[-1]
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    view.add_events([event(at(DAYS[7]), "3", tenant="t1", run="r1")])  # under the $1 plan: over
+    assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == ["r1"]
+    ledger.leaks(today=today)  # kept
+    view.add_events([event(at(DAYS[9]), "0.5", tenant="t1", run="r1")])  # late, under the $5 plan
+    after = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert after == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in after if leak["subject"] == "run"] == []
+
+
+def test_an_event_of_the_current_day_that_moves_a_kept_runs_last_day_into_a_better_plan(store, monkeypatch):
+    """The same on the current day (no mark): the runs active on it are decided again at
+    every report, and a kept flag they no longer earn is dropped."""
+    ledger = with_t1(store, {"name": "u", "pricing_model": "per_unit", "unit_revenue_usd": "1"})
+    view = ledger.store
+    today = DAYS[-1]
+    ledger.upsert_customer("t1", plan={"name": "u5", "pricing_model": "per_unit", "unit_revenue_usd": "5"},
+                           effective_from=today)
+    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
+    view.add_events([event(at(DAYS[7]), "3", tenant="t1", run="r1")])  # under the $1 plan: over
+    assert [leak.subject_id for leak in ledger.leaks(today=today) if leak.subject == "run"] == ["r1"]
+    ledger.leaks(today=today)  # kept
+    view.add_events([event(at(today, 9), "0.5", tenant="t1", run="r1")])  # today: no mark, the $5 plan
+    assert ledger.day_revisions(today, today + timedelta(days=1)) == {}
+    after = [leak.to_dict() for leak in ledger.leaks(today=today)]
+    assert after == from_scratch(view, LeakSettings(), today)
+    assert [leak["subject_id"] for leak in after if leak["subject"] == "run"] == []
 
 
 def test_the_plan_book_read_again_unchanged_is_the_same_object(store):

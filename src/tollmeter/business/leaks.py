@@ -387,8 +387,10 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant
     """The runs' flags. Of all customers, on the current day: the flags of the closed days are
     kept from report to report (`closed_days.revised`: after a write to days other than the
     current one, the runs active on those days are decided again) and the runs active or
-    resolved since are read again, and so are the kept runs that were not resolved then and are
-    now (a resolution can lower a run's cost against what it earns; its cost only grows). A
+    resolved since are decided again (a kept flag they no longer earn dropped: an event today
+    can move a run's last day into a plan that pays more), and so are the kept runs that were
+    not resolved then and are now (a resolution can lower a run's cost against what it earns;
+    its cost only grows). A
     report of a past day is made whole: a run's cost to date grows with the current day's
     events."""
     if tenant_id is not None or today < closed_days.settled_before():
@@ -396,29 +398,33 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant
 
     def again(flags: list[Leak], split: date, marked: list[date]) -> list[Leak]:
         """The kept `flags` of [first, split) after writes to the days `marked`: a run's flag
-        changes only with its cost (which only grows) or its resolution, so the runs active on
-        those days are decided again (those of the range, for days outside it), the resolved
-        ones further down."""
+        changes only with what was written on those days (its cost, which only grows; its last
+        day, whose plan it earns; its resolution), so the runs active on those days are decided
+        again (those of the range, for days outside it): their kept flags are replaced by what
+        they are decided now, none if none. The kept runs resolved since are decided further
+        down."""
         fresh: list[Leak] = []
+        decided: set[str] = set()
         for since, until in closed_days.spans(marked):
             inside = [(max(since, first), min(until, split))] if since < split and until > first else []
             for lo, hi in inside:
-                fresh += _run_flags(ledger, book, lo, hi, None)
+                fresh += _run_flags(ledger, book, lo, hi, None, decided=decided)
             outside = [span for span in ((since, min(until, first)), (max(since, split), until)) if span[0] < span[1]]
             for lo, hi in outside:
-                ids = sorted({leak.subject_id for leak in _run_flags(ledger, book, lo, hi, None)})
-                if ids:
-                    fresh += _run_flags(ledger, book, first, split, None, run_ids=ids)
-        decided = {leak.subject_id: leak for leak in fresh}
-        return sorted([leak for leak in flags if leak.subject_id not in decided] + list(decided.values()),
+                active: set[str] = set()
+                _run_flags(ledger, book, lo, hi, None, decided=active)
+                if active:
+                    fresh += _run_flags(ledger, book, first, split, None, run_ids=sorted(active), decided=decided)
+        now = {leak.subject_id: leak for leak in fresh}
+        return sorted([leak for leak in flags if leak.subject_id not in decided] + list(now.values()),
                       key=lambda leak: leak.subject_id)
 
     kept, split = closed_days.revised(ledger, "runs", first, end, today, book,
                                       lambda since, until: _run_flags(ledger, book, since, until, None), again)
     if kept is None:
         return _run_flags(ledger, book, first, end, None)
-    fresh = _run_flags(ledger, book, split, end, None) if split < end else []
-    again_ids = {leak.subject_id for leak in fresh}
+    again_ids: set[str] = set()  # the runs active since: decided again (a kept flag they no longer earn dropped)
+    fresh = _run_flags(ledger, book, split, end, None, decided=again_ids) if split < end else []
     resolved = ledger.resolved_among(leak.subject_id for leak in kept if leak.numbers["outcome"] is None) - again_ids
     if resolved:  # decided again over the whole range (resolved after `end`, a past report's day, too)
         fresh += _run_flags(ledger, book, first, end, None, run_ids=sorted(resolved))
@@ -427,10 +433,12 @@ def _runs(ledger: Ledger, book: Any, first: date, end: date, today: date, tenant
 
 
 def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str | None,
-               run_ids: list[str] | None = None) -> list[Leak]:
+               run_ids: list[str] | None = None, decided: set[str] | None = None) -> list[Leak]:
     """The flags of the runs with events or resolved on days first <= day < end. Only the runs
     that cost more than the least a run of their customer can earn are read (from the runs'
-    costs to date); each of those is then decided exactly. In run id order."""
+    costs to date); each of those is then decided exactly (their ids added to `decided`, when
+    given: every run of those days flagged before is among them, its cost having only grown).
+    In run id order."""
     least: dict[str, Decimal] = {}
     free: set[str] = set()  # per_resolution customers: their escalated and failed runs earn nothing
     for tenant in book.tenants:
@@ -443,6 +451,8 @@ def _run_flags(ledger: Ledger, book: Any, first: date, end: date, tenant_id: str
                     free.add(tenant)
     candidates = ledger.costly_runs(first, end, over=least, free=sorted(free),
                                     free_outcomes=UNPAID_OUTCOMES, tenant_id=tenant_id, run_ids=run_ids)
+    if decided is not None:
+        decided.update(run["run_id"] for run in candidates)
     over: list[tuple[dict[str, Any], Decimal]] = []
     for run in sorted(candidates, key=lambda r: r["run_id"]):
         if run["revenue_usd"] is not None:
