@@ -194,6 +194,26 @@ def test_a_lease_short_of_ample_reserves_the_estimate(meter, http_mock) -> None:
     assert AMPLE_BOUNDS * worst_case(meter, {"model": "gpt-4o", **request}) > Decimal("0.5")
 
 
+def test_a_service_tier_given_as_a_str_enum_is_reserved_at_its_own_prices(meter, http_mock) -> None:
+    """`service_tier=Tier.PRIORITY`, a `StrEnum` (a str, but not of type str): the call reserves
+    at least its worst case at priority prices (1.7 times gpt-4o's default ones), not at the
+    default tier's (the first look once took any tier that is not of type str for none)."""
+    from enum import StrEnum
+
+    class Tier(StrEnum):
+        PRIORITY = "priority"
+
+    meter.set_limit("big", 100_000, frequency="per_month")  # a lease of 5%: ample
+    reserved_during_a_call(meter, http_mock, "big", messages=MESSAGES)  # the first call asks for the lease
+    request = {"messages": MESSAGES, "max_tokens": 1000, "service_tier": Tier.PRIORITY}
+    reserved = reserved_during_a_call(meter, http_mock, "big", **request)
+    estimate = estimate_request(WALKED, {"model": "gpt-4o", **request}, "gpt-4o")
+    guard = meter._limits.guard
+    priority, default = guard._sheet("openai", "gpt-4o", "priority"), guard._sheet("openai", "gpt-4o", None)
+    assert reserved >= priority.worst_case(estimate.input_tokens, estimate.output_tokens)
+    assert priority.worst_case(1, 1) > default.worst_case(1, 1)
+
+
 def test_requests_that_are_not_plain_reserve_their_estimate(meter, http_mock) -> None:
     meter.set_limit("big", 100_000, frequency="per_month")
     reserved_during_a_call(meter, http_mock, "big", messages=MESSAGES)

@@ -471,8 +471,8 @@ class Guard:
             if type(kwargs) is not dict or type(model) is not str:
                 return NEEDS_CHECK
             tier = kwargs.get("service_tier")
-            if tier is not None and type(tier) is not str:
-                tier = None
+            if tier is not None and type(tier) is not str:  # a StrEnum, say: the full way prices it
+                return NEEDS_CHECK
             bounds = self._last_plain  # the last call's bounds: most calls name the same model
             if (bounds.name is not model or bounds.format is not request_format or bounds.provider is not provider
                     or bounds.tier is not tier):
