@@ -117,7 +117,9 @@ def test_a_rate_limited_tenant_always_goes_the_full_way(meter) -> None:
 
 def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -> None:
     """Against `estimate.upper_bound` priced by the sheet, and the walk's estimate,
-    on generated requests; what is not plain (or has no model) goes the full way."""
+    on generated requests; what is not plain (or has no model) goes the full way. A request
+    whose table bound the lease does not hold `AMPLE_BOUNDS` times reserves its estimate, to the
+    picodollar what the full way (`Guard.estimate`) reserves."""
     meter.set_limit("big", 1_000_000, frequency="per_month")
     call("big", meter, messages=MESSAGES)  # the first call asks for the lease
     guard = meter._limits.guard
@@ -126,6 +128,7 @@ def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -
     @given(st.one_of(chat_requests(), chat_requests(odd=True)))
     def check(request: dict) -> None:
         model = request["model"]
+        free = guard._budgets["big"].free
         reservation = guard.admit_plain("big", "openai", model, request, CHAT)
         bound = upper_bound(CHAT, request, model)
         if bound is None:
@@ -133,9 +136,11 @@ def test_the_first_look_reserves_the_table_bound_of_every_plain_request(meter) -
             return
         sheet = guard._sheet("openai", model, None)
         amount = picos.up(sheet.worst_case(*bound))
-        if reservation is NEEDS_CHECK:  # too large for the lease to be ample: estimated instead
-            assert amount * AMPLE_BOUNDS > guard._budgets["big"].free
-            return
+        if amount * AMPLE_BOUNDS > free:  # not ample for this bound: the estimate instead
+            amount = guard.estimate(guard_request("big", request))[0]
+            if reservation is NEEDS_CHECK:  # rates not whole picodollars, or not even that fits
+                assert amount > free or any(picos.up(r) != picos.down(r) for r in sheet.worst_case_rates)
+                return
         try:
             assert reservation.amount == amount
             estimate = estimate_request(WALKED, request, model)
@@ -165,6 +170,54 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     finally:
         guard.release(reservation)
     assert guard.reserved("big") <= before
+
+
+def test_a_lease_short_of_ample_has_the_first_look_reserve_the_estimate(meter) -> None:
+    """A lease that does not hold AMPLE_BOUNDS table bounds of a plain request (a $4 limit
+    leases about $1: six 16,384-token answers of gpt-4o): the first look reserves the request's
+    estimate, to the picodollar what the full way reserves (`Guard.estimate`), with and without
+    caps and choices, non-ASCII text and a model whose text counts 1.35 times; a request whose
+    estimate does not fit goes the full way (which settles, refills or refuses)."""
+    meter.set_limit("small", 4, frequency="per_month")
+    call("small", meter, messages=MESSAGES)  # asks for the lease
+    assert meter.flush(10)
+    guard = meter._limits.guard
+    budget = guard._budgets["small"]
+    french = [{"role": "system", "content": "Réponds en français, en deux phrases ; 3 chiffres."}, *MESSAGES]
+    requests = [{"model": "gpt-4o", "messages": MESSAGES},
+                {"model": "gpt-4o", "messages": french, "max_tokens": 4_000, "n": 2},
+                {"model": "gpt-4o", "messages": french, "max_completion_tokens": 40_000},
+                {"model": "claude-sonnet-4-5", "messages": french, "max_tokens": 1_000}]
+    for request in requests:
+        model = request["model"]
+        estimate = guard.estimate(guard_request("small", request))[0]
+        bound = picos.up(guard._sheet("openai", model, None).worst_case(*upper_bound(CHAT, request, model)))
+        assert bound * AMPLE_BOUNDS > budget.free >= estimate and bound > estimate  # not ample; it fits
+        reservation = guard.admit_plain("small", "openai", model, request, CHAT)
+        try:
+            assert type(reservation) is PlainReservation and reservation.amount == estimate
+            assert reservation.model == ("openai", model)
+        finally:
+            guard.release(reservation)
+    huge = {"model": "gpt-4o", "messages": MESSAGES, "n": 20}
+    assert guard.estimate(guard_request("small", huge))[0] > budget.free
+    assert guard.admit_plain("small", "openai", "gpt-4o", huge, CHAT) is NEEDS_CHECK
+    assert guard.reserved("small") == 0 and not guard._lock.locked()
+
+
+def test_only_whole_picodollar_rates_are_estimated_at_the_first_look() -> None:
+    """The first look prices an estimate itself only where its integer rates are the sheet's
+    exactly (prices in whole micro-dollars per million tokens): otherwise a lease that is not
+    ample leaves the call to the full way (`PlainBounds.quick` is None)."""
+    from tollmeter.limits.estimate import token_rules
+    from tollmeter.limits.guard import PlainBounds
+
+    rules = token_rules("gpt-4o", False)
+    exact = (Decimal("0.0000025"), Decimal("0.00001"), Decimal(0))
+    inexact = (Decimal("0.0000025"), Decimal("0.00001"), Decimal("1e-13"))
+    assert PlainBounds(rules, exact, ("openai", "gpt-4o"), None, CHAT, CHAT.sized).quick is CHAT.quick
+    assert PlainBounds(rules, inexact, ("openai", "gpt-4o"), None, CHAT, CHAT.sized).quick is None
+    assert PlainBounds.unbounded("openai", "gpt-4o", None, CHAT).quick is None
 
 
 def test_the_first_look_leaves_requests_without_a_format_and_lapsed_leases_to_the_full_way(meter) -> None:
@@ -235,14 +288,32 @@ def wait_until_settled(meter: Meter, tenant: str) -> None:
         time.sleep(0.01)
 
 
+def first_looks(meter: Meter) -> list[object]:
+    """Spies on the first look (`Guard.admit_plain`, as the keeper calls it): what it answered
+    for each call. The real method runs."""
+    keeper = meter._limits
+    admit_plain = keeper.admit_plain
+    answers: list[object] = []
+
+    def looking(*args: object) -> object:
+        answer = admit_plain(*args)
+        answers.append(answer)
+        return answer
+
+    keeper.admit_plain = looking
+    return answers
+
+
 @pytest.mark.parametrize("wake", [True, False], ids=["woken", "wake-removed"])
 def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, monkeypatch, wake) -> None:
     """A lease of about LEASE_CALLS table bounds; the worker's own interval is a minute. The
     call that leaves the lease room for fewer than WAKE_CALLS more wakes the worker, which
     settles it and every call before it, off the caller's thread, while the lease still has
-    room: the calls after them keep taking the first look. With the wake removed (no call is
-    ever short) the same calls run the lease short: they go the full way, and a caller
-    ends up settling the calls before it on its own thread."""
+    room: the calls after them keep taking the table bound at the first look. With the wake
+    removed (no call is ever short) the same calls run the
+    lease short: once it holds fewer than AMPLE_BOUNDS table bounds the first look reserves
+    their estimate instead (what the full way reserves), and once not even that fits a call
+    goes the full way and settles the calls before it on its own thread."""
     from tollmeter.limits import guard as guard_module
 
     if not wake:
@@ -260,11 +331,14 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
         budget = guard._budgets["t"]
         request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
         amount = picos.up(guard._sheet("openai", "gpt-4o", None).worst_case(*upper_bound(CHAT, request, "gpt-4o")))
+        estimate = guard.estimate(guard_request("t", request))[0]
+        assert estimate < amount
         assert LEASE_CALLS - 2 <= budget.free // amount <= LEASE_CALLS  # what the store granted
         # Calls until one leaves the lease short, and until (unsettled) the first look steps aside.
         short = next(k for k in range(1, LEASE_CALLS) if budget.free - k * amount < WAKE_CALLS * amount)
         plain = next(k for k in range(1, LEASE_CALLS) if budget.free - k * amount < AMPLE_BOUNDS * amount)
         threads, checked = settlements(meter)
+        looks = first_looks(meter)
 
         for _ in range(short):
             call("t", meter, messages=MESSAGES, max_tokens=1000)
@@ -276,15 +350,18 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
         for _ in range(plain + 1 - short):  # the call that would find the lease short unsettled
             call("t", meter, messages=MESSAGES, max_tokens=1000)
 
+        assert not checked  # every call was decided at the first look
         if wake:
-            assert not checked  # every call took the first look: the lease never ran short
+            assert [look.amount for look in looks] == [amount] * len(looks)  # table bounds all along
             assert len(threads) >= short and all(thread is worker for thread in threads)
         else:
-            assert checked  # the lease ran short: the calls went the full way
+            assert [look.amount for look in looks] == [amount] * plain + [estimate]  # then the estimate
+            assert not threads
             for _ in range(LEASE_CALLS):  # until a call does not fit what is left unsettled
                 if threads:
                     break
                 call("t", meter, messages=MESSAGES, max_tokens=1000)
+            assert checked and looks[-1] is NEEDS_CHECK
             assert threads and all(thread is threading.main_thread() for thread in threads)
     finally:
         meter.shutdown()
@@ -314,10 +391,10 @@ def guard_request(tenant: str, request: dict):
 
 
 def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_mock) -> None:
-    """$5 a month on gpt-4o without max_tokens: a lease of about 8 calls, each of which leaves
-    it short (fewer than WAKE_CALLS more). The worker's interval is a minute: each call wakes it
-    as it ends, and it settles the call, so that the next call finds its room without settling
-    anything itself."""
+    """$5 a month on gpt-4o without max_tokens: a lease of about 8 calls, never ample, each
+    of which leaves it short (fewer than WAKE_CALLS more). The worker's interval is a minute:
+    each call reserves its estimate at the first look and wakes the worker as it ends, and the
+    worker settles it, so that the next call finds its room without settling anything itself."""
     meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
     meter.patch_all()
     http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
@@ -329,12 +406,14 @@ def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_m
         worst = guard.estimate(guard_request("small", {"model": "gpt-4o", "messages": MESSAGES}))[0]
         assert guard._budgets["small"].free < WAKE_CALLS * worst
         threads, checked = settlements(meter)
+        looks = first_looks(meter)
         for made in range(1, 4):
             call("small", meter, messages=MESSAGES)
             wait_until_settled(meter, "small")
             assert guard.reserved("small") == 0 and len(threads) == made
         assert all(thread is meter._pipeline.worker._thread for thread in threads)
-        assert len(checked) == 3  # never ample: each call estimated, and reserved from the lease
+        assert not checked  # never ample: each call estimated at the first look, reserved from the lease
+        assert [look.amount for look in looks] == [worst] * 3
     finally:
         meter.shutdown()
 

@@ -25,9 +25,10 @@ spend exceeds a limit only by what calls cost beyond their reservation. See docs
 
 Amounts here are whole picodollars (`picos`): integers on the caller's thread, rounded up when
 reserved or spent and down when granted, so this process never sees more budget than the store.
-A tenant without a limit, and a plain request with an ample lease, are decided in one look-up
-(`admit_plain`); a lease asks for room for `LEASE_CALLS` calls, and a call that leaves it short
-has the worker woken to settle the calls before it (`wake_line`).
+A tenant without a limit, and a plain request that fits its lease, are decided in one look-up
+(`admit_plain`: the table bound while the lease is ample, the estimate itself below that); a
+lease asks for room for `LEASE_CALLS` calls, and a call that leaves it short has the worker
+woken to settle the calls before it (`wake_line`).
 
 What a call reserves is the `reservation` policy's: "worst_case" always reserves the worst
 case (a call whose worst case exceeds what its tenant has left is refused, even when the limit
@@ -131,7 +132,7 @@ class GuardSettings:
 RESERVATION_POLICIES = ("adaptive", "worst_case")
 
 #: A plain request reserves its table bound (`Guard.admit_plain`) while the lease's free budget is
-#: at least this many such bounds; below that, its estimate.
+#: at least this many such bounds; below that, its estimate (still at the first look).
 AMPLE_BOUNDS = 16
 #: A call whose reservation leaves its lease room for fewer than this many more like it is
 #: settled by the worker as soon as it ends (`wake_line`): twice the room `admit_plain` needs.
@@ -153,9 +154,10 @@ def wake_line(amount: int) -> int:
     less than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. The
     first such call since the last settlement (`Budget.wake_once`) wakes the worker as it ends
     (`Reservation.urgent`), and the worker settles it with every call before it, off the
-    caller's thread, while the lease still has room:
-    while fewer than `AMPLE_BOUNDS` of them are free `admit_plain` steps aside, and when not one
-    is, the next caller settles them itself (`settle_finished`) before it may be refused.
+    caller's thread, while the lease still has room: while fewer than `AMPLE_BOUNDS` of them
+    are free `admit_plain` reserves each call's estimate instead of its table bound, and when
+    not even that fits, the next caller settles them itself (`settle_finished`) before it may
+    be refused.
     (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
     fallback, is always settled at once: what it used decides what the next ones reserve.)"""
     return amount * WAKE_CALLS
@@ -200,17 +202,22 @@ class PlainBounds:
     and equal to it for a price in whole micro-dollars per million tokens: every listed one).
 
     It also carries what it was looked up by (`provider`, `name`, `tier`, `format`: `admit_plain`
-    compares the last one's by identity, the only object it reads for them) and the format's
-    size reader (`sized`; None for a model the table does not bound: `unbounded`)."""
+    compares the last one's by identity, the only object it reads for them), the format's
+    size reader (`sized`; None for a model the table does not bound: `unbounded`) and its quick
+    reader (`quick`: what `estimate_request` counts such a request by, for a lease that is not
+    ample; None unless every rate is a whole number of picodollars, so that what `admit_plain`
+    prices from it is what `Guard.estimate` prices, to the picodollar)."""
 
     __slots__ = ("num", "den", "most", "per_input", "per_output", "per_request", "uncapped", "model",
-                 "provider", "name", "tier", "format", "sized")
+                 "provider", "name", "tier", "format", "sized", "quick")
 
     def __init__(self, rules: tuple[int, int, int, int], rates: tuple[Decimal, Decimal, Decimal],
                  model: tuple[str | None, str], tier: str | None = None, request_format: RequestFormat | None = None,
                  sized: SizeReader | None = None) -> None:
         self.num, self.den, _, self.most = rules
         self.per_input, self.per_output, self.per_request = (picos.up(rate) for rate in rates)
+        exact = all(picos.up(rate) == picos.down(rate) for rate in rates)
+        self.quick = request_format.quick if sized is not None and request_format is not None and exact else None
         #: What a request without an output cap, for one choice, reserves beside its counted
         #: input: the request's frame, the model's most output tokens and the per-request price.
         self.uncapped = self.amount((PER_REQUEST_TOKENS, self.most))
@@ -445,19 +452,22 @@ class Guard:
     def admit_plain(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
                     request_format: RequestFormat | None) -> Reservation | None | object:
         """The caller's first look at a call, in one step: None when the tenant is known to have
-        no limit (the common case), a Reservation of the request's table bound when the request
-        is plain and the tenant's lease ample, else NEEDS_CHECK (then `check` with the request).
-        Never raises: anything unexpected is reported and goes the full way.
+        no limit (the common case); for a plain request, a Reservation of its table bound when
+        the tenant's lease is ample, of its estimate when the lease is not but holds that; else
+        NEEDS_CHECK (then `check` with the request). Never raises: anything unexpected is
+        reported and goes the full way.
 
         The table bound (`estimate.upper_bound`) is at least the request's worst case: its input
         sized by the format's `sized` reader (an upper bound of the estimate's count), its output
         cap, priced by the model's rates in whole picodollars (`PlainBounds`); only for linear
         prices, where more tokens never cost less. Reserving more than the worst case keeps the
         bound; `AMPLE_BOUNDS` keeps it from mattering: a lease short of that many bounds has
-        each call estimated (`check`), so what is refused, and when, does not change. One
-        function, no request object, `counted_tokens`, `wake_line` and `Reservation.__init__`
-        written out (tests hold them to `upper_bound` and to `__init__`): it runs before every
-        call."""
+        each call reserve its estimate, counted by the format's quick reader (what
+        `estimate_request` counts such a request by) and priced by the same integer rates when
+        they are the sheet's exactly (`PlainBounds.quick`): to the picodollar what `check`
+        reserves, so what is refused, and when, does not change. One function, no request
+        object, `counted_tokens`, `wake_line` and `Reservation.__init__` written out (tests hold
+        them to `upper_bound`, `estimate` and `__init__`): it runs before every call."""
         try:
             budget = self._budgets.get(tenant_id)
             if budget is None or not budget.plain:
@@ -498,6 +508,30 @@ class Guard:
             else:
                 amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
                           + bounds.per_output * (bounds.most if cap is None else cap) * choices + bounds.per_request)
+            need = amount * AMPLE_BOUNDS
+            if budget.free < need:  # not ample (read unlocked: decided again under the lock)
+                # The estimate itself, to the picodollar what `check` reserves (`counted_tokens`
+                # over the format's quick reader, priced as above, written out: a lease a few
+                # dozen calls large comes this way often).
+                quick = bounds.quick
+                if quick is None:
+                    return NEEDS_CHECK
+                try:
+                    counted = quick(kwargs)
+                except Exception:
+                    return NEEDS_CHECK
+                if counted is None:
+                    return NEEDS_CHECK
+                text, fixed, cap, choices = counted
+                if bounds.num != 1:
+                    text = (text * bounds.num + bounds.den - 1) // bounds.den
+                if cap is None and choices == 1:
+                    amount = bounds.per_input * (text + fixed) + bounds.uncapped
+                else:
+                    amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
+                              + bounds.per_output * (bounds.most if cap is None else cap) * choices
+                              + bounds.per_request)
+                need = amount
             tokens = self._tokens  # the guard's lock, taken by one atomic `pop` (`TokenLock`)
             try:
                 tokens.pop()
@@ -505,7 +539,7 @@ class Guard:
                 return NEEDS_CHECK
             try:
                 free = budget.free
-                if now < budget.expires and free >= amount * AMPLE_BOUNDS:  # the lease's expiry: here only
+                if now < budget.expires and free >= need:  # the lease's expiry: here only
                     budget.free = free - amount
                     budget.last_used = now
                     reservation = PlainReservation()  # `Reservation(...)`, written out
