@@ -288,6 +288,13 @@ def wait_until_settled(meter: Meter, tenant: str) -> None:
         time.sleep(0.01)
 
 
+def on_the_settling_thread(meter: Meter, threads: list[threading.Thread]) -> bool:
+    """Whether `threads` are all the guard's settling thread (`Guard.settle_soon`): one thread,
+    neither the caller's nor the worker's."""
+    return (len(set(threads)) == 1 and threads[0].name == "tollmeter-settle"
+            and threads[0] is not threading.current_thread() and threads[0] is not meter._pipeline.worker._thread)
+
+
 def first_looks(meter: Meter) -> list[object]:
     """Spies on the first look (`Guard.admit_plain`, as the keeper calls it): what it answered
     for each call. The real method runs."""
@@ -304,13 +311,13 @@ def first_looks(meter: Meter) -> list[object]:
     return answers
 
 
-@pytest.mark.parametrize("wake", [True, False], ids=["woken", "wake-removed"])
-def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, monkeypatch, wake) -> None:
+@pytest.mark.parametrize("wake", [True, False], ids=["settled", "wake-removed"])
+def test_the_calls_are_settled_before_the_lease_runs_short(http_mock, monkeypatch, wake) -> None:
     """A lease of about LEASE_CALLS table bounds; the worker's own interval is a minute. The
-    call that leaves the lease room for fewer than WAKE_CALLS more wakes the worker, which
-    settles it and every call before it, off the caller's thread, while the lease still has
-    room: the calls after them keep taking the table bound at the first look. With the wake
-    removed (no call is ever short) the same calls run the
+    call that leaves the lease room for fewer than WAKE_CALLS more has its tenant's finished
+    calls settled as it ends, on the guard's settling thread (neither the caller's nor the
+    worker's), while the lease still has room: the calls after them keep taking the table bound
+    at the first look. With the wake removed (no call is ever short) the same calls run the
     lease short: once it holds fewer than AMPLE_BOUNDS table bounds the first look reserves
     their estimate instead (what the full way reserves), and once not even that fits a call
     goes the full way and settles the calls before it on its own thread."""
@@ -327,7 +334,6 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
         call("t", meter, messages=MESSAGES, max_tokens=1000)  # asks for the lease
         assert meter.flush(10)  # that call settled; the worker now sleeps for its interval
         guard = meter._limits.guard
-        worker = meter._pipeline.worker._thread
         budget = guard._budgets["t"]
         request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
         amount = picos.up(guard._sheet("openai", "gpt-4o", None).worst_case(*upper_bound(CHAT, request, "gpt-4o")))
@@ -344,7 +350,7 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
             call("t", meter, messages=MESSAGES, max_tokens=1000)
         if wake:
             wait_until_settled(meter, "t")
-            assert guard.reserved("t") == 0  # the worker was woken: no one else settles here
+            assert guard.reserved("t") == 0  # settled without anyone else's help
         else:
             assert budget.reserved == short * amount  # nothing settled them
         for _ in range(plain + 1 - short):  # the call that would find the lease short unsettled
@@ -353,7 +359,7 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
         assert not checked  # every call was decided at the first look
         if wake:
             assert [look.amount for look in looks] == [amount] * len(looks)  # table bounds all along
-            assert len(threads) >= short and all(thread is worker for thread in threads)
+            assert len(threads) >= short and on_the_settling_thread(meter, threads)
         else:
             assert [look.amount for look in looks] == [amount] * plain + [estimate]  # then the estimate
             assert not threads
@@ -364,6 +370,47 @@ def test_the_worker_settles_the_calls_before_the_lease_runs_short(http_mock, mon
             assert checked and looks[-1] is NEEDS_CHECK
             assert threads and all(thread is threading.main_thread() for thread in threads)
     finally:
+        meter.shutdown()
+
+
+def test_calls_are_settled_while_the_worker_is_held_up(http_mock) -> None:
+    """The worker is stuck in a batch (a write waiting for a locked store, a slow delivery: here
+    an event it waits on) with the lease's calls queued behind it: the call that leaves the
+    lease short still has them settled at once, on the guard's settling thread, so that the
+    calls after it keep the first look (without it, they ran the lease short and their
+    callers settled on their own threads)."""
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, limits_wait=30))
+    meter.patch_all()
+    http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
+    held, entered = threading.Event(), threading.Event()
+    worker = meter._pipeline.worker
+    handle_batch = worker._handle_batch
+
+    def stuck(items: list) -> None:
+        entered.set()
+        held.wait(60)
+        handle_batch(items)
+
+    try:
+        meter.set_limit("t", 4, frequency="per_month")
+        call("t", meter, messages=MESSAGES, max_tokens=1000)  # asks for the lease
+        assert meter.flush(10)
+        guard = meter._limits.guard
+        request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
+        amount = picos.up(guard._sheet("openai", "gpt-4o", None).worst_case(*upper_bound(CHAT, request, "gpt-4o")))
+        worker._handle_batch = stuck
+        call("free", meter, messages=MESSAGES)  # the worker takes it and is held
+        assert entered.wait(10)
+        threads, checked = settlements(meter)
+        for _ in range(3 * LEASE_CALLS):  # three leases' worth: the lease runs short every round
+            call("t", meter, messages=MESSAGES, max_tokens=1000)
+            if guard._budgets["t"].free < WAKE_CALLS * amount:  # this call left the lease short
+                wait_until_settled(meter, "t")  # only the settling thread can: the worker is held
+                assert guard.reserved("t") == 0
+        assert threads and on_the_settling_thread(meter, threads)
+        assert not checked
+    finally:
+        held.set()
         meter.shutdown()
 
 
@@ -390,11 +437,11 @@ def guard_request(tenant: str, request: dict):
                        lambda kwargs, model: estimate_request(CHAT, kwargs, model))
 
 
-def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_mock) -> None:
+def test_every_call_of_a_lease_a_few_calls_large_is_settled_at_once(http_mock) -> None:
     """$5 a month on gpt-4o without max_tokens: a lease of about 8 calls, never ample, each
     of which leaves it short (fewer than WAKE_CALLS more). The worker's interval is a minute:
-    each call reserves its estimate at the first look and wakes the worker as it ends, and the
-    worker settles it, so that the next call finds its room without settling anything itself."""
+    each call reserves its estimate at the first look and, as it ends, is settled on the guard's
+    settling thread, so that the next call finds its room without settling anything itself."""
     meter = Meter(MeterConfig(store=":memory:", flush_interval=60, limits_wait=30))
     meter.patch_all()
     http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
@@ -411,7 +458,7 @@ def test_every_call_of_a_lease_a_few_calls_large_is_settled_by_the_worker(http_m
             call("small", meter, messages=MESSAGES)
             wait_until_settled(meter, "small")
             assert guard.reserved("small") == 0 and len(threads) == made
-        assert all(thread is meter._pipeline.worker._thread for thread in threads)
+        assert on_the_settling_thread(meter, threads)
         assert not checked  # never ample: each call estimated at the first look, reserved from the lease
         assert [look.amount for look in looks] == [worst] * 3
     finally:

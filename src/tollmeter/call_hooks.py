@@ -102,11 +102,11 @@ class MeterHooks:
 
     def finished(self, call: Call) -> None:
         reservation = call.ticket
-        if reservation is None:
-            urgent = False
-        else:
+        urgent = False
+        if reservation is not None:
             reservation.record = call  # `LimitKeeper.finished`, written out: this runs for every call
-            urgent = reservation.urgent
+            if reservation.urgent:  # its lease is short: settled now, off this thread and the worker's
+                urgent = not self._limits.settle_soon(reservation)  # (the worker, if that cannot be)
         if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
             self._pipeline.refused(call)
 
