@@ -13,9 +13,10 @@ two lengths alternating (`stream_lengths`: the per-chunk target is the marginal 
 
 Tenants: "acme" has no limit; "acme-limited" $1M a month (its lease is ample: plain requests
 reserve their table bound, see docs/limits.md); "acme-small" `--small` USD a month ($40 by
-default: a lease of about 48 worst cases, ample while 16 of them are free (the worker is woken
-to settle calls once fewer than 32 are); $5: a lease of about 8, never ample, every call
-estimated and priced, and settled by the worker at once). `--repeat N` runs the alternating non-streamed
+default: a lease of about 48 worst cases, ample while 16 of them are free, below that each call
+reserves its estimate at the first look; its finished calls are settled on the guard's settling
+thread once fewer than 32 are free; $5: a lease of about 8, never ample, every call estimated
+and priced at the first look, and settled at once). `--repeat N` runs the alternating non-streamed
 cases N more times and prints each one's median over the repeats with its range, and the
 difference a limit makes within each repeat (both tenants' calls share the machine's load).
 `--clock cpu` times each call by the calling thread's own CPU time (`time.thread_time_ns`)
