@@ -61,6 +61,7 @@ from .estimate import PER_REQUEST_TOKENS, token_rules
 from .exceptions import LimitExceededException, RateLimitExceededException
 from .mutex import TokenLock
 from .remote import BudgetsUnavailable
+from .settler import Settler
 
 if TYPE_CHECKING:
     from ..pricing.pricer import PriceMatch, Pricer
@@ -452,7 +453,7 @@ class Guard:
         #: Settles the finished calls of a tenant whose lease ran short (`settle_soon`): one
         #: thread that does nothing else, so that neither the caller nor the worker's writes and
         #: deliveries hold it up.
-        self._settler = Asker(threads=1, name="tollmeter-settle")
+        self._settler = Settler(self._settle_due)
         self.circuit = Circuit(self.settings.circuit_failures, self.settings.probe_after, self.settings.probe_max,
                                on_open=self._circuit_opened, on_close=self._circuit_closed)
         #: Calls whose wait for a lease ran out, and calls decided by the `unreachable` policy.
@@ -1040,11 +1041,10 @@ class Guard:
         if budget.settle_due:  # one is waiting to run: it settles this call too
             return True
         budget.settle_due = True
-        job = self._settler.submit(self._settle_due, budget)
-        if job.done() and job.exception() is not None:
-            budget.settle_due = False
-            return False
-        return True
+        if self._settler.submit(budget):
+            return True
+        budget.settle_due = False
+        return False
 
     def _settle_due(self, budget: Budget) -> None:
         budget.settle_due = False  # before: a call that ends meanwhile has another one run
