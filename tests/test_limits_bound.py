@@ -140,7 +140,10 @@ PLAIN_COST = (19 * Decimal("2.50") + 10 * Decimal(10)) / 1_000_000  # O.CHAT_PLA
 
 @pytest.fixture
 def meter():
-    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05))
+    # The store's lease answers are waited for (not the default 0.05 s): these tests are about
+    # what a call reserves, and on a loaded machine a lease request can take longer than that
+    # (the call then decides without the lease, and reserves otherwise).
+    meter = Meter(MeterConfig(store=":memory:", flush_interval=0.05, limits_wait=5))
     meter.patch_all()
     yield meter
     meter.shutdown()
