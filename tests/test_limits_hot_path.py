@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 import openai
@@ -163,7 +164,9 @@ def test_the_first_look_makes_the_reservation_its_constructor_makes(meter) -> No
     try:
         assert type(reservation) is PlainReservation and isinstance(reservation, Reservation)
         made = Reservation(reservation.budget, reservation.amount, reservation.lease_id, None, reservation.model)
-        made.urgent = reservation.urgent  # the one field set after `__init__` (`wake_line`)
+        made.urgent = reservation.urgent  # the fields set after `__init__`: `wake_line`, and the bounds
+        made.bounds = reservation.bounds
+        assert made.bounds is guard._last_plain
         fields = {name: getattr(made, name) for name in Reservation.__slots__}
         assert {name: getattr(reservation, name) for name in Reservation.__slots__} == fields
         assert fields["budget"] is guard._budgets["big"] and fields["model"] == ("openai", "gpt-4o")
@@ -295,16 +298,23 @@ def on_the_settling_thread(meter: Meter, threads: list[threading.Thread]) -> boo
             and threads[0] is not threading.current_thread() and threads[0] is not meter._pipeline.worker._thread)
 
 
+@dataclass
+class Looked:
+    reservation: Reservation
+    amount: int
+
+
 def first_looks(meter: Meter) -> list[object]:
     """Spies on the first look (`Guard.admit_plain`, as the keeper calls it): what it answered
-    for each call. The real method runs."""
+    for each call, a reservation as what it reserved then (`Looked`: a call's reservation may
+    be cut once it ended, `Guard.trim_finished`). The real method runs."""
     keeper = meter._limits
     admit_plain = keeper.admit_plain
     answers: list[object] = []
 
     def looking(*args: object) -> object:
         answer = admit_plain(*args)
-        answers.append(answer)
+        answers.append(Looked(answer, answer.amount) if isinstance(answer, Reservation) else answer)
         return answer
 
     keeper.admit_plain = looking

@@ -30,6 +30,26 @@ _current_scope = scope_getter()
 _FORMAT_ESTIMATE = Endpoint.estimate
 
 
+def used_tokens(call: Call) -> tuple[int, int] | None:
+    """A finished call's (input, output) tokens for `Guard.trim_finished`, read without changing
+    the call (the worker may be building its event meanwhile): from its deferred usage by its
+    format's `used` reader, or from its usage once read. None when they are not known, and when
+    the call failed, was cut short, or reports something else that is charged (web searches,
+    other units, a cost of its own): its reservation then stays whole until settled."""
+    if (call.error is not None or call.partial or call.web_search_requests or call.units
+            or call.provider_cost_usd is not None):
+        return None
+    deferred = call.deferred
+    if deferred is not None:
+        request_format = call.endpoint.request_format
+        used = request_format.used if request_format is not None else None
+        return None if used is None else used(deferred[0], deferred[1])
+    usage = call.usage
+    if usage is None or usage.input_tokens is None or usage.output_tokens is None:
+        return None
+    return usage.input_tokens, usage.output_tokens
+
+
 class MeterHooks:
     def __init__(self, config: MeterConfig, limits: LimitKeeper, pipeline: Pipeline, faults: Faults) -> None:
         self.settings = InstrumentSettings(stream_usage=config.stream_usage,
@@ -105,8 +125,9 @@ class MeterHooks:
         urgent = False
         if reservation is not None:
             reservation.record = call  # `LimitKeeper.finished`, written out: this runs for every call
-            if reservation.urgent:  # its lease is short: settled now, off this thread and the worker's
-                urgent = not self._limits.settle_soon(reservation)  # (the worker, if that cannot be)
+            if reservation.urgent:  # its lease is short: the finished calls cut to what they used
+                # here, and settled now off this thread and the worker's (the worker, if that cannot be)
+                urgent = not self._limits.settle_soon(reservation, used_tokens)
         if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
             self._pipeline.refused(call)
 

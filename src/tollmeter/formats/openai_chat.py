@@ -111,6 +111,27 @@ def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
         call.service_tier = text(tier)
 
 
+def used_tokens(reader: Callable, usage: Any) -> tuple[int, int] | None:
+    """What a call used, read from the usage `read_usage` was deferred with (`UsedReader`, on
+    the caller's thread: two counts, nothing built): the prompt tokens, and the completion
+    tokens or, when the total says more (reasoning left out of the completion count, as
+    Gemini's compatible endpoint does), the total less the prompt. None for usage that reports
+    its own cost (OpenRouter's: the event is charged that) and for another reader's usage."""
+    if reader is not read_usage:
+        return None
+    values = mapping(usage)  # the declared fields; a cost is an extra of the SDK's object
+    if values.get("cost") is not None or field(getattr(usage, "__pydantic_extra__", None), "cost") is not None:
+        return None
+    prompt = count(values.get("prompt_tokens"))
+    completion = count(values.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    total = count(values.get("total_tokens"))
+    if total is not None and total - prompt > completion:
+        completion = total - prompt
+    return prompt, completion
+
+
 # -- complete responses (on the caller's thread) ---------------------------------------------
 
 
@@ -503,7 +524,7 @@ def walk_embeddings(acc: Acc, kw: Mapping) -> int:
 
 
 #: `chat.completions.create(...)` (and the chat of the compatible SDKs).
-CHAT = RequestFormat("openai chat completions", walk_chat, quick=quick_chat, sized=sized_chat)
+CHAT = RequestFormat("openai chat completions", walk_chat, quick=quick_chat, sized=sized_chat, used=used_tokens)
 #: Legacy `completions.create(...)`.
 COMPLETIONS = RequestFormat("openai completions", walk_completions)
 #: `embeddings.create(...)`: the input alone, no output.

@@ -667,6 +667,11 @@ QuickReader = Callable[[dict], "tuple[int, int, int | None, int] | None"]
 #: A `QuickReader` whose text count is only an upper bound of the walker's (`text_bytes`):
 #: cheaper, for `upper_bound`.
 SizeReader = QuickReader
+#: Reads what a finished call of the format used from its deferred usage (`Call.deferred`:
+#: the usage reader and the object it reads): (input tokens, output tokens), inclusive totals
+#: as the usage convention counts them, without changing anything; None when the reader is not
+#: the format's own, the counts are missing, or the usage reports a cost of its own.
+UsedReader = Callable[[Callable, Any], "tuple[int, int] | None"]
 
 
 class RequestFormat:
@@ -677,13 +682,15 @@ class RequestFormat:
     frames no reply; `caps_known`: the cap the walker returns is the request's own (False for
     requests of unknown semantics: the model's maximum is then never undercut); `quick`: a
     `QuickReader` for the format's commonest requests (the estimate runs before every call of
-    a tenant with a limit); `sized`: a `SizeReader` for `upper_bound`.
+    a tenant with a limit); `sized`: a `SizeReader` for `upper_bound`; `used`: a `UsedReader`, by
+    which a finished call's reservation is cut to what it used (`Guard.trim_finished`).
     """
 
-    __slots__ = ("name", "walk", "claude_by_default", "embeds", "caps_known", "quick", "sized")
+    __slots__ = ("name", "walk", "claude_by_default", "embeds", "caps_known", "quick", "sized", "used")
 
     def __init__(self, name: str, walk: Walker, *, claude_by_default: bool = False, embeds: bool = False,
-                 caps_known: bool = True, quick: QuickReader | None = None, sized: SizeReader | None = None) -> None:
+                 caps_known: bool = True, quick: QuickReader | None = None, sized: SizeReader | None = None,
+                 used: UsedReader | None = None) -> None:
         if (quick is not None or sized is not None) and (embeds or not caps_known):
             raise ValueError("quick readers are for formats whose caps are known and that answer")
         self.name = name
@@ -693,6 +700,7 @@ class RequestFormat:
         self.caps_known = caps_known
         self.quick = quick
         self.sized = sized
+        self.used = used
 
     def estimate(self, request: Mapping[str, Any], model: str | None) -> RequestEstimate:
         """Worst-case tokens of one request of this format (see `estimate_request`)."""

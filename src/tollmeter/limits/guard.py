@@ -213,13 +213,17 @@ class PlainBounds:
     prices from it is what `Guard.estimate` prices, to the picodollar)."""
 
     __slots__ = ("num", "den", "most", "per_input", "per_output", "per_request", "uncapped", "model",
-                 "provider", "name", "tier", "format", "sized", "quick")
+                 "provider", "name", "tier", "format", "sized", "quick", "per_used")
 
     def __init__(self, rules: tuple[int, int, int, int], rates: tuple[Decimal, Decimal, Decimal],
                  model: tuple[str | None, str], tier: str | None = None, request_format: RequestFormat | None = None,
-                 sized: SizeReader | None = None) -> None:
+                 sized: SizeReader | None = None, most: tuple[Decimal, Decimal, Decimal] | None = None) -> None:
         self.num, self.den, _, self.most = rules
         self.per_input, self.per_output, self.per_request = (picos.up(rate) for rate in rates)
+        #: (per input token, per output token, per request) at the model's highest token rates,
+        #: whole picodollars rounded up (`RateSheet.most_per_token`): what `Guard.trim_finished`
+        #: prices a finished call's tokens at. None: its calls are not trimmed.
+        self.per_used = None if most is None else tuple(picos.up(rate) for rate in most)
         exact = all(picos.up(rate) == picos.down(rate) for rate in rates)
         self.quick = request_format.quick if sized is not None and request_format is not None and exact else None
         #: What a request without an output cap, for one choice, reserves beside its counted
@@ -247,7 +251,7 @@ class Reservation:
     """A call's claim on its tenant's budget, from the check until the real cost is known."""
 
     __slots__ = ("budget", "amount", "lease_id", "window_entry", "settled", "model", "urgent",
-                 "record", "claimed", "result")
+                 "record", "claimed", "result", "bounds")
 
     def __init__(self, budget: Budget, amount: int, lease_id: str | None,
                  window_entry: list | None, model: tuple[str | None, str | None] | None = None) -> None:
@@ -267,6 +271,9 @@ class Reservation:
         self.record: Any = None
         self.claimed = False
         self.result: Any = None
+        #: The `PlainBounds` of a plain request's reservation (`admit_plain`), by which its call
+        #: may be trimmed once ended (`Guard.trim_finished`); None for the others.
+        self.bounds: PlainBounds | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -567,6 +574,7 @@ class Guard:
                     reservation.record = None
                     reservation.claimed = False
                     reservation.result = None
+                    reservation.bounds = bounds
                     budget.fresh.append(reservation)  # the set's `_opened`, cheaper
                     return reservation
             finally:
@@ -596,7 +604,8 @@ class Guard:
                 sheet = None
         if sheet is not None and sheet.worst_case_rates is not None:
             bounds = PlainBounds(token_rules(model, request_format.claude_by_default), sheet.worst_case_rates,
-                                 (provider, model), tier, request_format, request_format.sized)
+                                 (provider, model), tier, request_format, request_format.sized,
+                                 sheet.most_per_token())
         if bounds is None:
             bounds = PlainBounds.unbounded(provider, model, tier, request_format)
         if len(self._plain) >= 4096:
@@ -1045,6 +1054,50 @@ class Guard:
             return True
         budget.settle_due = False
         return False
+
+    def trim_finished(self, budget: Budget, used: Callable[[Any], tuple[int, int] | None]) -> int:
+        """A call that left its tenant's lease short ended (`wake_line`; the caller's thread,
+        before `settle_soon`): the table bounds and estimates its tenant's finished plain calls
+        reserved are cut to what they used, their input and output tokens priced at the
+        model's highest token rates (`PlainBounds.per_used`): at least what each will be settled
+        at, so the lease has its room back now, whatever the settling thread and the worker are
+        doing. A caller that runs in the interpreter without waiting for I/O (a loop of calls to
+        a local server, a benchmark's fake transport) can keep both of them from the
+        interpreter lock for seconds: a thread waiting for it is passed over each time the
+        caller lets it go for a moment (docs/limits.md, "How a call is checked").
+
+        Settlement replaces a cut reservation as it replaces any other. `used(record)` gives a
+        finished call's (input, output) tokens without changing it (the worker may be building
+        its event meanwhile), or None when they are not known or something else it reports is
+        charged: its reservation stays whole. The cut ones leave `fresh` for `open`, so that
+        none is read twice. Returns how many were cut."""
+        with self._lock:
+            todo = [(reservation, reservation.record) for reservation in budget.fresh
+                    if reservation.record is not None and not reservation.settled and not reservation.claimed]
+        cut: dict[Reservation, int] = {}
+        for reservation, record in todo:
+            rates = reservation.bounds.per_used  # (every plain reservation has its bounds)
+            if rates is None or record is None:
+                continue
+            try:
+                tokens = used(record)
+            except Exception as fault:  # a reader's bug: that call keeps its reservation
+                self._report(fault, "reading what a call used")
+                continue
+            if tokens is not None:
+                cut[reservation] = rates[0] * tokens[0] + rates[1] * tokens[1] + rates[2]
+        with self._lock:
+            for reservation, amount in cut.items():
+                if reservation.settled:
+                    continue
+                if amount < reservation.amount:
+                    budget.free += reservation.amount - amount
+                    reservation.amount = amount
+                budget.open.add(reservation)
+            if cut:
+                budget.fresh[:] = [r for r in budget.fresh if r not in cut]
+            budget.waking = False  # the next call that leaves the lease short is marked again
+        return len(cut)
 
     def _settle_due(self, budget: Budget) -> None:
         budget.settle_due = False  # before: a call that ends meanwhile has another one run

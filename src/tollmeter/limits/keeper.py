@@ -331,12 +331,18 @@ class LimitKeeper:
         call short of budget, which settles `record` through `settle_record` first."""
         reservation.record = record  # Guard.finished, without the call: this runs for every call
 
-    def settle_soon(self, reservation: Reservation) -> bool:
+    def settle_soon(self, reservation: Reservation,
+                    used: Callable[[Any], tuple[int, int] | None] | None = None) -> bool:
         """The call of `reservation` ended, leaving its lease short (`Reservation.urgent`): its
-        tenant's finished calls are settled on the guard's settling thread (`Guard.settle_soon`).
-        False when they cannot be (then the caller wakes the worker)."""
+        tenant's finished calls are cut to what they used (`Guard.trim_finished`, given `used`)
+        and settled on the guard's settling thread (`Guard.settle_soon`). False when they cannot
+        be settled there (then the caller wakes the worker)."""
         guard = self._guard
-        return guard is not None and guard.settle_soon(reservation.budget)
+        if guard is None:
+            return False
+        if used is not None:
+            guard.trim_finished(reservation.budget, used)
+        return guard.settle_soon(reservation.budget)
 
     def release(self, reservation: Reservation) -> None:
         """A call that was never sent gives its reservation back."""

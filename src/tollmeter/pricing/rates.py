@@ -117,6 +117,27 @@ class RateSheet:
         linear (no tiered price), for a caller on the hot path; None otherwise."""
         return self._flat
 
+    def most_per_token(self) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(USD per input token, per output token, per request) at the highest of this sheet's
+        token rates on each side: what a call's input and output tokens cost at most whatever
+        their kinds (cache writes, audio, reasoning: each is counted inside the input or the
+        output total), as long as it reports nothing priced otherwise (web searches, seconds:
+        `cost` prices those apart). None when a token or request price has tiers."""
+        registry = _get_registry()
+        most = {"input": _ZERO, "output": _ZERO}
+        per_request = _ZERO
+        for rate in self.rates:
+            unit = registry.units[rate.usage_key]
+            if rate.usage_key == "requests" or unit.dimensions.get("family") == "tokens":
+                if isinstance(rate.price, TieredPrices):
+                    return None
+                if rate.usage_key == "requests":
+                    per_request = rate.price / rate.per
+                else:
+                    side = unit.dimensions["direction"]
+                    most[side] = max(most[side], rate.price / rate.per)
+        return most["input"], most["output"], per_request
+
     def covers(self, counts: Mapping[str, int | float]) -> bool:
         """Whether any reported quantity (other than the request itself) has a rate here: a
         sheet of token prices says nothing about characters or seconds, and pricing those at
