@@ -38,6 +38,7 @@ class BatchWorker:
         name: str = "tollmeter-worker",
         on_wake: Callable[[], None] | None = None,
         on_fault: Callable[[BaseException, str], None] | None = None,
+        make_way_wait: float = 0.1,
     ) -> None:
         self._handle_batch = handle_batch
         self._on_wake = on_wake
@@ -45,6 +46,10 @@ class BatchWorker:
         self._max_batch_size = max_batch_size
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
+        #: Queued items at which the worker is behind (`_make_way`), and how long a caller
+        #: gives it.
+        self._behind = 2 * max_batch_size
+        self._make_way_wait = make_way_wait
         self._name = name
         self._init_state()
         _register_fork_handler(self)
@@ -65,6 +70,8 @@ class BatchWorker:
         #: on the same thread does not start another.
         self._starting = False
         self.start_failures = 0
+        #: Times a caller waited for the worker to catch up (`_make_way`).
+        self.ways_made = 0
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -80,9 +87,35 @@ class BatchWorker:
         # A full batch wakes the worker once: as it finishes a batch it takes the next one at
         # once if there is a full one waiting (waking it on every submit past that costs each
         # caller a lock the worker is holding).
-        if urgent or self._thread is None or len(queue) == self._max_batch_size:
+        queued = len(queue)
+        if urgent or self._thread is None or queued == self._max_batch_size:
             self._wake(urgent)
+        elif queued >= self._behind and not queued % self._max_batch_size:
+            self._make_way()
         return True
+
+    def _make_way(self) -> None:
+        """Another full batch queued while the one the worker was woken for still waits: the
+        worker is behind, most likely kept from the interpreter lock by a busy caller (one that
+        lets it go only for moments, as the openai SDK does for its request ids: CPython passes
+        a waiting thread over each time, so the worker can wait seconds for its turn while the
+        queue fills and drops events). The caller gives it that turn: it waits, holding
+        nothing, until the worker has handled a batch, at most `make_way_wait` seconds (a worker
+        waiting on a slow server costs the caller that bound once per batch queued)."""
+        if threading.current_thread() is self._thread:
+            return  # a collection's submit on the worker's own thread
+        with self._lock:
+            if self._thread is None or self._stopping:
+                return
+            handled = self._handled
+            self._has_work.notify()
+            deadline = time.monotonic() + self._make_way_wait
+            self.ways_made += 1
+            while self._handled == handled:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._progress.wait(remaining)
 
     def _wake(self, urgent: bool) -> None:
         fault = None
