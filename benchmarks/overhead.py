@@ -290,6 +290,9 @@ def main() -> None:
     if args.repeat > 1 and args.only != "streams":
         repeated(plain, meter, tenants, args.calls, args.repeat)
     print(f"wrapper stepping aside: {wrapper_floor(meter):.2f} µs per call")
+    # Whether the background worker kept up with the calls (it did not, before 2026-12-06's
+    # `BatchWorker._make_way`: a busy caller kept it from the interpreter lock).
+    print(f"events still queued when the calls ended: {meter.stats()['queued']}")
     assert meter.flush(60)
     stats = meter.stats()
     print(f"events recorded: {stats['recorded']}, dropped: {stats['dropped']}, faults: {stats['faults']}")
