@@ -105,7 +105,7 @@ class BatchWorker:
         if threading.current_thread() is self._thread:
             return  # a collection's submit on the worker's own thread
         with self._lock:
-            if self._thread is None or self._stopping:
+            if self._thread is None or self._stopping or not self._thread.is_alive():
                 return
             handled = self._handled
             self._has_work.notify()
