@@ -186,8 +186,15 @@ def test_a_call_whose_usage_is_not_known_keeps_its_whole_reservation(http_mock) 
         for _ in range(short):
             call("t", meter, messages=MESSAGES, max_tokens=1000)
         assert budget.reserved == short * amount  # the short call's cut found nothing to read
-        assert budget.waking is False  # and the next short call looks again
+        looked = []
+        trim = guard.trim_finished
+        guard.trim_finished = lambda *args: looked.append(trim(*args)) or looked[-1]
+        for _ in range(3):  # the calls after it: not marked again until their tenant's are settled
+            call("t", meter, messages=MESSAGES, max_tokens=1000)
+        assert budget.waking is True and not looked
+        assert budget.reserved == (short + 3) * amount
         assert meter.flush(10) and guard.reserved("t") == 0
+        assert budget.waking is False and not budget.open  # settled: marked again, nothing held
     finally:
         meter.shutdown()
 
@@ -238,7 +245,7 @@ def test_a_cut_reservation_is_not_read_again(http_mock) -> None:
         assert guard.trim_finished(budget, used) == 3
         assert guard.trim_finished(budget, used) == 0
         assert len(seen) == 3 and len(set(map(id, seen))) == 3
-        assert len(budget.open) == 3 and not [r for r in budget.fresh if not r.settled]
+        assert len(budget.open) == 3 and not budget.fresh
         assert meter.flush(10) and guard.reserved("t") == 0 and not budget.open
     finally:
         meter.shutdown()

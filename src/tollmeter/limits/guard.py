@@ -1069,15 +1069,19 @@ class Guard:
         Settlement replaces a cut reservation as it replaces any other. `used(record)` gives a
         finished call's (input, output) tokens without changing it (the worker may be building
         its event meanwhile), or None when they are not known or something else it reports is
-        charged: its reservation stays whole. The cut ones leave `fresh` for `open`, so that
-        none is read twice. Returns how many were cut."""
+        charged: its reservation stays whole. Every finished call looked at leaves `fresh` for
+        `open`, so that none is read twice; and only when some were cut is the next call that
+        leaves the lease short marked again (`wake_once`), so that calls that cannot be cut
+        cost each short call nothing until they are settled. Returns how many were cut."""
         with self._lock:
             todo = [(reservation, reservation.record) for reservation in budget.fresh
                     if reservation.record is not None and not reservation.settled and not reservation.claimed]
+        if not todo:
+            return 0
         cut: dict[Reservation, int] = {}
         for reservation, record in todo:
             rates = reservation.bounds.per_used  # (every plain reservation has its bounds)
-            if rates is None or record is None:
+            if rates is None:
                 continue
             try:
                 tokens = used(record)
@@ -1086,17 +1090,19 @@ class Guard:
                 continue
             if tokens is not None:
                 cut[reservation] = rates[0] * tokens[0] + rates[1] * tokens[1] + rates[2]
+        looked = {reservation for reservation, _ in todo}
         with self._lock:
-            for reservation, amount in cut.items():
+            for reservation in looked:
                 if reservation.settled:
                     continue
-                if amount < reservation.amount:
+                amount = cut.get(reservation)
+                if amount is not None and amount < reservation.amount:
                     budget.free += reservation.amount - amount
                     reservation.amount = amount
                 budget.open.add(reservation)
+            budget.fresh[:] = [r for r in budget.fresh if r not in looked]
             if cut:
-                budget.fresh[:] = [r for r in budget.fresh if r not in cut]
-            budget.waking = False  # the next call that leaves the lease short is marked again
+                budget.waking = False  # the next call that leaves the lease short is marked again
         return len(cut)
 
     def _settle_due(self, budget: Budget) -> None:
