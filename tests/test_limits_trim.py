@@ -55,6 +55,9 @@ def test_a_cut_is_at_least_what_the_call_is_settled_at(body: str) -> None:
     response = ChatCompletion.model_validate(getattr(O, body))
     model, tier = response.model, response.service_tier
     tier = None if tier in (None, "default") else tier
+    if body == "CHAT_AUDIO":  # audio rates may come from the supplement: not cut
+        assert used_tokens(read_usage, response.usage) is None
+        return
     assert cut_of(response.usage, model, tier) >= exact_cost(response.usage, model, tier) > 0
 
 
@@ -90,7 +93,11 @@ def test_no_usage_is_cut_below_its_exact_cost(usage: dict, model: str, as_object
     from openai.types import CompletionUsage
 
     value = CompletionUsage.model_validate(usage) if as_object else usage
-    assert cut_of(value, model) >= exact_cost(value, model)
+    details = usage["prompt_tokens_details"], usage["completion_tokens_details"]
+    if any(part["audio_tokens"] for part in details):  # audio: not cut at all
+        assert used_tokens(read_usage, value) is None
+    else:
+        assert cut_of(value, model) >= exact_cost(value, model)
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,6 +122,10 @@ def test_only_the_formats_own_usage_and_a_usage_without_a_cost_of_its_own_are_re
     assert used_tokens(read_usage, CompletionUsage.model_validate({**usage, "cost": 0.01})) is None
     assert used_tokens(read_usage, {**usage, "total_tokens": 40}) == (10, 30)  # reasoning outside
     assert used_tokens(read_usage, {"prompt_tokens": 10}) is None
+    audio = {**usage, "prompt_tokens_details": {"audio_tokens": 4, "cached_tokens": 0}}
+    assert used_tokens(read_usage, audio) is None  # audio rates may come from the supplement
+    assert used_tokens(read_usage, {**usage, "completion_tokens_details": {"audio_tokens": 2}}) is None
+    assert used_tokens(read_usage, {**audio, "prompt_tokens_details": {"audio_tokens": 0}}) == (10, 5)
 
 
 def short_meter(http_mock, body: dict = O.CHAT_PLAIN) -> Meter:
@@ -218,12 +229,17 @@ def test_a_failed_or_cut_short_call_is_not_read() -> None:
             setattr(made, name, value)
         return made
 
-    assert call_used_tokens(finished()) == (10, 5)
+    assert call_used_tokens(finished()) == (10, 5, None, None)
+    assert call_used_tokens(finished(request_model="gpt-4o")) == (10, 5, "gpt-4o", None)
+    answered = finished(request_model="gpt-4o", model="gpt-4o-2024-05-13", service_tier="priority")
+    assert call_used_tokens(answered) == (10, 5, "gpt-4o-2024-05-13", "priority")  # what its event is priced by
     for fields in ({"error": "APITimeoutError"}, {"partial": True}, {"web_search_requests": 1},
                    {"units": {"seconds": 3.0}}, {"provider_cost_usd": Decimal("0.01")}):
         assert call_used_tokens(finished(**fields)) is None
     read = finished(deferred=None, usage=Usage(input_tokens=7, output_tokens=3))  # the worker read it
-    assert call_used_tokens(read) == (7, 3)
+    assert call_used_tokens(read) == (7, 3, None, None)
+    assert call_used_tokens(finished(deferred=None, usage=Usage(input_tokens=7, output_tokens=3,
+                                                                 input_audio_tokens=2))) is None
     assert call_used_tokens(finished(deferred=None, usage=None)) is None  # being read right now
 
 
@@ -247,5 +263,35 @@ def test_a_cut_reservation_is_not_read_again(http_mock) -> None:
         assert len(seen) == 3 and len(set(map(id, seen))) == 3
         assert len(budget.open) == 3 and not budget.fresh
         assert meter.flush(10) and guard.reserved("t") == 0 and not budget.open
+    finally:
+        meter.shutdown()
+
+
+@pytest.mark.parametrize("answered, tier", [("gpt-4o-2024-05-13", None), ("gpt-4o-2024-08-06", "priority")])
+def test_a_call_answered_by_a_costlier_model_or_tier_is_cut_at_its_prices(http_mock, answered, tier) -> None:
+    """Asked for gpt-4o (the bounds' $2.50 / $10 per million), answered by the May 2024 snapshot
+    ($5 / $15) or at the priority tier: the cut prices its tokens as its event is priced, so it
+    stays at least what the call is settled at, here more than the table bound it reserved at
+    the asked model's prices: the reservation is raised to it."""
+    body = {**O.CHAT_PLAIN, "model": answered, "service_tier": tier,
+            "usage": {"prompt_tokens": 1_000, "completion_tokens": 900, "total_tokens": 1_900}}
+    meter = short_meter(http_mock, body)
+    try:
+        guard = meter._limits.guard
+        budget = guard._budgets["t"]
+        usage = ChatCompletion.model_validate(body).usage
+        request = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 1000}
+        amount = picos.up(guard._sheet("openai", "gpt-4o", None).worst_case(*upper_bound(CHAT, request, "gpt-4o")))
+        short = next(k for k in range(1, LEASE_CALLS) if budget.free - k * amount < WAKE_CALLS * amount)
+        for _ in range(short):
+            call("t", meter, messages=MESSAGES, max_tokens=1000)
+        exact = exact_cost(usage, answered, tier)
+        at_request = cut_of(usage, "gpt-4o")
+        assert at_request < exact  # the request's prices would understate it
+        assert budget.reserved == short * cut_of(usage, answered, tier) >= short * exact
+        assert cut_of(usage, answered, tier) > amount  # raised above the table bound
+        remaining = budget.remaining
+        assert meter.flush(10) and guard.reserved("t") == 0
+        assert remaining - budget.remaining == short * exact
     finally:
         meter.shutdown()

@@ -30,12 +30,14 @@ _current_scope = scope_getter()
 _FORMAT_ESTIMATE = Endpoint.estimate
 
 
-def used_tokens(call: Call) -> tuple[int, int] | None:
-    """A finished call's (input, output) tokens for `Guard.trim_finished`, read without changing
-    the call (the worker may be building its event meanwhile): from its deferred usage by its
-    format's `used` reader, or from its usage once read. None when they are not known, and when
-    the call failed, was cut short, or reports something else that is charged (web searches,
-    other units, a cost of its own): its reservation then stays whole until settled."""
+def used_tokens(call: Call) -> tuple[int, int, str | None, str | None] | None:
+    """A finished call's input and output tokens for `Guard.trim_finished`, with the model and
+    service tier its event is priced by (the response's: a dated snapshot may cost more than
+    the alias asked for), read without changing the call (the worker may be building its event
+    meanwhile): from its deferred usage by its format's `used` reader, or from its usage once
+    read. None when they are not known, and when the call failed, was cut short, or reports
+    something else that is charged (web searches, other units, audio tokens, a cost of its
+    own): its reservation then stays whole until settled."""
     if (call.error is not None or call.partial or call.web_search_requests or call.units
             or call.provider_cost_usd is not None):
         return None
@@ -43,11 +45,14 @@ def used_tokens(call: Call) -> tuple[int, int] | None:
     if deferred is not None:
         request_format = call.endpoint.request_format
         used = request_format.used if request_format is not None else None
-        return None if used is None else used(deferred[0], deferred[1])
-    usage = call.usage
-    if usage is None or usage.input_tokens is None or usage.output_tokens is None:
-        return None
-    return usage.input_tokens, usage.output_tokens
+        tokens = None if used is None else used(deferred[0], deferred[1])
+    else:
+        usage = call.usage
+        if (usage is None or usage.input_tokens is None or usage.output_tokens is None
+                or usage.input_audio_tokens or usage.output_audio_tokens):
+            return None
+        tokens = usage.input_tokens, usage.output_tokens
+    return None if tokens is None else (*tokens, call.model or call.request_model, call.service_tier)
 
 
 class MeterHooks:

@@ -116,11 +116,16 @@ def used_tokens(reader: Callable, usage: Any) -> tuple[int, int] | None:
     the caller's thread: two counts, nothing built): the prompt tokens, and the completion
     tokens or, when the total says more (reasoning left out of the completion count, as
     Gemini's compatible endpoint does), the total less the prompt. None for usage that reports
-    its own cost (OpenRouter's: the event is charged that) and for another reader's usage."""
+    its own cost (OpenRouter's: the event is charged that), for usage with audio tokens (whose
+    rates may come from the supplement, above any of the model's listed token rates:
+    pricing/supplement.py), and for another reader's usage."""
     if reader is not read_usage:
         return None
     values = mapping(usage)  # the declared fields; a cost is an extra of the SDK's object
     if values.get("cost") is not None or field(getattr(usage, "__pydantic_extra__", None), "cost") is not None:
+        return None
+    if (count(field(values.get("prompt_tokens_details"), "audio_tokens"))
+            or count(field(values.get("completion_tokens_details"), "audio_tokens"))):
         return None
     prompt = count(values.get("prompt_tokens"))
     completion = count(values.get("completion_tokens"))

@@ -448,6 +448,9 @@ class Guard:
         #: The last of them `admit_plain` looked up, its key compared by identity (no key built
         #: and hashed).
         self._last_plain = PlainBounds.unbounded(None, None, None, None)
+        #: (provider, model, tier) -> `trim_finished`'s rates for calls answered by another model
+        #: or tier than they asked for (`_used_rates`).
+        self._most: dict[tuple, tuple[int, int, int] | None] = {}
         self._fallback: RateSheet | None = None
         self._warned: set[tuple[str | None, str | None]] = set()
         self._unreachable_warned: set[str] = set()
@@ -1061,15 +1064,19 @@ class Guard:
         reserved are cut to what they used, their input and output tokens priced at the
         model's highest token rates (`PlainBounds.per_used`): at least what each will be settled
         at, so the lease has its room back now, whatever the settling thread and the worker are
-        doing. A caller that runs in the interpreter without waiting for I/O (a loop of calls to
+        doing. (A call answered by a costlier model than it asked for, a dated snapshot, may
+        have used more than its bound at the asked model's prices: its reservation is raised to
+        that, never left below what it will be settled at.) A caller that runs in the interpreter without waiting for I/O (a loop of calls to
         a local server, a benchmark's fake transport) can keep both of them from the
         interpreter lock for seconds: a thread waiting for it is passed over each time the
         caller lets it go for a moment (docs/limits.md, "How a call is checked").
 
         Settlement replaces a cut reservation as it replaces any other. `used(record)` gives a
-        finished call's (input, output) tokens without changing it (the worker may be building
-        its event meanwhile), or None when they are not known or something else it reports is
-        charged: its reservation stays whole. Every finished call looked at leaves `fresh` for
+        finished call's (input tokens, output tokens, model, service tier) without changing it
+        (the worker may be building its event meanwhile; the model and tier are the ones its
+        event is priced by, which may cost more than the request's: `_used_rates`), or None
+        when they are not known or something else it reports is charged: its reservation stays
+        whole. Every finished call looked at leaves `fresh` for
         `open`, so that none is read twice; and only when some were cut is the next call that
         leaves the lease short marked again (`wake_once`), so that calls that cannot be cut
         cost each short call nothing until they are settled. Returns how many were cut."""
@@ -1080,15 +1087,15 @@ class Guard:
             return 0
         cut: dict[Reservation, int] = {}
         for reservation, record in todo:
-            rates = reservation.bounds.per_used  # (every plain reservation has its bounds)
-            if rates is None:
-                continue
             try:
                 tokens = used(record)
+                if tokens is None:
+                    continue
+                rates = self._used_rates(reservation.bounds, tokens[2], tokens[3])
             except Exception as fault:  # a reader's bug: that call keeps its reservation
                 self._report(fault, "reading what a call used")
                 continue
-            if tokens is not None:
+            if rates is not None:
                 cut[reservation] = rates[0] * tokens[0] + rates[1] * tokens[1] + rates[2]
         looked = {reservation for reservation, _ in todo}
         with self._lock:
@@ -1096,7 +1103,7 @@ class Guard:
                 if reservation.settled:
                     continue
                 amount = cut.get(reservation)
-                if amount is not None and amount < reservation.amount:
+                if amount is not None:  # (more, for a call answered by a costlier model than it asked for)
                     budget.free += reservation.amount - amount
                     reservation.amount = amount
                 budget.open.add(reservation)
@@ -1104,6 +1111,31 @@ class Guard:
             if cut:
                 budget.waking = False  # the next call that leaves the lease short is marked again
         return len(cut)
+
+    def _used_rates(self, bounds: PlainBounds, model: str | None, tier: str | None) -> tuple[int, int, int] | None:
+        """`trim_finished`'s rates for a call admitted by `bounds` whose event is priced as
+        `model` at `tier` (the response's; the request's tier when it names none): the bounds'
+        own when those are the request's, else that model's highest token rates in whole
+        picodollars (kept per model), None when that price has tiers or refuses the call."""
+        if tier is None:
+            tier = bounds.tier
+        if model == bounds.name and tier == bounds.tier:
+            return bounds.per_used
+        key = (bounds.provider, model, tier)
+        try:
+            return self._most[key]
+        except KeyError:
+            pass
+        try:
+            sheet = self._sheet(bounds.provider, model, tier) if model else None
+        except LimitExceededException:  # unpriced and blocked
+            sheet = None
+        most = sheet.most_per_token() if sheet is not None else None
+        rates = None if most is None else tuple(picos.up(rate) for rate in most)
+        if len(self._most) >= 4096:
+            self._most.clear()
+        self._most[key] = rates
+        return rates
 
     def _settle_due(self, budget: Budget) -> None:
         budget.settle_due = False  # before: a call that ends meanwhile has another one run
