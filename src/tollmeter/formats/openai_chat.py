@@ -122,11 +122,12 @@ def used_tokens(reader: Callable, usage: Any) -> tuple[int, int] | None:
     if reader is not read_usage:
         return None
     values = mapping(usage)  # the declared fields; a cost is an extra of the SDK's object
-    if values.get("cost") is not None or field(getattr(usage, "__pydantic_extra__", None), "cost") is not None:
+    extra = getattr(usage, "__pydantic_extra__", None)
+    if values.get("cost") is not None or (type(extra) is dict and extra.get("cost") is not None):
         return None
-    if (count(field(values.get("prompt_tokens_details"), "audio_tokens"))
-            or count(field(values.get("completion_tokens_details"), "audio_tokens"))):
-        return None
+    for details in (values.get("prompt_tokens_details"), values.get("completion_tokens_details")):
+        if details is not None and count(mapping(details).get("audio_tokens")):
+            return None
     prompt = count(values.get("prompt_tokens"))
     completion = count(values.get("completion_tokens"))
     if prompt is None or completion is None:
