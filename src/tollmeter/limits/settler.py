@@ -3,7 +3,11 @@
 A caller whose call left its tenant's lease short hands the tenant's budget over here as the call
 ends; one daemon thread settles that tenant's finished calls. It does no I/O, so, unlike the
 worker (whose writes and deliveries may wait on a locked store, a slow server, or the
-interpreter lock between SQLite statements), it runs within a switch of the interpreter lock.
+interpreter lock between SQLite statements), it needs the interpreter lock only once to start.
+Even that can wait for seconds under a busy caller that lets the lock go only for moments (the
+openai SDK does, on every call): CPython passes a waiting thread over each time. So the caller
+first cuts the finished calls' reservations to what they used itself (`Guard.trim_finished`),
+and the settling here only replaces those by the exact costs.
 
 The hand-over is a `queue.SimpleQueue.put` (C code: no Future, no Condition), because it runs on
 the caller's thread: `circuit.Asker.submit` cost 13.5 µs of the caller's CPU time there (a

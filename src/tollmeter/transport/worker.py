@@ -1,7 +1,9 @@
 """BatchWorker: a bounded in-memory queue drained in batches by one background thread.
 
 The caller's side (`submit`) appends to a deque (atomic in CPython) and returns: no lock, no
-I/O, no allocation beyond the queue slot; it takes the lock only to start or wake the thread.
+I/O, no allocation beyond the queue slot; it takes the lock only to start or wake the thread,
+and, when a second full batch is queued behind the one the worker was woken for, to give the
+worker its turn at the interpreter lock (`_make_way`).
 The thread starts on the first submit (or `start()`) and hands batches of up to
 `max_batch_size` items to `handle_batch` every `flush_interval` seconds, or as soon as a full
 batch is queued.
