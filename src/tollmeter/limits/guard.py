@@ -157,9 +157,10 @@ def wake_line(amount: int) -> int:
     """The one rule for settling early: a reservation of `amount` that leaves its lease less
     than this free (room for fewer than `WAKE_CALLS` more like it) leaves it short. The first
     such call since the last settlement (`Budget.wake_once`) is marked (`Reservation.urgent`),
-    and as it ends the guard's settling thread settles it with every finished call before it
-    (`Guard.settle_soon`), off the caller's thread and whatever the worker is doing, while the
-    lease still has room: while fewer than `AMPLE_BOUNDS` of them are free `admit_plain`
+    and as it ends it cuts the reservations of its tenant's finished calls to what they used
+    (`Guard.trim_finished`, on its own thread: the lease has its room back at once) and the
+    guard's settling thread settles them (`Guard.settle_soon`), off the caller's thread and
+    whatever the worker is doing, while the lease still has room: while fewer than `AMPLE_BOUNDS` of them are free `admit_plain`
     reserves each call's estimate instead of its table bound, and when not even that fits, the
     next caller settles them itself (`settle_finished`) before it may be refused.
     (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
