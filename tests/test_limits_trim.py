@@ -295,3 +295,22 @@ def test_a_call_answered_by_a_costlier_model_or_tier_is_cut_at_its_prices(http_m
         assert remaining - budget.remaining == short * exact
     finally:
         meter.shutdown()
+
+
+def test_the_highest_token_rates_of_a_sheet() -> None:
+    """Each side's highest token rate, whatever the kind (a cache write above the input rate,
+    reasoning or audio output above the output rate), plus the per-request fee; None when a
+    token or request price has tiers (a long-context tier can cost more per token)."""
+    from genai_prices.types import Tier, TieredPrices
+
+    from tollmeter.pricing.rates import RateSheet
+
+    sheet = RateSheet({"input_mtok": Decimal("3"), "cache_read_mtok": Decimal("0.3"),
+                       "cache_write_mtok": Decimal("3.75"), "output_mtok": Decimal("15"),
+                       "output_audio_mtok": Decimal("80"), "requests_kcount": Decimal("2"),
+                       "web_searches_kcount": Decimal("10")})
+    assert sheet.most_per_token() == (Decimal("3.75") / 1_000_000, Decimal("80") / 1_000_000,
+                                      Decimal("2") / 1_000)
+    tiered = RateSheet({"input_mtok": TieredPrices(base=Decimal("1.25"), tiers=[Tier(start=200_000, price=Decimal("2.5"))]),
+                        "output_mtok": Decimal("10")})
+    assert tiered.most_per_token() is None
