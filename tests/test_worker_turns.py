@@ -84,7 +84,11 @@ def test_a_held_up_worker_costs_each_caller_at_most_the_bound_once_per_batch_que
 def test_a_loop_of_sdk_calls_with_the_default_settings_loses_no_event(http_mock) -> None:
     """The real SDK in a loop with no I/O wait (a transport mock): the worker keeps up."""
     http_mock.post(CHAT_URL).respond(json=O.CHAT_PLAIN)
-    meter = Meter(MeterConfig(store=":memory:", max_batch_size=100, max_queue_size=400))
+    # A queue of ten batches: a caller gives the worker eight turns of 0.1 s before one drop,
+    # enough on a loaded machine. (Without the turns this loop loses events on a quiet machine
+    # only: 2,600 of 3,000 with a 400-event queue; under load the scheduler lets the worker in.
+    # The two tests above fail without them either way.)
+    meter = Meter(MeterConfig(store=":memory:", max_batch_size=100, max_queue_size=1_000))
     meter.patch_all()
     client = openai.OpenAI(api_key="k", max_retries=0)
     try:
