@@ -48,9 +48,12 @@ class BatchWorker:
         self._max_batch_size = max_batch_size
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
-        #: Queued items at which the worker is behind (`_make_way`), and how long a caller
-        #: gives it.
+        #: Queued items at which the worker is behind (`_make_way`), every how many more a
+        #: caller gives it its turn (a batch, and never more often than every 50 items: a
+        #: worker held up by a slow server costs a caller at most `make_way_wait` per 50 calls),
+        #: and how long that turn lasts at most.
         self._behind = 2 * max_batch_size
+        self._make_way_every = max(max_batch_size, 50)
         self._make_way_wait = make_way_wait
         self._name = name
         self._init_state()
@@ -92,7 +95,7 @@ class BatchWorker:
         queued = len(queue)
         if urgent or self._thread is None or queued == self._max_batch_size:
             self._wake(urgent)
-        elif queued >= self._behind and not queued % self._max_batch_size:
+        elif queued >= self._behind and not queued % self._make_way_every:
             self._make_way()
         return True
 
