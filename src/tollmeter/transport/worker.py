@@ -102,7 +102,7 @@ class BatchWorker:
     def _make_way(self) -> None:
         """Another full batch queued while the one the worker was woken for still waits: the
         worker is behind, most likely kept from the interpreter lock by a busy caller (one that
-        lets it go only for moments, as the openai SDK does for its request ids: CPython passes
+        lets it go only for moments, as the openai SDK does for its idempotency keys: CPython passes
         a waiting thread over each time, so the worker can wait seconds for its turn while the
         queue fills and drops events). The caller gives it that turn: it waits, holding
         nothing, until the worker has handled a batch, at most `make_way_wait` seconds (a worker
