@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .context import Scope, scope_getter
 from .instrument.endpoint import Endpoint
 from .instrument.hooks import InstrumentSettings
-from .limits.guard import NEEDS_CHECK
+from .limits.guard import NEEDS_CHECK, UsedTokens
 from .limits.request import CallRequest
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ _current_scope = scope_getter()
 _FORMAT_ESTIMATE = Endpoint.estimate
 
 
-def used_tokens(call: Call) -> tuple[int, int, str | None, str | None] | None:
+def used_tokens(call: Call) -> UsedTokens | None:
     """A finished call's input and output tokens for `Guard.trim_finished`, with the model and
     service tier its event is priced by (the response's: a dated snapshot may cost more than
     the alias asked for), read without changing the call (the worker may be building its event

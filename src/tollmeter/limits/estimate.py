@@ -670,7 +670,8 @@ SizeReader = QuickReader
 #: Reads what a finished call of the format used from its deferred usage (`Call.deferred`:
 #: the usage reader and the object it reads): (input tokens, output tokens), inclusive totals
 #: as the usage convention counts them, without changing anything; None when the reader is not
-#: the format's own, the counts are missing, or the usage reports a cost of its own.
+#: the format's own, the counts are missing, or the usage reports audio tokens or a cost of its
+#: own (their price is not bounded by the model's token rates).
 UsedReader = Callable[[Callable, Any], "tuple[int, int] | None"]
 
 

@@ -134,6 +134,10 @@ class GuardSettings:
 
 RESERVATION_POLICIES = ("adaptive", "worst_case")
 
+#: What a finished call used, as `Guard.trim_finished` reads it: (input tokens, output tokens,
+#: the model and the service tier its event is priced by).
+UsedTokens = tuple[int, int, "str | None", "str | None"]
+
 #: A plain request reserves its table bound (`Guard.admit_plain`) while the lease's free budget is
 #: at least this many such bounds; below that, its estimate (still at the first look).
 AMPLE_BOUNDS = 16
@@ -160,9 +164,10 @@ def wake_line(amount: int) -> int:
     and as it ends it cuts the reservations of its tenant's finished calls to what they used
     (`Guard.trim_finished`, on its own thread: the lease has its room back at once) and the
     guard's settling thread settles them (`Guard.settle_soon`), off the caller's thread and
-    whatever the worker is doing, while the lease still has room: while fewer than `AMPLE_BOUNDS` of them are free `admit_plain`
-    reserves each call's estimate instead of its table bound, and when not even that fits, the
-    next caller settles them itself (`settle_finished`) before it may be refused.
+    whatever the worker is doing, while the lease still has room: while fewer than
+    `AMPLE_BOUNDS` of them are free `admit_plain` reserves each call's estimate instead of its
+    table bound, and when not even that fits, the next caller settles them itself
+    (`settle_finished`) before it may be refused.
     (Besides this rule, a call admitted on less than its worst case, the adaptive policy's
     fallback, is always settled at once: what it used decides what the next ones reserve.)"""
     return amount * WAKE_CALLS
@@ -246,6 +251,18 @@ class PlainBounds:
     def amount(self, tokens: tuple[int, int]) -> int:
         """The worst case of (input, output) tokens in picodollars (what `admit_plain` reserves)."""
         return self.per_input * tokens[0] + self.per_output * tokens[1] + self.per_request
+
+    def priced(self, counted: tuple[int, int, int | None, int]) -> int:
+        """What a request counted by a `QuickReader` (text, fixed tokens, output cap per choice,
+        choices) reserves: `counted_tokens` priced as `amount`. `admit_plain` writes it out for
+        the table bound, which it prices before every call."""
+        text, fixed, cap, choices = counted
+        if self.num != 1:
+            text = (text * self.num + self.den - 1) // self.den
+        if cap is None and choices == 1:
+            return self.per_input * (text + fixed) + self.uncapped
+        return (self.per_input * (text + fixed + PER_REQUEST_TOKENS)
+                + self.per_output * (self.most if cap is None else cap) * choices + self.per_request)
 
 
 class Reservation:
@@ -535,8 +552,7 @@ class Guard:
             need = amount * AMPLE_BOUNDS
             if budget.free < need:  # not ample (read unlocked: decided again under the lock)
                 # The estimate itself, to the picodollar what `check` reserves (`counted_tokens`
-                # over the format's quick reader, priced as above, written out: a lease a few
-                # dozen calls large comes this way often).
+                # over the format's quick reader, priced by the same rates).
                 quick = bounds.quick
                 if quick is None:
                     return NEEDS_CHECK
@@ -546,16 +562,7 @@ class Guard:
                     return NEEDS_CHECK
                 if counted is None:
                     return NEEDS_CHECK
-                text, fixed, cap, choices = counted
-                if bounds.num != 1:
-                    text = (text * bounds.num + bounds.den - 1) // bounds.den
-                if cap is None and choices == 1:
-                    amount = bounds.per_input * (text + fixed) + bounds.uncapped
-                else:
-                    amount = (bounds.per_input * (text + fixed + PER_REQUEST_TOKENS)
-                              + bounds.per_output * (bounds.most if cap is None else cap) * choices
-                              + bounds.per_request)
-                need = amount
+                need = amount = bounds.priced(counted)
             tokens = self._tokens  # the guard's lock, taken by one atomic `pop` (`TokenLock`)
             try:
                 tokens.pop()
@@ -1045,12 +1052,13 @@ class Guard:
             self._settle(reservation.record)
 
     def settle_soon(self, budget: Budget) -> bool:
-        """A call that left its tenant's lease short ended (`wake_line`; the caller's thread):
-        the tenant's finished calls are settled at once on the guard's settling thread, which
-        does no I/O and so runs within one switch of the interpreter lock, whatever the worker
-        is doing (a write to a locked store, a slow delivery: under a busy caller, an SQLite
-        write alone was measured at 0.2-5.8 s of wall time for 16 events). False when that thread
-        cannot be started (at interpreter shutdown): the caller then wakes the worker."""
+        """A call that left its tenant's lease short ended (`wake_line`; the caller's thread,
+        after `trim_finished`): the tenant's finished calls are settled on the guard's settling
+        thread, which does no I/O, whatever the worker is doing (a write to a locked store, a
+        slow delivery: under a busy caller, an SQLite write alone was measured at 0.2-5.8 s of
+        wall time for 16 events). The thread still needs the interpreter lock, which a busy
+        caller can keep from it for seconds (`trim_finished`). False when that thread cannot be
+        started (at interpreter shutdown): the caller then wakes the worker."""
         if budget.settle_due:  # one is waiting to run: it settles this call too
             return True
         budget.settle_due = True
@@ -1059,7 +1067,7 @@ class Guard:
         budget.settle_due = False
         return False
 
-    def trim_finished(self, budget: Budget, used: Callable[[Any], tuple[int, int] | None]) -> int:
+    def trim_finished(self, budget: Budget, used: Callable[[Any], UsedTokens | None]) -> int:
         """A call that left its tenant's lease short ended (`wake_line`; the caller's thread,
         before `settle_soon`): the table bounds and estimates its tenant's finished plain calls
         reserved are cut to what they used, their input and output tokens priced at the
@@ -1067,20 +1075,19 @@ class Guard:
         at, so the lease has its room back now, whatever the settling thread and the worker are
         doing. (A call answered by a costlier model than it asked for, a dated snapshot, may
         have used more than its bound at the asked model's prices: its reservation is raised to
-        that, never left below what it will be settled at.) A caller that runs in the interpreter without waiting for I/O (a loop of calls to
-        a local server, a benchmark's fake transport) can keep both of them from the
-        interpreter lock for seconds: a thread waiting for it is passed over each time the
-        caller lets it go for a moment (docs/limits.md, "How a call is checked").
+        that, never left below what it will be settled at.) A caller that runs in the
+        interpreter without waiting for I/O (a loop of calls to a local server, a benchmark's
+        fake transport) can keep both of them from the interpreter lock for seconds: a thread
+        waiting for it is passed over each time the caller lets it go for a moment
+        (docs/limits.md, "How a call is checked").
 
         Settlement replaces a cut reservation as it replaces any other. `used(record)` gives a
-        finished call's (input tokens, output tokens, model, service tier) without changing it
-        (the worker may be building its event meanwhile; the model and tier are the ones its
-        event is priced by, which may cost more than the request's: `_used_rates`), or None
-        when they are not known or something else it reports is charged: its reservation stays
-        whole. Every finished call looked at leaves `fresh` for
-        `open`, so that none is read twice; and only when some were cut is the next call that
-        leaves the lease short marked again (`wake_once`), so that calls that cannot be cut
-        cost each short call nothing until they are settled. Returns how many were cut."""
+        finished call's `UsedTokens` without changing it (the worker may be building its event
+        meanwhile), or None when they are not known or something else it reports is charged:
+        its reservation stays whole. Every finished call looked at leaves `fresh` for `open`, so
+        that none is read twice; and only when some were cut is the next call that leaves the
+        lease short marked again (`wake_once`), so that calls that cannot be cut cost each short
+        call nothing until they are settled. Returns how many were cut."""
         with self._lock:
             todo = [(reservation, reservation.record) for reservation in budget.fresh
                     if reservation.record is not None and not reservation.settled and not reservation.claimed]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..pricing.pricer import Pricer
     from ..store.store import Limit, Store
     from .estimate import RequestFormat
-    from .guard import Guard, Reservation
+    from .guard import Guard, Reservation, UsedTokens
     from .request import CallRequest
 
 logger = logging.getLogger("tollmeter")
@@ -331,17 +331,15 @@ class LimitKeeper:
         call short of budget, which settles `record` through `settle_record` first."""
         reservation.record = record  # Guard.finished, without the call: this runs for every call
 
-    def settle_soon(self, reservation: Reservation,
-                    used: Callable[[Any], tuple[int, int] | None] | None = None) -> bool:
+    def settle_soon(self, reservation: Reservation, used: Callable[[Any], UsedTokens | None]) -> bool:
         """The call of `reservation` ended, leaving its lease short (`Reservation.urgent`): its
-        tenant's finished calls are cut to what they used (`Guard.trim_finished`, given `used`)
-        and settled on the guard's settling thread (`Guard.settle_soon`). False when they cannot
-        be settled there (then the caller wakes the worker)."""
+        tenant's finished calls are cut to what they used (`Guard.trim_finished`, read by
+        `used`) and settled on the guard's settling thread (`Guard.settle_soon`). False when
+        they cannot be settled there (then the caller wakes the worker)."""
         guard = self._guard
         if guard is None:
             return False
-        if used is not None:
-            guard.trim_finished(reservation.budget, used)
+        guard.trim_finished(reservation.budget, used)
         return guard.settle_soon(reservation.budget)
 
     def release(self, reservation: Reservation) -> None:

@@ -102,11 +102,12 @@ class BatchWorker:
     def _make_way(self) -> None:
         """Another full batch queued while the one the worker was woken for still waits: the
         worker is behind, most likely kept from the interpreter lock by a busy caller (one that
-        lets it go only for moments, as the openai SDK does for its idempotency keys: CPython passes
-        a waiting thread over each time, so the worker can wait seconds for its turn while the
-        queue fills and drops events). The caller gives it that turn: it waits, holding
-        nothing, until the worker has handled a batch, at most `make_way_wait` seconds (a worker
-        waiting on a slow server costs the caller that bound once per batch queued)."""
+        lets it go only for moments, as the openai SDK does for its idempotency keys: CPython
+        passes a waiting thread over each time, so the worker can wait seconds for its turn
+        while the queue fills and drops events). The caller gives it that turn: it waits,
+        holding nothing, until the worker has handled a batch, at most `make_way_wait` seconds (a worker
+        waiting on a slow server costs a caller that bound once per batch queued, and at most
+        once per 50 items: `_make_way_every`)."""
         if threading.current_thread() is self._thread:
             return  # a collection's submit on the worker's own thread
         with self._lock:
