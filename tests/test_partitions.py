@@ -249,6 +249,7 @@ def test_the_migration_partitions_an_existing_table_with_its_data(capsys):
         with store.transaction() as conn:  # today's code writes runs' costs on their rows, as from 0008 (which
             conn.execute(text("ALTER TABLE runs ADD COLUMN cost_usd NUMERIC(30, 15) NOT NULL DEFAULT 0"))  # then keeps it)
             schema.day_revisions.create(conn)  # and marks the closed days it writes to, as from 0010
+            schema.usage_weekly.create(conn)  # and sums its weeks, as from 0011
         view = store.for_project(f"p-{uuid.uuid4().hex[:8]}")
         rows = [event(months_back(m, day=1 + m), D("0.25"), tenant=f"t{m % 3}", run=f"r{m % 2}") for m in range(9)]
         rows += [event(months_back(3, day=d), None, model="unknown") for d in (2, 3)]

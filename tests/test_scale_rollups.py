@@ -1,4 +1,4 @@
-"""GET /v1/usage reads rollups (`usage_daily`, `usage_hourly`) and raw events only at the ends
+"""GET /v1/usage reads rollups (`usage_weekly`, `usage_daily`, `usage_hourly`) and raw events only at the ends
 of its range: whatever the batches, duplicates, repricing and retention, every grouping over
 every range equals the sums of the events the test generated; `check_rollups` (an independent
 SQL recomputation from the raw events) finds nothing to report; retention removes exactly the
@@ -22,7 +22,9 @@ from .margin_support import D, event, fresh, store  # noqa: F401 (fixture)
 from .test_rollups import cost_st, sent_in_batches
 
 LATER_CARD = {"models": [{"model": "tm-later-model", "provider": "acme-ai", "input_mtok": 1, "output_mtok": 4}]}
-DAYS = [date(2025, 3, 30) + timedelta(days=n) for n in range(4)]
+#: Four days in a row (a Sunday to a Wednesday), and days of the three weeks after: ranges
+#: that hold whole ISO weeks (`usage_weekly`) and most of one, and retention inside a week.
+DAYS = [date(2025, 3, 30) + timedelta(days=n) for n in (0, 1, 2, 3, 8, 13, 19, 22)]
 GROUPS = ("tenant_id", "day", "model", "provider", "agent_id", "run_id", "endpoint")
 MEASURES = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "unpriced", "errors")
 
@@ -203,6 +205,19 @@ def test_check_rollups_reports_a_rollup_that_disagrees(store):
                                       model="", provider="", endpoint="", calls=1, input_tokens=0, output_tokens=0,
                                       cache_read_tokens=0, cost_usd=D(0), unpriced=0, errors=0))
     assert view.check_rollups()["usage_daily"] == {"rows": 1, "missing": 1, "extra": 1, "different": 0}
+    view.rebuild_rollups()
+    assert clean(view.check_rollups())
+    w = schema.usage_weekly
+    with view.transaction() as conn:  # a week's cost off by a picodollar: against the days summed by week
+        conn.execute(update(w).where(w.c.project_id == view.project).values(cost_usd=w.c.cost_usd + D("1e-12")))
+    report = view.check_rollups()
+    assert report["usage_weekly"] == {"rows": 1, "missing": 0, "extra": 0, "different": 1}
+    assert clean({k: v for k, v in report.items() if k != "usage_weekly"})
+    [row] = view.usage(group_by=["model"], since=datetime(2025, 3, 24, tzinfo=timezone.utc),
+                       until=datetime(2025, 3, 31, tzinfo=timezone.utc))  # the week, read whole
+    assert row["cost_usd"] == D("0.5") + D("1e-12")
+    view.rebuild_rollups()
+    assert clean(view.check_rollups())
 
 
 def test_a_database_from_before_the_usage_rollups_gets_them_on_open(store):
@@ -218,7 +233,7 @@ def test_a_database_from_before_the_usage_rollups_gets_them_on_open(store):
                              "output_tokens": 1, "cache_read_tokens": None, "error": False,
                              "event_id": str(uuid.uuid4())}) for n in range(3)])
     with view.transaction() as conn:  # as a database made before migration 0004 would be
-        for table in (schema.usage_hourly, schema.usage_daily):
+        for table in (schema.usage_hourly, schema.usage_daily, schema.usage_weekly):
             conn.execute(delete(table).where(table.c.project_id == view.project))
     assert view.usage(group_by=["endpoint"]) == []
     with view.transaction() as conn:

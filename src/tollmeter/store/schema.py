@@ -394,6 +394,11 @@ def _usage_by(name: str, period: Column[Any]) -> Table:
 #: hour and after the last from the raw events, so its cost does not grow with the history.
 usage_hourly = _usage_by("usage_hourly", Column("hour", DateTime(timezone=True), primary_key=True))
 usage_daily = _usage_by("usage_daily", Column("day", Date, primary_key=True))
+#: The same per ISO week (`week`: its Monday, UTC): a month's report by tenant and model reads
+#: four or five rows per key from here and at most a few days' from `usage_daily`, not thirty
+#: (`store/usage.py`). Kept with the others in the transaction that stores the events, and
+#: equal to `usage_daily` summed by week (`check_rollups` compares the two).
+usage_weekly = _usage_by("usage_weekly", Column("week", Date, primary_key=True))
 
 #: Raw events before `removed_before` (a UTC midnight) were removed by retention: the rollups
 #: keep their sums, and a consistency check compares rollups with raw events from there on.

@@ -34,7 +34,7 @@ from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
 from ..paths import default_store
 from . import outcomes, partitions, revisions, schema
-from .usage import period_text, raw_measures, report as usage_report
+from .usage import period_text, raw_measures, report as usage_report, week_of, week_sql
 from .schema import DEFAULT_PROJECT, Money, money_sum
 
 logger = logging.getLogger("tollmeter")
@@ -928,6 +928,15 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
         return [k.collate("C") for k in keys] if dialect == "postgresql" else keys
 
     streaming = conn.execution_options(stream_results=True, yield_per=5000)
+
+    def rows(result: Any, width: int, skip_zero: bool) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        for row in result:
+            values = tuple((_decimal(v) if v is not None else _ZERO) if m == "cost_usd" else int(v or 0)
+                           for m, v in zip(schema.ROLLUP_MEASURES, row[width:]))
+            if skip_zero and not any(values):  # a row all zero (taken out by a reprice) is no row
+                continue
+            yield tuple(row[:width]), values
+
     for table, unit, keys in tables:
         period = table.c.hour if unit == "hour" else table.c.day
         stored_keys = ordered([period_text(dialect, period, unit) if k in ("hour", "day") else table.c[k]
@@ -942,19 +951,19 @@ def check_rollups(conn: Connection, project: str) -> dict[str, dict[str, int]]:
             raw = raw.where(e.c.timestamp >= mark)
         if table is schema.run_rollup or table is schema.run_usage_rollup:
             raw = raw.where(e.c.run_id.is_not(None), e.c.run_id != "")
-        width = len(keys)
-
-        def rows(result: Any, skip_zero: bool) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-            for row in result:
-                values = tuple((_decimal(v) if v is not None else _ZERO) if m == "cost_usd" else int(v or 0)
-                               for m, v in zip(schema.ROLLUP_MEASURES, row[width:]))
-                if skip_zero and not any(values):  # a row all zero (taken out by a reprice) is no row
-                    continue
-                yield tuple(row[:width]), values
-
-        stored = rows(streaming.execute(query.order_by(*stored_keys)), True)
-        expected = rows(streaming.execute(raw.group_by(*raw_keys).order_by(*raw_keys)), False)
+        stored = rows(streaming.execute(query.order_by(*stored_keys)), len(keys), True)
+        expected = rows(streaming.execute(raw.group_by(*raw_keys).order_by(*raw_keys)), len(keys), False)
         report[table.name] = _compare(stored, expected)
+    # The weeks against the days summed by week: every day of them, those before the retention
+    # mark too (kept, as the weeks are), the days themselves checked against the events above.
+    w, d = schema.usage_weekly, schema.usage_daily
+    week_keys = ordered([period_text(dialect, w.c.week, "day"), *(w.c[k] for k in schema.USAGE_KEYS)])
+    day_keys = ordered([period_text(dialect, week_sql(dialect, d.c.day), "day"), *(d.c[k] for k in schema.USAGE_KEYS)])
+    stored = rows(streaming.execute(select(*week_keys, *(w.c[m] for m in schema.ROLLUP_MEASURES))
+                                    .where(w.c.project_id == project).order_by(*week_keys)), len(week_keys), True)
+    expected = rows(streaming.execute(select(*day_keys, *_summed_measures(d)).where(d.c.project_id == project)
+                                      .group_by(*day_keys).order_by(*day_keys)), len(day_keys), True)
+    report[w.name] = _compare(stored, expected)
     # Each run's cost to date against its run_rollup rows (all of them: those before the
     # retention mark too, whose events are gone); a run without a cost is no row.
     c, r = schema.runs, schema.run_rollup
@@ -1078,6 +1087,8 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
         run_cost: dict[tuple[Any, ...], list[Any]] = {}
         hourly: dict[tuple[Any, ...], list[Any]] = {}
         daily: dict[tuple[Any, ...], list[Any]] = {}
+        weekly: dict[tuple[Any, ...], list[Any]] = {}
+        weeks: dict[date, date] = {}
         touched: set[date] = set()
         for (hour, tenant, agent, model, provider, endpoint, run), sums in fine.items():
             day = hour.date()
@@ -1091,6 +1102,10 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
                 _add_measures(run_cost, (run,), (sums[4],), 1)
             _add_measures(hourly, (hour, tenant, agent, model, provider, endpoint), sums, 1)
             _add_measures(daily, (day, tenant, agent, model, provider, endpoint), sums, 1)
+            week = weeks.get(day)
+            if week is None:
+                week = weeks[day] = week_of(day)
+            _add_measures(weekly, (week, tenant, agent, model, provider, endpoint), sums, 1)
     revisions.note(conn, project, touched)  # a closed day's figures change: marked at commit
     names = schema.ROLLUP_MEASURES
     accumulate(conn, project, schema.usage_rollup, ("tenant_id", "day", "agent_id", "model"),
@@ -1105,6 +1120,8 @@ def _add_fine(conn: Connection, project: str, fine: dict[tuple[Any, ...], list[A
                {k: tuple(v) for k, v in hourly.items()}, names)
     accumulate(conn, project, schema.usage_daily, ("day", *schema.USAGE_KEYS),
                {k: tuple(v) for k, v in daily.items()}, names)
+    accumulate(conn, project, schema.usage_weekly, ("week", *schema.USAGE_KEYS),
+               {k: tuple(v) for k, v in weekly.items()}, names)
     # The runs last, by every writer (`add_events` locks them after these, in `moves_learnt`).
     if run_costs is None:
         accumulate(conn, project, schema.runs, ("run_id",), {k: tuple(v) for k, v in run_cost.items()}, ("cost_usd",))
@@ -1281,6 +1298,8 @@ def rebuild_rollups(conn: Connection, project: str) -> int:
         count = _rebuild_in_sql(conn, project, mark, present)
     else:
         count = _rebuild_in_python(conn, project, mark)
+    if schema.usage_weekly.name in present:  # from the days (those before the mark kept)
+        weekly_from_daily(conn, project, mark.date() if mark is not None else None)
     if "cost_usd" in {c["name"] for c in inspect(conn).get_columns(schema.runs.name)}:
         run_costs_from_rollup(conn, project)
     if schema.run_outcomes.name in present:
@@ -1347,14 +1366,33 @@ def tenant_from_rollup(conn: Connection, project: str) -> None:
     _sum_into(conn, project, schema.tenant_rollup, schema.usage_rollup, ("tenant_id", "day"))
 
 
+def weekly_from_daily(conn: Connection, project: str, since: date | None = None) -> None:
+    """`usage_weekly`'s rows of `project` (of the weeks from the one of `since` on) made anew
+    as `usage_daily`'s summed by week."""
+    w, d = schema.usage_weekly, schema.usage_daily
+    first = week_of(since) if since is not None else None
+    conn.execute(delete(w).where(w.c.project_id == project, *([w.c.week >= first] if first is not None else [])))
+    week = week_sql(conn.dialect.name, d.c.day)
+    keys = [d.c[k] for k in schema.USAGE_KEYS]
+    conn.execute(insert(w).from_select(
+        ["project_id", "week", *schema.USAGE_KEYS, *schema.ROLLUP_MEASURES],
+        select(d.c.project_id, week, *keys, *_summed_measures(d))
+        .where(d.c.project_id == project, *([d.c.day >= first] if first is not None else []))
+        .group_by(d.c.project_id, week, *keys)))
+
+
 def _sum_into(conn: Connection, project: str, t: Any, r: Any, keys: Sequence[str]) -> None:
     """`t`'s rows of `project` made anew as `r`'s summed by `keys`."""
     conn.execute(delete(t).where(t.c.project_id == project))
-    measures = [money_sum(r.c[m]) if m == "cost_usd" else schema.count_sum(r.c[m]) for m in schema.ROLLUP_MEASURES]
     conn.execute(insert(t).from_select(
         ["project_id", *keys, *schema.ROLLUP_MEASURES],
-        select(r.c.project_id, *(r.c[k] for k in keys), *measures).where(r.c.project_id == project)
+        select(r.c.project_id, *(r.c[k] for k in keys), *_summed_measures(r)).where(r.c.project_id == project)
         .group_by(r.c.project_id, *(r.c[k] for k in keys))))
+
+
+def _summed_measures(r: Any) -> list[Any]:
+    """The rollup measures of table `r`, summed (exact on both databases)."""
+    return [money_sum(r.c[m]) if m == "cost_usd" else schema.count_sum(r.c[m]) for m in schema.ROLLUP_MEASURES]
 
 
 def _rebuild_in_sql(conn: Connection, project: str, mark: datetime | None, present: set[str]) -> int:
@@ -1407,6 +1445,7 @@ def fill_missing_rollups(conn: Connection, *, quick: bool = False) -> list[str]:
     r = schema.runs
     for made, source, fill in ((schema.run_usage_rollup, select(schema.run_rollup.c.project_id), run_usage_from_rollup),
                                (schema.tenant_rollup, select(schema.usage_rollup.c.project_id), tenant_from_rollup),
+                               (schema.usage_weekly, select(schema.usage_daily.c.project_id), weekly_from_daily),
                                (schema.run_outcomes, select(r.c.project_id).where(r.c.outcome.is_not(None)),
                                 outcomes.from_runs)):
         if not quick and not inspect(conn).has_table(made.name):

@@ -1,9 +1,10 @@
 """GET /v1/usage's read: calls, tokens and cost over [since, until) grouped by event columns or
 by day, from the rollups, so that its cost does not grow with the history.
 
-A range is cut into pieces each source covers exactly (`pieces`): whole UTC days from
-`usage_daily` (or `tenant_rollup`, `run_rollup`), whole hours from `usage_hourly`, and raw
-events only for the minutes at each end outside a whole hour. Each end takes whichever side of
+A range is cut into pieces each source covers exactly (`pieces`): whole ISO weeks from
+`usage_weekly` (a report not by day, nor by tenant alone), whole UTC days from `usage_daily` (or
+`tenant_rollup`, `run_rollup`), whole hours from `usage_hourly`, and raw events only for the
+minutes at each end outside a whole hour. Each end takes whichever side of
 its hour is shorter: 00:07 reads the day whole less the events of its first 7 minutes, rather
 than the 53 minutes after them. All pieces are added (or taken off) by the database in one
 statement, so a report is one snapshot and one round trip, and Python sees only its groups.
@@ -11,12 +12,12 @@ statement, so a report is one snapshot and one round trip, and Python sees only 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
 
 from sqlalchemy import Select, cast, func, literal_column, null, select, type_coerce, union_all
-from sqlalchemy.types import NullType
+from sqlalchemy.types import Date, DateTime, NullType
 from sqlalchemy.engine import Connection
 
 from . import schema
@@ -26,9 +27,9 @@ GROUPS = ("tenant_id", "model", "provider", "agent_id", "run_id", "endpoint")
 #: The groupings run_rollup answers for whole days.
 RUN_GROUPS = frozenset({"run_id", "tenant_id", "day", "agent_id", "model"})
 
-#: A piece: (source, sign, lo, hi) - source "raw" (events), "hourly", "daily" or "rundays"
-#: (whole days grouped by run: the runs' rows of run_rollup and the events of no run);
-#: sign -1 takes the piece off.
+#: A piece: (source, sign, lo, hi) - source "raw" (events), "hourly", "daily", "weekly" or
+#: "rundays" (whole days grouped by run: the runs' rows of run_rollup and the events of no
+#: run); sign -1 takes the piece off.
 Piece = tuple[str, int, "datetime | None", "datetime | None"]
 
 #: The count columns of a rollup, in the order of its measures.
@@ -37,6 +38,10 @@ _COUNTS = tuple(m for m in schema.ROLLUP_MEASURES if m != "cost_usd")
 _LOW = 1 << 24
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
+#: A week of which a range takes this many days or more is read whole, its other days taken off
+#: (at most two: three reads, against five or more days).
+_MOST_OF_A_WEEK = timedelta(days=5)
 _ZERO = Decimal(0)
 
 
@@ -55,7 +60,9 @@ def plan(group_by: Sequence[str], since: datetime | None, until: datetime | None
         if name != "day" and name not in GROUPS:
             raise ValueError(f"cannot group usage by {name!r}")
     if "run_id" not in group_by:
-        return pieces(since, until)
+        # by day: days at least; by tenant alone (or nothing), `tenant_rollup`'s days have a
+        # row per tenant where a week of `usage_weekly` has one per tenant, agent, model...
+        return pieces(since, until, weeks="day" not in group_by and not set(group_by) <= {"tenant_id"})
     if set(group_by) <= RUN_GROUPS:
         return pieces(since, until, hours=False)  # whole days from run_rollup
     return [("raw", 1, since, until)] if since is None or until is None or since < until else []
@@ -114,10 +121,18 @@ def cut(parts: list[Piece], at: datetime) -> tuple[list[Piece], list[Piece]]:
             before.append((source, sign, lo, hi))
         elif lo is not None and lo >= at:
             after.append((source, sign, lo, hi))
+        elif source == "weekly" and at != _week_floor(at):  # inside a week: its days on each side
+            monday = _week_floor(at)
+            before += _nonempty([("weekly", sign, lo, monday), ("daily", sign, monday, at)])
+            after += _nonempty([("daily", sign, at, monday + _WEEK), ("weekly", sign, monday + _WEEK, hi)])
         else:
             before.append((source, sign, lo, at))
             after.append((source, sign, at, hi))
     return before, after
+
+
+def _nonempty(parts: list[Piece]) -> list[Piece]:
+    return [p for p in parts if p[2] is None or p[3] is None or p[2] < p[3]]
 
 
 def _order(width: int, nulls_last: bool) -> Any:
@@ -127,13 +142,14 @@ def _order(width: int, nulls_last: bool) -> Any:
     return lambda key: tuple(((v is None) == nulls_last, v or "") for v in key)
 
 
-def pieces(since: datetime | None, until: datetime | None, hours: bool = True) -> list[Piece]:
+def pieces(since: datetime | None, until: datetime | None, hours: bool = True, weeks: bool = False) -> list[Piece]:
     """[since, until) as pieces whose signed sum is exactly that range: raw events for the
     minutes outside a whole hour at each end (added after the end, or taken off before it,
     whichever is shorter), hours outside a whole day, whole days between (`hours=False`: raw
-    events for everything outside a whole day, again from the nearer midnight). Where a range
-    takes most of a day's hours, the day is read whole and the hours it leaves out taken off:
-    fewer rollup rows than the hours it keeps."""
+    events for everything outside a whole day, again from the nearer midnight), and with
+    `weeks`, whole ISO weeks between those days (`_by_weeks`). Where a range takes most of a
+    day's hours, the day is read whole and the hours it leaves out taken off: fewer rollup
+    rows than the hours it keeps."""
     if since is not None and until is not None and until <= since:
         return []
     unit = _HOUR if hours else _DAY
@@ -160,13 +176,49 @@ def pieces(since: datetime | None, until: datetime | None, hours: bool = True) -
             out += [("daily", 1, d1 - _DAY, d1), ("hourly", -1, d1 - _DAY, first)]
         else:
             out.append(("hourly", 1, first, d1))
-    out.append(("daily", 1, d1, d2))
+    out += _by_weeks(d1, d2) if weeks else [("daily", 1, d1, d2)]
     if last is not None and last != d2:
         if last - d2 > _DAY / 2:  # most of the day: the whole day less its last hours
             out += [("daily", 1, d2, d2 + _DAY), ("hourly", -1, last, d2 + _DAY)]
         else:
             out.append(("hourly", 1, d2, last))
     return [p for p in out if p[2] is None or p[3] is None or p[2] < p[3]]
+
+
+def _by_weeks(lo: datetime | None, hi: datetime | None) -> list[Piece]:
+    """The whole days [lo, hi) as whole ISO weeks and the days outside one at each end; a week
+    the range takes most of (`_MOST_OF_A_WEEK`) is read whole and its other days taken off."""
+    start = end = None
+    if lo is not None:
+        monday = _week_floor(lo)
+        start = lo if lo == monday else monday if monday + _WEEK - lo >= _MOST_OF_A_WEEK else monday + _WEEK
+    if hi is not None:
+        monday = _week_floor(hi)
+        end = hi if hi == monday else monday + _WEEK if hi - monday >= _MOST_OF_A_WEEK else monday
+    if start is not None and end is not None and start >= end:  # no week to read
+        return [("daily", 1, lo, hi)]
+    out: list[Piece] = [("weekly", 1, start, end)]
+    if lo is not None and lo != start:
+        out.append(("daily", 1, lo, start) if lo < start else ("daily", -1, start, lo))
+    if hi is not None and hi != end:
+        out.append(("daily", 1, end, hi) if end < hi else ("daily", -1, hi, end))
+    return out
+
+
+def week_of(day: date) -> date:
+    """The Monday of `day`'s ISO week: `usage_weekly`'s key for it."""
+    return day - timedelta(days=day.weekday())
+
+
+def week_sql(dialect: str, day: Any) -> Any:
+    """`week_of` in SQL, of a date column."""
+    if dialect == "sqlite":
+        return func.date(day, "-6 days", "weekday 1")  # back six days, then on to a Monday
+    return cast(func.date_trunc("week", cast(day, DateTime)), Date)
+
+
+def _week_floor(midnight: datetime) -> datetime:
+    return midnight - timedelta(days=midnight.weekday())
 
 
 def raw_measures() -> list[Any]:
@@ -236,11 +288,11 @@ def _piece(dialect: str, project: str, source: str, sign: int, group_by: Sequenc
                                                                    "cache_read_tokens")),
                   cast(~t.c.priced, schema.Integer), cast(t.c.error.is_not(None), schema.Integer)]
     else:
-        t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "runs": schema.run_rollup,
-             "days": schema.usage_rollup, "run_days": schema.run_usage_rollup}[source]
+        t = {"hourly": schema.usage_hourly, "daily": schema.usage_daily, "weekly": schema.usage_weekly,
+             "runs": schema.run_rollup, "days": schema.usage_rollup, "run_days": schema.run_usage_rollup}[source]
         if source == "daily" and set(group_by) <= {"tenant_id", "day"}:
             t = schema.tenant_rollup  # the same sums, a row per tenant and day
-        period = t.c.hour if source == "hourly" else t.c.day
+        period = t.c.hour if source == "hourly" else t.c.week if source == "weekly" else t.c.day
         low = lo if source == "hourly" or lo is None else lo.date()
         high = hi if source == "hourly" or hi is None else hi.date()
         cost = schema.money_sum(t.c.cost_usd) if grouped else t.c.cost_usd
