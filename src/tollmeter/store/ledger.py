@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
 from ..money import EXACT
-from . import outcomes, revisions, schema
+from . import outcomes, revisions, schema, usage
 from .revisions import as_date as _date
 from .store import Store, _insert, accumulate
 
@@ -424,6 +424,30 @@ class Ledger:
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
+
+        def within(t: Any, period: Any, lo: date, hi: date) -> list[Any]:
+            where = [t.c.project_id == self.project, period >= lo, period < hi]
+            if tenant_id is not None:
+                where.append(t.c.tenant_id == tenant_id)
+            if tenants is not None:
+                where.append(t.c.tenant_id.in_(list(tenants)))
+            if exclude:
+                where.append(t.c.tenant_id.not_in(list(exclude)))
+            return where
+
+        weeks = usage.whole_weeks(first, end) if table is schema.usage_rollup and not by_day else None
+        if weeks is not None:
+            # Summed over the range: its whole ISO weeks from usage_weekly (a fifth of the rows
+            # of a month), the days at each end from usage_rollup.
+            w, (monday, last_monday) = schema.usage_weekly, weeks
+            columns = ("tenant_id", *keys, *schema.ROLLUP_MEASURES)
+            parts = [select(*(w.c[c] for c in columns)).where(*within(w, w.c.week, monday, last_monday))]
+            parts += [select(*(table.c[c] for c in columns)).where(*within(table, table.c.day, lo, hi))
+                      for lo, hi in ((first, monday), (last_monday, end)) if lo < hi]
+            where: list[Any] = []
+            table = union_all(*parts).subquery("summed")
+        else:
+            where = within(table, table.c.day, first, end)
         cohort = []
         if cohorts is not None:
             if by_tenant or not all(cohorts):
@@ -444,14 +468,7 @@ class Ledger:
         none = schema.NONE_KEY  # "none" read as NULL
         shown = [*cohort, func.nullif(table.c.tenant_id, none) if by_tenant else null(),
                  table.c.day if by_day else null(), *(func.nullif(table.c[k], none) for k in keys)]
-        query = select(*shown, *measures).where(
-            table.c.project_id == self.project, table.c.day >= first, table.c.day < end)
-        if tenant_id is not None:
-            query = query.where(table.c.tenant_id == tenant_id)
-        if tenants is not None:
-            query = query.where(table.c.tenant_id.in_(list(tenants)))
-        if exclude:
-            query = query.where(table.c.tenant_id.not_in(list(exclude)))
+        query = select(*shown, *measures).where(*where)
         with self.store.report() as conn:
             rows = conn.execute(query if whole or not group else query.group_by(*group)).all()
         if not group:  # one row of sums, NULL where no row was summed

@@ -210,6 +210,14 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def whole_weeks(first: date, end: date) -> tuple[date, date] | None:
+    """The whole ISO weeks inside the days [first, end): (the first's Monday, the Monday after
+    the last), or None for none."""
+    monday = week_of(first + timedelta(days=6))
+    last_monday = week_of(end)
+    return (monday, last_monday) if monday < last_monday else None
+
+
 def week_sql(dialect: str, day: Any) -> Any:
     """`week_of` in SQL, of a date column."""
     if dialect == "sqlite":
