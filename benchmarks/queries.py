@@ -46,7 +46,7 @@ from tollmeter import heap  # noqa: E402
 from tollmeter.business.closed_days import usage_kept  # noqa: E402
 from tollmeter.store import migrations, outcomes, partitions, revisions  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
-from tollmeter.store.store import Store  # noqa: E402
+from tollmeter.store.store import Store, weekly_from_daily  # noqa: E402
 
 UTC = timezone.utc
 PROJECT = "bench"
@@ -133,6 +133,8 @@ def generate(url: str, events: int, days: int, tenants: int) -> None:
     for statement in FILL:
         with store.transaction() as conn:
             conn.execute(text(statement), {"project": PROJECT})
+    with store.transaction() as conn:  # the weeks from the days, as migration 0011 fills them
+        weekly_from_daily(conn, PROJECT)
     with store.transaction() as conn:  # the resolved runs counted per tenant, day, agent and outcome
         outcomes.from_runs(conn, PROJECT)
     with store.transaction() as conn:
