@@ -166,13 +166,15 @@ _WIRE_VALUES = {
 }
 
 
-def _compile(name: str, source: str, doc: str) -> Callable[..., Any]:
-    """A method from its source, made once at import (a dict display of attribute reads: as fast
-    as writing it out, which it replaces)."""
+def compile_function(name: str, source: str, doc: str, *, module: str = __name__,
+                     names: Mapping[str, Any] | None = None) -> Callable[..., Any]:
+    """A function (or method) of `module` from its source, made once at import from the field
+    descriptions (a dict display of attribute reads: as fast as writing it out, which it
+    replaces); `names`: the globals its source reads."""
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<tollmeter.events {name}>", "exec"), {}, namespace)  # noqa: S102 - our own source
+    exec(compile(source, f"<{module} {name}>", "exec"), dict(names or {}), namespace)  # noqa: S102 - our own source
     function = namespace[name.rpartition(".")[2]]
-    function.__qualname__, function.__doc__, function.__module__ = name, doc, __name__
+    function.__qualname__, function.__doc__, function.__module__ = name, doc, module
     function.__source__ = source
     return function  # type: ignore[no-any-return]
 
@@ -186,6 +188,11 @@ def _event_to_dict_source() -> str:
 def _usage_to_dict_source() -> str:
     lines = "".join(f"    if self.{name} is not None:\n        out[{name!r}] = self.{name}\n" for name in _USAGE_FIELDS)
     return f"def to_dict(self):\n    out = {{}}\n{lines}    return out\n"
+
+
+def _usage_is_empty_source() -> str:
+    tests = " and ".join(f"self.{name} is None" for name in _USAGE_FIELDS)
+    return f"def is_empty(self):\n    return {tests}\n"
 
 
 @dataclass(slots=True)
@@ -220,14 +227,18 @@ class Usage:
             return None
         return self.input_tokens - (self.cache_read_tokens or 0) - (self.cache_write_tokens or 0)
 
-    def is_empty(self) -> bool:
-        return all(getattr(self, f) is None for f in _USAGE_FIELDS)
+    if TYPE_CHECKING:
+        def is_empty(self) -> bool:
+            """No count reported (every count `None`)."""
+    else:
+        is_empty = compile_function("Usage.is_empty", _usage_is_empty_source(), "No count reported (every count "
+                                    "`None`); for every event priced, written out.")
 
     if TYPE_CHECKING:
         def to_dict(self) -> dict[str, int]:
             """The reported counts only; a count that is `None` is left out."""
     else:
-        to_dict = _compile("Usage.to_dict", _usage_to_dict_source(),
+        to_dict = compile_function("Usage.to_dict", _usage_to_dict_source(),
                            "The reported counts only; a count that is `None` is left out.")
 
     @classmethod
@@ -296,6 +307,6 @@ class LLMEvent:
         def to_dict(self) -> dict[str, Any]:
             """The wire form: JSON-safe, money as decimal strings, timestamps in ISO 8601 UTC."""
     else:
-        to_dict = _compile("LLMEvent.to_dict", _event_to_dict_source(),
+        to_dict = compile_function("LLMEvent.to_dict", _event_to_dict_source(),
                            "The wire form (`EVENT_FIELDS`, in order): JSON-safe, money as decimal strings, "
                            "timestamps in ISO 8601.")

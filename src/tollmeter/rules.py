@@ -224,7 +224,8 @@ def repair_event(event: LLMEvent) -> list[str]:
     count that is not a whole number from 0 to 10^12 becomes unreported (None), a text field is
     clipped to its length with NUL and unpaired surrogates replaced, a unit or a provider cost
     out of bounds is dropped. Returns what was changed (empty: nothing), for the fault report.
-    Runs on the background worker for every event: the common case is a few type checks."""
+    Runs on the background worker for every event: the common case is a few type checks (an
+    ASCII text, no surrogate in it, searched for NUL alone: `isascii` reads a flag)."""
     problems: list[str] = []
     usage = event.usage
     for name in _TOKENS:
@@ -236,7 +237,8 @@ def repair_event(event: LLMEvent) -> list[str]:
             setattr(usage, name, None)
     for name, longest in _CHECKED_TEXT:
         value = getattr(event, name)
-        if value is not None and (type(value) is not str or len(value) > longest or BAD_TEXT.search(value)):
+        if value is not None and (type(value) is not str or len(value) > longest
+                                  or ("\x00" in value if value.isascii() else BAD_TEXT.search(value))):
             problems.append(f"{name}={_short(value)} is not a text of at most {longest} characters: clipped")
             setattr(event, name, clip_text(value, longest))
     for name in ("tool_calls", "web_search_requests"):

@@ -78,6 +78,9 @@ class Pricer:
         self._source_seen: str | None = None
         self.unpriced = 0
         self._completed: dict[tuple, PriceMatch] = {}
+        #: `match_counts`' answers for events (`_matched`), and the data's source they were found in.
+        self._matched: dict[tuple, tuple[PriceMatch | None, str | None]] = {}
+        self._matched_source: str | None = None
 
     @property
     def bundled(self) -> BundledPrices:
@@ -143,19 +146,45 @@ class Pricer:
               web_searches: int | None = None, units: Mapping[str, float] | None = None,
               request_model: str | None = None) -> Quote | None:
         """The cost of `usage`; None when no price is known for the model."""
-        return self._quote(provider, model, usage, timestamp=timestamp, service_tier=service_tier,
-                           web_searches=web_searches, units=units, request_model=request_model)[0]
+        cost, match, _ = self._cost(provider, model, usage, timestamp=timestamp, service_tier=service_tier,
+                                    web_searches=web_searches, units=units, request_model=request_model)
+        return None if match is None else Quote(cost, match)  # type: ignore[arg-type]
 
-    def _quote(self, provider: str | None, model: str | None, usage: Usage, *, timestamp: datetime | None,
-               service_tier: str | None, web_searches: int | None, units: Mapping[str, float] | None,
-               request_model: str | None) -> tuple[Quote | None, str | None]:
-        """(the quote, or None and why not when a price was found but cannot price the usage)."""
+    def _cost(self, provider: str | None, model: str | None, usage: Usage, *, timestamp: datetime | None,
+              service_tier: str | None, web_searches: int | None, units: Mapping[str, float] | None,
+              request_model: str | None) -> tuple[Decimal | None, PriceMatch | None, str | None]:
+        """(the cost of `usage` and the prices that gave it; or None, None and why not when a
+        price was found but cannot price the usage). A `Quote` is made of it by `quote` alone: a
+        frozen dataclass costs a microsecond to make, and this runs for every event."""
         counts = usage_counts(usage, web_searches=web_searches, units=units)
-        match, why = self.match_counts(provider, model, counts, timestamp=timestamp, service_tier=service_tier,
-                                       request_model=request_model)
+        match, why = self._matched_counts(provider, model, counts, timestamp, service_tier, request_model)
         if match is None:
-            return None, why
-        return Quote(match.sheet.cost(counts), match), None
+            return None, None, why
+        return match.sheet.cost(counts), match, None
+
+    def _matched_counts(self, provider: str | None, model: str | None, counts: Mapping[str, Any],
+                        timestamp: datetime | None, service_tier: str | None,
+                        request_model: str | None) -> tuple[PriceMatch | None, str | None]:
+        """`match_counts`, remembered (on the background worker, for every event: one look-up for
+        its several). Its answer depends on the call (provider, models, tier), the minute (as
+        `match`'s), which counts are reported (`covers`) and which strict ones are not 0
+        (`_complete`), never on their sizes; and on the price data, whose refresh forgets it."""
+        if timestamp is None:  # priced as of now: not remembered
+            return self.match_counts(provider, model, counts, timestamp=timestamp, service_tier=service_tier,
+                                     request_model=request_model)
+        source = self._bundled.source if self._bundled is not None else None  # (not loaded for it)
+        key = (provider, model, request_model, service_tier, int(timestamp.timestamp()) // 60, tuple(counts),
+               tuple(filter(counts.get, supplement.STRICT_KEYS)))
+        found = self._matched.get(key)
+        if found is None or self._matched_source is not source:
+            found = self.match_counts(provider, model, counts, timestamp=timestamp, service_tier=service_tier,
+                                      request_model=request_model)
+            source = self._bundled.source if self._bundled is not None else None
+            if self._matched_source is not source or len(self._matched) > 4096:
+                self._matched.clear()
+                self._matched_source = source
+            self._matched[key] = found
+        return found
 
     def match_counts(self, provider: str | None, model: str | None, counts: Mapping[str, Any], *,
                      timestamp: datetime | None, service_tier: str | None,
@@ -203,23 +232,22 @@ class Pricer:
     def price(self, event: LLMEvent) -> None:
         """Fill in the event's cost and its provenance. Never raises."""
         reported = event.provider_cost_usd
-        why = None
+        match = why = None
         try:
-            quote, why = self._quote_event(event)
+            cost, match, why = self._cost_of(event)
         except InconsistentUsage as exc:
             logger.warning("tollmeter: cannot price %s/%s: %s", event.provider, event.model, exc)
-            quote = None
-        if quote is not None:
-            event.computed_cost_usd = quote.cost_usd
-            event.price_model = quote.match.model
+        if match is not None:
+            event.computed_cost_usd = cost
+            event.price_model = match.model
         if reported is not None:
             event.cost_usd = reported
             event.priced = True
             event.price_source = event.price_source or PROVIDER_SOURCE
-        elif quote is not None:
-            event.cost_usd = quote.cost_usd
+        elif match is not None:
+            event.cost_usd = cost
             event.priced = True
-            event.price_source = quote.match.source
+            event.price_source = match.source
         elif event.usage.is_empty() and event.error is not None and not event.partial:
             # Refused before any usage (a 429, a 400): nothing was billed.
             event.cost_usd = Decimal(0)
@@ -230,10 +258,10 @@ class Pricer:
             event.cost_usd = None
             self._unpriced(event, why)
 
-    def _quote_event(self, event: LLMEvent) -> tuple[Quote | None, str | None]:
+    def _cost_of(self, event: LLMEvent) -> tuple[Decimal | None, PriceMatch | None, str | None]:
         if event.usage.is_empty() and not event.web_search_requests and not event.units:
-            return None, None  # nothing reported to price
-        return self._quote(
+            return None, None, None  # nothing reported to price
+        return self._cost(
             event.provider, event.model, event.usage, timestamp=event.timestamp,
             service_tier=event.service_tier, web_searches=event.web_search_requests, units=event.units,
             request_model=event.request_model,

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from genai_prices.types import TieredPrices
 from genai_prices.units import _get_registry  # the bundled unit registry
 
-from ..events import Usage
+from ..events import Usage, compile_function
 
 _ZERO = Decimal(0)
 
@@ -221,19 +221,26 @@ class RateSheet:
         return None if rate is None else rate.unit_price(input_tokens)
 
 
-def usage_counts(usage: Usage, *, web_searches: int | None = None,
-                 units: Mapping[str, float] | None = None) -> dict[str, int | float]:
-    """A tollmeter Usage (and the event's other billable quantities) as genai-prices counts."""
-    counts: dict[str, int | float] = {"requests": 1}
+def _usage_counts_source() -> str:
+    """`usage_counts`, written out: a reported count (a 0 too) is a quantity, and the call is
+    priced (at $0 for it); an unreported one (None) is not."""
+    lines = ["def usage_counts(usage, *, web_searches=None, units=None):", "    counts = {'requests': 1}"]
     for name, key in USAGE_KEYS.items():
-        value = getattr(usage, name)
-        if value is not None:  # a reported 0 is a quantity: the call is priced (at $0 for it)
-            counts[key] = value
-    if web_searches:
-        counts["web_searches"] = web_searches
-    if units:
-        counts.update({k: v for k, v in units.items() if v})
-    return counts
+        lines += [f"    value = usage.{name}", "    if value is not None:", f"        counts[{key!r}] = value"]
+    lines += ["    if web_searches:", "        counts['web_searches'] = web_searches",
+              "    if units:", "        counts.update({k: v for k, v in units.items() if v})", "    return counts", ""]
+    return "\n".join(lines)
+
+
+if TYPE_CHECKING:
+    def usage_counts(usage: Usage, *, web_searches: int | None = None,
+                     units: Mapping[str, float] | None = None) -> dict[str, int | float]:
+        """A tollmeter Usage (and the event's other billable quantities) as genai-prices counts."""
+else:
+    usage_counts = compile_function(
+        "usage_counts", _usage_counts_source(),
+        "A tollmeter Usage (and the event's other billable quantities) as genai-prices counts (for every event "
+        "priced: the reads of `USAGE_KEYS` written out).", module=__name__)
 
 
 def sheet_from_model_price(model_price: Any) -> RateSheet:

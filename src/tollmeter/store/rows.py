@@ -1,14 +1,18 @@
 """An event in its wire form (`LLMEvent.to_dict()`, or a JSON object the server received) as a
 row of the events table: one value per column, made from the description of an event's fields
-(events.py), as store/schema.py makes the columns."""
+(events.py), as store/schema.py makes the columns. `event_row_of` makes the same row of an
+`LLMEvent` itself (the embedded store's, on the background worker)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from ..events import EVENT_FIELDS, USAGE_FIELDS, Kind
+from ..events import EVENT_FIELDS, USAGE_FIELDS, Kind, Usage, compile_function
+
+if TYPE_CHECKING:
+    from ..events import LLMEvent
 
 _STORED = tuple(f for f in EVENT_FIELDS if f.column)
 #: Kinds whose wire value is the column's value.
@@ -39,6 +43,48 @@ def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
     for name in _FLAGS:
         row[name] = bool(event.get(name))
     return row
+
+
+def _event_row_of_source() -> str:
+    """The source of `event_row_of`: the checks that the event's values are of the usual
+    classes; the tags and units copied as `to_dict` copies them, in its order (an exception
+    is the one it would raise); then the row's values in `event_row`'s order."""
+    [tags] = _TAGS
+    [units] = [f.name for f in _STORED if f.kind == Kind.UNITS]
+    unusual = " or ".join([
+        "type(timestamp) is not datetime", "timestamp.tzinfo is not utc", "timestamp.fold",
+        "type(usage) is not Usage", *(f"({name} is not None and type({name}) is not Decimal)" for name in _MONEY)])
+    values = {name: f"event.{name}" for name in _COPIED}
+    values.update({name: f"usage.{name}" for name in _USAGE_COLUMNS})
+    values.update({name: name for name in [*_MONEY, units]})
+    values.update({_TIMESTAMP: "timestamp", _USAGE: "usage.to_dict()", tags: tags})
+    values.update({name: f"bool(event.{name})" for name in _FLAGS})
+    return "\n".join([
+        "def event_row_of(event):",
+        f"    timestamp, usage = event.{_TIMESTAMP}, event.{_USAGE}",
+        *(f"    {name} = event.{name}" for name in _MONEY),
+        f"    if {unusual}:",
+        "        return event_row(event.to_dict())",
+        f"    {tags} = dict(event.{tags})",
+        f"    {units} = dict(event.{units}) if event.{units} else None",
+        "    return {",
+        *(f"        {name!r}: {value}," for name, value in values.items()),
+        "    }",
+        "",
+    ])
+
+
+if TYPE_CHECKING:
+    def event_row_of(event: LLMEvent) -> dict[str, Any]:
+        """`event_row(event.to_dict())`, without the wire form."""
+else:
+    event_row_of = compile_function(
+        "event_row_of", _event_row_of_source(),
+        "`event_row(event.to_dict())`, the same values, read from the event itself: without the wire form's "
+        "round trips (the timestamp to ISO text and back, money to strings and back) and its dict. An event "
+        "of unusual values (another timestamp's zone or class, money not Decimal, ...) goes by the wire form.",
+        module=__name__, names={"datetime": datetime, "utc": timezone.utc, "Usage": Usage, "Decimal": Decimal,
+                                "event_row": event_row})
 
 
 #: Every key of a row, None: what a validated event leaves out.
