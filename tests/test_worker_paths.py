@@ -260,8 +260,11 @@ def test_remembered_matches_price_as_a_pricer_that_remembers_nothing(events):
 
 def test_remembered_matches_are_forgotten_when_the_price_data_changes(monkeypatch):
     pricer = Pricer()
-    event = lambda: LLMEvent(provider="openai", model="gpt-4o", usage=Usage(input_tokens=1000, output_tokens=10),  # noqa: E731
-                             timestamp=datetime(2026, 12, 5, 7, 8, tzinfo=UTC))
+
+    def event() -> LLMEvent:
+        return LLMEvent(provider="openai", model="gpt-4o", usage=Usage(input_tokens=1000, output_tokens=10),
+                        timestamp=datetime(2026, 12, 5, 7, 8, tzinfo=UTC))
+
     first = _priced(pricer, event())
     bundled = pricer.bundled
     sheet = bundled.sheet

@@ -239,7 +239,7 @@ class Usage:
             """The reported counts only; a count that is `None` is left out."""
     else:
         to_dict = compile_function("Usage.to_dict", _usage_to_dict_source(),
-                           "The reported counts only; a count that is `None` is left out.")
+                                   "The reported counts only; a count that is `None` is left out.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Usage":
@@ -308,5 +308,5 @@ class LLMEvent:
             """The wire form: JSON-safe, money as decimal strings, timestamps in ISO 8601 UTC."""
     else:
         to_dict = compile_function("LLMEvent.to_dict", _event_to_dict_source(),
-                           "The wire form (`EVENT_FIELDS`, in order): JSON-safe, money as decimal strings, "
-                           "timestamps in ISO 8601.")
+                                   "The wire form (`EVENT_FIELDS`, in order): JSON-safe, money as decimal strings, "
+                                   "timestamps in ISO 8601.")
