@@ -6,7 +6,7 @@ what `Ledger.margin` answers, for the API, CLI and dashboard), and a usage repor
 the closed days (`usage_kept`: GET /v1/usage, the dashboard). After a late event, what was kept
 is made again for what it touched: its day's rows (and its month's later days'), the customers
 whose rows changed, the runs active that day, a margin report's last two settled days when it
-fell on one of them.
+fell on one of them (by period; a report without a period reads those days each time).
 
 The leak rules read a margin by tenant and day over the month and the spike window before it,
 and one by agent and day of the runs' part: at a month's end forty-odd days of a thousand
@@ -44,8 +44,9 @@ _PROJECTS = 8
 #: Rows of margin and usage reports kept per project, the least recently asked reports forgotten
 #: first; a larger report is not kept (a row takes about 0.64 KB, tracemalloc: 40,000 are 25 MB).
 _REPORT_ROWS = 40_000
-#: The last settled days a kept margin report keeps apart from the days before them (a late
-#: event on one of them makes only those again).
+#: The last settled days a kept margin report keeps apart from the days before them, by period
+#: (a late event on one of them makes only those again), or does not keep (a late event on
+#: one of them makes nothing again).
 _RECENT_DAYS = 2
 #: Margin and usage reports known per project (asked once, or kept), the least recently asked
 #: forgotten first.
@@ -246,11 +247,22 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     split = max(first, min(end, revisions.settled_before()))
     if split == first:
         return made(first, end)
-    # The settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a late event on
+    size: Callable[[MarginReport], int] = lambda report: len(report.rows)
+    if not any(g in ("day", "week", "month") for g in groups):
+        # A row per group, not per day: the last settled days are read with the open ones (as
+        # many rows as the open days' alone; a few days more for the database to sum), and
+        # only the days before them are kept, so a late event on one of those (the usual late
+        # event: the day before) makes nothing again.
+        recent = max(first, split - timedelta(days=_RECENT_DAYS))
+        if recent == first:
+            return made(first, end)
+        key = (first, recent, ledger.day_revisions_total(recent))  # read before: a later mark is seen next time
+        older = _kept_part(ledger, name, key, lambda: made(first, recent), size, book, "older")
+        return joined(groups, first, end, older, made(recent, end))
+    # By period: the settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a late event on
     # one of those (the usual late event: the day before) makes only them again; and the two
     # joined, kept too (a report joins it with the days after, as with one part).
     recent = max(first, split - timedelta(days=_RECENT_DAYS))
-    size: Callable[[MarginReport], int] = lambda report: len(report.rows)
     # read before they are made: a mark made meanwhile is seen next time
     spans = {"older": (first, recent), "recent": (recent, split)}
     keys = {slot: (since, until, ledger.day_revisions_total(until)) for slot, (since, until) in spans.items()
