@@ -3,7 +3,7 @@ application's): each gives exactly what the longer way it replaces gives.
 
 - the stored row read from the event itself (`event_row_of`) is the row of its wire form
   (`event_row(event.to_dict())`), value for value and class for class, or the same exception;
-- the usage read through dict views (`fields_of`) is the usage read one `field` at a time;
+- a count is read as before its new first test, for an exact int;
 - the pricer's remembered matches price as a pricer that remembers nothing, and are forgotten
   when the price data changes;
 - the written-out `usage_counts` and `Usage.is_empty`, and the NUL search of ASCII texts in
@@ -15,20 +15,17 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from types import MappingProxyType, SimpleNamespace
+from enum import IntEnum
+from types import MappingProxyType
 from typing import Any
 
-import openai.types.completion_usage as oai
-import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tollmeter import rules
 from tollmeter.events import USAGE_FIELDS, LLMEvent, Usage
-from tollmeter.formats import openai_chat
-from tollmeter.instrument.call import Call
-from tollmeter.instrument.fields import field, fields_of
+from tollmeter.instrument.fields import count
 from tollmeter.pricing.pricer import Pricer
 from tollmeter.pricing.rates import USAGE_KEYS, usage_counts
 from tollmeter.store.rows import event_row, event_row_of
@@ -115,98 +112,21 @@ def test_the_row_of_a_common_event_is_read_from_the_event_itself():
 # -- the usage --------------------------------------------------------------------------------
 
 
-class _Extras(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="allow")
-    prompt_tokens: int | None = None
-    _secret: Any = pydantic.PrivateAttr(default=None)
-
-
-class _Ignores(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="ignore")
-    prompt_tokens: int | None = 1
-
-
-class _Plain:
-    prompt_tokens = 4
-
-    def __init__(self) -> None:
-        self.completion_tokens = 5
-
-    @property
-    def total_tokens(self) -> int:
-        return 9
-
-
-class _DictKind(dict):
-    pass
-
-
-_NAMES = ["prompt_tokens", "completion_tokens", "total_tokens", "cost", "_secret", "missing", "__class__"]
-
-
-def _objects() -> list[Any]:
-    with_private = _Extras(prompt_tokens=None, cost=0.5, completion_tokens=2)
-    with_private._secret = "s"
-    return [None, {}, {"prompt_tokens": 3, "cost": None}, _DictKind(prompt_tokens=3), _Extras(prompt_tokens=2),
-            _Extras(prompt_tokens=2, cost="0.1", total_tokens=3), with_private, _Ignores(), _Plain(),
-            SimpleNamespace(prompt_tokens=7), 5, "text", oai.CompletionUsage(prompt_tokens=1, completion_tokens=2,
-                                                                          total_tokens=3)]
-
-
-@pytest.mark.parametrize("obj", _objects(), ids=lambda o: type(o).__name__)
-def test_the_fields_of_an_object_read_as_field_reads_them(obj):
-    view = fields_of(obj)
-    for name in _NAMES:
-        assert view.get(name) is field(obj, name), name
-
-
-_COUNT = st.none() | st.integers(-3, 10**13) | st.sampled_from([True, 2.0, 2.5, "7", "x", float("nan"), -0.0])
-_PROMPT = ["cached_tokens", "cache_write_tokens", "audio_tokens", "image_tokens"]
-_COMPLETION = ["reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"]
-_TOP = ["prompt_tokens", "completion_tokens", "total_tokens", "prompt_cache_hit_tokens", "num_cached_tokens"]
-
-
-@st.composite
-def _usage_bodies(draw: st.DrawFn) -> dict[str, Any]:
-    def some(names: list[str]) -> dict[str, Any]:
-        return {name: draw(_COUNT) for name in draw(st.lists(st.sampled_from(names), unique=True))}
-
-    body = some(_TOP)
-    for name, names in (("prompt_tokens_details", _PROMPT), ("completion_tokens_details", _COMPLETION),
-                        ("prompt_token_details", ["cached_tokens"])):
-        if draw(st.booleans()):
-            body[name] = some(names)
-    body.update(draw(st.fixed_dictionaries({}, optional={
-        "cost": st.sampled_from([0.0012, "0.5", "bad", None]), "service_tier": st.sampled_from(["flex", 3, None])})))
-    return body
-
-
-def _sdk(body: dict[str, Any]) -> Any:
-    """The openai SDK's object of a usage body (its unchecked construction: odd values kept)."""
-    values = dict(body)
-    for name, kind in (("prompt_tokens_details", oai.PromptTokensDetails),
-                       ("completion_tokens_details", oai.CompletionTokensDetails)):
-        if isinstance(values.get(name), dict):
-            values[name] = kind.construct(**values[name])
-    return oai.CompletionUsage.construct(**values)
-
-
-def _read(usage: Any, get: Any, provider: str) -> tuple[Any, ...]:
-    call = Call.__new__(Call)
-    for slot in Call.__slots__:
-        setattr(call, slot, None)
-    call.provider = provider
-    openai_chat.read_usage(call, usage, get)
-    return call.usage, call.provider_cost_usd, call.service_tier
+class _Kind(IntEnum):
+    SOME = 3
 
 
 @_SETTINGS
-@given(_usage_bodies(), st.booleans(), st.sampled_from(["openai", "google"]))
-def test_the_usage_read_through_views_is_the_usage_read_one_field_at_a_time(body, sdk, provider):
-    usage = _sdk(body) if sdk else body
-    one_at_a_time = lambda obj, name: field(obj, name)  # noqa: E731 - not `field` itself: no views
-    assert openai_chat.usage_of(usage) == openai_chat.usage_of(usage, one_at_a_time)
-    assert _read(usage, field, provider) == _read(usage, one_at_a_time, provider)
+@given(st.integers(-5, 10**13))
+def test_a_whole_number_is_a_count_unless_negative(value):
+    assert count(value) == (value if value >= 0 else None)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), (True, None), (False, None), (_Kind.SOME, _Kind.SOME), (2.0, 2), (2.5, None), ("7", 7),
+    ("x", None), (float("nan"), None), (float("inf"), None), (-1.0, None), ([1], None)])
+def test_other_values_are_counts_as_before(value, expected):
+    assert count(value) == expected and type(count(value)) is type(expected)
 
 
 # -- pricing ----------------------------------------------------------------------------------

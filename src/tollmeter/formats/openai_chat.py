@@ -22,12 +22,11 @@ for with `stream_options`), or on the last choice chunk (some compatible servers
 
 from __future__ import annotations
 
-from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..events import Usage
-from ..instrument.fields import FieldView, Fields, count, field, fields_of, mapping, money, text
+from ..instrument.fields import count, field, mapping, money, text
 from ..limits.estimate import (HOSTED_TOOL_TOKENS, PER_MESSAGE_TOKENS, Acc, RequestFormat, as_mapping, cap_value,
                                choice_count, member, text_tokens, walk, walk_messages, walk_parts,
                                walk_text, walk_tools)
@@ -45,42 +44,31 @@ Getter = Callable[[Any, str], Any]
 
 def usage_of(usage: Any, get: Getter = field) -> Usage:
     """The `Usage` of one `usage` object (an SDK object or its JSON)."""
-    view = _viewer(get)
-    return _usage(view(usage), view)
-
-
-def _viewer(get: Getter) -> Callable[[Any], Fields]:
-    """How `get` reads an object's fields: `fields_of` (a dict lookup each), or a `FieldView`."""
-    return fields_of if get is field else partial(FieldView, read=get)
-
-
-def _usage(usage: Fields, view: Callable[[Any], Fields]) -> Usage:
-    """The `Usage` of one usage object's fields; `view` reads the fields of the objects in it."""
-    prompt_details = view(usage.get("prompt_tokens_details"))
-    completion_details = view(usage.get("completion_tokens_details"))
-    cached = count(prompt_details.get("cached_tokens"))
+    prompt_details = get(usage, "prompt_tokens_details")
+    completion_details = get(usage, "completion_tokens_details")
+    cached = count(get(prompt_details, "cached_tokens"))
     if cached is None:
-        cached = _cached_elsewhere(usage, view)
-    prompt = count(usage.get("prompt_tokens"))
-    completion = count(usage.get("completion_tokens"))
-    reasoning = count(completion_details.get("reasoning_tokens"))
+        cached = _cached_elsewhere(usage, get)
+    prompt = count(get(usage, "prompt_tokens"))
+    completion = count(get(usage, "completion_tokens"))
+    reasoning = count(get(completion_details, "reasoning_tokens"))
     if reasoning and prompt is not None and completion is not None:
         # Reasoning outside the completion count (Gemini's compatible endpoint): add it when
         # the total says so.
-        total = count(usage.get("total_tokens"))
+        total = count(get(usage, "total_tokens"))
         if total is not None and total - prompt - completion == reasoning:
             completion += reasoning
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         cache_read_tokens=cached,
-        cache_write_tokens=count(prompt_details.get("cache_write_tokens")),  # OpenRouter
-        input_audio_tokens=count(prompt_details.get("audio_tokens")),
-        input_image_tokens=count(prompt_details.get("image_tokens")),
+        cache_write_tokens=count(get(prompt_details, "cache_write_tokens")),  # OpenRouter
+        input_audio_tokens=count(get(prompt_details, "audio_tokens")),
+        input_image_tokens=count(get(prompt_details, "image_tokens")),
         reasoning_tokens=reasoning,
-        output_audio_tokens=count(completion_details.get("audio_tokens")),
-        accepted_prediction_tokens=count(completion_details.get("accepted_prediction_tokens")),
-        rejected_prediction_tokens=count(completion_details.get("rejected_prediction_tokens")),
+        output_audio_tokens=count(get(completion_details, "audio_tokens")),
+        accepted_prediction_tokens=count(get(completion_details, "accepted_prediction_tokens")),
+        rejected_prediction_tokens=count(get(completion_details, "rejected_prediction_tokens")),
     )
 
 
@@ -96,12 +84,12 @@ def _with_unreported_reasoning(usage: Usage, total: int | None) -> Usage:
     return replace(usage, output_tokens=usage.output_tokens + gap, reasoning_tokens=gap)
 
 
-def _cached_elsewhere(usage: Fields, view: Callable[[Any], Fields]) -> int | None:
-    cached = count(view(usage.get("prompt_token_details")).get("cached_tokens"))  # older Mistral
+def _cached_elsewhere(usage: Any, get: Getter) -> int | None:
+    cached = count(get(get(usage, "prompt_token_details"), "cached_tokens"))  # older Mistral
     if cached is None:
-        cached = count(usage.get("prompt_cache_hit_tokens"))  # DeepSeek
+        cached = count(get(usage, "prompt_cache_hit_tokens"))  # DeepSeek
     if cached is None:
-        cached = count(usage.get("num_cached_tokens"))  # Mistral
+        cached = count(get(usage, "num_cached_tokens"))  # Mistral
     return cached
 
 
@@ -113,13 +101,12 @@ EXCLUSIVE_REASONING = frozenset({"google", "google-vertex"})
 def read_usage(call: Call, usage: Any, get: Getter = field) -> None:
     """A deferred `usage` object: the usage, and what else it reports (a `UsageReader`)."""
     counted = call.usage = usage_of(usage, get)
-    values = _viewer(get)(usage)
     if call.provider in EXCLUSIVE_REASONING:
-        call.usage = _with_unreported_reasoning(counted, count(values.get("total_tokens")))
-    cost = money(values.get("cost"))  # OpenRouter reports what the call cost
+        call.usage = _with_unreported_reasoning(counted, count(get(usage, "total_tokens")))
+    cost = money(get(usage, "cost"))  # OpenRouter reports what the call cost
     if cost is not None:
         call.provider_cost_usd = cost
-    tier = values.get("service_tier")  # Mistral
+    tier = get(usage, "service_tier")  # Mistral
     if tier is not None:
         call.service_tier = text(tier)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping
 
 
 _MISSING = object()
@@ -42,44 +42,6 @@ def field(obj: Any, name: str) -> Any:
     if private:
         return private.get(name)
     return None
-
-
-def fields_of(obj: Any) -> Fields:
-    """What `.get(name)` reads as `field(obj, name)` for every name, to read many fields at a
-    dict lookup each (the usage readers, on the background worker): a dict itself; a pydantic
-    model's `__dict__` (its declared fields), merged over its extras and private values when it
-    has any; for anything else, a `FieldView`."""
-    if type(obj) is dict:
-        return obj
-    if obj is None:
-        return _EMPTY
-    values = getattr(obj, "__dict__", None)
-    if type(values) is dict:
-        extra = getattr(obj, "__pydantic_extra__", _MISSING)
-        private = getattr(obj, "__pydantic_private__", None) if extra is not _MISSING else _MISSING
-        if (extra is None or type(extra) is dict) and (private is None or type(private) is dict):
-            if not extra and not private:
-                return values
-            return {**(private or {}), **(extra or {}), **values}  # `field`'s order, the first wins
-    return FieldView(obj)
-
-
-class FieldView:
-    """`read(obj, name)` as `.get(name)`: an object `fields_of` cannot read as a dict, or one read
-    by another reader than `field`."""
-
-    __slots__ = ("obj", "read")
-
-    def __init__(self, obj: Any, read: Callable[[Any, str], Any] = field) -> None:
-        self.obj = obj
-        self.read = read
-
-    def get(self, name: str) -> Any:
-        return self.read(self.obj, name)
-
-
-#: What `fields_of` gives: read with `.get(name)` only.
-Fields = Union[Mapping[str, Any], FieldView]
 
 
 def mapping(obj: Any) -> Mapping[str, Any]:
