@@ -600,7 +600,8 @@ def test_kept_usage_reports_are_the_reports_made_from_scratch(store, monkeypatch
 
 def test_a_usage_report_asked_again_reads_only_the_open_days(store, monkeypatch):
     """The first report is one statement over every piece; the second keeps the pieces before
-    the first day not settled; the third reads only the pieces after it."""
+    the last two settled days; the third reads only the pieces after them; a late event on
+    the day before makes nothing again, one on an earlier day the kept pieces."""
     from tollmeter.business.closed_days import usage_kept
     from tollmeter.store import usage
 
@@ -617,7 +618,7 @@ def test_a_usage_report_asked_again_reads_only_the_open_days(store, monkeypatch)
 
     monkeypatch.setattr(usage, "summed", counted)
     since, until = at(DAYS[0], 0, 7), at(today, 11, 58)
-    midnight = at(today, 0)
+    midnight = at(today - timedelta(days=2), 0)
     report = usage_kept(view, ["tenant_id"], since, until)
     assert read == [usage.plan(["tenant_id"], since, until)]
     read.clear()
@@ -628,6 +629,14 @@ def test_a_usage_report_asked_again_reads_only_the_open_days(store, monkeypatch)
     assert usage_kept(view, ["tenant_id"], since, until) == report
     assert read == [after]
     assert report[0]["calls"] == len(DAYS)  # 05:00 of each day, the first after 00:07, the last before 11:58
+    read.clear()
+    view.add_events([event(at(today - timedelta(days=1), 7), "0.5", tenant="t1")])  # the day before, late
+    assert usage_kept(view, ["tenant_id"], since, until)[0]["calls"] == len(DAYS) + 1
+    assert read == [after]
+    read.clear()
+    view.add_events([event(at(DAYS[1], 7), "0.5", tenant="t1")])  # an earlier day
+    assert usage_kept(view, ["tenant_id"], since, until)[0]["calls"] == len(DAYS) + 2
+    assert read == [closed, after]
 
 
 def test_retention_past_a_kept_usage_reports_edge(store, monkeypatch):

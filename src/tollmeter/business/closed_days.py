@@ -45,8 +45,8 @@ _PROJECTS = 8
 #: first; a larger report is not kept (a row takes about 0.64 KB, tracemalloc: 40,000 are 25 MB).
 _REPORT_ROWS = 40_000
 #: The last settled days a kept margin report keeps apart from the days before them, by period
-#: (a late event on one of them makes only those again), or does not keep (a late event on
-#: one of them makes nothing again).
+#: (a late event on one of them makes only those again), or does not keep, as a kept usage
+#: report (a late event on one of them makes nothing again).
 _RECENT_DAYS = 2
 #: Margin and usage reports known per project (asked once, or kept), the least recently asked
 #: forgotten first.
@@ -278,15 +278,17 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
 
 def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, until: datetime | None,
                tenant_id: str | None = None) -> list[dict[str, Any]]:
-    """`store.usage(...)`, the sums of its pieces before the first day not settled kept between
-    reports (while no day before it is marked again and no raw event is removed by retention),
-    the pieces after read each time. As `margin_kept`, the first report of a grouping is made
+    """`store.usage(...)`, the sums of its pieces before the last `_RECENT_DAYS` settled days
+    kept between reports (while no day before them is marked again and no raw event is removed
+    by retention), the pieces after read each time. As `margin_kept`, the first report of a grouping is made
     in one pass and keeps nothing."""
     name = ("usage", tuple(group_by), tenant_id)
     ledger = Ledger(store)
     if not _asked_before(ledger, name):
         return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
-    split = revisions.settled_before()
+    # The last settled days are read with the open ones: a late event on one of them (the usual
+    # one: the day before) makes nothing again.
+    split = revisions.settled_before() - timedelta(days=_RECENT_DAYS)
     closed, after = usage.cut(usage.plan(group_by, since, until),
                               datetime(split.year, split.month, split.day, tzinfo=timezone.utc))
     if not closed:
