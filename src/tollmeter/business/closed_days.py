@@ -256,12 +256,12 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
         recent = max(first, split - timedelta(days=_RECENT_DAYS))
         if recent == first:
             return made(first, end)
-        key = (first, recent, ledger.day_revisions_total(recent))  # read before: a later mark is seen next time
+        key = (first, recent, ledger.day_revisions_total(recent))  # read first: a later mark is seen next time
         older = _kept_part(ledger, name, key, lambda: made(first, recent), size, book, "older")
         return joined(groups, first, end, older, made(recent, end))
-    # By period: the settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a late event on
-    # one of those (the usual late event: the day before) makes only them again; and the two
-    # joined, kept too (a report joins it with the days after, as with one part).
+    # By period: the settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a
+    # late event on one of those (the usual late event: the day before) makes only them again;
+    # and the two joined, kept too (a report joins it with the days after, as with one part).
     recent = max(first, split - timedelta(days=_RECENT_DAYS))
     # read before they are made: a mark made meanwhile is seen next time
     spans = {"older": (first, recent), "recent": (recent, split)}
@@ -280,8 +280,8 @@ def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, un
                tenant_id: str | None = None) -> list[dict[str, Any]]:
     """`store.usage(...)`, the sums of its pieces before the last `_RECENT_DAYS` settled days
     kept between reports (while no day before them is marked again and no raw event is removed
-    by retention), the pieces after read each time. As `margin_kept`, the first report of a grouping is made
-    in one pass and keeps nothing."""
+    by retention), the pieces after read each time. As `margin_kept`, the first report of a
+    grouping is made in one pass and keeps nothing."""
     name = ("usage", tuple(group_by), tenant_id)
     ledger = Ledger(store)
     if not _asked_before(ledger, name):
