@@ -134,6 +134,15 @@ def test_unknown_model_is_unpriced_not_free(caplog):
     assert pricer.unpriced == 3
 
 
+def test_a_unit_genai_prices_does_not_know_is_unpriced_not_a_fault():
+    """`units` are the event's own names: one the price data has never heard of prices nothing
+    (no rate covers it), beside tokens that are priced as usual."""
+    alone = priced("openai", "gpt-4o", Usage(), units={"characters": 1200})
+    assert (alone.priced, alone.cost_usd) == (False, None)
+    beside = priced("openai", "gpt-4o", Usage(input_tokens=1000, output_tokens=100), units={"characters": 1200})
+    assert beside.priced and beside.cost_usd == (1000 * Decimal("2.50") + 100 * Decimal("10")) / M
+
+
 def test_self_hosted_models_are_priced_by_a_rate_card_first():
     usage = Usage(input_tokens=1000, output_tokens=100)
     # A server on your network naming a vendor's model (a LiteLLM proxy on localhost:4000) is

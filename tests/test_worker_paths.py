@@ -154,7 +154,7 @@ def _priced_events(draw: st.DrawFn) -> LLMEvent:
                     timestamp=datetime(2026, 12, 5, 7, draw(st.integers(0, 3)), draw(st.integers(0, 59)), tzinfo=UTC),
                     web_search_requests=draw(st.sampled_from([None, 0, 2])),
                     units=draw(st.sampled_from([None, {"input_characters": 100}, {"audio_seconds": 1.5},
-                                                {"characters": 100}])),  # (not a genai-prices key: raises)
+                                                {"characters": 100}])),  # (not a genai-prices key)
                     error=draw(st.sampled_from([None, "RateLimitError"])))
 
 

@@ -147,8 +147,13 @@ class RateSheet:
         for key, value in counts.items():
             if value is None or key == "requests":
                 continue
-            if key in priced or registry.ancestor_usage_keys(key) & priced:
+            if key in priced:
                 return True
+            try:
+                if registry.ancestor_usage_keys(key) & priced:
+                    return True
+            except KeyError:  # a unit genai-prices does not know (an event's own `units`): no rate here
+                continue
         return False
 
     def cost(self, counts: Mapping[str, int | float]) -> Decimal:
