@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from typing import Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tollmeter.business import margin as margin_module
@@ -454,74 +455,47 @@ def test_kept_margin_reports_are_the_reports_made_from_scratch(store, monkeypatc
                                                                                     later[:step])
 
 
-def test_a_margin_report_by_period_asked_again_reads_only_the_open_days(store, monkeypatch):
-    """The month to date by tenant and day asked three times: the first report is made in one
-    pass, the second keeps the settled days (the last two apart), the third reads the current
-    day alone; a late event on one of the last two settled days makes those again, one on an
-    earlier day the range (both kept parts made again)."""
+@pytest.mark.parametrize("by", [("tenant", "day"), ("tenant", "model")])
+def test_a_margin_report_asked_again_reads_only_the_open_days(store, monkeypatch, by):
+    """The month to date asked three times: the first report is made in one pass. By period
+    (tenant and day): the second keeps the settled days (the last two apart), the third reads
+    the current day alone, a late event on one of the last two settled days makes those again.
+    Without a period (tenant and model): the settled days but the last two are kept, those two
+    read with the current day each time, so a late event on the day before makes nothing
+    again. A late event on an earlier day makes the kept parts again."""
     today = DAYS[-1]
     monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
     ledger = with_t1(store, {"name": "u", "pricing_model": "usage_based", "markup": "0.5"})
     view = ledger.store
     view.add_events([event(at(day), "0.5", tenant="t1", model=f"m{day.day % 3}") for day in DAYS])
     asked = margins_made(monkeypatch)
-    by = ("tenant", "day")
     first, end = DAYS[0], today + timedelta(days=1)
+    recent = today - timedelta(days=2)
+    if "day" in by:
+        split = [(by, first, recent), (by, recent, today), (by, today, end)]
+        again, after_late = [(by, today, end)], [(by, recent, today), (by, today, end)]
+    else:
+        split = [(by, first, recent), (by, recent, end)]
+        again = after_late = [(by, recent, end)]
     report = ledger.margin(by, since=first, until=end)
     assert asked == [(by, first, end)]
     asked.clear()
-    recent = today - timedelta(days=2)
     assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(by, first, recent), (by, recent, today), (by, today, end)]
+    assert asked == split
     asked.clear()
     assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(by, today, end)]
+    assert asked == again
     asked.clear()
     view.add_events([event(at(today - timedelta(days=1), 3), "5", tenant="t1", model="m2")])  # yesterday, late
-    again = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, recent, today), (by, today, end)]
-    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
+    late = ledger.margin(by, since=first, until=end)
+    assert asked == after_late
+    assert late.to_dict() == margin_from_scratch(view, by, first, end, None)
     asked.clear()
     view.add_events([event(at(DAYS[3], 3), "7", tenant="t1", model="m1")])
-    again = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, first, recent), (by, recent, today), (by, today, end)]
-    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
-    assert again.total.cost_usd == report.total.cost_usd + 5 + 7
-
-
-def test_a_margin_report_without_a_period_keeps_the_days_before_the_last_two_settled(store, monkeypatch):
-    """By tenant and model (a row per group, not per day): the second report keeps the
-    settled days but the last two, which are read with the current day each time; so a late
-    event on one of those (the day before) makes nothing again, one on an earlier day the
-    kept part."""
-    today = DAYS[-1]
-    monkeypatch.setattr(revisions, "now", lambda: at(today, 12))
-    ledger = with_t1(store, {"name": "u", "pricing_model": "usage_based", "markup": "0.5"})
-    view = ledger.store
-    view.add_events([event(at(day), "0.5", tenant="t1", model=f"m{day.day % 3}") for day in DAYS])
-    asked = margins_made(monkeypatch)
-    by = ("tenant", "model")
-    first, end = DAYS[0], today + timedelta(days=1)
-    report = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, first, end)]
-    asked.clear()
-    recent = today - timedelta(days=2)
-    assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(by, first, recent), (by, recent, end)]
-    asked.clear()
-    assert ledger.margin(by, since=first, until=end).to_dict() == report.to_dict()
-    assert asked == [(by, recent, end)]
-    asked.clear()
-    view.add_events([event(at(today - timedelta(days=1), 3), "5", tenant="t1", model="m2")])  # yesterday, late
-    again = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, recent, end)]
-    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
-    asked.clear()
-    view.add_events([event(at(DAYS[3], 3), "7", tenant="t1", model="m1")])
-    again = ledger.margin(by, since=first, until=end)
-    assert asked == [(by, first, recent), (by, recent, end)]
-    assert again.to_dict() == margin_from_scratch(view, by, first, end, None)
-    assert again.total.cost_usd == report.total.cost_usd + 5 + 7
+    late = ledger.margin(by, since=first, until=end)
+    assert asked == split
+    assert late.to_dict() == margin_from_scratch(view, by, first, end, None)
+    assert late.total.cost_usd == report.total.cost_usd + 5 + 7
 
 
 def test_kept_margin_reports_stay_within_their_rows(store, monkeypatch):
