@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 from sqlalchemy import Select, cast, func, literal_column, null, select, type_coerce, union_all
 from sqlalchemy.types import Date, DateTime, NullType
@@ -121,8 +121,8 @@ def cut(parts: list[Piece], at: datetime) -> tuple[list[Piece], list[Piece]]:
             before.append((source, sign, lo, hi))
         elif lo is not None and lo >= at:
             after.append((source, sign, lo, hi))
-        elif source == "weekly" and at != _week_floor(at):  # inside a week: its days on each side
-            monday = _week_floor(at)
+        elif source == "weekly" and at != week_of(at):  # inside a week: its days on each side
+            monday = week_of(at)
             before += _nonempty([("weekly", sign, lo, monday), ("daily", sign, monday, at)])
             after += _nonempty([("daily", sign, at, monday + _WEEK), ("weekly", sign, monday + _WEEK, hi)])
         else:
@@ -190,10 +190,10 @@ def _by_weeks(lo: datetime | None, hi: datetime | None) -> list[Piece]:
     the range takes most of (`_MOST_OF_A_WEEK`) is read whole and its other days taken off."""
     start = end = None
     if lo is not None:
-        monday = _week_floor(lo)
+        monday = week_of(lo)
         start = lo if lo == monday else monday if monday + _WEEK - lo >= _MOST_OF_A_WEEK else monday + _WEEK
     if hi is not None:
-        monday = _week_floor(hi)
+        monday = week_of(hi)
         end = hi if hi == monday else monday + _WEEK if hi - monday >= _MOST_OF_A_WEEK else monday
     if start is not None and end is not None and start >= end:  # no week to read
         return [("daily", 1, lo, hi)]
@@ -205,8 +205,12 @@ def _by_weeks(lo: datetime | None, hi: datetime | None) -> list[Piece]:
     return out
 
 
-def week_of(day: date) -> date:
-    """The Monday of `day`'s ISO week: `usage_weekly`'s key for it."""
+#: A day, or a UTC midnight.
+Day = TypeVar("Day", bound=date)
+
+
+def week_of(day: Day) -> Day:
+    """The Monday of `day`'s ISO week (`usage_weekly`'s key for it), or its midnight."""
     return day - timedelta(days=day.weekday())
 
 
@@ -223,10 +227,6 @@ def week_sql(dialect: str, day: Any) -> Any:
     if dialect == "sqlite":
         return func.date(day, "-6 days", "weekday 1")  # back six days, then on to a Monday
     return cast(func.date_trunc("week", cast(day, DateTime)), Date)
-
-
-def _week_floor(midnight: datetime) -> datetime:
-    return midnight - timedelta(days=midnight.weekday())
 
 
 def raw_measures() -> list[Any]:
