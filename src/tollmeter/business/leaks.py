@@ -245,37 +245,43 @@ def _fold(rows: list[Any], span: list[date], first: date, recent_first: date, se
         if slots is None:
             slots = slots_of[tenant] = [None] * len(span)
         slots[i] = row
-    least = settings.spike_min_usd
+    least, factor = settings.spike_min_usd, settings.spike_factor
+    # (day, on or after the month's first, on or after the recent days' first) for each slot
+    marks = [(day, day >= first, day >= recent_first) for day in span]
     out = dict(after)
     for tenant, slots in slots_of.items():
         was = after.get(tenant)
         if was is None:
-            figures, costs, before = _Month(), [_ZERO] * window, _ZERO
+            costs, before = [_ZERO] * window, _ZERO
+            cost = revenue = recent_cost = recent_revenue = _ZERO
+            crossed = spike = None
         else:
-            month = was.month  # a copy (dataclasses.replace is several times slower)
-            figures = _Month(month.cost, month.revenue, month.recent_cost, month.recent_revenue, month.crossed,
-                             month.spike)
+            month = was.month
             costs, before = list(was.window), was.before
-        for i, day in enumerate(span):
-            row = slots[i]
+            cost, revenue, recent_cost, recent_revenue = (month.cost, month.revenue, month.recent_cost,
+                                                          month.recent_revenue)
+            crossed, spike = month.crossed, month.spike
+        # The spike window's costs as a ring: `oldest` is the slot of the day leaving it next.
+        oldest = 0
+        for row, (day, in_month, recent) in zip(slots, marks):
             day_cost = _ZERO
             if row is not None:
                 day_cost = row.cost_usd
-                if day >= first:
-                    figures.cost += day_cost
-                    figures.revenue += row.revenue_usd
-                    if day >= recent_first:
-                        figures.recent_cost += day_cost
-                        figures.recent_revenue += row.revenue_usd
-                    if day_cost >= least and before:
-                        baseline = before / window
-                        if _is_spike(day_cost, baseline, settings):
-                            figures.spike = (day, day_cost, baseline)  # the latest one stays
-            if figures.crossed is None and day >= first and figures.cost > figures.revenue:
-                figures.crossed = day
-            before += day_cost - costs.pop(0)
-            costs.append(day_cost)
-        out[tenant] = _Running(figures, costs, before)
+                if in_month:
+                    cost += day_cost
+                    revenue += row.revenue_usd
+                    if recent:
+                        recent_cost += day_cost
+                        recent_revenue += row.revenue_usd
+                    if day_cost >= least and before and day_cost * window > factor * before:  # `_is_spike`
+                        spike = (day, day_cost, before / window)  # the latest one stays
+            if crossed is None and in_month and cost > revenue:
+                crossed = day
+            before += day_cost - costs[oldest]
+            costs[oldest] = day_cost
+            oldest = oldest + 1 if oldest + 1 < window else 0
+        out[tenant] = _Running(_Month(cost, revenue, recent_cost, recent_revenue, crossed, spike),
+                               costs[oldest:] + costs[:oldest], before)
     return out
 
 
@@ -294,7 +300,7 @@ def _from_sums(ledger: Ledger, book: PlanBook, settings: LeakSettings, first: da
     out = _from_margins(ledger, book, first, end, recent, tenant_id, month_days)
     for tenant, day, cost, before in sorted(spikes.result(), key=lambda spike: spike[1], reverse=True):
         figures = out.setdefault(tenant, _Month())
-        if figures.spike is None and _is_spike(cost, before / window, settings):  # else a later day is one
+        if figures.spike is None and _is_spike(cost, before, settings):  # else a later day is one
             figures.spike = (day, cost, before / window)
     return out
 
@@ -356,11 +362,13 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
     return (crosses, running_cost, running_revenue) if crosses is not None else None
 
 
-def _is_spike(cost: Decimal, baseline: Decimal, settings: LeakSettings) -> bool:
-    """Whether a day that cost `cost` is a spike over its window's mean daily cost `baseline`.
-    Without spend before it there is no baseline to be far above: a new customer's first day
-    is not a spike."""
-    return cost >= settings.spike_min_usd and bool(baseline) and cost > settings.spike_factor * baseline
+def _is_spike(cost: Decimal, before: Decimal, settings: LeakSettings) -> bool:
+    """Whether a day that cost `cost` is a spike over the mean daily cost of its window, whose
+    days cost `before` in all: compared exactly, as `cost * window > factor * before` (the
+    mean itself is a division, made only for a day flagged). Without spend before it there is
+    no mean to be far above: a new customer's first day is not a spike."""
+    return (cost >= settings.spike_min_usd and bool(before)
+            and cost * settings.spike_window_days > settings.spike_factor * before)
 
 
 def _agents(ledger: Ledger, book: Any, first: date, end: date, today: date, settings: LeakSettings,
