@@ -18,7 +18,9 @@ lease latency with 1 and 8 concurrent clients on different tenants.
    without a tenant, and some of them kept as the API keeps them (the last day read); `Store.limit_states` (a tenant's spend against its limit); `Ledger.margin`
    by tenant, day, tenant and model, agent (its settled days kept, and after a late event:
    the whole range read); `Ledger.leaks` a few days into the month and at the end of the
-   month before (every day of a month read).
+   month before (every day of a month read): a process's first report, the same after the
+   warming a serving process makes at start (business/warm.py, on another engine), kept, and
+   after a late event.
 3. Leases: a real server (one worker process) on the same database; POST /v1/leases for
    tenants with a limit, one client, then 8 clients at once, each on its own tenant.
 """
@@ -44,6 +46,7 @@ from ingest import Server, percentile  # noqa: E402
 
 from tollmeter import heap  # noqa: E402
 from tollmeter.business.closed_days import usage_kept  # noqa: E402
+from tollmeter.business.warm import ReportWarmer  # noqa: E402
 from tollmeter.store import migrations, outcomes, partitions, revisions  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
 from tollmeter.store.store import Store, weekly_from_daily  # noqa: E402
@@ -259,6 +262,21 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
         try:
             for day, name in cases:
                 revisions.now = lambda day=day: datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23)
+                # A serving process warms its kept reports at start (business/warm.py): another
+                # engine (another process: nothing kept), its warming and then its first report.
+                other = Store(url, create=False).for_project(PROJECT)
+                try:
+                    warmer = ReportWarmer(other)
+                    start = time.perf_counter()
+                    warmer.run()
+                    warm_ms = (time.perf_counter() - start) * 1000
+                    out.append((f"{name}, warming at start", warm_ms, warm_ms, len(warmer.warmed)))
+                    start = time.perf_counter()
+                    found = Ledger(other).leaks(today=day)
+                    first_ms = (time.perf_counter() - start) * 1000
+                    out.append((f"{name}, first after warming", first_ms, first_ms, len(found)))
+                finally:
+                    other.close()
                 start = time.perf_counter()
                 found = ledger.leaks(today=day)
                 first_ms = (time.perf_counter() - start) * 1000

@@ -397,7 +397,7 @@ def test_a_past_days_report_sees_the_current_days_resolutions_of_its_runs(store)
 def test_the_projects_asked_least_recently_are_forgotten(store):
     from tollmeter.business import closed_days
 
-    views = [fresh(store) for _ in range(closed_days._PROJECTS + 1)]
+    views = [fresh(store) for _ in range(closed_days.PROJECTS + 1)]
     for view in views:
         view.add_events([event(at(DAYS[0]), "1", tenant="t1")])
         Ledger(view).leaks(today=DAYS[-1])

@@ -35,7 +35,7 @@ def test_register_adds_the_commands():
 
 def test_serve_flags_make_the_settings(monkeypatch):
     for name in ("TOLLMETER_DATABASE_URL", "TOLLMETER_PRICES", "TOLLMETER_MAX_BODY_BYTES", "TOLLMETER_MIGRATE",
-                 "TOLLMETER_FREEZE_HEAP"):
+                 "TOLLMETER_FREEZE_HEAP", "TOLLMETER_WARM_REPORTS"):
         monkeypatch.delenv(name, raising=False)
     args = tollmeter_parser().parse_args([
         "serve", "--database-url", "postgresql://u:secret@db/tm", "--host", "0.0.0.0", "--port", "9000",
@@ -45,13 +45,16 @@ def test_serve_flags_make_the_settings(monkeypatch):
     assert serve_settings(args) == ServerSettings(
         database_url="postgresql://u:secret@db/tm", prices="rates.yaml", max_body_bytes=MiB,
         max_decompressed_bytes=10 * MiB, max_batch_events=500, max_lease_ttl=60.0, lease_concurrency=3,
-        migrate=False, freeze_heap=True)
+        migrate=False, freeze_heap=True, warm_reports=True)
     defaults = serve_settings(tollmeter_parser().parse_args(["serve"]))
-    assert defaults == ServerSettings(freeze_heap=True)  # a process that only serves
+    assert defaults == ServerSettings(freeze_heap=True, warm_reports=True)  # a process that only serves
     assert (defaults.max_body_bytes, defaults.max_decompressed_bytes) == (5 * MiB, 50 * MiB)
     monkeypatch.setenv("TOLLMETER_FREEZE_HEAP", "0")
     assert serve_settings(tollmeter_parser().parse_args(["serve"])).freeze_heap is False
     assert ServerSettings().freeze_heap is False  # an app made in another program: never
+    monkeypatch.setenv("TOLLMETER_WARM_REPORTS", "off")
+    assert serve_settings(tollmeter_parser().parse_args(["serve"])).warm_reports is False
+    assert ServerSettings().warm_reports is False
 
 
 def test_a_served_app_freezes_its_start_up_heap_once_started(tmp_path):

@@ -40,7 +40,7 @@ T = TypeVar("T")
 _KEEP_BEFORE = 62
 #: Projects kept per engine, the least recently asked forgotten first (at the end of a month of
 #: 1,000 customers and half a million runs, a project's figures take about 24 MB).
-_PROJECTS = 8
+PROJECTS = 8
 #: Rows of margin and usage reports kept per project, the least recently asked reports forgotten
 #: first; a larger report is not kept (a row takes about 0.64 KB, tracemalloc: 40,000 are 25 MB).
 _REPORT_ROWS = 40_000
@@ -127,6 +127,11 @@ def daily_rows(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, 
     return found
 
 
+def split_day(first: date, end: date, today: date) -> date:
+    """The first day of [first, end) that is not closed: not settled yet, or `today`."""
+    return max(first, min(end, today, revisions.settled_before()))
+
+
 def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, book: PlanBook,
               fold: Callable[[list[MarginRow], date], dict[Any, T]], *, inputs: Any = None
               ) -> tuple[dict[Any, T] | None, date]:
@@ -137,7 +142,7 @@ def by_tenant(ledger: Ledger, name: Any, first: date, end: date, today: date, bo
     customers), the others' figures kept. So `fold` must make each customer's figures from its
     own rows alone, and give none for a customer without rows. (what it made or kept, split);
     None when no day of the range is closed yet."""
-    split = max(first, min(end, today, revisions.settled_before()))
+    split = split_day(first, end, today)
     if split == first:
         return None, split
     found = daily_rows(ledger, ("tenant",), first, split, today, book)
@@ -170,7 +175,7 @@ def revised(ledger: Ledger, name: Any, first: date, end: date, today: date, book
     `name` with the marks of every day, while the plans are unchanged. When some days were
     marked since (not every day at once), `again(kept, split, those days)` makes it anew from
     what was kept. (what it made or kept, split); None when no day of the range is closed yet."""
-    split = max(first, min(end, today, revisions.settled_before()))
+    split = split_day(first, end, today)
     if split == first:
         return None, split
     marks = ledger.day_revisions(revisions.EVERY_DAY, date.max)  # read before it is made: a later mark is seen next time
@@ -310,7 +315,7 @@ def settled_before() -> date:
 
 def _of(ledger: Ledger, name: Any) -> _Kept:
     """What is kept under `name` for the ledger's project (the projects asked least recently
-    are forgotten past `_PROJECTS`)."""
+    are forgotten past `PROJECTS`)."""
     with _kept_lock:
         engine = ledger.store.engine
         projects = _kept.get(engine)
@@ -320,7 +325,7 @@ def _of(ledger: Ledger, name: Any) -> _Kept:
         if kept is None:
             kept = {}
         projects[ledger.project] = kept  # the most recently asked last
-        while len(projects) > _PROJECTS:
+        while len(projects) > PROJECTS:
             del projects[next(iter(projects))]
         found = kept.pop(name, None)
         if found is None:

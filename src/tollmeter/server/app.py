@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import dashboard, heap
 from .._version import __version__
+from ..business.warm import ReportWarmer
 from ..notifications.runner import start_notifier
 from ..notifications.settings import NotifierSettings
 from . import business, ingest, leases, limits, notifications, usage
@@ -58,9 +59,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         notifier = start_notifier(state.store, app.state.notifier_settings)
         if settings.freeze_heap:
             heap.for_serving()
+        warmer = app.state.warmer = ReportWarmer(state.store) if settings.warm_reports else None
+        if warmer is not None:
+            warmer.start()
         try:
             yield
         finally:
+            if warmer is not None:
+                await run_in_threadpool(warmer.stop)
             if notifier is not None:
                 await run_in_threadpool(notifier.stop)
             state.close()

@@ -120,6 +120,7 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
         "migrate": base.migrate and not args.no_migrate,
         # a process that only serves: on unless the environment says off
         "freeze_heap": base.freeze_heap or os.environ.get(ENVIRONMENT["freeze_heap"], "") == "",
+        "warm_reports": base.warm_reports or os.environ.get(ENVIRONMENT["warm_reports"], "") == "",
     }
     try:
         return dataclasses.replace(base, **values)  # the rest (metrics token, inference) as the environment says

@@ -23,6 +23,7 @@ ENVIRONMENT = {
     "metrics_token": "TOLLMETER_METRICS_TOKEN",
     "infer_prices": "TOLLMETER_INFER_PRICES",
     "freeze_heap": "TOLLMETER_FREEZE_HEAP",
+    "warm_reports": "TOLLMETER_WARM_REPORTS",
 }
 
 
@@ -58,6 +59,10 @@ class ServerSettings:
     #: Once started, keep the objects alive then out of the garbage collector's walks
     #: (heap.for_serving, which sets its GC thresholds too): on for `tollmeter serve`, off for an app made in another program.
     freeze_heap: bool = False
+    #: Once started, make the month's leak report of the busiest projects on a thread of its
+    #: own (business/warm.py), so that the first one asked reads what it keeps: on for
+    #: `tollmeter serve`, off for an app made in another program.
+    warm_reports: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_batch_events", "max_lease_ttl",
@@ -79,7 +84,7 @@ class ServerSettings:
                 values[f.name] = int(raw)
             elif f.name == "max_lease_ttl":
                 values[f.name] = float(raw)
-            elif f.name in ("migrate", "infer_prices", "freeze_heap"):
+            elif f.name in ("migrate", "infer_prices", "freeze_heap", "warm_reports"):
                 values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
             else:
                 values[f.name] = raw
