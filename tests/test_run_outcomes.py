@@ -176,6 +176,21 @@ def test_a_database_from_before_an_index_gets_it_on_open(store):
         reopened.close()
 
 
+def test_a_database_with_a_retired_index_has_it_replaced_on_open(store):
+    """ix_runs_resolved (project, resolved_at) became ix_runs_resolved_seen (with last_seen):
+    a database from before has the new one made and the old one dropped when the store opens it."""
+    with store.transaction() as conn:
+        conn.execute(text("DROP INDEX ix_runs_resolved_seen"))
+        conn.execute(text("CREATE INDEX ix_runs_resolved ON runs (project_id, resolved_at)"))
+    assert {"ix_runs_resolved"} <= index_names(store) and "ix_runs_resolved_seen" not in index_names(store)
+    reopened = Store(store.url)
+    try:
+        names = index_names(reopened)
+        assert "ix_runs_resolved_seen" in names and "ix_runs_resolved" not in names
+    finally:
+        reopened.close()
+
+
 def index_names(opened: Store) -> set[str]:
     with opened.transaction() as conn:
         return {index["name"] for index in inspect(conn).get_indexes("runs")}

@@ -277,10 +277,14 @@ runs = Table(
     #: Its cost to date (every event of it, whatever its day), kept with the rollups: the leak
     #: rule on runs reads the month's runs and their costs from this table alone.
     Column("cost_usd", Money, nullable=False, server_default="0"),
-    Index("ix_runs_resolved", "project_id", "resolved_at"),
-    #: The runs active in a range, with ix_runs_resolved (the leak rule on runs, on SQLite).
+    #: The runs resolved in a range, with their last seen time: those resolved on other days than
+    #: they were active are told apart in the index (the leak rule on runs, `Ledger.costly_runs`).
+    Index("ix_runs_resolved_seen", "project_id", "resolved_at", "last_seen"),
+    #: The runs active in a range, with ix_runs_resolved_seen (the leak rule on runs, on SQLite).
     Index("ix_runs_seen", "project_id", "last_seen"),
 )
+#: Indexes a later version replaced: dropped where the store finds them (table, index).
+RETIRED_INDEXES = (("runs", "ix_runs_resolved"),)
 #: PostgreSQL: the runs that may cost more than they earn, for the leak rule on runs (it reads
 #: their rows, not every run of a month): past a cost (found in the index with their last seen
 #: time, so that the rows read are those of the range), past their given revenue, and

@@ -875,8 +875,9 @@ def _copy_layout() -> tuple[list[str], list[str], Any, list[int]]:
 
 def _create_missing_indexes(engine: Engine) -> None:
     """The indexes a table made by an older version lacks (`create_all` makes only missing
-    tables): what a migration adds on a server. The events table is left to partitions.py, and
-    an index on columns the table lacks (or only on another database) to the migrations."""
+    tables): what a migration adds on a server, and those a later version replaced dropped
+    (`schema.RETIRED_INDEXES`). The events table is left to partitions.py, and an index on
+    columns the table lacks (or only on another database) to the migrations."""
     with engine.begin() as conn:
         have = inspect(conn)
         for table in schema.metadata.sorted_tables:
@@ -893,6 +894,9 @@ def _create_missing_indexes(engine: Engine) -> None:
                     used |= {c.name for c in visitors.iterate(where) if isinstance(c, Column)}
                 if used <= columns:
                     index.create(conn)
+        for table, name in schema.RETIRED_INDEXES:
+            if name in {i["name"] for i in have.get_indexes(table)}:
+                conn.execute(text(f"DROP INDEX {name}"))
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -20,7 +20,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest revision.
-HEAD = "0011"
+HEAD = "0012"
 #: pg_advisory_xact_lock key held while migrating ("tollmeter" in ASCII, as an int).
 _LOCK_KEY = 0x746F6C6C6D65746572 & 0x7FFFFFFFFFFFFFFF
 VERSION_TABLE = "alembic_version"
