@@ -201,7 +201,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
     # Cost and usage revenue, from the rollups: per day only where a day matters (a period is
     # grouped by, or a usage_based plan in force on some of the days but not all: what usage
     # earns is linear in it, so under one plan the range's sums earn what its days do).
-    priced_by_usage = {t for t in book.tenants if any(s.plan.pricing_model == "usage_based" for s in book.spans(t))}
+    priced_by_usage = book.tenants_with("usage_based")
     by_day = {t for t in priced_by_usage if changes_within(book, t, first, end)}
     if "tenant" in groups or "run" in groups or tenant_id is not None:
         cohorts = [(_EACH_DAY, _usage(ledger, groups, first, end, tenant_id, periods, by_day, runs_only, tenants))]
@@ -248,8 +248,7 @@ def _margin(ledger: Ledger, groups: tuple[str, ...], first: date, end: date, ten
         # The counts before `first` in its month rank the runs of hybrid plans alone (the
         # included runs go to the month's first): read for the customers that had one.
         counts = ledger.run_counts(first, end, tenant_id=tenant_id, tenants=tenants)
-        ranked = [t for t in book.tenants if any(s.plan.pricing_model == "hybrid" for s in book.spans(t))
-                  and (tenant_id is None or t == tenant_id)]
+        ranked = sorted(t for t in book.tenants_with("hybrid") if tenant_id is None or t == tenant_id)
         if first > month_start(first) and ranked:
             counts = ledger.run_counts(month_start(first), first, tenants=ranked) + counts
         for count, revenue in counted_revenues(book, counts, first, exact_day):
@@ -293,7 +292,7 @@ _PLAN_COHORTS = 8
 
 
 def _cohorts(ledger: Ledger, book: PlanBook, groups: Sequence[str], first: date, end: date, periods: bool,
-             priced_by_usage: set[str], by_day: set[str], runs_only: bool) -> list[tuple[Any, list[UsagePiece]]]:
+             priced_by_usage: frozenset[str], by_day: set[str], runs_only: bool) -> list[tuple[Any, list[UsagePiece]]]:
     """Usage for a report without a tenant or run key, summed over customers by the database
     where what it earns is the same rule: the customers without a usage_based plan (it earns
     nothing), and those under one usage_based plan all through the range (what usage earns

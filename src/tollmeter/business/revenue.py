@@ -47,10 +47,22 @@ class PlanBook:
     def __init__(self, spans: Mapping[str, Sequence[PlanSpan]]) -> None:
         self._spans = {tenant: sorted(s, key=lambda span: span.effective_from) for tenant, s in spans.items()}
         self._starts = {tenant: [span.effective_from for span in s] for tenant, s in self._spans.items()}
+        #: The tenants in order, and those that had each pricing model: made once (a book is
+        #: not changed once made, and a report asks for them several times over 1,000 customers).
+        self._tenants = tuple(sorted(self._spans))
+        self._by_model: dict[str, frozenset[str]] = {}
 
     @property
-    def tenants(self) -> list[str]:
-        return sorted(self._spans)
+    def tenants(self) -> tuple[str, ...]:
+        return self._tenants
+
+    def tenants_with(self, pricing_model: str) -> frozenset[str]:
+        """The tenants that had a plan of `pricing_model` at any time."""
+        found = self._by_model.get(pricing_model)
+        if found is None:
+            found = self._by_model[pricing_model] = frozenset(
+                t for t, spans in self._spans.items() if any(s.plan.pricing_model == pricing_model for s in spans))
+        return found
 
     def on(self, tenant: str | None, day: date) -> PlanSpan | None:
         if tenant is None:
