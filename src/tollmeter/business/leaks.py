@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..store.ledger import Ledger
 
 _ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
 #: What a flag can be about.
 SUBJECTS = ("customer", "run", "agent")
 
@@ -178,7 +179,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
                                                           "projected_cost_usd": at_places(month_cost),
                                                           "projected_revenue_usd": at_places(month_revenue),
                                                           "crosses_on": crosses_on}))
-        if revenue and (revenue - cost) / revenue * 100 < settings.margin_floor_pct and cost <= revenue:
+        if revenue and cost <= revenue and _below_floor(revenue - cost, revenue, settings.margin_floor_pct):
             pct = ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
             found.append(Leak("margin_below_floor", "customer", tenant, tenant, first,
                               f"{label}'s margin this month is {pct}%, below the floor of {settings.margin_floor_pct}%",
@@ -344,22 +345,30 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
                 rest: list[date]) -> tuple[date, Decimal, Decimal] | None:
     """At the recent days' mean daily cost and revenue (recurring fees aside: those follow their
     schedule), the day this month its running cost passes its running revenue, and the month's
-    projected cost and revenue; None when it does not."""
+    projected cost and revenue; None when it does not. Carried on exactly: every running figure
+    times the number of recent days (their sums are those days' means times it), divided once
+    for the projected figures given."""
     length = (today - recent_first).days + 1
-    cost_rate = figures.recent_cost / length
-    revenue_rate = (figures.recent_revenue - recurring_total(book, tenant, recent_first, today + timedelta(days=1))) / length
-    if cost_rate <= revenue_rate:  # not over now (cost <= revenue), and revenue grows as fast: never
+    cost_step = figures.recent_cost
+    revenue_step = figures.recent_revenue - recurring_total(book, tenant, recent_first, today + timedelta(days=1))
+    if cost_step <= revenue_step:  # not over now (cost <= revenue), and revenue grows as fast: never
         return None
     if not rest:
         return None
     shares = recurring_shares(book, tenant, rest[0], rest[-1] + timedelta(days=1))
-    running_cost, running_revenue, crosses = figures.cost, figures.revenue, None
+    running_cost, running_revenue, crosses = figures.cost * length, figures.revenue * length, None
     for day, share in zip(rest, shares):
-        running_cost += cost_rate
-        running_revenue += revenue_rate + share
+        running_cost += cost_step
+        running_revenue += revenue_step + share * length
         if crosses is None and running_cost > running_revenue:
             crosses = day
-    return (crosses, running_cost, running_revenue) if crosses is not None else None
+    return (crosses, running_cost / length, running_revenue / length) if crosses is not None else None
+
+
+def _below_floor(margin: Decimal, revenue: Decimal, floor: Decimal) -> bool:
+    """Whether `margin` is below `floor` percent of `revenue` (not zero), compared exactly
+    without a division (one per customer, in 100 digits, was a good part of a report's time)."""
+    return margin * _HUNDRED < floor * revenue if revenue > 0 else margin * _HUNDRED > floor * revenue
 
 
 def _is_spike(cost: Decimal, before: Decimal, settings: LeakSettings) -> bool:
