@@ -915,6 +915,11 @@ def test_leak_margin_below_floor_for_customers_and_agents(store, ledger):
                    "margin_below_floor")
     assert {f.subject_id for f in higher if f.subject == "customer"} == {"acme", "initech", "stark"}
     assert {f.subject_id for f in higher if f.subject == "agent"} == {"bot-a"}  # bot-b: 90%
+    # initech's 50% exactly: not below a floor of 50, below one of 50.01
+    for floor, flagged in ((D(50), False), (D("50.01"), True)):
+        at_floor = flags(ledger.leaks(LeakSettings(spike_min_usd=D(10**6), margin_floor_pct=floor), today=TODAY),
+                         "margin_below_floor")
+        assert ("initech" in {f.subject_id for f in at_floor if f.subject == "customer"}) is flagged
 
 
 def test_leak_cost_spike(store, ledger):

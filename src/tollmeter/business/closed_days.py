@@ -253,12 +253,12 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     if split == first:
         return made(first, end)
     size: Callable[[MarginReport], int] = lambda report: len(report.rows)
+    recent = max(first, split - timedelta(days=_RECENT_DAYS))
     if not any(g in ("day", "week", "month") for g in groups):
         # A row per group, not per day: the last settled days are read with the open ones (as
         # many rows as the open days' alone; a few days more for the database to sum), and
         # only the days before them are kept, so a late event on one of those (the usual late
         # event: the day before) makes nothing again.
-        recent = max(first, split - timedelta(days=_RECENT_DAYS))
         if recent == first:
             return made(first, end)
         key = (first, recent, ledger.day_revisions_total(recent))  # read first: a later mark is seen next time
@@ -267,7 +267,6 @@ def margin_kept(ledger: Ledger, groups: tuple[str, ...], first: date, end: date,
     # By period: the settled days in two kept parts, the last `_RECENT_DAYS` apart, so that a
     # late event on one of those (the usual late event: the day before) makes only them again;
     # and the two joined, kept too (a report joins it with the days after, as with one part).
-    recent = max(first, split - timedelta(days=_RECENT_DAYS))
     # read before they are made: a mark made meanwhile is seen next time
     spans = {"older": (first, recent), "recent": (recent, split)}
     keys = {slot: (since, until, ledger.day_revisions_total(until)) for slot, (since, until) in spans.items()

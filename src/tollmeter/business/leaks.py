@@ -179,7 +179,9 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
                                                           "projected_cost_usd": at_places(month_cost),
                                                           "projected_revenue_usd": at_places(month_revenue),
                                                           "crosses_on": crosses_on}))
-        if revenue and cost <= revenue and _below_floor(revenue - cost, revenue, settings.margin_floor_pct):
+        # margin / revenue * 100 below the floor, compared without a division (revenue is never
+        # negative: a plan's amounts are not, and a markup is at least -1)
+        if revenue and cost <= revenue and (revenue - cost) * _HUNDRED < settings.margin_floor_pct * revenue:
             pct = ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
             found.append(Leak("margin_below_floor", "customer", tenant, tenant, first,
                               f"{label}'s margin this month is {pct}%, below the floor of {settings.margin_floor_pct}%",
@@ -363,12 +365,6 @@ def _projection(book: PlanBook, tenant: str, figures: _Month, recent_first: date
         if crosses is None and running_cost > running_revenue:
             crosses = day
     return (crosses, running_cost / length, running_revenue / length) if crosses is not None else None
-
-
-def _below_floor(margin: Decimal, revenue: Decimal, floor: Decimal) -> bool:
-    """Whether `margin` is below `floor` percent of `revenue` (not zero), compared exactly
-    without a division (one per customer, in 100 digits, was a good part of a report's time)."""
-    return margin * _HUNDRED < floor * revenue if revenue > 0 else margin * _HUNDRED > floor * revenue
 
 
 def _is_spike(cost: Decimal, before: Decimal, settings: LeakSettings) -> bool:
