@@ -23,6 +23,7 @@ from tollmeter.business.leaks import Leak, LeakSettings
 from tollmeter.business.margin import MarginReport
 from tollmeter.business.remote import LedgerUnavailable, RemoteLedger
 from tollmeter.business.wire import MARGIN_MEASURES
+from tollmeter.server.models import CustomersOut, LeaksOut, MarginOut, UsageOut
 from tollmeter.store.ledger import Customer, RunAlreadyResolved
 
 from .server_support import EVENT_COST, event, free_port
@@ -390,6 +391,35 @@ def test_batch_size_counts_resolutions(api):
 
 
 # -- keys, schema ----------------------------------------------------------------------------------
+
+
+def test_report_answers_are_what_their_response_models_make(api):
+    """The report routes encode their own dicts (server/wire.Answer) without FastAPI's pass
+    through `jsonable_encoder` and the response model: each answer is JSON, and exactly what
+    its documented model makes of it, in every grouping."""
+    _leaking(api)
+    unpriced = event(tenant_id="acme", model="tm-no-such-model", request_model="tm-no-such-model")
+    ingest(api, [unpriced, event(tenant_id="acme", error="RateLimitError"), event(tenant_id=None, run_id="t-2")]
+           ).raise_for_status()
+    cases = [("/v1/usage", {"group_by": "tenant_id,model", "since": "1d"}, UsageOut, "rows"),
+             ("/v1/usage", {"group_by": "run_id,day", "since": "1d"}, UsageOut, "rows"),
+             ("/v1/usage", {"group_by": "", "since": "1d"}, UsageOut, "rows"),
+             ("/v1/margin", {"group_by": "tenant,model"}, MarginOut, "rows"),
+             ("/v1/margin", {"group_by": "run,agent,day"}, MarginOut, "rows"),
+             ("/v1/leaks", {}, LeaksOut, "leaks"),
+             ("/v1/customers", {}, CustomersOut, "customers")]
+    for path, params, model, items in cases:
+        response = api.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body[items], (path, params, body)
+        assert model.model_validate(body).model_dump(mode="json") == body, (path, params)
+    usage = api.http.get("/v1/usage", params={"group_by": "tenant_id", "since": "1d"}).json()["rows"]
+    assert [list(row) for row in usage][0] == ["tenant_id", "calls", "input_tokens", "output_tokens",
+                                               "cache_read_tokens", "cost_usd", "unpriced", "errors"]
+    assert {row["tenant_id"]: (row["calls"], row["errors"], row["unpriced"]) for row in usage} == {
+        None: (1, 0, 0), "acme": (3, 1, 1), "hooli": (1, 0, 0)}
 
 
 def test_business_routes_need_a_key(server):

@@ -25,6 +25,7 @@ from .models import (CustomerIn, CustomerOut, CustomersOut, LeaksOut, MarginOut,
                      StorableText)
 from .retry import with_retries
 from .validation import Invalid, validate_resolution
+from .wire import Answer
 
 router = APIRouter(route_class=StrictJSONRoute)
 
@@ -49,8 +50,8 @@ def _refused(exc: Exception) -> HTTPException:
 
 @router.get("/v1/customers", response_model=CustomersOut, tags=["customers"],
             summary="Every customer of the project, with its plan in force today and its plan history")
-def list_customers(store: ProjectStore) -> dict[str, Any]:
-    return {"customers": [customer_to_dict(c) for c in Ledger(store).customers()]}
+def list_customers(store: ProjectStore) -> Answer:
+    return Answer({"customers": [customer_to_dict(c) for c in Ledger(store).customers()]})
 
 
 @router.get("/v1/customers/{tenant_id:path}", response_model=CustomerOut, tags=["customers"],
@@ -132,7 +133,7 @@ def get_margin(
     report = Ledger(store).margin(chosen, since=first, until=end, tenant_id=tenant_id)
     if wants_csv(request.headers.get("accept")):
         return Response(margin_csv(report), media_type=CSV_MEDIA_TYPE)
-    return report.to_dict()
+    return Answer(report.to_dict())
 
 
 @router.get("/v1/leaks", response_model=LeaksOut, tags=["margin"], responses={**_CSV, **_REFUSED},
@@ -163,7 +164,7 @@ def get_leaks(
     found = Ledger(store).leaks(settings, tenant_id=tenant_id)
     if wants_csv(request.headers.get("accept")):
         return Response(leaks_csv(found), media_type=CSV_MEDIA_TYPE)
-    return {"leaks": [leak.to_dict() for leak in found]}
+    return Answer({"leaks": [leak.to_dict() for leak in found]})
 
 
 def wants_csv(accept: str | None) -> bool:

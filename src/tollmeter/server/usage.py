@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -19,7 +19,6 @@ router = APIRouter(tags=["usage"], route_class=StrictJSONRoute)
 
 GROUPS = ("tenant_id", "day", "model", "provider", "agent_id", "run_id", "endpoint")
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
-_INTS = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "unpriced", "errors")
 
 
 def parse_time(text: str, name: str) -> datetime:
@@ -44,18 +43,14 @@ def usage(
     since: Annotated[str | None, Query(description="from (inclusive): 2026-11-01, 2026-11-26T09:00Z, 24h, 7d")] = None,
     until: Annotated[str | None, Query(description="to (exclusive), same forms")] = None,
     group_by: Annotated[str, Query(description="comma-separated: " + ", ".join(GROUPS))] = "tenant_id",
-) -> dict[str, Any]:
+) -> wire.Answer:
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or len(set(groups)) != len(groups):
         raise HTTPException(422, f"group_by: each of {', '.join(GROUPS)} at most once, got {group_by!r}")
     rows = usage_kept(store, groups, tenant_id=tenant_id, since=parse_time(since, "since") if since else None,
                       until=parse_time(until, "until") if until else None)
-    out = []
-    for row in rows:
-        item = {g: row[g] for g in groups}
-        item.update({name: int(row[name] or 0) for name in _INTS[:4]})
-        item["cost_usd"] = wire.usd(row["cost_usd"])
-        item.update({name: int(row[name] or 0) for name in _INTS[4:]})
-        out.append(item)
-    return {"rows": out}
+    usd = wire.usd
+    for row in rows:  # the report's own rows (made for this answer): its keys, then its measures
+        row["cost_usd"] = usd(row["cost_usd"])
+    return wire.Answer({"rows": rows})

@@ -6,10 +6,28 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+from fastapi import Response
+
 if TYPE_CHECKING:
     from ..store.store import Grant, Limit, LimitState, RateLimit
 
 _ZERO = Decimal(0)
+_ENCODER = msgspec.json.Encoder()
+
+
+class Answer(Response):
+    """A report's JSON answer, encoded by msgspec as the route made it (plain dicts, lists,
+    strings and numbers; money already decimal strings). What a route returns otherwise goes
+    through FastAPI's `jsonable_encoder` (and its response model): about 30 µs a row of a
+    margin report, where msgspec takes 0.4. The report routes (usage, margin, leaks,
+    customers) answer with this and keep their response model for the OpenAPI schema;
+    tests/test_server_business.py checks that each answer is what that model makes of it."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content)
 
 
 def usd(amount: Decimal | None) -> str | None:
