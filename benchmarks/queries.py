@@ -21,7 +21,10 @@ lease latency with 1 and 8 concurrent clients on different tenants.
    month before (every day of a month read): a process's first report, the same after the
    warming a serving process makes at start (business/warm.py, on another engine), kept, and
    after a late event.
-3. Leases: a real server (one worker process) on the same database; POST /v1/leases for
+3. The same reports through the API (`--no-api` leaves them out): GET /v1/usage, /v1/margin and
+   /v1/leaks from a real server (`tollmeter serve`, one worker process) on the same schema, the
+   answers read whole: a process's first and then `--repeat` more.
+4. Leases: a real server (one worker process) on the same database; POST /v1/leases for
    tenants with a limit, one client, then 8 clients at once, each on its own tenant.
 """
 
@@ -47,6 +50,7 @@ from ingest import Server, percentile  # noqa: E402
 from tollmeter import heap  # noqa: E402
 from tollmeter.business.closed_days import usage_kept  # noqa: E402
 from tollmeter.business.warm import ReportWarmer  # noqa: E402
+from tollmeter.server.auth import create_key  # noqa: E402
 from tollmeter.store import migrations, outcomes, partitions, revisions  # noqa: E402
 from tollmeter.store.ledger import Ledger  # noqa: E402
 from tollmeter.store.store import Store, weekly_from_daily  # noqa: E402
@@ -299,6 +303,49 @@ def queries(url: str, repeat: int, days: int, business: bool = True) -> list[tup
     return out
 
 
+def answers(url: str, repeat: int, days: int) -> list[tuple[str, float, float, float, int]]:
+    """The reports as a client gets them: GET from a real server (`tollmeter serve`, one worker
+    process, its heap frozen at start as `serve` does, no warming) on a kept-alive connection,
+    the answer's bytes read whole. Each case's first request (nothing kept in that process),
+    then `repeat` more. The leak report is the server's own month to date (its clock)."""
+    store = Store(url, create=False)
+    try:
+        end = datetime.combine(stored_end(store.for_project(PROJECT)), datetime.min.time(), UTC)
+        key = create_key(store, PROJECT, "queries.py")[1]
+    finally:
+        store.close()
+    since = (end - timedelta(days=min(days, 30)) + timedelta(minutes=7)).strftime("%Y-%m-%dT%H:%MZ")
+    until = (end - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%MZ")
+    first, last = (end - timedelta(days=min(days, 30))).date().isoformat(), end.date().isoformat()
+    cases = [(f"GET /v1/usage by {groups}{' of t7' if tenant else ''}",
+              f"/v1/usage?group_by={groups}&since={since}&until={until}" + (f"&tenant_id={tenant}" if tenant else ""))
+             for groups, tenant in (("tenant_id", None), ("day,model", None), ("tenant_id,model", None),
+                                    ("tenant_id,agent_id,endpoint", None), ("run_id", "t7"))]
+    cases += [(f"GET /v1/margin by {groups}", f"/v1/margin?group_by={groups}&since={first}&until={last}")
+              for groups in ("tenant", "day", "tenant,model", "agent")]
+    cases.append(("GET /v1/leaks (the server's month to date)", "/v1/leaks"))
+    server = Server(url, key)
+    out = []
+    try:
+        with server.client() as http:
+            for name, path in cases:
+                times = []
+                size = 0
+                for _ in range(repeat + 1):
+                    start = time.perf_counter()
+                    response = http.get(path)
+                    times.append((time.perf_counter() - start) * 1000)
+                    response.raise_for_status()
+                    size = len(response.content)
+                out.append((name, times[0], statistics.median(times[1:]), percentile(times[1:], 0.95), size))
+    finally:
+        server.stop()
+    for name, first_ms, p50, p95, size in out:
+        print(f"  {name:<52} first {first_ms:7.1f} ms  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  {size:,} bytes",
+              flush=True)
+    return out
+
+
 def leases(url: str, grants: int) -> list[tuple[int, int, float, float]]:
     server = Server(url)
     rows = []
@@ -347,6 +394,7 @@ def main() -> None:
     parser.add_argument("--keep", metavar="SCHEMA", help="keep (and reuse) the generated schema")
     parser.add_argument("--no-business", action="store_true", help="usage and spend only (no margin, leaks)")
     parser.add_argument("--no-leases", action="store_true", help="no lease benchmark")
+    parser.add_argument("--no-api", action="store_true", help="no reports through a real server")
     args = parser.parse_args()
     if not args.postgres:
         raise SystemExit("give --postgres DSN or set TOLLMETER_TEST_POSTGRES")
@@ -362,6 +410,7 @@ def main() -> None:
             print(f"generating {args.events:,} events in schema {schema}", flush=True)
             generate(url, args.events, args.days, args.tenants)
         results = queries(url, args.repeat, args.days, not args.no_business)
+        api_rows = [] if args.no_api or args.no_business else answers(url, args.repeat, args.days)
         lease_rows = [] if args.no_leases else leases(url, args.grants)
         with admin.connect() as conn:
             # The events' monthly partitions (a partitioned table has no storage of its own) and
@@ -387,6 +436,10 @@ def main() -> None:
     print(f"{'query (a month)':<42} {'p50 ms':>8} {'p95 ms':>8} {'rows':>7}")
     for name, p50, p95, rows in results:
         print(f"{name:<42} {p50:>8.1f} {p95:>8.1f} {rows:>7}")
+    if api_rows:
+        print(f"\n{'through the API (a month)':<52} {'first ms':>9} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>10}")
+        for name, first_ms, p50, p95, size in api_rows:
+            print(f"{name:<52} {first_ms:>9.1f} {p50:>8.1f} {p95:>8.1f} {size:>10,}")
     print(f"\n{'lease grants':<12} {'clients':>8} {'grants':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for clients, count, p50, p99 in lease_rows:
         print(f"{'postgresql':<12} {clients:>8} {count:>7} {p50:>8.2f} {p99:>8.2f}")

@@ -29,6 +29,14 @@ _COLUMNS = {"agent": "agent_id", "model": "model"}
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
+_RATE_PLACES = Decimal("0.0001")
+
+
+def _percent(margin: Decimal, revenue: Decimal) -> Decimal | None:
+    """`margin` as a percentage of `revenue`, to the hundredth (None without revenue)."""
+    if not revenue:
+        return None
+    return EXACT.quantize(EXACT.multiply(EXACT.divide(margin, revenue), _HUNDRED), _CENT)
 
 
 @dataclass(slots=True)
@@ -54,10 +62,7 @@ class MarginRow:
     @property
     def margin_pct(self) -> Decimal | None:
         """Margin as a percentage of revenue, to the hundredth (None without revenue)."""
-        if not self.revenue_usd:
-            return None
-        with localcontext(EXACT):
-            return (self.margin_usd / self.revenue_usd * _HUNDRED).quantize(_CENT)
+        return _percent(self.margin_usd, self.revenue_usd)
 
     @property
     def runs(self) -> int:
@@ -66,7 +71,8 @@ class MarginRow:
     @property
     def resolution_rate(self) -> Decimal | None:
         """Share of the runs resolved in the range whose outcome is "resolved" (None without runs)."""
-        return (Decimal(self.resolved) / self.runs).quantize(Decimal("0.0001")) if self.runs else None
+        runs = self.runs
+        return (Decimal(self.resolved) / runs).quantize(_RATE_PLACES) if runs else None
 
     @property
     def cost_per_resolved_run(self) -> Decimal | None:
@@ -90,15 +96,20 @@ class MarginRow:
         self.failed += other.failed
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: money as exact decimal strings."""
+        """JSON-safe: money as exact decimal strings. (The properties, each worked out once: a
+        report's answer makes this for thousands of rows.)"""
+        revenue, cost, resolved = self.revenue_usd, self.cost_usd, self.resolved
+        margin = EXACT.subtract(revenue, cost)
+        runs = resolved + self.escalated + self.failed
         return {
             **self.key,
-            "revenue_usd": _text(self.revenue_usd), "cost_usd": _text(self.cost_usd),
-            "margin_usd": _text(self.margin_usd), "margin_pct": _text(self.margin_pct),
+            "revenue_usd": _text(revenue), "cost_usd": _text(cost),
+            "margin_usd": _text(margin), "margin_pct": _text(_percent(margin, revenue)) if revenue else None,
             "calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-            "unpriced": self.unpriced, "runs": self.runs, "resolved": self.resolved, "escalated": self.escalated,
-            "failed": self.failed, "resolution_rate": _text(self.resolution_rate),
-            "cost_per_resolved_run_usd": _text(self.cost_per_resolved_run),
+            "unpriced": self.unpriced, "runs": runs, "resolved": resolved, "escalated": self.escalated,
+            "failed": self.failed,
+            "resolution_rate": _text((Decimal(resolved) / runs).quantize(_RATE_PLACES)) if runs else None,
+            "cost_per_resolved_run_usd": _text(at_places(EXACT.divide(cost, resolved))) if resolved else None,
         }
 
 

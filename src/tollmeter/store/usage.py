@@ -110,9 +110,23 @@ def ordered(merged: Sums, group_by: Sequence[str], dialect: str) -> list[dict[st
     n = len(group_by)
     if not group_by and not merged:
         merged = {(): [0, 0, 0, 0, _ZERO, 0, 0]}
-    keys = sorted(merged, key=_order(n, nulls_last=dialect == "postgresql"))
-    names = (*group_by, *schema.ROLLUP_MEASURES)
-    return [dict(zip(names, (*key, *merged[key]))) for key in keys]
+    nulls_last = dialect == "postgresql"
+    if n == 1:  # (a report by run has thousands of rows): the keys of text sorted as they are
+        keys = sorted(key for key in merged if key[0] is not None)
+        if (None,) in merged:
+            keys.insert(len(keys) if nulls_last else 0, (None,))
+    elif any(None in key for key in merged):
+        keys = sorted(merged, key=_order(n, nulls_last))
+    else:  # no None to place: the keys' own order
+        keys = sorted(merged)
+    out = []
+    for key in keys:
+        row = {group_by[0]: key[0]} if n == 1 else dict(zip(group_by, key))
+        # schema.ROLLUP_MEASURES, set one by one: a third of the time of dict(zip(...)) a row
+        (row["calls"], row["input_tokens"], row["output_tokens"], row["cache_read_tokens"], row["cost_usd"],
+         row["unpriced"], row["errors"]) = merged[key]
+        out.append(row)
+    return out
 
 
 def cut(parts: list[Piece], at: datetime) -> tuple[list[Piece], list[Piece]]:
