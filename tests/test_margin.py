@@ -19,7 +19,7 @@ from decimal import Decimal, localcontext
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tollmeter.money import EXACT
+from tollmeter.money import EXACT, decimal_text
 from tollmeter import Meter, MeterConfig, Plan, PlanError
 from tollmeter.business.leaks import LeakSettings
 from tollmeter.business.margin import GROUPS, MarginRow, period_label
@@ -1151,3 +1151,17 @@ def test_hybrid_included_runs_running_out_in_the_middle_of_a_day(store, ledger):
         "2025-04-01": D(0), "2025-04-02": D("9.75"), "2025-04-03": D("0.75")}
     assert {k: r.revenue_usd for k, r in by(ledger.margin("run", since=APR, until=MAY), "run").items()} == {
         "r1": D(0), "r2": D(0), "r3": D("0.75"), "r4": D(9), "r5": D("0.75")}
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=15, min_value=Decimal(-10) ** 15,
+                   max_value=Decimal(10) ** 15) | st.sampled_from([Decimal("50.000000000000000"), Decimal("1E-7"),
+                                                                   Decimal("-0.000"), Decimal("5E+1"),
+                                                                   Decimal("999999999999999.999999999999999")]))
+def test_money_text_is_exact_and_plain(amount):
+    """The money text of every answer and CSV: the amount exactly (30 digits of the store's
+    NUMERIC(30, 15) too), no exponent, no trailing zeros."""
+    text = decimal_text(amount)
+    assert Decimal(text) == amount and "E" not in text.upper()
+    assert text == "0" or not ("." in text and text.endswith("0"))
+    assert text == ("0" if not amount else format(amount.normalize(EXACT), "f"))
+    assert decimal_text(None) is None

@@ -20,6 +20,20 @@ def at_places(value: Decimal) -> Decimal:
     return value.quantize(PLACES, rounding=ROUND_HALF_EVEN, context=EXACT)
 
 
+def decimal_text(amount: Decimal | None) -> str | None:
+    """Exact decimal text, without exponent or trailing zeros (what the API and its CSV give
+    for money): `Decimal("50.000000000000000")` -> "50", `Decimal("1E-7")` -> "0.0000001";
+    None for None. Normalized in `EXACT`: the default context's 28 digits would round an
+    amount of the store's 30."""
+    if amount is None:
+        return None
+    if not amount:
+        return "0"
+    exact = amount.normalize(EXACT)
+    text = str(exact)  # plain, unless with an exponent (5E+1, 1E-7): a third of format()'s time
+    return format(exact, "f") if "E" in text else text
+
+
 def usd_text(amount: Decimal | None) -> str:
     """For people: `$1,234.57`, `-$0.72`, and small amounts to the millionth (`$0.000226`)
     rather than a misleading `$0.00`; `-` for none."""

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from ..money import EXACT, at_places, usd_text
+from ..money import EXACT, at_places, decimal_text, usd_text
 from . import closed_days
 from .margin import MarginReport, margin, regrouped
 from .plans import UNPAID_OUTCOMES, PlanError, money
@@ -78,7 +78,7 @@ class Leak:
         return {"rule": self.rule, "subject": self.subject, "subject_id": self.subject_id,
                 "tenant_id": self.tenant_id, "since": self.since.isoformat() if self.since else None,
                 "message": self.message,
-                "numbers": {k: (_text(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, date) else v)
+                "numbers": {k: (decimal_text(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, date) else v)
                             for k, v in self.numbers.items()}}
 
 
@@ -530,5 +530,3 @@ def _day_text(day: date | None) -> str:
     return f"the {day.day}{suffix}"
 
 
-def _text(value: Decimal) -> str:
-    return "0" if not value else format(value.normalize(), "f")

@@ -16,7 +16,7 @@ from decimal import Decimal, localcontext
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence
 
-from ..money import EXACT, at_places
+from ..money import EXACT, at_places, decimal_text
 from .plans import PlanError
 from .revenue import (PlanBook, changes_within, counted_revenues, days, month_start, monthly_fee, recurring,
                       recurring_total, run_revenues, usage_revenue)
@@ -103,13 +103,13 @@ class MarginRow:
         runs = resolved + self.escalated + self.failed
         return {
             **self.key,
-            "revenue_usd": _text(revenue), "cost_usd": _text(cost),
-            "margin_usd": _text(margin), "margin_pct": _text(_percent(margin, revenue)) if revenue else None,
+            "revenue_usd": decimal_text(revenue), "cost_usd": decimal_text(cost),
+            "margin_usd": decimal_text(margin), "margin_pct": decimal_text(_percent(margin, revenue)) if revenue else None,
             "calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "unpriced": self.unpriced, "runs": runs, "resolved": resolved, "escalated": self.escalated,
             "failed": self.failed,
-            "resolution_rate": _text((Decimal(resolved) / runs).quantize(_RATE_PLACES)) if runs else None,
-            "cost_per_resolved_run_usd": _text(at_places(EXACT.divide(cost, resolved))) if resolved else None,
+            "resolution_rate": decimal_text((Decimal(resolved) / runs).quantize(_RATE_PLACES)) if runs else None,
+            "cost_per_resolved_run_usd": decimal_text(at_places(EXACT.divide(cost, resolved))) if resolved else None,
         }
 
 
@@ -491,7 +491,3 @@ def _order_key(width: int) -> Callable[[tuple[Any, ...]], Any]:
     return lambda key: [(value is None, value or "") for value in key]
 
 
-def _text(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    return "0" if not value else format(value.normalize(), "f")

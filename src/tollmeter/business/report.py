@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..money import usd_text
+from ..money import decimal_text, usd_text
 from ..tables import format_table
 from .wire import MARGIN_MEASURES
 
@@ -148,7 +148,7 @@ def describe_plan(plan: Plan, seats: int | None = None) -> str:
                 f"then {_price(plan.unit_revenue_usd)} per run")
     parts = []  # usage_based
     if plan.markup is not None:
-        parts.append(f"cost {'+' if plan.markup >= 0 else '-'} {_plain(abs(plan.markup) * 100)}%")
+        parts.append(f"cost {'+' if plan.markup >= 0 else '-'} {decimal_text(abs(plan.markup) * 100)}%")
     if plan.input_rate_mtok is not None:
         parts.append(f"{_price(plan.input_rate_mtok)} per million input tokens")
     if plan.output_rate_mtok is not None:
@@ -178,8 +178,6 @@ def _price(amount: Decimal | None) -> str:
     return f"${shown:,f}"
 
 
-def _plain(value: Decimal) -> str:
-    return "0" if not value else format(value.normalize(), "f")
 
 
 def _key(value: Any) -> str:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..money import decimal_text
 from .leaks import Leak
 from .margin import MarginReport, MarginRow
 from .plans import Plan, PlanError
@@ -30,11 +31,8 @@ _LEAK_TEXT = ("outcome",)
 _RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
 
 
-def usd(amount: Decimal | None) -> str | None:
-    """`Decimal("50.000")` -> "50": exact, without exponent."""
-    if amount is None:
-        return None
-    return "0" if not amount else format(amount.normalize(), "f")
+#: Money on the wire: `money.decimal_text` ("50", "0.0000001").
+usd = decimal_text
 
 
 # -- customers -------------------------------------------------------------------------------------

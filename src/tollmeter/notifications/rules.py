@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from ..limits.periods import period_key, period_keys
-from ..money import usd_text
+from ..money import decimal_text, usd_text
 from ..store import schema
 from . import endpoints as ep
 from .messages import payload
@@ -182,8 +182,8 @@ def _limit_hits(store: Store, thresholds: list[Any], now: datetime) -> list[Hit]
                 if limit > 0 and spent < limit * Decimal(str(pct)) / 100:
                     continue
                 freq = state.limit.frequency
-                data = {"frequency": freq, "threshold_pct": pct, "limit_usd": _exact(limit),
-                        "spent_usd": _exact(spent), "spent_pct": None if share is None else round(float(share), 1),
+                data = {"frequency": freq, "threshold_pct": pct, "limit_usd": decimal_text(limit),
+                        "spent_usd": decimal_text(spent), "spent_pct": None if share is None else round(float(share), 1),
                         "default_limit": state.limit.default,
                         "resets_at": state.resets_at.isoformat() if state.resets_at else None}
                 text = (f"{tenant} spent {usd_text(spent)} of its {usd_text(limit)} {_per(freq)} limit"
@@ -204,9 +204,6 @@ def _limited_tenants(store: Store, now: datetime) -> list[str]:
     return sorted(tenants)
 
 
-def _exact(amount: Decimal) -> str:
-    """A USD amount as exact decimal text, without trailing zeros: "8.1"."""
-    return format(amount.normalize(), "f") if amount else "0"
 
 
 def _threshold_of(subject: str) -> str:
@@ -281,7 +278,7 @@ def _runs_hit(tenant: str, rule: str, flagged: list[Any], month: str) -> Hit:
             f"the costliest: {flagged[0].message}")
     data = {"rule": rule, "subject": "runs", "subject_id": None, "tenant_id": tenant or None,
             "since": min(sinces).isoformat() if sinces else None, "message": text,
-            "numbers": {"runs": count, "cost_usd": _exact(cost), "revenue_usd": _exact(revenue)},
+            "numbers": {"runs": count, "cost_usd": decimal_text(cost), "revenue_usd": decimal_text(revenue)},
             "run_ids": [leak.subject_id for leak in flagged[:RUNS_NAMED]]}
     return Hit("leak", tenant, f"{rule}:runs", month, text, data)
 
@@ -302,8 +299,8 @@ def _resolution(store: Store, row: Any, now: datetime, hits: list[Hit]) -> tuple
         if state is None:
             data["reason"] = "limit_removed"
             return f"Resolved: {tenant} has no {_per(freq)} limit any more", data
-        data.update(reason="below_threshold", limit_usd=_exact(state.limit.limit_usd),
-                    spent_usd=_exact(state.spent_usd))
+        data.update(reason="below_threshold", limit_usd=decimal_text(state.limit.limit_usd),
+                    spent_usd=decimal_text(state.spent_usd))
         return (f"Resolved: {tenant} is below {pct}% of its {_per(freq)} limit again "
                 f"({usd_text(state.spent_usd)} of {usd_text(state.limit.limit_usd)})"), data
     if rule == "refusals":

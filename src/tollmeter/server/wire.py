@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from fastapi import Response
 
+from ..money import decimal_text
+
 if TYPE_CHECKING:
     from ..store.store import Grant, Limit, LimitState, RateLimit
 
@@ -30,13 +32,8 @@ class Answer(Response):
         return _ENCODER.encode(content)
 
 
-def usd(amount: Decimal | None) -> str | None:
-    """`Decimal("50.000000000000000")` -> "50"; `Decimal("1E-7")` -> "0.0000001"."""
-    if amount is None:
-        return None
-    if not amount:
-        return "0"
-    return format(amount.normalize(), "f")
+#: Money in an answer: `money.decimal_text` ("50", "0.0000001").
+usd = decimal_text
 
 
 def when(moment: datetime | None) -> str | None:
