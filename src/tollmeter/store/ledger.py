@@ -465,6 +465,8 @@ class Ledger:
         else:
             measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
                         for m in schema.ROLLUP_MEASURES]
+            if self.store.engine.dialect.name == "postgresql":  # the counts' NUMERIC sums as text (usage._union)
+                measures = [m if m.name == "money_sum" else cast(m, Text) for m in measures]
         none = schema.NONE_KEY  # "none" read as NULL
         shown = [*cohort, func.nullif(table.c.tenant_id, none) if by_tenant else null(),
                  table.c.day if by_day else null(), *(func.nullif(table.c[k], none) for k in keys)]
@@ -473,7 +475,7 @@ class Ledger:
             rows = conn.execute(query if whole or not group else query.group_by(*group)).all()
         if not group:  # one row of sums, NULL where no row was summed
             rows = [row for row in rows if row[len(shown)] is not None]
-        if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC)
+        if not whole:  # sums of counts as int (PostgreSQL's SUM of integers is NUMERIC, read as text)
             width, cost = len(shown), len(shown) + schema.ROLLUP_MEASURES.index("cost_usd")
             return [(*row[:width], *map(int, row[width:cost]), row[cost], *map(int, row[cost + 1:])) for row in rows]
         return [tuple(row) for row in rows]

@@ -40,6 +40,10 @@ metadata = MetaData()
 DEFAULT_PROJECT = "default"
 
 
+#: PostgreSQL's type oid of NUMERIC, the type code psycopg gives a result column of it.
+_PG_NUMERIC = 1700
+
+
 class Money(TypeDecorator):
     """USD as an exact Decimal: NUMERIC(30, 15), or decimal text on SQLite."""
 
@@ -65,6 +69,8 @@ class Money(TypeDecorator):
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         if dialect.name == "sqlite":  # decimal text, read straight (reports read tens of thousands)
             return _sqlite_decimal
+        if coltype == _PG_NUMERIC:  # psycopg's Decimal as it is: no Python call a value
+            return None
         return super().result_processor(dialect, coltype)
 
 
