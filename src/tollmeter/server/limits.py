@@ -29,8 +29,8 @@ def _limits(store: Any, tenant_id: str) -> dict[str, Any]:
 
 
 @router.get("/v1/limits", summary="Every limit of the project")
-def all_limits(store: ProjectStore) -> dict[str, Any]:
-    return {"limits": [{"tenant_id": lim.tenant_id, **wire.limit(lim)} for lim in store.all_limits()]}
+def all_limits(store: ProjectStore) -> wire.Answer:
+    return wire.Answer({"limits": [{"tenant_id": lim.tenant_id, **wire.limit(lim)} for lim in store.all_limits()]})
 
 
 @router.get("/v1/limits/{tenant_id:path}", response_model=TenantLimits,
