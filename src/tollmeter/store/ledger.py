@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy import (Float, String, Text, and_, any_, bindparam, case, cast, func, null, or_, select, text as sql_text,
                         union_all, update)
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from ..business.plans import Plan, PlanError, check_text, money, outcome as check_outcome, seats as check_seats
 from ..business.revenue import PlanBook, PlanSpan, ResolvedRun, RunCount
@@ -141,7 +141,7 @@ class Ledger:
             p.c.project_id == self.project)
         if tenant_ids is not None:
             query = query.where(p.c.tenant_id.in_(list(tenant_ids)))
-        rows = tuple(tuple(row) for row in conn.execute(query.order_by(p.c.tenant_id, p.c.effective_from)))
+        rows = tuple(map(tuple, conn.execute(query.order_by(p.c.tenant_id, p.c.effective_from)).all()))
         if tenant_ids is None:  # every customer's: the same book again while the stored plans are
             with _books_lock:
                 books = _books.setdefault(self.store.engine, {})
@@ -238,7 +238,7 @@ class Ledger:
         if tenant_id is not None:
             query = query.where(t.c.tenant_id == tenant_id)
         if tenants is not None:
-            query = query.where(t.c.tenant_id.in_(list(tenants)))
+            query = query.where(_among(self.store.engine, t.c.tenant_id, tenants))
         with self.store.report() as conn:
             rows = conn.execute(query).all()
         days: dict[Any, date] = {}
@@ -422,6 +422,7 @@ class Ledger:
         tenant key): summed apart in the same read, each row led by its cohort's index, the
         tenants of none of them last (index len(cohorts))."""
         table = schema.run_rollup if runs else schema.run_usage_rollup if of_runs else schema.usage_rollup
+        engine = self.store.engine
         if table is schema.usage_rollup and not keys:
             table = schema.tenant_rollup  # the same sums, a row per tenant and day
 
@@ -430,9 +431,9 @@ class Ledger:
             if tenant_id is not None:
                 where.append(t.c.tenant_id == tenant_id)
             if tenants is not None:
-                where.append(t.c.tenant_id.in_(list(tenants)))
+                where.append(_among(engine, t.c.tenant_id, tenants))
             if exclude:
-                where.append(t.c.tenant_id.not_in(list(exclude)))
+                where.append(~_among(engine, t.c.tenant_id, exclude))
             return where
 
         weeks = usage.whole_weeks(first, end) if table is schema.usage_rollup and not by_day else None
@@ -452,7 +453,7 @@ class Ledger:
         if cohorts is not None:
             if by_tenant or not all(cohorts):
                 raise ValueError("cohorts are lists of tenants, summed without a tenant key")
-            cohort = [case(*((table.c.tenant_id.in_(list(members)), i) for i, members in enumerate(cohorts)),
+            cohort = [case(*((_among(engine, table.c.tenant_id, members), i) for i, members in enumerate(cohorts)),
                            else_=len(cohorts))]
         group = [*cohort, *([table.c.tenant_id] if by_tenant else []), *([table.c.day] if by_day else []),
                  *(table.c[k] for k in keys)]
@@ -465,7 +466,7 @@ class Ledger:
         else:
             measures = [schema.money_sum(table.c[m]) if m == "cost_usd" else schema.count_sum(table.c[m])
                         for m in schema.ROLLUP_MEASURES]
-            if self.store.engine.dialect.name == "postgresql":  # the counts' NUMERIC sums as text (usage._union)
+            if engine.dialect.name == "postgresql":  # the counts' NUMERIC sums as text (usage._union)
                 measures = [m if m.name == "money_sum" else cast(m, Text) for m in measures]
         none = schema.NONE_KEY  # "none" read as NULL
         shown = [*cohort, func.nullif(table.c.tenant_id, none) if by_tenant else null(),
@@ -496,9 +497,10 @@ class Ledger:
         return out
 
 
-def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+def _among(conn: Connection | Engine, column: Any, values: Sequence[str]) -> Any:
     """`column IN values`: on PostgreSQL one array parameter (`= ANY`), not one per value (psycopg
-    splitting a query of thousands of parameters took most of a read's time)."""
+    splitting a query of thousands of parameters took most of a read's time, and a query of
+    more than a few kilobytes is parsed again each time)."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
     return column.in_(list(values))
