@@ -22,9 +22,10 @@ class Answer(Response):
     """A report's JSON answer, encoded by msgspec as the route made it (plain dicts, lists,
     strings and numbers; money already decimal strings). What a route returns otherwise goes
     through FastAPI's `jsonable_encoder` (and its response model): about 30 µs a row of a
-    margin report, where msgspec takes 0.4. The report routes (usage, margin, leaks,
-    customers) answer with this and keep their response model for the OpenAPI schema;
-    tests/test_server_business.py checks that each answer is what that model makes of it."""
+    margin report, where msgspec takes 0.4. The routes that answer many rows (usage, margin,
+    leaks, customers, every limit) answer with this and keep their response model for the
+    OpenAPI schema; tests/test_server_business.py checks that each answer is what that model
+    makes of it."""
 
     media_type = "application/json"
 
