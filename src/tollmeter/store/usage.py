@@ -77,17 +77,18 @@ def summed(conn: Connection, project: str, group_by: Sequence[str], parts: list[
     """The pieces' signed sums by group key (in one statement), groups whose calls add up to 0
     left out (only in pieces taken off)."""
     n = len(group_by)
-    split = conn.dialect.name == "sqlite"
-    rows = conn.execute(_union(conn.dialect.name, project, group_by, parts, tenant_id)).all() if parts else []
+    dialect = conn.dialect.name
+    rows = conn.execute(_union(dialect, project, group_by, parts, tenant_id)).all() if parts else []
     merged = {}
-    if not split:  # PostgreSQL: the cost, then the counts as text (see `_union`)
+    if dialect == "postgresql":  # the cost, then the counts as text (see `_union`)
         for row in rows:
             c0, c1, c2, c3, c4, c5 = row[n + 1:]
             merged[row[:n]] = [int(c0), int(c1), int(c2), int(c3), row[n], int(c4), int(c5)]
         return merged
     for row in rows:
         counts = [int(v) if v else 0 for v in row[n + 2:]]
-        counts = [high * _LOW + low for high, low in zip(counts[::2], counts[1::2])]  # high and low parts (below)
+        if dialect == "sqlite":  # high and low parts (below)
+            counts = [high * _LOW + low for high, low in zip(counts[::2], counts[1::2])]
         plus, minus = row[n], row[n + 1]
         cost = (_money(plus) if plus is not None else _ZERO) - (_money(minus) if minus is not None else _ZERO)
         merged[tuple(row[:n])] = [*counts[:4], cost, *counts[4:]]
