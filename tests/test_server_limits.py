@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tollmeter.server.wire import usd
+from tollmeter.money import decimal_text
 
 from .server_support import EVENT_COST, event
 
@@ -91,13 +91,13 @@ def test_spend_follows_events_and_leases(api):
     assert lease["granted_usd"] == "0.1"
     spend = api.spend("acme")
     day, total = spend["limits"]
-    assert day == {"frequency": "per_day", "limit_usd": "1", "spent_usd": usd(spent), "leased_usd": "0.1",
-                   "remaining_usd": usd(Decimal(1) - spent - Decimal("0.1")), "resets_at": day["resets_at"],
+    assert day == {"frequency": "per_day", "limit_usd": "1", "spent_usd": decimal_text(spent), "leased_usd": "0.1",
+                   "remaining_usd": decimal_text(Decimal(1) - spent - Decimal("0.1")), "resets_at": day["resets_at"],
                    "default": False}
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
     assert day["resets_at"] == f"{tomorrow}T00:00:00Z"
     assert total["frequency"] == "total" and total["resets_at"] is None
-    assert spend["spent"]["per_day"] == usd(spent) == "0.028"
+    assert spend["spent"]["per_day"] == decimal_text(spent) == "0.028"
 
 
 def test_leases_granted_extended_released_and_refused(api):
@@ -126,7 +126,7 @@ def test_leases_granted_extended_released_and_refused(api):
     # Events settle against the lease as they arrive.
     assert api.ingest([event(lease_id=first["lease_id"]) for _ in range(5)]).json()["accepted"] == 5
     [state] = api.spend("acme")["limits"]
-    assert state["leased_usd"] == usd(Decimal("0.2") - 5 * Decimal(EVENT_COST)) == "0.186"
+    assert state["leased_usd"] == decimal_text(Decimal("0.2") - 5 * Decimal(EVENT_COST)) == "0.186"
 
     assert http.delete(f"/v1/leases/{first['lease_id']}").status_code == 204
     assert api.spend("acme")["limits"][0]["leased_usd"] == "0"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from ..money import EXACT, at_places, decimal_text, usd_text
 from . import closed_days
-from .margin import MarginReport, margin, regrouped
+from .margin import MarginReport, margin, margin_percent, regrouped
 from .plans import UNPAID_OUTCOMES, PlanError, money
 from .revenue import PlanBook, days, month_start, recurring_shares, recurring_total, unit_revenue
 
@@ -182,7 +182,7 @@ def _customers(ledger: Ledger, book: PlanBook, settings: LeakSettings, today: da
         # margin / revenue * 100 below the floor, compared without a division (revenue is never
         # negative: a plan's amounts are not, and a markup is at least -1)
         if revenue and cost <= revenue and (revenue - cost) * _HUNDRED < settings.margin_floor_pct * revenue:
-            pct = ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
+            pct = margin_percent(revenue - cost, revenue)
             found.append(Leak("margin_below_floor", "customer", tenant, tenant, first,
                               f"{label}'s margin this month is {pct}%, below the floor of {settings.margin_floor_pct}%",
                               {"margin_pct": pct, "floor_pct": settings.margin_floor_pct, "cost_usd": cost,
@@ -248,7 +248,6 @@ def _fold(rows: list[Any], span: list[date], first: date, recent_first: date, se
         if slots is None:
             slots = slots_of[tenant] = [None] * len(span)
         slots[i] = row
-    least, factor = settings.spike_min_usd, settings.spike_factor
     # (day, on or after the month's first, on or after the recent days' first) for each slot
     marks = [(day, day >= first, day >= recent_first) for day in span]
     out = dict(after)
@@ -276,7 +275,7 @@ def _fold(rows: list[Any], span: list[date], first: date, recent_first: date, se
                     if recent:
                         recent_cost += day_cost
                         recent_revenue += row.revenue_usd
-                    if day_cost >= least and before and day_cost * window > factor * before:  # `_is_spike`
+                    if _is_spike(day_cost, before, settings):
                         spike = (day, day_cost, before / window)  # the latest one stays
             if crossed is None and in_month and cost > revenue:
                 crossed = day

@@ -32,11 +32,19 @@ _CENT = Decimal("0.01")
 _RATE_PLACES = Decimal("0.0001")
 
 
-def _percent(margin: Decimal, revenue: Decimal) -> Decimal | None:
+def margin_percent(margin: Decimal, revenue: Decimal) -> Decimal | None:
     """`margin` as a percentage of `revenue`, to the hundredth (None without revenue)."""
     if not revenue:
         return None
     return EXACT.quantize(EXACT.multiply(EXACT.divide(margin, revenue), _HUNDRED), _CENT)
+
+
+def _resolution_rate(resolved: int, runs: int) -> Decimal | None:
+    return (Decimal(resolved) / runs).quantize(_RATE_PLACES) if runs else None
+
+
+def _per_resolved(cost: Decimal, resolved: int) -> Decimal | None:
+    return at_places(EXACT.divide(cost, resolved)) if resolved else None
 
 
 @dataclass(slots=True)
@@ -62,7 +70,7 @@ class MarginRow:
     @property
     def margin_pct(self) -> Decimal | None:
         """Margin as a percentage of revenue, to the hundredth (None without revenue)."""
-        return _percent(self.margin_usd, self.revenue_usd)
+        return margin_percent(self.margin_usd, self.revenue_usd)
 
     @property
     def runs(self) -> int:
@@ -71,14 +79,13 @@ class MarginRow:
     @property
     def resolution_rate(self) -> Decimal | None:
         """Share of the runs resolved in the range whose outcome is "resolved" (None without runs)."""
-        runs = self.runs
-        return (Decimal(self.resolved) / runs).quantize(_RATE_PLACES) if runs else None
+        return _resolution_rate(self.resolved, self.runs)
 
     @property
     def cost_per_resolved_run(self) -> Decimal | None:
         """All of the group's cost divided by its successfully resolved runs: what one
         resolution costs, everything included (None without one), at the store's precision."""
-        return at_places(EXACT.divide(self.cost_usd, self.resolved)) if self.resolved else None
+        return _per_resolved(self.cost_usd, self.resolved)
 
     def copy(self) -> MarginRow:
         return MarginRow(dict(self.key), self.revenue_usd, self.cost_usd, self.calls, self.input_tokens,
@@ -104,12 +111,12 @@ class MarginRow:
         return {
             **self.key,
             "revenue_usd": decimal_text(revenue), "cost_usd": decimal_text(cost),
-            "margin_usd": decimal_text(margin), "margin_pct": decimal_text(_percent(margin, revenue)) if revenue else None,
+            "margin_usd": decimal_text(margin), "margin_pct": decimal_text(margin_percent(margin, revenue)),
             "calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "unpriced": self.unpriced, "runs": runs, "resolved": resolved, "escalated": self.escalated,
             "failed": self.failed,
-            "resolution_rate": decimal_text((Decimal(resolved) / runs).quantize(_RATE_PLACES)) if runs else None,
-            "cost_per_resolved_run_usd": decimal_text(at_places(EXACT.divide(cost, resolved))) if resolved else None,
+            "resolution_rate": decimal_text(_resolution_rate(resolved, runs)),
+            "cost_per_resolved_run_usd": decimal_text(_per_resolved(cost, resolved)),
         }
 
 

@@ -20,9 +20,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import httpx
 
+from ..money import decimal_text
 from ..transport.api import ServerApi, segment
 from .plans import Plan, PlanError
-from .wire import customer_from_dict, leak_from_dict, margin_from_dict, resolution_from_dict, usd
+from .wire import customer_from_dict, leak_from_dict, margin_from_dict, resolution_from_dict
 
 if TYPE_CHECKING:
     from ..store.ledger import Customer, Resolution
@@ -108,7 +109,7 @@ class RemoteLedger:
         if settings is not None:
             for name in ("margin_floor_pct", "spike_factor", "spike_window_days", "spike_min_usd", "projection_days"):
                 value = getattr(settings, name)
-                params[name] = usd(value) if isinstance(value, Decimal) else str(value)  # type: ignore[assignment]
+                params[name] = decimal_text(value) if isinstance(value, Decimal) else str(value)  # type: ignore[assignment]
         return [leak_from_dict(item) for item in self._call("GET", "/v1/leaks", params=params)["leaks"]]
 
     # -- HTTP -------------------------------------------------------------------------------------

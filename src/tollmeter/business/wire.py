@@ -31,8 +31,6 @@ _LEAK_TEXT = ("outcome",)
 _RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
 
 
-#: Money on the wire: `money.decimal_text` ("50", "0.0000001").
-usd = decimal_text
 
 
 # -- customers -------------------------------------------------------------------------------------
@@ -64,7 +62,7 @@ def customer_from_dict(data: Mapping[str, Any]) -> Customer:
 
 def resolution_to_dict(resolution: Resolution) -> dict[str, Any]:
     return {"run_id": resolution.run_id, "tenant_id": resolution.tenant_id, "agent_id": resolution.agent_id,
-            "outcome": resolution.outcome, "revenue_usd": usd(resolution.revenue_usd),
+            "outcome": resolution.outcome, "revenue_usd": decimal_text(resolution.revenue_usd),
             "resolved_at": resolution.resolved_at.isoformat().replace("+00:00", "Z"),
             "duplicate": resolution.duplicate}
 

@@ -22,9 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from ..business.report import percent
-from ..business.wire import usd
 from ..limits.periods import FREQUENCIES
-from ..money import usd_text
+from ..money import decimal_text, usd_text
 from ..server.models import LimitIn, Tenant
 from ..store.store import DEFAULT_TENANT_LIMITS, Store
 from . import access, views
@@ -37,7 +36,7 @@ templates.env.filters.update(
     usd=usd_text,
     pct=lambda v: percent(v) if v is not None else "-",
     num=lambda v: f"{v:,}" if v is not None else "-",
-    exact=lambda v: usd(v) or "",  # as the API writes amounts
+    exact=lambda v: decimal_text(v) or "",  # as the API writes amounts
     url=lambda v: quote(str(v), safe=""),
 )
 templates.env.globals.update(version=__version__, frequencies=FREQUENCIES)

@@ -15,11 +15,10 @@ from ..business.leaks import SUBJECTS, Leak, days_read
 from ..business.margin import MarginReport, MarginRow, period_label, regrouped
 from ..business.report import describe_plan
 from ..business.revenue import days
-from ..business.wire import usd
 from ..limits.periods import FREQUENCIES
 from ..limits.standing import limit_states_of
 from ..limits.states import LimitState
-from ..money import EXACT
+from ..money import EXACT, decimal_text
 from ..store.ledger import Customer, Ledger
 from ..store.store import DEFAULT_TENANT_LIMITS, Store
 from . import charts
@@ -424,4 +423,4 @@ def _midnight(day: date) -> datetime:
 
 
 def _text(value: Decimal | None) -> str:
-    return usd(value) or ""
+    return decimal_text(value) or ""

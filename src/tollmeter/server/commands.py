@@ -463,7 +463,7 @@ def _reprice(args: argparse.Namespace) -> int:
     from ..pricing.ratecard import RateCardError
     from ..tables import format_table
     from .pricing import load_pricer, reprice
-    from .wire import usd
+    from ..money import decimal_text
 
     since = None
     if args.since:
@@ -485,7 +485,7 @@ def _reprice(args: argparse.Namespace) -> int:
         result = reprice(store, pricer, since=since, project=args.project)
     finally:
         store.close()
-    print(f"priced {result.priced} of {result.seen} unpriced events; ${usd(result.added_usd)} added to the spend")
+    print(f"priced {result.priced} of {result.seen} unpriced events; ${decimal_text(result.added_usd)} added to the spend")
     if result.still_unpriced:
         print("\nstill unpriced (add these models to a rate card):\n")
         rows = sorted(((p or "-", m or "-", n) for (p, m), n in result.still_unpriced.items()), key=lambda r: -r[2])

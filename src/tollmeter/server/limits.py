@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from ..limits.periods import FREQUENCIES
 from ..limits.periods import frequency as check_frequency
+from ..money import decimal_text
 from ..store.store import DEFAULT_TENANT_LIMITS
 from . import wire
 from .body import StrictJSONRoute
@@ -79,6 +80,6 @@ def get_spend(tenant_id: TenantPath, store: ProjectStore) -> dict[str, Any]:
     states = store.limit_states(tenant_id)
     spent = store.spent(tenant_id)
     return {"tenant_id": tenant_id, "limits": [wire.state(s) for s in states],
-            "spent": {freq: wire.usd(amount) for freq, amount in spent.items()}}
+            "spent": {freq: decimal_text(amount) for freq, amount in spent.items()}}
 
 

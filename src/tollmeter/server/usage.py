@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from ..business.closed_days import usage_kept
+from ..money import decimal_text
 from . import wire
 from .body import StrictJSONRoute
 from .deps import ProjectStore
@@ -50,7 +51,6 @@ def usage(
         raise HTTPException(422, f"group_by: each of {', '.join(GROUPS)} at most once, got {group_by!r}")
     rows = usage_kept(store, groups, tenant_id=tenant_id, since=parse_time(since, "since") if since else None,
                       until=parse_time(until, "until") if until else None)
-    usd = wire.usd
     for row in rows:  # the report's own rows (made for this answer): its keys, then its measures
-        row["cost_usd"] = usd(row["cost_usd"])
+        row["cost_usd"] = decimal_text(row["cost_usd"])
     return wire.Answer({"rows": rows})

@@ -33,10 +33,6 @@ class Answer(Response):
         return _ENCODER.encode(content)
 
 
-#: Money in an answer: `money.decimal_text` ("50", "0.0000001").
-usd = decimal_text
-
-
 def when(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -46,16 +42,16 @@ def when(moment: datetime | None) -> str | None:
 
 
 def limit(lim: Limit) -> dict[str, Any]:
-    return {"frequency": lim.frequency, "limit_usd": usd(lim.limit_usd), "default": lim.default}
+    return {"frequency": lim.frequency, "limit_usd": decimal_text(lim.limit_usd), "default": lim.default}
 
 
 def state(st: LimitState, *, remaining: bool = True) -> dict[str, Any]:
     out = {
-        "frequency": st.limit.frequency, "limit_usd": usd(st.limit.limit_usd), "spent_usd": usd(st.spent_usd),
-        "leased_usd": usd(st.leased_usd),
+        "frequency": st.limit.frequency, "limit_usd": decimal_text(st.limit.limit_usd), "spent_usd": decimal_text(st.spent_usd),
+        "leased_usd": decimal_text(st.leased_usd),
     }
     if remaining:
-        out["remaining_usd"] = usd(max(_ZERO, st.available_usd))
+        out["remaining_usd"] = decimal_text(max(_ZERO, st.available_usd))
     out["resets_at"] = when(st.resets_at)
     out["default"] = st.limit.default
     return out
@@ -69,8 +65,8 @@ def rate_limit(tenant_id: str, rate: RateLimit | None) -> dict[str, Any]:
 def grant(g: Grant, rate: RateLimit | None, *, want: Decimal) -> dict[str, Any]:
     return {
         "lease_id": g.lease_id,
-        "granted_usd": usd(g.granted_usd),
-        "remaining_usd": usd(g.remaining_usd),
+        "granted_usd": decimal_text(g.granted_usd),
+        "remaining_usd": decimal_text(g.remaining_usd),
         "expires_at": when(g.expires_at),
         "unlimited": g.unlimited,
         "refused": not g.unlimited and not g.granted_usd and want > 0,
