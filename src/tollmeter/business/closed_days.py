@@ -299,7 +299,7 @@ def usage_kept(store: Store, group_by: Sequence[str], since: datetime | None, un
         return store.usage(group_by=group_by, since=since, until=until, tenant_id=tenant_id)
     # read before the sums: a mark made meanwhile is seen next time
     key = (tuple(closed), ledger.day_revisions_total(split), store.retention_mark())
-    with store.report() as conn:  # one snapshot for both parts
+    with store.report() as conn:  # both parts on one connection (on SQLite one snapshot)
         found = _kept_part(ledger, name, key, lambda: usage.summed(conn, store.project, group_by, closed, tenant_id),
                            len)
         fresh = usage.summed(conn, store.project, group_by, after, tenant_id) if after else {}

@@ -180,16 +180,31 @@ class Store:
 
     @contextmanager
     def report(self) -> Iterator[Connection]:
-        """`with store.report() as conn:` a transaction for a report's reads. On PostgreSQL each
-        statement is planned for its own values: a statement psycopg has prepared (from its
-        fifth run) may otherwise get a generic plan, made for no range in particular, which for
-        a month's range was 10-40 times slower than its own (the leak rules after a few reports
-        of other months: 2 s instead of 0.15); and groups are hashed in memory (work_mem)."""
-        with self.transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-                                     "set_config('work_mem', '32MB', true)")
-            yield conn
+        """`with store.report() as conn:` a connection for a report's reads (they write nothing).
+
+        On PostgreSQL, each statement on its own, in autocommit: at READ COMMITTED a statement
+        sees what was committed when it began whether or not it is in a transaction, and a
+        report's transaction cost three round trips more (BEGIN, the settings, COMMIT); under
+        the leak rules' threads each round trip also waits for the interpreter lock. Its
+        statements are not prepared: psycopg prepares a statement from its fifth run, and a
+        prepared one may get a generic plan, made for no range in particular, which for a
+        month's range was 10-40 times slower than its own (the leak rules after a few reports
+        of other months: 2 s instead of 0.15); unprepared, each is planned for its own values.
+        Groups are hashed in memory: the sessions' `work_mem` is set at connect (`_engine`).
+        Elsewhere, a transaction (on SQLite, one snapshot for all of the report's reads)."""
+        if self._engine.dialect.name != "postgresql":
+            with self.transaction() as conn:
+                yield conn
+            return
+        with self._engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # set back when it returns to the pool
+            driver = conn.connection.dbapi_connection
+            threshold = driver.prepare_threshold  # type: ignore[union-attr]
+            driver.prepare_threshold = None  # type: ignore[union-attr]
+            try:
+                yield conn
+            finally:
+                driver.prepare_threshold = threshold  # type: ignore[union-attr]
 
     def after_fork(self) -> None:
         """In a forked child: the parent's connections are the parent's (never closed here)."""
@@ -1654,10 +1669,11 @@ def lock_wait(wait: float | None) -> Iterator[None]:
 def _engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         if url.startswith("postgresql"):
-            # Sessions in UTC: days, periods and `to_char` are UTC days whatever the server's zone
+            # Sessions in UTC: days, periods and `to_char` are UTC days whatever the server's zone;
+            # a report's groups hashed in memory (`Store.report`) rather than spilled to disk
             # (added to the URL's own `options`, which may set a search_path).
             parsed = make_url(url)
-            options = " ".join(filter(None, [parsed.query.get("options"), "-c timezone=UTC"]))
+            options = " ".join(filter(None, [parsed.query.get("options"), "-c timezone=UTC -c work_mem=32MB"]))
             engine = create_engine(parsed.update_query_dict({"options": options}))
             # A connection the server closed (a restart, a killed backend) is replaced at
             # checkout, as pool_pre_ping would, without its round trip per transaction.
