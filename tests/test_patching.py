@@ -83,6 +83,50 @@ def test_provider_whose_sdk_is_missing_is_skipped_quietly(monkeypatch, caplog):
     meter.shutdown()
 
 
+def test_patch_all_imports_no_sdk_and_patches_each_when_the_application_imports_it():
+    """Importing every installed SDK took patch_all() seconds and grew the application's heap
+    (its full garbage collections) several times over: an SDK is patched when the application
+    imports it, before, after, or on another thread, and unpatched as it was."""
+    import subprocess
+    import sys
+
+    code = """
+import os, sys, threading
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+from tollmeter import Meter, MeterConfig
+from tollmeter.instrument.registry import PROVIDERS
+import wrapt
+sdks = {name: sdk for name, (sdk, _) in PROVIDERS.items()}
+import anthropic  # imported before: patched at once
+meter = Meter(MeterConfig(store=False))
+names = meter.patch_all()
+assert {"openai", "anthropic", "google", "bedrock", "groq", "mistral", "cohere", "litellm"} <= set(names), names
+assert meter.patched == sorted(names)
+imported = [sdk for name, sdk in sdks.items() if sdk in sys.modules and name != "anthropic"]
+assert not imported, imported
+assert isinstance(anthropic.resources.messages.Messages.__dict__["create"], wrapt.FunctionWrapper)
+import openai
+from openai.resources.chat.completions.completions import Completions
+assert isinstance(Completions.__dict__["create"], wrapt.FunctionWrapper), "openai not patched on import"
+t = threading.Thread(target=lambda: __import__("boto3"))
+t.start(); t.join()
+import botocore.client
+assert isinstance(botocore.client.BaseClient.__dict__["_make_api_call"], wrapt.FunctionWrapper)
+from google import genai
+import google.genai.models
+assert isinstance(google.genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper)
+meter.unpatch_all()
+assert not isinstance(Completions.__dict__["create"], wrapt.FunctionWrapper)
+assert not isinstance(botocore.client.BaseClient.__dict__["_make_api_call"], wrapt.FunctionWrapper)
+import groq  # unpatched before its import: stays as it is
+assert not isinstance(groq.resources.chat.completions.Completions.__dict__["create"], wrapt.FunctionWrapper)
+assert meter.patched == []
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
 def test_unknown_provider_name_is_a_clear_error():
     meter = Meter(MeterConfig())
     with pytest.raises(UnknownProviderError, match="openai"):

@@ -3,6 +3,11 @@
 Patching is at class level through `wrapt`, so clients created before and after patching are
 covered. The original attribute of each class is kept and put back by `unpatch`, so an
 unpatched SDK is byte for byte what it was. A provider whose SDK is not installed is skipped.
+
+Patching never imports an SDK the application has not imported: one not imported yet is
+patched when the application imports it (a wrapt post-import hook). Importing every installed
+SDK cost `patch_all()` 2.6 s on a machine with the seven of them, and left 281,000 objects more
+for the application's garbage collector to walk in each full collection (4 times its own).
 """
 
 from __future__ import annotations
@@ -55,11 +60,6 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "litellm": ("litellm", "tollmeter.instrument.litellm"),
 }
 
-#: Providers patched only once the application imports their SDK (`patch` never imports it):
-#: LiteLLM takes seconds to import and fetches its price map from the network when it does.
-ON_IMPORT = frozenset({"litellm"})
-
-
 class UnknownProviderError(ValueError):
     pass
 
@@ -89,7 +89,7 @@ class Patcher:
     def __init__(self, hooks: CallHooks) -> None:
         self._hooks = hooks
         self._applied: dict[str, list[_Applied]] = {}
-        #: ON_IMPORT providers waiting for their SDK to be imported.
+        #: Providers waiting for the application to import their SDK.
         self._waiting: set[str] = set()
 
     @property
@@ -97,34 +97,43 @@ class Patcher:
         return sorted(self._applied.keys() | self._waiting)
 
     def patch(self, name: str) -> bool:
-        """Patch one provider; False if its SDK is not installed. Idempotent."""
+        """Patch one provider, now if the application has imported its SDK, else when it does;
+        False if its SDK is not installed. Idempotent.
+
+        Modules are imported outside the registry's lock: an SDK imported by another thread
+        meanwhile holds its module lock while its post-import hook waits for the registry's."""
         if name not in PROVIDERS:
             raise UnknownProviderError(
                 f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}"
             )
+        sdk, module_name = PROVIDERS[name]
         with _lock:
-            if name in self._applied:
+            if name in self._applied or name in self._waiting:
                 return True
-            sdk, module_name = PROVIDERS[name]
-            if name in self._waiting:
+        if not _installed_module(sdk) or not _installed_module(module_name):
+            logger.debug("tollmeter: %s is not installed; not patching it", sdk)
+            return False
+        with _lock:
+            if name in self._applied or name in self._waiting:
                 return True
-            if not _installed_module(sdk) or not _installed_module(module_name):
-                logger.debug("tollmeter: %s is not installed; not patching it", sdk)
-                return False
-            if name in ON_IMPORT and sdk not in sys.modules:
+            if sdk not in sys.modules:
                 self._waiting.add(name)
                 wrapt.register_post_import_hook(lambda _module, name=name: self._imported(name), sdk)
                 return True
-            try:
-                module = importlib.import_module(module_name)
-                patches: list[Patch] = module.patches()
-            except Exception as fault:
-                self._hooks.fault(fault, f"loading the {name} instrumentation")
-                return False
-            applied = [a for p in patches if (a := self._apply(p)) is not None]
+        try:
+            patches: list[Patch] = importlib.import_module(module_name).patches()
+            targets = [_target(p) for p in patches]
+        except Exception as fault:
+            self._hooks.fault(fault, f"loading the {name} instrumentation")
+            return False
+        with _lock:
+            if name in self._applied:  # another thread was first
+                return True
+            applied = [a for p, owner in zip(patches, targets) if owner is not None
+                       and (a := self._apply(p, owner)) is not None]
             self._applied[name] = applied
-            logger.debug("tollmeter: patched %d methods of %s", len(applied), name)
-            return True
+        logger.debug("tollmeter: patched %d methods of %s", len(applied), name)
+        return True
 
     def _imported(self, name: str) -> None:
         """The application imported a waiting provider's SDK: patch it now (unless unpatched)."""
@@ -148,17 +157,9 @@ class Patcher:
         for name in list(self._applied.keys() | self._waiting):
             self.unpatch(name)
 
-    def _apply(self, patch: Patch) -> _Applied | None:
-        try:
-            module = importlib.import_module(patch.module)
-            *owner_path, attribute = patch.path.split(".")
-            owner: Any = module
-            for part in owner_path:
-                owner = getattr(owner, part)
-        except (ImportError, AttributeError):
-            # An SDK release without this method: nothing to patch.
-            logger.debug("tollmeter: %s.%s not found; skipped", patch.module, patch.path)
-            return None
+    def _apply(self, patch: Patch, owner: Any) -> _Applied | None:
+        """Install `patch` on `owner` (its class or module, `_target`), under the lock."""
+        attribute = patch.path.rpartition(".")[2]
         if attribute not in vars(owner):
             logger.debug("tollmeter: %s.%s is inherited; skipped", patch.module, patch.path)
             return None
@@ -179,3 +180,16 @@ class Patcher:
         wrapt.wrap_function_wrapper(owner, attribute, wrapper)
         _installed[key] = self._hooks
         return _Applied(owner, attribute, original)
+
+
+def _target(patch: Patch) -> Any:
+    """The class or module `patch` is installed on (importing its module), or None when this
+    release of the SDK does not have it."""
+    try:
+        owner: Any = importlib.import_module(patch.module)
+        for part in patch.path.split(".")[:-1]:
+            owner = getattr(owner, part)
+    except (ImportError, AttributeError):
+        logger.debug("tollmeter: %s.%s not found; skipped", patch.module, patch.path)
+        return None
+    return owner
