@@ -199,12 +199,14 @@ class Store:
         with self._engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")  # set back when it returns to the pool
             driver = conn.connection.dbapi_connection
-            threshold = driver.prepare_threshold  # type: ignore[union-attr]
-            driver.prepare_threshold = None  # type: ignore[union-attr]
+            threshold = getattr(driver, "prepare_threshold", None)  # (psycopg's; None: never prepares)
+            if threshold is not None:
+                driver.prepare_threshold = None  # type: ignore[union-attr]
             try:
                 yield conn
             finally:
-                driver.prepare_threshold = threshold  # type: ignore[union-attr]
+                if threshold is not None:
+                    driver.prepare_threshold = threshold  # type: ignore[union-attr]
 
     def after_fork(self) -> None:
         """In a forked child: the parent's connections are the parent's (never closed here)."""
