@@ -178,8 +178,6 @@ def _price(amount: Decimal | None) -> str:
     return f"${shown:,f}"
 
 
-
-
 def _key(value: Any) -> str:
     return "(none)" if value is None else str(value)
 

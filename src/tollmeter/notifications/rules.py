@@ -204,8 +204,6 @@ def _limited_tenants(store: Store, now: datetime) -> list[str]:
     return sorted(tenants)
 
 
-
-
 def _threshold_of(subject: str) -> str:
     return subject.partition(":")[2]
 
