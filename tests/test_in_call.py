@@ -1,15 +1,18 @@
 """Calls made inside an instrumented call are passed through, and only those: the sync wrapper's
-flag is its thread's own (`call.in_sync_call`), the async wrapper's a ContextVar (`call.in_call`).
-Real SDK calls over respx, real threads and a real event loop."""
+mark is its thread's (`call.sync_calls`), the async wrapper's a ContextVar (`call.in_call`).
+Real SDK calls over respx, real threads, a real event loop and a real fork."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import httpx
 import openai
 import pytest
+
+from tollmeter.instrument import call as call_module
 
 from .bodies import openai_bodies as B
 
@@ -68,6 +71,28 @@ def test_a_failed_sync_call_leaves_its_thread_outside_any_call(recorder, http_mo
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     events = recorder.recorded()
     assert [(e.status_code, e.error) for e in events] == [(500, "InternalServerError"), (None, None)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_process_forked_during_a_sync_call_starts_outside_any_call(recorder, http_mock):
+    """The forking thread is in a call in the parent, not in the child: a thread of the child
+    that is given the same ident is not taken for one in a call (the mark is cleared at fork)."""
+    seen = {}
+
+    def respond(request):
+        seen["parent"] = threading.get_ident() in call_module.sync_calls
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once, nothing of the parent's run
+            os._exit(0 if not call_module.sync_calls else 3)
+        _, status = os.waitpid(pid, 0)
+        seen["child status"] = os.waitstatus_to_exitcode(status)
+        return httpx.Response(200, json=B.CHAT_PLAIN)
+
+    http_mock.post(CHAT).mock(side_effect=respond)
+    openai.OpenAI(api_key="k", max_retries=0).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert seen == {"parent": True, "child status": 0}
+    assert not call_module.sync_calls
+    assert len(recorder.recorded()) == 1
 
 
 def test_concurrent_async_calls_on_one_loop_are_each_counted(recorder, http_mock):

@@ -104,8 +104,9 @@ class MeterHooks:
             request_format = self._formats[endpoint]
         except KeyError:
             request_format = self._table_format(endpoint)
-        ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
-                                          request_format)
+        admit_plain = self._limits.admit_plain  # (the guard's bound method, on the instance: read as
+        # an attribute, not called as a method, so that the interpreter specialises the read)
+        ticket = admit_plain(scope.tenant_id, call.provider, call.request_model, call.request, request_format)
         if ticket is NEEDS_CHECK:
             ticket = self._limits.admit(self._request(call, scope.tenant_id))
         call.ticket = ticket
@@ -119,8 +120,8 @@ class MeterHooks:
             request_format = self._formats[endpoint]
         except KeyError:
             request_format = self._table_format(endpoint)
-        ticket = self._limits.admit_plain(scope.tenant_id, call.provider, call.request_model, call.request,
-                                          request_format)
+        admit_plain = self._limits.admit_plain
+        ticket = admit_plain(scope.tenant_id, call.provider, call.request_model, call.request, request_format)
         if ticket is NEEDS_CHECK:
             ticket = await self._limits.admit_async(self._request(call, scope.tenant_id))
         call.ticket = ticket
@@ -133,7 +134,8 @@ class MeterHooks:
             if reservation.urgent:  # its lease is short: the finished calls cut to what they used
                 # here, and settled now off this thread and the worker's (the worker, if that cannot be)
                 urgent = not self._limits.settle_soon(reservation, used_tokens)
-        if not self._queue(call, urgent):  # the worker's submit, straight: this runs for every call
+        submit = self._queue  # the worker's submit, straight: this runs for every call (read as an
+        if not submit(call, urgent):  # attribute, not called as a method: the read is specialised)
             self._pipeline.refused(call)
 
     def abandoned(self, call: Call) -> None:

@@ -46,6 +46,11 @@ class StainlessEndpoint(Endpoint):
     #: The provider is known by the client's base URL alone (`provider_of` not overridden).
     _url_provider: ClassVar[bool] = True
 
+    def __init__(self) -> None:
+        # On the instance too: `start` reads it at every call, and a class attribute read
+        # through an instance is looked up on the class each time (not specialised in 3.11).
+        self._url_provider = type(self)._url_provider
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kinds_by_type = {}
@@ -68,7 +73,10 @@ class StainlessEndpoint(Endpoint):
         `provider_of` (each Python call costs on the caller's thread)."""
         answer = None
         if self._url_provider:  # `provider_of`'s look-up, written out
-            stored = getattr(getattr(instance, "_client", None), "__dict__", None)
+            try:  # (an attribute read, not `getattr`: the interpreter specialises it)
+                stored = instance._client.__dict__
+            except AttributeError:
+                stored = None
             if stored:
                 base_url = stored.get("_configured_base_url") or stored.get("_base_url")
                 cached = _by_base_url.get(id(base_url))
