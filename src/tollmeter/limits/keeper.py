@@ -129,6 +129,7 @@ class LimitKeeper:
         self.config = config
         self._pricer = pricer
         self._fault = fault
+        self.admit_plain = self._admit_plain_unopened  # the guard's own once it opens (`guard`)
         self._open_lock = threading.Lock()
         self._store: Store | None = None
         self._guard: Guard | None = None
@@ -239,7 +240,7 @@ class LimitKeeper:
                         unreachable=self.config.limits_unreachable, reservation=self.config.reservation,
                         wait=self.config.limits_wait, background_wait=self._background_wait()),
                         settle=self._settle_record, fault=self._fault)
-                    self.admit_plain = self._guard.admit_plain  # type: ignore[method-assign]
+                    self.admit_plain = self._guard.admit_plain
                     self._unopened_reported = False
         return self._guard
 
@@ -285,12 +286,16 @@ class LimitKeeper:
 
     # -- the caller's thread --------------------------------------------------------------------
 
-    def admit_plain(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
-                    request_format: RequestFormat | None) -> Reservation | None | object:
-        """A call's first look-up (`Guard.admit_plain`): None when its tenant is known to have no
-        limit, a Reservation of a plain request's table bound, or NEEDS_CHECK (then `admit`).
-        Before the guard is open, NEEDS_CHECK; once it is, this method is replaced on the
-        instance by the guard's own (`guard`): it runs before every call, and a call less counts."""
+    def _admit_plain_unopened(self, tenant_id: str, provider: str | None, model: str | None, kwargs: Any,
+                              request_format: RequestFormat | None) -> Reservation | None | object:
+        """`admit_plain` before the guard is open: NEEDS_CHECK (then `admit`).
+
+        `admit_plain` itself, a call's first look-up (`Guard.admit_plain`: None when its tenant
+        is known to have no limit, a Reservation of a plain request's table bound, or
+        NEEDS_CHECK), is an attribute of the instance only: this method until the guard opens,
+        then the guard's own (`guard`). It runs before every call, so a call less counts, and
+        so does its read: an instance attribute shadowing a method of the class is a read
+        Python 3.11 does not specialise."""
         return NEEDS_CHECK
 
     def admit(self, request: CallRequest) -> Reservation | None:
@@ -553,7 +558,7 @@ class LimitKeeper:
         elif store is not None:
             store.after_fork()
         self._guard = None
-        self.__dict__.pop("admit_plain", None)  # the parent's guard's
+        self.admit_plain = self._admit_plain_unopened  # not the parent's guard's
 
 
 async def _refill_async(guard: Guard, request: CallRequest, wait: float) -> Reservation | None:
