@@ -134,8 +134,10 @@ class MeterHooks:
             if reservation.urgent:  # its lease is short: the finished calls cut to what they used
                 # here, and settled now off this thread and the worker's (the worker, if that cannot be)
                 urgent = not self._limits.settle_soon(reservation, used_tokens)
-        submit = self._queue  # the worker's submit, straight: this runs for every call (read as an
-        if not submit(call, urgent):  # attribute, not called as a method: the read is specialised)
+        # The worker's submit, straight: this runs for every call (read as an attribute, not
+        # called as a method, so that the interpreter specialises the read).
+        submit = self._queue
+        if not submit(call, urgent):
             self._pipeline.refused(call)
 
     def abandoned(self, call: Call) -> None:

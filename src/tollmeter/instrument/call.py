@@ -41,9 +41,9 @@ in_call: ContextVar[bool] = ContextVar("tollmeter_in_call", default=False)
 #: interleaves with a sync call on its thread, so the thread is the right scope, and a set of
 #: idents the cheapest mark of it: a ContextVar's `set` and `reset` cost a new context and a
 #: token each, and a `threading.local` attribute's every read and write looks up the thread's
-#: dictionary and the attribute on the class, about 25 first-level cache misses each on the
-#: caller's cold path (valgrind's cachegrind). `get_ident` is read from `_thread` at each call,
-#: so gevent's patched one (a greenlet's ident) is used once it is patched.
+#: dictionary and the attribute on the class (check, mark and unmark in a loop: 154-170 ns
+#: against 111, docs/benchmarks.md). `get_ident` is read from `_thread` at each call, so
+#: gevent's patched one (a greenlet's ident) is used once it is patched.
 sync_calls: set[int] = set()
 os.register_at_fork(after_in_child=sync_calls.clear)  # the child's threads are not in a call
 

@@ -43,18 +43,15 @@ class StainlessEndpoint(Endpoint):
     _raw: ClassVar[tuple[type, ...]] = ()
     kinds_by_type: ClassVar[dict[type, Kind]] = {}  # type: ignore[misc]
 
-    #: The provider is known by the client's base URL alone (`provider_of` not overridden).
-    _url_provider: ClassVar[bool] = True
-
     def __init__(self) -> None:
-        # On the instance too: `start` reads it at every call, and a class attribute read
-        # through an instance is looked up on the class each time (not specialised in 3.11).
-        self._url_provider = type(self)._url_provider
+        #: The provider is known by the client's base URL alone (`provider_of` not overridden).
+        #: On the instance: `start` reads it at every call, and a class attribute read through
+        #: an instance is looked up on the class each time (not specialised in 3.11).
+        self._url_provider = type(self).provider_of is StainlessEndpoint.provider_of
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kinds_by_type = {}
-        cls._url_provider = cls.provider_of is StainlessEndpoint.provider_of
         sdk = cls.__dict__.get("sdk")
         if sdk is not None:
             cls._stream = getattr(sdk, "Stream", None)
