@@ -68,11 +68,16 @@ def sse(chunks: int, include_usage: bool) -> bytes:
     return "".join(f"data: {json.dumps(line)}\n\n" for line in lines).encode() + b"data: [DONE]\n\n"
 
 
-def make_client(stream_chunks: int) -> openai.OpenAI:
+def make_client(stream_chunks: int, latency: float = 0.0) -> openai.OpenAI:
+    """An openai client over an in-process transport; `latency` seconds are slept before each
+    answer, as a call waits for the network (the interpreter lock let go, the thread off the
+    processor)."""
     with_usage, without_usage = sse(stream_chunks, True), sse(stream_chunks, False)
     chat = json.dumps(CHAT).encode()
 
     def handler(request):
+        if latency:
+            time.sleep(latency)
         body = json.loads(request.content)
         if body.get("stream"):
             wanted = (body.get("stream_options") or {}).get("include_usage")
@@ -230,13 +235,16 @@ def main() -> None:
     parser.add_argument("--stream-pairs", type=int, default=20,
                         help="bare/metered pairs of each length per round of the per-chunk split")
     parser.add_argument("--stream-rounds", type=int, default=5, help="rounds of the per-chunk split")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="milliseconds the fake server waits before each answer (0: none, a busy caller; "
+                             "not in the per-chunk split)")
     parser.add_argument("--only", choices=("plain", "streams"),
                         help="only the non-streamed cases (and --repeat), or only the stream cases")
     args = parser.parse_args()
     global clock
     clock = time.thread_time_ns if args.clock == "cpu" else time.perf_counter_ns
 
-    client = make_client(args.chunks)
+    client = make_client(args.chunks, args.latency / 1000)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     meter = Meter(MeterConfig(max_queue_size=1_000_000, store=args.store))
     meter.set_limit("acme-limited", 1_000_000, frequency="per_month")
@@ -260,7 +268,7 @@ def main() -> None:
     meter.patch_all()
     chunks = args.chunks + 1
     print(f"openai {openai.__version__}; {args.calls} calls per case; streams of {chunks} chunks; "
-          f"store {'in memory' if args.store else 'off'}; clock {args.clock}")
+          f"store {'in memory' if args.store else 'off'}; clock {args.clock}; latency {args.latency:g} ms")
     print(f"{'case':<46}{'bare µs':>9}{'metered':>9}{'added µs':>10}{'ratio':>7}{'bare p99':>10}{'p99':>9}")
 
     def row(name, bare, metered, per=1):
