@@ -3,7 +3,9 @@
 The caller's thread only queues what finished (`submit`: an append). One batching
 worker thread builds each event (`Call.to_event`, the one place events are made), prices it,
 replaces its limit reservation by its real cost, writes it to the embedded store, hands it to
-`on_event` and ships it to the server.
+`on_event` and ships it to the server. Each per-event loop pauses every 200 µs of work
+(`pacing.give_way`), so that an application thread whose answer came meanwhile is not kept
+from the interpreter lock for the rest of the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .business.runs import RunResolution
 from .events import LLMEvent
+from .pacing import give_way
 from .transport.worker import BatchWorker
 
 if TYPE_CHECKING:
@@ -87,6 +90,7 @@ class Pipeline:
         settled: list[Settled | None] = []
         resolutions: list[RunResolution] = []
         for item in items:
+            give_way()
             if type(item) is RunResolution:
                 resolutions.append(item)
             elif type(item) is LLMEvent:  # track_manually
@@ -119,17 +123,19 @@ class Pipeline:
         if resolutions and self._ledger is not None:
             self._resolve(resolutions)
         on_event = self.config.on_event
-        for event in events:
-            if self.config.debug:
-                logger.debug("tollmeter event: %s", event.to_dict())
-            if on_event is not None:
-                try:
-                    on_event(event)
-                except Exception as fault:
-                    self._faults(fault, "in on_event")
+        if on_event is not None or self.config.debug:
+            for event in events:
+                give_way()
+                if self.config.debug:
+                    logger.debug("tollmeter event: %s", event.to_dict())
+                if on_event is not None:
+                    try:
+                        on_event(event)
+                    except Exception as fault:
+                        self._faults(fault, "in on_event")
         if self._delivery is not None and (events or resolutions):
             try:
-                self._delivery.deliver([event.to_dict() for event in events], [r.to_dict() for r in resolutions])
+                self._delivery.deliver([_paced_dict(event) for event in events], [r.to_dict() for r in resolutions])
             except Exception as fault:
                 self._faults(fault, "delivering a batch")
 
@@ -196,3 +202,8 @@ class Pipeline:
         worker = self.worker
         return {"recorded": worker.submitted + worker.dropped, "queued": worker.queued, "dropped": worker.dropped,
                 "store_reopened": self.store_reopened}
+
+
+def _paced_dict(event: LLMEvent) -> dict[str, Any]:
+    give_way()
+    return event.to_dict()

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..faults import RejectedEvent
+from ..pacing import give_way
 from ..rules import MAX_COUNT, MAX_TOKENS, check_count, check_id, check_money
 from ..store.rows import event_row_of
 from .exceptions import LimitExceededException
@@ -394,7 +395,10 @@ class LimitKeeper:
         and nothing is lost once the store can be written again."""
         if getattr(self._store, "remote", False) or (self._store is None and self.config.url is not None):
             return
-        parts = [self._part(event, done) for event, done in zip(events, settled)]
+        parts = []
+        for event, done in zip(events, settled):
+            give_way()
+            parts.append(self._part(event, done))
         self._write_parts([*self._take_unwritten(), *parts])
         if self.config.alert_thresholds and self.config.on_threshold is not None:
             self._alerts({e.tenant_id for e in events if e.tenant_id is not None})

@@ -32,6 +32,7 @@ from sqlalchemy.sql import visitors
 from ..money import EXACT
 from ..limits.periods import FREQUENCIES, period_end, period_key, period_keys
 from ..limits.states import Grant, Limit, LimitState, RateLimit
+from ..pacing import give_way
 from ..paths import default_store
 from . import outcomes, partitions, revisions, schema
 from .usage import period_text, raw_measures, report as usage_report, week_of, week_sql
@@ -362,6 +363,7 @@ class Store:
         head = [self.project, received(now)]
         params = []
         for row in fresh:
+            give_way()
             try:
                 values = head + list(values_of(row))
             except KeyError:  # a row that leaves columns out
@@ -1051,6 +1053,7 @@ def _tally(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[Any, ...], lis
     none = schema.NONE_KEY
     with localcontext(EXACT):  # a sum of costs of 30 digits each needs more than 28
         for row in rows:
+            give_way()
             try:
                 (moment, cost, tenant, agent, run, model, provider, endpoint, inputs, outputs, cache_reads, priced,
                  error) = _TALLIED(row)

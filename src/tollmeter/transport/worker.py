@@ -26,6 +26,8 @@ import weakref
 from collections import deque
 from typing import Any, Callable
 
+from ..pacing import hurried
+
 logger = logging.getLogger("tollmeter")
 
 
@@ -117,11 +119,12 @@ class BatchWorker:
             self._has_work.notify()
             deadline = time.monotonic() + self._make_way_wait
             self.ways_made += 1
-            while self._handled == handled:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._progress.wait(remaining)
+            with hurried():
+                while self._handled == handled:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._progress.wait(remaining)
 
     def _wake(self, urgent: bool) -> None:
         fault = None
@@ -176,11 +179,12 @@ class BatchWorker:
                 return False
             self._flush_wanted = True
             self._has_work.notify()
-            while self._handled < target:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._progress.wait(remaining)
+            with hurried():
+                while self._handled < target:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(remaining)
         return True
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -191,14 +195,16 @@ class BatchWorker:
             thread = self._thread
         if thread is None:
             # The thread never started (or could not): what is queued is handled here.
-            self._drain_here()
+            with hurried():
+                self._drain_here()
             return not self._queue
         if thread is threading.current_thread():
             return not self._queue
-        thread.join(timeout)
-        if thread.is_alive():
-            return False
-        self._drain_here()  # anything a caller appended as the thread was stopping
+        with hurried():
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._drain_here()  # anything a caller appended as the thread was stopping
         return True
 
     def _drain_here(self) -> None:

@@ -1,0 +1,175 @@
+"""The background work pauses every slice of work (`pacing.give_way`), so that a thread whose
+wait is over gets the interpreter lock during the worker's batch instead of after it.
+
+CPython hands the lock from a holder that never lets it go to a waiting thread only after the
+switch interval. The tests set that interval to ten seconds, far longer than the work: a thread whose
+sleep ends during the work can then run during it only if the work gives way. (The worker's own
+batch is no control for this: the event ids' `os.urandom` lets the lock go for a moment per
+event, which hands it over now and then.)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import openai
+import pytest
+
+from tollmeter import Meter, MeterConfig
+from tollmeter import pacing, pipeline
+from tollmeter.limits import keeper
+from tollmeter.store import store
+
+from .bodies import openai_bodies as O
+
+CHAT_URL = "https://api.openai.com/v1/chat/completions"
+MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture
+def long_switch_interval():
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(10.0)
+    yield
+    sys.setswitchinterval(before)
+
+
+def wakes_during(work) -> int:
+    """How many times a thread sleeping a millisecond at a time ran on while `work` ran."""
+    running, stop = threading.Event(), threading.Event()
+    wakes = 0
+
+    def sleeper() -> None:
+        nonlocal wakes
+        while not stop.is_set():
+            time.sleep(0.001)
+            if running.is_set():
+                wakes += 1
+
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    time.sleep(0.01)
+    running.set()
+    work()
+    running.clear()
+    stop.set()
+    thread.join(10)
+    return wakes
+
+
+def pure_python_work(step) -> None:
+    """About 100 ms of interpreter work that lets the lock go nowhere but in `step`."""
+    for _ in range(2_000):
+        total = 0
+        for n in range(2_000):
+            total += n
+        step()
+
+
+def test_a_thread_whose_wait_is_over_runs_while_the_work_gives_way(long_switch_interval) -> None:
+    pacing._due = 0.0
+    assert wakes_during(lambda: pure_python_work(pacing.give_way)) >= 3
+
+
+def test_without_giving_way_the_thread_waits_for_the_end_of_the_work(long_switch_interval) -> None:
+    """The control: the same work, nothing in it lets the lock go."""
+    assert wakes_during(lambda: pure_python_work(lambda: None)) == 0
+
+
+def test_each_per_event_loop_of_a_batch_gives_way(http_mock, tmp_path, monkeypatch) -> None:
+    """Building and pricing (the pipeline), the rows and settlements (the keeper), binding and
+    tallying the rows (the store): each gives way once per event."""
+    http_mock.post(CHAT_URL).respond(200, json=O.CHAT_PLAIN)
+    calls = {"pipeline": 0, "keeper": 0, "store": 0}
+    for name, module in (("pipeline", pipeline), ("keeper", keeper), ("store", store)):
+        def counted(name=name) -> None:
+            calls[name] += 1
+            pacing.give_way()
+        monkeypatch.setattr(module, "give_way", counted)
+    meter = Meter(MeterConfig(store=str(tmp_path / "events.db"), flush_interval=3600))
+    client = openai.OpenAI(api_key="sk-test", max_retries=0)
+    meter.patch_all()
+    try:
+        with meter.for_tenant("acme"):
+            for _ in range(300):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert meter.flush(30)
+    finally:
+        meter.unpatch_all()
+        meter.shutdown()
+    assert calls == {"pipeline": 300, "keeper": 300, "store": 600}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(monkeypatch):
+    """`give_way` on a clock the test moves, its pauses counted instead of slept."""
+    clock = FakeClock()
+    pauses: list[float] = []
+    monkeypatch.setattr(pacing, "perf_counter", clock)
+    monkeypatch.setattr(pacing, "sleep", pauses.append)
+    monkeypatch.setattr(pacing, "_due", 0.0)
+    other = threading.Event()
+    thread = threading.Thread(target=other.wait)  # another thread that could take the turn
+    thread.start()
+    yield clock, pauses
+    other.set()
+    thread.join()
+
+
+def test_one_pause_per_slice_of_work(clocked) -> None:
+    clock, pauses = clocked
+    for _ in range(20):  # 20 steps of 50 µs: 1 ms of work
+        pacing.give_way()
+        clock.now += 0.00005
+    assert pauses == [pacing.PAUSE] * 5  # at 0, 200, 400, 600 and 800 µs
+
+
+def test_no_pause_while_somebody_waits_for_the_work(clocked) -> None:
+    clock, pauses = clocked
+    with pacing.hurried():
+        for _ in range(20):
+            pacing.give_way()
+            clock.now += 0.00005
+    assert pauses == []
+    pacing.give_way()
+    assert pauses == [pacing.PAUSE]
+
+
+def test_no_pause_when_no_other_thread_could_take_the_turn(clocked, monkeypatch) -> None:
+    clock, pauses = clocked
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    for _ in range(20):
+        pacing.give_way()
+        clock.now += 0.00005
+    assert pauses == []
+
+
+def test_flush_waits_without_pauses(http_mock, monkeypatch) -> None:
+    """A caller waiting for the worker (`flush`; `shutdown` and the busy caller's turn alike)
+    wants the batch done: the worker does not pause meanwhile."""
+    http_mock.post(CHAT_URL).respond(200, json=O.CHAT_PLAIN)
+    pauses: list[float] = []
+    monkeypatch.setattr(pacing, "sleep", pauses.append)
+    meter = Meter(MeterConfig(store=False, flush_interval=3600, max_batch_size=5_000))
+    client = openai.OpenAI(api_key="sk-test", max_retries=0)
+    meter.patch_all()
+    try:
+        with meter.for_tenant("acme"):
+            for _ in range(500):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert meter.flush(30)
+        assert pauses == []
+        assert meter.stats()["recorded"] == 500
+    finally:
+        meter.unpatch_all()
+        meter.shutdown()
