@@ -18,7 +18,10 @@ scope, classifying the result) and what tollmeter's work costs the SDK's own cod
 misses, which only `overhead.py` sees. Each timer puts a clock read (0.08 µs) and a call
 frame inside what it measures, and costs the call about 0.44 µs in all (warm, in a loop).
 
-    .venv/bin/python benchmarks/segments.py [--calls 500] [--rounds 10]
+    .venv/bin/python benchmarks/segments.py [--calls 500] [--rounds 10] [--latency MS]
+
+`--latency MS`: the fake server waits that long before each answer, so each step runs after
+the caller's thread has been off the processor (its code and data colder), as in an application.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500, help="calls per tenant per round")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--small", type=float, default=40.0, help="the monthly limit of the small tenant, USD")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="milliseconds the fake server waits before each answer (as overhead.py --latency)")
     args = parser.parse_args()
 
     times: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -72,7 +77,7 @@ def main() -> None:
     ChatCompletions.start = timing("start", start, times, tenant)  # type: ignore[method-assign]
     ChatCompletions.read_response = staticmethod(timing("read", read.__func__, times, tenant))  # type: ignore[assignment]
     try:
-        client = make_client(3)
+        client = make_client(3, args.latency / 1000)
         messages = [{"role": "user", "content": "What is the capital of France?"}]
         meter = Meter(MeterConfig(max_queue_size=1_000_000, store=":memory:"))
         meter.set_limit("acme-limited", 1_000_000, frequency="per_month")
@@ -97,7 +102,7 @@ def main() -> None:
             for tenant_id in order if index % 2 == 0 else order[::-1]:
                 calls(tenant_id, args.calls)
         print(f"openai {openai.__version__}; {args.rounds} rounds of {args.calls} calls per tenant; "
-              f"median µs of each step on the caller's thread")
+              f"latency {args.latency:g} ms; median µs of each step on the caller's thread")
         print(f"{'tenant':<14}" + "".join(f"{step:>10}" for step in STEPS) + f"{'sum':>8}{'finished mean':>16}")
         for tenant_id, label in tenants.items():
             medians = [statistics.median(times[(tenant_id, step)]) / 1000 for step in STEPS]

@@ -6,19 +6,20 @@ interpreter lock back before it runs on. CPython hands the lock over when its ho
 (I/O, a blocking call), or when the waiter has waited the switch interval
 (`sys.getswitchinterval()`, 5 ms by default) and asks for it. The worker's batch is pure Python
 for tens of milliseconds (building, pricing and storing 500 events), so an application thread
-whose answer came during one waited up to those 5 ms. Letting the lock go for no time at all
-(`sleep(0)` on a system without timer slack, `os.sched_yield`) does not hand it over: the
-releasing thread takes it back before the waiter has woken, and each such take restarts the
-waiter's 5 ms. A pause of 20 µs does: the waiter wakes and runs; the background thread carries
-on when the waiter lets the lock go.
+whose answer came during one waited up to those 5 ms. Letting the lock go without sleeping
+(`os.sched_yield()`) does not hand it over: the releasing thread takes it back before the
+waiter has woken, and each such take restarts the waiter's 5 ms (measured: a waiting thread
+kept out for seconds). A short sleep does: the waiter wakes and runs; the background thread
+carries on when the waiter lets the lock go.
 
-Measured (docs/benchmarks.md, "The worker's batches and a waiting caller"): while the worker
-handled batches of 500 calls, a thread waking from a sleep waited 1 ms or more for the lock
-10.5% of the times without pauses, 0.3% with them; its mean wait went from 460 to 124 µs. The
-pauses stretch the worker's batch by about a quarter of its time when nobody is waiting, and
-are left out while somebody waits for the worker itself (`hurried`: `flush`, `shutdown`, and
-a caller giving the worker its turn), and in a process with one thread (a command rebuilding
-its rollups).
+Measured (`benchmarks/worker_pauses.py`; docs/benchmarks.md, "The worker's batches and a
+waiting caller"): while the worker handled batches of 500 calls, a thread waking from a sleep
+waited 1 ms or more for the lock 10-13% of the times without pauses, 0.3-0.8% with them; its
+mean wait went from 580-710 to 130 µs. With nobody waiting, the pauses stretch the worker's
+batch by 35-50% (a 20 µs sleep lasts 70-80 µs with Linux's timer slack; the processor is
+free meanwhile). They are left out while somebody waits for the worker itself (`hurried`:
+`flush`, `shutdown`, and a caller giving the worker its turn), and in a process with one thread
+(a command rebuilding its rollups).
 
 One deadline for every thread that calls `give_way` (the worker, the server's threads): a
 thread may run up to one slice past its own turn when another paused for it.
