@@ -36,6 +36,23 @@ def long_switch_interval():
     sys.setswitchinterval(before)
 
 
+def flushed_calls(config: MeterConfig, count: int) -> Meter:
+    """`count` openai calls for one tenant through a meter with `config`, then a `flush` (in
+    time, or the test fails); the meter shut down."""
+    meter = Meter(config)
+    client = openai.OpenAI(api_key="sk-test", max_retries=0)
+    meter.patch_all()
+    try:
+        with meter.for_tenant("acme"):
+            for _ in range(count):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert meter.flush(30)
+    finally:
+        meter.unpatch_all()
+        meter.shutdown()
+    return meter
+
+
 def wakes_during(work) -> int:
     """How many times a thread sleeping a millisecond at a time ran on while `work` ran."""
     running, stop = threading.Event(), threading.Event()
@@ -88,17 +105,7 @@ def test_each_per_event_loop_of_a_batch_gives_way(http_mock, tmp_path, monkeypat
             calls[name] += 1
             pacing.give_way()
         monkeypatch.setattr(module, "give_way", counted)
-    meter = Meter(MeterConfig(store=str(tmp_path / "events.db"), flush_interval=3600))
-    client = openai.OpenAI(api_key="sk-test", max_retries=0)
-    meter.patch_all()
-    try:
-        with meter.for_tenant("acme"):
-            for _ in range(300):
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        assert meter.flush(30)
-    finally:
-        meter.unpatch_all()
-        meter.shutdown()
+    flushed_calls(MeterConfig(store=str(tmp_path / "events.db"), flush_interval=3600), 300)
     assert calls == {"pipeline": 300, "keeper": 300, "store": 600}
 
 
@@ -160,16 +167,6 @@ def test_flush_waits_without_pauses(http_mock, monkeypatch) -> None:
     http_mock.post(CHAT_URL).respond(200, json=O.CHAT_PLAIN)
     pauses: list[float] = []
     monkeypatch.setattr(pacing, "sleep", pauses.append)
-    meter = Meter(MeterConfig(store=False, flush_interval=3600, max_batch_size=5_000))
-    client = openai.OpenAI(api_key="sk-test", max_retries=0)
-    meter.patch_all()
-    try:
-        with meter.for_tenant("acme"):
-            for _ in range(500):
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        assert meter.flush(30)
-        assert pauses == []
-        assert meter.stats()["recorded"] == 500
-    finally:
-        meter.unpatch_all()
-        meter.shutdown()
+    meter = flushed_calls(MeterConfig(store=False, flush_interval=3600, max_batch_size=5_000), 500)
+    assert pauses == []
+    assert meter.stats()["recorded"] == 500
