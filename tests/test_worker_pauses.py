@@ -21,6 +21,7 @@ from tollmeter import Meter, MeterConfig
 from tollmeter import pacing, pipeline
 from tollmeter.limits import keeper
 from tollmeter.store import store
+from tollmeter.store.store import Store
 
 from .bodies import openai_bodies as O
 
@@ -170,3 +171,32 @@ def test_flush_waits_without_pauses(http_mock, monkeypatch) -> None:
     meter = flushed_calls(MeterConfig(store=False, flush_interval=3600, max_batch_size=5_000), 500)
     assert pauses == []
     assert meter.stats()["recorded"] == 500
+
+
+def test_no_pause_while_a_caller_waits_for_its_lease(http_mock, monkeypatch) -> None:
+    """A caller waiting for a lease waits for a store transaction the worker's pauses would
+    lengthen: the lease request (on its own thread) runs while the work is hurried."""
+    http_mock.post(CHAT_URL).respond(200, json=O.CHAT_PLAIN)
+    seen: list[int] = []
+    grant = Store.grant
+
+    def watched_grant(self, *args, **kwargs):
+        deadline = time.monotonic() + 2
+        while not pacing._hurried and time.monotonic() < deadline:  # the caller gets to its wait
+            time.sleep(0.001)
+        seen.append(pacing._hurried)
+        return grant(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "grant", watched_grant)
+    meter = Meter(MeterConfig(store=":memory:", limits_wait=30))
+    meter.set_limit("acme", 100, frequency="per_month")
+    client = openai.OpenAI(api_key="sk-test", max_retries=0)
+    meter.patch_all()
+    try:
+        with meter.for_tenant("acme"):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    finally:
+        meter.unpatch_all()
+        meter.shutdown()
+    assert seen and seen[0] >= 1
+    assert pacing._hurried == 0

@@ -17,9 +17,10 @@ waiting caller"): while the worker handled batches of 500 calls, a thread waking
 waited 1 ms or more for the lock 10-13% of the times without pauses, 0.3-0.8% with them; its
 mean wait went from 580-710 to 130 µs. With nobody waiting, the pauses stretch the worker's
 batch by 35-50% (a 20 µs sleep lasts 70-80 µs with Linux's timer slack; the processor is
-free meanwhile). They are left out while somebody waits for the worker itself (`hurried`:
-`flush`, `shutdown`, and a caller giving the worker its turn), and in a process with one thread
-(a command rebuilding its rollups).
+free meanwhile). They are left out while somebody waits for the background work (`hurried`:
+`flush`, `shutdown`, a caller giving the worker its turn, a caller waiting for its lease, whose
+answer may wait for the worker's store write), and in a process with one thread (a command
+rebuilding its rollups).
 
 One deadline for every thread that calls `give_way` (the worker, the server's threads): a
 thread may run up to one slice past its own turn when another paused for it.

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..pacing import hurried
 from .circuit import Asker, Circuit
 from . import picos
 from .estimate import PER_REQUEST_TOKENS, token_rules
@@ -826,7 +827,8 @@ class Guard:
         # a refusal): an answer since then means the source is answering.
         since = min(began, deadline - self.settings.wait)
         try:
-            future.result(timeout=max(0.0, deadline - began))
+            with hurried():  # the worker's pauses would lengthen a store write the answer waits for
+                future.result(timeout=max(0.0, deadline - began))
         except FutureTimeout:
             with self._lock:
                 if claim is not None:
