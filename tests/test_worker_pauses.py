@@ -10,6 +10,7 @@ event, which hands it over now and then.)
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -199,4 +200,32 @@ def test_no_pause_while_a_caller_waits_for_its_lease(http_mock, monkeypatch) -> 
         meter.unpatch_all()
         meter.shutdown()
     assert seen and seen[0] >= 1
+    assert pacing._hurried == 0
+
+
+def test_a_forked_child_does_not_inherit_the_parents_waits() -> None:
+    """A parent thread waiting on the work when the process forks (its `flush`, say) is not the
+    child's: the child's worker pauses, and its own waits count from zero."""
+    inside, release = threading.Event(), threading.Event()
+
+    def waiting() -> None:
+        with pacing.hurried():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    assert inside.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report by the exit status alone
+            ok = pacing._hurried == 0
+            with pacing.hurried():
+                ok = ok and pacing._hurried == 1
+            os._exit(0 if ok and pacing._hurried == 0 else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
     assert pacing._hurried == 0

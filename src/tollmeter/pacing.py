@@ -28,6 +28,7 @@ thread may run up to one slice past its own turn when another paused for it.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from time import perf_counter, sleep
@@ -65,3 +66,15 @@ def hurried() -> Iterator[None]:
     finally:
         with _hurried_lock:
             _hurried -= 1
+
+
+def _after_fork_in_child() -> None:
+    """The parent's waiting threads are not the child's (and a fork while one of them held the
+    counter's lock would leave it held for good)."""
+    global _hurried, _hurried_lock
+    _hurried = 0
+    _hurried_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
