@@ -67,61 +67,65 @@ def main() -> None:
     meter.set_limit("acme-limited", 1_000_000, frequency="per_month")
     meter.patch_all()
     slice_, batch = pacing.SLICE, args.batch
-    cases = {"floor": None, "no pauses": DAY, "pauses": slice_}
-    paced = [case for case, s in cases.items() if s is not None]
-    items = queued_calls(meter, args.tenant, batch * (1 + 2 * len(paced) * args.rounds))
-    handle = meter._pipeline.handle_batch
-    handle(items[:batch])  # warm: the store's first writes, the price table
-    batches = iter(range(batch, len(items), batch))
-    gc.collect()
-    gc.freeze()
+    try:
+        cases = {"floor": None, "no pauses": DAY, "pauses": slice_}
+        paced = [case for case, s in cases.items() if s is not None]
+        items = queued_calls(meter, args.tenant, batch * (1 + 2 * len(paced) * args.rounds))
+        handle = meter._pipeline.handle_batch
+        handle(items[:batch])  # warm: the store's first writes, the price table
+        batches = iter(range(batch, len(items), batch))
+        gc.collect()
+        gc.freeze()
 
-    def run(case: str) -> float:
-        """One batch of `case`: seconds per event."""
-        slice_len = cases[case]
-        start = time.perf_counter()
-        if slice_len is None:
-            time.sleep(batch * 50e-6)  # about a batch's time
-        else:
-            pacing.SLICE, pacing._due = slice_len, 0.0
-            at = next(batches)
-            handle(items[at:at + batch])
-        return (time.perf_counter() - start) / batch
+        def run(case: str) -> float:
+            """One batch of `case`: seconds per event."""
+            slice_len = cases[case]
+            start = time.perf_counter()
+            if slice_len is None:
+                time.sleep(batch * 50e-6)  # about a batch's time
+            else:
+                pacing.SLICE, pacing._due = slice_len, 0.0
+                at = next(batches)
+                handle(items[at:at + batch])
+            return (time.perf_counter() - start) / batch
 
-    waits: dict[str, list[float]] = {case: [] for case in cases}
-    current: list[str | None] = [None]
-    stop = threading.Event()
-    sleep_s = args.sleep / 1e6
+        waits: dict[str, list[float]] = {case: [] for case in cases}
+        current: list[str | None] = [None]
+        stop = threading.Event()
+        sleep_s = args.sleep / 1e6
 
-    def sleeper() -> None:
-        while not stop.is_set():
-            start = time.perf_counter_ns()
-            time.sleep(sleep_s)
-            beyond = (time.perf_counter_ns() - start) / 1000 - args.sleep
-            case = current[0]
-            if case is not None:
-                waits[case].append(beyond)
+        def sleeper() -> None:
+            while not stop.is_set():
+                start = time.perf_counter_ns()
+                time.sleep(sleep_s)
+                beyond = (time.perf_counter_ns() - start) / 1000 - args.sleep
+                case = current[0]
+                if case is not None:
+                    waits[case].append(beyond)
 
-    thread = threading.Thread(target=sleeper, daemon=True)
-    thread.start()
-    rng = random.Random(1)
-    for _ in range(args.rounds):
-        order = list(cases)
-        rng.shuffle(order)
-        for case in order:
-            current[0] = case
-            run(case)
-            current[0] = None
-            time.sleep(0.005)
-    stop.set()
-    thread.join()
-    gc.unfreeze()
+        thread = threading.Thread(target=sleeper, daemon=True)
+        thread.start()
+        rng = random.Random(1)
+        for _ in range(args.rounds):
+            order = list(cases)
+            rng.shuffle(order)
+            for case in order:
+                current[0] = case
+                run(case)
+                current[0] = None
+                time.sleep(0.005)
+        stop.set()
+        thread.join()
+        gc.unfreeze()
 
-    per_event: dict[str, list[float]] = {case: [] for case in paced}
-    for _ in range(args.rounds):
-        for case in rng.sample(paced, len(paced)):
-            per_event[case].append(run(case))
-    pacing.SLICE = slice_
+        per_event: dict[str, list[float]] = {case: [] for case in paced}
+        for _ in range(args.rounds):
+            for case in rng.sample(paced, len(paced)):
+                per_event[case].append(run(case))
+    finally:  # as it was: the slice, no pause owed from a case's slice of a day, the SDK unpatched
+        pacing.SLICE, pacing._due = slice_, 0.0
+        meter.unpatch_all()
+        meter.shutdown()
 
     print(f"{args.tenant}: {args.rounds} batches of {batch} calls per case; the waking thread sleeps "
           f"{args.sleep:g} µs; pauses of {pacing.PAUSE * 1e6:g} µs every {slice_ * 1e6:g} µs of work")
@@ -134,8 +138,6 @@ def main() -> None:
         cost = f"{statistics.median(per_event[case]) * 1e6:>27.1f}" if case in per_event else ""
         print(f"{case:<11}{len(waits[case]):>7}{at(0.5):>8.0f}{at(0.9):>8.0f}{at(0.99):>8.0f}"
               f"{statistics.mean(values):>8.0f}{over(1):>8.1%}{over(4):>8.1%}{cost}")
-    meter.unpatch_all()
-    meter.shutdown()
 
 
 if __name__ == "__main__":

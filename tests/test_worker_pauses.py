@@ -23,6 +23,7 @@ from tollmeter import pacing, pipeline
 from tollmeter.limits import keeper
 from tollmeter.store import store
 from tollmeter.store.store import Store
+from tollmeter.transport.worker import BatchWorker
 
 from .bodies import openai_bodies as O
 
@@ -229,3 +230,52 @@ def test_a_forked_child_does_not_inherit_the_parents_waits() -> None:
         thread.join(10)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pacing._hurried == 0
+
+
+def busy_batch(batch: list[int]) -> None:
+    """A batch handler of pure-Python work that gives way after each item, as the pipeline's."""
+    for _ in batch:
+        total = 0
+        for n in range(300):
+            total += n
+        pacing.give_way()
+
+
+def test_shutdown_waits_without_pauses(monkeypatch) -> None:
+    """`shutdown` hands what is queued to the worker and waits for it: no pauses meanwhile.
+    (The worker itself: a meter's `shutdown` flushes first.)"""
+    pauses: list[float] = []
+    monkeypatch.setattr(pacing, "sleep", pauses.append)
+    worker = BatchWorker(busy_batch, max_batch_size=5_000, flush_interval=3600, max_queue_size=10_000)
+    for item in range(2_000):
+        assert worker.submit(item)
+    assert worker.shutdown(30)
+    assert pauses == []
+    assert worker.queued == 0 and worker.submitted == 2_000
+
+
+def test_a_caller_giving_the_worker_its_turn_waits_hurried() -> None:
+    """A busy caller that gives the worker its turn (`_make_way`) waits for a batch: the work is
+    hurried all the while it waits."""
+    worker = BatchWorker(busy_batch, max_batch_size=50, flush_interval=60, max_queue_size=10_000, make_way_wait=10)
+    seen: list[int] = []
+    wait = worker._progress.wait
+
+    def watched_wait(timeout=None):
+        if threading.current_thread() is not worker._thread:
+            seen.append(pacing._hurried)
+        return wait(timeout)
+
+    worker._progress.wait = watched_wait
+    try:
+        for item in range(3_000):
+            total = 0
+            for n in range(300):
+                total += n
+            os.urandom(16)  # lets the interpreter lock go for a moment, as the SDK does
+            worker.submit(item)
+        assert worker.flush(30)
+    finally:
+        worker.shutdown(10)
+    assert worker.ways_made > 0
+    assert seen and min(seen) >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+import time
 from pathlib import Path
 
 from tollmeter import pacing
@@ -22,3 +23,4 @@ def test_the_pauses_script_prints_each_case_and_restores_the_pacing(monkeypatch,
     assert len(rows["floor"]) == 7 and len(rows["pauses"]) == 8  # the cost column for the batches only
     assert all(float(value.rstrip("%")) >= 0 for row in rows.values() for value in row)
     assert pacing.SLICE == before
+    assert pacing._due < time.perf_counter() + pacing.SLICE  # no case's slice of a day left behind
